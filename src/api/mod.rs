@@ -1,0 +1,76 @@
+//! The HTTP interface: actix-web routes for operations (`/healthz`, `/readyz`, `/metrics`) and
+//! the public CA endpoints (`/ca/…`); the portal API and the OCSP/CRL routes join them in
+//! later work.
+//!
+//! Owns: routing, request size limits, the one mapping from errors to
+//! `application/problem+json` ([`problem`]), per-route metrics, and the server's lifecycle
+//! (graceful shutdown on SIGTERM/SIGINT). Must never: touch the database or keys directly —
+//! it calls the store and the authorities through their APIs, on the blocking thread pool.
+
+mod metrics;
+pub mod problem;
+mod routes;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{middleware, web, App, HttpServer};
+
+pub use metrics::Metrics;
+
+use crate::ca::Hierarchy;
+use crate::clock::Clock;
+use crate::config::ValidConfig;
+use crate::store::Store;
+
+/// What every request handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// The database.
+    pub store: Store,
+    /// The CA hierarchy.
+    pub hierarchy: Arc<Hierarchy>,
+    /// The checked configuration.
+    pub config: Arc<ValidConfig>,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+    /// The time source.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// Register every route on an actix `App` (also used by in-process tests).
+pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg: &mut web::ServiceConfig| {
+        cfg.app_data(web::Data::new(state))
+            .app_data(web::PayloadConfig::new(routes::DEFAULT_BODY_LIMIT))
+            .configure(routes::configure);
+    }
+}
+
+/// Serve HTTP on the configured address until SIGTERM/SIGINT, then finish in-flight requests
+/// (up to `[server] shutdown_timeout_secs`) and return.
+pub async fn run(state: AppState) -> std::io::Result<()> {
+    let config = Arc::clone(&state.config);
+    let server_cfg = &config.get().server;
+    let metrics = Arc::clone(&state.metrics);
+    let mut server = HttpServer::new(move || {
+        let metrics = Arc::clone(&metrics);
+        App::new()
+            .wrap(middleware::from_fn(move |req, next| {
+                metrics::observe(Arc::clone(&metrics), req, next)
+            }))
+            .configure(configure(state.clone()))
+    })
+    .shutdown_timeout(u64::from(server_cfg.shutdown_timeout_secs))
+    .client_request_timeout(Duration::from_secs(10))
+    .bind(config.bind())?;
+    if server_cfg.workers > 0 {
+        server = server.workers(server_cfg.workers as usize);
+    }
+    for addr in server.addrs() {
+        tracing::info!(%addr, public_url = config.public_url(), "listening");
+    }
+    server.run().await?;
+    tracing::info!("server stopped");
+    Ok(())
+}

@@ -1,0 +1,135 @@
+//! Route table and the handlers of the operations and public CA endpoints.
+
+use actix_web::http::header;
+use actix_web::{web, HttpResponse};
+use serde::Serialize;
+
+use super::problem::ApiError;
+use super::AppState;
+
+/// Body size limit for routes that take no larger body.
+pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+
+/// Media type of DER certificates (RFC 2585).
+const PKIX_CERT: &str = "application/pkix-cert";
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(healthz))
+        .route("/readyz", web::get().to(readyz))
+        .route("/metrics", web::get().to(metrics))
+        .route("/ca/{file}", web::get().to(ca_certificate))
+        .default_service(web::to(not_found));
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "status": "alive" }))
+}
+
+#[derive(Serialize)]
+struct Readiness {
+    status: &'static str,
+    checks: Checks,
+}
+
+#[derive(Serialize)]
+struct Checks {
+    database: &'static str,
+    issuing_key: &'static str,
+    ocsp_key: &'static str,
+}
+
+fn check_label(ok: bool) -> &'static str {
+    if ok {
+        "ok"
+    } else {
+        "failed"
+    }
+}
+
+/// Ready when the database answers and the issuing and OCSP keys can sign.
+async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let state = state.into_inner();
+    let result = web::block(move || {
+        let database = state.store.ping();
+        let issuing = state.hierarchy.issuing().self_test();
+        let ocsp = state.hierarchy.ocsp_responder().self_test();
+        (database, issuing, ocsp)
+    })
+    .await;
+    let (database, issuing, ocsp) = match result {
+        Ok(checks) => checks,
+        Err(e) => {
+            tracing::error!(error = %e, "readiness check did not run");
+            return HttpResponse::ServiceUnavailable()
+                .json(serde_json::json!({ "status": "not_ready" }));
+        }
+    };
+    for (what, err) in [
+        ("database", database.as_ref().err().map(ToString::to_string)),
+        (
+            "issuing_key",
+            issuing.as_ref().err().map(ToString::to_string),
+        ),
+        ("ocsp_key", ocsp.as_ref().err().map(ToString::to_string)),
+    ] {
+        if let Some(err) = err {
+            tracing::warn!(check = what, error = %err, "not ready");
+        }
+    }
+    let ready = database.is_ok() && issuing.is_ok() && ocsp.is_ok();
+    let body = Readiness {
+        status: if ready { "ready" } else { "not_ready" },
+        checks: Checks {
+            database: check_label(database.is_ok()),
+            issuing_key: check_label(issuing.is_ok()),
+            ocsp_key: check_label(ocsp.is_ok()),
+        },
+    };
+    if ready {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable()
+            .insert_header((header::RETRY_AFTER, "5"))
+            .json(body)
+    }
+}
+
+async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let text = state
+        .metrics
+        .render()
+        .map_err(|e| ApiError::Internal(format!("rendering metrics: {e}")))?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(text))
+}
+
+/// `GET /ca/root.crt` and `GET /ca/{issuer_id}.crt`: DER certificates.
+async fn ca_certificate(
+    state: web::Data<AppState>,
+    file: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let hierarchy = &state.hierarchy;
+    let name = file.as_str();
+    let cert = match name.strip_suffix(".crt") {
+        Some("root") => hierarchy.root(),
+        Some(id) if id == hierarchy.issuing().id() => hierarchy.issuing().certificate(),
+        _ => {
+            return Err(ApiError::NotFound {
+                code: "ca_certificate_not_found",
+                detail: format!("no CA certificate named {name}"),
+            })
+        }
+    };
+    Ok(HttpResponse::Ok()
+        .content_type(PKIX_CERT)
+        .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+        .body(cert.der().to_vec()))
+}
+
+async fn not_found(req: actix_web::HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound {
+        code: "not_found",
+        detail: format!("no route for {} {}", req.method(), req.path()),
+    })
+}

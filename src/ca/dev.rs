@@ -1,0 +1,304 @@
+//! Generation of a development CA hierarchy: root, issuing CA, delegated OCSP responder and the
+//! Digital ID development key pair. Used by `tamga ca init --dev` and by `tamga serve` in dev
+//! mode when `[ca] dir` holds no hierarchy yet.
+//!
+//! Everything is written first into a staging directory inside `[ca] dir` and then renamed
+//! into place, so an interrupted run leaves either nothing or a complete hierarchy (and a
+//! stale staging directory that the next run removes).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use openssl::asn1::{Asn1Integer, Asn1Object, Asn1OctetString, Asn1Time, Asn1Type};
+use openssl::bn::BigNum;
+use openssl::ec::{EcGroup, EcKey};
+use openssl::nid::Nid;
+use openssl::pkey::{PKey, PKeyRef, Private};
+use openssl::rsa::Rsa;
+use openssl::x509::extension::{
+    AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectKeyIdentifier,
+};
+use openssl::x509::{X509Builder, X509Extension, X509Name, X509NameBuilder, X509Ref, X509};
+
+use super::files::{write_new, HierarchyFiles};
+use super::{CaError, KeyType};
+use crate::config::CaConfig;
+
+/// OID of id-pkix-ocsp-nocheck.
+const OID_OCSP_NOCHECK: &str = "1.3.6.1.5.5.7.48.1.5";
+
+const ROOT_KEY_TYPE: KeyType = KeyType::Rsa4096;
+const ROOT_VALIDITY_YEARS: i64 = 20;
+const ISSUING_VALIDITY_YEARS: i64 = 10;
+/// Certificates are backdated by this much so a relying party with a slow clock accepts them.
+const BACKDATE: Duration = Duration::from_secs(3600);
+
+/// What `init` did.
+#[derive(Debug)]
+pub struct InitOutcome {
+    /// The files of the new hierarchy.
+    pub files: HierarchyFiles,
+    /// Whether an existing hierarchy was replaced.
+    pub replaced: bool,
+}
+
+/// Generate a development hierarchy in `ca.dir`.
+///
+/// Refuses (with [`CaError::AlreadyExists`]) when any hierarchy file is already there, unless
+/// `force` is set, in which case the old files are replaced.
+pub fn init(ca: &CaConfig, force: bool, now: DateTime<Utc>) -> Result<InitOutcome, CaError> {
+    let files = HierarchyFiles::new(&ca.dir, &ca.issuer_id);
+    std::fs::create_dir_all(&ca.dir).map_err(|source| CaError::Write {
+        path: ca.dir.clone(),
+        source,
+    })?;
+    let replaced = files.all().iter().any(|p| p.exists());
+    if replaced && !force {
+        return Err(CaError::AlreadyExists(ca.dir.clone()));
+    }
+    remove_stale_staging(&ca.dir);
+
+    let staging = ca
+        .dir
+        .join(format!(".init-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir(&staging).map_err(|source| CaError::Write {
+        path: staging.clone(),
+        source,
+    })?;
+    let staged = HierarchyFiles::new(&staging, &ca.issuer_id);
+    let result = generate_into(&staged, ca, now).and_then(|()| {
+        for (from, to) in staged.all().into_iter().zip(files.all()) {
+            std::fs::rename(from, to).map_err(|source| CaError::Write {
+                path: to.to_path_buf(),
+                source,
+            })?;
+        }
+        Ok(())
+    });
+    // Best effort: the directory is empty after a successful rename.
+    let _ = std::fs::remove_dir_all(&staging);
+    result?;
+    Ok(InitOutcome { files, replaced })
+}
+
+fn remove_stale_staging(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(".init-") {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+fn generate_into(files: &HierarchyFiles, ca: &CaConfig, now: DateTime<Utc>) -> Result<(), CaError> {
+    let not_before = now - BACKDATE;
+
+    let root_key = generate_key(ROOT_KEY_TYPE)?;
+    let root_name =
+        utf8_name("ҚАЗАҚСТАН РЕСПУБЛИКАСЫНЫҢ ТҮБІРЛІК КУӘЛАНДЫРУШЫ ОРТАЛЫҒЫ (RSA) DEV")?;
+    let root_cert = build_root(&root_name, &root_key, not_before)?;
+
+    let issuing_key = generate_key(ca.issuing_key_type)?;
+    let algorithm = if ca.issuing_key_type.is_rsa() {
+        "RSA"
+    } else {
+        "ECDSA"
+    };
+    let issuing_name = utf8_name(&format!("ҰЛТТЫҚ КУӘЛАНДЫРУШЫ ОРТАЛЫҚ ({algorithm}) DEV"))?;
+    let issuing_cert = build_issuing(
+        &issuing_name,
+        &issuing_key,
+        &root_cert,
+        &root_key,
+        not_before,
+    )?;
+
+    let ocsp_key = generate_key(ca.ocsp_key_type)?;
+    let ocsp_cert = issue_ocsp_responder(
+        &ocsp_key,
+        &issuing_cert,
+        &issuing_key,
+        ca.issuing_key_type,
+        not_before,
+        chrono::Duration::days(i64::from(ca.ocsp_validity_days)),
+    )?;
+
+    let digital_id_key = generate_key(KeyType::EcP256)?;
+
+    write_key(&files.root_key, &root_key)?;
+    write_cert(&files.root_cert, &root_cert)?;
+    write_key(&files.issuing_key, &issuing_key)?;
+    write_cert(&files.issuing_cert, &issuing_cert)?;
+    write_key(&files.ocsp_key, &ocsp_key)?;
+    write_cert(&files.ocsp_cert, &ocsp_cert)?;
+    write_key(&files.digital_id_key, &digital_id_key)?;
+    write_new(
+        &files.digital_id_pub,
+        &digital_id_key.public_key_to_pem()?,
+        0o644,
+    )?;
+    Ok(())
+}
+
+/// Generate a fresh key pair of `key_type`.
+pub fn generate_key(key_type: KeyType) -> Result<PKey<Private>, CaError> {
+    let rsa =
+        |bits| -> Result<PKey<Private>, CaError> { Ok(PKey::from_rsa(Rsa::generate(bits)?)?) };
+    let ec = |nid| -> Result<PKey<Private>, CaError> {
+        let group = EcGroup::from_curve_name(nid)?;
+        Ok(PKey::from_ec_key(EcKey::generate(&group)?)?)
+    };
+    match key_type {
+        KeyType::Rsa2048 => rsa(2048),
+        KeyType::Rsa3072 => rsa(3072),
+        KeyType::Rsa4096 => rsa(4096),
+        KeyType::EcP256 => ec(Nid::X9_62_PRIME256V1),
+        KeyType::EcP384 => ec(Nid::SECP384R1),
+    }
+}
+
+fn write_key(path: &PathBuf, key: &PKey<Private>) -> Result<(), CaError> {
+    write_new(path, &key.private_key_to_pem_pkcs8()?, 0o600)
+}
+
+fn write_cert(path: &PathBuf, cert: &X509) -> Result<(), CaError> {
+    write_new(path, &cert.to_pem()?, 0o644)
+}
+
+/// `C=KZ, CN=<common_name>` with the country as PrintableString and the name as UTF8String.
+fn utf8_name(common_name: &str) -> Result<X509Name, CaError> {
+    let mut b = X509NameBuilder::new()?;
+    b.append_entry_by_nid_with_type(Nid::COUNTRYNAME, "KZ", Asn1Type::PRINTABLESTRING)?;
+    b.append_entry_by_nid_with_type(Nid::COMMONNAME, common_name, Asn1Type::UTF8STRING)?;
+    Ok(b.build())
+}
+
+/// A random positive serial of 16 octets (126 random bits; the top bits are fixed so the
+/// encoding is always 16 octets and positive).
+pub fn random_serial() -> Result<Asn1Integer, CaError> {
+    let mut bytes = [0u8; 16];
+    openssl::rand::rand_bytes(&mut bytes)?;
+    bytes[0] = (bytes[0] & 0x3f) | 0x40;
+    Ok(BigNum::from_slice(&bytes)?.to_asn1_integer()?)
+}
+
+fn asn1_time(t: DateTime<Utc>) -> Result<Asn1Time, CaError> {
+    // OpenSSL picks UTCTime for years before 2050 and GeneralizedTime after, as RFC 5280 asks.
+    Ok(Asn1Time::from_unix(t.timestamp())?)
+}
+
+fn add_years(t: DateTime<Utc>, years: i64) -> DateTime<Utc> {
+    t + chrono::Duration::days(365 * years + years / 4)
+}
+
+fn base_builder(
+    subject: &X509Name,
+    issuer: &openssl::x509::X509NameRef,
+    key: &PKeyRef<Private>,
+    not_before: DateTime<Utc>,
+    not_after: DateTime<Utc>,
+) -> Result<X509Builder, CaError> {
+    let mut b = X509Builder::new()?;
+    b.set_version(2)?;
+    let serial = random_serial()?;
+    b.set_serial_number(&serial)?;
+    b.set_subject_name(subject)?;
+    b.set_issuer_name(issuer)?;
+    b.set_pubkey(key)?;
+    let (start, end) = (asn1_time(not_before)?, asn1_time(not_after)?);
+    b.set_not_before(&start)?;
+    b.set_not_after(&end)?;
+    Ok(b)
+}
+
+fn build_root(
+    name: &X509Name,
+    key: &PKey<Private>,
+    not_before: DateTime<Utc>,
+) -> Result<X509, CaError> {
+    let not_after = add_years(not_before, ROOT_VALIDITY_YEARS);
+    let mut b = base_builder(name, name, key, not_before, not_after)?;
+    b.append_extension(BasicConstraints::new().critical().ca().build()?)?;
+    b.append_extension(
+        KeyUsage::new()
+            .critical()
+            .key_cert_sign()
+            .crl_sign()
+            .build()?,
+    )?;
+    let ski = SubjectKeyIdentifier::new().build(&b.x509v3_context(None, None))?;
+    b.append_extension(ski)?;
+    b.sign(key, ROOT_KEY_TYPE.digest())?;
+    Ok(b.build())
+}
+
+fn build_issuing(
+    name: &X509Name,
+    key: &PKey<Private>,
+    root: &X509,
+    root_key: &PKey<Private>,
+    not_before: DateTime<Utc>,
+) -> Result<X509, CaError> {
+    let not_after = add_years(not_before, ISSUING_VALIDITY_YEARS);
+    let mut b = base_builder(name, root.subject_name(), key, not_before, not_after)?;
+    b.append_extension(BasicConstraints::new().critical().ca().pathlen(0).build()?)?;
+    b.append_extension(
+        KeyUsage::new()
+            .critical()
+            .key_cert_sign()
+            .crl_sign()
+            .build()?,
+    )?;
+    let ski = SubjectKeyIdentifier::new().build(&b.x509v3_context(Some(root), None))?;
+    b.append_extension(ski)?;
+    let aki = AuthorityKeyIdentifier::new()
+        .keyid(true)
+        .build(&b.x509v3_context(Some(root), None))?;
+    b.append_extension(aki)?;
+    b.sign(root_key, ROOT_KEY_TYPE.digest())?;
+    Ok(b.build())
+}
+
+/// Issue a delegated OCSP responder certificate for `key`, signed by the issuing CA:
+/// keyUsage digitalSignature, id-kp-OCSPSigning, id-pkix-ocsp-nocheck, valid for `validity`.
+pub fn issue_ocsp_responder(
+    key: &PKey<Private>,
+    issuing_cert: &X509Ref,
+    issuing_key: &PKey<Private>,
+    issuing_key_type: KeyType,
+    not_before: DateTime<Utc>,
+    validity: chrono::Duration,
+) -> Result<X509, CaError> {
+    let issuer_cn = issuing_cert
+        .subject_name()
+        .entries_by_nid(Nid::COMMONNAME)
+        .next()
+        .and_then(|e| e.data().to_string().ok())
+        .unwrap_or_default();
+    let name = utf8_name(&format!("OCSP {issuer_cn}"))?;
+    let mut b = base_builder(
+        &name,
+        issuing_cert.subject_name(),
+        key,
+        not_before,
+        not_before + validity,
+    )?;
+    b.append_extension(BasicConstraints::new().critical().build()?)?;
+    b.append_extension(KeyUsage::new().critical().digital_signature().build()?)?;
+    b.append_extension(ExtendedKeyUsage::new().other("OCSPSigning").build()?)?;
+    let nocheck_oid = Asn1Object::from_str(OID_OCSP_NOCHECK)?;
+    // The extension's value is an ASN.1 NULL.
+    let null = Asn1OctetString::new_from_bytes(&[0x05, 0x00])?;
+    b.append_extension(X509Extension::new_from_der(&nocheck_oid, false, &null)?)?;
+    let ski = SubjectKeyIdentifier::new().build(&b.x509v3_context(Some(issuing_cert), None))?;
+    b.append_extension(ski)?;
+    let aki = AuthorityKeyIdentifier::new()
+        .keyid(true)
+        .build(&b.x509v3_context(Some(issuing_cert), None))?;
+    b.append_extension(aki)?;
+    b.sign(issuing_key, issuing_key_type.digest())?;
+    Ok(b.build())
+}

@@ -1,0 +1,409 @@
+//! The certification authority: the CA hierarchy this instance operates, its keys, and (in
+//! later work) the signing of certificates the RA approved.
+//!
+//! Owns: loading and checking the root certificate, the issuing CA certificate and key, the
+//! delegated OCSP responder certificate and key, and the development Digital ID key pair;
+//! generating a development hierarchy ([`dev`]). Must never: sign anything that did not come
+//! through the RA's approved-request type, write a private key with permissions wider than
+//! 0600, or overwrite an existing hierarchy unless explicitly told to.
+
+pub mod dev;
+mod files;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use openssl::hash::MessageDigest;
+use openssl::nid::Nid;
+use openssl::pkey::{PKey, Private, Public};
+use openssl::sign::{Signer, Verifier};
+use openssl::x509::X509;
+use serde::{Deserialize, Serialize};
+
+pub use files::HierarchyFiles;
+
+use crate::config::{CaConfig, Mode};
+
+/// OID of id-kp-OCSPSigning.
+const OID_KP_OCSP_SIGNING: &str = "1.3.6.1.5.5.7.3.9";
+
+/// Key algorithms the CA can generate for its own keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KeyType {
+    /// RSA, 2048-bit modulus, exponent 65537.
+    #[serde(rename = "rsa2048")]
+    Rsa2048,
+    /// RSA, 3072-bit modulus.
+    #[serde(rename = "rsa3072")]
+    Rsa3072,
+    /// RSA, 4096-bit modulus.
+    #[serde(rename = "rsa4096")]
+    Rsa4096,
+    /// ECDSA on NIST P-256.
+    #[serde(rename = "ec-p256")]
+    EcP256,
+    /// ECDSA on NIST P-384.
+    #[serde(rename = "ec-p384")]
+    EcP384,
+}
+
+impl KeyType {
+    /// Whether this is an RSA key type.
+    pub fn is_rsa(self) -> bool {
+        matches!(self, KeyType::Rsa2048 | KeyType::Rsa3072 | KeyType::Rsa4096)
+    }
+
+    /// The digest a key of this type signs with.
+    pub fn digest(self) -> MessageDigest {
+        match self {
+            KeyType::EcP384 => MessageDigest::sha384(),
+            _ => MessageDigest::sha256(),
+        }
+    }
+
+    /// Identify the type of an existing key, if it is one we support.
+    pub fn of<T: openssl::pkey::HasPublic>(key: &PKey<T>) -> Option<KeyType> {
+        if let Ok(rsa) = key.rsa() {
+            return match rsa.n().num_bits() {
+                2048 => Some(KeyType::Rsa2048),
+                3072 => Some(KeyType::Rsa3072),
+                4096 => Some(KeyType::Rsa4096),
+                _ => None,
+            };
+        }
+        let ec = key.ec_key().ok()?;
+        match ec.group().curve_name()? {
+            Nid::X9_62_PRIME256V1 => Some(KeyType::EcP256),
+            Nid::SECP384R1 => Some(KeyType::EcP384),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for KeyType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            KeyType::Rsa2048 => "rsa2048",
+            KeyType::Rsa3072 => "rsa3072",
+            KeyType::Rsa4096 => "rsa4096",
+            KeyType::EcP256 => "ec-p256",
+            KeyType::EcP384 => "ec-p384",
+        })
+    }
+}
+
+/// What went wrong with the CA hierarchy.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CaError {
+    /// A hierarchy file is missing or unreadable.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A file could not be written.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A file holds something that is not the expected key or certificate.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The hierarchy exists and `--force` was not given.
+    #[error(
+        "a CA hierarchy already exists in {0}; pass --force to replace it (its keys are lost)"
+    )]
+    AlreadyExists(PathBuf),
+    /// Some hierarchy files exist and others do not.
+    #[error("incomplete CA hierarchy in {dir}: missing {missing}")]
+    Incomplete {
+        /// The directory.
+        dir: PathBuf,
+        /// Comma-separated missing file names.
+        missing: String,
+    },
+    /// An OpenSSL operation failed.
+    #[error("cryptographic operation failed: {0}")]
+    Crypto(#[from] openssl::error::ErrorStack),
+    /// An ASN.1 encoding failed.
+    #[error("DER encoding failed: {0}")]
+    Der(#[from] der::Error),
+}
+
+/// A CA certificate, parsed and in its DER encoding.
+#[derive(Clone)]
+pub struct CaCertificate {
+    cert: X509,
+    der: Vec<u8>,
+}
+
+impl CaCertificate {
+    fn new(cert: X509) -> Result<CaCertificate, CaError> {
+        let der = cert.to_der()?;
+        Ok(CaCertificate { cert, der })
+    }
+    /// The parsed certificate.
+    pub fn x509(&self) -> &X509 {
+        &self.cert
+    }
+    /// The DER encoding, as served at `/ca/…`.
+    pub fn der(&self) -> &[u8] {
+        &self.der
+    }
+}
+
+impl fmt::Debug for CaCertificate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CaCertificate")
+            .field("subject", &self.cert.subject_name())
+            .finish()
+    }
+}
+
+/// A private key the CA signs with, together with its certificate. The key is never printed.
+pub struct IssuerKey {
+    id: String,
+    cert: CaCertificate,
+    key: PKey<Private>,
+    key_type: KeyType,
+    key_path: PathBuf,
+}
+
+impl fmt::Debug for IssuerKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IssuerKey")
+            .field("id", &self.id)
+            .field("key_type", &self.key_type)
+            .field("key_path", &self.key_path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl IssuerKey {
+    /// Short id used in URLs.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+    /// The certificate of this key.
+    pub fn certificate(&self) -> &CaCertificate {
+        &self.cert
+    }
+    /// The algorithm of this key.
+    pub fn key_type(&self) -> KeyType {
+        self.key_type
+    }
+    /// Where the key lives.
+    pub fn key_location(&self) -> String {
+        format!("file {}", self.key_path.display())
+    }
+
+    /// Sign `data` with this key, with the digest its type calls for.
+    pub fn sign(&self, data: &[u8]) -> Result<Vec<u8>, CaError> {
+        let mut signer = Signer::new(self.key_type.digest(), &self.key)?;
+        signer.update(data)?;
+        Ok(signer.sign_to_vec()?)
+    }
+
+    /// Prove the key works: sign a fresh random challenge and verify the signature against
+    /// the public key in the certificate. Used by `/readyz`.
+    pub fn self_test(&self) -> Result<(), CaError> {
+        let mut challenge = [0u8; 32];
+        openssl::rand::rand_bytes(&mut challenge)?;
+        let signature = self.sign(&challenge)?;
+        let public = self.cert.cert.public_key()?;
+        let mut verifier = Verifier::new(self.key_type.digest(), &public)?;
+        verifier.update(&challenge)?;
+        if verifier.verify(&signature)? {
+            Ok(())
+        } else {
+            Err(CaError::Invalid {
+                path: self.key_path.clone(),
+                message: "the key's signature does not verify with its certificate".to_owned(),
+            })
+        }
+    }
+}
+
+/// The loaded CA hierarchy of this instance.
+#[derive(Debug)]
+pub struct Hierarchy {
+    root: CaCertificate,
+    issuing: IssuerKey,
+    ocsp: IssuerKey,
+    digital_id_dev: Option<PKey<Public>>,
+}
+
+impl Hierarchy {
+    /// Load and cross-check every file of the hierarchy in `ca.dir`.
+    ///
+    /// Checks that the issuing certificate is signed by the root, the OCSP responder
+    /// certificate by the issuing CA and carries id-kp-OCSPSigning, and that each private key
+    /// matches its certificate. In dev mode the development Digital ID key is loaded too.
+    pub fn load(ca: &CaConfig, mode: Mode) -> Result<Hierarchy, CaError> {
+        let files = HierarchyFiles::new(&ca.dir, &ca.issuer_id);
+        let root = CaCertificate::new(files::read_cert(&files.root_cert)?)?;
+        let issuing = load_key_pair(&ca.issuer_id, &files.issuing_cert, &files.issuing_key)?;
+        let ocsp = load_key_pair(
+            &format!("ocsp_{}", ca.issuer_id),
+            &files.ocsp_cert,
+            &files.ocsp_key,
+        )?;
+        signed_by(&issuing.cert, &root, &files.issuing_cert)?;
+        signed_by(&ocsp.cert, &issuing.cert, &files.ocsp_cert)?;
+        if !has_ocsp_signing_eku(ocsp.cert.x509()) {
+            return Err(CaError::Invalid {
+                path: files.ocsp_cert.clone(),
+                message: "the OCSP responder certificate lacks id-kp-OCSPSigning".to_owned(),
+            });
+        }
+        let digital_id_dev = match mode {
+            Mode::Dev => Some(files::read_public_key(&files.digital_id_pub)?),
+            Mode::Production => None,
+        };
+        Ok(Hierarchy {
+            root,
+            issuing,
+            ocsp,
+            digital_id_dev,
+        })
+    }
+
+    /// The root CA certificate.
+    pub fn root(&self) -> &CaCertificate {
+        &self.root
+    }
+    /// The issuing CA.
+    pub fn issuing(&self) -> &IssuerKey {
+        &self.issuing
+    }
+    /// The delegated OCSP responder.
+    pub fn ocsp_responder(&self) -> &IssuerKey {
+        &self.ocsp
+    }
+    /// The development Digital ID public key (dev mode only).
+    pub fn digital_id_dev_key(&self) -> Option<&PKey<Public>> {
+        self.digital_id_dev.as_ref()
+    }
+}
+
+fn load_key_pair(id: &str, cert_path: &Path, key_path: &Path) -> Result<IssuerKey, CaError> {
+    let cert = CaCertificate::new(files::read_cert(cert_path)?)?;
+    let key = files::read_private_key(key_path)?;
+    let public = cert.cert.public_key()?;
+    if !public.public_eq(&key) {
+        return Err(CaError::Invalid {
+            path: key_path.to_path_buf(),
+            message: format!(
+                "this key does not belong to the certificate {}",
+                cert_path.display()
+            ),
+        });
+    }
+    let key_type = KeyType::of(&key).ok_or_else(|| CaError::Invalid {
+        path: key_path.to_path_buf(),
+        message: "unsupported key type (RSA 2048/3072/4096 or EC P-256/P-384 expected)".to_owned(),
+    })?;
+    Ok(IssuerKey {
+        id: id.to_owned(),
+        cert,
+        key,
+        key_type,
+        key_path: key_path.to_path_buf(),
+    })
+}
+
+fn signed_by(child: &CaCertificate, parent: &CaCertificate, path: &Path) -> Result<(), CaError> {
+    let parent_key = parent.cert.public_key()?;
+    if child.cert.verify(&parent_key)? {
+        Ok(())
+    } else {
+        Err(CaError::Invalid {
+            path: path.to_path_buf(),
+            message: format!(
+                "not signed by its issuer {}",
+                display_name(parent.cert.subject_name())
+            ),
+        })
+    }
+}
+
+fn has_ocsp_signing_eku(cert: &X509) -> bool {
+    // The openssl crate has no typed EKU reader: look for the OID's DER in the extension
+    // list through the x509-cert parser instead.
+    use der::Decode;
+    use x509_cert::ext::pkix::ExtendedKeyUsage;
+    let Ok(der) = cert.to_der() else {
+        return false;
+    };
+    let Ok(parsed) = x509_cert::Certificate::from_der(&der) else {
+        return false;
+    };
+    let Ok(ocsp_oid) = const_oid::ObjectIdentifier::new(OID_KP_OCSP_SIGNING) else {
+        return false;
+    };
+    parsed
+        .tbs_certificate
+        .extensions
+        .iter()
+        .flatten()
+        .filter(|ext| ext.extn_id == const_oid::db::rfc5280::ID_CE_EXT_KEY_USAGE)
+        .filter_map(|ext| ExtendedKeyUsage::from_der(ext.extn_value.as_bytes()).ok())
+        .any(|eku| eku.0.contains(&ocsp_oid))
+}
+
+/// Which hierarchy files are present, as `tamga config check` and start-up see them.
+///
+/// Dev mode: all present (checked by loading them) or none (generated at start).
+/// Production: the root certificate, the issuing and OCSP certificates and keys must exist.
+pub fn check_hierarchy_files(ca: &CaConfig, mode: Mode) -> Result<(), String> {
+    let files = HierarchyFiles::new(&ca.dir, &ca.issuer_id);
+    let required = files.required(mode);
+    let missing: Vec<&Path> = required.iter().copied().filter(|p| !p.exists()).collect();
+    if mode == Mode::Dev && missing.len() == required.len() {
+        return Ok(()); // generated on first start
+    }
+    if let Some(first) = missing.first() {
+        let names: Vec<String> = missing.iter().map(|p| p.display().to_string()).collect();
+        let what = if files.is_key(first) {
+            "missing key file"
+        } else {
+            "missing file"
+        };
+        let hint = match mode {
+            Mode::Dev => {
+                " (run `tamga ca init --dev --force` to regenerate the development hierarchy)"
+            }
+            Mode::Production => "",
+        };
+        return Err(format!("{what} {}{hint}", names.join(", ")));
+    }
+    Hierarchy::load(ca, mode)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// An X.509 name as `CN=…, C=…` in UTF-8, in the order the certificate lists it.
+pub fn display_name(name: &openssl::x509::X509NameRef) -> String {
+    name.entries()
+        .map(|entry| {
+            let field = entry.object().nid().short_name().unwrap_or("?");
+            let value = entry
+                .data()
+                .to_string()
+                .unwrap_or_else(|_| "<unprintable>".to_owned());
+            format!("{field}={value}")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}

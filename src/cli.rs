@@ -1,0 +1,399 @@
+//! The `tamga` command line: argument parsing (clap) and the commands, with one place that
+//! turns errors into exit codes.
+//!
+//! Owns: what each subcommand prints and which exit code it returns. Must never: reach into
+//! the database or keys other than through the store and the CA module's APIs.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::api::{self, AppState, Metrics};
+use crate::ca::{self, Hierarchy, HierarchyFiles};
+use crate::clock::{Clock, SystemClock};
+use crate::config::{self, LogFormat, Mode, ValidConfig};
+use crate::store::{AuditEntry, Store};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  internal error (I/O, database, cryptography)
+  2  usage error (bad arguments)
+  3  invalid configuration
+  4  not found
+  5  refused (the operation is not allowed in this state)";
+
+/// Tamga: certification and registration authority server.
+#[derive(Debug, Parser)]
+#[command(name = "tamga", version, about, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// Configuration file [default: config/tamga.toml, or the embedded defaults if absent]
+    #[arg(long, global = true, env = config::CONFIG_PATH_ENV, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server (in dev mode, generates the CA hierarchy on first start).
+    Serve,
+    /// Configuration commands.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// CA hierarchy commands.
+    Ca {
+        #[command(subcommand)]
+        command: CaCommand,
+    },
+}
+
+/// `tamga config …`
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate the configuration; exits 3 with a message naming the problem if it is bad.
+    Check,
+}
+
+/// `tamga ca …`
+#[derive(Debug, Subcommand)]
+pub enum CaCommand {
+    /// Generate a CA hierarchy in `[ca] dir`.
+    Init(CaInit),
+    /// Show the hierarchy: names, validity, key types and where each key lives.
+    Show {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `tamga ca init`
+#[derive(Debug, Args)]
+pub struct CaInit {
+    /// Generate a development hierarchy (root, issuing CA, OCSP responder, Digital ID key).
+    #[arg(long)]
+    pub dev: bool,
+    /// Replace an existing hierarchy (its keys are lost).
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// A command's failure, carrying its exit code.
+#[derive(Debug)]
+pub enum Failure {
+    /// Exit 1.
+    Internal(anyhow::Error),
+    /// Exit 3.
+    Config(config::ConfigError),
+    /// Exit 5.
+    Refused(String),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure::Internal(e)
+    }
+}
+
+impl Failure {
+    fn exit_code(&self) -> u8 {
+        match self {
+            Failure::Internal(_) => 1,
+            Failure::Config(_) => 3,
+            Failure::Refused(_) => 5,
+        }
+    }
+}
+
+/// Parse arguments, run the command, and map the outcome to an exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            match &failure {
+                Failure::Internal(e) => eprintln!("tamga: error: {e:#}"),
+                Failure::Config(e) => eprintln!("tamga: invalid configuration: {e}"),
+                Failure::Refused(m) => eprintln!("tamga: refused: {m}"),
+            }
+            ExitCode::from(failure.exit_code())
+        }
+    }
+}
+
+fn load_config(cli: &Cli) -> Result<ValidConfig, Failure> {
+    let (path, explicit) = match &cli.config {
+        Some(p) => (p.clone(), true),
+        None => (PathBuf::from(config::DEFAULT_CONFIG_PATH), false),
+    };
+    config::load(&path, explicit, std::env::vars()).map_err(Failure::Config)
+}
+
+fn run(cli: Cli) -> Result<(), Failure> {
+    let config = load_config(&cli)?;
+    init_logging(&config);
+    match cli.command {
+        Command::Serve => serve(config),
+        Command::Config {
+            command: ConfigCommand::Check,
+        } => config_check(&config),
+        Command::Ca {
+            command: CaCommand::Init(args),
+        } => ca_init(&config, &args),
+        Command::Ca {
+            command: CaCommand::Show { json },
+        } => ca_show(&config, json),
+    }
+}
+
+fn init_logging(config: &ValidConfig) {
+    let log = &config.get().log;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&log.level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    // A second initialisation (only possible in tests) is harmless: keep the first.
+    let _ = match log.format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+fn serve(config: ValidConfig) -> Result<(), Failure> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let cfg = config.get();
+    let generated = ensure_dev_hierarchy(&config, clock.as_ref())?;
+    let hierarchy = Hierarchy::load(&cfg.ca, cfg.mode)
+        .map_err(|e| Failure::Internal(anyhow::anyhow!("loading the CA hierarchy: {e}")))?;
+    let store = Store::open(config.database(), &cfg.database).map_err(|e| {
+        Failure::Internal(anyhow::anyhow!(
+            "opening {}: {e}",
+            config.database().redacted()
+        ))
+    })?;
+    tracing::info!(
+        mode = %cfg.mode,
+        database = %config.database().redacted(),
+        backend = %store.backend(),
+        issuer = hierarchy.issuing().id(),
+        "starting"
+    );
+    if generated {
+        record_hierarchy_generated(&store, &hierarchy, clock.as_ref(), "system")?;
+    }
+    let metrics = Metrics::new().map_err(|e| Failure::Internal(anyhow::anyhow!("metrics: {e}")))?;
+    let state = AppState {
+        store,
+        hierarchy: Arc::new(hierarchy),
+        config: Arc::new(config),
+        metrics: Arc::new(metrics),
+        clock,
+    };
+    actix_web::rt::System::new()
+        .block_on(api::run(state))
+        .map_err(|e| Failure::Internal(anyhow::anyhow!("HTTP server: {e}")))
+}
+
+/// In dev mode, generate the hierarchy when `[ca] dir` has none. Returns whether it did.
+fn ensure_dev_hierarchy(config: &ValidConfig, clock: &dyn Clock) -> Result<bool, Failure> {
+    let cfg = config.get();
+    if cfg.mode != Mode::Dev {
+        return Ok(false);
+    }
+    let files = HierarchyFiles::new(&cfg.ca.dir, &cfg.ca.issuer_id);
+    if files.all().iter().any(|p| p.exists()) {
+        return Ok(false);
+    }
+    tracing::info!(dir = %cfg.ca.dir.display(), "generating the development CA hierarchy");
+    ca::dev::init(&cfg.ca, false, clock.now())
+        .map_err(|e| Failure::Internal(anyhow::anyhow!("generating the CA hierarchy: {e}")))?;
+    Ok(true)
+}
+
+fn record_hierarchy_generated(
+    store: &Store,
+    hierarchy: &Hierarchy,
+    clock: &dyn Clock,
+    actor: &str,
+) -> Result<(), Failure> {
+    let details = serde_json::json!({
+        "root": ca::display_name(hierarchy.root().x509().subject_name()),
+        "issuing": ca::display_name(hierarchy.issuing().certificate().x509().subject_name()),
+        "issuing_key_type": hierarchy.issuing().key_type().to_string(),
+        "ocsp_key_type": hierarchy.ocsp_responder().key_type().to_string(),
+    });
+    let entry = AuditEntry {
+        at: clock.now().naive_utc(),
+        actor: actor.to_owned(),
+        action: "ca.hierarchy_generated".to_owned(),
+        subject: hierarchy.issuing().id().to_owned(),
+        details,
+    };
+    store
+        .write(|tx| tx.append_audit(&entry))
+        .map_err(|e| Failure::Internal(anyhow::anyhow!("writing the audit record: {e}")))?;
+    Ok(())
+}
+
+fn config_check(config: &ValidConfig) -> Result<(), Failure> {
+    let cfg = config.get();
+    let files = HierarchyFiles::new(&cfg.ca.dir, &cfg.ca.issuer_id);
+    let hierarchy = if files.all().iter().any(|p| p.exists()) || cfg.mode == Mode::Production {
+        format!("present in {}", cfg.ca.dir.display())
+    } else {
+        format!(
+            "absent; `tamga serve` will generate a development hierarchy in {}",
+            cfg.ca.dir.display()
+        )
+    };
+    println!("configuration OK ({})", config.source());
+    println!("  mode          {}", cfg.mode);
+    println!("  bind          {}", config.bind());
+    println!("  public_url    {}", config.public_url());
+    println!("  database      {}", config.database().redacted());
+    println!("  issuer_id     {}", cfg.ca.issuer_id);
+    println!("  CA hierarchy  {hierarchy}");
+    Ok(())
+}
+
+fn ca_init(config: &ValidConfig, args: &CaInit) -> Result<(), Failure> {
+    let cfg = config.get();
+    if !args.dev {
+        return Err(Failure::Refused(
+            "only development hierarchies can be generated by this version: pass --dev \
+             (production keys belong in an HSM)"
+                .to_owned(),
+        ));
+    }
+    if cfg.mode != Mode::Dev {
+        return Err(Failure::Refused(
+            "`ca init --dev` runs only with mode = \"dev\"".to_owned(),
+        ));
+    }
+    let clock = SystemClock;
+    let outcome = match ca::dev::init(&cfg.ca, args.force, clock.now()) {
+        Ok(o) => o,
+        Err(e @ ca::CaError::AlreadyExists(_)) => return Err(Failure::Refused(e.to_string())),
+        Err(e) => return Err(Failure::Internal(e.into())),
+    };
+    let hierarchy = Hierarchy::load(&cfg.ca, cfg.mode).map_err(anyhow::Error::from)?;
+    match Store::open(config.database(), &cfg.database) {
+        Ok(store) => record_hierarchy_generated(&store, &hierarchy, &clock, &operator_name())?,
+        Err(e) => tracing::warn!(error = %e, "the database is unavailable: generation not audited"),
+    }
+    println!(
+        "{} development CA hierarchy in {}",
+        if outcome.replaced {
+            "Replaced the"
+        } else {
+            "Generated a"
+        },
+        outcome.files.dir.display()
+    );
+    print_hierarchy(&hierarchy);
+    Ok(())
+}
+
+fn operator_name() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".to_owned())
+}
+
+fn ca_show(config: &ValidConfig, json: bool) -> Result<(), Failure> {
+    let cfg = config.get();
+    let files = HierarchyFiles::new(&cfg.ca.dir, &cfg.ca.issuer_id);
+    if !files.all().iter().any(|p| p.exists()) && cfg.mode == Mode::Dev {
+        return Err(Failure::Refused(format!(
+            "no CA hierarchy in {} yet (run `tamga ca init --dev` or `tamga serve`)",
+            cfg.ca.dir.display()
+        )));
+    }
+    let hierarchy = Hierarchy::load(&cfg.ca, cfg.mode).map_err(anyhow::Error::from)?;
+    if json {
+        let doc = serde_json::json!({
+            "root": describe(hierarchy.root().x509(), &format!("file {}", files.root_key.display())),
+            "issuing": describe(hierarchy.issuing().certificate().x509(), &hierarchy.issuing().key_location()),
+            "ocsp_responder": describe(hierarchy.ocsp_responder().certificate().x509(), &hierarchy.ocsp_responder().key_location()),
+        });
+        println!("{doc:#}");
+    } else {
+        print_hierarchy(&hierarchy);
+    }
+    Ok(())
+}
+
+fn describe(cert: &openssl::x509::X509Ref, key_location: &str) -> serde_json::Value {
+    let serial = cert
+        .serial_number()
+        .to_bn()
+        .and_then(|bn| bn.to_hex_str().map(|s| s.to_string()))
+        .unwrap_or_default();
+    let fingerprint = cert
+        .digest(openssl::hash::MessageDigest::sha256())
+        .map(hex::encode_upper)
+        .unwrap_or_default();
+    let key_type = cert
+        .public_key()
+        .ok()
+        .and_then(|k| ca::KeyType::of(&k))
+        .map(|t| t.to_string())
+        .unwrap_or_else(|| "unsupported".to_owned());
+    serde_json::json!({
+        "subject": ca::display_name(cert.subject_name()),
+        "issuer": ca::display_name(cert.issuer_name()),
+        "serial": serial,
+        "not_before": cert.not_before().to_string(),
+        "not_after": cert.not_after().to_string(),
+        "key_type": key_type,
+        "key": key_location,
+        "sha256_fingerprint": fingerprint,
+    })
+}
+
+fn print_hierarchy(h: &Hierarchy) {
+    let rows = [
+        (
+            "root",
+            describe(h.root().x509(), "offline (not used by the server)"),
+        ),
+        (
+            "issuing",
+            describe(
+                h.issuing().certificate().x509(),
+                &h.issuing().key_location(),
+            ),
+        ),
+        (
+            "ocsp",
+            describe(
+                h.ocsp_responder().certificate().x509(),
+                &h.ocsp_responder().key_location(),
+            ),
+        ),
+    ];
+    for (role, d) in rows {
+        println!("{role}:");
+        for field in [
+            "subject",
+            "serial",
+            "not_before",
+            "not_after",
+            "key_type",
+            "key",
+            "sha256_fingerprint",
+        ] {
+            println!("  {field:<19} {}", d[field].as_str().unwrap_or(""));
+        }
+    }
+}

@@ -1,0 +1,739 @@
+//! Configuration: one documented struct per component, loaded from a TOML file, overridden by
+//! `TAMGA_*` environment variables, and validated before anything starts.
+//!
+//! Owns: the shape of `config/tamga.toml`, the embedded development defaults, the environment
+//! override rules and every start-up check of the values (`tamga config check` runs the same
+//! checks as `tamga serve`). Must never: read secrets (keys, passwords) into the config itself,
+//! or silently ignore a key it does not know.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::ca::KeyType;
+
+/// The development defaults written into the binary. `config/tamga.toml` repeats them with
+/// comments; a missing default config file falls back to these.
+pub const DEFAULT_CONFIG_PATH: &str = "config/tamga.toml";
+
+/// Environment variable naming the configuration file (same as `--config`).
+pub const CONFIG_PATH_ENV: &str = "TAMGA_CONFIG";
+
+/// Whether this instance may use development shortcuts (generated CA hierarchy, minted
+/// consent tokens).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Development: the CA hierarchy and the Digital ID key are generated on first start.
+    Dev,
+    /// Production: every key and certificate must already exist; nothing is generated.
+    Production,
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Mode::Dev => "dev",
+            Mode::Production => "production",
+        })
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// `dev` or `production`.
+    pub mode: Mode,
+    /// HTTP listener.
+    pub server: ServerConfig,
+    /// Database.
+    pub database: DatabaseConfig,
+    /// CA hierarchy.
+    pub ca: CaConfig,
+    /// Trusted Digital ID consent-token issuer.
+    pub digital_id: DigitalIdConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            mode: Mode::Dev,
+            server: ServerConfig::default(),
+            database: DatabaseConfig::default(),
+            ca: CaConfig::default(),
+            digital_id: DigitalIdConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+/// `[server]`: the HTTP listener.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address and port to listen on.
+    pub bind: String,
+    /// Base of every URL written into certificates (CRL distribution points, AIA).
+    pub public_url: String,
+    /// HTTP worker threads; 0 means one per CPU core.
+    pub workers: u32,
+    /// Seconds to let in-flight requests finish after SIGTERM/SIGINT.
+    pub shutdown_timeout_secs: u32,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            bind: "127.0.0.1:8080".to_owned(),
+            public_url: "http://127.0.0.1:8080".to_owned(),
+            workers: 0,
+            shutdown_timeout_secs: 30,
+        }
+    }
+}
+
+/// `[database]`: where state lives.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `sqlite://PATH` (relative to the working directory) or `postgres://…`.
+    pub url: String,
+    /// Connections in the pool.
+    pub pool_size: u32,
+    /// SQLite only: how long a writer waits for the lock, in milliseconds.
+    pub busy_timeout_ms: u32,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: "sqlite://data/tamga.db".to_owned(),
+            pool_size: 8,
+            busy_timeout_ms: 5000,
+        }
+    }
+}
+
+/// `[ca]`: the CA hierarchy this instance operates.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CaConfig {
+    /// Directory of the hierarchy's keys and certificates.
+    pub dir: PathBuf,
+    /// Short id of the issuing CA, used in every URL that names it.
+    pub issuer_id: String,
+    /// Key type of a newly generated issuing CA.
+    pub issuing_key_type: KeyType,
+    /// Key type of a newly generated OCSP responder.
+    pub ocsp_key_type: KeyType,
+    /// Validity of the delegated OCSP responder certificate, in days.
+    pub ocsp_validity_days: u32,
+}
+
+impl Default for CaConfig {
+    fn default() -> Self {
+        CaConfig {
+            dir: PathBuf::from("certs-dev"),
+            issuer_id: "nca_rsa_dev".to_owned(),
+            issuing_key_type: KeyType::Rsa2048,
+            ocsp_key_type: KeyType::EcP256,
+            ocsp_validity_days: 30,
+        }
+    }
+}
+
+/// `[digital_id]`: the consent-token issuer Tamga trusts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DigitalIdConfig {
+    /// Expected `iss` claim.
+    pub issuer: String,
+    /// Expected `aud` claim.
+    pub audience: String,
+    /// Trusted public keys: PEM files (SubjectPublicKeyInfo) or one JWKS file. In dev mode the
+    /// generated development key in `[ca] dir` is trusted in addition.
+    pub keys: Vec<PathBuf>,
+}
+
+impl Default for DigitalIdConfig {
+    fn default() -> Self {
+        DigitalIdConfig {
+            issuer: "https://digitalid.dev.tamga.local".to_owned(),
+            audience: "tamga".to_owned(),
+            keys: Vec::new(),
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[log]`: structured logging.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub format: LogFormat,
+    /// Filter directive (`info`, `tamga=debug,actix_web=info`, …); `RUST_LOG` wins if set.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Text,
+            level: "info".to_owned(),
+        }
+    }
+}
+
+/// Why a configuration was refused. Every message names the key or file at fault.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The configuration file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML, or has an unknown key or a value of the wrong type.
+    #[error("invalid config {origin}: {message}")]
+    Parse {
+        /// File name or `environment`.
+        origin: String,
+        /// What the parser said, including the offending key.
+        message: String,
+    },
+    /// An environment override names a key that does not exist.
+    #[error("unknown key `{key}` set by environment variable {var}")]
+    UnknownEnvKey {
+        /// The variable.
+        var: String,
+        /// The key it maps to.
+        key: String,
+    },
+    /// A value is present but wrong.
+    #[error("{key}: {message}")]
+    Invalid {
+        /// Dotted key, e.g. `server.public_url`.
+        key: &'static str,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A file the configuration depends on is missing or unreadable.
+    #[error("{key}: {message}")]
+    MissingFile {
+        /// Dotted key that names the file or directory.
+        key: &'static str,
+        /// Which file and why.
+        message: String,
+    },
+}
+
+/// Where the configuration came from, for messages.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A file on disk.
+    File(PathBuf),
+    /// No file: the embedded defaults (the default path did not exist).
+    EmbeddedDefaults,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::File(p) => write!(f, "{}", p.display()),
+            Source::EmbeddedDefaults => f.write_str("embedded defaults"),
+        }
+    }
+}
+
+/// A configuration that has been parsed and checked. Only [`load`] makes one.
+#[derive(Debug, Clone)]
+pub struct ValidConfig {
+    config: Config,
+    source: Source,
+    database: DatabaseUrl,
+    bind: SocketAddr,
+    public_url: String,
+}
+
+impl ValidConfig {
+    /// The checked values.
+    pub fn get(&self) -> &Config {
+        &self.config
+    }
+    /// Where they came from.
+    pub fn source(&self) -> &Source {
+        &self.source
+    }
+    /// The parsed database URL.
+    pub fn database(&self) -> &DatabaseUrl {
+        &self.database
+    }
+    /// The parsed listen address.
+    pub fn bind(&self) -> SocketAddr {
+        self.bind
+    }
+    /// `[server] public_url` without a trailing slash.
+    pub fn public_url(&self) -> &str {
+        &self.public_url
+    }
+}
+
+/// The database a URL selects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// A SQLite file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL connection URL, as given.
+    Postgres(String),
+}
+
+impl DatabaseUrl {
+    /// Parse `sqlite://PATH` or `postgres://…` / `postgresql://…`.
+    pub fn parse(url: &str) -> Result<DatabaseUrl, String> {
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                return Err(format!("`{url}` names no file (expected sqlite://PATH)"));
+            }
+            return Ok(DatabaseUrl::Sqlite(PathBuf::from(path)));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            url::Url::parse(url).map_err(|e| format!("invalid PostgreSQL URL: {e}"))?;
+            return Ok(DatabaseUrl::Postgres(url.to_owned()));
+        }
+        Err(format!(
+            "unsupported database URL `{}`: expected sqlite://PATH or postgres://…",
+            redact_url(url)
+        ))
+    }
+
+    /// A printable form with any password removed.
+    pub fn redacted(&self) -> String {
+        match self {
+            DatabaseUrl::Sqlite(p) => format!("sqlite://{}", p.display()),
+            DatabaseUrl::Postgres(u) => redact_url(u),
+        }
+    }
+}
+
+fn redact_url(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut u) if u.password().is_some() => {
+            // set_password only fails for URLs that cannot have credentials, which this has.
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        Ok(u) => u.to_string(),
+        Err(_) => "<unparseable>".to_owned(),
+    }
+}
+
+/// Read the configuration from `path` (or the default path, falling back to the embedded
+/// defaults when it does not exist), apply `env` overrides, and check every value.
+///
+/// `explicit` says whether the path was given by the user; an explicit path must exist.
+pub fn load(
+    path: &Path,
+    explicit: bool,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<ValidConfig, ConfigError> {
+    let (text, source) = match std::fs::read_to_string(path) {
+        Ok(t) => (t, Source::File(path.to_path_buf())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
+            (String::new(), Source::EmbeddedDefaults)
+        }
+        Err(source) => {
+            return Err(ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+    };
+    let config = parse_with_env(&text, &source.to_string(), env)?;
+    validate(config, source)
+}
+
+/// Parse TOML text and apply environment overrides, without the checks of [`load`].
+pub fn parse_with_env(
+    text: &str,
+    origin: &str,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Config, ConfigError> {
+    // Refuse unknown keys in the file itself first, so the message names the file.
+    let from_file: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        origin: origin.to_owned(),
+        message: e.to_string(),
+    })?;
+    let mut tree = toml::Value::try_from(&from_file).map_err(|e| ConfigError::Parse {
+        origin: origin.to_owned(),
+        message: e.to_string(),
+    })?;
+    let mut overridden = false;
+    for (var, value) in env {
+        if apply_env(&mut tree, &var, &value)? {
+            overridden = true;
+        }
+    }
+    if !overridden {
+        return Ok(from_file);
+    }
+    tree.try_into()
+        .map_err(|e: toml::de::Error| ConfigError::Parse {
+            origin: "environment".to_owned(),
+            message: e.to_string(),
+        })
+}
+
+/// Apply one `TAMGA_*` variable. Returns whether it was an override.
+///
+/// `TAMGA_<SECTION>__<KEY>` must name an existing key (an error otherwise);
+/// `TAMGA_<KEY>` applies to a top-level key and is ignored when no such key exists, so that
+/// other `TAMGA_*` variables (such as `TAMGA_CONFIG`) can live beside the overrides.
+fn apply_env(tree: &mut toml::Value, var: &str, value: &str) -> Result<bool, ConfigError> {
+    let Some(rest) = var.strip_prefix("TAMGA_") else {
+        return Ok(false);
+    };
+    let Some(root) = tree.as_table_mut() else {
+        return Ok(false);
+    };
+    let lower = rest.to_ascii_lowercase();
+    let unknown = || ConfigError::UnknownEnvKey {
+        var: var.to_owned(),
+        key: lower.replace("__", "."),
+    };
+    let slot = match lower.split_once("__") {
+        Some((section, key)) => {
+            let table = root
+                .get_mut(section)
+                .and_then(toml::Value::as_table_mut)
+                .ok_or_else(unknown)?;
+            table.get_mut(key).ok_or_else(unknown)?
+        }
+        None => match root.get_mut(&lower) {
+            Some(v) if !v.is_table() => v,
+            _ => return Ok(false),
+        },
+    };
+    *slot = typed_env_value(slot, value).map_err(|message| ConfigError::Parse {
+        origin: format!("environment variable {var}"),
+        message,
+    })?;
+    Ok(true)
+}
+
+/// Convert an environment string to the TOML type of the key it replaces.
+fn typed_env_value(current: &toml::Value, raw: &str) -> Result<toml::Value, String> {
+    match current {
+        toml::Value::Integer(_) => raw
+            .trim()
+            .parse::<i64>()
+            .map(toml::Value::Integer)
+            .map_err(|_| format!("expected an integer, got `{raw}`")),
+        toml::Value::Boolean(_) => match raw.trim() {
+            "true" | "1" => Ok(toml::Value::Boolean(true)),
+            "false" | "0" => Ok(toml::Value::Boolean(false)),
+            _ => Err(format!("expected true or false, got `{raw}`")),
+        },
+        toml::Value::Array(_) => {
+            // Either TOML array syntax, or a comma-separated list of strings.
+            let trimmed = raw.trim();
+            if trimmed.starts_with('[') {
+                let doc: BTreeMap<String, toml::Value> = toml::from_str(&format!("v = {trimmed}"))
+                    .map_err(|e| format!("expected a TOML array: {e}"))?;
+                doc.get("v")
+                    .cloned()
+                    .ok_or_else(|| "expected a TOML array".to_owned())
+            } else {
+                Ok(toml::Value::Array(
+                    trimmed
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(|s| toml::Value::String(s.to_owned()))
+                        .collect(),
+                ))
+            }
+        }
+        _ => Ok(toml::Value::String(raw.to_owned())),
+    }
+}
+
+fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        message: message.into(),
+    }
+}
+
+/// Check every value; in production also that the CA files exist.
+pub fn validate(config: Config, source: Source) -> Result<ValidConfig, ConfigError> {
+    let bind: SocketAddr = config.server.bind.parse().map_err(|_| {
+        invalid(
+            "server.bind",
+            format!(
+                "`{}` is not an address:port such as 127.0.0.1:8080",
+                config.server.bind
+            ),
+        )
+    })?;
+    let public_url = check_public_url(&config.server.public_url)?;
+    let database = DatabaseUrl::parse(&config.database.url)
+        .map_err(|message| invalid("database.url", message))?;
+    if !(1..=512).contains(&config.database.pool_size) {
+        return Err(invalid(
+            "database.pool_size",
+            format!(
+                "must be between 1 and 512, got {}",
+                config.database.pool_size
+            ),
+        ));
+    }
+    if config.server.workers > 1024 {
+        return Err(invalid("server.workers", "must be at most 1024"));
+    }
+    check_issuer_id(&config.ca.issuer_id)?;
+    if !(1..=3650).contains(&config.ca.ocsp_validity_days) {
+        return Err(invalid(
+            "ca.ocsp_validity_days",
+            "must be between 1 and 3650 days",
+        ));
+    }
+    if config.digital_id.issuer.trim().is_empty() {
+        return Err(invalid("digital_id.issuer", "must not be empty"));
+    }
+    if config.digital_id.audience.trim().is_empty() {
+        return Err(invalid("digital_id.audience", "must not be empty"));
+    }
+    for key_file in &config.digital_id.keys {
+        check_trusted_key_file(key_file)?;
+    }
+    tracing_subscriber::EnvFilter::try_new(&config.log.level)
+        .map_err(|e| invalid("log.level", format!("`{}`: {e}", config.log.level)))?;
+    crate::ca::check_hierarchy_files(&config.ca, config.mode).map_err(|message| {
+        ConfigError::MissingFile {
+            key: "ca.dir",
+            message,
+        }
+    })?;
+    Ok(ValidConfig {
+        config,
+        source,
+        database,
+        bind,
+        public_url,
+    })
+}
+
+fn check_public_url(raw: &str) -> Result<String, ConfigError> {
+    let key = "server.public_url";
+    let url =
+        url::Url::parse(raw).map_err(|e| invalid(key, format!("invalid URL `{raw}`: {e}")))?;
+    if url.scheme() != "http" && url.scheme() != "https" {
+        return Err(invalid(
+            key,
+            format!("`{raw}` must use http or https, not {}", url.scheme()),
+        ));
+    }
+    if url.host().is_none() {
+        return Err(invalid(key, format!("`{raw}` has no host")));
+    }
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        return Err(invalid(
+            key,
+            format!("`{raw}` must not carry credentials, a query or a fragment"),
+        ));
+    }
+    Ok(raw.trim_end_matches('/').to_owned())
+}
+
+fn check_issuer_id(id: &str) -> Result<(), ConfigError> {
+    let ok_chars = id
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    if id.is_empty() || id.len() > 64 || !ok_chars {
+        return Err(invalid(
+            "ca.issuer_id",
+            format!("`{id}` must be 1-64 characters of a-z, 0-9, `_` and `-`"),
+        ));
+    }
+    if id == "root" || id.ends_with("-delta") {
+        return Err(invalid(
+            "ca.issuer_id",
+            format!("`{id}` is reserved (it would clash with /ca/root.crt or delta CRL URLs)"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_trusted_key_file(path: &Path) -> Result<(), ConfigError> {
+    let key = "digital_id.keys";
+    let bytes = std::fs::read(path).map_err(|e| ConfigError::MissingFile {
+        key,
+        message: format!("trusted key file {}: {e}", path.display()),
+    })?;
+    let is_jwks = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    if is_jwks {
+        let doc: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| ConfigError::Invalid {
+                key,
+                message: format!("{} is not a JWKS document: {e}", path.display()),
+            })?;
+        if !doc.get("keys").is_some_and(serde_json::Value::is_array) {
+            return Err(invalid(
+                key,
+                format!("{} is JSON but has no `keys` array", path.display()),
+            ));
+        }
+        return Ok(());
+    }
+    openssl::pkey::PKey::public_key_from_pem(&bytes).map_err(|_| {
+        invalid(
+            key,
+            format!(
+                "{} is neither a PEM public key (BEGIN PUBLIC KEY) nor a JWKS file",
+                path.display()
+            ),
+        )
+    })?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn empty_file_gives_the_embedded_defaults() -> Result<(), ConfigError> {
+        let c = parse_with_env("", "test", env(&[]))?;
+        assert_eq!(c.mode, Mode::Dev);
+        assert_eq!(c.server.bind, "127.0.0.1:8080");
+        assert_eq!(c.database.url, "sqlite://data/tamga.db");
+        assert_eq!(c.ca.issuer_id, "nca_rsa_dev");
+        Ok(())
+    }
+
+    #[test]
+    fn committed_config_file_equals_the_embedded_defaults() -> Result<(), ConfigError> {
+        let text = include_str!("../config/tamga.toml");
+        let from_file = parse_with_env(text, "config/tamga.toml", env(&[]))?;
+        let defaults = Config::default();
+        assert_eq!(
+            toml::to_string(&from_file).ok(),
+            toml::to_string(&defaults).ok()
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = parse_with_env("[server]\nbnd = \"x\"\n", "f.toml", env(&[]))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("bnd"), "{err}");
+        assert!(err.contains("f.toml"), "{err}");
+        let err = parse_with_env("colour = 1\n", "f.toml", env(&[]))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn environment_overrides_sections_and_top_level() -> Result<(), ConfigError> {
+        let c = parse_with_env(
+            "",
+            "test",
+            env(&[
+                ("TAMGA_SERVER__BIND", "0.0.0.0:9000"),
+                ("TAMGA_DATABASE__POOL_SIZE", "3"),
+                ("TAMGA_MODE", "production"),
+                ("TAMGA_DIGITAL_ID__KEYS", "a.pem, b.pem"),
+                ("TAMGA_CONFIG", "ignored.toml"),
+                ("HOME", "/root"),
+            ]),
+        )?;
+        assert_eq!(c.server.bind, "0.0.0.0:9000");
+        assert_eq!(c.database.pool_size, 3);
+        assert_eq!(c.mode, Mode::Production);
+        assert_eq!(
+            c.digital_id.keys,
+            vec![PathBuf::from("a.pem"), PathBuf::from("b.pem")]
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn environment_override_of_unknown_key_is_an_error() {
+        let r = parse_with_env("", "test", env(&[("TAMGA_SERVER__BINDD", "x")]));
+        assert!(
+            matches!(r, Err(ConfigError::UnknownEnvKey { ref key, .. }) if key == "server.bindd")
+        );
+        let r = parse_with_env("", "test", env(&[("TAMGA_NOSUCH__KEY", "x")]));
+        assert!(matches!(r, Err(ConfigError::UnknownEnvKey { .. })));
+        let r = parse_with_env("", "test", env(&[("TAMGA_DATABASE__POOL_SIZE", "many")]));
+        assert!(matches!(r, Err(ConfigError::Parse { .. })));
+    }
+
+    #[test]
+    fn database_urls() {
+        assert_eq!(
+            DatabaseUrl::parse("sqlite://data/x.db"),
+            Ok(DatabaseUrl::Sqlite(PathBuf::from("data/x.db")))
+        );
+        assert!(matches!(
+            DatabaseUrl::parse("postgres://u:p@localhost/db"),
+            Ok(DatabaseUrl::Postgres(_))
+        ));
+        assert!(DatabaseUrl::parse("mysql://x").is_err());
+        assert!(DatabaseUrl::parse("sqlite://").is_err());
+        let shown = DatabaseUrl::Postgres("postgres://u:secret@h/db".into()).redacted();
+        assert!(!shown.contains("secret"), "{shown}");
+    }
+
+    #[test]
+    fn public_url_checks() {
+        assert_eq!(
+            check_public_url("https://pki.example.kz/").ok().as_deref(),
+            Some("https://pki.example.kz")
+        );
+        assert!(check_public_url("htp:/x").is_err());
+        assert!(check_public_url("not a url").is_err());
+        assert!(check_public_url("ftp://x.kz").is_err());
+        assert!(check_public_url("http://x.kz/?a=b").is_err());
+    }
+
+    #[test]
+    fn issuer_id_checks() {
+        assert!(check_issuer_id("nca_rsa_dev").is_ok());
+        assert!(check_issuer_id("root").is_err());
+        assert!(check_issuer_id("NCA").is_err());
+        assert!(check_issuer_id("a/b").is_err());
+        assert!(check_issuer_id("").is_err());
+    }
+}

@@ -1,0 +1,16 @@
+//! Tamga: a certification authority and registration authority server for a national
+//! e-signature programme.
+//!
+//! The crate is split by authority (see `docs/architecture.md`): [`config`], [`store`] (the
+//! only module that touches the database), [`ca`] (the CA hierarchy and its keys), [`audit`]
+//! (the hash-chained log), [`api`] (HTTP routes) and [`cli`] (the `tamga` command).
+
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod audit;
+pub mod ca;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod store;

@@ -1,0 +1,724 @@
+//! Typed rows and the queries over them. Domain values (statuses, kinds) travel as enums; the
+//! database holds their stable text names.
+
+use chrono::{NaiveDate, NaiveDateTime};
+use diesel::prelude::*;
+use diesel::OptionalExtension;
+
+use super::schema::{
+    applications, audit_log, blocked_keys, certificates, crls, outbox, used_consent_tokens,
+};
+use super::{StoreError, Tx};
+
+/// Declares an enum stored as text, with `as_str` and a checked parse.
+macro_rules! text_enum {
+    ($(#[$meta:meta])* $name:ident, $table:literal { $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+        pub enum $name {
+            $($(#[$vmeta])* #[serde(rename = $text)] $variant),+
+        }
+        impl $name {
+            /// The stable name stored in the database and shown in the API.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+            /// Parse a stored name.
+            pub fn parse(s: &str) -> Option<$name> {
+                match s { $($text => Some($name::$variant),)+ _ => None }
+            }
+            fn decode(s: &str) -> Result<$name, StoreError> {
+                $name::parse(s).ok_or_else(|| StoreError::Corrupt {
+                    table: $table,
+                    message: format!("unknown {} `{}`", stringify!($name), s),
+                })
+            }
+        }
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+text_enum!(
+    /// Where an application stands.
+    ApplicationStatus, "applications" {
+        /// Waiting for an operator's decision.
+        PendingReview = "pending_review",
+        /// Both certificates were issued.
+        Issued = "issued",
+        /// An operator refused it.
+        Rejected = "rejected",
+    }
+);
+
+text_enum!(
+    /// Which of the citizen's two certificates.
+    CertificateKind, "certificates" {
+        /// Authentication certificate.
+        Auth = "auth",
+        /// Signing certificate.
+        Sign = "sign",
+    }
+);
+
+text_enum!(
+    /// Life of a certificate row.
+    CertificateStatus, "certificates" {
+        /// Serial reserved and TBS stored; not yet signed.
+        Reserved = "reserved",
+        /// Signed and valid (unless expired).
+        Issued = "issued",
+        /// Revoked (possibly on hold).
+        Revoked = "revoked",
+    }
+);
+
+text_enum!(
+    /// Delivery state of an outbox row.
+    OutboxStatus, "outbox" {
+        /// Waiting to be sent (or retried).
+        Pending = "pending",
+        /// Delivered to the SMTP server.
+        Sent = "sent",
+        /// Gave up after the maximum number of attempts.
+        Dead = "dead",
+    }
+);
+
+/// An application for the pair of certificates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Application {
+    /// Unguessable id (UUID v4).
+    pub id: String,
+    /// Where it stands.
+    pub status: ApplicationStatus,
+    /// Holder's IIN from the consent token.
+    pub holder_iin: String,
+    /// Holder's surname.
+    pub surname: String,
+    /// Holder's given name.
+    pub given_name: String,
+    /// Holder's patronymic, if any.
+    pub patronymic: Option<String>,
+    /// Holder's birth date.
+    pub birth_date: NaiveDate,
+    /// E-mail for notifications and the SAN.
+    pub email: Option<String>,
+    /// `kk`, `ru` or `en`.
+    pub language: String,
+    /// Key storage type.
+    pub storage: String,
+    /// Agreement version the citizen accepted.
+    pub agreement_version: String,
+    /// SHA-256 of the application's access token.
+    pub access_token_hash: Vec<u8>,
+    /// `jti` of the consent token that created it.
+    pub consent_jti: String,
+    /// Digital ID's register match.
+    pub register_match: bool,
+    /// Digital ID's liveness result.
+    pub liveness: bool,
+    /// AUTH CSR (DER), kept for review.
+    pub auth_csr: Vec<u8>,
+    /// SIGN CSR (DER), kept for review.
+    pub sign_csr: Vec<u8>,
+    /// Operator's reason for a rejection.
+    pub reason: Option<String>,
+    /// Operator who decided.
+    pub decided_by: Option<String>,
+    /// Created (UTC).
+    pub created_at: NaiveDateTime,
+    /// Last changed (UTC).
+    pub updated_at: NaiveDateTime,
+}
+
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = applications)]
+struct ApplicationRow {
+    id: String,
+    status: String,
+    holder_iin: String,
+    surname: String,
+    given_name: String,
+    patronymic: Option<String>,
+    birth_date: NaiveDate,
+    email: Option<String>,
+    language: String,
+    storage: String,
+    agreement_version: String,
+    access_token_hash: Vec<u8>,
+    consent_jti: String,
+    register_match: bool,
+    liveness: bool,
+    auth_csr: Vec<u8>,
+    sign_csr: Vec<u8>,
+    reason: Option<String>,
+    decided_by: Option<String>,
+    created_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+}
+
+impl From<&Application> for ApplicationRow {
+    fn from(a: &Application) -> Self {
+        ApplicationRow {
+            id: a.id.clone(),
+            status: a.status.as_str().to_owned(),
+            holder_iin: a.holder_iin.clone(),
+            surname: a.surname.clone(),
+            given_name: a.given_name.clone(),
+            patronymic: a.patronymic.clone(),
+            birth_date: a.birth_date,
+            email: a.email.clone(),
+            language: a.language.clone(),
+            storage: a.storage.clone(),
+            agreement_version: a.agreement_version.clone(),
+            access_token_hash: a.access_token_hash.clone(),
+            consent_jti: a.consent_jti.clone(),
+            register_match: a.register_match,
+            liveness: a.liveness,
+            auth_csr: a.auth_csr.clone(),
+            sign_csr: a.sign_csr.clone(),
+            reason: a.reason.clone(),
+            decided_by: a.decided_by.clone(),
+            created_at: a.created_at,
+            updated_at: a.updated_at,
+        }
+    }
+}
+
+impl TryFrom<ApplicationRow> for Application {
+    type Error = StoreError;
+    fn try_from(r: ApplicationRow) -> Result<Self, StoreError> {
+        Ok(Application {
+            status: ApplicationStatus::decode(&r.status)?,
+            id: r.id,
+            holder_iin: r.holder_iin,
+            surname: r.surname,
+            given_name: r.given_name,
+            patronymic: r.patronymic,
+            birth_date: r.birth_date,
+            email: r.email,
+            language: r.language,
+            storage: r.storage,
+            agreement_version: r.agreement_version,
+            access_token_hash: r.access_token_hash,
+            consent_jti: r.consent_jti,
+            register_match: r.register_match,
+            liveness: r.liveness,
+            auth_csr: r.auth_csr,
+            sign_csr: r.sign_csr,
+            reason: r.reason,
+            decided_by: r.decided_by,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+/// A certificate the CA reserved, issued or revoked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Certificate {
+    /// Serial number, upper-case hex without separators.
+    pub serial: String,
+    /// Issuing CA id.
+    pub issuer_id: String,
+    /// Application it was issued for.
+    pub application_id: Option<String>,
+    /// AUTH or SIGN.
+    pub kind: CertificateKind,
+    /// Holder's IIN.
+    pub holder_iin: String,
+    /// Start of validity (UTC).
+    pub not_before: NaiveDateTime,
+    /// End of validity (UTC).
+    pub not_after: NaiveDateTime,
+    /// The exact to-be-signed bytes, stored before signing.
+    pub tbs_der: Vec<u8>,
+    /// The signed certificate, once issued.
+    pub der: Option<Vec<u8>>,
+    /// SHA-256 of the SubjectPublicKeyInfo, hex: one holder per key.
+    pub spki_sha256: String,
+    /// Reserved, issued or revoked.
+    pub status: CertificateStatus,
+    /// When it was revoked.
+    pub revoked_at: Option<NaiveDateTime>,
+    /// RFC 5280 reason name.
+    pub revocation_reason: Option<String>,
+    /// Invalidity date given with the revocation.
+    pub invalidity_date: Option<NaiveDateTime>,
+    /// Row created (serial reserved).
+    pub created_at: NaiveDateTime,
+    /// Signed.
+    pub issued_at: Option<NaiveDateTime>,
+}
+
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = certificates)]
+struct CertificateRow {
+    serial: String,
+    issuer_id: String,
+    application_id: Option<String>,
+    kind: String,
+    holder_iin: String,
+    not_before: NaiveDateTime,
+    not_after: NaiveDateTime,
+    tbs_der: Vec<u8>,
+    der: Option<Vec<u8>>,
+    spki_sha256: String,
+    status: String,
+    revoked_at: Option<NaiveDateTime>,
+    revocation_reason: Option<String>,
+    invalidity_date: Option<NaiveDateTime>,
+    created_at: NaiveDateTime,
+    issued_at: Option<NaiveDateTime>,
+}
+
+impl From<&Certificate> for CertificateRow {
+    fn from(c: &Certificate) -> Self {
+        CertificateRow {
+            serial: c.serial.clone(),
+            issuer_id: c.issuer_id.clone(),
+            application_id: c.application_id.clone(),
+            kind: c.kind.as_str().to_owned(),
+            holder_iin: c.holder_iin.clone(),
+            not_before: c.not_before,
+            not_after: c.not_after,
+            tbs_der: c.tbs_der.clone(),
+            der: c.der.clone(),
+            spki_sha256: c.spki_sha256.clone(),
+            status: c.status.as_str().to_owned(),
+            revoked_at: c.revoked_at,
+            revocation_reason: c.revocation_reason.clone(),
+            invalidity_date: c.invalidity_date,
+            created_at: c.created_at,
+            issued_at: c.issued_at,
+        }
+    }
+}
+
+impl TryFrom<CertificateRow> for Certificate {
+    type Error = StoreError;
+    fn try_from(r: CertificateRow) -> Result<Self, StoreError> {
+        Ok(Certificate {
+            kind: CertificateKind::decode(&r.kind)?,
+            status: CertificateStatus::decode(&r.status)?,
+            serial: r.serial,
+            issuer_id: r.issuer_id,
+            application_id: r.application_id,
+            holder_iin: r.holder_iin,
+            not_before: r.not_before,
+            not_after: r.not_after,
+            tbs_der: r.tbs_der,
+            der: r.der,
+            spki_sha256: r.spki_sha256,
+            revoked_at: r.revoked_at,
+            revocation_reason: r.revocation_reason,
+            invalidity_date: r.invalidity_date,
+            created_at: r.created_at,
+            issued_at: r.issued_at,
+        })
+    }
+}
+
+/// A public key that may never be certified again.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = blocked_keys)]
+pub struct BlockedKey {
+    /// SHA-256 of the SubjectPublicKeyInfo, hex.
+    pub spki_sha256: String,
+    /// Why (e.g. `keyCompromise`).
+    pub reason: String,
+    /// The certificate whose revocation blocked it.
+    pub serial: Option<String>,
+    /// When.
+    pub created_at: NaiveDateTime,
+}
+
+/// A published CRL (full or delta).
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = crls)]
+pub struct StoredCrl {
+    /// Issuing CA id.
+    pub issuer_id: String,
+    /// CRL number (shared sequence for full and delta CRLs).
+    pub crl_number: i64,
+    /// Delta CRL?
+    pub is_delta: bool,
+    /// For a delta: the number of its base CRL.
+    pub base_crl_number: Option<i64>,
+    /// thisUpdate.
+    pub this_update: NaiveDateTime,
+    /// nextUpdate.
+    pub next_update: NaiveDateTime,
+    /// The signed CRL.
+    pub der: Vec<u8>,
+    /// Stored at.
+    pub created_at: NaiveDateTime,
+}
+
+/// An e-mail waiting to be (or already) delivered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxMessage {
+    /// Row id (UUID), also the base of the Message-ID.
+    pub id: String,
+    /// Event name (e.g. `application_received`).
+    pub event: String,
+    /// Recipient address.
+    pub recipient: String,
+    /// `kk`, `ru` or `en`.
+    pub language: String,
+    /// Template parameters, JSON.
+    pub payload: String,
+    /// Delivery state.
+    pub status: OutboxStatus,
+    /// Delivery attempts so far.
+    pub attempts: i32,
+    /// Not before this time.
+    pub next_attempt_at: NaiveDateTime,
+    /// Worker currently holding the lease.
+    pub lease_owner: Option<String>,
+    /// Lease expiry.
+    pub lease_until: Option<NaiveDateTime>,
+    /// Last delivery error.
+    pub last_error: Option<String>,
+    /// Enqueued at.
+    pub created_at: NaiveDateTime,
+    /// Delivered at.
+    pub sent_at: Option<NaiveDateTime>,
+}
+
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = outbox)]
+struct OutboxRow {
+    id: String,
+    event: String,
+    recipient: String,
+    language: String,
+    payload: String,
+    status: String,
+    attempts: i32,
+    next_attempt_at: NaiveDateTime,
+    lease_owner: Option<String>,
+    lease_until: Option<NaiveDateTime>,
+    last_error: Option<String>,
+    created_at: NaiveDateTime,
+    sent_at: Option<NaiveDateTime>,
+}
+
+impl From<&OutboxMessage> for OutboxRow {
+    fn from(m: &OutboxMessage) -> Self {
+        OutboxRow {
+            id: m.id.clone(),
+            event: m.event.clone(),
+            recipient: m.recipient.clone(),
+            language: m.language.clone(),
+            payload: m.payload.clone(),
+            status: m.status.as_str().to_owned(),
+            attempts: m.attempts,
+            next_attempt_at: m.next_attempt_at,
+            lease_owner: m.lease_owner.clone(),
+            lease_until: m.lease_until,
+            last_error: m.last_error.clone(),
+            created_at: m.created_at,
+            sent_at: m.sent_at,
+        }
+    }
+}
+
+impl TryFrom<OutboxRow> for OutboxMessage {
+    type Error = StoreError;
+    fn try_from(r: OutboxRow) -> Result<Self, StoreError> {
+        Ok(OutboxMessage {
+            status: OutboxStatus::decode(&r.status)?,
+            id: r.id,
+            event: r.event,
+            recipient: r.recipient,
+            language: r.language,
+            payload: r.payload,
+            attempts: r.attempts,
+            next_attempt_at: r.next_attempt_at,
+            lease_owner: r.lease_owner,
+            lease_until: r.lease_until,
+            last_error: r.last_error,
+            created_at: r.created_at,
+            sent_at: r.sent_at,
+        })
+    }
+}
+
+/// One entry of the hash-chained audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = audit_log)]
+pub struct AuditRecord {
+    /// Position in the chain, from 1.
+    pub seq: i64,
+    /// When (UTC, microseconds).
+    pub at: NaiveDateTime,
+    /// Who: an operator's name, `system`, or `holder:<IIN>`.
+    pub actor: String,
+    /// What, e.g. `ca.hierarchy_generated`.
+    pub action: String,
+    /// On what, e.g. an application id or a serial.
+    pub subject: String,
+    /// Details, JSON.
+    pub details: String,
+    /// Hash of the previous entry (64 zeros for the first).
+    pub prev_hash: String,
+    /// Hash of this entry, chained over `prev_hash`.
+    pub hash: String,
+}
+
+/// An audit entry before it has a place in the chain.
+#[derive(Debug, Clone)]
+pub struct AuditEntry {
+    /// When (UTC).
+    pub at: NaiveDateTime,
+    /// Who.
+    pub actor: String,
+    /// What.
+    pub action: String,
+    /// On what.
+    pub subject: String,
+    /// Details, JSON.
+    pub details: serde_json::Value,
+}
+
+/// Truncate a timestamp to the microsecond, the precision both databases keep, so what is
+/// read back (and hashed) equals what was written.
+pub fn db_time(t: chrono::DateTime<chrono::Utc>) -> NaiveDateTime {
+    let naive = t.naive_utc();
+    let micros = naive.and_utc().timestamp_micros();
+    chrono::DateTime::from_timestamp_micros(micros)
+        .map(|d| d.naive_utc())
+        .unwrap_or(naive)
+}
+
+impl Tx<'_> {
+    /// Insert a new application.
+    pub fn insert_application(&mut self, app: &Application) -> Result<(), StoreError> {
+        diesel::insert_into(applications::table)
+            .values(ApplicationRow::from(app))
+            .execute(self.conn)?;
+        Ok(())
+    }
+
+    /// The application with `id`, if any.
+    pub fn application(&mut self, id: &str) -> Result<Option<Application>, StoreError> {
+        applications::table
+            .find(id)
+            .select(ApplicationRow::as_select())
+            .first(self.conn)
+            .optional()?
+            .map(Application::try_from)
+            .transpose()
+    }
+
+    /// Reserve or record a certificate row.
+    pub fn insert_certificate(&mut self, cert: &Certificate) -> Result<(), StoreError> {
+        diesel::insert_into(certificates::table)
+            .values(CertificateRow::from(cert))
+            .execute(self.conn)?;
+        Ok(())
+    }
+
+    /// The certificate with `serial` (upper-case hex), if any.
+    pub fn certificate(&mut self, serial: &str) -> Result<Option<Certificate>, StoreError> {
+        certificates::table
+            .find(serial)
+            .select(CertificateRow::as_select())
+            .first(self.conn)
+            .optional()?
+            .map(Certificate::try_from)
+            .transpose()
+    }
+
+    /// The certificate (of any status) that certifies the key with this SPKI hash.
+    pub fn certificate_by_key(
+        &mut self,
+        spki_sha256: &str,
+    ) -> Result<Option<Certificate>, StoreError> {
+        certificates::table
+            .filter(certificates::spki_sha256.eq(spki_sha256))
+            .select(CertificateRow::as_select())
+            .first(self.conn)
+            .optional()?
+            .map(Certificate::try_from)
+            .transpose()
+    }
+
+    /// The certificates issued for an application, AUTH first.
+    pub fn certificates_of_application(
+        &mut self,
+        application_id: &str,
+    ) -> Result<Vec<Certificate>, StoreError> {
+        certificates::table
+            .filter(certificates::application_id.eq(application_id))
+            .order(certificates::kind.asc())
+            .select(CertificateRow::as_select())
+            .load(self.conn)?
+            .into_iter()
+            .map(Certificate::try_from)
+            .collect()
+    }
+
+    /// Block a key for ever; blocking an already blocked key keeps the first record.
+    pub fn block_key(&mut self, key: &BlockedKey) -> Result<(), StoreError> {
+        if self.blocked_key(&key.spki_sha256)?.is_none() {
+            diesel::insert_into(blocked_keys::table)
+                .values(key)
+                .execute(self.conn)?;
+        }
+        Ok(())
+    }
+
+    /// The block record of a key, if blocked.
+    pub fn blocked_key(&mut self, spki_sha256: &str) -> Result<Option<BlockedKey>, StoreError> {
+        Ok(blocked_keys::table
+            .find(spki_sha256)
+            .select(BlockedKey::as_select())
+            .first(self.conn)
+            .optional()?)
+    }
+
+    /// Record a consent token id as used. Returns `false` if it was already used (a replay);
+    /// the unique key makes this hold when two transactions race.
+    pub fn record_consent_jti(
+        &mut self,
+        jti: &str,
+        expires_at: NaiveDateTime,
+        used_at: NaiveDateTime,
+    ) -> Result<bool, StoreError> {
+        let inserted = diesel::insert_into(used_consent_tokens::table)
+            .values((
+                used_consent_tokens::jti.eq(jti),
+                used_consent_tokens::expires_at.eq(expires_at),
+                used_consent_tokens::used_at.eq(used_at),
+            ))
+            .execute(self.conn)
+            .map_err(StoreError::from);
+        match inserted {
+            Ok(_) => Ok(true),
+            Err(e) if e.is_unique_violation() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether a consent token id has been used.
+    pub fn consent_jti_used(&mut self, jti: &str) -> Result<bool, StoreError> {
+        let n: i64 = used_consent_tokens::table
+            .filter(used_consent_tokens::jti.eq(jti))
+            .count()
+            .get_result(self.conn)?;
+        Ok(n > 0)
+    }
+
+    /// Forget used token ids that expired before `before`. Returns how many.
+    pub fn prune_consent_jtis(&mut self, before: NaiveDateTime) -> Result<usize, StoreError> {
+        Ok(diesel::delete(
+            used_consent_tokens::table.filter(used_consent_tokens::expires_at.lt(before)),
+        )
+        .execute(self.conn)?)
+    }
+
+    /// Store a signed CRL.
+    pub fn insert_crl(&mut self, crl: &StoredCrl) -> Result<(), StoreError> {
+        diesel::insert_into(crls::table)
+            .values(crl)
+            .execute(self.conn)?;
+        Ok(())
+    }
+
+    /// The newest full (or delta) CRL of an issuer.
+    pub fn latest_crl(
+        &mut self,
+        issuer_id: &str,
+        delta: bool,
+    ) -> Result<Option<StoredCrl>, StoreError> {
+        Ok(crls::table
+            .filter(crls::issuer_id.eq(issuer_id))
+            .filter(crls::is_delta.eq(delta))
+            .order(crls::crl_number.desc())
+            .select(StoredCrl::as_select())
+            .first(self.conn)
+            .optional()?)
+    }
+
+    /// Queue an e-mail.
+    pub fn enqueue_message(&mut self, message: &OutboxMessage) -> Result<(), StoreError> {
+        diesel::insert_into(outbox::table)
+            .values(OutboxRow::from(message))
+            .execute(self.conn)?;
+        Ok(())
+    }
+
+    /// The outbox row with `id`, if any.
+    pub fn message(&mut self, id: &str) -> Result<Option<OutboxMessage>, StoreError> {
+        outbox::table
+            .find(id)
+            .select(OutboxRow::as_select())
+            .first(self.conn)
+            .optional()?
+            .map(OutboxMessage::try_from)
+            .transpose()
+    }
+
+    /// Append an entry to the audit chain; returns the stored record with its hash.
+    ///
+    /// Serialised against concurrent appends (advisory lock on PostgreSQL, the write lock on
+    /// SQLite), so the chain never forks. Call it inside [`super::Store::write`] together with
+    /// the state change it records.
+    pub fn append_audit(&mut self, entry: &AuditEntry) -> Result<AuditRecord, StoreError> {
+        self.lock_audit_chain()?;
+        let last: Option<(i64, String)> = audit_log::table
+            .order(audit_log::seq.desc())
+            .select((audit_log::seq, audit_log::hash))
+            .first(self.conn)
+            .optional()?;
+        let (seq, prev_hash) = match last {
+            Some((seq, hash)) => (seq + 1, hash),
+            None => (1, crate::audit::GENESIS_HASH.to_owned()),
+        };
+        let details = entry.details.to_string();
+        let at = db_time(entry.at.and_utc());
+        let hash = crate::audit::chain_hash(
+            &prev_hash,
+            seq,
+            at,
+            &entry.actor,
+            &entry.action,
+            &entry.subject,
+            &details,
+        );
+        let record = AuditRecord {
+            seq,
+            at,
+            actor: entry.actor.clone(),
+            action: entry.action.clone(),
+            subject: entry.subject.clone(),
+            details,
+            prev_hash,
+            hash,
+        };
+        diesel::insert_into(audit_log::table)
+            .values(&record)
+            .execute(self.conn)?;
+        Ok(record)
+    }
+
+    /// Audit records with `seq > after`, in order, at most `limit`.
+    pub fn audit_records(
+        &mut self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        Ok(audit_log::table
+            .filter(audit_log::seq.gt(after))
+            .order(audit_log::seq.asc())
+            .limit(limit)
+            .select(AuditRecord::as_select())
+            .load(self.conn)?)
+    }
+}

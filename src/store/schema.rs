@@ -1,0 +1,121 @@
+//! Diesel table definitions, one schema for both backends (see `migrations/`).
+
+diesel::table! {
+    applications (id) {
+        id -> Text,
+        status -> Text,
+        holder_iin -> Text,
+        surname -> Text,
+        given_name -> Text,
+        patronymic -> Nullable<Text>,
+        birth_date -> Date,
+        email -> Nullable<Text>,
+        language -> Text,
+        storage -> Text,
+        agreement_version -> Text,
+        access_token_hash -> Binary,
+        consent_jti -> Text,
+        register_match -> Bool,
+        liveness -> Bool,
+        auth_csr -> Binary,
+        sign_csr -> Binary,
+        reason -> Nullable<Text>,
+        decided_by -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    certificates (serial) {
+        serial -> Text,
+        issuer_id -> Text,
+        application_id -> Nullable<Text>,
+        kind -> Text,
+        holder_iin -> Text,
+        not_before -> Timestamp,
+        not_after -> Timestamp,
+        tbs_der -> Binary,
+        der -> Nullable<Binary>,
+        spki_sha256 -> Text,
+        status -> Text,
+        revoked_at -> Nullable<Timestamp>,
+        revocation_reason -> Nullable<Text>,
+        invalidity_date -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        issued_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    blocked_keys (spki_sha256) {
+        spki_sha256 -> Text,
+        reason -> Text,
+        serial -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    used_consent_tokens (jti) {
+        jti -> Text,
+        expires_at -> Timestamp,
+        used_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    crls (issuer_id, crl_number) {
+        issuer_id -> Text,
+        crl_number -> BigInt,
+        is_delta -> Bool,
+        base_crl_number -> Nullable<BigInt>,
+        this_update -> Timestamp,
+        next_update -> Timestamp,
+        der -> Binary,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    outbox (id) {
+        id -> Text,
+        event -> Text,
+        recipient -> Text,
+        language -> Text,
+        payload -> Text,
+        status -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        lease_owner -> Nullable<Text>,
+        lease_until -> Nullable<Timestamp>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamp,
+        sent_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    audit_log (seq) {
+        seq -> BigInt,
+        at -> Timestamp,
+        actor -> Text,
+        action -> Text,
+        subject -> Text,
+        details -> Text,
+        prev_hash -> Text,
+        hash -> Text,
+    }
+}
+
+diesel::joinable!(certificates -> applications (application_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    applications,
+    certificates,
+    blocked_keys,
+    used_consent_tokens,
+    crls,
+    outbox,
+    audit_log,
+);
