@@ -300,7 +300,7 @@ fn ca_init(config: &ValidConfig, args: &CaInit) -> Result<(), Failure> {
         },
         outcome.files.dir.display()
     );
-    print_hierarchy(&hierarchy);
+    print_described(&describe_hierarchy(&hierarchy, &outcome.files, cfg.mode));
     Ok(())
 }
 
@@ -320,17 +320,46 @@ fn ca_show(config: &ValidConfig, json: bool) -> Result<(), Failure> {
         )));
     }
     let hierarchy = Hierarchy::load(&cfg.ca, cfg.mode).map_err(anyhow::Error::from)?;
+    let described = describe_hierarchy(&hierarchy, &files, cfg.mode);
     if json {
-        let doc = serde_json::json!({
-            "root": describe(hierarchy.root().x509(), &format!("file {}", files.root_key.display())),
-            "issuing": describe(hierarchy.issuing().certificate().x509(), &hierarchy.issuing().key_location()),
-            "ocsp_responder": describe(hierarchy.ocsp_responder().certificate().x509(), &hierarchy.ocsp_responder().key_location()),
-        });
-        println!("{doc:#}");
+        let doc: serde_json::Map<String, serde_json::Value> = described
+            .into_iter()
+            .map(|(role, d)| (role.to_owned(), d))
+            .collect();
+        println!("{:#}", serde_json::Value::Object(doc));
     } else {
-        print_hierarchy(&hierarchy);
+        print_described(&described);
     }
     Ok(())
+}
+
+/// Each certificate of the hierarchy with its role, and where its key lives.
+fn describe_hierarchy(
+    h: &Hierarchy,
+    files: &HierarchyFiles,
+    mode: Mode,
+) -> Vec<(&'static str, serde_json::Value)> {
+    let root_key = match mode {
+        Mode::Dev => format!("file {} (development only)", files.root_key.display()),
+        Mode::Production => "offline (not held by this server)".to_owned(),
+    };
+    vec![
+        ("root", describe(h.root().x509(), &root_key)),
+        (
+            "issuing",
+            describe(
+                h.issuing().certificate().x509(),
+                &h.issuing().key_location(),
+            ),
+        ),
+        (
+            "ocsp_responder",
+            describe(
+                h.ocsp_responder().certificate().x509(),
+                &h.ocsp_responder().key_location(),
+            ),
+        ),
+    ]
 }
 
 fn describe(cert: &openssl::x509::X509Ref, key_location: &str) -> serde_json::Value {
@@ -361,39 +390,22 @@ fn describe(cert: &openssl::x509::X509Ref, key_location: &str) -> serde_json::Va
     })
 }
 
-fn print_hierarchy(h: &Hierarchy) {
-    let rows = [
-        (
-            "root",
-            describe(h.root().x509(), "offline (not used by the server)"),
-        ),
-        (
-            "issuing",
-            describe(
-                h.issuing().certificate().x509(),
-                &h.issuing().key_location(),
-            ),
-        ),
-        (
-            "ocsp",
-            describe(
-                h.ocsp_responder().certificate().x509(),
-                &h.ocsp_responder().key_location(),
-            ),
-        ),
+fn print_described(described: &[(&'static str, serde_json::Value)]) {
+    const FIELDS: [&str; 8] = [
+        "subject",
+        "issuer",
+        "serial",
+        "not_before",
+        "not_after",
+        "key_type",
+        "key",
+        "sha256_fingerprint",
     ];
-    for (role, d) in rows {
+    for (role, d) in described {
         println!("{role}:");
-        for field in [
-            "subject",
-            "serial",
-            "not_before",
-            "not_after",
-            "key_type",
-            "key",
-            "sha256_fingerprint",
-        ] {
-            println!("  {field:<19} {}", d[field].as_str().unwrap_or(""));
+        for field in FIELDS {
+            let value = d.get(field).and_then(|v| v.as_str()).unwrap_or("");
+            println!("  {field:<19} {value}");
         }
     }
 }

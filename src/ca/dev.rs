@@ -6,7 +6,7 @@
 //! into place, so an interrupted run leaves either nothing or a complete hierarchy (and a
 //! stale staging directory that the next run removes).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -160,11 +160,11 @@ pub fn generate_key(key_type: KeyType) -> Result<PKey<Private>, CaError> {
     }
 }
 
-fn write_key(path: &PathBuf, key: &PKey<Private>) -> Result<(), CaError> {
+fn write_key(path: &Path, key: &PKey<Private>) -> Result<(), CaError> {
     write_new(path, &key.private_key_to_pem_pkcs8()?, 0o600)
 }
 
-fn write_cert(path: &PathBuf, cert: &X509) -> Result<(), CaError> {
+fn write_cert(path: &Path, cert: &X509) -> Result<(), CaError> {
     write_new(path, &cert.to_pem()?, 0o644)
 }
 

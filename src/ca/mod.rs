@@ -373,20 +373,30 @@ pub fn check_hierarchy_files(ca: &CaConfig, mode: Mode) -> Result<(), String> {
     if mode == Mode::Dev && missing.len() == required.len() {
         return Ok(()); // generated on first start
     }
-    if let Some(first) = missing.first() {
-        let names: Vec<String> = missing.iter().map(|p| p.display().to_string()).collect();
-        let what = if files.is_key(first) {
-            "missing key file"
-        } else {
-            "missing file"
+    if !missing.is_empty() {
+        let (keys, certs): (Vec<&Path>, Vec<&Path>) =
+            missing.iter().copied().partition(|p| files.is_key(p));
+        let list = |paths: &[&Path]| {
+            paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         };
+        let mut parts = Vec::new();
+        if !keys.is_empty() {
+            parts.push(format!("missing key file {}", list(&keys)));
+        }
+        if !certs.is_empty() {
+            parts.push(format!("missing certificate file {}", list(&certs)));
+        }
         let hint = match mode {
             Mode::Dev => {
-                " (run `tamga ca init --dev --force` to regenerate the development hierarchy)"
+                "; run `tamga ca init --dev --force` to regenerate the development hierarchy"
             }
             Mode::Production => "",
         };
-        return Err(format!("{what} {}{hint}", names.join(", ")));
+        return Err(format!("{}{hint}", parts.join("; ")));
     }
     Hierarchy::load(ca, mode)
         .map(|_| ())

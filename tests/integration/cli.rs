@@ -1,0 +1,217 @@
+//! `tamga config check` and `tamga ca init|show` as an operator runs them.
+
+use std::path::Path;
+
+use crate::support::{run, tamga, text};
+
+fn write(dir: &Path, name: &str, body: &str) {
+    std::fs::write(dir.join(name), body).unwrap();
+}
+
+fn check(dir: &Path, config: &str) -> (i32, String) {
+    let out = run(tamga(dir).args(["config", "check", "--config", config]));
+    (out.status.code().unwrap_or(-1), text(&out))
+}
+
+#[test]
+fn config_check_accepts_the_committed_development_config() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let committed = repo.join("config/tamga.toml");
+    // --config given before the subcommand, run where no hierarchy exists yet.
+    let out = run(tamga(dir.path())
+        .arg("--config")
+        .arg(&committed)
+        .args(["config", "check"]));
+    assert!(out.status.success(), "{}", text(&out));
+    let shown = text(&out);
+    assert!(shown.contains("configuration OK"), "{shown}");
+    assert!(
+        shown.contains("will generate a development hierarchy"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn config_check_rejects_an_unknown_key_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "t.toml",
+        "mode = \"dev\"\n[server]\nbind = \"127.0.0.1:8080\"\nlisten_backlog = 5\n",
+    );
+    let (code, out) = check(dir.path(), "t.toml");
+    assert_eq!(code, 3, "{out}");
+    assert!(out.contains("listen_backlog"), "{out}");
+    assert!(out.contains("t.toml"), "{out}");
+
+    write(dir.path(), "top.toml", "mod = \"dev\"\n");
+    let (code, out) = check(dir.path(), "top.toml");
+    assert_eq!(code, 3, "{out}");
+    assert!(out.contains("`mod`"), "{out}");
+}
+
+#[test]
+fn config_check_rejects_a_bad_url_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "t.toml",
+        "[server]\npublic_url = \"htp//pki.example.kz\"\n",
+    );
+    let (code, out) = check(dir.path(), "t.toml");
+    assert_eq!(code, 3, "{out}");
+    assert!(out.contains("server.public_url"), "{out}");
+    assert!(out.contains("htp//pki.example.kz"), "{out}");
+
+    write(
+        dir.path(),
+        "db.toml",
+        "[database]\nurl = \"mysql://localhost/tamga\"\n",
+    );
+    let (code, out) = check(dir.path(), "db.toml");
+    assert_eq!(code, 3, "{out}");
+    assert!(out.contains("database.url"), "{out}");
+}
+
+#[test]
+fn config_check_rejects_a_missing_key_file_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "trust.toml",
+        "[digital_id]\nkeys = [\"keys/digital-id-2026.pem\"]\n",
+    );
+    let (code, out) = check(dir.path(), "trust.toml");
+    assert_eq!(code, 3, "{out}");
+    assert!(out.contains("digital_id.keys"), "{out}");
+    assert!(out.contains("keys/digital-id-2026.pem"), "{out}");
+
+    // Production never generates keys: an empty CA directory is a missing key file.
+    write(
+        dir.path(),
+        "prod.toml",
+        "mode = \"production\"\n[ca]\ndir = \"pki\"\n",
+    );
+    let (code, out) = check(dir.path(), "prod.toml");
+    assert_eq!(code, 3, "{out}");
+    assert!(out.contains("missing key file"), "{out}");
+    assert!(out.contains("pki/nca_rsa_dev.key.pem"), "{out}");
+}
+
+#[test]
+fn config_check_rejects_a_key_file_that_is_not_a_key() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "junk.pem", "hello");
+    write(
+        dir.path(),
+        "t.toml",
+        "[digital_id]\nkeys = [\"junk.pem\"]\n",
+    );
+    let (code, out) = check(dir.path(), "t.toml");
+    assert_eq!(code, 3, "{out}");
+    assert!(
+        out.contains("junk.pem") && out.contains("PEM public key"),
+        "{out}"
+    );
+}
+
+#[test]
+fn explicit_config_path_must_exist_and_environment_overrides_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out) = check(dir.path(), "absent.toml");
+    assert_eq!(code, 3, "{out}");
+    assert!(out.contains("absent.toml"), "{out}");
+
+    // No file at the default path: the embedded defaults, overridden from the environment.
+    let out = run(tamga(dir.path())
+        .args(["config", "check"])
+        .env("TAMGA_SERVER__BIND", "127.0.0.1:9443"));
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("127.0.0.1:9443"), "{}", text(&out));
+    assert!(text(&out).contains("embedded defaults"), "{}", text(&out));
+
+    let out = run(tamga(dir.path())
+        .args(["config", "check"])
+        .env("TAMGA_SERVER__BINDADDR", "x"));
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        text(&out).contains("TAMGA_SERVER__BINDADDR"),
+        "{}",
+        text(&out)
+    );
+
+    let out = run(tamga(dir.path())
+        .args(["config", "check"])
+        .env("TAMGA_MODE", "staging"));
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(text(&out).contains("staging"), "{}", text(&out));
+}
+
+#[test]
+fn ca_init_never_overwrites_without_force() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(tamga(dir.path()).args(["ca", "init", "--dev"]));
+    assert!(out.status.success(), "{}", text(&out));
+    let root = std::fs::read(dir.path().join("certs-dev/root.pem")).unwrap();
+
+    let out = run(tamga(dir.path()).args(["ca", "init", "--dev"]));
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out));
+    assert!(text(&out).contains("--force"), "{}", text(&out));
+    assert_eq!(
+        std::fs::read(dir.path().join("certs-dev/root.pem")).unwrap(),
+        root
+    );
+
+    let out = run(tamga(dir.path()).args(["ca", "init", "--dev", "--force"]));
+    assert!(out.status.success(), "{}", text(&out));
+    assert_ne!(
+        std::fs::read(dir.path().join("certs-dev/root.pem")).unwrap(),
+        root
+    );
+
+    let out = run(tamga(dir.path()).args(["ca", "show", "--json"]));
+    assert!(out.status.success(), "{}", text(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["issuing"]["key_type"], "rsa2048");
+    assert_eq!(doc["ocsp_responder"]["key_type"], "ec-p256");
+    assert!(doc["issuing"]["subject"]
+        .as_str()
+        .unwrap()
+        .contains("ҰЛТТЫҚ КУӘЛАНДЫРУШЫ ОРТАЛЫҚ (RSA) DEV"));
+
+    // Without --dev nothing is generated.
+    let out = run(tamga(dir.path()).args(["ca", "init"]));
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out));
+}
+
+#[test]
+fn ca_init_generates_the_selected_key_types() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(tamga(dir.path())
+        .args(["ca", "init", "--dev"])
+        .env("TAMGA_CA__ISSUING_KEY_TYPE", "ec-p384")
+        .env("TAMGA_CA__ISSUER_ID", "nca_ec_dev"));
+    assert!(out.status.success(), "{}", text(&out));
+    let out = run(tamga(dir.path())
+        .args(["ca", "show", "--json"])
+        .env("TAMGA_CA__ISSUER_ID", "nca_ec_dev"));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["issuing"]["key_type"], "ec-p384", "{doc}");
+    assert!(doc["issuing"]["subject"]
+        .as_str()
+        .unwrap()
+        .contains("(ECDSA) DEV"));
+    crate::support::openssl(
+        dir.path(),
+        &[
+            "verify",
+            "-CAfile",
+            "certs-dev/root.pem",
+            "-untrusted",
+            "certs-dev/nca_ec_dev.pem",
+            "certs-dev/nca_ec_dev.pem",
+            "certs-dev/ocsp_nca_ec_dev.pem",
+        ],
+    );
+}

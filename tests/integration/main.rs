@@ -1,0 +1,17 @@
+//! Integration tests, in one binary to keep linking cheap: the store on SQLite and
+//! PostgreSQL, the `tamga` command line, and a running server checked with the `openssl` CLI.
+//!
+//! PostgreSQL tests need `TAMGA_TEST_POSTGRES_URL` (a role allowed to create databases);
+//! without it they print that they were skipped. `.ci/run` always sets it.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod cli;
+mod server;
+mod store;
+mod support;

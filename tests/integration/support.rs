@@ -1,0 +1,219 @@
+//! Helpers shared by the integration tests.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The environment variable with a PostgreSQL URL for the PostgreSQL tests.
+pub const POSTGRES_ENV: &str = "TAMGA_TEST_POSTGRES_URL";
+
+/// Path of the built `tamga` binary.
+pub fn tamga_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_tamga"))
+}
+
+/// A `tamga` command run in `dir`, with no `TAMGA_*` variables inherited from the caller.
+pub fn tamga(dir: &Path) -> Command {
+    let mut cmd = Command::new(tamga_bin());
+    cmd.current_dir(dir);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("TAMGA_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env("RUST_LOG", "warn");
+    cmd
+}
+
+/// Run and collect output.
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("run tamga")
+}
+
+/// stdout + stderr as text.
+pub fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// The PostgreSQL admin URL, or `None` after printing that the test was skipped.
+pub fn postgres_url(test: &str) -> Option<String> {
+    match std::env::var(POSTGRES_ENV) {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            skipped(test, &format!("set {POSTGRES_ENV} to run it against PostgreSQL"));
+            None
+        }
+    }
+}
+
+/// Report a skipped test where the person running the suite sees it: straight to the
+/// process's stderr, which the test harness does not capture (unlike `eprintln!`).
+pub fn skipped(test: &str, why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
+}
+
+/// A fresh PostgreSQL database, dropped when this guard is dropped.
+pub struct PgDatabase {
+    admin_url: String,
+    name: String,
+    /// URL of the new database.
+    pub url: String,
+}
+
+impl PgDatabase {
+    /// Create `tamga_test_<random>` through `psql`.
+    pub fn create(admin_url: &str) -> PgDatabase {
+        let name = format!("tamga_test_{}", uuid::Uuid::new_v4().simple());
+        psql(admin_url, &format!("CREATE DATABASE {name}"));
+        let mut url = url::Url::parse(admin_url).expect("postgres URL");
+        url.set_path(&format!("/{name}"));
+        PgDatabase {
+            admin_url: admin_url.to_owned(),
+            name,
+            url: url.to_string(),
+        }
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        psql(
+            &self.admin_url,
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+        );
+    }
+}
+
+fn psql(url: &str, sql: &str) {
+    let out = Command::new("psql")
+        .args([url, "-v", "ON_ERROR_STOP=1", "-q", "-c", sql])
+        .output()
+        .expect("psql must be installed for the PostgreSQL tests");
+    assert!(out.status.success(), "psql {sql}: {}", text(&out));
+}
+
+/// Run the `openssl` CLI, asserting success; returns stdout.
+pub fn openssl(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("openssl CLI");
+    assert!(
+        out.status.success(),
+        "openssl {}: {}",
+        args.join(" "),
+        text(&out)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A `tamga serve` child process, killed when dropped.
+pub struct Server {
+    child: Option<Child>,
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+    /// Working directory.
+    pub dir: PathBuf,
+}
+
+impl Server {
+    /// Start `tamga serve` in `dir` on a free port with extra environment, and wait for
+    /// `/readyz` to answer 200.
+    pub fn start(dir: &Path, env: &[(&str, &str)]) -> Server {
+        let port = free_port();
+        let mut cmd = tamga(dir);
+        cmd.arg("serve")
+            .env("TAMGA_SERVER__BIND", format!("127.0.0.1:{port}"))
+            .env(
+                "TAMGA_SERVER__PUBLIC_URL",
+                format!("http://127.0.0.1:{port}"),
+            )
+            .env("TAMGA_SERVER__WORKERS", "2")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("spawn tamga serve");
+        let mut server = Server {
+            child: Some(child),
+            base: format!("http://127.0.0.1:{port}"),
+            dir: dir.to_path_buf(),
+        };
+        server.wait_ready();
+        server
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        let client = client();
+        while Instant::now() < deadline {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    let out = self.child.take().unwrap().wait_with_output().unwrap();
+                    panic!("tamga serve exited early ({status}): {}", text(&out));
+                }
+            }
+            if let Ok(r) = client.get(format!("{}/readyz", self.base)).send() {
+                if r.status() == 200 {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("tamga serve did not become ready within 90 s");
+    }
+
+    /// GET a path.
+    pub fn get(&self, path: &str) -> reqwest::blocking::Response {
+        client()
+            .get(format!("{}{path}", self.base))
+            .send()
+            .expect("GET")
+    }
+
+    /// Send SIGTERM and wait for the exit; returns whether it exited successfully and its
+    /// stderr.
+    pub fn terminate(mut self) -> (bool, String) {
+        let child = self.child.take().expect("running");
+        let pid = child.id().to_string();
+        let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(status.success());
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// An HTTP client with short timeouts.
+pub fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
