@@ -10,6 +10,7 @@
 pub mod api;
 pub mod audit;
 pub mod ca;
+pub mod digital_id;
 pub mod cli;
 pub mod clock;
 pub mod config;

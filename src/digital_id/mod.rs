@@ -1,0 +1,450 @@
+//! Digital ID consent tokens: the JWS (compact JWT) that Digital ID signs when a citizen
+//! agrees to hand their identity to the CA.
+//!
+//! Owns: the trusted Digital ID keys (PEM files, a JWKS file, and in dev mode the generated
+//! development key), verification of a token into a [`VerifiedConsent`] — signature by `kid`
+//! with ES256, RS256 or PS256 only, `iss`, `aud`, `nbf`/`iat`/`exp` with 60 s skew, a lifetime of
+//! at most 15 minutes, `purpose`, the IIN and the identity claims — and minting development
+//! tokens. Must never: accept a token it did not fully check, choose a key or an algorithm
+//! from anything but its own configuration, or write a token into a log or an error message.
+//! Replay protection (the single use of `jti`) is enforced by the RA in the same database
+//! transaction that creates the application.
+
+mod iin;
+mod jws;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use openssl::pkey::{PKey, Private, Public};
+use serde::{Deserialize, Serialize};
+
+pub use iin::{check_digit as iin_check_digit, Iin, IinError};
+pub use jws::Algorithm;
+
+/// Largest token accepted before any parsing.
+pub const MAX_TOKEN_LEN: usize = 8 * 1024;
+/// Allowed clock difference with Digital ID.
+pub const CLOCK_SKEW_SECS: i64 = 60;
+/// Longest lifetime (`exp - iat`) a consent token may have.
+pub const MAX_LIFETIME_SECS: i64 = 15 * 60;
+
+/// What a consent token allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Purpose {
+    /// Issue the citizen's certificates.
+    EdsIssuance,
+    /// Revoke one of the citizen's certificates.
+    EdsRevocation,
+}
+
+impl Purpose {
+    /// The claim value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Purpose::EdsIssuance => "eds_issuance",
+            Purpose::EdsRevocation => "eds_revocation",
+        }
+    }
+}
+
+/// Why a consent token was refused. Each variant has a stable wire code (`consent_token_*`,
+/// or `iin_invalid`). Messages never contain the token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConsentError {
+    /// No `Authorization: Bearer` header.
+    #[error("no consent token: send it as Authorization: Bearer <token>")]
+    Missing,
+    /// Not a compact JWS with a JSON header and claims of the expected shape.
+    #[error("the consent token is malformed: {0}")]
+    Malformed(String),
+    /// The header's `alg` is not ES256, RS256 or PS256, or does not fit the key.
+    #[error("algorithm {0} is not allowed for consent tokens (ES256, RS256, PS256)")]
+    AlgorithmNotAllowed(String),
+    /// No trusted key has this `kid`.
+    #[error("the consent token is signed with a key that is not trusted (kid {0:?})")]
+    UntrustedKey(Option<String>),
+    /// The signature does not verify.
+    #[error("the consent token's signature does not verify")]
+    SignatureInvalid,
+    /// `iss` is not the configured issuer.
+    #[error("the consent token was issued by {0:?}, not by the trusted Digital ID issuer")]
+    WrongIssuer(String),
+    /// `aud` does not contain the configured audience.
+    #[error("the consent token is not addressed to this CA (aud)")]
+    WrongAudience,
+    /// `exp` is in the past (beyond the skew).
+    #[error("the consent token expired at {0}")]
+    Expired(DateTime<Utc>),
+    /// `nbf` or `iat` is in the future (beyond the skew).
+    #[error("the consent token is not valid before {0}")]
+    NotYetValid(DateTime<Utc>),
+    /// `exp - iat` exceeds 15 minutes.
+    #[error("the consent token's lifetime of {0} s exceeds the maximum of 900 s")]
+    LifetimeTooLong(i64),
+    /// `purpose` is not the one this operation needs.
+    #[error("the consent token's purpose is {found}, this operation needs {expected}")]
+    WrongPurpose {
+        /// What the operation needs.
+        expected: &'static str,
+        /// What the token says.
+        found: String,
+    },
+    /// `sub` is not a valid IIN, or disagrees with the identity's birth date.
+    #[error("the consent token's IIN is invalid: {0}")]
+    IinInvalid(String),
+}
+
+impl ConsentError {
+    /// The stable code of this refusal.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ConsentError::Missing => "consent_token_missing",
+            ConsentError::Malformed(_) => "consent_token_malformed",
+            ConsentError::AlgorithmNotAllowed(_) => "consent_token_algorithm_not_allowed",
+            ConsentError::UntrustedKey(_) => "consent_token_untrusted_key",
+            ConsentError::SignatureInvalid => "consent_token_signature_invalid",
+            ConsentError::WrongIssuer(_) => "consent_token_wrong_issuer",
+            ConsentError::WrongAudience => "consent_token_wrong_audience",
+            ConsentError::Expired(_) => "consent_token_expired",
+            ConsentError::NotYetValid(_) => "consent_token_not_yet_valid",
+            ConsentError::LifetimeTooLong(_) => "consent_token_lifetime_too_long",
+            ConsentError::WrongPurpose { .. } => "consent_token_wrong_purpose",
+            ConsentError::IinInvalid(_) => "iin_invalid",
+        }
+    }
+}
+
+/// The citizen's document, as Digital ID checked it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Document {
+    /// Document type, e.g. `id_card` or `passport`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Document number.
+    pub number: String,
+    /// Expiry date.
+    pub expires: NaiveDate,
+}
+
+/// The identity claims.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Identity {
+    /// Surname as the register gives it (upper case).
+    pub surname: String,
+    /// Given name.
+    pub name: String,
+    /// Patronymic, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patronymic: Option<String>,
+    /// Birth date.
+    pub birth_date: NaiveDate,
+    /// `M` or `F`.
+    pub sex: String,
+    /// Identity document.
+    pub document: Document,
+}
+
+/// How Digital ID verified the person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Verification {
+    /// Always `digital_id_biometric`.
+    pub method: VerificationMethod,
+    /// Video liveness passed.
+    pub liveness: bool,
+    /// The person matched the state register.
+    pub register_match: bool,
+}
+
+/// The verification method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerificationMethod {
+    /// SMS, selfie, liveness and register check.
+    DigitalIdBiometric,
+}
+
+/// `aud` may be a string or an array of strings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    /// One audience.
+    One(String),
+    /// Several.
+    Many(Vec<String>),
+}
+
+impl Audience {
+    fn contains(&self, expected: &str) -> bool {
+        match self {
+            Audience::One(a) => a == expected,
+            Audience::Many(v) => v.iter().any(|a| a == expected),
+        }
+    }
+}
+
+/// The claims of a consent token (SPEC §3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// Issuer.
+    pub iss: String,
+    /// Audience.
+    pub aud: Audience,
+    /// The citizen's IIN.
+    pub sub: String,
+    /// Unique token id.
+    pub jti: String,
+    /// Issued at (Unix seconds).
+    pub iat: i64,
+    /// Not before (Unix seconds); `iat` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
+    /// Expires (Unix seconds).
+    pub exp: i64,
+    /// What the consent is for.
+    pub purpose: String,
+    /// Who.
+    pub identity: Identity,
+    /// How they were verified.
+    pub verification: Verification,
+}
+
+/// A consent token whose signature, issuer, audience, times, IIN and identity all checked.
+/// Only [`TrustedKeys::verify`] makes one.
+#[derive(Debug, Clone)]
+pub struct VerifiedConsent {
+    iin: Iin,
+    jti: String,
+    expires_at: DateTime<Utc>,
+    purpose: Purpose,
+    identity: Identity,
+    verification: Verification,
+}
+
+impl VerifiedConsent {
+    /// The citizen's IIN.
+    pub fn iin(&self) -> &Iin {
+        &self.iin
+    }
+    /// Token id, for the replay store.
+    pub fn jti(&self) -> &str {
+        &self.jti
+    }
+    /// When the token expires (the replay record can be pruned after that).
+    pub fn expires_at(&self) -> DateTime<Utc> {
+        self.expires_at
+    }
+    /// What it allows.
+    pub fn purpose(&self) -> Purpose {
+        self.purpose
+    }
+    /// Who.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+    /// How they were verified.
+    pub fn verification(&self) -> Verification {
+        self.verification
+    }
+    /// Whether Digital ID's checks allow issuance without an operator.
+    pub fn allows_automatic_issuance(&self) -> bool {
+        self.verification.liveness && self.verification.register_match
+    }
+}
+
+/// Why the trusted keys could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct KeyLoadError {
+    /// The file.
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// The Digital ID keys this CA trusts, by `kid`, with the expected issuer and audience.
+pub struct TrustedKeys {
+    keys: BTreeMap<String, jws::VerifyingKey>,
+    issuer: String,
+    audience: String,
+}
+
+impl fmt::Debug for TrustedKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TrustedKeys")
+            .field("kids", &self.keys.keys().collect::<Vec<_>>())
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .finish()
+    }
+}
+
+impl TrustedKeys {
+    /// Load the keys listed in `[digital_id] keys` plus any extra (the dev key). A PEM key's
+    /// `kid` is its RFC 7638 JWK thumbprint; a JWKS key's `kid` is the one it declares.
+    pub fn load(
+        files: &[std::path::PathBuf],
+        extra: &[PKey<Public>],
+        issuer: &str,
+        audience: &str,
+    ) -> Result<TrustedKeys, KeyLoadError> {
+        let mut keys = BTreeMap::new();
+        for path in files {
+            for (kid, key) in jws::load_key_file(path)? {
+                keys.insert(kid, key);
+            }
+        }
+        for pkey in extra {
+            let key = jws::VerifyingKey::from_pkey(pkey.clone()).map_err(|message| KeyLoadError {
+                path: "development Digital ID key".to_owned(),
+                message,
+            })?;
+            keys.insert(key.thumbprint(), key);
+        }
+        Ok(TrustedKeys {
+            keys,
+            issuer: issuer.to_owned(),
+            audience: audience.to_owned(),
+        })
+    }
+
+    /// How many keys are trusted.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether no key is trusted (every token will be refused).
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Verify a token for `purpose` at time `now`.
+    pub fn verify(
+        &self,
+        token: &str,
+        purpose: Purpose,
+        now: DateTime<Utc>,
+    ) -> Result<VerifiedConsent, ConsentError> {
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(ConsentError::Malformed(format!(
+                "longer than {MAX_TOKEN_LEN} bytes"
+            )));
+        }
+        let parsed = jws::Compact::parse(token)?;
+        let alg = parsed.algorithm()?;
+        let kid = parsed.header.kid.clone();
+        let key = kid
+            .as_deref()
+            .and_then(|k| self.keys.get(k))
+            .ok_or(ConsentError::UntrustedKey(kid.clone()))?;
+        parsed.verify(alg, key)?;
+        let claims: Claims = serde_json::from_slice(&parsed.payload)
+            .map_err(|e| ConsentError::Malformed(format!("claims: {e}")))?;
+        self.check_claims(claims, purpose, now)
+    }
+
+    fn check_claims(
+        &self,
+        claims: Claims,
+        purpose: Purpose,
+        now: DateTime<Utc>,
+    ) -> Result<VerifiedConsent, ConsentError> {
+        if claims.iss != self.issuer {
+            return Err(ConsentError::WrongIssuer(claims.iss));
+        }
+        if !claims.aud.contains(&self.audience) {
+            return Err(ConsentError::WrongAudience);
+        }
+        let time = |secs: i64, claim: &str| {
+            DateTime::<Utc>::from_timestamp(secs, 0)
+                .ok_or_else(|| ConsentError::Malformed(format!("{claim} is out of range")))
+        };
+        let exp = time(claims.exp, "exp")?;
+        let iat = time(claims.iat, "iat")?;
+        let nbf = time(claims.nbf.unwrap_or(claims.iat), "nbf")?;
+        let skew = chrono::Duration::seconds(CLOCK_SKEW_SECS);
+        if now - skew >= exp {
+            return Err(ConsentError::Expired(exp));
+        }
+        let starts = nbf.max(iat);
+        if now + skew < starts {
+            return Err(ConsentError::NotYetValid(starts));
+        }
+        let lifetime = claims.exp - claims.iat.min(claims.nbf.unwrap_or(claims.iat));
+        if lifetime > MAX_LIFETIME_SECS {
+            return Err(ConsentError::LifetimeTooLong(lifetime));
+        }
+        if claims.purpose != purpose.as_str() {
+            return Err(ConsentError::WrongPurpose {
+                expected: purpose.as_str(),
+                found: claims.purpose,
+            });
+        }
+        let iin = Iin::parse(&claims.sub).map_err(|e| ConsentError::IinInvalid(e.to_string()))?;
+        if iin.birth_date() != claims.identity.birth_date {
+            return Err(ConsentError::IinInvalid(
+                "it does not encode the identity's birth_date".to_owned(),
+            ));
+        }
+        check_identity(&claims.identity)?;
+        if claims.jti.is_empty() || claims.jti.len() > 128 {
+            return Err(ConsentError::Malformed("jti must be 1-128 characters".to_owned()));
+        }
+        Ok(VerifiedConsent {
+            iin,
+            jti: claims.jti,
+            expires_at: exp,
+            purpose,
+            identity: claims.identity,
+            verification: claims.verification,
+        })
+    }
+}
+
+/// Names go into certificates: they must be present, of sane length, and free of control
+/// characters.
+fn check_identity(identity: &Identity) -> Result<(), ConsentError> {
+    let name_ok = |s: &str| {
+        let len = s.chars().count();
+        (1..=64).contains(&len) && !s.chars().any(char::is_control) && s.trim() == s
+    };
+    for (claim, value) in [("surname", &identity.surname), ("name", &identity.name)] {
+        if !name_ok(value) {
+            return Err(ConsentError::Malformed(format!(
+                "identity.{claim} must be 1-64 printable characters"
+            )));
+        }
+    }
+    if let Some(p) = &identity.patronymic {
+        if !name_ok(p) {
+            return Err(ConsentError::Malformed(
+                "identity.patronymic must be 1-64 printable characters".to_owned(),
+            ));
+        }
+    }
+    if identity.sex != "M" && identity.sex != "F" {
+        return Err(ConsentError::Malformed("identity.sex must be M or F".to_owned()));
+    }
+    Ok(())
+}
+
+/// Mint a token signed ES256 with `key` (development only: `tamga dev consent-token`).
+pub fn mint_es256(key: &PKey<Private>, claims: &Claims) -> Result<String, String> {
+    jws::sign_es256(key, claims)
+}
+
+/// Read a PKCS#8 PEM private key (the development Digital ID key).
+pub fn read_signing_key(path: &Path) -> Result<PKey<Private>, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    PKey::private_key_from_pem(&pem).map_err(|_| format!("{}: not a PEM private key", path.display()))
+}
+
+#[cfg(test)]
+mod tests;
