@@ -11,9 +11,11 @@ use std::sync::Arc;
 use clap::{Args, Parser, Subcommand};
 
 use crate::api::{self, AppState, Metrics};
-use crate::ca::{self, Hierarchy, HierarchyFiles};
+use crate::ca::{self, Hierarchy, HierarchyFiles, Issuer};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{self, LogFormat, Mode, ValidConfig};
+use crate::digital_id::{self, TrustedKeys};
+use crate::ra::Registrar;
 use crate::store::{AuditEntry, Store};
 
 const EXIT_CODES: &str = "\
@@ -52,6 +54,58 @@ pub enum Command {
         #[command(subcommand)]
         command: CaCommand,
     },
+    /// Development helpers (refused unless mode = "dev").
+    Dev {
+        #[command(subcommand)]
+        command: DevCommand,
+    },
+}
+
+/// `tamga dev …`
+#[derive(Debug, Subcommand)]
+pub enum DevCommand {
+    /// Print a consent token signed with the development Digital ID key (and nothing else).
+    ConsentToken(ConsentTokenArgs),
+}
+
+/// `tamga dev consent-token`
+#[derive(Debug, Args)]
+pub struct ConsentTokenArgs {
+    /// The citizen's IIN (12 digits with a valid check digit).
+    #[arg(long)]
+    pub iin: String,
+    /// Surname, as the register gives it.
+    #[arg(long)]
+    pub surname: String,
+    /// Given name.
+    #[arg(long)]
+    pub name: String,
+    /// Patronymic.
+    #[arg(long)]
+    pub patronymic: Option<String>,
+    /// What the consent is for.
+    #[arg(long, value_enum, default_value = "eds_issuance")]
+    pub purpose: PurposeArg,
+    /// Digital ID's state-register match.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub register_match: bool,
+    /// Digital ID's liveness check.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub liveness: bool,
+    /// Lifetime in seconds (more than 900 makes a token the server refuses).
+    #[arg(long, default_value_t = 300)]
+    pub ttl: u32,
+}
+
+/// `--purpose` values.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum PurposeArg {
+    /// Issue certificates.
+    #[value(name = "eds_issuance")]
+    EdsIssuance,
+    /// Revoke a certificate.
+    #[value(name = "eds_revocation")]
+    EdsRevocation,
 }
 
 /// `tamga config …`
@@ -90,6 +144,8 @@ pub struct CaInit {
 pub enum Failure {
     /// Exit 1.
     Internal(anyhow::Error),
+    /// Exit 2.
+    Usage(String),
     /// Exit 3.
     Config(config::ConfigError),
     /// Exit 5.
@@ -106,6 +162,7 @@ impl Failure {
     fn exit_code(&self) -> u8 {
         match self {
             Failure::Internal(_) => 1,
+            Failure::Usage(_) => 2,
             Failure::Config(_) => 3,
             Failure::Refused(_) => 5,
         }
@@ -120,6 +177,7 @@ pub fn main() -> ExitCode {
         Err(failure) => {
             match &failure {
                 Failure::Internal(e) => eprintln!("tamga: error: {e:#}"),
+                Failure::Usage(m) => eprintln!("tamga: {m}"),
                 Failure::Config(e) => eprintln!("tamga: invalid configuration: {e}"),
                 Failure::Refused(m) => eprintln!("tamga: refused: {m}"),
             }
@@ -150,6 +208,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Ca {
             command: CaCommand::Show { json },
         } => ca_show(&config, json),
+        Command::Dev {
+            command: DevCommand::ConsentToken(args),
+        } => dev_consent_token(&config, &args),
     }
 }
 
@@ -192,16 +253,61 @@ fn serve(config: ValidConfig) -> Result<(), Failure> {
         record_hierarchy_generated(&store, &hierarchy, clock.as_ref(), "system")?;
     }
     let metrics = Metrics::new().map_err(|e| Failure::Internal(anyhow::anyhow!("metrics: {e}")))?;
+    let hierarchy = Arc::new(hierarchy);
+    let trusted_keys = trusted_keys(&config, &hierarchy)?;
+    if trusted_keys.is_empty() {
+        tracing::warn!("no Digital ID key is trusted: every application will be refused");
+    }
+    let issuer = Arc::new(
+        Issuer::new(
+            Arc::clone(&hierarchy),
+            config.public_url(),
+            config.cps_url(),
+        )
+        .map_err(|e| Failure::Internal(anyhow::anyhow!("issuing CA: {e}")))?,
+    );
+    let registrar = Registrar::new(
+        store.clone(),
+        Arc::clone(&issuer),
+        Arc::clone(&clock),
+        &cfg.ra.agreement_version,
+    );
+    let resumed = registrar
+        .resume_approved()
+        .map_err(|e| Failure::Internal(anyhow::anyhow!("completing interrupted issuance: {e}")))?;
+    if resumed > 0 {
+        tracing::warn!(applications = resumed, "completed interrupted issuance");
+    }
     let state = AppState {
         store,
-        hierarchy: Arc::new(hierarchy),
+        hierarchy,
         config: Arc::new(config),
         metrics: Arc::new(metrics),
         clock,
+        trusted_keys: Arc::new(trusted_keys),
+        issuer,
+        registrar,
     };
     actix_web::rt::System::new()
         .block_on(api::run(state))
         .map_err(|e| Failure::Internal(anyhow::anyhow!("HTTP server: {e}")))
+}
+
+/// The Digital ID keys from `[digital_id] keys`, plus the development key in dev mode.
+fn trusted_keys(config: &ValidConfig, hierarchy: &Hierarchy) -> Result<TrustedKeys, Failure> {
+    let cfg = config.get();
+    let extra: Vec<_> = hierarchy
+        .digital_id_dev_key()
+        .into_iter()
+        .cloned()
+        .collect();
+    TrustedKeys::load(
+        &cfg.digital_id.keys,
+        &extra,
+        &cfg.digital_id.issuer,
+        &cfg.digital_id.audience,
+    )
+    .map_err(|e| Failure::Internal(anyhow::anyhow!("trusted Digital ID keys: {e}")))
 }
 
 /// In dev mode, generate the hierarchy when `[ca] dir` has none. Returns whether it did.
@@ -301,6 +407,63 @@ fn ca_init(config: &ValidConfig, args: &CaInit) -> Result<(), Failure> {
         outcome.files.dir.display()
     );
     print_described(&describe_hierarchy(&hierarchy, &outcome.files, cfg.mode));
+    Ok(())
+}
+
+fn dev_consent_token(config: &ValidConfig, args: &ConsentTokenArgs) -> Result<(), Failure> {
+    let cfg = config.get();
+    if cfg.mode != Mode::Dev {
+        return Err(Failure::Refused(
+            "`dev consent-token` runs only with mode = \"dev\"".to_owned(),
+        ));
+    }
+    let iin = digital_id::Iin::parse(&args.iin)
+        .map_err(|e| Failure::Usage(format!("--iin {}: {e}", args.iin)))?;
+    let files = HierarchyFiles::new(&cfg.ca.dir, &cfg.ca.issuer_id);
+    let key = digital_id::read_signing_key(&files.digital_id_key).map_err(|e| {
+        Failure::Refused(format!(
+            "no development Digital ID key ({e}); run `tamga serve` or `tamga ca init --dev` first"
+        ))
+    })?;
+    let now = SystemClock.now().timestamp();
+    let mut document_number = [0u8; 4];
+    openssl::rand::rand_bytes(&mut document_number).map_err(anyhow::Error::from)?;
+    let claims = digital_id::Claims {
+        iss: cfg.digital_id.issuer.clone(),
+        aud: digital_id::Audience::One(cfg.digital_id.audience.clone()),
+        sub: iin.as_str().to_owned(),
+        jti: uuid::Uuid::new_v4().to_string(),
+        iat: now,
+        nbf: Some(now),
+        exp: now + i64::from(args.ttl),
+        purpose: match args.purpose {
+            PurposeArg::EdsIssuance => digital_id::Purpose::EdsIssuance,
+            PurposeArg::EdsRevocation => digital_id::Purpose::EdsRevocation,
+        }
+        .as_str()
+        .to_owned(),
+        identity: digital_id::Identity {
+            surname: args.surname.clone(),
+            name: args.name.clone(),
+            patronymic: args.patronymic.clone(),
+            birth_date: iin.birth_date(),
+            sex: iin.sex().to_owned(),
+            document: digital_id::Document {
+                kind: "id_card".to_owned(),
+                number: format!("{:09}", u32::from_be_bytes(document_number) % 1_000_000_000),
+                expires: iin.birth_date().max(chrono::Utc::now().date_naive())
+                    + chrono::Duration::days(5 * 365),
+            },
+        },
+        verification: digital_id::Verification {
+            method: digital_id::VerificationMethod::DigitalIdBiometric,
+            liveness: args.liveness,
+            register_match: args.register_match,
+        },
+    };
+    let token = digital_id::mint_es256(&key, &claims)
+        .map_err(|e| Failure::Internal(anyhow::anyhow!("signing the token: {e}")))?;
+    println!("{token}");
     Ok(())
 }
 

@@ -56,6 +56,8 @@ pub struct Config {
     pub ca: CaConfig,
     /// Trusted Digital ID consent-token issuer.
     pub digital_id: DigitalIdConfig,
+    /// Registration authority.
+    pub ra: RaConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -68,6 +70,7 @@ impl Default for Config {
             database: DatabaseConfig::default(),
             ca: CaConfig::default(),
             digital_id: DigitalIdConfig::default(),
+            ra: RaConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -134,6 +137,8 @@ pub struct CaConfig {
     pub ocsp_key_type: KeyType,
     /// Validity of the delegated OCSP responder certificate, in days.
     pub ocsp_validity_days: u32,
+    /// CPS URI written into certificate policies; empty means `{public_url}/cps`.
+    pub cps_url: String,
 }
 
 impl Default for CaConfig {
@@ -144,6 +149,7 @@ impl Default for CaConfig {
             issuing_key_type: KeyType::Rsa2048,
             ocsp_key_type: KeyType::EcP256,
             ocsp_validity_days: 30,
+            cps_url: String::new(),
         }
     }
 }
@@ -167,6 +173,23 @@ impl Default for DigitalIdConfig {
             issuer: "https://digitalid.dev.tamga.local".to_owned(),
             audience: "tamga".to_owned(),
             keys: Vec::new(),
+        }
+    }
+}
+
+/// `[ra]`: the registration authority's rules.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RaConfig {
+    /// Version of the user agreement citizens must accept; applications naming another
+    /// version are refused (`agreement_version_mismatch`).
+    pub agreement_version: String,
+}
+
+impl Default for RaConfig {
+    fn default() -> Self {
+        RaConfig {
+            agreement_version: "2026-1".to_owned(),
         }
     }
 }
@@ -272,6 +295,7 @@ pub struct ValidConfig {
     database: DatabaseUrl,
     bind: SocketAddr,
     public_url: String,
+    cps_url: String,
 }
 
 impl ValidConfig {
@@ -294,6 +318,10 @@ impl ValidConfig {
     /// `[server] public_url` without a trailing slash.
     pub fn public_url(&self) -> &str {
         &self.public_url
+    }
+    /// The CPS URI for certificate policies (`[ca] cps_url`, or `{public_url}/cps`).
+    pub fn cps_url(&self) -> &str {
+        &self.cps_url
     }
 }
 
@@ -516,6 +544,14 @@ pub fn validate(config: Config, source: Source) -> Result<ValidConfig, ConfigErr
             "must be between 1 and 3650 days",
         ));
     }
+    let cps_url = if config.ca.cps_url.is_empty() {
+        format!("{public_url}/cps")
+    } else {
+        check_url("ca.cps_url", &config.ca.cps_url)?
+    };
+    if config.ra.agreement_version.trim().is_empty() || config.ra.agreement_version.len() > 64 {
+        return Err(invalid("ra.agreement_version", "must be 1-64 characters"));
+    }
     if config.digital_id.issuer.trim().is_empty() {
         return Err(invalid("digital_id.issuer", "must not be empty"));
     }
@@ -539,11 +575,16 @@ pub fn validate(config: Config, source: Source) -> Result<ValidConfig, ConfigErr
         database,
         bind,
         public_url,
+        cps_url,
     })
 }
 
 fn check_public_url(raw: &str) -> Result<String, ConfigError> {
-    let key = "server.public_url";
+    check_url("server.public_url", raw)
+}
+
+/// An http(s) URL without credentials, query or fragment; returned without a trailing slash.
+fn check_url(key: &'static str, raw: &str) -> Result<String, ConfigError> {
     let url =
         url::Url::parse(raw).map_err(|e| invalid(key, format!("invalid URL `{raw}`: {e}")))?;
     if url.scheme() != "http" && url.scheme() != "https" {

@@ -10,8 +10,9 @@
 pub mod api;
 pub mod audit;
 pub mod ca;
-pub mod digital_id;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod digital_id;
+pub mod ra;
 pub mod store;

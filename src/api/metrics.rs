@@ -16,6 +16,9 @@ pub struct Metrics {
     registry: Registry,
     requests: IntCounterVec,
     latency: HistogramVec,
+    applications: IntCounterVec,
+    certificates: IntCounterVec,
+    rejections: IntCounterVec,
 }
 
 /// Label used for requests that matched no route, so unknown paths cannot blow up the
@@ -43,12 +46,32 @@ impl Metrics {
             ]),
             &["route", "method"],
         )?;
-        registry.register(Box::new(requests.clone()))?;
+        let applications = IntCounterVec::new(
+            Opts::new("applications_total", "Applications accepted, by outcome"),
+            &["outcome"],
+        )?;
+        let certificates = IntCounterVec::new(
+            Opts::new("certificates_issued_total", "Certificates issued, by kind"),
+            &["kind"],
+        )?;
+        let rejections = IntCounterVec::new(
+            Opts::new(
+                "api_rejections_total",
+                "API requests refused, by error code",
+            ),
+            &["code"],
+        )?;
+        for metric in [&requests, &applications, &certificates, &rejections] {
+            registry.register(Box::new(metric.clone()))?;
+        }
         registry.register(Box::new(latency.clone()))?;
         Ok(Metrics {
             registry,
             requests,
             latency,
+            applications,
+            certificates,
+            rejections,
         })
     }
 
@@ -66,6 +89,21 @@ impl Metrics {
         self.latency
             .with_label_values(&[route, method])
             .observe(seconds);
+    }
+
+    /// Count an accepted application by its outcome (`issued`, `pending_review`).
+    pub fn application(&self, outcome: &str) {
+        self.applications.with_label_values(&[outcome]).inc();
+    }
+
+    /// Count an issued certificate by kind.
+    pub fn certificate_issued(&self, kind: &str) {
+        self.certificates.with_label_values(&[kind]).inc();
+    }
+
+    /// Count a refused request by its error code.
+    pub fn rejection(&self, code: &str) {
+        self.rejections.with_label_values(&[code]).inc();
     }
 
     /// Everything in Prometheus text exposition format.

@@ -1,6 +1,6 @@
-//! The HTTP interface: actix-web routes for operations (`/healthz`, `/readyz`, `/metrics`) and
-//! the public CA endpoints (`/ca/…`); the portal API and the OCSP/CRL routes join them in
-//! later work.
+//! The HTTP interface: actix-web routes for the portal API (`/api/v1/…`), operations
+//! (`/healthz`, `/readyz`, `/metrics`) and the public CA endpoints (`/ca/…`); the OCSP and CRL
+//! routes join them in later work.
 //!
 //! Owns: routing, request size limits, the one mapping from errors to
 //! `application/problem+json` ([`problem`]), per-route metrics, and the server's lifecycle
@@ -8,8 +8,11 @@
 //! it calls the store and the authorities through their APIs, on the blocking thread pool.
 
 mod metrics;
+mod openapi;
+mod portal;
 pub mod problem;
 mod routes;
+pub mod types;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,9 +21,11 @@ use actix_web::{middleware, web, App, HttpServer};
 
 pub use metrics::Metrics;
 
-use crate::ca::Hierarchy;
+use crate::ca::{Hierarchy, Issuer};
 use crate::clock::Clock;
 use crate::config::ValidConfig;
+use crate::digital_id::TrustedKeys;
+use crate::ra::Registrar;
 use crate::store::Store;
 
 /// What every request handler can reach.
@@ -36,6 +41,12 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The time source.
     pub clock: Arc<dyn Clock>,
+    /// The trusted Digital ID keys.
+    pub trusted_keys: Arc<TrustedKeys>,
+    /// The issuing CA.
+    pub issuer: Arc<Issuer>,
+    /// The registration authority.
+    pub registrar: Registrar,
 }
 
 /// Register every route on an actix `App` (also used by in-process tests).

@@ -5,6 +5,9 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
+use crate::digital_id::ConsentError;
+use crate::ra::RaError;
+
 /// Media type of problem documents.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
@@ -12,6 +15,18 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ApiError {
+    /// The consent token was refused.
+    #[error(transparent)]
+    Consent(#[from] ConsentError),
+    /// The RA refused or failed.
+    #[error(transparent)]
+    Ra(#[from] RaError),
+    /// The body exceeds the route's limit.
+    #[error("the request body exceeds {0} bytes")]
+    BodyTooLarge(usize),
+    /// The body is not the JSON the route expects.
+    #[error("the request body is malformed: {0}")]
+    RequestMalformed(String),
     /// No such route or resource.
     #[error("not found")]
     NotFound {
@@ -30,34 +45,77 @@ pub enum ApiError {
 
 /// The body of a problem document.
 #[derive(Debug, Serialize)]
-pub struct Problem<'a> {
-    /// A URI naming the problem type.
+struct Problem<'a> {
     #[serde(rename = "type")]
-    pub kind: String,
-    /// Short human-readable summary.
-    pub title: &'a str,
-    /// HTTP status.
-    pub status: u16,
-    /// Stable machine-readable code.
-    pub code: &'a str,
-    /// Explanation of this occurrence.
+    kind: String,
+    title: &'a str,
+    status: u16,
+    code: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub detail: Option<&'a str>,
+    detail: Option<String>,
 }
 
 impl ApiError {
-    fn code(&self) -> &'static str {
+    /// The stable code sent to the client.
+    pub fn code(&self) -> &'static str {
         match self {
+            ApiError::Consent(e) => e.code(),
+            ApiError::Ra(e) => e.code(),
+            ApiError::BodyTooLarge(_) => "body_too_large",
+            ApiError::RequestMalformed(_) => "request_malformed",
             ApiError::NotFound { code, .. } => code,
             ApiError::Unavailable(_) => "service_unavailable",
             ApiError::Internal(_) => "internal_error",
         }
+    }
+
+    fn title(&self) -> &'static str {
+        match self.status_code() {
+            StatusCode::BAD_REQUEST => "Bad request",
+            StatusCode::UNAUTHORIZED => "Unauthorized",
+            StatusCode::FORBIDDEN => "Forbidden",
+            StatusCode::NOT_FOUND => "Not found",
+            StatusCode::CONFLICT => "Conflict",
+            StatusCode::PAYLOAD_TOO_LARGE => "Payload too large",
+            StatusCode::UNPROCESSABLE_ENTITY => "Unprocessable request",
+            StatusCode::SERVICE_UNAVAILABLE => "Service unavailable",
+            _ => "Internal error",
+        }
+    }
+
+    /// What the client may read: the error's own message for refusals, nothing for failures.
+    fn public_detail(&self) -> Option<String> {
+        match self {
+            ApiError::Ra(RaError::Store(_) | RaError::Ca(_))
+            | ApiError::Unavailable(_)
+            | ApiError::Internal(_) => None,
+            ApiError::NotFound { detail, .. } => Some(detail.clone()),
+            other => Some(other.to_string()),
+        }
+    }
+}
+
+fn ra_status(e: &RaError) -> StatusCode {
+    match e {
+        RaError::CsrMalformed(_) => StatusCode::BAD_REQUEST,
+        RaError::AccessTokenInvalid => StatusCode::UNAUTHORIZED,
+        RaError::ApplicationNotFound => StatusCode::NOT_FOUND,
+        RaError::ConsentReplayed | RaError::KeyReused | RaError::KeyBlocked => StatusCode::CONFLICT,
+        RaError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+        RaError::Ca(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
     }
 }
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
+            ApiError::Consent(ConsentError::WrongPurpose { .. }) => StatusCode::FORBIDDEN,
+            ApiError::Consent(ConsentError::IinInvalid(_)) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Consent(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Ra(e) => ra_status(e),
+            ApiError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestMalformed(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -66,29 +124,27 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
-        let (title, detail) = match self {
-            ApiError::NotFound { detail, .. } => ("Not found", Some(detail.as_str())),
-            ApiError::Unavailable(reason) => {
-                tracing::warn!(%reason, "service unavailable");
-                ("Service unavailable", Some("try again later"))
-            }
-            ApiError::Internal(reason) => {
-                tracing::error!(%reason, "internal error");
-                ("Internal error", None)
-            }
-        };
+        if status.is_server_error() {
+            // Full detail stays in the log; the client sees only the code.
+            tracing::error!(code = self.code(), error = %self, "request failed");
+        } else {
+            tracing::debug!(code = self.code(), "request refused");
+        }
         let code = self.code();
         let body = Problem {
             kind: format!("urn:tamga:problem:{code}"),
-            title,
+            title: self.title(),
             status: status.as_u16(),
             code,
-            detail,
+            detail: self.public_detail(),
         };
         let mut response = HttpResponse::build(status);
         response.content_type(PROBLEM_JSON);
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response.insert_header(("Retry-After", "5"));
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            response.insert_header(("WWW-Authenticate", "Bearer"));
         }
         response.json(body)
     }

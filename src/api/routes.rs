@@ -5,7 +5,7 @@ use actix_web::{web, HttpResponse};
 use serde::Serialize;
 
 use super::problem::ApiError;
-use super::AppState;
+use super::{openapi, portal, AppState};
 
 /// Body size limit for routes that take no larger body.
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
@@ -14,14 +14,25 @@ pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
 const PKIX_CERT: &str = "application/pkix-cert";
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(healthz))
-        .route("/readyz", web::get().to(readyz))
-        .route("/metrics", web::get().to(metrics))
-        .route("/ca/{file}", web::get().to(ca_certificate))
-        .default_service(web::to(not_found));
+    cfg.route(
+        "/api/v1/applications",
+        web::post().to(portal::create_application),
+    )
+    .route(
+        "/api/v1/applications/{id}",
+        web::get().to(portal::get_application),
+    )
+    .route("/api/v1/openapi.json", web::get().to(openapi::document))
+    .route("/healthz", web::get().to(healthz))
+    .route("/readyz", web::get().to(readyz))
+    .route("/metrics", web::get().to(metrics))
+    .route("/ca/{file}", web::get().to(ca_certificate))
+    .default_service(web::to(not_found));
 }
 
-async fn healthz() -> HttpResponse {
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "Alive")))]
+pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "status": "alive" }))
 }
 
@@ -47,7 +58,11 @@ fn check_label(ok: bool) -> &'static str {
 }
 
 /// Ready when the database answers and the issuing and OCSP keys can sign.
-async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses(
+    (status = 200, description = "Ready: database and keys usable"),
+    (status = 503, description = "Not ready; the body names the failing check"),
+))]
+pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let state = state.into_inner();
     let result = web::block(move || {
         let database = state.store.ping();
@@ -94,7 +109,11 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+/// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses(
+    (status = 200, description = "Prometheus text exposition format", content_type = "text/plain")
+))]
+pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let text = state
         .metrics
         .render()
@@ -105,7 +124,13 @@ async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
 }
 
 /// `GET /ca/root.crt` and `GET /ca/{issuer_id}.crt`: DER certificates.
-async fn ca_certificate(
+#[utoipa::path(get, path = "/ca/{file}", tag = "public",
+    params(("file" = String, Path, description = "`root.crt` or `{issuer_id}.crt`")),
+    responses(
+        (status = 200, description = "The certificate, DER", content_type = "application/pkix-cert"),
+        (status = 404, description = "`ca_certificate_not_found`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
+    ))]
+pub async fn ca_certificate(
     state: web::Data<AppState>,
     file: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {

@@ -9,6 +9,7 @@
 
 pub mod dev;
 mod files;
+mod issue;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -21,6 +22,10 @@ use openssl::x509::X509;
 use serde::{Deserialize, Serialize};
 
 pub use files::HierarchyFiles;
+pub use issue::{
+    Issuer, PreparedCertificate, OID_NCA_INDIVIDUAL, OID_NCA_REMOTE_DIGITAL_ID, OID_POLICY_AUTH,
+    OID_POLICY_SIGN,
+};
 
 use crate::config::{CaConfig, Mode};
 
@@ -139,6 +144,24 @@ pub enum CaError {
     /// An ASN.1 encoding failed.
     #[error("DER encoding failed: {0}")]
     Der(#[from] der::Error),
+    /// A time could not be encoded.
+    #[error("time out of the encodable range")]
+    Time,
+    /// The issuing certificate has no subject key identifier (needed for AKI).
+    #[error("the issuing CA certificate has no subject key identifier")]
+    MissingSubjectKeyId,
+    /// The holder's name does not fit in a certificate's CN (64 characters).
+    #[error("the holder's name is longer than the 64 characters a common name allows")]
+    NameTooLong,
+    /// Resuming issuance found a row that is not reserved.
+    #[error("certificate {0} is not reserved")]
+    NotReserved(String),
+    /// The signed certificate does not carry the stored TBS, or the TBS is not ours.
+    #[error("certificate {0}: the signed TBS differs from the stored TBS")]
+    TbsMismatch(String),
+    /// The signature made does not verify with the issuing certificate.
+    #[error("certificate {0}: the new signature does not verify")]
+    SignatureCheck(String),
 }
 
 /// A CA certificate, parsed and in its DER encoding.

@@ -36,7 +36,10 @@ const WEIGHTS_2: [u32; 11] = [3, 4, 5, 6, 7, 8, 9, 10, 11, 1, 2];
 /// The check digit for the first 11 digits, or `None` when the IIN cannot have one (both
 /// weightings give 10) or the input is not 11 digits.
 pub fn check_digit(first11: &str) -> Option<u8> {
-    let digits: Vec<u32> = first11.chars().map(|c| c.to_digit(10)).collect::<Option<_>>()?;
+    let digits: Vec<u32> = first11
+        .chars()
+        .map(|c| c.to_digit(10))
+        .collect::<Option<_>>()?;
     if digits.len() != 11 {
         return None;
     }
@@ -69,9 +72,9 @@ impl Iin {
         let year = century + (digit(0) * 10 + digit(1)) as i32;
         let month = digit(2) * 10 + digit(3);
         let day = digit(4) * 10 + digit(5);
-        let birth_date =
-            NaiveDate::from_ymd_opt(year, month, day).ok_or(IinError::BirthDate)?;
-        let expected = check_digit(s.get(..11).ok_or(IinError::Format)?).ok_or(IinError::CheckDigit)?;
+        let birth_date = NaiveDate::from_ymd_opt(year, month, day).ok_or(IinError::BirthDate)?;
+        let expected =
+            check_digit(s.get(..11).ok_or(IinError::Format)?).ok_or(IinError::CheckDigit)?;
         if u32::from(expected) != digit(11) {
             return Err(IinError::CheckDigit);
         }
@@ -120,10 +123,19 @@ mod tests {
         let parsed = Iin::parse(&iin);
         assert!(parsed.is_ok(), "{iin}: {parsed:?}");
         let parsed = parsed.unwrap_or_else(|_| unreachable!());
-        assert_eq!(parsed.birth_date(), NaiveDate::from_ymd_opt(1990, 1, 1).unwrap_or_default());
+        assert_eq!(
+            parsed.birth_date(),
+            NaiveDate::from_ymd_opt(1990, 1, 1).unwrap_or_default()
+        );
         assert_eq!(parsed.sex(), "M");
         let girl = Iin::parse(&make("05022860123")).map(|i| (i.birth_date(), i.sex()));
-        assert_eq!(girl, Ok((NaiveDate::from_ymd_opt(2005, 2, 28).unwrap_or_default(), "F")));
+        assert_eq!(
+            girl,
+            Ok((
+                NaiveDate::from_ymd_opt(2005, 2, 28).unwrap_or_default(),
+                "F"
+            ))
+        );
     }
 
     #[test]
@@ -138,7 +150,11 @@ mod tests {
         let Some(prefix) = prefix else { return };
         let d: Vec<u32> = prefix.chars().filter_map(|c| c.to_digit(10)).collect();
         let second = d.iter().zip(WEIGHTS_2).map(|(d, w)| d * w).sum::<u32>() % 11;
-        let expected = if second == 10 { None } else { u8::try_from(second).ok() };
+        let expected = if second == 10 {
+            None
+        } else {
+            u8::try_from(second).ok()
+        };
         assert_eq!(check_digit(&prefix), expected);
     }
 
@@ -146,7 +162,11 @@ mod tests {
     fn invalid_iins_are_refused_with_the_reason() {
         let good = make("90010130000");
         let mut bad_check = good.clone();
-        let last = good.chars().last().and_then(|c| c.to_digit(10)).unwrap_or(0);
+        let last = good
+            .chars()
+            .last()
+            .and_then(|c| c.to_digit(10))
+            .unwrap_or(0);
         bad_check.pop();
         bad_check.push(char::from_digit((last + 1) % 10, 10).unwrap_or('0'));
         assert_eq!(Iin::parse(&bad_check), Err(IinError::CheckDigit));

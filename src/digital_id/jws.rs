@@ -75,7 +75,8 @@ impl<'a> Compact<'a> {
     /// Split and decode `header.payload.signature`.
     pub fn parse(token: &'a str) -> Result<Compact<'a>, ConsentError> {
         let mut parts = token.split('.');
-        let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+        let (Some(h), Some(p), Some(s), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return Err(ConsentError::Malformed(
                 "a compact JWS has exactly three dot-separated parts".to_owned(),
@@ -84,9 +85,15 @@ impl<'a> Compact<'a> {
         let header: Header = serde_json::from_slice(&b64(h, "the header")?)
             .map_err(|e| ConsentError::Malformed(format!("header: {e}")))?;
         if header.crit.is_some() {
-            return Err(ConsentError::Malformed("critical header extensions are not supported".to_owned()));
+            return Err(ConsentError::Malformed(
+                "critical header extensions are not supported".to_owned(),
+            ));
         }
-        if header.typ.as_deref().is_some_and(|t| !t.eq_ignore_ascii_case("JWT")) {
+        if header
+            .typ
+            .as_deref()
+            .is_some_and(|t| !t.eq_ignore_ascii_case("JWT"))
+        {
             return Err(ConsentError::Malformed("typ must be JWT".to_owned()));
         }
         let payload = b64(p, "the payload")?;
@@ -108,7 +115,9 @@ impl<'a> Compact<'a> {
             "ES256" => Ok(Algorithm::Es256),
             "RS256" => Ok(Algorithm::Rs256),
             "PS256" => Ok(Algorithm::Ps256),
-            other => Err(ConsentError::AlgorithmNotAllowed(other.chars().take(16).collect())),
+            other => Err(ConsentError::AlgorithmNotAllowed(
+                other.chars().take(16).collect(),
+            )),
         }
     }
 
@@ -116,13 +125,21 @@ impl<'a> Compact<'a> {
     pub fn verify(&self, alg: Algorithm, key: &VerifyingKey) -> Result<(), ConsentError> {
         let fits = matches!(
             (alg, key.kind),
-            (Algorithm::Es256, KeyKind::EcP256) | (Algorithm::Rs256 | Algorithm::Ps256, KeyKind::Rsa)
+            (Algorithm::Es256, KeyKind::EcP256)
+                | (Algorithm::Rs256 | Algorithm::Ps256, KeyKind::Rsa)
         );
         if !fits {
-            return Err(ConsentError::AlgorithmNotAllowed(format!("{alg} with this key")));
+            return Err(ConsentError::AlgorithmNotAllowed(format!(
+                "{alg} with this key"
+            )));
         }
-        let ok = verify_signature(alg, &key.pkey, self.signing_input.as_bytes(), &self.signature)
-            .unwrap_or(false);
+        let ok = verify_signature(
+            alg,
+            &key.pkey,
+            self.signing_input.as_bytes(),
+            &self.signature,
+        )
+        .unwrap_or(false);
         if ok {
             Ok(())
         } else {
@@ -144,8 +161,9 @@ fn verify_signature(
                 return Ok(false);
             }
             let (r, s) = signature.split_at(32);
-            der = EcdsaSig::from_private_components(BigNum::from_slice(r)?, BigNum::from_slice(s)?)?
-                .to_der()?;
+            der =
+                EcdsaSig::from_private_components(BigNum::from_slice(r)?, BigNum::from_slice(s)?)?
+                    .to_der()?;
             der.as_slice()
         }
         Algorithm::Rs256 | Algorithm::Ps256 => signature,
@@ -212,7 +230,8 @@ impl VerifyingKey {
                 let ec = self.pkey.ec_key()?;
                 let mut ctx = BigNumContext::new()?;
                 let (mut x, mut y) = (BigNum::new()?, BigNum::new()?);
-                ec.public_key().affine_coordinates(ec.group(), &mut x, &mut y, &mut ctx)?;
+                ec.public_key()
+                    .affine_coordinates(ec.group(), &mut x, &mut y, &mut ctx)?;
                 Ok(format!(
                     r#"{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}"#,
                     enc(&x.to_vec_padded(32)?),
@@ -263,11 +282,13 @@ fn jwk_to_pkey(jwk: &Jwk) -> Result<PKey<Public>, String> {
             if jwk.crv.as_deref() != Some("P-256") {
                 return Err("EC keys must have crv P-256".to_owned());
             }
-            let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).map_err(|e| e.to_string())?;
+            let group =
+                EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).map_err(|e| e.to_string())?;
             let (x, y) = (field(&jwk.x, "x")?, field(&jwk.y, "y")?);
             let ec = EcKey::from_public_key_affine_coordinates(&group, &x, &y)
                 .map_err(|_| "the point is not on P-256".to_owned())?;
-            ec.check_key().map_err(|_| "the point is not on P-256".to_owned())?;
+            ec.check_key()
+                .map_err(|_| "the point is not on P-256".to_owned())?;
             PKey::from_ec_key(ec).map_err(|e| e.to_string())
         }
         "RSA" => {
@@ -288,11 +309,13 @@ pub fn load_key_file(path: &Path) -> Result<Vec<(String, VerifyingKey)>, KeyLoad
     let bytes = std::fs::read(path).map_err(|e| err(e.to_string()))?;
     let is_json = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
     if !is_json {
-        let pkey = PKey::public_key_from_pem(&bytes).map_err(|_| err("not a PEM public key".to_owned()))?;
+        let pkey = PKey::public_key_from_pem(&bytes)
+            .map_err(|_| err("not a PEM public key".to_owned()))?;
         let key = VerifyingKey::from_pkey(pkey).map_err(err)?;
         return Ok(vec![(key.thumbprint(), key)]);
     }
-    let jwks: Jwks = serde_json::from_slice(&bytes).map_err(|e| err(format!("not a JWKS document: {e}")))?;
+    let jwks: Jwks =
+        serde_json::from_slice(&bytes).map_err(|e| err(format!("not a JWKS document: {e}")))?;
     let mut out = Vec::new();
     for (i, jwk) in jwks.keys.iter().enumerate() {
         if jwk.key_use.as_deref().is_some_and(|u| u != "sig") {

@@ -302,10 +302,11 @@ impl TrustedKeys {
             }
         }
         for pkey in extra {
-            let key = jws::VerifyingKey::from_pkey(pkey.clone()).map_err(|message| KeyLoadError {
-                path: "development Digital ID key".to_owned(),
-                message,
-            })?;
+            let key =
+                jws::VerifyingKey::from_pkey(pkey.clone()).map_err(|message| KeyLoadError {
+                    path: "development Digital ID key".to_owned(),
+                    message,
+                })?;
             keys.insert(key.thumbprint(), key);
         }
         Ok(TrustedKeys {
@@ -395,7 +396,9 @@ impl TrustedKeys {
         }
         check_identity(&claims.identity)?;
         if claims.jti.is_empty() || claims.jti.len() > 128 {
-            return Err(ConsentError::Malformed("jti must be 1-128 characters".to_owned()));
+            return Err(ConsentError::Malformed(
+                "jti must be 1-128 characters".to_owned(),
+            ));
         }
         Ok(VerifiedConsent {
             iin,
@@ -429,8 +432,16 @@ fn check_identity(identity: &Identity) -> Result<(), ConsentError> {
             ));
         }
     }
+    // The certificate's CN is "SURNAME NAME" and may not exceed 64 characters.
+    if identity.surname.chars().count() + 1 + identity.name.chars().count() > 64 {
+        return Err(ConsentError::Malformed(
+            "identity.surname and identity.name together exceed the 64 characters of a certificate name".to_owned(),
+        ));
+    }
     if identity.sex != "M" && identity.sex != "F" {
-        return Err(ConsentError::Malformed("identity.sex must be M or F".to_owned()));
+        return Err(ConsentError::Malformed(
+            "identity.sex must be M or F".to_owned(),
+        ));
     }
     Ok(())
 }
@@ -443,7 +454,8 @@ pub fn mint_es256(key: &PKey<Private>, claims: &Claims) -> Result<String, String
 /// Read a PKCS#8 PEM private key (the development Digital ID key).
 pub fn read_signing_key(path: &Path) -> Result<PKey<Private>, String> {
     let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    PKey::private_key_from_pem(&pem).map_err(|_| format!("{}: not a PEM private key", path.display()))
+    PKey::private_key_from_pem(&pem)
+        .map_err(|_| format!("{}: not a PEM private key", path.display()))
 }
 
 #[cfg(test)]

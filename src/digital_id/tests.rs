@@ -77,7 +77,9 @@ fn sign_raw(header: &serde_json::Value, payload: &[u8], key: &PKey<Private>, pss
     let mut signer = Signer::new(MessageDigest::sha256(), key).unwrap();
     if pss {
         signer.set_rsa_padding(Padding::PKCS1_PSS).unwrap();
-        signer.set_rsa_pss_saltlen(RsaPssSaltlen::DIGEST_LENGTH).unwrap();
+        signer
+            .set_rsa_pss_saltlen(RsaPssSaltlen::DIGEST_LENGTH)
+            .unwrap();
     }
     signer.update(input.as_bytes()).unwrap();
     let sig = signer.sign_to_vec().unwrap();
@@ -92,7 +94,9 @@ fn code(r: Result<VerifiedConsent, ConsentError>) -> &'static str {
 fn a_minted_es256_token_verifies() {
     let key = ec_key();
     let token = mint_es256(&key, &claims()).unwrap();
-    let v = trust(&[&key]).verify(&token, Purpose::EdsIssuance, now()).unwrap();
+    let v = trust(&[&key])
+        .verify(&token, Purpose::EdsIssuance, now())
+        .unwrap();
     assert_eq!(v.iin().as_str(), iin());
     assert_eq!(v.jti(), "a4b1");
     assert!(v.allows_automatic_issuance());
@@ -103,22 +107,42 @@ fn a_minted_es256_token_verifies() {
 fn rs256_and_ps256_verify_with_a_trusted_rsa_key() {
     let rsa = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
     let keys = trust(&[&rsa]);
-    let kid = jws::VerifyingKey::from_pkey(public(&rsa)).unwrap().thumbprint();
+    let kid = jws::VerifyingKey::from_pkey(public(&rsa))
+        .unwrap()
+        .thumbprint();
     let payload = serde_json::to_vec(&claims()).unwrap();
     for (alg, pss) in [("RS256", false), ("PS256", true)] {
-        let token = sign_raw(&serde_json::json!({"alg": alg, "kid": kid}), &payload, &rsa, pss);
-        assert_eq!(code(keys.verify(&token, Purpose::EdsIssuance, now())), "ok", "{alg}");
+        let token = sign_raw(
+            &serde_json::json!({"alg": alg, "kid": kid}),
+            &payload,
+            &rsa,
+            pss,
+        );
+        assert_eq!(
+            code(keys.verify(&token, Purpose::EdsIssuance, now())),
+            "ok",
+            "{alg}"
+        );
     }
     // PKCS#1 v1.5 signature presented as PS256 does not verify.
-    let token = sign_raw(&serde_json::json!({"alg": "PS256", "kid": kid}), &payload, &rsa, false);
-    assert_eq!(code(keys.verify(&token, Purpose::EdsIssuance, now())), "consent_token_signature_invalid");
+    let token = sign_raw(
+        &serde_json::json!({"alg": "PS256", "kid": kid}),
+        &payload,
+        &rsa,
+        false,
+    );
+    assert_eq!(
+        code(keys.verify(&token, Purpose::EdsIssuance, now())),
+        "consent_token_signature_invalid"
+    );
 }
 
 #[test]
 fn every_refusal_has_its_code() {
     let key = ec_key();
     let keys = trust(&[&key]);
-    let verify = |c: &Claims| code(keys.verify(&mint_es256(&key, c).unwrap(), Purpose::EdsIssuance, now()));
+    let verify =
+        |c: &Claims| code(keys.verify(&mint_es256(&key, c).unwrap(), Purpose::EdsIssuance, now()));
 
     let mut c = claims();
     c.iss = "https://evil".into();
@@ -162,7 +186,9 @@ fn hostile_headers_and_shapes_are_refused() {
     let key = ec_key();
     let keys = trust(&[&key]);
     let payload = serde_json::to_vec(&claims()).unwrap();
-    let kid = jws::VerifyingKey::from_pkey(public(&key)).unwrap().thumbprint();
+    let kid = jws::VerifyingKey::from_pkey(public(&key))
+        .unwrap()
+        .thumbprint();
     let v = |t: &str| code(keys.verify(t, Purpose::EdsIssuance, now()));
 
     assert_eq!(v(""), "consent_token_malformed");
@@ -176,10 +202,20 @@ fn hostile_headers_and_shapes_are_refused() {
         URL_SAFE_NO_PAD.encode(&payload)
     );
     assert_eq!(v(&none), "consent_token_algorithm_not_allowed");
-    let hs = sign_raw(&serde_json::json!({"alg": "HS256", "kid": kid}), &payload, &key, false);
+    let hs = sign_raw(
+        &serde_json::json!({"alg": "HS256", "kid": kid}),
+        &payload,
+        &key,
+        false,
+    );
     assert_eq!(v(&hs), "consent_token_algorithm_not_allowed");
     // An EC key presented as RS256 (algorithm confusion).
-    let rs = sign_raw(&serde_json::json!({"alg": "RS256", "kid": kid}), &payload, &key, false);
+    let rs = sign_raw(
+        &serde_json::json!({"alg": "RS256", "kid": kid}),
+        &payload,
+        &key,
+        false,
+    );
     assert_eq!(v(&rs), "consent_token_algorithm_not_allowed");
     let nokid = mint_es256(&key, &claims()).unwrap();
     let other = ec_key();
@@ -194,7 +230,12 @@ fn hostile_headers_and_shapes_are_refused() {
     let forged = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&c).unwrap());
     parts[1] = &forged;
     assert_eq!(v(&parts.join(".")), "consent_token_signature_invalid");
-    let crit = sign_raw(&serde_json::json!({"alg": "ES256", "kid": kid, "crit": ["exp"]}), &payload, &key, false);
+    let crit = sign_raw(
+        &serde_json::json!({"alg": "ES256", "kid": kid, "crit": ["exp"]}),
+        &payload,
+        &key,
+        false,
+    );
     assert_eq!(v(&crit), "consent_token_malformed");
 }
 
@@ -203,8 +244,13 @@ fn jwks_files_are_trusted_by_their_kid() {
     let key = ec_key();
     let ec = key.ec_key().unwrap();
     let mut ctx = openssl::bn::BigNumContext::new().unwrap();
-    let (mut x, mut y) = (openssl::bn::BigNum::new().unwrap(), openssl::bn::BigNum::new().unwrap());
-    ec.public_key().affine_coordinates(ec.group(), &mut x, &mut y, &mut ctx).unwrap();
+    let (mut x, mut y) = (
+        openssl::bn::BigNum::new().unwrap(),
+        openssl::bn::BigNum::new().unwrap(),
+    );
+    ec.public_key()
+        .affine_coordinates(ec.group(), &mut x, &mut y, &mut ctx)
+        .unwrap();
     let jwks = serde_json::json!({"keys": [{
         "kty": "EC", "crv": "P-256", "kid": "did-2026",
         "x": URL_SAFE_NO_PAD.encode(x.to_vec_padded(32).unwrap()),
@@ -227,5 +273,8 @@ fn jwks_files_are_trusted_by_their_kid() {
     // The same signature under a kid nobody published.
     let other = URL_SAFE_NO_PAD.encode(br#"{"alg":"ES256","kid":"did-2027"}"#);
     let unknown = format!("{other}.{body}.{}", URL_SAFE_NO_PAD.encode(&raw));
-    assert_eq!(code(keys.verify(&unknown, Purpose::EdsIssuance, now())), "consent_token_untrusted_key");
+    assert_eq!(
+        code(keys.verify(&unknown, Purpose::EdsIssuance, now())),
+        "consent_token_untrusted_key"
+    );
 }

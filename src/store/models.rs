@@ -47,6 +47,8 @@ text_enum!(
     ApplicationStatus, "applications" {
         /// Waiting for an operator's decision.
         PendingReview = "pending_review",
+        /// Approved; its certificates are reserved and being signed.
+        Approved = "approved",
         /// Both certificates were issued.
         Issued = "issued",
         /// An operator refused it.
@@ -486,6 +488,21 @@ pub struct AuditEntry {
     pub details: serde_json::Value,
 }
 
+/// How many rows the main tables hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableCounts {
+    /// Applications.
+    pub applications: i64,
+    /// Certificates (any status).
+    pub certificates: i64,
+    /// Recorded consent-token ids.
+    pub used_consent_tokens: i64,
+    /// Audit entries.
+    pub audit_log: i64,
+    /// Outbox rows.
+    pub outbox: i64,
+}
+
 /// Truncate a timestamp to the microsecond, the precision both databases keep, so what is
 /// read back (and hashed) equals what was written.
 pub fn db_time(t: chrono::DateTime<chrono::Utc>) -> NaiveDateTime {
@@ -514,6 +531,78 @@ impl Tx<'_> {
             .optional()?
             .map(Application::try_from)
             .transpose()
+    }
+
+    /// Applications in `status`, oldest first.
+    pub fn applications_with_status(
+        &mut self,
+        status: ApplicationStatus,
+    ) -> Result<Vec<Application>, StoreError> {
+        applications::table
+            .filter(applications::status.eq(status.as_str()))
+            .order(applications::created_at.asc())
+            .select(ApplicationRow::as_select())
+            .load(self.conn)?
+            .into_iter()
+            .map(Application::try_from)
+            .collect()
+    }
+
+    /// Move an application to `status`.
+    pub fn set_application_status(
+        &mut self,
+        id: &str,
+        status: ApplicationStatus,
+        at: NaiveDateTime,
+    ) -> Result<(), StoreError> {
+        let n = diesel::update(applications::table.find(id))
+            .set((
+                applications::status.eq(status.as_str()),
+                applications::updated_at.eq(at),
+            ))
+            .execute(self.conn)?;
+        if n == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::Query(diesel::result::Error::NotFound))
+        }
+    }
+
+    /// Record the signed certificate for a reserved serial. Fails (NotFound) unless the row is
+    /// still `reserved`, so a certificate is never marked issued twice.
+    pub fn mark_certificate_issued(
+        &mut self,
+        serial: &str,
+        der: &[u8],
+        at: NaiveDateTime,
+    ) -> Result<(), StoreError> {
+        let n = diesel::update(
+            certificates::table
+                .find(serial)
+                .filter(certificates::status.eq(CertificateStatus::Reserved.as_str())),
+        )
+        .set((
+            certificates::der.eq(Some(der)),
+            certificates::status.eq(CertificateStatus::Issued.as_str()),
+            certificates::issued_at.eq(Some(at)),
+        ))
+        .execute(self.conn)?;
+        if n == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::Query(diesel::result::Error::NotFound))
+        }
+    }
+
+    /// Row counts of the main tables (tests, operations).
+    pub fn table_counts(&mut self) -> Result<TableCounts, StoreError> {
+        Ok(TableCounts {
+            applications: applications::table.count().get_result(self.conn)?,
+            certificates: certificates::table.count().get_result(self.conn)?,
+            used_consent_tokens: used_consent_tokens::table.count().get_result(self.conn)?,
+            audit_log: audit_log::table.count().get_result(self.conn)?,
+            outbox: outbox::table.count().get_result(self.conn)?,
+        })
     }
 
     /// Reserve or record a certificate row.

@@ -52,7 +52,10 @@ pub fn postgres_url(test: &str) -> Option<String> {
     match std::env::var(POSTGRES_ENV) {
         Ok(url) if !url.is_empty() => Some(url),
         _ => {
-            skipped(test, &format!("set {POSTGRES_ENV} to run it against PostgreSQL"));
+            skipped(
+                test,
+                &format!("set {POSTGRES_ENV} to run it against PostgreSQL"),
+            );
             None
         }
     }

@@ -1,0 +1,237 @@
+//! The portal API: applications for certificates (`/api/v1/applications`).
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use futures_util::StreamExt;
+
+use super::problem::ApiError;
+use super::types::{ApplicationRequest, ApplicationResponse, IssuedCertificate};
+use super::AppState;
+use crate::digital_id::{ConsentError, Purpose};
+use crate::ra::{ApplicationForm, RaError};
+use crate::store::{Application, Certificate};
+
+/// Largest application body (two CSRs and a small form).
+pub const APPLICATION_BODY_LIMIT: usize = 64 * 1024;
+
+/// The bearer token of the `Authorization` header: `None` when absent, an error when present
+/// but not a bearer token.
+fn bearer(req: &HttpRequest) -> Result<Option<String>, ConsentError> {
+    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| ConsentError::Malformed("the Authorization header is not ASCII".to_owned()))?;
+    let (scheme, token) = value.split_once(' ').ok_or_else(|| {
+        ConsentError::Malformed("expected Authorization: Bearer <token>".to_owned())
+    })?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(ConsentError::Malformed(
+            "expected the Bearer scheme".to_owned(),
+        ));
+    }
+    let token = token.trim();
+    if token.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(token.to_owned()))
+}
+
+/// Read a body of at most `limit` bytes.
+pub async fn read_body(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<Vec<u8>, ApiError> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ApiError::BodyTooLarge(limit));
+    }
+    let mut body = Vec::with_capacity(declared.unwrap_or(0).min(limit));
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|e| ApiError::RequestMalformed(format!("reading the body: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::BodyTooLarge(limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+fn rfc3339(t: chrono::NaiveDateTime) -> String {
+    t.and_utc()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn certificate_json(cert: &Certificate) -> Result<IssuedCertificate, ApiError> {
+    let der = cert
+        .der
+        .as_deref()
+        .ok_or_else(|| ApiError::Internal(format!("certificate {} has no DER", cert.serial)))?;
+    let pem = openssl::x509::X509::from_der(der)
+        .and_then(|x| x.to_pem())
+        .map_err(|e| ApiError::Internal(format!("certificate {}: {e}", cert.serial)))?;
+    Ok(IssuedCertificate {
+        kind: cert.kind.as_str().to_owned(),
+        serial: cert.serial.clone(),
+        not_before: rfc3339(cert.not_before),
+        not_after: rfc3339(cert.not_after),
+        pem: String::from_utf8_lossy(&pem).into_owned(),
+    })
+}
+
+fn application_json(
+    state: &AppState,
+    app: &Application,
+    certs: &[Certificate],
+    access_token: Option<String>,
+) -> Result<ApplicationResponse, ApiError> {
+    let certificates = certs
+        .iter()
+        .map(certificate_json)
+        .collect::<Result<Vec<_>, _>>()?;
+    let chain_pem = if certificates.is_empty() {
+        None
+    } else {
+        Some(
+            state
+                .issuer
+                .chain_pem()
+                .map_err(|e| ApiError::Internal(format!("chain: {e}")))?,
+        )
+    };
+    Ok(ApplicationResponse {
+        id: app.id.clone(),
+        status: app.status.as_str().to_owned(),
+        access_token,
+        reason: app.reason.clone(),
+        created_at: rfc3339(app.created_at),
+        certificates,
+        chain_pem,
+    })
+}
+
+/// Count a refusal under its code, then pass it on.
+fn counted(state: &AppState, e: ApiError) -> ApiError {
+    state.metrics.rejection(e.code());
+    e
+}
+
+/// Submit an application for the AUTH and SIGN certificates.
+#[utoipa::path(
+    post,
+    path = "/api/v1/applications",
+    tag = "portal",
+    request_body(content = ApplicationRequest, content_type = "application/json"),
+    security(("consent_token" = [])),
+    responses(
+        (status = 201, description = "Stored; `status` is `issued` (certificates included) or `pending_review`", body = ApplicationResponse),
+        (status = 400, description = "`request_malformed`, `csr_malformed`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
+        (status = 401, description = "`consent_token_missing`, `consent_token_malformed`, `consent_token_signature_invalid`, `consent_token_untrusted_key`, `consent_token_algorithm_not_allowed`, `consent_token_expired`, `consent_token_not_yet_valid`, `consent_token_lifetime_too_long`, `consent_token_wrong_audience`, `consent_token_wrong_issuer`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "`consent_token_wrong_purpose`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
+        (status = 409, description = "`consent_token_replayed`, `key_reused`, `key_blocked`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
+        (status = 413, description = "`body_too_large` (limit 64 KiB)", body = super::types::ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, description = "`iin_invalid`, `agreement_not_accepted`, `agreement_version_mismatch`, `email_invalid`, `language_invalid`, `storage_type_invalid`, `csr_signature_invalid`, `csr_email_mismatch`, `key_algorithm_not_allowed`, `key_too_small`, `key_weak`, `same_key_for_auth_and_sign`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "`service_unavailable`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
+    )
+)]
+pub async fn create_application(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let state = state.into_inner();
+    let result = async {
+        let token = bearer(&req)?.ok_or(ConsentError::Missing)?;
+        let body = read_body(&req, payload, APPLICATION_BODY_LIMIT).await?;
+        let consent = state
+            .trusted_keys
+            .verify(&token, Purpose::EdsIssuance, state.clock.now())?;
+        let request: ApplicationRequest =
+            serde_json::from_slice(&body).map_err(|e| ApiError::RequestMalformed(e.to_string()))?;
+        let form = ApplicationForm {
+            agreement_version: request.agreement_version,
+            agreement_accepted: request.agreement_accepted,
+            email: request.email,
+            language: request.language,
+            storage: request.storage,
+            auth_csr: request.csrs.auth,
+            sign_csr: request.csrs.sign,
+        };
+        let registrar = state.registrar.clone();
+        let submitted = web::block(move || registrar.submit(&consent, form))
+            .await
+            .map_err(|e| ApiError::Internal(format!("blocking pool: {e}")))??;
+        state
+            .metrics
+            .application(submitted.application.status.as_str());
+        for cert in &submitted.certificates {
+            state.metrics.certificate_issued(cert.kind.as_str());
+        }
+        let body = application_json(
+            &state,
+            &submitted.application,
+            &submitted.certificates,
+            Some(submitted.access_token),
+        )?;
+        Ok::<_, ApiError>(
+            HttpResponse::Created()
+                .insert_header((
+                    header::LOCATION,
+                    format!("/api/v1/applications/{}", body.id),
+                ))
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .json(body),
+        )
+    }
+    .await;
+    result.map_err(|e| counted(&state, e))
+}
+
+/// An application's status and, once issued, its certificates and chain.
+#[utoipa::path(
+    get,
+    path = "/api/v1/applications/{id}",
+    tag = "portal",
+    params(("id" = String, Path, description = "Application id")),
+    security(("access_token" = [])),
+    responses(
+        (status = 200, body = ApplicationResponse),
+        (status = 401, description = "`access_token_invalid`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, description = "`application_not_found`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "`service_unavailable`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
+    )
+)]
+pub async fn get_application(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let state = state.into_inner();
+    let result = async {
+        let token = match bearer(&req) {
+            Ok(Some(t)) => t,
+            _ => return Err(ApiError::Ra(RaError::AccessTokenInvalid)),
+        };
+        let id = id.into_inner();
+        if id.len() > 64 {
+            return Err(ApiError::Ra(RaError::ApplicationNotFound));
+        }
+        let registrar = state.registrar.clone();
+        let view = web::block(move || registrar.view(&id, &token))
+            .await
+            .map_err(|e| ApiError::Internal(format!("blocking pool: {e}")))??;
+        let body = application_json(&state, &view.application, &view.certificates, None)?;
+        Ok(HttpResponse::Ok()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .json(body))
+    }
+    .await;
+    result.map_err(|e| counted(&state, e))
+}

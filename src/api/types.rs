@@ -1,0 +1,143 @@
+//! The portal API's request and response bodies: the authoritative layout of the protocol,
+//! shared by the server and by clients such as `tamga-enroll`.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// `POST /api/v1/applications` body.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApplicationRequest {
+    /// Version of the user agreement the citizen was shown; must be the CA's current one.
+    #[schema(example = "2026-1")]
+    pub agreement_version: String,
+    /// Whether the citizen accepted it; must be `true`.
+    pub agreement_accepted: bool,
+    /// E-mail for notifications and the certificates' subjectAltName.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "citizen@example.kz")]
+    pub email: Option<String>,
+    /// Language of messages: `kk`, `ru` or `en`.
+    #[schema(example = "kk")]
+    pub language: String,
+    /// Key storage: `pkcs12` (1-year certificates), or hardware `id_card`, `kaztoken`,
+    /// `etoken`, `jacarta`, `akey` (3 years).
+    #[schema(example = "pkcs12")]
+    pub storage: String,
+    /// The two PKCS#10 requests.
+    pub csrs: CsrPair,
+}
+
+/// The AUTH and SIGN certification requests, PEM (or base64 DER).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CsrPair {
+    /// Request for the authentication certificate.
+    pub auth: String,
+    /// Request for the signing certificate.
+    pub sign: String,
+}
+
+/// An application and, once issued, its certificates.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ApplicationResponse {
+    /// Application id.
+    pub id: String,
+    /// `issued`, `pending_review`, `approved` (being signed) or `rejected`.
+    #[schema(example = "issued")]
+    pub status: String,
+    /// Bearer token for `GET /api/v1/applications/{id}`; returned once, by the POST only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_token: Option<String>,
+    /// The operator's reason, for a rejected application.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// When the application was submitted (RFC 3339, UTC).
+    pub created_at: String,
+    /// Issued certificates, AUTH first (empty until issued).
+    pub certificates: Vec<IssuedCertificate>,
+    /// The CA chain (issuing CA, then root), PEM, once issued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain_pem: Option<String>,
+}
+
+/// One issued certificate.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct IssuedCertificate {
+    /// `auth` or `sign`.
+    pub kind: String,
+    /// Serial number, upper-case hex.
+    pub serial: String,
+    /// Start of validity (RFC 3339, UTC).
+    pub not_before: String,
+    /// End of validity (RFC 3339, UTC).
+    pub not_after: String,
+    /// The certificate, PEM.
+    pub pem: String,
+}
+
+/// An RFC 9457 problem document (`application/problem+json`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ProblemDocument {
+    /// URI of the problem type, `urn:tamga:problem:<code>`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Short summary.
+    pub title: String,
+    /// HTTP status.
+    pub status: u16,
+    /// Stable machine-readable code.
+    pub code: ErrorCode,
+    /// What happened in this case.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// Every error code the API answers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(missing_docs)]
+pub enum ErrorCode {
+    ConsentTokenMissing,
+    ConsentTokenMalformed,
+    ConsentTokenSignatureInvalid,
+    ConsentTokenUntrustedKey,
+    ConsentTokenAlgorithmNotAllowed,
+    ConsentTokenExpired,
+    ConsentTokenNotYetValid,
+    ConsentTokenLifetimeTooLong,
+    ConsentTokenWrongAudience,
+    ConsentTokenWrongIssuer,
+    ConsentTokenReplayed,
+    ConsentTokenWrongPurpose,
+    IinInvalid,
+    AgreementNotAccepted,
+    AgreementVersionMismatch,
+    EmailInvalid,
+    LanguageInvalid,
+    StorageTypeInvalid,
+    CsrMalformed,
+    CsrSignatureInvalid,
+    CsrEmailMismatch,
+    KeyAlgorithmNotAllowed,
+    KeyTooSmall,
+    KeyWeak,
+    KeyReused,
+    KeyBlocked,
+    SameKeyForAuthAndSign,
+    BodyTooLarge,
+    RequestMalformed,
+    ApplicationNotFound,
+    AccessTokenInvalid,
+    CaCertificateNotFound,
+    NotFound,
+    ServiceUnavailable,
+    InternalError,
+}
+
+impl ErrorCode {
+    /// Look a wire code up.
+    pub fn parse(code: &str) -> Option<ErrorCode> {
+        serde_json::from_value(serde_json::Value::String(code.to_owned())).ok()
+    }
+}

@@ -1,0 +1,662 @@
+//! The registration authority: applications for the citizen's pair of certificates.
+//!
+//! Owns: the application form's rules, CSR policy ([`csr`]), the single use of consent tokens
+//! (recorded in the transaction that creates the application), routing to automatic issuance
+//! or operator review, and the construction of [`ApprovedRequest`] — the only thing the CA
+//! will sign. Must never: sign anything itself, trust a CSR's subject or requested extensions
+//! (only an e-mail SAN equal to the form's e-mail), or leave half an application behind.
+
+pub mod csr;
+
+use std::sync::Arc;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use chrono::{DateTime, Utc};
+
+pub use csr::{SubjectKeyType, ValidatedCsr};
+
+use crate::ca::{CaError, Issuer, PreparedCertificate};
+use crate::clock::Clock;
+use crate::digital_id::VerifiedConsent;
+use crate::store::{
+    db_time, Application, ApplicationStatus, AuditEntry, Certificate, CertificateKind,
+    CertificateStatus, Store, StoreError,
+};
+
+/// Why the RA refused or failed a request. Each refusal has a stable wire code.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RaError {
+    /// `agreement_accepted` is not true.
+    #[error("the user agreement was not accepted")]
+    AgreementNotAccepted,
+    /// The accepted agreement is not the current one.
+    #[error("agreement version {found:?} is not the current version {current:?}")]
+    AgreementVersionMismatch {
+        /// Current version.
+        current: String,
+        /// Submitted version.
+        found: String,
+    },
+    /// The e-mail address is not acceptable.
+    #[error("the e-mail address is invalid: {0}")]
+    EmailInvalid(String),
+    /// The language is not kk, ru or en.
+    #[error("language must be kk, ru or en")]
+    LanguageInvalid,
+    /// Unknown key storage type.
+    #[error("storage must be one of pkcs12, id_card, kaztoken, etoken, jacarta, akey")]
+    StorageTypeInvalid,
+    /// The CSR cannot be decoded or parsed.
+    #[error("the certificate request is malformed: {0}")]
+    CsrMalformed(String),
+    /// The CSR's signature does not verify with its own key (no proof of possession).
+    #[error("the certificate request's signature does not verify with its own key")]
+    CsrSignatureInvalid,
+    /// The CSR asks for an e-mail that differs from the form's.
+    #[error("the certificate request's e-mail address differs from the form's")]
+    CsrEmailMismatch,
+    /// Key type or size not accepted.
+    #[error("key algorithm not allowed: {0}")]
+    KeyAlgorithmNotAllowed(String),
+    /// The key is too small.
+    #[error("key too small: {0}")]
+    KeyTooSmall(String),
+    /// The key is weak.
+    #[error("weak key: {0}")]
+    KeyWeak(String),
+    /// The key is already certified.
+    #[error("this public key is already certified; generate a new key pair")]
+    KeyReused,
+    /// The key was revoked for compromise.
+    #[error("this public key is blocked (revoked for key compromise)")]
+    KeyBlocked,
+    /// AUTH and SIGN requests carry the same key.
+    #[error("the AUTH and SIGN requests must carry different keys")]
+    SameKeyForAuthAndSign,
+    /// The consent token was used before.
+    #[error("this consent token was already used")]
+    ConsentReplayed,
+    /// No such application.
+    #[error("application not found")]
+    ApplicationNotFound,
+    /// The access token does not open this application.
+    #[error("the access token is not valid for this application")]
+    AccessTokenInvalid,
+    /// The CA failed to build or sign.
+    #[error(transparent)]
+    Ca(#[from] CaError),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl RaError {
+    /// The stable code of this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            RaError::AgreementNotAccepted => "agreement_not_accepted",
+            RaError::AgreementVersionMismatch { .. } => "agreement_version_mismatch",
+            RaError::EmailInvalid(_) => "email_invalid",
+            RaError::LanguageInvalid => "language_invalid",
+            RaError::StorageTypeInvalid => "storage_type_invalid",
+            RaError::CsrMalformed(_) => "csr_malformed",
+            RaError::CsrSignatureInvalid => "csr_signature_invalid",
+            RaError::CsrEmailMismatch => "csr_email_mismatch",
+            RaError::KeyAlgorithmNotAllowed(_) => "key_algorithm_not_allowed",
+            RaError::KeyTooSmall(_) => "key_too_small",
+            RaError::KeyWeak(_) => "key_weak",
+            RaError::KeyReused => "key_reused",
+            RaError::KeyBlocked => "key_blocked",
+            RaError::SameKeyForAuthAndSign => "same_key_for_auth_and_sign",
+            RaError::ConsentReplayed => "consent_token_replayed",
+            RaError::ApplicationNotFound => "application_not_found",
+            RaError::AccessTokenInvalid => "access_token_invalid",
+            RaError::Ca(_) => "internal_error",
+            RaError::Store(_) => "service_unavailable",
+        }
+    }
+}
+
+/// The citizen's language for messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Language {
+    /// Kazakh.
+    Kk,
+    /// Russian.
+    Ru,
+    /// English.
+    En,
+}
+
+impl Language {
+    /// Parse `kk`, `ru` or `en`.
+    pub fn parse(s: &str) -> Option<Language> {
+        match s {
+            "kk" => Some(Language::Kk),
+            "ru" => Some(Language::Ru),
+            "en" => Some(Language::En),
+            _ => None,
+        }
+    }
+    /// The code.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Language::Kk => "kk",
+            Language::Ru => "ru",
+            Language::En => "en",
+        }
+    }
+}
+
+/// Where the citizen keeps the keys; decides the certificates' validity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Storage {
+    /// A password-protected file on the PC: 1 year.
+    Pkcs12,
+    /// The national ID card: 3 years.
+    IdCard,
+    /// KazToken: 3 years.
+    Kaztoken,
+    /// eToken: 3 years.
+    Etoken,
+    /// JaCarta: 3 years.
+    Jacarta,
+    /// aKey: 3 years.
+    Akey,
+}
+
+impl Storage {
+    /// Parse the form value.
+    pub fn parse(s: &str) -> Option<Storage> {
+        Some(match s {
+            "pkcs12" => Storage::Pkcs12,
+            "id_card" => Storage::IdCard,
+            "kaztoken" => Storage::Kaztoken,
+            "etoken" => Storage::Etoken,
+            "jacarta" => Storage::Jacarta,
+            "akey" => Storage::Akey,
+            _ => return None,
+        })
+    }
+    /// The form value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Storage::Pkcs12 => "pkcs12",
+            Storage::IdCard => "id_card",
+            Storage::Kaztoken => "kaztoken",
+            Storage::Etoken => "etoken",
+            Storage::Jacarta => "jacarta",
+            Storage::Akey => "akey",
+        }
+    }
+    /// Certificate validity in years: 1 for a file, 3 for hardware.
+    pub fn validity_years(self) -> u32 {
+        match self {
+            Storage::Pkcs12 => 1,
+            _ => 3,
+        }
+    }
+}
+
+/// The application form as submitted (already parsed from JSON, not yet checked).
+#[derive(Debug, Clone)]
+pub struct ApplicationForm {
+    /// Version of the user agreement shown.
+    pub agreement_version: String,
+    /// Whether the citizen accepted it.
+    pub agreement_accepted: bool,
+    /// Optional e-mail.
+    pub email: Option<String>,
+    /// `kk`, `ru` or `en`.
+    pub language: String,
+    /// Storage type.
+    pub storage: String,
+    /// AUTH CSR (PEM or base64 DER).
+    pub auth_csr: String,
+    /// SIGN CSR.
+    pub sign_csr: String,
+}
+
+/// A form that passed every check.
+struct CheckedForm {
+    agreement_version: String,
+    email: Option<String>,
+    language: Language,
+    storage: Storage,
+    auth: ValidatedCsr,
+    sign: ValidatedCsr,
+}
+
+/// Check an e-mail address: one `@`, a dotted ASCII domain, printable ASCII, at most 254.
+pub fn check_email(raw: &str) -> Result<String, RaError> {
+    let invalid = |m: &str| Err(RaError::EmailInvalid(m.to_owned()));
+    let email = raw.trim();
+    if email.is_empty() || email.len() > 254 {
+        return invalid("1-254 characters");
+    }
+    if !email.bytes().all(|b| b.is_ascii_graphic()) {
+        return invalid("printable ASCII without spaces");
+    }
+    let Some((local, domain)) = email.split_once('@') else {
+        return invalid("missing @");
+    };
+    if local.is_empty() || local.len() > 64 || domain.contains('@') {
+        return invalid("malformed local part");
+    }
+    let labels_ok = domain.split('.').count() >= 2
+        && domain.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    if !labels_ok {
+        return invalid("malformed domain");
+    }
+    Ok(email.to_owned())
+}
+
+impl ApplicationForm {
+    fn check(self, current_agreement: &str) -> Result<CheckedForm, RaError> {
+        if !self.agreement_accepted {
+            return Err(RaError::AgreementNotAccepted);
+        }
+        if self.agreement_version != current_agreement {
+            return Err(RaError::AgreementVersionMismatch {
+                current: current_agreement.to_owned(),
+                found: self.agreement_version.chars().take(64).collect(),
+            });
+        }
+        let email = self.email.as_deref().map(check_email).transpose()?;
+        let language = Language::parse(&self.language).ok_or(RaError::LanguageInvalid)?;
+        let storage = Storage::parse(&self.storage).ok_or(RaError::StorageTypeInvalid)?;
+        let auth = csr::validate(&self.auth_csr)?;
+        let sign = csr::validate(&self.sign_csr)?;
+        for req in [&auth, &sign] {
+            if let Some(requested) = req.email() {
+                let same = email
+                    .as_deref()
+                    .is_some_and(|e| e.eq_ignore_ascii_case(requested));
+                if !same {
+                    return Err(RaError::CsrEmailMismatch);
+                }
+            }
+        }
+        if auth.spki_sha256() == sign.spki_sha256() {
+            return Err(RaError::SameKeyForAuthAndSign);
+        }
+        Ok(CheckedForm {
+            agreement_version: self.agreement_version,
+            email,
+            language,
+            storage,
+            auth,
+            sign,
+        })
+    }
+}
+
+/// A certificate request the RA approved: the identity from a verified consent token, a key
+/// from a validated CSR, and the profile choices. Only the RA constructs one; the CA signs
+/// nothing else.
+#[derive(Debug, Clone)]
+pub struct ApprovedRequest {
+    application_id: String,
+    kind: CertificateKind,
+    iin: String,
+    surname: String,
+    given_name: String,
+    patronymic: Option<String>,
+    email: Option<String>,
+    spki_der: Vec<u8>,
+    spki_sha256: String,
+    key_type: SubjectKeyType,
+    validity_years: u32,
+}
+
+impl ApprovedRequest {
+    fn new(app: &Application, kind: CertificateKind, csr: &ValidatedCsr, storage: Storage) -> Self {
+        ApprovedRequest {
+            application_id: app.id.clone(),
+            kind,
+            iin: app.holder_iin.clone(),
+            surname: app.surname.clone(),
+            given_name: app.given_name.clone(),
+            patronymic: app.patronymic.clone(),
+            email: app.email.clone(),
+            spki_der: csr.spki_der().to_vec(),
+            spki_sha256: csr.spki_sha256().to_owned(),
+            key_type: csr.key_type(),
+            validity_years: storage.validity_years(),
+        }
+    }
+    /// The application.
+    pub fn application_id(&self) -> &str {
+        &self.application_id
+    }
+    /// AUTH or SIGN.
+    pub fn kind(&self) -> CertificateKind {
+        self.kind
+    }
+    /// Holder's IIN.
+    pub fn iin(&self) -> &str {
+        &self.iin
+    }
+    /// Surname.
+    pub fn surname(&self) -> &str {
+        &self.surname
+    }
+    /// Given name.
+    pub fn given_name(&self) -> &str {
+        &self.given_name
+    }
+    /// Patronymic.
+    pub fn patronymic(&self) -> Option<&str> {
+        self.patronymic.as_deref()
+    }
+    /// E-mail for the SAN.
+    pub fn email(&self) -> Option<&str> {
+        self.email.as_deref()
+    }
+    /// SubjectPublicKeyInfo, DER.
+    pub fn spki_der(&self) -> &[u8] {
+        &self.spki_der
+    }
+    /// SHA-256 of the SPKI, hex.
+    pub fn spki_sha256(&self) -> &str {
+        &self.spki_sha256
+    }
+    /// Key type (decides key usage).
+    pub fn key_type(&self) -> SubjectKeyType {
+        self.key_type
+    }
+    /// Validity in years.
+    pub fn validity_years(&self) -> u32 {
+        self.validity_years
+    }
+}
+
+/// What a submission produced.
+#[derive(Debug, Clone)]
+pub struct Submitted {
+    /// The application (status `issued` or `pending_review`).
+    pub application: Application,
+    /// The access token, shown once; only its hash is stored.
+    pub access_token: String,
+    /// The issued certificates (empty while pending review).
+    pub certificates: Vec<Certificate>,
+}
+
+/// An application as its holder may see it.
+#[derive(Debug, Clone)]
+pub struct ApplicationView {
+    /// The application.
+    pub application: Application,
+    /// Its certificates that are issued (AUTH first).
+    pub certificates: Vec<Certificate>,
+}
+
+/// The RA service.
+#[derive(Debug, Clone)]
+pub struct Registrar {
+    store: Store,
+    issuer: Arc<Issuer>,
+    clock: Arc<dyn Clock>,
+    agreement_version: String,
+}
+
+fn hash_token(token: &str) -> Vec<u8> {
+    openssl::sha::sha256(token.as_bytes()).to_vec()
+}
+
+fn new_access_token() -> Result<String, RaError> {
+    let mut bytes = [0u8; 32];
+    openssl::rand::rand_bytes(&mut bytes).map_err(CaError::from)?;
+    Ok(URL_SAFE_NO_PAD.encode(bytes))
+}
+
+impl Registrar {
+    /// The RA over `store`, issuing through `issuer`.
+    pub fn new(
+        store: Store,
+        issuer: Arc<Issuer>,
+        clock: Arc<dyn Clock>,
+        agreement_version: &str,
+    ) -> Self {
+        Registrar {
+            store,
+            issuer,
+            clock,
+            agreement_version: agreement_version.to_owned(),
+        }
+    }
+
+    /// Submit an application under a verified consent token.
+    ///
+    /// Every check runs before anything is written; then one transaction records the token's
+    /// `jti`, the application, the reserved certificates with their exact TBS, and the audit
+    /// entry. With Digital ID's liveness and register match the certificates are then signed
+    /// and marked issued; otherwise the application waits for an operator.
+    pub fn submit(
+        &self,
+        consent: &VerifiedConsent,
+        form: ApplicationForm,
+    ) -> Result<Submitted, RaError> {
+        let form = form.check(&self.agreement_version)?;
+        let keys = [
+            form.auth.spki_sha256().to_owned(),
+            form.sign.spki_sha256().to_owned(),
+        ];
+        // Cheap refusals first, without a write lock; they are checked again in the transaction.
+        self.store.read(|tx| -> Result<(), RaError> {
+            if tx.consent_jti_used(consent.jti())? {
+                return Err(RaError::ConsentReplayed);
+            }
+            check_keys_unused(tx, &keys)
+        })?;
+
+        let now = self.clock.now();
+        let at = db_time(now);
+        let access_token = new_access_token()?;
+        let auto = consent.allows_automatic_issuance();
+        let identity = consent.identity();
+        let application = Application {
+            id: uuid::Uuid::new_v4().to_string(),
+            status: if auto {
+                ApplicationStatus::Approved
+            } else {
+                ApplicationStatus::PendingReview
+            },
+            holder_iin: consent.iin().as_str().to_owned(),
+            surname: identity.surname.clone(),
+            given_name: identity.name.clone(),
+            patronymic: identity.patronymic.clone(),
+            birth_date: identity.birth_date,
+            email: form.email.clone(),
+            language: form.language.as_str().to_owned(),
+            storage: form.storage.as_str().to_owned(),
+            agreement_version: form.agreement_version.clone(),
+            access_token_hash: hash_token(&access_token),
+            consent_jti: consent.jti().to_owned(),
+            register_match: consent.verification().register_match,
+            liveness: consent.verification().liveness,
+            auth_csr: form.auth.der().to_vec(),
+            sign_csr: form.sign.der().to_vec(),
+            reason: None,
+            decided_by: None,
+            created_at: at,
+            updated_at: at,
+        };
+        let prepared = if auto {
+            vec![
+                self.issuer.prepare(
+                    &ApprovedRequest::new(
+                        &application,
+                        CertificateKind::Auth,
+                        &form.auth,
+                        form.storage,
+                    ),
+                    now,
+                )?,
+                self.issuer.prepare(
+                    &ApprovedRequest::new(
+                        &application,
+                        CertificateKind::Sign,
+                        &form.sign,
+                        form.storage,
+                    ),
+                    now,
+                )?,
+            ]
+        } else {
+            Vec::new()
+        };
+        let actor = format!("holder:{}", application.holder_iin);
+        self.store.write(|tx| -> Result<(), RaError> {
+            if !tx.record_consent_jti(consent.jti(), db_time(consent.expires_at()), at)? {
+                return Err(RaError::ConsentReplayed);
+            }
+            check_keys_unused(tx, &keys)?;
+            tx.insert_application(&application)?;
+            for p in &prepared {
+                tx.insert_certificate(p.reserved_row()).map_err(|e| {
+                    if e.is_unique_violation() {
+                        RaError::KeyReused
+                    } else {
+                        e.into()
+                    }
+                })?;
+            }
+            tx.append_audit(&AuditEntry {
+                at,
+                actor: actor.clone(),
+                action: "application.submitted".to_owned(),
+                subject: application.id.clone(),
+                details: serde_json::json!({
+                    "status": application.status.as_str(),
+                    "storage": application.storage,
+                    "register_match": application.register_match,
+                    "liveness": application.liveness,
+                    "reserved_serials": prepared.iter().map(|p| p.serial()).collect::<Vec<_>>(),
+                }),
+            })?;
+            Ok(())
+        })?;
+
+        let (application, certificates) = if auto {
+            self.complete_issuance(&application.id, &prepared, "system")?
+        } else {
+            (application, Vec::new())
+        };
+        Ok(Submitted {
+            application,
+            access_token,
+            certificates,
+        })
+    }
+
+    /// Sign reserved certificates and mark them and their application issued. Used right after
+    /// submission, and at start-up for applications a crash left approved but unsigned.
+    fn complete_issuance(
+        &self,
+        application_id: &str,
+        prepared: &[PreparedCertificate],
+        actor: &str,
+    ) -> Result<(Application, Vec<Certificate>), RaError> {
+        let mut signed = Vec::with_capacity(prepared.len());
+        for p in prepared {
+            signed.push((p.serial().to_owned(), self.issuer.sign(p)?));
+        }
+        let at = db_time(self.clock.now());
+        let result =
+            self.store
+                .write(|tx| -> Result<(Application, Vec<Certificate>), RaError> {
+                    for (serial, der) in &signed {
+                        tx.mark_certificate_issued(serial, der, at)?;
+                    }
+                    tx.set_application_status(application_id, ApplicationStatus::Issued, at)?;
+                    tx.append_audit(&AuditEntry {
+                        at,
+                        actor: actor.to_owned(),
+                        action: "application.issued".to_owned(),
+                        subject: application_id.to_owned(),
+                        details: serde_json::json!({
+                            "serials": signed.iter().map(|(s, _)| s.as_str()).collect::<Vec<_>>(),
+                            "issuer": self.issuer.id(),
+                        }),
+                    })?;
+                    let app = tx
+                        .application(application_id)?
+                        .ok_or(RaError::ApplicationNotFound)?;
+                    let certs = tx.certificates_of_application(application_id)?;
+                    Ok((app, certs))
+                })?;
+        Ok(result)
+    }
+
+    /// Finish every application that was approved but not completely issued (a crash between
+    /// reserving and marking issued). Returns how many were completed.
+    pub fn resume_approved(&self) -> Result<usize, RaError> {
+        let pending = self
+            .store
+            .read(|tx| tx.applications_with_status(ApplicationStatus::Approved))?;
+        let mut done = 0;
+        for app in pending {
+            let certs = self
+                .store
+                .read(|tx| tx.certificates_of_application(&app.id))?;
+            let prepared: Vec<PreparedCertificate> = certs
+                .iter()
+                .filter(|c| c.status == CertificateStatus::Reserved)
+                .map(PreparedCertificate::from_reserved)
+                .collect::<Result<_, _>>()?;
+            self.complete_issuance(&app.id, &prepared, "system:recovery")?;
+            tracing::warn!(application = %app.id, "completed an interrupted issuance");
+            done += 1;
+        }
+        Ok(done)
+    }
+
+    /// The application `id`, if `access_token` opens it (compared in constant time).
+    pub fn view(&self, id: &str, access_token: &str) -> Result<ApplicationView, RaError> {
+        let (application, certificates) = self.store.read(|tx| -> Result<_, RaError> {
+            let app = tx.application(id)?.ok_or(RaError::ApplicationNotFound)?;
+            let certs = tx.certificates_of_application(id)?;
+            Ok((app, certs))
+        })?;
+        let presented = hash_token(access_token);
+        if presented.len() != application.access_token_hash.len()
+            || !openssl::memcmp::eq(&presented, &application.access_token_hash)
+        {
+            return Err(RaError::AccessTokenInvalid);
+        }
+        let certificates = certificates
+            .into_iter()
+            .filter(|c| c.der.is_some() && c.status != CertificateStatus::Reserved)
+            .collect();
+        Ok(ApplicationView {
+            application,
+            certificates,
+        })
+    }
+
+    /// When the submission happened, for callers that report it.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+}
+
+fn check_keys_unused(tx: &mut crate::store::Tx<'_>, keys: &[String]) -> Result<(), RaError> {
+    for key in keys {
+        if tx.blocked_key(key)?.is_some() {
+            return Err(RaError::KeyBlocked);
+        }
+        if tx.certificate_by_key(key)?.is_some() {
+            return Err(RaError::KeyReused);
+        }
+    }
+    Ok(())
+}
