@@ -58,12 +58,33 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
     }
 }
 
+/// How often used consent-token ids are pruned.
+const PRUNE_INTERVAL: Duration = Duration::from_secs(600);
+
+/// Background upkeep inside `tamga serve`: pruning used consent-token ids after they expire.
+fn spawn_maintenance(state: AppState) {
+    actix_web::rt::spawn(async move {
+        let mut tick = actix_web::rt::time::interval(PRUNE_INTERVAL);
+        loop {
+            tick.tick().await;
+            let registrar = state.registrar.clone();
+            match web::block(move || registrar.prune_used_tokens()).await {
+                Ok(Ok(0)) => {}
+                Ok(Ok(n)) => tracing::info!(pruned = n, "pruned expired consent-token ids"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "pruning consent-token ids failed"),
+                Err(e) => tracing::warn!(error = %e, "pruning consent-token ids did not run"),
+            }
+        }
+    });
+}
+
 /// Serve HTTP on the configured address until SIGTERM/SIGINT, then finish in-flight requests
 /// (up to `[server] shutdown_timeout_secs`) and return.
 pub async fn run(state: AppState) -> std::io::Result<()> {
     let config = Arc::clone(&state.config);
     let server_cfg = &config.get().server;
     let metrics = Arc::clone(&state.metrics);
+    let state_for_tasks = state.clone();
     let mut server = HttpServer::new(move || {
         let metrics = Arc::clone(&metrics);
         App::new()
@@ -78,6 +99,7 @@ pub async fn run(state: AppState) -> std::io::Result<()> {
     if server_cfg.workers > 0 {
         server = server.workers(server_cfg.workers as usize);
     }
+    spawn_maintenance(state_for_tasks);
     for addr in server.addrs() {
         tracing::info!(%addr, public_url = config.public_url(), "listening");
     }

@@ -12,7 +12,6 @@ use std::sync::Arc;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use chrono::{DateTime, Utc};
 
 pub use csr::{SubjectKeyType, ValidatedCsr};
 
@@ -445,6 +444,27 @@ impl Registrar {
         consent: &VerifiedConsent,
         form: ApplicationForm,
     ) -> Result<Submitted, RaError> {
+        let (application, access_token, prepared) = self.accept(consent, form)?;
+        let (application, certificates) = if prepared.is_empty() {
+            (application, Vec::new())
+        } else {
+            self.complete_issuance(&application.id, &prepared, "system")?
+        };
+        Ok(Submitted {
+            application,
+            access_token,
+            certificates,
+        })
+    }
+
+    /// The first, durable half of a submission: check everything, then in one transaction
+    /// record the token, the application, the reserved certificates and the audit entry.
+    #[allow(clippy::type_complexity)]
+    fn accept(
+        &self,
+        consent: &VerifiedConsent,
+        form: ApplicationForm,
+    ) -> Result<(Application, String, Vec<PreparedCertificate>), RaError> {
         let form = form.check(&self.agreement_version)?;
         let keys = [
             form.auth.spki_sha256().to_owned(),
@@ -546,16 +566,7 @@ impl Registrar {
             Ok(())
         })?;
 
-        let (application, certificates) = if auto {
-            self.complete_issuance(&application.id, &prepared, "system")?
-        } else {
-            (application, Vec::new())
-        };
-        Ok(Submitted {
-            application,
-            access_token,
-            certificates,
-        })
+        Ok((application, access_token, prepared))
     }
 
     /// Sign reserved certificates and mark them and their application issued. Used right after
@@ -643,9 +654,14 @@ impl Registrar {
         })
     }
 
-    /// When the submission happened, for callers that report it.
-    pub fn now(&self) -> DateTime<Utc> {
-        self.clock.now()
+    /// Forget used consent-token ids whose tokens can no longer be accepted (expired longer
+    /// ago than the allowed clock skew). Returns how many were pruned.
+    pub fn prune_used_tokens(&self) -> Result<usize, RaError> {
+        let horizon =
+            self.clock.now() - chrono::Duration::seconds(2 * crate::digital_id::CLOCK_SKEW_SECS);
+        Ok(self
+            .store
+            .write(|tx| tx.prune_consent_jtis(db_time(horizon)))?)
     }
 }
 
@@ -660,3 +676,6 @@ fn check_keys_unused(tx: &mut crate::store::Tx<'_>, keys: &[String]) -> Result<(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

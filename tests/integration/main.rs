@@ -12,6 +12,7 @@
 )]
 
 mod cli;
+mod enroll;
 mod server;
 mod store;
 mod support;
