@@ -10,10 +10,11 @@ use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::api::{self, AppState, Metrics};
+use crate::api::{self, AppState, CrlCache, Metrics};
 use crate::ca::{self, Hierarchy, HierarchyFiles, Issuer};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{self, LogFormat, Mode, ValidConfig};
+use crate::crl::{CrlKind, CrlPublisher};
 use crate::digital_id::{self, TrustedKeys};
 use crate::ra::Registrar;
 use crate::store::{AuditEntry, Store};
@@ -54,10 +55,65 @@ pub enum Command {
         #[command(subcommand)]
         command: CaCommand,
     },
+    /// Certificates.
+    Certs {
+        #[command(subcommand)]
+        command: CertsCommand,
+    },
+    /// Certificate revocation lists.
+    Crl {
+        #[command(subcommand)]
+        command: CrlCommand,
+    },
     /// Development helpers (refused unless mode = "dev").
     Dev {
         #[command(subcommand)]
         command: DevCommand,
+    },
+}
+
+/// `tamga certs …`
+#[derive(Debug, Subcommand)]
+pub enum CertsCommand {
+    /// Revoke a certificate (exit 4 if unknown, 5 if already revoked).
+    Revoke {
+        /// Serial number: hex in any case, with or without colons or 0x.
+        serial: String,
+        /// unspecified, keyCompromise, affiliationChanged, superseded, cessationOfOperation,
+        /// certificateHold or privilegeWithdrawn.
+        #[arg(long)]
+        reason: String,
+        /// When the key was compromised (RFC 3339, e.g. 2026-11-20T08:00:00Z).
+        #[arg(long)]
+        invalidity_date: Option<String>,
+        /// Operator recorded in the audit log [default: the OS user].
+        #[arg(long)]
+        operator: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Lift a certificateHold (exit 5 if the certificate is not on hold).
+    Release {
+        /// Serial number.
+        serial: String,
+        /// Operator recorded in the audit log [default: the OS user].
+        #[arg(long)]
+        operator: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `tamga crl …`
+#[derive(Debug, Subcommand)]
+pub enum CrlCommand {
+    /// Publish a new full CRL and a delta CRL now.
+    Publish {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -148,6 +204,8 @@ pub enum Failure {
     Usage(String),
     /// Exit 3.
     Config(config::ConfigError),
+    /// Exit 4.
+    NotFound(String),
     /// Exit 5.
     Refused(String),
 }
@@ -164,6 +222,7 @@ impl Failure {
             Failure::Internal(_) => 1,
             Failure::Usage(_) => 2,
             Failure::Config(_) => 3,
+            Failure::NotFound(_) => 4,
             Failure::Refused(_) => 5,
         }
     }
@@ -179,6 +238,7 @@ pub fn main() -> ExitCode {
                 Failure::Internal(e) => eprintln!("tamga: error: {e:#}"),
                 Failure::Usage(m) => eprintln!("tamga: {m}"),
                 Failure::Config(e) => eprintln!("tamga: invalid configuration: {e}"),
+                Failure::NotFound(m) => eprintln!("tamga: not found: {m}"),
                 Failure::Refused(m) => eprintln!("tamga: refused: {m}"),
             }
             ExitCode::from(failure.exit_code())
@@ -211,6 +271,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Dev {
             command: DevCommand::ConsentToken(args),
         } => dev_consent_token(&config, &args),
+        Command::Certs { command } => certs(&config, command),
+        Command::Crl {
+            command: CrlCommand::Publish { json },
+        } => crl_publish(&config, json),
     }
 }
 
@@ -230,63 +294,108 @@ fn init_logging(config: &ValidConfig) {
     };
 }
 
+/// The authorities over one database and hierarchy, as `serve` and the operator commands use
+/// them.
+struct Services {
+    store: Store,
+    hierarchy: Arc<Hierarchy>,
+    issuer: Arc<Issuer>,
+    registrar: Registrar,
+    crl: CrlPublisher,
+    clock: Arc<dyn Clock>,
+}
+
+impl Services {
+    fn open(config: &ValidConfig, clock: Arc<dyn Clock>) -> Result<Services, Failure> {
+        let cfg = config.get();
+        let hierarchy = Hierarchy::load(&cfg.ca, cfg.mode)
+            .map_err(|e| Failure::Internal(anyhow::anyhow!("loading the CA hierarchy: {e}")))?;
+        let store = Store::open(config.database(), &cfg.database).map_err(|e| {
+            Failure::Internal(anyhow::anyhow!(
+                "opening {}: {e}",
+                config.database().redacted()
+            ))
+        })?;
+        let hierarchy = Arc::new(hierarchy);
+        let issuer = Arc::new(
+            Issuer::new(
+                Arc::clone(&hierarchy),
+                config.public_url(),
+                config.cps_url(),
+            )
+            .map_err(|e| Failure::Internal(anyhow::anyhow!("issuing CA: {e}")))?,
+        );
+        let registrar = Registrar::new(
+            store.clone(),
+            Arc::clone(&issuer),
+            Arc::clone(&clock),
+            &cfg.ra.agreement_version,
+        );
+        let crl = CrlPublisher::new(
+            store.clone(),
+            Arc::clone(&issuer),
+            Arc::clone(&clock),
+            cfg.crl.clone(),
+        );
+        Ok(Services {
+            store,
+            hierarchy,
+            issuer,
+            registrar,
+            crl,
+            clock,
+        })
+    }
+}
+
 fn serve(config: ValidConfig) -> Result<(), Failure> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let cfg = config.get();
     let generated = ensure_dev_hierarchy(&config, clock.as_ref())?;
-    let hierarchy = Hierarchy::load(&cfg.ca, cfg.mode)
-        .map_err(|e| Failure::Internal(anyhow::anyhow!("loading the CA hierarchy: {e}")))?;
-    let store = Store::open(config.database(), &cfg.database).map_err(|e| {
-        Failure::Internal(anyhow::anyhow!(
-            "opening {}: {e}",
-            config.database().redacted()
-        ))
-    })?;
+    let services = Services::open(&config, clock)?;
     tracing::info!(
         mode = %cfg.mode,
         database = %config.database().redacted(),
-        backend = %store.backend(),
-        issuer = hierarchy.issuing().id(),
+        backend = %services.store.backend(),
+        issuer = services.issuer.id(),
         "starting"
     );
     if generated {
-        record_hierarchy_generated(&store, &hierarchy, clock.as_ref(), "system")?;
+        record_hierarchy_generated(
+            &services.store,
+            &services.hierarchy,
+            services.clock.as_ref(),
+            "system",
+        )?;
     }
     let metrics = Metrics::new().map_err(|e| Failure::Internal(anyhow::anyhow!("metrics: {e}")))?;
-    let hierarchy = Arc::new(hierarchy);
-    let trusted_keys = trusted_keys(&config, &hierarchy)?;
+    let trusted_keys = trusted_keys(&config, &services.hierarchy)?;
     if trusted_keys.is_empty() {
         tracing::warn!("no Digital ID key is trusted: every application will be refused");
     }
-    let issuer = Arc::new(
-        Issuer::new(
-            Arc::clone(&hierarchy),
-            config.public_url(),
-            config.cps_url(),
-        )
-        .map_err(|e| Failure::Internal(anyhow::anyhow!("issuing CA: {e}")))?,
-    );
-    let registrar = Registrar::new(
-        store.clone(),
-        Arc::clone(&issuer),
-        Arc::clone(&clock),
-        &cfg.ra.agreement_version,
-    );
-    let resumed = registrar
+    let resumed = services
+        .registrar
         .resume_approved()
         .map_err(|e| Failure::Internal(anyhow::anyhow!("completing interrupted issuance: {e}")))?;
     if resumed > 0 {
         tracing::warn!(applications = resumed, "completed interrupted issuance");
     }
+    // Relying parties must find CRLs from the first request on.
+    services
+        .crl
+        .publish_due()
+        .map_err(|e| Failure::Internal(anyhow::anyhow!("publishing CRLs: {e}")))?;
     let state = AppState {
-        store,
-        hierarchy,
+        store: services.store,
+        hierarchy: services.hierarchy,
         config: Arc::new(config),
         metrics: Arc::new(metrics),
-        clock,
+        clock: services.clock,
         trusted_keys: Arc::new(trusted_keys),
-        issuer,
-        registrar,
+        issuer: services.issuer,
+        registrar: services.registrar,
+        crl: services.crl,
+        crl_cache: Arc::new(CrlCache::default()),
     };
     actix_web::rt::System::new()
         .block_on(api::run(state))
@@ -464,6 +573,122 @@ fn dev_consent_token(config: &ValidConfig, args: &ConsentTokenArgs) -> Result<()
     let token = digital_id::mint_es256(&key, &claims)
         .map_err(|e| Failure::Internal(anyhow::anyhow!("signing the token: {e}")))?;
     println!("{token}");
+    Ok(())
+}
+
+/// Map an RA error to the CLI's exit codes.
+fn ra_failure(e: crate::ra::RaError) -> Failure {
+    use crate::ra::RaError;
+    match e {
+        RaError::CertificateNotFound(_) | RaError::ApplicationNotFound => {
+            Failure::NotFound(e.to_string())
+        }
+        RaError::SerialInvalid(_)
+        | RaError::RevocationReasonInvalid
+        | RaError::InvalidityDateInvalid => Failure::Usage(e.to_string()),
+        RaError::Store(_) | RaError::Ca(_) => Failure::Internal(anyhow::Error::new(e)),
+        other => Failure::Refused(other.to_string()),
+    }
+}
+
+fn certs(config: &ValidConfig, command: CertsCommand) -> Result<(), Failure> {
+    let services = Services::open(config, Arc::new(SystemClock))?;
+    let (cert, json) = match command {
+        CertsCommand::Revoke {
+            serial,
+            reason,
+            invalidity_date,
+            operator,
+            json,
+        } => {
+            let serial = ca::Serial::parse(&serial).map_err(|e| Failure::Usage(e.to_string()))?;
+            let reason = ca::RevocationReason::parse(&reason)
+                .ok_or_else(|| ra_failure(crate::ra::RaError::RevocationReasonInvalid))?;
+            let invalidity = invalidity_date
+                .as_deref()
+                .map(|d| {
+                    chrono::DateTime::parse_from_rfc3339(d)
+                        .map(|t| t.with_timezone(&chrono::Utc))
+                        .map_err(|_| ra_failure(crate::ra::RaError::InvalidityDateInvalid))
+                })
+                .transpose()?;
+            let operator = operator.unwrap_or_else(operator_name);
+            let cert = services
+                .registrar
+                .revoke(
+                    crate::ra::Revoker::Operator(&operator),
+                    &serial,
+                    reason,
+                    invalidity,
+                )
+                .map_err(ra_failure)?;
+            (cert, json)
+        }
+        CertsCommand::Release {
+            serial,
+            operator,
+            json,
+        } => {
+            let serial = ca::Serial::parse(&serial).map_err(|e| Failure::Usage(e.to_string()))?;
+            let operator = operator.unwrap_or_else(operator_name);
+            let cert = services
+                .registrar
+                .release(&serial, &operator)
+                .map_err(ra_failure)?;
+            (cert, json)
+        }
+    };
+    let shown = api::revocation_json(&cert);
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&shown).map_err(anyhow::Error::from)?
+        );
+    } else if cert.status == crate::store::CertificateStatus::Revoked {
+        println!(
+            "certificate {} revoked ({}) at {}",
+            shown.serial, shown.reason, shown.revoked_at
+        );
+    } else {
+        println!(
+            "certificate {} released from hold; it is valid again",
+            shown.serial
+        );
+    }
+    Ok(())
+}
+
+fn crl_publish(config: &ValidConfig, json: bool) -> Result<(), Failure> {
+    let services = Services::open(config, Arc::new(SystemClock))?;
+    let mut published = Vec::new();
+    for kind in [CrlKind::Full, CrlKind::Delta] {
+        let info = services
+            .crl
+            .publish(kind, true)
+            .map_err(|e| Failure::Internal(anyhow::anyhow!("publishing the CRL: {e}")))?;
+        if let Some(info) = info {
+            published.push(serde_json::json!({
+                "issuer": services.crl.issuer_id(),
+                "kind": if kind == CrlKind::Full { "full" } else { "delta" },
+                "crl_number": info.crl_number,
+                "this_update": info.this_update.and_utc().to_rfc3339(),
+                "next_update": info.next_update.and_utc().to_rfc3339(),
+            }));
+        }
+    }
+    if json {
+        println!("{}", serde_json::Value::Array(published));
+    } else {
+        for p in &published {
+            println!(
+                "published {} CRL number {} for {} (next update {})",
+                p["kind"].as_str().unwrap_or(""),
+                p["crl_number"],
+                p["issuer"].as_str().unwrap_or(""),
+                p["next_update"].as_str().unwrap_or("")
+            );
+        }
+    }
     Ok(())
 }
 

@@ -58,6 +58,8 @@ pub struct Config {
     pub digital_id: DigitalIdConfig,
     /// Registration authority.
     pub ra: RaConfig,
+    /// Certificate revocation lists.
+    pub crl: CrlConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -71,6 +73,7 @@ impl Default for Config {
             ca: CaConfig::default(),
             digital_id: DigitalIdConfig::default(),
             ra: RaConfig::default(),
+            crl: CrlConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -190,6 +193,95 @@ impl Default for RaConfig {
     fn default() -> Self {
         RaConfig {
             agreement_version: "2026-1".to_owned(),
+        }
+    }
+}
+
+/// A duration written as a number and a unit: `90s`, `15m`, `24h`, `7d`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span(pub std::time::Duration);
+
+impl Span {
+    /// Parse `<n>s`, `<n>m`, `<n>h` or `<n>d` (n ≥ 1).
+    pub fn parse(raw: &str) -> Result<Span, String> {
+        let raw = raw.trim();
+        let split = raw.len().saturating_sub(1);
+        let (number, unit) = (
+            raw.get(..split).unwrap_or(""),
+            raw.get(split..).unwrap_or(""),
+        );
+        let n: u64 = number
+            .parse()
+            .map_err(|_| format!("`{raw}` is not a duration such as 90s, 15m, 24h or 7d"))?;
+        let secs = match unit {
+            "s" => n,
+            "m" => n * 60,
+            "h" => n * 3600,
+            "d" => n * 86_400,
+            _ => {
+                return Err(format!(
+                    "`{raw}` is not a duration such as 90s, 15m, 24h or 7d"
+                ))
+            }
+        };
+        if n == 0 || secs > 10 * 365 * 86_400 {
+            return Err(format!("`{raw}` must be between 1 second and 10 years"));
+        }
+        Ok(Span(std::time::Duration::from_secs(secs)))
+    }
+
+    /// As a chrono duration.
+    pub fn chrono(self) -> chrono::Duration {
+        chrono::Duration::seconds(i64::try_from(self.0.as_secs()).unwrap_or(i64::MAX))
+    }
+}
+
+impl fmt::Display for Span {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self.0.as_secs();
+        match s {
+            _ if s.is_multiple_of(86_400) => write!(f, "{}d", s / 86_400),
+            _ if s.is_multiple_of(3600) => write!(f, "{}h", s / 3600),
+            _ if s.is_multiple_of(60) => write!(f, "{}m", s / 60),
+            _ => write!(f, "{s}s"),
+        }
+    }
+}
+
+impl Serialize for Span {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for Span {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        Span::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
+/// `[crl]`: how often CRLs are made and how long they are valid.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CrlConfig {
+    /// A new full CRL at least this often.
+    pub full_interval: Span,
+    /// A new delta CRL at least this often (and within seconds of a revocation).
+    pub delta_interval: Span,
+    /// nextUpdate of a full CRL = thisUpdate + validity.
+    pub validity: Span,
+    /// nextUpdate of a delta CRL = thisUpdate + delta_validity.
+    pub delta_validity: Span,
+}
+
+impl Default for CrlConfig {
+    fn default() -> Self {
+        CrlConfig {
+            full_interval: Span(std::time::Duration::from_secs(24 * 3600)),
+            delta_interval: Span(std::time::Duration::from_secs(3600)),
+            validity: Span(std::time::Duration::from_secs(48 * 3600)),
+            delta_validity: Span(std::time::Duration::from_secs(2 * 3600)),
         }
     }
 }
@@ -551,6 +643,18 @@ pub fn validate(config: Config, source: Source) -> Result<ValidConfig, ConfigErr
     };
     if config.ra.agreement_version.trim().is_empty() || config.ra.agreement_version.len() > 64 {
         return Err(invalid("ra.agreement_version", "must be 1-64 characters"));
+    }
+    if config.crl.validity.0 < config.crl.full_interval.0 {
+        return Err(invalid(
+            "crl.validity",
+            "must be at least crl.full_interval, or relying parties hold an expired CRL",
+        ));
+    }
+    if config.crl.delta_validity.0 < config.crl.delta_interval.0 {
+        return Err(invalid(
+            "crl.delta_validity",
+            "must be at least crl.delta_interval",
+        ));
     }
     if config.digital_id.issuer.trim().is_empty() {
         return Err(invalid("digital_id.issuer", "must not be empty"));

@@ -13,6 +13,7 @@ pub mod ca;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod crl;
 pub mod digital_id;
 pub mod ra;
 pub mod store;

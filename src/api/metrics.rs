@@ -19,6 +19,7 @@ pub struct Metrics {
     applications: IntCounterVec,
     certificates: IntCounterVec,
     rejections: IntCounterVec,
+    revocations: IntCounterVec,
 }
 
 /// Label used for requests that matched no route, so unknown paths cannot blow up the
@@ -61,7 +62,20 @@ impl Metrics {
             ),
             &["code"],
         )?;
-        for metric in [&requests, &applications, &certificates, &rejections] {
+        let revocations = IntCounterVec::new(
+            Opts::new(
+                "revocations_total",
+                "Revocations through the API, by reason",
+            ),
+            &["reason"],
+        )?;
+        for metric in [
+            &requests,
+            &applications,
+            &certificates,
+            &rejections,
+            &revocations,
+        ] {
             registry.register(Box::new(metric.clone()))?;
         }
         registry.register(Box::new(latency.clone()))?;
@@ -72,6 +86,7 @@ impl Metrics {
             applications,
             certificates,
             rejections,
+            revocations,
         })
     }
 
@@ -104,6 +119,11 @@ impl Metrics {
     /// Count a refused request by its error code.
     pub fn rejection(&self, code: &str) {
         self.rejections.with_label_values(&[code]).inc();
+    }
+
+    /// Count a revocation by reason.
+    pub fn revocation(&self, reason: &str) {
+        self.revocations.with_label_values(&[reason]).inc();
     }
 
     /// Everything in Prometheus text exposition format.

@@ -11,6 +11,7 @@ mod metrics;
 mod openapi;
 mod portal;
 pub mod problem;
+mod public;
 mod routes;
 pub mod types;
 
@@ -20,10 +21,13 @@ use std::time::Duration;
 use actix_web::{middleware, web, App, HttpServer};
 
 pub use metrics::Metrics;
+pub use portal::revocation_json;
+pub use public::CrlCache;
 
 use crate::ca::{Hierarchy, Issuer};
 use crate::clock::Clock;
 use crate::config::ValidConfig;
+use crate::crl::CrlPublisher;
 use crate::digital_id::TrustedKeys;
 use crate::ra::Registrar;
 use crate::store::Store;
@@ -47,6 +51,10 @@ pub struct AppState {
     pub issuer: Arc<Issuer>,
     /// The registration authority.
     pub registrar: Registrar,
+    /// The CRL publisher.
+    pub crl: CrlPublisher,
+    /// The newest CRLs read from the database.
+    pub crl_cache: Arc<CrlCache>,
 }
 
 /// Register every route on an actix `App` (also used by in-process tests).
@@ -61,8 +69,26 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
 /// How often used consent-token ids are pruned.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(600);
 
-/// Background upkeep inside `tamga serve`: pruning used consent-token ids after they expire.
+/// How often this instance checks whether a CRL is due (a revocation reaches the delta CRL
+/// within about this long).
+const CRL_POLL: Duration = Duration::from_secs(2);
+
+/// Background upkeep inside `tamga serve`: CRLs when due, and pruning used consent-token ids
+/// after they expire.
 fn spawn_maintenance(state: AppState) {
+    let crl = state.crl.clone();
+    actix_web::rt::spawn(async move {
+        let mut tick = actix_web::rt::time::interval(CRL_POLL);
+        loop {
+            tick.tick().await;
+            let publisher = crl.clone();
+            match web::block(move || publisher.publish_due()).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "CRL publication failed; retrying"),
+                Err(e) => tracing::warn!(error = %e, "CRL publication did not run"),
+            }
+        }
+    });
     actix_web::rt::spawn(async move {
         let mut tick = actix_web::rt::time::interval(PRUNE_INTERVAL);
         loop {

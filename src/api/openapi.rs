@@ -6,9 +6,10 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::types::{
-    ApplicationRequest, ApplicationResponse, CsrPair, ErrorCode, IssuedCertificate, ProblemDocument,
+    ApplicationRequest, ApplicationResponse, CsrPair, ErrorCode, IssuedCertificate,
+    ProblemDocument, RevocationRequest, RevocationResponse,
 };
-use super::{portal, routes};
+use super::{portal, public, routes};
 
 struct BearerSchemes;
 
@@ -39,6 +40,8 @@ impl Modify for BearerSchemes {
     paths(
         portal::create_application,
         portal::get_application,
+        portal::create_revocation,
+        public::crl,
         document,
         routes::healthz,
         routes::readyz,
@@ -51,7 +54,9 @@ impl Modify for BearerSchemes {
         ApplicationResponse,
         IssuedCertificate,
         ProblemDocument,
-        ErrorCode
+        ErrorCode,
+        RevocationRequest,
+        RevocationResponse
     )),
     modifiers(&BearerSchemes),
     tags(

@@ -235,3 +235,84 @@ pub async fn get_application(
     .await;
     result.map_err(|e| counted(&state, e))
 }
+
+/// Revoke one of the holder's own certificates.
+#[utoipa::path(
+    post,
+    path = "/api/v1/revocations",
+    tag = "portal",
+    request_body(content = super::types::RevocationRequest, content_type = "application/json"),
+    security(("consent_token" = [])),
+    responses(
+        (status = 200, description = "Revoked", body = super::types::RevocationResponse),
+        (status = 400, description = "`request_malformed`, `serial_invalid`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
+        (status = 401, description = "consent-token refusals as for applications", body = super::types::ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "`consent_token_wrong_purpose` (needs eds_revocation), `not_certificate_holder`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, description = "`certificate_not_found`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
+        (status = 409, description = "`already_revoked`, `consent_token_replayed`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
+        (status = 413, description = "`body_too_large`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, description = "`iin_invalid`, `revocation_reason_invalid`, `invalidity_date_invalid`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
+    )
+)]
+pub async fn create_revocation(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let state = state.into_inner();
+    let result = async {
+        let token = bearer(&req)?.ok_or(ConsentError::Missing)?;
+        let body = read_body(&req, payload, REVOCATION_BODY_LIMIT).await?;
+        let consent =
+            state
+                .trusted_keys
+                .verify(&token, Purpose::EdsRevocation, state.clock.now())?;
+        let request: super::types::RevocationRequest =
+            serde_json::from_slice(&body).map_err(|e| ApiError::RequestMalformed(e.to_string()))?;
+        let serial = crate::ca::Serial::parse(&request.serial).map_err(RaError::from)?;
+        let reason = crate::ca::RevocationReason::parse(&request.reason)
+            .ok_or(RaError::RevocationReasonInvalid)?;
+        let invalidity = request
+            .invalidity_date
+            .as_deref()
+            .map(|d| {
+                chrono::DateTime::parse_from_rfc3339(d)
+                    .map(|t| t.with_timezone(&chrono::Utc))
+                    .map_err(|_| RaError::InvalidityDateInvalid)
+            })
+            .transpose()?;
+        let registrar = state.registrar.clone();
+        let cert = web::block(move || {
+            registrar.revoke(
+                crate::ra::Revoker::Holder(&consent),
+                &serial,
+                reason,
+                invalidity,
+            )
+        })
+        .await
+        .map_err(|e| ApiError::Internal(format!("blocking pool: {e}")))??;
+        state.metrics.revocation(reason.as_str());
+        Ok::<_, ApiError>(
+            HttpResponse::Ok()
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .json(revocation_json(&cert)),
+        )
+    }
+    .await;
+    result.map_err(|e| counted(&state, e))
+}
+
+/// Largest revocation body.
+pub const REVOCATION_BODY_LIMIT: usize = 4 * 1024;
+
+/// The revocation state of a certificate, as the API and the CLI show it.
+pub fn revocation_json(cert: &Certificate) -> super::types::RevocationResponse {
+    super::types::RevocationResponse {
+        serial: cert.serial.clone(),
+        status: cert.status.as_str().to_owned(),
+        reason: cert.revocation_reason.clone().unwrap_or_default(),
+        revoked_at: cert.revoked_at.map(rfc3339).unwrap_or_default(),
+        invalidity_date: cert.invalidity_date.map(rfc3339),
+    }
+}

@@ -97,7 +97,10 @@ impl ApiError {
 
 fn ra_status(e: &RaError) -> StatusCode {
     match e {
-        RaError::CsrMalformed(_) => StatusCode::BAD_REQUEST,
+        RaError::CsrMalformed(_) | RaError::SerialInvalid(_) => StatusCode::BAD_REQUEST,
+        RaError::NotCertificateHolder(_) => StatusCode::FORBIDDEN,
+        RaError::CertificateNotFound(_) => StatusCode::NOT_FOUND,
+        RaError::AlreadyRevoked { .. } | RaError::NotOnHold(_) => StatusCode::CONFLICT,
         RaError::AccessTokenInvalid => StatusCode::UNAUTHORIZED,
         RaError::ApplicationNotFound => StatusCode::NOT_FOUND,
         RaError::ConsentReplayed | RaError::KeyReused | RaError::KeyBlocked => StatusCode::CONFLICT,

@@ -5,7 +5,7 @@ use actix_web::{web, HttpResponse};
 use serde::Serialize;
 
 use super::problem::ApiError;
-use super::{openapi, portal, AppState};
+use super::{openapi, portal, public, AppState};
 
 /// Body size limit for routes that take no larger body.
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
@@ -22,7 +22,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         "/api/v1/applications/{id}",
         web::get().to(portal::get_application),
     )
+    .route(
+        "/api/v1/revocations",
+        web::post().to(portal::create_revocation),
+    )
     .route("/api/v1/openapi.json", web::get().to(openapi::document))
+    .route("/crl/{file}", web::get().to(public::crl))
     .route("/healthz", web::get().to(healthz))
     .route("/readyz", web::get().to(readyz))
     .route("/metrics", web::get().to(metrics))

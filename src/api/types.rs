@@ -76,6 +76,38 @@ pub struct IssuedCertificate {
     pub pem: String,
 }
 
+/// `POST /api/v1/revocations` body.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevocationRequest {
+    /// Serial number in hex, any case, with or without colons or `0x`.
+    #[schema(example = "9AD05F36C16D45A240B48BF10ABBEE34")]
+    pub serial: String,
+    /// RFC 5280 reason: `unspecified`, `keyCompromise`, `affiliationChanged`, `superseded`,
+    /// `cessationOfOperation`, `certificateHold`, `privilegeWithdrawn`.
+    #[schema(example = "keyCompromise")]
+    pub reason: String,
+    /// When the key was (suspected) compromised, RFC 3339; not in the future.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invalidity_date: Option<String>,
+}
+
+/// A certificate's revocation state.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RevocationResponse {
+    /// Serial number, upper-case hex.
+    pub serial: String,
+    /// `revoked`.
+    pub status: String,
+    /// RFC 5280 reason.
+    pub reason: String,
+    /// When it was revoked (RFC 3339, UTC).
+    pub revoked_at: String,
+    /// The invalidity date, if given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invalidity_date: Option<String>,
+}
+
 /// An RFC 9457 problem document (`application/problem+json`).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ProblemDocument {
@@ -129,6 +161,14 @@ pub enum ErrorCode {
     RequestMalformed,
     ApplicationNotFound,
     AccessTokenInvalid,
+    SerialInvalid,
+    RevocationReasonInvalid,
+    InvalidityDateInvalid,
+    CertificateNotFound,
+    NotCertificateHolder,
+    AlreadyRevoked,
+    NotOnHold,
+    CrlNotFound,
     CaCertificateNotFound,
     NotFound,
     ServiceUnavailable,

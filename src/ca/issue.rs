@@ -215,6 +215,37 @@ impl Issuer {
         self.hierarchy.issuing().id()
     }
 
+    /// The issuing CA's name, as its certificate encodes it.
+    pub fn issuer_name(&self) -> &Name {
+        &self.issuer_name
+    }
+
+    /// The issuing CA's subject key identifier (the AKI of what it signs).
+    pub fn authority_key_id(&self) -> &[u8] {
+        &self.authority_key_id
+    }
+
+    /// The signature algorithm of everything the issuing key signs.
+    pub fn signature_algorithm(&self) -> &AlgorithmIdentifierOwned {
+        &self.signature_algorithm
+    }
+
+    /// `{public_url}/crl/{id}-delta.crl`, the freshestCRL of full CRLs.
+    pub fn delta_crl_url(&self) -> &str {
+        &self.delta_crl_url
+    }
+
+    /// Sign a TBSCertList built by the `crl` module. (End-entity certificates go through
+    /// [`Issuer::prepare`] and [`Issuer::sign`] only.)
+    pub fn sign_crl(&self, tbs_cert_list: &[u8]) -> Result<Vec<u8>, CaError> {
+        self.hierarchy.issuing().sign(tbs_cert_list)
+    }
+
+    /// The issuing CA certificate.
+    pub fn certificate(&self) -> &super::CaCertificate {
+        self.hierarchy.issuing().certificate()
+    }
+
     /// The chain above an end-entity certificate: issuing CA then root, PEM.
     pub fn chain_pem(&self) -> Result<String, CaError> {
         let mut pem =
@@ -275,6 +306,7 @@ impl Issuer {
                 invalidity_date: None,
                 created_at: at,
                 issued_at: None,
+                revocation_seq: None,
             },
         })
     }

@@ -10,6 +10,7 @@
 pub mod dev;
 mod files;
 mod issue;
+mod revocation;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -26,6 +27,7 @@ pub use issue::{
     Issuer, PreparedCertificate, OID_NCA_INDIVIDUAL, OID_NCA_REMOTE_DIGITAL_ID, OID_POLICY_AUTH,
     OID_POLICY_SIGN,
 };
+pub use revocation::{RevocationReason, Serial, SerialError};
 
 use crate::config::{CaConfig, Mode};
 

@@ -15,12 +15,14 @@ use base64::Engine;
 
 pub use csr::{SubjectKeyType, ValidatedCsr};
 
-use crate::ca::{CaError, Issuer, PreparedCertificate};
+use chrono::{DateTime, Utc};
+
+use crate::ca::{CaError, Issuer, PreparedCertificate, RevocationReason, Serial};
 use crate::clock::Clock;
 use crate::digital_id::VerifiedConsent;
 use crate::store::{
-    db_time, Application, ApplicationStatus, AuditEntry, Certificate, CertificateKind,
-    CertificateStatus, Store, StoreError,
+    db_time, Application, ApplicationStatus, AuditEntry, BlockedKey, Certificate, CertificateKind,
+    CertificateStatus, OutboxMessage, OutboxStatus, Store, StoreError,
 };
 
 /// Why the RA refused or failed a request. Each refusal has a stable wire code.
@@ -83,6 +85,32 @@ pub enum RaError {
     /// The access token does not open this application.
     #[error("the access token is not valid for this application")]
     AccessTokenInvalid,
+    /// The serial number cannot be read.
+    #[error(transparent)]
+    SerialInvalid(#[from] crate::ca::SerialError),
+    /// The revocation reason is not one Tamga accepts.
+    #[error("reason must be one of unspecified, keyCompromise, affiliationChanged, superseded, cessationOfOperation, certificateHold, privilegeWithdrawn")]
+    RevocationReasonInvalid,
+    /// The invalidity date is unreadable or in the future.
+    #[error("invalidity_date must be an RFC 3339 time not in the future")]
+    InvalidityDateInvalid,
+    /// No issued certificate has this serial.
+    #[error("no certificate with serial {0}")]
+    CertificateNotFound(String),
+    /// The consent token's holder does not hold this certificate.
+    #[error("certificate {0} does not belong to the consent token's holder")]
+    NotCertificateHolder(String),
+    /// The certificate is already revoked.
+    #[error("certificate {serial} is already revoked ({reason})")]
+    AlreadyRevoked {
+        /// The certificate.
+        serial: String,
+        /// Its reason.
+        reason: String,
+    },
+    /// Release of a certificate that is not on hold.
+    #[error("certificate {0} is not on hold (certificateHold)")]
+    NotOnHold(String),
     /// The CA failed to build or sign.
     #[error(transparent)]
     Ca(#[from] CaError),
@@ -112,6 +140,13 @@ impl RaError {
             RaError::ConsentReplayed => "consent_token_replayed",
             RaError::ApplicationNotFound => "application_not_found",
             RaError::AccessTokenInvalid => "access_token_invalid",
+            RaError::SerialInvalid(_) => "serial_invalid",
+            RaError::RevocationReasonInvalid => "revocation_reason_invalid",
+            RaError::InvalidityDateInvalid => "invalidity_date_invalid",
+            RaError::CertificateNotFound(_) => "certificate_not_found",
+            RaError::NotCertificateHolder(_) => "not_certificate_holder",
+            RaError::AlreadyRevoked { .. } => "already_revoked",
+            RaError::NotOnHold(_) => "not_on_hold",
             RaError::Ca(_) => "internal_error",
             RaError::Store(_) => "service_unavailable",
         }
@@ -376,6 +411,15 @@ impl ApprovedRequest {
     pub fn validity_years(&self) -> u32 {
         self.validity_years
     }
+}
+
+/// Who asks for a revocation.
+#[derive(Debug, Clone, Copy)]
+pub enum Revoker<'a> {
+    /// The certificate's holder, with a verified `eds_revocation` consent.
+    Holder(&'a VerifiedConsent),
+    /// An operator, by name.
+    Operator(&'a str),
 }
 
 /// What a submission produced.
@@ -651,6 +695,141 @@ impl Registrar {
         Ok(ApplicationView {
             application,
             certificates,
+        })
+    }
+
+    /// Revoke a certificate, by its holder (with a verified `eds_revocation` consent, whose
+    /// token becomes used) or by an operator.
+    ///
+    /// One transaction changes the certificate, takes the next revocation-counter value (so
+    /// CRLs and OCSP see it), blocks the key for ever on `keyCompromise`, appends the audit
+    /// entry and queues the holder's e-mail. Refusals change nothing.
+    pub fn revoke(
+        &self,
+        by: Revoker<'_>,
+        serial: &Serial,
+        reason: RevocationReason,
+        invalidity_date: Option<DateTime<Utc>>,
+    ) -> Result<Certificate, RaError> {
+        let now = self.clock.now();
+        if invalidity_date.is_some_and(|d| d > now) {
+            return Err(RaError::InvalidityDateInvalid);
+        }
+        let at = db_time(now);
+        let actor = match by {
+            Revoker::Holder(c) => format!("holder:{}", c.iin()),
+            Revoker::Operator(name) => format!("operator:{name}"),
+        };
+        self.store.write(|tx| -> Result<Certificate, RaError> {
+            let cert = tx
+                .certificate(serial.as_str())?
+                .filter(|c| c.status != CertificateStatus::Reserved)
+                .ok_or_else(|| RaError::CertificateNotFound(serial.to_string()))?;
+            if let Revoker::Holder(consent) = by {
+                if cert.holder_iin != consent.iin().as_str() {
+                    return Err(RaError::NotCertificateHolder(serial.to_string()));
+                }
+            }
+            if cert.status == CertificateStatus::Revoked {
+                return Err(RaError::AlreadyRevoked {
+                    serial: serial.to_string(),
+                    reason: cert.revocation_reason.clone().unwrap_or_default(),
+                });
+            }
+            if let Revoker::Holder(consent) = by {
+                if !tx.record_consent_jti(consent.jti(), db_time(consent.expires_at()), at)? {
+                    return Err(RaError::ConsentReplayed);
+                }
+            }
+            let seq = tx.next_revocation_seq()?;
+            let invalidity = invalidity_date.map(db_time);
+            if !tx.revoke_certificate(&cert.serial, reason.as_str(), at, invalidity, seq)? {
+                return Err(RaError::AlreadyRevoked {
+                    serial: serial.to_string(),
+                    reason: String::new(),
+                });
+            }
+            if reason == RevocationReason::KeyCompromise {
+                tx.block_key(&BlockedKey {
+                    spki_sha256: cert.spki_sha256.clone(),
+                    reason: reason.as_str().to_owned(),
+                    serial: Some(cert.serial.clone()),
+                    created_at: at,
+                })?;
+            }
+            tx.append_audit(&AuditEntry {
+                at,
+                actor: actor.clone(),
+                action: "certificate.revoked".to_owned(),
+                subject: cert.serial.clone(),
+                details: serde_json::json!({
+                    "reason": reason.as_str(),
+                    "invalidity_date": invalidity.map(|d| d.and_utc().to_rfc3339()),
+                    "issuer": cert.issuer_id,
+                    "revocation_seq": seq,
+                }),
+            })?;
+            let application = match &cert.application_id {
+                Some(id) => tx.application(id)?,
+                None => None,
+            };
+            if let Some(app) = application {
+                if let Some(email) = &app.email {
+                    tx.enqueue_message(&OutboxMessage {
+                        id: uuid::Uuid::new_v4().to_string(),
+                        event: "certificate_revoked".to_owned(),
+                        recipient: email.clone(),
+                        language: app.language.clone(),
+                        payload: serde_json::json!({
+                            "serial": cert.serial,
+                            "kind": cert.kind.as_str(),
+                            "reason": reason.as_str(),
+                            "revoked_at": at.and_utc().to_rfc3339(),
+                        })
+                        .to_string(),
+                        status: OutboxStatus::Pending,
+                        attempts: 0,
+                        next_attempt_at: at,
+                        lease_owner: None,
+                        lease_until: None,
+                        last_error: None,
+                        created_at: at,
+                        sent_at: None,
+                    })?;
+                }
+            }
+            tx.certificate(&cert.serial)?
+                .ok_or_else(|| RaError::CertificateNotFound(serial.to_string()))
+        })
+    }
+
+    /// Lift a `certificateHold` (operators only).
+    pub fn release(&self, serial: &Serial, operator: &str) -> Result<Certificate, RaError> {
+        let at = db_time(self.clock.now());
+        self.store.write(|tx| -> Result<Certificate, RaError> {
+            let cert = tx
+                .certificate(serial.as_str())?
+                .filter(|c| c.status != CertificateStatus::Reserved)
+                .ok_or_else(|| RaError::CertificateNotFound(serial.to_string()))?;
+            let on_hold = cert.status == CertificateStatus::Revoked
+                && cert.revocation_reason.as_deref()
+                    == Some(RevocationReason::CertificateHold.as_str());
+            if !on_hold {
+                return Err(RaError::NotOnHold(serial.to_string()));
+            }
+            let seq = tx.next_revocation_seq()?;
+            if !tx.release_certificate(&cert.serial, seq)? {
+                return Err(RaError::NotOnHold(serial.to_string()));
+            }
+            tx.append_audit(&AuditEntry {
+                at,
+                actor: format!("operator:{operator}"),
+                action: "certificate.released".to_owned(),
+                subject: cert.serial.clone(),
+                details: serde_json::json!({ "issuer": cert.issuer_id, "revocation_seq": seq }),
+            })?;
+            tx.certificate(&cert.serial)?
+                .ok_or_else(|| RaError::CertificateNotFound(serial.to_string()))
         })
     }
 

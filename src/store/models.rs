@@ -6,7 +6,8 @@ use diesel::prelude::*;
 use diesel::OptionalExtension;
 
 use super::schema::{
-    applications, audit_log, blocked_keys, certificates, crls, outbox, used_consent_tokens,
+    applications, audit_log, blocked_keys, certificates, counters, crls, outbox,
+    used_consent_tokens,
 };
 use super::{StoreError, Tx};
 
@@ -255,6 +256,8 @@ pub struct Certificate {
     pub created_at: NaiveDateTime,
     /// Signed.
     pub issued_at: Option<NaiveDateTime>,
+    /// Revocation-counter value of the last revocation or release (see `counters`).
+    pub revocation_seq: Option<i64>,
 }
 
 #[derive(Queryable, Selectable, Insertable)]
@@ -276,6 +279,7 @@ struct CertificateRow {
     invalidity_date: Option<NaiveDateTime>,
     created_at: NaiveDateTime,
     issued_at: Option<NaiveDateTime>,
+    revocation_seq: Option<i64>,
 }
 
 impl From<&Certificate> for CertificateRow {
@@ -297,6 +301,7 @@ impl From<&Certificate> for CertificateRow {
             invalidity_date: c.invalidity_date,
             created_at: c.created_at,
             issued_at: c.issued_at,
+            revocation_seq: c.revocation_seq,
         }
     }
 }
@@ -321,6 +326,7 @@ impl TryFrom<CertificateRow> for Certificate {
             invalidity_date: r.invalidity_date,
             created_at: r.created_at,
             issued_at: r.issued_at,
+            revocation_seq: r.revocation_seq,
         })
     }
 }
@@ -359,6 +365,36 @@ pub struct StoredCrl {
     pub der: Vec<u8>,
     /// Stored at.
     pub created_at: NaiveDateTime,
+    /// Highest revocation-counter value this CRL reflects.
+    pub covered_seq: i64,
+}
+
+/// A CRL without its bytes: enough to decide what to publish or serve.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable)]
+pub struct CrlInfo {
+    /// CRL number.
+    pub crl_number: i64,
+    /// thisUpdate.
+    pub this_update: NaiveDateTime,
+    /// nextUpdate.
+    pub next_update: NaiveDateTime,
+    /// Highest revocation-counter value it reflects.
+    pub covered_seq: i64,
+}
+
+/// A certificate's revocation state as a CRL lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable)]
+pub struct RevocationEntry {
+    /// Serial, upper-case hex.
+    pub serial: String,
+    /// `revoked`, or `issued` for a certificate released from hold.
+    pub status: String,
+    /// When it was revoked.
+    pub revoked_at: Option<NaiveDateTime>,
+    /// RFC 5280 reason name.
+    pub reason: Option<String>,
+    /// Invalidity date.
+    pub invalidity_date: Option<NaiveDateTime>,
 }
 
 /// An e-mail waiting to be (or already) delivered.
@@ -501,6 +537,31 @@ pub struct TableCounts {
     pub audit_log: i64,
     /// Outbox rows.
     pub outbox: i64,
+}
+
+#[allow(clippy::type_complexity)]
+fn revocation_columns() -> (
+    certificates::serial,
+    certificates::status,
+    certificates::revoked_at,
+    certificates::revocation_reason,
+    certificates::invalidity_date,
+) {
+    (
+        certificates::serial,
+        certificates::status,
+        certificates::revoked_at,
+        certificates::revocation_reason,
+        certificates::invalidity_date,
+    )
+}
+
+/// A stable 63-bit advisory-lock key for an issuer's CRL sequence.
+fn issuer_lock_key(issuer_id: &str) -> i64 {
+    let digest = openssl::sha::sha256(format!("tamga-crl:{issuer_id}").as_bytes());
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(digest.get(..8).unwrap_or(&[0; 8]));
+    i64::from_be_bytes(bytes) & i64::MAX
 }
 
 /// Truncate a timestamp to the microsecond, the precision both databases keep, so what is
@@ -733,6 +794,163 @@ impl Tx<'_> {
             .select(StoredCrl::as_select())
             .first(self.conn)
             .optional()?)
+    }
+
+    /// Take the next value of the revocation counter. The counter row stays locked until the
+    /// transaction ends, so values are taken in commit order.
+    pub fn next_revocation_seq(&mut self) -> Result<i64, StoreError> {
+        diesel::update(counters::table.find("revocation"))
+            .set(counters::value.eq(counters::value + 1))
+            .execute(self.conn)?;
+        self.current_revocation_seq()
+    }
+
+    /// The revocation counter's committed value (every change up to it is committed).
+    pub fn current_revocation_seq(&mut self) -> Result<i64, StoreError> {
+        Ok(counters::table
+            .find("revocation")
+            .select(counters::value)
+            .first(self.conn)?)
+    }
+
+    /// Mark an issued certificate revoked. Returns `false` when it was not in `issued` state.
+    pub fn revoke_certificate(
+        &mut self,
+        serial: &str,
+        reason: &str,
+        revoked_at: NaiveDateTime,
+        invalidity_date: Option<NaiveDateTime>,
+        seq: i64,
+    ) -> Result<bool, StoreError> {
+        let n = diesel::update(
+            certificates::table
+                .find(serial)
+                .filter(certificates::status.eq(CertificateStatus::Issued.as_str())),
+        )
+        .set((
+            certificates::status.eq(CertificateStatus::Revoked.as_str()),
+            certificates::revoked_at.eq(Some(revoked_at)),
+            certificates::revocation_reason.eq(Some(reason)),
+            certificates::invalidity_date.eq(invalidity_date),
+            certificates::revocation_seq.eq(Some(seq)),
+        ))
+        .execute(self.conn)?;
+        Ok(n == 1)
+    }
+
+    /// Lift a `certificateHold`. Returns `false` when the certificate is not on hold.
+    pub fn release_certificate(&mut self, serial: &str, seq: i64) -> Result<bool, StoreError> {
+        let n = diesel::update(
+            certificates::table
+                .find(serial)
+                .filter(certificates::status.eq(CertificateStatus::Revoked.as_str()))
+                .filter(certificates::revocation_reason.eq("certificateHold")),
+        )
+        .set((
+            certificates::status.eq(CertificateStatus::Issued.as_str()),
+            certificates::revoked_at.eq(None::<NaiveDateTime>),
+            certificates::revocation_reason.eq(None::<String>),
+            certificates::invalidity_date.eq(None::<NaiveDateTime>),
+            certificates::revocation_seq.eq(Some(seq)),
+        ))
+        .execute(self.conn)?;
+        Ok(n == 1)
+    }
+
+    /// Serialise CRL production for one issuer across instances (PostgreSQL advisory lock;
+    /// on SQLite the write transaction already excludes every other writer).
+    pub fn lock_crl_issuer(&mut self, issuer_id: &str) -> Result<(), StoreError> {
+        if self.backend == super::Backend::Postgres {
+            let key = issuer_lock_key(issuer_id);
+            diesel::sql_query(format!("SELECT pg_advisory_xact_lock({key})")).execute(self.conn)?;
+        }
+        Ok(())
+    }
+
+    /// The highest CRL number used for an issuer (full and delta share the sequence).
+    pub fn last_crl_number(&mut self, issuer_id: &str) -> Result<Option<i64>, StoreError> {
+        Ok(crls::table
+            .filter(crls::issuer_id.eq(issuer_id))
+            .select(diesel::dsl::max(crls::crl_number))
+            .first(self.conn)?)
+    }
+
+    /// Every CRL of an issuer in the order they were stored: (number, is_delta).
+    pub fn crl_history(
+        &mut self,
+        issuer_id: &str,
+    ) -> Result<Vec<(i64, bool, NaiveDateTime)>, StoreError> {
+        Ok(crls::table
+            .filter(crls::issuer_id.eq(issuer_id))
+            .order(crls::created_at.asc())
+            .then_order_by(crls::crl_number.asc())
+            .select((crls::crl_number, crls::is_delta, crls::created_at))
+            .load(self.conn)?)
+    }
+
+    /// The newest full (or delta) CRL's numbers and times, without its bytes.
+    pub fn latest_crl_info(
+        &mut self,
+        issuer_id: &str,
+        delta: bool,
+    ) -> Result<Option<CrlInfo>, StoreError> {
+        Ok(crls::table
+            .filter(crls::issuer_id.eq(issuer_id))
+            .filter(crls::is_delta.eq(delta))
+            .order(crls::crl_number.desc())
+            .select((
+                crls::crl_number,
+                crls::this_update,
+                crls::next_update,
+                crls::covered_seq,
+            ))
+            .first(self.conn)
+            .optional()?)
+    }
+
+    /// One page of a full CRL: revoked certificates of `issuer_id` with serial after `after`,
+    /// revoked at counter values up to `max_seq`, still valid at `valid_at`, in serial order.
+    pub fn revoked_page(
+        &mut self,
+        issuer_id: &str,
+        after: &str,
+        max_seq: i64,
+        valid_at: NaiveDateTime,
+        limit: i64,
+    ) -> Result<Vec<RevocationEntry>, StoreError> {
+        Ok(certificates::table
+            .filter(certificates::issuer_id.eq(issuer_id))
+            .filter(certificates::status.eq(CertificateStatus::Revoked.as_str()))
+            .filter(certificates::serial.gt(after))
+            .filter(certificates::revocation_seq.le(max_seq))
+            .filter(certificates::not_after.ge(valid_at))
+            .order(certificates::serial.asc())
+            .limit(limit)
+            .select(revocation_columns())
+            .load(self.conn)?)
+    }
+
+    /// One page of a delta CRL: certificates whose revocation state changed at counter values
+    /// in `(after_seq, max_seq]`, still valid at `valid_at`, in serial order after `after`.
+    pub fn changed_page(
+        &mut self,
+        issuer_id: &str,
+        after: &str,
+        after_seq: i64,
+        max_seq: i64,
+        valid_at: NaiveDateTime,
+        limit: i64,
+    ) -> Result<Vec<RevocationEntry>, StoreError> {
+        Ok(certificates::table
+            .filter(certificates::issuer_id.eq(issuer_id))
+            .filter(certificates::serial.gt(after))
+            .filter(certificates::revocation_seq.gt(after_seq))
+            .filter(certificates::revocation_seq.le(max_seq))
+            .filter(certificates::not_after.ge(valid_at))
+            .order(certificates::serial.asc())
+            .limit(limit)
+            .select(revocation_columns())
+            .load(self.conn)?)
     }
 
     /// Queue an e-mail.

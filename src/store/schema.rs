@@ -44,6 +44,7 @@ diesel::table! {
         invalidity_date -> Nullable<Timestamp>,
         created_at -> Timestamp,
         issued_at -> Nullable<Timestamp>,
+        revocation_seq -> Nullable<BigInt>,
     }
 }
 
@@ -74,6 +75,14 @@ diesel::table! {
         next_update -> Timestamp,
         der -> Binary,
         created_at -> Timestamp,
+        covered_seq -> BigInt,
+    }
+}
+
+diesel::table! {
+    counters (name) {
+        name -> Text,
+        value -> BigInt,
     }
 }
 
@@ -118,4 +127,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     crls,
     outbox,
     audit_log,
+    counters,
 );

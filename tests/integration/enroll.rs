@@ -25,54 +25,61 @@ const ISSUER: &str = "https://digitalid.dev.tamga.local";
 const AUDIENCE: &str = "tamga";
 
 /// A running server with its working directory and a store handle on the same database.
-struct Env {
-    server: Server,
-    store: Store,
-    _dir: tempfile::TempDir,
-    _db: Option<PgDatabase>,
+pub struct Env {
+    pub server: Server,
+    pub store: Store,
+    pub _dir_guard: tempfile::TempDir,
+    pub db: Option<PgDatabase>,
 }
 
 impl Env {
-    fn sqlite() -> Env {
+    pub fn sqlite() -> Env {
+        Env::sqlite_with(&[])
+    }
+
+    pub fn sqlite_with(env: &[(&str, &str)]) -> Env {
         let dir = tempfile::tempdir().unwrap();
-        let server = Server::start(dir.path(), &[]);
+        let server = Server::start(dir.path(), env);
         let url = DatabaseUrl::Sqlite(dir.path().join("data/tamga.db"));
         let store = Store::open(&url, &DatabaseConfig::default()).unwrap();
         Env {
             server,
             store,
-            _dir: dir,
-            _db: None,
+            _dir_guard: dir,
+            db: None,
         }
     }
 
-    fn postgres(admin: &str) -> Env {
+    pub fn postgres(admin: &str) -> Env {
+        Env::postgres_with(admin, &[])
+    }
+
+    pub fn postgres_with(admin: &str, env: &[(&str, &str)]) -> Env {
         let db = PgDatabase::create(admin);
         let dir = tempfile::tempdir().unwrap();
-        let server = Server::start(dir.path(), &[("TAMGA_DATABASE__URL", &db.url)]);
-        let store = Store::open(
-            &DatabaseUrl::Postgres(db.url.clone()),
-            &DatabaseConfig::default(),
-        )
-        .unwrap();
+        let mut all = vec![("TAMGA_DATABASE__URL", db.url.as_str())];
+        all.extend_from_slice(env);
+        let server = Server::start(dir.path(), &all);
+        let url = DatabaseUrl::Postgres(db.url.clone());
+        let store = Store::open(&url, &DatabaseConfig::default()).unwrap();
         Env {
             server,
             store,
-            _dir: dir,
-            _db: Some(db),
+            _dir_guard: dir,
+            db: Some(db),
         }
     }
 
-    fn dir(&self) -> &Path {
+    pub fn dir(&self) -> &Path {
         &self.server.dir
     }
 
-    fn counts(&self) -> TableCounts {
+    pub fn counts(&self) -> TableCounts {
         self.store.read(|tx| tx.table_counts()).unwrap()
     }
 
     /// A token from the real `tamga dev consent-token` command.
-    fn cli_token(&self, iin: &str, extra: &[&str]) -> String {
+    pub fn cli_token(&self, iin: &str, extra: &[&str]) -> String {
         let out = run(tamga(self.dir())
             .args([
                 "dev",
@@ -98,14 +105,14 @@ impl Env {
     }
 
     /// A token minted in-process with the development key, from any claims.
-    fn minted(&self, claims: &Claims) -> String {
+    pub fn minted(&self, claims: &Claims) -> String {
         let key =
             digital_id::read_signing_key(&self.dir().join("certs-dev/digital_id_dev.key.pem"))
                 .unwrap();
         digital_id::mint_es256(&key, claims).unwrap()
     }
 
-    fn post(&self, token: Option<&str>, body: &Value) -> (u16, Value) {
+    pub fn post(&self, token: Option<&str>, body: &Value) -> (u16, Value) {
         let mut req = client()
             .post(format!("{}/api/v1/applications", self.server.base))
             .json(body);
@@ -123,7 +130,7 @@ impl Env {
         (status, resp.json().unwrap())
     }
 
-    fn get(&self, id: &str, token: &str) -> (u16, Value) {
+    pub fn get(&self, id: &str, token: &str) -> (u16, Value) {
         let resp = client()
             .get(format!("{}/api/v1/applications/{id}", self.server.base))
             .bearer_auth(token)
@@ -136,7 +143,7 @@ impl Env {
 static IIN_SEQ: AtomicU32 = AtomicU32::new(1);
 
 /// A fresh valid IIN (born 1990-01-01 … , serial digits vary).
-fn fresh_iin() -> String {
+pub fn fresh_iin() -> String {
     loop {
         let n = IIN_SEQ.fetch_add(1, Ordering::SeqCst);
         let first11 = format!("9001013{:04}", n % 10_000);
@@ -146,7 +153,7 @@ fn fresh_iin() -> String {
     }
 }
 
-fn claims(iin: &str) -> Claims {
+pub fn claims(iin: &str) -> Claims {
     let now = chrono::Utc::now().timestamp();
     let parsed = digital_id::Iin::parse(iin).unwrap();
     Claims {
@@ -182,7 +189,7 @@ static CSR_SEQ: AtomicU32 = AtomicU32::new(1);
 
 /// A CSR made by `openssl req` with a new key of `newkey` (e.g. `rsa:2048`, `ec`), plus any
 /// extra `openssl req` arguments. Returns (csr PEM, key path).
-fn csr(dir: &Path, newkey: &str, extra: &[&str]) -> (String, PathBuf) {
+pub fn csr(dir: &Path, newkey: &str, extra: &[&str]) -> (String, PathBuf) {
     let n = CSR_SEQ.fetch_add(1, Ordering::SeqCst);
     let key = dir.join(format!("k{n}.pem"));
     let out = dir.join(format!("r{n}.csr"));
@@ -211,7 +218,7 @@ fn csr(dir: &Path, newkey: &str, extra: &[&str]) -> (String, PathBuf) {
 }
 
 /// A CSR for an existing key file.
-fn csr_for_key(dir: &Path, key: &Path) -> String {
+pub fn csr_for_key(dir: &Path, key: &Path) -> String {
     let n = CSR_SEQ.fetch_add(1, Ordering::SeqCst);
     let out = dir.join(format!("r{n}.csr"));
     openssl(
@@ -230,7 +237,7 @@ fn csr_for_key(dir: &Path, key: &Path) -> String {
     std::fs::read_to_string(out).unwrap()
 }
 
-fn body(auth: &str, sign: &str, email: Option<&str>) -> Value {
+pub fn body(auth: &str, sign: &str, email: Option<&str>) -> Value {
     let mut b = json!({
         "agreement_version": AGREEMENT,
         "agreement_accepted": true,
@@ -263,15 +270,17 @@ fn extension_names(text: &str) -> Vec<String> {
     names
 }
 
-fn lint(dir: &Path, pem_file: &str) {
-    if Command::new("lint_pkix_cert")
-        .arg("--help")
-        .output()
-        .is_err()
-    {
+pub fn lint(dir: &Path, pem_file: &str) {
+    lint_with(dir, "lint_pkix_cert", &["lint", "-s", "WARNING", pem_file]);
+}
+
+/// Run a pkilint command; exit 0 means it loaded the document and found nothing at WARNING or
+/// above.
+pub fn lint_with(dir: &Path, tool: &str, args: &[&str]) {
+    if Command::new(tool).arg("--help").output().is_err() {
         assert!(
             std::env::var_os("TAMGA_TEST_REQUIRE_PKILINT").is_none(),
-            "pkilint is required here but lint_pkix_cert is not installed"
+            "pkilint is required here but {tool} is not installed"
         );
         skipped(
             "pkilint check",
@@ -279,16 +288,17 @@ fn lint(dir: &Path, pem_file: &str) {
         );
         return;
     }
-    let out = Command::new("lint_pkix_cert")
+    let out = Command::new(tool)
         .current_dir(dir)
-        .args(["lint", "-s", "WARNING", pem_file])
+        .args(args)
         .output()
         .unwrap();
     // 0: loaded, nothing at WARNING or above. Accepted findings: none.
     assert_eq!(
         out.status.code(),
         Some(0),
-        "pkilint on {pem_file}: {}",
+        "{tool} {}: {}",
+        args.join(" "),
         text(&out)
     );
 }

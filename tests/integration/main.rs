@@ -13,6 +13,7 @@
 
 mod cli;
 mod enroll;
+mod revoke;
 mod server;
 mod store;
 mod support;

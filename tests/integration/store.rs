@@ -70,6 +70,7 @@ fn certificate(serial: &str, app: Option<&str>, spki: &str) -> Certificate {
         invalidity_date: None,
         created_at: t(10, 2),
         issued_at: None,
+        revocation_seq: None,
     }
 }
 
@@ -186,6 +187,7 @@ fn exercise(url: &DatabaseUrl) {
             next_update: t(13, n as u32),
             der: vec![n as u8; 64],
             created_at: t(12, n as u32),
+            covered_seq: n,
         };
         store.write(|tx| tx.insert_crl(&crl)).unwrap();
     }

@@ -1,0 +1,123 @@
+//! Public endpoints for relying parties: CRLs (`/crl/…`).
+
+use std::sync::RwLock;
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use super::problem::ApiError;
+use super::AppState;
+use crate::store::StoredCrl;
+
+/// Media type of DER CRLs (RFC 2585).
+const PKIX_CRL: &str = "application/pkix-crl";
+/// Longest time a cache may keep a full CRL / a delta CRL before asking again.
+const FULL_MAX_AGE: i64 = 600;
+const DELTA_MAX_AGE: i64 = 60;
+
+/// The newest full and delta CRL this instance has read, keyed by CRL number: each request
+/// asks the database only for the newest number, and reads the bytes only when it changed.
+#[derive(Debug, Default)]
+pub struct CrlCache {
+    full: RwLock<Option<std::sync::Arc<StoredCrl>>>,
+    delta: RwLock<Option<std::sync::Arc<StoredCrl>>>,
+}
+
+fn http_date(t: chrono::NaiveDateTime) -> String {
+    t.and_utc().format("%a, %d %b %Y %H:%M:%S GMT").to_string()
+}
+
+/// `GET /crl/{issuer_id}.crl` and `GET /crl/{issuer_id}-delta.crl`.
+#[utoipa::path(get, path = "/crl/{file}", tag = "public",
+    params(("file" = String, Path, description = "`{issuer_id}.crl` (full) or `{issuer_id}-delta.crl`")),
+    responses(
+        (status = 200, description = "The newest CRL, DER", content_type = "application/pkix-crl"),
+        (status = 304, description = "Unchanged (If-None-Match)"),
+        (status = 404, description = "`crl_not_found`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "`service_unavailable`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
+    ))]
+pub async fn crl(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    file: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let issuer = state.issuer.id().to_owned();
+    let issuer = issuer.as_str();
+    let name = file.into_inner();
+    let delta = match name.strip_suffix(".crl") {
+        Some(n) if n == issuer => false,
+        Some(n) if n.strip_suffix("-delta") == Some(issuer) => true,
+        _ => {
+            return Err(ApiError::NotFound {
+                code: "crl_not_found",
+                detail: format!("no CRL named {name}"),
+            })
+        }
+    };
+    let state = state.into_inner();
+    let reader = std::sync::Arc::clone(&state);
+    let current = web::block(
+        move || -> Result<Option<std::sync::Arc<StoredCrl>>, ApiError> {
+            let store_err = |e: crate::store::StoreError| ApiError::Unavailable(e.to_string());
+            let id = reader.issuer.id();
+            let newest = reader
+                .store
+                .read(|tx| tx.latest_crl_info(id, delta))
+                .map_err(store_err)?;
+            let Some(newest) = newest else {
+                return Ok(None);
+            };
+            let slot = if delta {
+                &reader.crl_cache.delta
+            } else {
+                &reader.crl_cache.full
+            };
+            if let Ok(guard) = slot.read() {
+                if let Some(cached) = guard.as_ref().filter(|c| c.crl_number == newest.crl_number) {
+                    return Ok(Some(std::sync::Arc::clone(cached)));
+                }
+            }
+            let loaded = reader
+                .store
+                .read(|tx| tx.latest_crl(id, delta))
+                .map_err(store_err)?;
+            let loaded = loaded.map(std::sync::Arc::new);
+            if let (Some(l), Ok(mut guard)) = (&loaded, slot.write()) {
+                if guard.as_ref().is_none_or(|c| c.crl_number < l.crl_number) {
+                    *guard = Some(std::sync::Arc::clone(l));
+                }
+            }
+            Ok(loaded)
+        },
+    )
+    .await
+    .map_err(|e| ApiError::Internal(format!("blocking pool: {e}")))??;
+    let Some(crl) = current else {
+        return Err(ApiError::Unavailable(format!(
+            "no CRL published yet for {issuer}"
+        )));
+    };
+    let etag = format!("\"{issuer}-{}\"", crl.crl_number);
+    let remaining = (crl.next_update - state.clock.now().naive_utc()).num_seconds();
+    let max_age = remaining.clamp(0, if delta { DELTA_MAX_AGE } else { FULL_MAX_AGE });
+    let cache_control = format!("max-age={max_age}, public, no-transform, must-revalidate");
+    let not_modified = req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    let mut response = if not_modified {
+        HttpResponse::NotModified()
+    } else {
+        HttpResponse::Ok()
+    };
+    response
+        .insert_header((header::ETAG, etag))
+        .insert_header((header::LAST_MODIFIED, http_date(crl.this_update)))
+        .insert_header((header::EXPIRES, http_date(crl.next_update)))
+        .insert_header((header::CACHE_CONTROL, cache_control));
+    if not_modified {
+        return Ok(response.finish());
+    }
+    Ok(response.content_type(PKIX_CRL).body(crl.der.clone()))
+}

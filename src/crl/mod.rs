@@ -1,0 +1,433 @@
+//! Certificate revocation lists of the issuing CA: full CRLs and delta CRLs (RFC 5280 §5).
+//!
+//! Owns: the CRL number sequence (shared by full and delta CRLs, taken under a per-issuer
+//! database lock so that with several instances exactly one produces each number), building
+//! the TBSCertList by streaming revoked entries from the store in serial order into the one
+//! buffer that becomes the signed CRL, and deciding when a new CRL is due. Must never: publish
+//! a CRL that omits a committed revocation it claims to cover, reuse or lower a CRL number, or
+//! sign with anything but the issuing CA through [`crate::ca::Issuer::sign_crl`].
+//!
+//! Coverage is tracked by the revocation counter: every revocation or release takes the next
+//! counter value in commit order, and each CRL stores the highest value it reflects. A delta
+//! CRL lists every change after its base full CRL's value (`removeFromCRL` for certificates
+//! released from hold).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use der::asn1::{GeneralizedTime, OctetString, Uint, UtcTime};
+use der::{Encode, Tag};
+use x509_cert::ext::pkix::crl::dp::DistributionPoint;
+use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
+use x509_cert::ext::pkix::{AuthorityKeyIdentifier, BaseCrlNumber, CrlNumber, FreshestCrl};
+use x509_cert::ext::Extension;
+use x509_cert::serial_number::SerialNumber;
+use x509_cert::time::Time;
+
+use crate::ca::{CaError, Issuer, RevocationReason};
+use crate::clock::Clock;
+use crate::config::CrlConfig;
+use crate::store::{db_time, CrlInfo, RevocationEntry, Store, StoreError, StoredCrl, Tx};
+
+/// Entries read from the database per query while a CRL is built.
+const PAGE: i64 = 5_000;
+/// CRLReason removeFromCRL, for delta CRLs listing a certificate released from hold.
+const REMOVE_FROM_CRL: u8 = 8;
+
+const OID_CRL_REASON: const_oid::ObjectIdentifier =
+    const_oid::ObjectIdentifier::new_unwrap("2.5.29.21");
+const OID_INVALIDITY_DATE: const_oid::ObjectIdentifier =
+    const_oid::ObjectIdentifier::new_unwrap("2.5.29.24");
+const OID_CRL_NUMBER: const_oid::ObjectIdentifier =
+    const_oid::ObjectIdentifier::new_unwrap("2.5.29.20");
+const OID_DELTA_CRL_INDICATOR: const_oid::ObjectIdentifier =
+    const_oid::ObjectIdentifier::new_unwrap("2.5.29.27");
+const OID_FRESHEST_CRL: const_oid::ObjectIdentifier =
+    const_oid::ObjectIdentifier::new_unwrap("2.5.29.46");
+const OID_AUTHORITY_KEY_ID: const_oid::ObjectIdentifier =
+    const_oid::ObjectIdentifier::new_unwrap("2.5.29.35");
+
+/// Full or delta.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrlKind {
+    /// Every revoked, unexpired certificate.
+    Full,
+    /// Changes since the newest full CRL.
+    Delta,
+}
+
+/// A CRL failure.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CrlError {
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Encoding or signing failed.
+    #[error(transparent)]
+    Ca(#[from] CaError),
+    /// An ASN.1 encoding failed.
+    #[error("CRL encoding failed: {0}")]
+    Der(#[from] der::Error),
+    /// A stored serial or time could not be encoded.
+    #[error("cannot encode CRL entry {0}")]
+    Entry(String),
+}
+
+/// Makes and stores the issuing CA's CRLs.
+#[derive(Clone)]
+pub struct CrlPublisher {
+    store: Store,
+    issuer: Arc<Issuer>,
+    clock: Arc<dyn Clock>,
+    config: CrlConfig,
+}
+
+impl std::fmt::Debug for CrlPublisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CrlPublisher")
+            .field("issuer", &self.issuer.id())
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// DER tag + length header.
+fn header(tag: u8, len: usize) -> Vec<u8> {
+    let mut out = vec![tag];
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes = len.to_be_bytes();
+        let skip = bytes.iter().take_while(|b| **b == 0).count();
+        let significant = bytes.get(skip..).unwrap_or(&[]);
+        out.push(0x80 | significant.len() as u8);
+        out.extend_from_slice(significant);
+    }
+    out
+}
+
+fn utc(t: NaiveDateTime) -> Result<Time, CrlError> {
+    let secs =
+        u64::try_from(t.and_utc().timestamp()).map_err(|_| CrlError::Entry(t.to_string()))?;
+    Ok(Time::UtcTime(UtcTime::from_unix_duration(
+        Duration::from_secs(secs),
+    )?))
+}
+
+fn ext<T: Encode>(
+    oid: const_oid::ObjectIdentifier,
+    critical: bool,
+    value: &T,
+) -> Result<Extension, CrlError> {
+    Ok(Extension {
+        extn_id: oid,
+        critical,
+        extn_value: OctetString::new(value.to_der()?)?,
+    })
+}
+
+/// One revokedCertificates entry, DER.
+fn entry_der(e: &RevocationEntry, released: bool) -> Result<Vec<u8>, CrlError> {
+    let bad = || CrlError::Entry(e.serial.clone());
+    let serial_bytes = hex::decode(&e.serial).map_err(|_| bad())?;
+    let mut encoded = Vec::with_capacity(serial_bytes.len() + 1);
+    if serial_bytes.first().is_some_and(|b| b & 0x80 != 0) {
+        encoded.push(0);
+    }
+    encoded.extend_from_slice(&serial_bytes);
+    let serial = SerialNumber::new(&encoded)?;
+    let mut extensions = Vec::new();
+    let (date, code) = if released {
+        // removeFromCRL: the hold is lifted. The date is when it had been revoked, if known.
+        (e.revoked_at, Some(REMOVE_FROM_CRL))
+    } else {
+        let reason = e
+            .reason
+            .as_deref()
+            .and_then(RevocationReason::parse)
+            .ok_or_else(bad)?;
+        // RFC 5280: reasonCode unspecified SHOULD be absent.
+        let code = (reason != RevocationReason::Unspecified).then(|| reason.code());
+        (e.revoked_at, code)
+    };
+    if let Some(code) = code {
+        // CRLReason ::= ENUMERATED
+        let enumerated = der::asn1::AnyRef::new(Tag::Enumerated, std::slice::from_ref(&code))?;
+        extensions.push(ext(OID_CRL_REASON, false, &enumerated)?);
+    }
+    if let (Some(inv), false) = (e.invalidity_date, released) {
+        let secs = u64::try_from(inv.and_utc().timestamp()).map_err(|_| bad())?;
+        let generalized = GeneralizedTime::from_unix_duration(Duration::from_secs(secs))?;
+        extensions.push(ext(OID_INVALIDITY_DATE, false, &generalized)?);
+    }
+    let revoked = x509_cert::crl::RevokedCert {
+        serial_number: serial,
+        revocation_date: utc(date.unwrap_or_default())?,
+        crl_entry_extensions: (!extensions.is_empty()).then_some(extensions),
+    };
+    Ok(revoked.to_der()?)
+}
+
+impl CrlPublisher {
+    /// A publisher for `issuer`'s CRLs.
+    pub fn new(
+        store: Store,
+        issuer: Arc<Issuer>,
+        clock: Arc<dyn Clock>,
+        config: CrlConfig,
+    ) -> Self {
+        CrlPublisher {
+            store,
+            issuer,
+            clock,
+            config,
+        }
+    }
+
+    /// The issuing CA's id.
+    pub fn issuer_id(&self) -> &str {
+        self.issuer.id()
+    }
+
+    /// Whether a new CRL of `kind` is due, judged from what is stored.
+    fn due(&self, tx: &mut Tx<'_>, kind: CrlKind, now: NaiveDateTime) -> Result<bool, CrlError> {
+        let id = self.issuer.id();
+        let full = tx.latest_crl_info(id, false)?;
+        match kind {
+            CrlKind::Full => Ok(match full {
+                None => true,
+                Some(f) => now - f.this_update >= self.config.full_interval.chrono(),
+            }),
+            CrlKind::Delta => {
+                let Some(full) = full else { return Ok(false) };
+                let seq = tx.current_revocation_seq()?;
+                Ok(match tx.latest_crl_info(id, true)? {
+                    None => true,
+                    Some(d) => {
+                        d.crl_number < full.crl_number
+                            || d.covered_seq < seq
+                            || now - d.this_update >= self.config.delta_interval.chrono()
+                    }
+                })
+            }
+        }
+    }
+
+    /// Publish whatever is due: the full CRL on its schedule, the delta CRL after a revocation
+    /// or on its schedule. Cheap when nothing is due (one read). Returns what was published.
+    pub fn publish_due(&self) -> Result<Vec<(CrlKind, CrlInfo)>, CrlError> {
+        let now = db_time(self.clock.now());
+        let (full_due, delta_due) = self.store.read(|tx| -> Result<_, CrlError> {
+            Ok((
+                self.due(tx, CrlKind::Full, now)?,
+                self.due(tx, CrlKind::Delta, now)?,
+            ))
+        })?;
+        let mut published = Vec::new();
+        if full_due {
+            if let Some(info) = self.publish(CrlKind::Full, false)? {
+                published.push((CrlKind::Full, info));
+            }
+        }
+        if full_due || delta_due {
+            if let Some(info) = self.publish(CrlKind::Delta, false)? {
+                published.push((CrlKind::Delta, info));
+            }
+        }
+        Ok(published)
+    }
+
+    /// Make, sign and store the next CRL of `kind` (a delta needs a full CRL to refer to:
+    /// without one, a full CRL is made first). Unless `force`, does nothing when another
+    /// instance already made one that is not due yet. Runs under the issuer's CRL lock, so
+    /// every number is produced exactly once.
+    pub fn publish(&self, kind: CrlKind, force: bool) -> Result<Option<CrlInfo>, CrlError> {
+        if kind == CrlKind::Delta
+            && self
+                .store
+                .read(|tx| tx.latest_crl_info(self.issuer.id(), false))?
+                .is_none()
+        {
+            self.publish(CrlKind::Full, true)?;
+        }
+        self.store.write(|tx| -> Result<Option<CrlInfo>, CrlError> {
+            let id = self.issuer.id();
+            tx.lock_crl_issuer(id)?;
+            let now = self.clock.now();
+            let now = DateTime::<Utc>::from_timestamp(now.timestamp(), 0).unwrap_or(now);
+            if !force && !self.due(tx, kind, now.naive_utc())? {
+                return Ok(None);
+            }
+            let number = tx.last_crl_number(id)?.unwrap_or(0) + 1;
+            let covered = tx.current_revocation_seq()?;
+            let base = match kind {
+                CrlKind::Full => None,
+                CrlKind::Delta => tx.latest_crl_info(id, false)?,
+            };
+            let validity = match kind {
+                CrlKind::Full => self.config.validity,
+                CrlKind::Delta => self.config.delta_validity,
+            };
+            let this_update = now.naive_utc();
+            let next_update = (now + validity.chrono()).naive_utc();
+            let der = self.build(tx, number, base.as_ref(), covered, this_update, next_update)?;
+            let stored = StoredCrl {
+                issuer_id: id.to_owned(),
+                crl_number: number,
+                is_delta: kind == CrlKind::Delta,
+                base_crl_number: base.as_ref().map(|b| b.crl_number),
+                this_update,
+                next_update,
+                der,
+                created_at: db_time(self.clock.now()),
+                covered_seq: covered,
+            };
+            tx.insert_crl(&stored)?;
+            tracing::info!(
+                issuer = id,
+                number,
+                delta = stored.is_delta,
+                covered,
+                "published a CRL"
+            );
+            Ok(Some(CrlInfo {
+                crl_number: number,
+                this_update,
+                next_update,
+                covered_seq: covered,
+            }))
+        })
+    }
+
+    /// Build and sign a CRL into one buffer: entries are streamed from the store page by page
+    /// and appended after a reserved prefix; the headers are written into the prefix at the
+    /// end, and the unused part of the prefix is dropped in place.
+    fn build(
+        &self,
+        tx: &mut Tx<'_>,
+        number: i64,
+        base: Option<&CrlInfo>,
+        covered: i64,
+        this_update: NaiveDateTime,
+        next_update: NaiveDateTime,
+    ) -> Result<Vec<u8>, CrlError> {
+        let id = self.issuer.id();
+        let mut small = Vec::new();
+        small.extend(1u8.to_der()?); // version v2
+        small.extend(self.issuer.signature_algorithm().to_der()?);
+        small.extend(self.issuer.issuer_name().to_der()?);
+        small.extend(utc(this_update)?.to_der()?);
+        small.extend(utc(next_update)?.to_der()?);
+        // tbs header (≤ 6) + small + entries header (≤ 6), plus room for the outer header.
+        let reserve = 6 + small.len() + 6 + 6;
+        let mut buf = vec![0u8; reserve];
+        let mut after = String::new();
+        loop {
+            let page = match base {
+                None => tx.revoked_page(id, &after, covered, this_update, PAGE)?,
+                Some(b) => {
+                    tx.changed_page(id, &after, b.covered_seq, covered, this_update, PAGE)?
+                }
+            };
+            let Some(last) = page.last() else { break };
+            after.clone_from(&last.serial);
+            for e in &page {
+                let released = e.status != "revoked";
+                buf.extend(entry_der(e, released)?);
+            }
+            if (page.len() as i64) < PAGE {
+                break;
+            }
+        }
+        let entries_len = buf.len() - reserve;
+
+        let crl_number = Uint::new(&number.to_be_bytes())?;
+        let mut extensions = vec![
+            ext(
+                OID_AUTHORITY_KEY_ID,
+                false,
+                &AuthorityKeyIdentifier {
+                    key_identifier: Some(OctetString::new(
+                        self.issuer.authority_key_id().to_vec(),
+                    )?),
+                    authority_cert_issuer: None,
+                    authority_cert_serial_number: None,
+                },
+            )?,
+            ext(OID_CRL_NUMBER, false, &CrlNumber(crl_number))?,
+        ];
+        match base {
+            None => extensions.push(ext(
+                OID_FRESHEST_CRL,
+                false,
+                &FreshestCrl(vec![DistributionPoint {
+                    distribution_point: Some(DistributionPointName::FullName(vec![
+                        GeneralName::UniformResourceIdentifier(der::asn1::Ia5String::new(
+                            self.issuer.delta_crl_url(),
+                        )?),
+                    ])),
+                    reasons: None,
+                    crl_issuer: None,
+                }]),
+            )?),
+            Some(b) => extensions.push(ext(
+                OID_DELTA_CRL_INDICATOR,
+                true,
+                &BaseCrlNumber(Uint::new(&b.crl_number.to_be_bytes())?),
+            )?),
+        }
+        let mut ext_seq = Vec::new();
+        for e in &extensions {
+            ext_seq.extend(e.to_der()?);
+        }
+        let mut ext_block = header(0x30, ext_seq.len());
+        ext_block.extend(ext_seq);
+        let mut tagged = header(0xA0, ext_block.len());
+        tagged.extend(ext_block);
+        buf.extend(tagged.iter());
+
+        let entries_header = if entries_len > 0 {
+            header(0x30, entries_len)
+        } else {
+            Vec::new()
+        };
+        let content_len = small.len() + entries_header.len() + entries_len + tagged.len();
+        let mut prefix = header(0x30, content_len);
+        prefix.extend(&small);
+        prefix.extend(&entries_header);
+        let start = reserve - prefix.len();
+        buf.get_mut(start..reserve)
+            .ok_or_else(|| CrlError::Entry("prefix".to_owned()))?
+            .copy_from_slice(&prefix);
+
+        let signature = self.issuer.sign_crl(
+            buf.get(start..)
+                .ok_or_else(|| CrlError::Entry("tbs".to_owned()))?,
+        )?;
+        buf.extend(self.issuer.signature_algorithm().to_der()?);
+        buf.extend(der::asn1::BitString::from_bytes(&signature)?.to_der()?);
+        let outer = header(0x30, buf.len() - start);
+        let begin = start - outer.len();
+        buf.get_mut(begin..start)
+            .ok_or_else(|| CrlError::Entry("outer".to_owned()))?
+            .copy_from_slice(&outer);
+        buf.drain(..begin);
+        Ok(buf)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::header;
+
+    #[test]
+    fn der_headers() {
+        assert_eq!(header(0x30, 5), vec![0x30, 5]);
+        assert_eq!(header(0x30, 0x7f), vec![0x30, 0x7f]);
+        assert_eq!(header(0x30, 0x80), vec![0x30, 0x81, 0x80]);
+        assert_eq!(header(0x30, 0x1234), vec![0x30, 0x82, 0x12, 0x34]);
+        assert_eq!(header(0xA0, 0x012345), vec![0xA0, 0x83, 0x01, 0x23, 0x45]);
+    }
+}

@@ -1,0 +1,576 @@
+//! Revocation and CRLs over HTTP and the CLI, checked with `openssl crl`, `openssl verify
+//! -crl_check [-use_deltas]` and pkilint's `lint_crl`; two instances on one PostgreSQL.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::enroll::{body, claims, csr, fresh_iin, lint_with, Env};
+use crate::support::{client, openssl, postgres_url, run, tamga, text, Server};
+
+/// Settings for these tests: a full CRL only when asked for (`tamga crl publish`), so that a
+/// revocation shows in the delta first.
+const CRL_ENV: [(&str, &str); 2] = [
+    ("TAMGA_CRL__FULL_INTERVAL", "30d"),
+    ("TAMGA_CRL__VALIDITY", "31d"),
+];
+
+/// Enroll a holder; returns (iin, application JSON) with `auth.pem`, `sign.pem` written.
+fn enroll(env: &Env, email: Option<&str>) -> (String, Value) {
+    let dir = env.dir();
+    let iin = fresh_iin();
+    let (a, _) = csr(dir, "rsa:2048", &[]);
+    let (s, _) = csr(dir, "ec", &[]);
+    let (status, created) = env.post(Some(&env.minted(&claims(&iin))), &body(&a, &s, email));
+    assert_eq!(status, 201, "{created}");
+    (iin, created)
+}
+
+fn revocation_token(env: &Env, iin: &str) -> String {
+    let mut c = claims(iin);
+    c.purpose = "eds_revocation".into();
+    env.minted(&c)
+}
+
+fn revoke(base: &str, token: &str, body: &Value) -> (u16, Value) {
+    let resp = client()
+        .post(format!("{base}/api/v1/revocations"))
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .unwrap();
+    (resp.status().as_u16(), resp.json().unwrap())
+}
+
+fn fetch(server: &Server, path: &str, file: &str) -> reqwest::blocking::Response {
+    let resp = server.get(path);
+    assert_eq!(resp.status(), 200, "{path}");
+    assert_eq!(resp.headers()["content-type"], "application/pkix-crl");
+    let headers = resp.headers().clone();
+    let bytes = resp.bytes().unwrap();
+    std::fs::write(server.dir.join(file), &bytes).unwrap();
+    // A response object to read headers from again.
+    let again = server.get(path);
+    assert_eq!(again.headers()["etag"], headers["etag"]);
+    again
+}
+
+fn crl_number(dir: &Path, file: &str) -> i64 {
+    let out = openssl(
+        dir,
+        &["crl", "-inform", "DER", "-in", file, "-noout", "-crlnumber"],
+    );
+    i64::from_str_radix(
+        out.trim()
+            .trim_start_matches("crlNumber=0x")
+            .trim_start_matches("crlNumber="),
+        16,
+    )
+    .unwrap()
+}
+
+/// Wait until the delta CRL lists `serial` (a revocation reaches it within seconds).
+fn wait_for_delta(server: &Server, issuer: &str, needle: &str) -> Vec<u8> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let bytes = server
+            .get(&format!("/crl/{issuer}-delta.crl"))
+            .bytes()
+            .unwrap()
+            .to_vec();
+        std::fs::write(server.dir.join("probe.crl"), &bytes).unwrap();
+        let shown = openssl(
+            &server.dir,
+            &[
+                "crl",
+                "-inform",
+                "DER",
+                "-in",
+                "probe.crl",
+                "-noout",
+                "-text",
+            ],
+        );
+        if shown.contains(needle) {
+            return bytes;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the delta CRL never listed {needle}: {shown}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn verify(dir: &Path, extra: &[&str], cert: &str) -> String {
+    let mut args = vec![
+        "verify",
+        "-CAfile",
+        "certs-dev/root.pem",
+        "-untrusted",
+        "certs-dev/nca_rsa_dev.pem",
+    ];
+    args.extend_from_slice(extra);
+    args.push(cert);
+    let out = std::process::Command::new("openssl")
+        .current_dir(dir)
+        .args(&args)
+        .output()
+        .unwrap();
+    text(&out)
+}
+
+#[test]
+fn revocation_and_crls_on_sqlite() {
+    let env = Env::sqlite_with(&CRL_ENV);
+    let dir = env.dir().to_path_buf();
+    let (iin, created) = enroll(&env, Some("holder@example.kz"));
+    let certs = created["certificates"].as_array().unwrap();
+    for c in certs {
+        std::fs::write(
+            dir.join(format!("{}.pem", c["kind"].as_str().unwrap())),
+            c["pem"].as_str().unwrap(),
+        )
+        .unwrap();
+    }
+    let auth_serial = certs[0]["serial"].as_str().unwrap().to_owned();
+    let sign_serial = certs[1]["serial"].as_str().unwrap().to_owned();
+    // The serial as `openssl x509 -text` prints it: lower case with colons.
+    let colon_form: String = sign_serial
+        .to_lowercase()
+        .as_bytes()
+        .chunks(2)
+        .map(|p| String::from_utf8_lossy(p).into_owned())
+        .collect::<Vec<_>>()
+        .join(":");
+
+    // Another person's token: refused, nothing changes.
+    let (stranger, _) = enroll(&env, None);
+    let before = env.counts();
+    let (status, problem) = revoke(
+        &env.server.base,
+        &revocation_token(&env, &stranger),
+        &json!({"serial": colon_form, "reason": "keyCompromise"}),
+    );
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (403, Some("not_certificate_holder")),
+        "{problem}"
+    );
+    assert_eq!(env.counts(), before);
+    // The issuance token may not revoke.
+    let (status, problem) = revoke(
+        &env.server.base,
+        &env.minted(&claims(&iin)),
+        &json!({"serial": sign_serial, "reason": "superseded"}),
+    );
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (403, Some("consent_token_wrong_purpose"))
+    );
+    for (body, code) in [
+        (
+            json!({"serial": "zz", "reason": "superseded"}),
+            "serial_invalid",
+        ),
+        (
+            json!({"serial": sign_serial, "reason": "caCompromise"}),
+            "revocation_reason_invalid",
+        ),
+        (
+            json!({"serial": sign_serial, "reason": "superseded", "invalidity_date": "2999-01-01T00:00:00Z"}),
+            "invalidity_date_invalid",
+        ),
+        (
+            json!({"serial": "0x0102", "reason": "superseded"}),
+            "certificate_not_found",
+        ),
+    ] {
+        let (_, problem) = revoke(&env.server.base, &revocation_token(&env, &iin), &body);
+        assert_eq!(problem["code"], code, "{problem}");
+        assert_eq!(env.counts(), before, "{code} changed something");
+    }
+    let sign_cert_before = env
+        .store
+        .read(|tx| tx.certificate(&sign_serial))
+        .unwrap()
+        .unwrap();
+    assert_eq!(sign_cert_before.status.as_str(), "issued");
+
+    // The holder revokes the SIGN certificate (serial given in colon form).
+    let (status, revoked) = revoke(
+        &env.server.base,
+        &revocation_token(&env, &iin),
+        &json!({"serial": colon_form, "reason": "keyCompromise", "invalidity_date": "2026-01-02T03:04:05Z"}),
+    );
+    assert_eq!(status, 200, "{revoked}");
+    assert_eq!(
+        (revoked["serial"].as_str(), revoked["status"].as_str()),
+        (Some(sign_serial.as_str()), Some("revoked"))
+    );
+    let after = env.counts();
+    assert_eq!(
+        after.outbox,
+        before.outbox + 1,
+        "the holder's e-mail is queued with the revocation"
+    );
+    assert_eq!(after.audit_log, before.audit_log + 1);
+    assert_eq!(after.used_consent_tokens, before.used_consent_tokens + 1);
+    assert!(
+        env.store
+            .read(|tx| tx.blocked_key(&sign_cert_before.spki_sha256))
+            .unwrap()
+            .is_some(),
+        "keyCompromise blocks the key"
+    );
+    // Again: already revoked, nothing changes.
+    let before = env.counts();
+    let (status, problem) = revoke(
+        &env.server.base,
+        &revocation_token(&env, &iin),
+        &json!({"serial": sign_serial, "reason": "superseded"}),
+    );
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (409, Some("already_revoked")),
+        "{problem}"
+    );
+    assert_eq!(env.counts(), before);
+
+    // Within seconds the delta CRL lists it; the full CRL (published at start) does not.
+    wait_for_delta(&env.server, "nca_rsa_dev", &sign_serial);
+    let full = fetch(&env.server, "/crl/nca_rsa_dev.crl", "full.crl");
+    let etag = full.headers()["etag"].to_str().unwrap().to_owned();
+    assert!(full.headers()["cache-control"]
+        .to_str()
+        .unwrap()
+        .contains("public"));
+    assert!(full.headers().contains_key("last-modified") && full.headers().contains_key("expires"));
+    let unchanged = client()
+        .get(format!("{}/crl/nca_rsa_dev.crl", env.server.base))
+        .header("If-None-Match", &etag)
+        .send()
+        .unwrap();
+    assert_eq!(unchanged.status(), 304);
+    fetch(&env.server, "/crl/nca_rsa_dev-delta.crl", "delta.crl");
+    std::fs::write(
+        dir.join("chain.pem"),
+        created["chain_pem"].as_str().unwrap(),
+    )
+    .unwrap();
+    for file in ["full.crl", "delta.crl"] {
+        let out = std::process::Command::new("openssl")
+            .current_dir(&dir)
+            .args([
+                "crl",
+                "-inform",
+                "DER",
+                "-in",
+                file,
+                "-CAfile",
+                "chain.pem",
+                "-noout",
+            ])
+            .output()
+            .unwrap();
+        assert!(text(&out).contains("verify OK"), "{file}: {}", text(&out));
+        lint_with(
+            &dir,
+            "lint_crl",
+            &["lint", "-t", "CRL", "-p", "PKIX", "-s", "WARNING", file],
+        );
+        openssl(
+            &dir,
+            &[
+                "crl",
+                "-inform",
+                "DER",
+                "-in",
+                file,
+                "-out",
+                &format!("{file}.pem"),
+            ],
+        );
+    }
+    let delta_text = openssl(
+        &dir,
+        &[
+            "crl",
+            "-inform",
+            "DER",
+            "-in",
+            "delta.crl",
+            "-noout",
+            "-text",
+        ],
+    );
+    assert!(
+        delta_text.contains("Delta CRL Indicator: critical"),
+        "{delta_text}"
+    );
+    assert!(
+        delta_text.contains("Key Compromise") && delta_text.contains("Invalidity Date"),
+        "{delta_text}"
+    );
+    let full_text = openssl(
+        &dir,
+        &[
+            "crl", "-inform", "DER", "-in", "full.crl", "-noout", "-text",
+        ],
+    );
+    assert!(
+        full_text.contains("Freshest CRL") && full_text.contains("nca_rsa_dev-delta.crl"),
+        "{full_text}"
+    );
+    assert!(
+        full_text.contains("Authority Key Identifier"),
+        "{full_text}"
+    );
+    assert!(!full_text.contains(&sign_serial), "{full_text}");
+    assert!(
+        full_text.contains("ҰЛТТЫҚ") || full_text.contains("\\D2\\B0"),
+        "{full_text}"
+    );
+
+    // The full CRL alone says OK; with the delta, openssl sees the revocation.
+    let only_full = verify(
+        &dir,
+        &["-crl_check", "-CRLfile", "full.crl.pem"],
+        "sign.pem",
+    );
+    assert!(only_full.contains("sign.pem: OK"), "{only_full}");
+    let with_delta = verify(
+        &dir,
+        &[
+            "-crl_check",
+            "-use_deltas",
+            "-CRLfile",
+            "full.crl.pem",
+            "-CRLfile",
+            "delta.crl.pem",
+        ],
+        "sign.pem",
+    );
+    assert!(with_delta.contains("certificate revoked"), "{with_delta}");
+    let good = verify(
+        &dir,
+        &[
+            "-crl_check",
+            "-use_deltas",
+            "-CRLfile",
+            "full.crl.pem",
+            "-CRLfile",
+            "delta.crl.pem",
+        ],
+        "auth.pem",
+    );
+    assert!(good.contains("auth.pem: OK"), "{good}");
+
+    // The operator publishes a new full CRL from the CLI: it lists the revocation.
+    let full_number = crl_number(&dir, "full.crl");
+    let out = run(tamga(&dir).args(["crl", "publish", "--json"]).envs(CRL_ENV));
+    assert!(out.status.success(), "{}", text(&out));
+    let published: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(published.as_array().unwrap().len(), 2, "{published}");
+    fetch(&env.server, "/crl/nca_rsa_dev.crl", "full2.crl");
+    assert!(crl_number(&dir, "full2.crl") > full_number);
+    openssl(
+        &dir,
+        &[
+            "crl",
+            "-inform",
+            "DER",
+            "-in",
+            "full2.crl",
+            "-out",
+            "full2.pem",
+        ],
+    );
+    let revoked_now = verify(&dir, &["-crl_check", "-CRLfile", "full2.pem"], "sign.pem");
+    assert!(revoked_now.contains("certificate revoked"), "{revoked_now}");
+    lint_with(
+        &dir,
+        "lint_crl",
+        &[
+            "lint",
+            "-t",
+            "CRL",
+            "-p",
+            "PKIX",
+            "-s",
+            "WARNING",
+            "full2.crl",
+        ],
+    );
+
+    // Operators: hold and release the AUTH certificate; the release reaches the delta as
+    // removeFromCRL. Exit codes: 4 unknown, 5 refused.
+    let out = run(tamga(&dir)
+        .args([
+            "certs",
+            "revoke",
+            &auth_serial.to_lowercase(),
+            "--reason",
+            "certificateHold",
+            "--operator",
+            "aliya",
+        ])
+        .envs(CRL_ENV));
+    assert!(out.status.success(), "{}", text(&out));
+    let out = run(tamga(&dir)
+        .args(["certs", "revoke", &auth_serial, "--reason", "superseded"])
+        .envs(CRL_ENV));
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out));
+    assert!(text(&out).contains("already revoked"), "{}", text(&out));
+    let out = run(tamga(&dir)
+        .args(["certs", "revoke", "0xABCDEF", "--reason", "superseded"])
+        .envs(CRL_ENV));
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    let out = run(tamga(&dir)
+        .args(["certs", "release", &sign_serial])
+        .envs(CRL_ENV));
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "a keyCompromise is not a hold: {}",
+        text(&out)
+    );
+    wait_for_delta(&env.server, "nca_rsa_dev", "Certificate Hold");
+    let out = run(tamga(&dir)
+        .args([
+            "certs",
+            "release",
+            &auth_serial,
+            "--json",
+            "--operator",
+            "aliya",
+        ])
+        .envs(CRL_ENV));
+    assert!(out.status.success(), "{}", text(&out));
+    wait_for_delta(&env.server, "nca_rsa_dev", "Remove From CRL");
+    let audit = env.store.read(|tx| tx.audit_records(0, 1000)).unwrap();
+    assert!(audit
+        .iter()
+        .any(|r| r.action == "certificate.released" && r.actor == "operator:aliya"));
+    assert!(tamga::audit::verify(&env.store).is_ok());
+
+    // A key revoked for compromise can never be certified again.
+    let newest = env
+        .store
+        .read(|tx| tx.last_crl_number("nca_rsa_dev"))
+        .unwrap()
+        .unwrap();
+    let metrics = env.server.get("/metrics").text().unwrap();
+    assert!(
+        metrics.contains(r#"tamga_revocations_total{reason="keyCompromise"}"#),
+        "{metrics}"
+    );
+
+    // The CRL number survives a restart.
+    let Env {
+        server,
+        store,
+        _dir_guard,
+        db,
+    } = env;
+    let (clean, log) = server.terminate();
+    assert!(clean, "{log}");
+    let server = Server::start(&dir, &CRL_ENV);
+    let out = run(tamga(&dir).args(["crl", "publish"]).envs(CRL_ENV));
+    assert!(out.status.success(), "{}", text(&out));
+    let after_restart = store
+        .read(|tx| tx.last_crl_number("nca_rsa_dev"))
+        .unwrap()
+        .unwrap();
+    assert!(after_restart > newest, "{after_restart} after {newest}");
+    fetch(&server, "/crl/nca_rsa_dev.crl", "full3.crl");
+    assert!(crl_number(&dir, "full3.crl") > newest);
+    drop((server, db));
+}
+
+#[test]
+fn two_instances_on_postgres_share_one_crl_sequence() {
+    let Some(admin) = postgres_url("two_instances_on_postgres_share_one_crl_sequence") else {
+        return;
+    };
+    let a = Env::postgres_with(&admin, &CRL_ENV);
+    let url = a.db.as_ref().unwrap().url.clone();
+    // A second instance on the same database and the same CA hierarchy.
+    let dir_b = tempfile::tempdir().unwrap();
+    let copy = |name: &str| {
+        std::fs::copy(
+            a.dir().join("certs-dev").join(name),
+            dir_b.path().join("certs-dev").join(name),
+        )
+        .unwrap()
+    };
+    std::fs::create_dir_all(dir_b.path().join("certs-dev")).unwrap();
+    for name in std::fs::read_dir(a.dir().join("certs-dev")).unwrap() {
+        copy(name.unwrap().file_name().to_str().unwrap());
+    }
+    let mut env_b = vec![("TAMGA_DATABASE__URL", url.as_str())];
+    env_b.extend_from_slice(&CRL_ENV);
+    let b = Server::start(dir_b.path(), &env_b);
+
+    let (iin1, c1) = enroll(&a, None);
+    let (iin2, c2) = enroll(&a, None);
+    let s1 = c1["certificates"][1]["serial"].as_str().unwrap().to_owned();
+    let s2 = c2["certificates"][0]["serial"].as_str().unwrap().to_owned();
+    let (st, v) = revoke(
+        &a.server.base,
+        &revocation_token(&a, &iin1),
+        &json!({"serial": s1, "reason": "superseded"}),
+    );
+    assert_eq!(st, 200, "{v}");
+    let (st, v) = revoke(
+        &b.base,
+        &revocation_token(&a, &iin2),
+        &json!({"serial": s2, "reason": "cessationOfOperation"}),
+    );
+    assert_eq!(st, 200, "{v}");
+    // Both instances race to publish the delta; each serves one that lists both revocations.
+    wait_for_delta(&a.server, "nca_rsa_dev", &s1);
+    wait_for_delta(&a.server, "nca_rsa_dev", &s2);
+    wait_for_delta(&b, "nca_rsa_dev", &s1);
+    wait_for_delta(&b, "nca_rsa_dev", &s2);
+    // The operator forces a full CRL while both keep publishing.
+    let out = run(tamga(a.dir())
+        .args(["crl", "publish"])
+        .env("TAMGA_DATABASE__URL", &url)
+        .envs(CRL_ENV));
+    assert!(out.status.success(), "{}", text(&out));
+
+    let history = a.store.read(|tx| tx.crl_history("nca_rsa_dev")).unwrap();
+    let numbers: Vec<i64> = history.iter().map(|(n, _, _)| *n).collect();
+    assert!(
+        numbers.windows(2).all(|w| w[0] < w[1]),
+        "numbers must increase in publication order: {history:?}"
+    );
+    assert_eq!(numbers.first(), Some(&1));
+    // Both serve the same newest full and delta CRL.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let same = ["/crl/nca_rsa_dev.crl", "/crl/nca_rsa_dev-delta.crl"]
+            .iter()
+            .all(|p| a.server.get(p).bytes().unwrap() == b.get(p).bytes().unwrap());
+        if same {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the instances serve different CRLs"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let full = b.get("/crl/nca_rsa_dev.crl").bytes().unwrap();
+    std::fs::write(a.dir().join("f.crl"), &full).unwrap();
+    let shown = openssl(
+        a.dir(),
+        &["crl", "-inform", "DER", "-in", "f.crl", "-noout", "-text"],
+    );
+    assert!(
+        shown.contains(&s1) && shown.contains(&s2),
+        "both revocations, made through different instances: {shown}"
+    );
+}
