@@ -419,15 +419,4 @@ impl CrlPublisher {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::header;
-
-    #[test]
-    fn der_headers() {
-        assert_eq!(header(0x30, 5), vec![0x30, 5]);
-        assert_eq!(header(0x30, 0x7f), vec![0x30, 0x7f]);
-        assert_eq!(header(0x30, 0x80), vec![0x30, 0x81, 0x80]);
-        assert_eq!(header(0x30, 0x1234), vec![0x30, 0x82, 0x12, 0x34]);
-        assert_eq!(header(0xA0, 0x012345), vec![0xA0, 0x83, 0x01, 0x23, 0x45]);
-    }
-}
+mod tests;
