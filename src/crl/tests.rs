@@ -44,8 +44,19 @@ fn a_full_crl_streams_every_unexpired_revocation_across_pages() {
     };
     dev::init(&ca, false, Utc::now()).unwrap();
     let hierarchy = Arc::new(Hierarchy::load(&ca, Mode::Dev).unwrap());
-    let store = Store::open(&DatabaseUrl::Sqlite(dir.path().join("t.db")), &DatabaseConfig::default()).unwrap();
-    let issuer = Arc::new(Issuer::new(Arc::clone(&hierarchy), "http://ca.test", "http://ca.test/cps").unwrap());
+    let store = Store::open(
+        &DatabaseUrl::Sqlite(dir.path().join("t.db")),
+        &DatabaseConfig::default(),
+    )
+    .unwrap();
+    let issuer = Arc::new(
+        Issuer::new(
+            Arc::clone(&hierarchy),
+            "http://ca.test",
+            "http://ca.test/cps",
+        )
+        .unwrap(),
+    );
     let now = Utc::now().naive_utc();
     let total = PAGE as usize * 2 + 17;
     store
@@ -58,24 +69,48 @@ fn a_full_crl_streams_every_unexpired_revocation_across_pages() {
                 } else {
                     now + chrono::Duration::days(30)
                 };
-                tx.insert_certificate(&revoked_row(format!("{:032X}", 0x4000_0000u64 + i as u64 * 7919), not_after, seq))?;
+                tx.insert_certificate(&revoked_row(
+                    format!("{:032X}", 0x4000_0000u64 + i as u64 * 7919),
+                    not_after,
+                    seq,
+                ))?;
             }
             Ok(())
         })
         .unwrap();
-    let publisher = CrlPublisher::new(store.clone(), issuer, Arc::new(SystemClock), CrlConfig::default());
+    let publisher = CrlPublisher::new(
+        store.clone(),
+        issuer,
+        Arc::new(SystemClock),
+        CrlConfig::default(),
+    );
     let info = publisher.publish(CrlKind::Full, true).unwrap().unwrap();
     assert_eq!(info.crl_number, 1);
-    let stored = store.read(|tx| tx.latest_crl("nca_rsa_dev", false)).unwrap().unwrap();
+    let stored = store
+        .read(|tx| tx.latest_crl("nca_rsa_dev", false))
+        .unwrap()
+        .unwrap();
     let crl = openssl::x509::X509Crl::from_der(&stored.der).unwrap();
-    let key = hierarchy.issuing().certificate().x509().public_key().unwrap();
+    let key = hierarchy
+        .issuing()
+        .certificate()
+        .x509()
+        .public_key()
+        .unwrap();
     assert!(crl.verify(&key).unwrap());
     let listed: Vec<String> = crl
         .get_revoked()
         .map(|stack| {
             stack
                 .iter()
-                .map(|r| r.serial_number().to_bn().unwrap().to_hex_str().unwrap().to_string())
+                .map(|r| {
+                    r.serial_number()
+                        .to_bn()
+                        .unwrap()
+                        .to_hex_str()
+                        .unwrap()
+                        .to_string()
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -87,10 +122,16 @@ fn a_full_crl_streams_every_unexpired_revocation_across_pages() {
     assert_eq!(sorted.len(), listed.len(), "each once");
 
     // Nothing changed since: a delta is due only on its schedule, and lists nothing.
-    assert!(publisher.publish(CrlKind::Full, false).unwrap().is_none(), "not due yet");
+    assert!(
+        publisher.publish(CrlKind::Full, false).unwrap().is_none(),
+        "not due yet"
+    );
     let delta = publisher.publish(CrlKind::Delta, false).unwrap().unwrap();
     assert_eq!(delta.crl_number, 2);
-    let stored = store.read(|tx| tx.latest_crl("nca_rsa_dev", true)).unwrap().unwrap();
+    let stored = store
+        .read(|tx| tx.latest_crl("nca_rsa_dev", true))
+        .unwrap()
+        .unwrap();
     assert_eq!(stored.base_crl_number, Some(1));
     let delta_crl = openssl::x509::X509Crl::from_der(&stored.der).unwrap();
     assert!(delta_crl.get_revoked().is_none_or(|s| s.is_empty()));
