@@ -385,7 +385,25 @@ fn serve(config: ValidConfig) -> Result<(), Failure> {
         .crl
         .publish_due()
         .map_err(|e| Failure::Internal(anyhow::anyhow!("publishing CRLs: {e}")))?;
+    let responder = crate::ocsp::Responder::new(
+        &services.hierarchy,
+        Arc::new(services.store.clone()),
+        cfg.ocsp.clone(),
+        Arc::clone(&services.clock),
+    )
+    .map_err(|e| Failure::Internal(anyhow::anyhow!("OCSP responder: {e}")))?;
+    responder
+        .prime(&services.store)
+        .map_err(|e| Failure::Internal(anyhow::anyhow!("OCSP responder: {e}")))?;
+    let validity = chrono::Duration::days(i64::from(cfg.ca.ocsp_validity_days));
+    if responder
+        .renew_if_due(&services.hierarchy, validity)
+        .map_err(|e| Failure::Internal(anyhow::anyhow!("renewing the OCSP responder: {e}")))?
+    {
+        tracing::info!("the OCSP responder certificate was renewed at start-up");
+    }
     let state = AppState {
+        ocsp: Arc::new(responder),
         store: services.store,
         hierarchy: services.hierarchy,
         config: Arc::new(config),

@@ -60,6 +60,8 @@ pub struct Config {
     pub ra: RaConfig,
     /// Certificate revocation lists.
     pub crl: CrlConfig,
+    /// OCSP responder.
+    pub ocsp: OcspConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -74,6 +76,7 @@ impl Default for Config {
             digital_id: DigitalIdConfig::default(),
             ra: RaConfig::default(),
             crl: CrlConfig::default(),
+            ocsp: OcspConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -282,6 +285,32 @@ impl Default for CrlConfig {
             delta_interval: Span(std::time::Duration::from_secs(3600)),
             validity: Span(std::time::Duration::from_secs(48 * 3600)),
             delta_validity: Span(std::time::Duration::from_secs(2 * 3600)),
+        }
+    }
+}
+
+/// `[ocsp]`: the OCSP responder.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OcspConfig {
+    /// nextUpdate - thisUpdate of responses; pre-signed responses are re-signed after half.
+    pub validity: Span,
+    /// Most pre-signed responses kept per instance (the cache is emptied when it is full).
+    pub cache_capacity: u32,
+    /// Most responses signed on demand at once (nonce or several CertIDs); above it the
+    /// answer is `tryLater`.
+    pub max_inflight_signing: u32,
+    /// Renew the responder certificate when less than this much validity is left.
+    pub renew_before: Span,
+}
+
+impl Default for OcspConfig {
+    fn default() -> Self {
+        OcspConfig {
+            validity: Span(std::time::Duration::from_secs(24 * 3600)),
+            cache_capacity: 1_000_000,
+            max_inflight_signing: 64,
+            renew_before: Span(std::time::Duration::from_secs(10 * 86_400)),
         }
     }
 }
@@ -654,6 +683,18 @@ pub fn validate(config: Config, source: Source) -> Result<ValidConfig, ConfigErr
         return Err(invalid(
             "crl.delta_validity",
             "must be at least crl.delta_interval",
+        ));
+    }
+    if config.ocsp.max_inflight_signing == 0 || config.ocsp.cache_capacity == 0 {
+        return Err(invalid(
+            "ocsp",
+            "max_inflight_signing and cache_capacity must be at least 1",
+        ));
+    }
+    if config.ocsp.renew_before.0.as_secs() >= u64::from(config.ca.ocsp_validity_days) * 86_400 {
+        return Err(invalid(
+            "ocsp.renew_before",
+            "must be shorter than ca.ocsp_validity_days, or the responder is renewed forever",
         ));
     }
     if config.digital_id.issuer.trim().is_empty() {

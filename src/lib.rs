@@ -15,5 +15,6 @@ pub mod clock;
 pub mod config;
 pub mod crl;
 pub mod digital_id;
+pub mod ocsp;
 pub mod ra;
 pub mod store;

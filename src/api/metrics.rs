@@ -20,6 +20,9 @@ pub struct Metrics {
     certificates: IntCounterVec,
     rejections: IntCounterVec,
     revocations: IntCounterVec,
+    ocsp_responses: IntCounterVec,
+    ocsp_cache: IntCounterVec,
+    ocsp_signing: prometheus::Histogram,
 }
 
 /// Label used for requests that matched no route, so unknown paths cannot blow up the
@@ -69,12 +72,38 @@ impl Metrics {
             ),
             &["reason"],
         )?;
+        let ocsp_responses = IntCounterVec::new(
+            Opts::new(
+                "ocsp_responses_total",
+                "OCSP answers: per CertID status (good, revoked, unknown) or error status",
+            ),
+            &["status"],
+        )?;
+        let ocsp_cache = IntCounterVec::new(
+            Opts::new(
+                "ocsp_cache_total",
+                "OCSP pre-signed response cache hits and misses",
+            ),
+            &["result"],
+        )?;
+        let ocsp_signing = prometheus::Histogram::with_opts(
+            HistogramOpts::new(
+                "ocsp_signing_seconds",
+                "Time to build and sign one OCSP response",
+            )
+            .buckets(vec![
+                0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05,
+            ]),
+        )?;
+        registry.register(Box::new(ocsp_signing.clone()))?;
         for metric in [
             &requests,
             &applications,
             &certificates,
             &rejections,
             &revocations,
+            &ocsp_responses,
+            &ocsp_cache,
         ] {
             registry.register(Box::new(metric.clone()))?;
         }
@@ -87,6 +116,9 @@ impl Metrics {
             certificates,
             rejections,
             revocations,
+            ocsp_responses,
+            ocsp_cache,
+            ocsp_signing,
         })
     }
 
@@ -124,6 +156,23 @@ impl Metrics {
     /// Count a revocation by reason.
     pub fn revocation(&self, reason: &str) {
         self.revocations.with_label_values(&[reason]).inc();
+    }
+
+    /// Count an OCSP answer by status.
+    pub fn ocsp_response(&self, status: &str) {
+        self.ocsp_responses.with_label_values(&[status]).inc();
+    }
+
+    /// Count an OCSP cache hit or miss.
+    pub fn ocsp_cache(&self, hit: bool) {
+        self.ocsp_cache
+            .with_label_values(&[if hit { "hit" } else { "miss" }])
+            .inc();
+    }
+
+    /// Observe the time one OCSP response took to sign.
+    pub fn ocsp_signing(&self, seconds: f64) {
+        self.ocsp_signing.observe(seconds);
     }
 
     /// Everything in Prometheus text exposition format.

@@ -8,6 +8,7 @@
 //! it calls the store and the authorities through their APIs, on the blocking thread pool.
 
 mod metrics;
+mod ocsp;
 mod openapi;
 mod portal;
 pub mod problem;
@@ -55,6 +56,8 @@ pub struct AppState {
     pub crl: CrlPublisher,
     /// The newest CRLs read from the database.
     pub crl_cache: Arc<CrlCache>,
+    /// The OCSP responder.
+    pub ocsp: Arc<crate::ocsp::Responder>,
 }
 
 /// Register every route on an actix `App` (also used by in-process tests).
@@ -69,6 +72,12 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
 /// How often used consent-token ids are pruned.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(600);
 
+/// How often the OCSP cache looks for revocations (a revocation reaches every instance's
+/// answers within about this long).
+const OCSP_INVALIDATION_POLL: Duration = Duration::from_millis(500);
+/// How often the OCSP responder certificate's remaining validity is checked.
+const RESPONDER_RENEWAL_CHECK: Duration = Duration::from_secs(3600);
+
 /// How often this instance checks whether a CRL is due (a revocation reaches the delta CRL
 /// within about this long).
 const CRL_POLL: Duration = Duration::from_secs(2);
@@ -76,6 +85,37 @@ const CRL_POLL: Duration = Duration::from_secs(2);
 /// Background upkeep inside `tamga serve`: CRLs when due, and pruning used consent-token ids
 /// after they expire.
 fn spawn_maintenance(state: AppState) {
+    let responder = Arc::clone(&state.ocsp);
+    let store = state.store.clone();
+    actix_web::rt::spawn(async move {
+        let mut tick = actix_web::rt::time::interval(OCSP_INVALIDATION_POLL);
+        loop {
+            tick.tick().await;
+            let (responder, store) = (Arc::clone(&responder), store.clone());
+            match web::block(move || responder.invalidate_changed(&store)).await {
+                Ok(Ok(0)) => {}
+                Ok(Ok(n)) => tracing::debug!(changed = n, "dropped cached OCSP responses"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "OCSP invalidation failed; retrying"),
+                Err(e) => tracing::warn!(error = %e, "OCSP invalidation did not run"),
+            }
+        }
+    });
+    let renewal = state.clone();
+    actix_web::rt::spawn(async move {
+        let mut tick = actix_web::rt::time::interval(RESPONDER_RENEWAL_CHECK);
+        loop {
+            tick.tick().await;
+            let s = renewal.clone();
+            let validity = chrono::Duration::days(i64::from(s.config.get().ca.ocsp_validity_days));
+            match web::block(move || s.ocsp.renew_if_due(&s.hierarchy, validity)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "renewing the OCSP responder certificate failed")
+                }
+                Err(e) => tracing::error!(error = %e, "OCSP responder renewal did not run"),
+            }
+        }
+    });
     let crl = state.crl.clone();
     actix_web::rt::spawn(async move {
         let mut tick = actix_web::rt::time::interval(CRL_POLL);

@@ -9,7 +9,7 @@ use super::types::{
     ApplicationRequest, ApplicationResponse, CsrPair, ErrorCode, IssuedCertificate,
     ProblemDocument, RevocationRequest, RevocationResponse,
 };
-use super::{portal, public, routes};
+use super::{ocsp, portal, public, routes};
 
 struct BearerSchemes;
 
@@ -42,6 +42,8 @@ impl Modify for BearerSchemes {
         portal::get_application,
         portal::create_revocation,
         public::crl,
+        ocsp::post,
+        ocsp::get,
         document,
         routes::healthz,
         routes::readyz,

@@ -5,7 +5,7 @@ use actix_web::{web, HttpResponse};
 use serde::Serialize;
 
 use super::problem::ApiError;
-use super::{openapi, portal, public, AppState};
+use super::{ocsp, openapi, portal, public, AppState};
 
 /// Body size limit for routes that take no larger body.
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
@@ -28,6 +28,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .route("/api/v1/openapi.json", web::get().to(openapi::document))
     .route("/crl/{file}", web::get().to(public::crl))
+    .route("/ocsp", web::post().to(ocsp::post))
+    .route("/ocsp/{request:.*}", web::get().to(ocsp::get))
     .route("/healthz", web::get().to(healthz))
     .route("/readyz", web::get().to(readyz))
     .route("/metrics", web::get().to(metrics))

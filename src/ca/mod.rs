@@ -197,6 +197,7 @@ impl fmt::Debug for CaCertificate {
 }
 
 /// A private key the CA signs with, together with its certificate. The key is never printed.
+#[derive(Clone)]
 pub struct IssuerKey {
     id: String,
     cert: CaCertificate,
@@ -233,6 +234,58 @@ impl IssuerKey {
         format!("file {}", self.key_path.display())
     }
 
+    /// The AlgorithmIdentifier of this key's signatures (sha256WithRSAEncryption,
+    /// ecdsa-with-SHA256 or ecdsa-with-SHA384).
+    pub fn signature_algorithm(&self) -> spki::AlgorithmIdentifierOwned {
+        signature_algorithm(self.key_type)
+    }
+
+    /// SHA-1 of the certificate's subjectPublicKey (the OCSP ResponderID byKey and the
+    /// issuerKeyHash of CertIDs use this; other digests via [`IssuerKey::public_key_bits`]).
+    pub fn public_key_bits(&self) -> Result<Vec<u8>, CaError> {
+        use der::Decode;
+        let cert = x509_cert::Certificate::from_der(self.cert.der())?;
+        Ok(cert
+            .tbs_certificate
+            .subject_public_key_info
+            .subject_public_key
+            .raw_bytes()
+            .to_vec())
+    }
+
+    /// A new certificate for this (OCSP responder) key, signed by `issuing`, valid from `now`
+    /// for `validity`; written over the certificate file, atomically. Returns the renewed key.
+    pub fn renew_ocsp_responder(
+        &self,
+        issuing: &IssuerKey,
+        validity: chrono::Duration,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<IssuerKey, CaError> {
+        let cert_path = self.key_path.with_extension("").with_extension("pem");
+        let cert = dev::issue_ocsp_responder(
+            &self.key,
+            issuing.cert.x509(),
+            &issuing.key,
+            issuing.key_type,
+            now - chrono::Duration::minutes(5),
+            validity,
+        )?;
+        let tmp = cert_path.with_extension("pem.tmp");
+        let _ = std::fs::remove_file(&tmp);
+        files::write_new(&tmp, &cert.to_pem()?, 0o644)?;
+        std::fs::rename(&tmp, &cert_path).map_err(|source| CaError::Write {
+            path: cert_path.clone(),
+            source,
+        })?;
+        Ok(IssuerKey {
+            id: self.id.clone(),
+            cert: CaCertificate::new(cert)?,
+            key: self.key.clone(),
+            key_type: self.key_type,
+            key_path: self.key_path.clone(),
+        })
+    }
+
     /// Sign `data` with this key, with the digest its type calls for.
     pub fn sign(&self, data: &[u8]) -> Result<Vec<u8>, CaError> {
         let mut signer = Signer::new(self.key_type.digest(), &self.key)?;
@@ -257,6 +310,21 @@ impl IssuerKey {
                 message: "the key's signature does not verify with its certificate".to_owned(),
             })
         }
+    }
+}
+
+/// The AlgorithmIdentifier of signatures made by a key of `key_type`.
+pub fn signature_algorithm(key_type: KeyType) -> spki::AlgorithmIdentifierOwned {
+    let (oid, parameters) = match key_type {
+        KeyType::Rsa2048 | KeyType::Rsa3072 | KeyType::Rsa4096 => {
+            ("1.2.840.113549.1.1.11", Some(der::asn1::Any::null()))
+        }
+        KeyType::EcP256 => ("1.2.840.10045.4.3.2", None),
+        KeyType::EcP384 => ("1.2.840.10045.4.3.3", None),
+    };
+    spki::AlgorithmIdentifierOwned {
+        oid: const_oid::ObjectIdentifier::new_unwrap(oid),
+        parameters,
     }
 }
 

@@ -875,6 +875,34 @@ impl Tx<'_> {
             .first(self.conn)?)
     }
 
+    /// The revocation state of one certificate, read cheaply (OCSP's status source): issuer,
+    /// status, revocation time and reason.
+    #[allow(clippy::type_complexity)]
+    pub fn certificate_state(
+        &mut self,
+        serial: &str,
+    ) -> Result<Option<(String, String, Option<NaiveDateTime>, Option<String>)>, StoreError> {
+        Ok(certificates::table
+            .find(serial)
+            .select((
+                certificates::issuer_id,
+                certificates::status,
+                certificates::revoked_at,
+                certificates::revocation_reason,
+            ))
+            .first(self.conn)
+            .optional()?)
+    }
+
+    /// Serials whose revocation state changed at counter values in `(after, upto]`.
+    pub fn serials_changed(&mut self, after: i64, upto: i64) -> Result<Vec<String>, StoreError> {
+        Ok(certificates::table
+            .filter(certificates::revocation_seq.gt(after))
+            .filter(certificates::revocation_seq.le(upto))
+            .select(certificates::serial)
+            .load(self.conn)?)
+    }
+
     /// Every CRL of an issuer in the order they were stored: (number, is_delta).
     pub fn crl_history(
         &mut self,

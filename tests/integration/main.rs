@@ -13,6 +13,7 @@
 
 mod cli;
 mod enroll;
+mod ocsp;
 mod revoke;
 mod server;
 mod store;

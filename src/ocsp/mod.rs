@@ -1,0 +1,542 @@
+//! The OCSP responder (RFC 6960, RFC 5019 profile): the hottest path of the system.
+//!
+//! Owns: parsing requests (bounded size and CertID count), matching CertIDs to the issuer we
+//! operate (SHA-1, SHA-256, SHA-384 and SHA-512 CertIDs), reading status through a
+//! [`StatusSource`], building and signing responses with the delegated responder key, the
+//! per-instance cache of pre-signed responses and its invalidation by the revocation counter,
+//! the bound on on-demand signing, and renewal of the responder certificate. Must never:
+//! answer `good` for a certificate whose issuance is not committed (unknown answers are never
+//! cached), serve a cached answer older than a revocation it has seen, or panic on input.
+
+mod cache;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use const_oid::ObjectIdentifier;
+use der::asn1::{BitString, GeneralizedTime, Null, OctetString};
+use der::{Decode, Encode};
+use x509_cert::ext::pkix::CrlReason;
+use x509_cert::ext::Extension;
+use x509_ocsp::{
+    BasicOcspResponse, CertId, CertStatus, OcspGeneralizedTime, OcspRequest, OcspResponse,
+    OcspResponseStatus, ResponderId, ResponseBytes, ResponseData, RevokedInfo, SingleResponse,
+};
+
+pub use cache::ResponseCache;
+
+use crate::ca::{CaError, Hierarchy, IssuerKey, RevocationReason};
+use crate::clock::Clock;
+use crate::config::OcspConfig;
+use crate::store::{Store, StoreError};
+
+/// Largest request accepted.
+pub const MAX_REQUEST_LEN: usize = 4 * 1024;
+/// Most CertIDs in one request.
+pub const MAX_CERT_IDS: usize = 16;
+/// Longest nonce echoed (RFC 8954 allows 1-32 octets; some clients send more).
+const MAX_NONCE_LEN: usize = 128;
+
+const OID_NONCE: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1.2");
+const OID_BASIC: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1.1");
+/// A digest function over a byte string.
+type Digest = fn(&[u8]) -> Vec<u8>;
+
+/// CertID hash algorithms we answer for: OID and digest.
+const HASHES: [(&str, Digest); 4] = [
+    ("1.3.14.3.2.26", |d| openssl::sha::sha1(d).to_vec()),
+    ("2.16.840.1.101.3.4.2.1", |d| {
+        openssl::sha::sha256(d).to_vec()
+    }),
+    ("2.16.840.1.101.3.4.2.2", |d| {
+        openssl::sha::sha384(d).to_vec()
+    }),
+    ("2.16.840.1.101.3.4.2.3", |d| {
+        openssl::sha::sha512(d).to_vec()
+    }),
+];
+
+/// The state of one certificate, as the status source knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CertState {
+    /// Issued by this issuer, committed, not revoked.
+    Good,
+    /// Revoked at this time, for this reason.
+    Revoked(NaiveDateTime, Option<RevocationReason>),
+    /// Never issued by this issuer (or not yet committed).
+    Unknown,
+}
+
+/// Where OCSP learns a certificate's state: one method, so a cache or a replica can stand
+/// behind it.
+pub trait StatusSource: Send + Sync {
+    /// The state of `serial` (normalised upper-case hex) issued by `issuer_id`.
+    fn status(&self, issuer_id: &str, serial: &str) -> Result<CertState, StoreError>;
+}
+
+impl StatusSource for Store {
+    fn status(&self, issuer_id: &str, serial: &str) -> Result<CertState, StoreError> {
+        let row = self.read(|tx| tx.certificate_state(serial))?;
+        Ok(match row {
+            Some((issuer, status, _, _)) if issuer == issuer_id && status == "issued" => {
+                CertState::Good
+            }
+            Some((issuer, status, at, reason)) if issuer == issuer_id && status == "revoked" => {
+                CertState::Revoked(
+                    at.unwrap_or_default(),
+                    reason.as_deref().and_then(RevocationReason::parse),
+                )
+            }
+            _ => CertState::Unknown,
+        })
+    }
+}
+
+/// What kind of answer was given (for metrics and HTTP headers).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// A pre-signed response from the cache.
+    CacheHit,
+    /// A response signed for this request (and cached if it may be).
+    Signed {
+        /// Whether it went into the cache.
+        cached: bool,
+        /// Time spent signing.
+        signing: Duration,
+    },
+    /// An OCSP error status (no signature).
+    Error(&'static str),
+}
+
+/// A response ready to send.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// DER of the OCSPResponse.
+    pub der: Arc<Vec<u8>>,
+    /// How it was produced.
+    pub outcome: Outcome,
+    /// Per-CertID statuses (`good`, `revoked`, `unknown`), empty for errors.
+    pub statuses: Vec<&'static str>,
+    /// thisUpdate and nextUpdate, for caching headers; `None` for errors and nonce answers.
+    pub validity: Option<(NaiveDateTime, NaiveDateTime)>,
+}
+
+/// The issuer's CertID hashes, per supported hash algorithm.
+struct IssuerHashes {
+    by_alg: Vec<(ObjectIdentifier, Vec<u8>, Vec<u8>)>,
+}
+
+/// The responder key and what goes into every response with it.
+struct Signer {
+    key: IssuerKey,
+    key_hash: Vec<u8>,
+    cert: x509_cert::Certificate,
+    expires: NaiveDateTime,
+}
+
+impl Signer {
+    fn new(key: IssuerKey) -> Result<Signer, CaError> {
+        let key_hash = openssl::sha::sha1(&key.public_key_bits()?).to_vec();
+        let cert = x509_cert::Certificate::from_der(key.certificate().der())?;
+        let not_after =
+            openssl::asn1::Asn1Time::from_unix(0)?.diff(key.certificate().x509().not_after())?;
+        let expires = DateTime::<Utc>::from_timestamp(
+            i64::from(not_after.days) * 86_400 + i64::from(not_after.secs),
+            0,
+        )
+        .map(|d| d.naive_utc())
+        .unwrap_or_default();
+        Ok(Signer {
+            key,
+            key_hash,
+            cert,
+            expires,
+        })
+    }
+}
+
+/// A request that parsed: its CertIDs (all for our issuer) and its nonce extension, if any.
+struct Parsed {
+    ids: Vec<(CertId, usize, String)>,
+    nonce: Option<Extension>,
+}
+
+enum Refusal {
+    Malformed,
+    Unauthorized,
+}
+
+/// The OCSP responder of the issuing CA.
+pub struct Responder {
+    issuer_id: String,
+    issuer: IssuerHashes,
+    signer: RwLock<Arc<Signer>>,
+    source: Arc<dyn StatusSource>,
+    cache: ResponseCache,
+    config: OcspConfig,
+    inflight: AtomicUsize,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Responder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Responder")
+            .field("issuer", &self.issuer_id)
+            .finish_non_exhaustive()
+    }
+}
+
+fn error_response(status: OcspResponseStatus) -> Vec<u8> {
+    // OCSPResponse ::= SEQUENCE { responseStatus ENUMERATED } with no responseBytes.
+    vec![0x30, 0x03, 0x0A, 0x01, status as u8]
+}
+
+fn error_answer(status: OcspResponseStatus, name: &'static str) -> Answer {
+    Answer {
+        der: Arc::new(error_response(status)),
+        outcome: Outcome::Error(name),
+        statuses: Vec::new(),
+        validity: None,
+    }
+}
+
+fn generalized(t: NaiveDateTime) -> Result<OcspGeneralizedTime, der::Error> {
+    let secs = u64::try_from(t.and_utc().timestamp()).unwrap_or(0);
+    Ok(OcspGeneralizedTime(GeneralizedTime::from_unix_duration(
+        Duration::from_secs(secs),
+    )?))
+}
+
+fn crl_reason(r: RevocationReason) -> CrlReason {
+    match r {
+        RevocationReason::Unspecified => CrlReason::Unspecified,
+        RevocationReason::KeyCompromise => CrlReason::KeyCompromise,
+        RevocationReason::AffiliationChanged => CrlReason::AffiliationChanged,
+        RevocationReason::Superseded => CrlReason::Superseded,
+        RevocationReason::CessationOfOperation => CrlReason::CessationOfOperation,
+        RevocationReason::CertificateHold => CrlReason::CertificateHold,
+        RevocationReason::PrivilegeWithdrawn => CrlReason::PrivilegeWithdrawn,
+    }
+}
+
+/// Serial bytes of a CertID as our normalised hex (no leading zero octets).
+fn serial_hex(id: &CertId) -> String {
+    let bytes = id.serial_number.as_bytes();
+    let significant: &[u8] = {
+        let skip = bytes.iter().take_while(|b| **b == 0).count();
+        bytes.get(skip..).unwrap_or(&[])
+    };
+    if significant.is_empty() {
+        "00".to_owned()
+    } else {
+        hex::encode_upper(significant)
+    }
+}
+
+impl Responder {
+    /// The responder for `hierarchy`'s issuing CA, answering from `source`.
+    pub fn new(
+        hierarchy: &Hierarchy,
+        source: Arc<dyn StatusSource>,
+        config: OcspConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Responder, CaError> {
+        let issuing = hierarchy.issuing();
+        let cert = x509_cert::Certificate::from_der(issuing.certificate().der())?;
+        let name_der = cert.tbs_certificate.subject.to_der()?;
+        let key_bits = issuing.public_key_bits()?;
+        let by_alg = HASHES
+            .iter()
+            .map(|(oid, hash)| {
+                (
+                    ObjectIdentifier::new_unwrap(oid),
+                    hash(&name_der),
+                    hash(&key_bits),
+                )
+            })
+            .collect();
+        Ok(Responder {
+            issuer_id: issuing.id().to_owned(),
+            issuer: IssuerHashes { by_alg },
+            signer: RwLock::new(Arc::new(Signer::new(hierarchy.ocsp_responder().clone())?)),
+            source,
+            cache: ResponseCache::new(config.cache_capacity as usize),
+            config,
+            inflight: AtomicUsize::new(0),
+            clock,
+        })
+    }
+
+    /// The cache (the invalidation task drives it).
+    pub fn cache(&self) -> &ResponseCache {
+        &self.cache
+    }
+
+    fn signer(&self) -> Arc<Signer> {
+        match self.signer.read() {
+            Ok(s) => Arc::clone(&s),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// When the responder certificate expires.
+    pub fn responder_expires(&self) -> NaiveDateTime {
+        self.signer().expires
+    }
+
+    /// Renew the responder certificate (same key) if less than `renew_before` is left.
+    /// Returns whether it did.
+    pub fn renew_if_due(
+        &self,
+        hierarchy: &Hierarchy,
+        validity: chrono::Duration,
+    ) -> Result<bool, CaError> {
+        let now = self.clock.now();
+        let signer = self.signer();
+        if signer.expires - now.naive_utc() > self.config.renew_before.chrono() {
+            return Ok(false);
+        }
+        let renewed = signer
+            .key
+            .renew_ocsp_responder(hierarchy.issuing(), validity, now)?;
+        let next = Arc::new(Signer::new(renewed)?);
+        if let Ok(mut guard) = self.signer.write() {
+            *guard = next;
+        }
+        // Responses carry the responder certificate: drop those with the old one.
+        self.cache.clear();
+        tracing::info!("renewed the OCSP responder certificate");
+        Ok(true)
+    }
+
+    fn parse(&self, der: &[u8]) -> Result<Parsed, Refusal> {
+        if der.is_empty() || der.len() > MAX_REQUEST_LEN {
+            return Err(Refusal::Malformed);
+        }
+        let request = OcspRequest::from_der(der).map_err(|_| Refusal::Malformed)?;
+        let list = &request.tbs_request.request_list;
+        if list.is_empty() || list.len() > MAX_CERT_IDS {
+            return Err(Refusal::Malformed);
+        }
+        let nonce = match &request.tbs_request.request_extensions {
+            Some(exts) => {
+                let mut found = None;
+                for ext in exts {
+                    if ext.extn_id == OID_NONCE {
+                        if ext.extn_value.as_bytes().len() > MAX_NONCE_LEN || found.is_some() {
+                            return Err(Refusal::Malformed);
+                        }
+                        found = Some(Extension {
+                            extn_id: OID_NONCE,
+                            critical: false,
+                            extn_value: ext.extn_value.clone(),
+                        });
+                    } else if ext.critical {
+                        return Err(Refusal::Malformed);
+                    }
+                }
+                found
+            }
+            None => None,
+        };
+        let mut ids = Vec::with_capacity(list.len());
+        for req in list {
+            let id = &req.req_cert;
+            let params_ok = id
+                .hash_algorithm
+                .parameters
+                .as_ref()
+                .is_none_or(|p| der::Tagged::tag(p) == der::Tag::Null);
+            let alg = self.issuer.by_alg.iter().position(|(oid, name, key)| {
+                *oid == id.hash_algorithm.oid
+                    && name.as_slice() == id.issuer_name_hash.as_bytes()
+                    && key.as_slice() == id.issuer_key_hash.as_bytes()
+            });
+            match alg {
+                Some(i) if params_ok => ids.push((id.clone(), i, serial_hex(id))),
+                _ => return Err(Refusal::Unauthorized),
+            }
+        }
+        Ok(Parsed { ids, nonce })
+    }
+
+    /// Answer one request (DER). Never fails: junk gets `malformedRequest`, foreign issuers
+    /// `unauthorized`, a database outage `tryLater`, overload of on-demand signing `tryLater`.
+    pub fn respond(&self, der: &[u8]) -> Answer {
+        let parsed = match self.parse(der) {
+            Ok(p) => p,
+            Err(Refusal::Malformed) => {
+                return error_answer(OcspResponseStatus::MalformedRequest, "malformed_request")
+            }
+            Err(Refusal::Unauthorized) => {
+                return error_answer(OcspResponseStatus::Unauthorized, "unauthorized")
+            }
+        };
+        let cacheable = parsed.nonce.is_none() && parsed.ids.len() == 1;
+        let now = self.clock.now().naive_utc();
+        if let (true, Some((_, alg, serial))) = (cacheable, parsed.ids.first()) {
+            if let Some(hit) = self
+                .cache
+                .get(*alg, serial, now, self.config.validity.chrono() / 2)
+            {
+                return Answer {
+                    der: hit.der,
+                    outcome: Outcome::CacheHit,
+                    statuses: vec![hit.status],
+                    validity: Some((hit.this_update, hit.next_update)),
+                };
+            }
+        } else if self.inflight.fetch_add(1, Ordering::AcqRel)
+            >= self.config.max_inflight_signing as usize
+        {
+            self.inflight.fetch_sub(1, Ordering::AcqRel);
+            return error_answer(OcspResponseStatus::TryLater, "try_later");
+        }
+        let answer = self.sign_fresh(&parsed, cacheable);
+        if !cacheable {
+            self.inflight.fetch_sub(1, Ordering::AcqRel);
+        }
+        answer
+    }
+
+    fn sign_fresh(&self, parsed: &Parsed, cacheable: bool) -> Answer {
+        // Read the invalidation mark before the status: an answer is cached only if no
+        // revocation was processed in between (see ResponseCache::insert).
+        let mark = self.cache.mark();
+        let mut states = Vec::with_capacity(parsed.ids.len());
+        for (_, _, serial) in &parsed.ids {
+            match self.source.status(&self.issuer_id, serial) {
+                Ok(s) => states.push(s),
+                Err(e) => {
+                    tracing::warn!(error = %e, "OCSP status unavailable");
+                    return error_answer(OcspResponseStatus::TryLater, "try_later");
+                }
+            }
+        }
+        let now = self.clock.now();
+        let this_update = DateTime::<Utc>::from_timestamp(now.timestamp(), 0)
+            .unwrap_or(now)
+            .naive_utc();
+        let next_update = this_update + self.config.validity.chrono();
+        let started = Instant::now();
+        let der = match self.build(parsed, &states, this_update, next_update) {
+            Ok(d) => Arc::new(d),
+            Err(e) => {
+                tracing::error!(error = %e, "OCSP signing failed");
+                return error_answer(OcspResponseStatus::InternalError, "internal_error");
+            }
+        };
+        let signing = started.elapsed();
+        let statuses: Vec<&'static str> = states
+            .iter()
+            .map(|s| match s {
+                CertState::Good => "good",
+                CertState::Revoked(..) => "revoked",
+                CertState::Unknown => "unknown",
+            })
+            .collect();
+        let mut cached = false;
+        if let (true, Some((_, alg, serial)), Some(state)) =
+            (cacheable, parsed.ids.first(), states.first())
+        {
+            // Unknown is never cached: the certificate may be committed a moment later.
+            if *state != CertState::Unknown {
+                cached = self.cache.insert(
+                    *alg,
+                    serial,
+                    cache::Cached {
+                        der: Arc::clone(&der),
+                        status: statuses.first().copied().unwrap_or("unknown"),
+                        this_update,
+                        next_update,
+                    },
+                    mark,
+                );
+            }
+        }
+        Answer {
+            der,
+            outcome: Outcome::Signed { cached, signing },
+            statuses,
+            validity: parsed.nonce.is_none().then_some((this_update, next_update)),
+        }
+    }
+
+    fn build(
+        &self,
+        parsed: &Parsed,
+        states: &[CertState],
+        this_update: NaiveDateTime,
+        next_update: NaiveDateTime,
+    ) -> Result<Vec<u8>, CaError> {
+        let signer = self.signer();
+        let mut responses = Vec::with_capacity(states.len());
+        for ((id, _, _), state) in parsed.ids.iter().zip(states) {
+            let cert_status = match state {
+                CertState::Good => CertStatus::Good(Null),
+                CertState::Unknown => CertStatus::Unknown(Null),
+                CertState::Revoked(at, reason) => CertStatus::Revoked(RevokedInfo {
+                    revocation_time: generalized(*at)?,
+                    revocation_reason: reason
+                        .filter(|r| *r != RevocationReason::Unspecified)
+                        .map(crl_reason),
+                }),
+            };
+            responses.push(SingleResponse {
+                cert_id: id.clone(),
+                cert_status,
+                this_update: generalized(this_update)?,
+                next_update: Some(generalized(next_update)?),
+                single_extensions: None,
+            });
+        }
+        let data = ResponseData {
+            version: x509_ocsp::Version::V1,
+            responder_id: ResponderId::ByKey(OctetString::new(signer.key_hash.clone())?),
+            produced_at: generalized(this_update)?,
+            responses,
+            response_extensions: parsed.nonce.clone().map(|n| vec![n]),
+        };
+        let tbs = data.to_der()?;
+        let signature = signer.key.sign(&tbs)?;
+        let basic = BasicOcspResponse {
+            tbs_response_data: data,
+            signature_algorithm: signer.key.signature_algorithm(),
+            signature: BitString::from_bytes(&signature)?,
+            certs: Some(vec![signer.cert.clone()]),
+        };
+        let response = OcspResponse {
+            response_status: OcspResponseStatus::Successful,
+            response_bytes: Some(ResponseBytes {
+                response_type: OID_BASIC,
+                response: OctetString::new(basic.to_der()?)?,
+            }),
+        };
+        Ok(response.to_der()?)
+    }
+
+    /// Drop cached answers for certificates whose revocation state changed since the last
+    /// call, by the store's revocation counter. Returns how many serials changed.
+    pub fn invalidate_changed(&self, store: &Store) -> Result<usize, StoreError> {
+        let seen = self.cache.seen_seq();
+        let current = store.read(|tx| tx.current_revocation_seq())?;
+        if current <= seen {
+            return Ok(0);
+        }
+        let changed = store.read(|tx| tx.serials_changed(seen, current))?;
+        self.cache.invalidate(&changed, current);
+        Ok(changed.len())
+    }
+
+    /// Start the invalidation mark at the store's current revocation counter.
+    pub fn prime(&self, store: &Store) -> Result<(), StoreError> {
+        let current = store.read(|tx| tx.current_revocation_seq())?;
+        self.cache.invalidate(&[], current);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,258 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Barrier};
+
+use openssl::hash::MessageDigest;
+use openssl::ocsp::{OcspCertId, OcspRequest as OpensslRequest};
+
+use super::*;
+use crate::ca::dev;
+use crate::clock::SystemClock;
+use crate::config::{CaConfig, Mode, OcspConfig};
+
+/// A status source that answers `good` slowly and counts calls.
+struct Slow {
+    calls: AtomicUsize,
+    gate: Option<Arc<Barrier>>,
+}
+
+impl StatusSource for Slow {
+    fn status(&self, _issuer: &str, _serial: &str) -> Result<CertState, StoreError> {
+        let earlier = self.calls.fetch_add(1, Ordering::SeqCst);
+        if let (Some(gate), 0) = (&self.gate, earlier) {
+            gate.wait();
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        Ok(CertState::Good)
+    }
+}
+
+fn hierarchy() -> (tempfile::TempDir, Hierarchy) {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = CaConfig {
+        dir: dir.path().join("ca"),
+        ..CaConfig::default()
+    };
+    dev::init(&ca, false, chrono::Utc::now()).unwrap();
+    let h = Hierarchy::load(&ca, Mode::Dev).unwrap();
+    (dir, h)
+}
+
+/// A request for the OCSP responder certificate's own serial (any certificate of the issuing
+/// CA will do), `ids` times.
+fn request(h: &Hierarchy, ids: usize) -> Vec<u8> {
+    let mut req = OpensslRequest::new().unwrap();
+    for _ in 0..ids {
+        let id = OcspCertId::from_cert(
+            MessageDigest::sha1(),
+            h.ocsp_responder().certificate().x509(),
+            h.issuing().certificate().x509(),
+        )
+        .unwrap();
+        req.add_id(id).unwrap();
+    }
+    req.to_der().unwrap()
+}
+
+#[test]
+fn presigned_answers_are_cached_and_on_demand_signing_is_bounded() {
+    let (_dir, h) = hierarchy();
+    let source = Arc::new(Slow {
+        calls: AtomicUsize::new(0),
+        gate: None,
+    });
+    let responder = Responder::new(
+        &h,
+        source.clone(),
+        OcspConfig::default(),
+        Arc::new(SystemClock),
+    )
+    .unwrap();
+    let single = request(&h, 1);
+    let first = responder.respond(&single);
+    assert!(
+        matches!(first.outcome, Outcome::Signed { cached: true, .. }),
+        "{:?}",
+        first.outcome
+    );
+    let second = responder.respond(&single);
+    assert_eq!(second.outcome, Outcome::CacheHit);
+    assert_eq!(second.der, first.der);
+    assert_eq!(source.calls.load(Ordering::SeqCst), 1);
+    // An invalidation drops it.
+    responder.cache().invalidate(&[serial_hex_of(&h)], 1);
+    assert!(matches!(
+        responder.respond(&single).outcome,
+        Outcome::Signed { .. }
+    ));
+
+    // Two on-demand requests at once with room for one: the second gets tryLater.
+    let gate = Arc::new(Barrier::new(2));
+    let slow = Arc::new(Slow {
+        calls: AtomicUsize::new(0),
+        gate: Some(Arc::clone(&gate)),
+    });
+    let config = OcspConfig {
+        max_inflight_signing: 1,
+        ..OcspConfig::default()
+    };
+    let responder = Arc::new(Responder::new(&h, slow, config, Arc::new(SystemClock)).unwrap());
+    let double = request(&h, 2);
+    let busy = {
+        let (responder, double) = (Arc::clone(&responder), double.clone());
+        std::thread::spawn(move || responder.respond(&double))
+    };
+    gate.wait(); // the first request is inside the status lookup now
+    let refused = responder.respond(&double);
+    assert_eq!(refused.outcome, Outcome::Error("try_later"));
+    assert_eq!(*refused.der, vec![0x30, 0x03, 0x0A, 0x01, 0x03]);
+    let done = busy.join().unwrap();
+    assert_eq!(done.statuses, vec!["good", "good"]);
+}
+
+fn serial_hex_of(h: &Hierarchy) -> String {
+    let bn = h
+        .ocsp_responder()
+        .certificate()
+        .x509()
+        .serial_number()
+        .to_bn()
+        .unwrap();
+    let hex = bn.to_hex_str().unwrap().to_string();
+    if hex.len() % 2 == 1 {
+        format!("0{hex}")
+    } else {
+        hex
+    }
+}
+
+#[test]
+fn an_answer_signed_across_an_invalidation_is_not_cached() {
+    let (_dir, h) = hierarchy();
+    let source = Arc::new(Slow {
+        calls: AtomicUsize::new(0),
+        gate: None,
+    });
+    let responder =
+        Responder::new(&h, source, OcspConfig::default(), Arc::new(SystemClock)).unwrap();
+    let mark = responder.cache().mark();
+    responder.cache().invalidate(&[], 7);
+    let kept = responder.cache().insert(
+        0,
+        "01",
+        cache::Cached {
+            der: Arc::new(vec![1]),
+            status: "good",
+            this_update: chrono::Utc::now().naive_utc(),
+            next_update: chrono::Utc::now().naive_utc() + chrono::Duration::hours(1),
+        },
+        mark,
+    );
+    assert!(
+        !kept,
+        "a status read before a revocation was processed must not be cached"
+    );
+    assert_eq!(responder.cache().seen_seq(), 7);
+}
+
+#[test]
+fn junk_and_foreign_issuers_get_error_statuses() {
+    let (_dir, h) = hierarchy();
+    let source = Arc::new(Slow {
+        calls: AtomicUsize::new(0),
+        gate: None,
+    });
+    let responder =
+        Responder::new(&h, source, OcspConfig::default(), Arc::new(SystemClock)).unwrap();
+    for junk in [
+        &b""[..],
+        &[0x30, 0x00],
+        &[0xff; 10],
+        &vec![0x30; MAX_REQUEST_LEN + 1],
+    ] {
+        assert_eq!(
+            responder.respond(junk).outcome,
+            Outcome::Error("malformed_request")
+        );
+    }
+    let mut req = OpensslRequest::new().unwrap();
+    let id = OcspCertId::from_cert(
+        MessageDigest::sha1(),
+        h.issuing().certificate().x509(),
+        h.root().x509(),
+    )
+    .unwrap();
+    req.add_id(id).unwrap();
+    assert_eq!(
+        responder.respond(&req.to_der().unwrap()).outcome,
+        Outcome::Error("unauthorized")
+    );
+    assert_eq!(
+        responder.respond(&request(&h, MAX_CERT_IDS + 1)).outcome,
+        Outcome::Error("malformed_request")
+    );
+}
+
+#[test]
+fn the_responder_certificate_is_renewed_with_the_same_key_before_it_expires() {
+    let (dir, h) = hierarchy();
+    let source = Arc::new(Slow {
+        calls: AtomicUsize::new(0),
+        gate: None,
+    });
+    let not_due = Responder::new(
+        &h,
+        source.clone(),
+        OcspConfig::default(),
+        Arc::new(SystemClock),
+    )
+    .unwrap();
+    assert!(
+        !not_due
+            .renew_if_due(&h, chrono::Duration::days(30))
+            .unwrap(),
+        "30 days left, renewal at 10"
+    );
+    let config = OcspConfig {
+        renew_before: crate::config::Span(Duration::from_secs(40 * 86_400)),
+        ..OcspConfig::default()
+    };
+    let responder = Responder::new(&h, source, config, Arc::new(SystemClock)).unwrap();
+    let before = responder.responder_expires();
+    let old_file = std::fs::read(dir.path().join("ca/ocsp_nca_rsa_dev.pem")).unwrap();
+    assert!(responder
+        .renew_if_due(&h, chrono::Duration::days(90))
+        .unwrap());
+    assert!(responder.responder_expires() > before + chrono::Duration::days(50));
+    let new_file = std::fs::read(dir.path().join("ca/ocsp_nca_rsa_dev.pem")).unwrap();
+    assert_ne!(
+        old_file, new_file,
+        "the renewed certificate is written for the next start"
+    );
+    let renewed = openssl::x509::X509::from_pem(&new_file).unwrap();
+    let issuing_key = h.issuing().certificate().x509().public_key().unwrap();
+    assert!(renewed.verify(&issuing_key).unwrap());
+    let old = openssl::x509::X509::from_pem(&old_file).unwrap();
+    assert!(
+        renewed
+            .public_key()
+            .unwrap()
+            .public_eq(&old.public_key().unwrap()),
+        "same key"
+    );
+    // Responses are signed under the renewed certificate.
+    let answer = responder.respond(&request(&h, 1));
+    let parsed = x509_ocsp::OcspResponse::from_der(&answer.der).unwrap();
+    let basic =
+        x509_ocsp::BasicOcspResponse::from_der(parsed.response_bytes.unwrap().response.as_bytes())
+            .unwrap();
+    let included = basic.certs.unwrap()[0].to_der().unwrap();
+    assert_eq!(included, renewed.to_der().unwrap());
+    // And the directory still loads as a hierarchy.
+    let ca = CaConfig {
+        dir: dir.path().join("ca"),
+        ..CaConfig::default()
+    };
+    assert!(Hierarchy::load(&ca, Mode::Dev).is_ok());
+}
