@@ -338,9 +338,9 @@ fn a_thousand_hostile_requests_get_well_formed_answers() {
 }
 
 #[test]
-fn a_revocation_through_one_instance_reaches_the_other_within_two_seconds() {
+fn ocsp_revocation_through_one_instance_reaches_the_other_on_postgres() {
     let Some(admin) = crate::support::postgres_url(
-        "a_revocation_through_one_instance_reaches_the_other_within_two_seconds",
+        "ocsp_revocation_through_one_instance_reaches_the_other_on_postgres",
     ) else {
         return;
     };
