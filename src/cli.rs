@@ -26,7 +26,8 @@ Exit codes:
   2  usage error (bad arguments)
   3  invalid configuration
   4  not found
-  5  refused (the operation is not allowed in this state)";
+  5  refused (the operation is not allowed in this state)
+  6  verification failed (audit verify found a broken chain)";
 
 /// Tamga: certification and registration authority server.
 #[derive(Debug, Parser)]
@@ -65,6 +66,21 @@ pub enum Command {
         #[command(subcommand)]
         command: CrlCommand,
     },
+    /// Applications and the moderation queue.
+    Applications {
+        #[command(subcommand)]
+        command: ApplicationsCommand,
+    },
+    /// The e-mail outbox.
+    Outbox {
+        #[command(subcommand)]
+        command: OutboxCommand,
+    },
+    /// The hash-chained audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Development helpers (refused unless mode = "dev").
     Dev {
         #[command(subcommand)]
@@ -75,6 +91,29 @@ pub enum Command {
 /// `tamga certs …`
 #[derive(Debug, Subcommand)]
 pub enum CertsCommand {
+    /// List signed certificates, newest first.
+    List {
+        /// Only this holder's.
+        #[arg(long)]
+        iin: Option<String>,
+        /// valid, revoked or expired.
+        #[arg(long, value_enum)]
+        status: Option<CertFilter>,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one certificate, with its PEM.
+    Show {
+        /// Serial number.
+        serial: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Revoke a certificate (exit 4 if unknown, 5 if already revoked).
     Revoke {
         /// Serial number: hex in any case, with or without colons or 0x.
@@ -100,6 +139,121 @@ pub enum CertsCommand {
         /// Operator recorded in the audit log [default: the OS user].
         #[arg(long)]
         operator: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `--status` of `certs list`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CertFilter {
+    /// Issued, not revoked, not expired.
+    Valid,
+    /// Revoked (including on hold).
+    Revoked,
+    /// Past notAfter and not revoked.
+    Expired,
+}
+
+/// `tamga applications …`
+#[derive(Debug, Subcommand)]
+pub enum ApplicationsCommand {
+    /// List applications, newest first.
+    List {
+        /// pending_review, approved, issued or rejected.
+        #[arg(long)]
+        status: Option<String>,
+        /// Only this holder's.
+        #[arg(long)]
+        iin: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one application and its certificates.
+    Show {
+        /// Application id.
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve a pending_review application: its certificates are issued (exit 5 if it is
+    /// not pending review).
+    Approve {
+        /// Application id.
+        id: String,
+        /// Operator recorded in the audit log [default: the OS user].
+        #[arg(long)]
+        operator: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Reject a pending_review application with a reason the holder will read.
+    Reject {
+        /// Application id.
+        id: String,
+        /// Why (shown to the holder).
+        #[arg(long)]
+        reason: String,
+        /// Operator recorded in the audit log [default: the OS user].
+        #[arg(long)]
+        operator: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `tamga outbox …`
+#[derive(Debug, Subcommand)]
+pub enum OutboxCommand {
+    /// List queued, sent and dead e-mails, newest first.
+    List {
+        /// pending, sent or dead.
+        #[arg(long)]
+        status: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Queue a dead e-mail again (exit 5 if it is not dead).
+    Retry {
+        /// Outbox row id.
+        id: String,
+        /// Operator recorded in the audit log [default: the OS user].
+        #[arg(long)]
+        operator: Option<String>,
+    },
+}
+
+/// `tamga audit …`
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Walk the hash chain; exit 6 naming the first entry that was altered, removed or
+    /// reordered.
+    Verify {
+        /// A head recorded earlier, `SEQ:HASH` (as `audit verify` prints it): the chain must
+        /// still contain that entry with that hash, which detects a truncated or rewritten log.
+        #[arg(long, value_name = "SEQ:HASH")]
+        expect: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The newest entries.
+    Tail {
+        /// How many.
+        #[arg(short = 'n', default_value_t = 20)]
+        n: i64,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -208,6 +362,8 @@ pub enum Failure {
     NotFound(String),
     /// Exit 5.
     Refused(String),
+    /// Exit 6.
+    Verification(String),
 }
 
 impl From<anyhow::Error> for Failure {
@@ -224,6 +380,7 @@ impl Failure {
             Failure::Config(_) => 3,
             Failure::NotFound(_) => 4,
             Failure::Refused(_) => 5,
+            Failure::Verification(_) => 6,
         }
     }
 }
@@ -240,6 +397,7 @@ pub fn main() -> ExitCode {
                 Failure::Config(e) => eprintln!("tamga: invalid configuration: {e}"),
                 Failure::NotFound(m) => eprintln!("tamga: not found: {m}"),
                 Failure::Refused(m) => eprintln!("tamga: refused: {m}"),
+                Failure::Verification(m) => eprintln!("tamga: verification failed: {m}"),
             }
             ExitCode::from(failure.exit_code())
         }
@@ -272,6 +430,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
             command: DevCommand::ConsentToken(args),
         } => dev_consent_token(&config, &args),
         Command::Certs { command } => certs(&config, command),
+        Command::Applications { command } => applications(&config, command),
+        Command::Outbox { command } => outbox(&config, command),
+        Command::Audit { command } => audit(&config, command),
         Command::Crl {
             command: CrlCommand::Publish { json },
         } => crl_publish(&config, json),
@@ -612,6 +773,57 @@ fn ra_failure(e: crate::ra::RaError) -> Failure {
 fn certs(config: &ValidConfig, command: CertsCommand) -> Result<(), Failure> {
     let services = Services::open(config, Arc::new(SystemClock))?;
     let (cert, json) = match command {
+        CertsCommand::List {
+            iin,
+            status,
+            limit,
+            json,
+        } => {
+            let now = services.clock.now().naive_utc();
+            let certs = services
+                .store
+                .read(|tx| tx.list_certificates(iin.as_deref(), limit.clamp(1, 100_000)))
+                .map_err(|e| Failure::Internal(e.into()))?;
+            let shown: Vec<serde_json::Value> = certs
+                .iter()
+                .filter(|c| match status {
+                    None => true,
+                    Some(CertFilter::Revoked) => {
+                        c.status == crate::store::CertificateStatus::Revoked
+                    }
+                    Some(CertFilter::Expired) => {
+                        c.status == crate::store::CertificateStatus::Issued && c.not_after < now
+                    }
+                    Some(CertFilter::Valid) => {
+                        c.status == crate::store::CertificateStatus::Issued && c.not_after >= now
+                    }
+                })
+                .map(|c| certificate_json(c, now, false))
+                .collect();
+            return print_rows(
+                &shown,
+                json,
+                &[
+                    "serial",
+                    "kind",
+                    "holder_iin",
+                    "status",
+                    "not_after",
+                    "application_id",
+                ],
+            );
+        }
+        CertsCommand::Show { serial, json } => {
+            let serial = ca::Serial::parse(&serial).map_err(|e| Failure::Usage(e.to_string()))?;
+            let cert = services
+                .store
+                .read(|tx| tx.certificate(serial.as_str()))
+                .map_err(|e| Failure::Internal(e.into()))?
+                .filter(|c| c.der.is_some())
+                .ok_or_else(|| Failure::NotFound(format!("no certificate with serial {serial}")))?;
+            let shown = certificate_json(&cert, services.clock.now().naive_utc(), true);
+            return print_one(&shown, json);
+        }
         CertsCommand::Revoke {
             serial,
             reason,
@@ -674,6 +886,416 @@ fn certs(config: &ValidConfig, command: CertsCommand) -> Result<(), Failure> {
         );
     }
     Ok(())
+}
+
+fn certificate_json(
+    c: &crate::store::Certificate,
+    now: chrono::NaiveDateTime,
+    with_pem: bool,
+) -> serde_json::Value {
+    let status = match c.status {
+        crate::store::CertificateStatus::Issued if c.not_after < now => "expired",
+        crate::store::CertificateStatus::Issued => "valid",
+        other => other.as_str(),
+    };
+    let mut v = serde_json::json!({
+        "serial": c.serial,
+        "issuer_id": c.issuer_id,
+        "kind": c.kind.as_str(),
+        "holder_iin": c.holder_iin,
+        "status": status,
+        "not_before": c.not_before.and_utc().to_rfc3339(),
+        "not_after": c.not_after.and_utc().to_rfc3339(),
+        "application_id": c.application_id,
+        "revoked_at": c.revoked_at.map(|t| t.and_utc().to_rfc3339()),
+        "revocation_reason": c.revocation_reason,
+        "invalidity_date": c.invalidity_date.map(|t| t.and_utc().to_rfc3339()),
+    });
+    if with_pem {
+        let pem = c
+            .der
+            .as_deref()
+            .and_then(|d| openssl::x509::X509::from_der(d).ok())
+            .and_then(|x| x.to_pem().ok())
+            .map(|p| String::from_utf8_lossy(&p).into_owned());
+        if let Some(obj) = v.as_object_mut() {
+            obj.insert("pem".to_owned(), serde_json::json!(pem));
+        }
+    }
+    v
+}
+
+fn application_json(a: &crate::store::Application) -> serde_json::Value {
+    serde_json::json!({
+        "id": a.id,
+        "status": a.status.as_str(),
+        "holder_iin": a.holder_iin,
+        "surname": a.surname,
+        "given_name": a.given_name,
+        "patronymic": a.patronymic,
+        "email": a.email,
+        "language": a.language,
+        "storage": a.storage,
+        "register_match": a.register_match,
+        "liveness": a.liveness,
+        "reason": a.reason,
+        "decided_by": a.decided_by,
+        "created_at": a.created_at.and_utc().to_rfc3339(),
+        "updated_at": a.updated_at.and_utc().to_rfc3339(),
+    })
+}
+
+/// Print rows as a table of `columns`, or all of them as a JSON array.
+fn print_rows(rows: &[serde_json::Value], json: bool, columns: &[&str]) -> Result<(), Failure> {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(rows).map_err(anyhow::Error::from)?
+        );
+        return Ok(());
+    }
+    let cell = |row: &serde_json::Value, col: &str| match row.get(col) {
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(serde_json::Value::Null) | None => "-".to_owned(),
+        Some(other) => other.to_string(),
+    };
+    let widths: Vec<usize> = columns
+        .iter()
+        .map(|c| {
+            rows.iter()
+                .map(|r| cell(r, c).chars().count())
+                .chain(std::iter::once(c.len()))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |values: Vec<String>| {
+        values
+            .iter()
+            .zip(&widths)
+            .map(|(v, w)| format!("{v:<w$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_owned()
+    };
+    println!(
+        "{}",
+        line(columns.iter().map(|c| c.to_uppercase()).collect())
+    );
+    for row in rows {
+        println!("{}", line(columns.iter().map(|c| cell(row, c)).collect()));
+    }
+    if rows.is_empty() {
+        println!("(none)");
+    }
+    Ok(())
+}
+
+/// Print one object as `key: value` lines, or as JSON.
+fn print_one(value: &serde_json::Value, json: bool) -> Result<(), Failure> {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(value).map_err(anyhow::Error::from)?
+        );
+        return Ok(());
+    }
+    if let Some(obj) = value.as_object() {
+        for (k, v) in obj {
+            match v {
+                serde_json::Value::String(s) if s.contains('\n') => println!("{k}:\n{s}"),
+                serde_json::Value::String(s) => println!("{k:<18} {s}"),
+                serde_json::Value::Null => println!("{k:<18} -"),
+                other => println!("{k:<18} {other}"),
+            }
+        }
+    }
+    Ok(())
+}
+
+fn applications(config: &ValidConfig, command: ApplicationsCommand) -> Result<(), Failure> {
+    let services = Services::open(config, Arc::new(SystemClock))?;
+    let internal = |e: crate::store::StoreError| Failure::Internal(e.into());
+    match command {
+        ApplicationsCommand::List {
+            status,
+            iin,
+            limit,
+            json,
+        } => {
+            let status = status
+                .as_deref()
+                .map(|s| {
+                    crate::store::ApplicationStatus::parse(s).ok_or_else(|| {
+                        Failure::Usage(format!(
+                            "--status {s}: expected pending_review, approved, issued or rejected"
+                        ))
+                    })
+                })
+                .transpose()?;
+            let apps = services
+                .store
+                .read(|tx| tx.list_applications(status, iin.as_deref(), limit.clamp(1, 100_000)))
+                .map_err(internal)?;
+            let rows: Vec<serde_json::Value> = apps.iter().map(application_json).collect();
+            print_rows(
+                &rows,
+                json,
+                &[
+                    "id",
+                    "status",
+                    "holder_iin",
+                    "surname",
+                    "given_name",
+                    "created_at",
+                ],
+            )
+        }
+        ApplicationsCommand::Show { id, json } => {
+            let (app, certs) = services
+                .store
+                .read(|tx| -> Result<_, crate::store::StoreError> {
+                    Ok((tx.application(&id)?, tx.certificates_of_application(&id)?))
+                })
+                .map_err(internal)?;
+            let app = app.ok_or_else(|| Failure::NotFound(format!("no application {id}")))?;
+            let now = services.clock.now().naive_utc();
+            let mut v = application_json(&app);
+            if let Some(obj) = v.as_object_mut() {
+                let certs: Vec<serde_json::Value> = certs
+                    .iter()
+                    .filter(|c| c.der.is_some())
+                    .map(|c| certificate_json(c, now, false))
+                    .collect();
+                obj.insert("certificates".to_owned(), serde_json::Value::Array(certs));
+            }
+            print_one(&v, json)
+        }
+        ApplicationsCommand::Approve { id, operator, json } => {
+            let operator = operator.unwrap_or_else(operator_name);
+            let (app, certs) = services
+                .registrar
+                .approve(&id, &operator)
+                .map_err(ra_failure)?;
+            let now = services.clock.now().naive_utc();
+            let mut v = application_json(&app);
+            if let Some(obj) = v.as_object_mut() {
+                let certs: Vec<serde_json::Value> = certs
+                    .iter()
+                    .map(|c| certificate_json(c, now, false))
+                    .collect();
+                obj.insert("certificates".to_owned(), serde_json::Value::Array(certs));
+            }
+            if json {
+                print_one(&v, true)
+            } else {
+                println!(
+                    "application {} approved by {operator}: certificates issued",
+                    app.id
+                );
+                for c in v
+                    .get("certificates")
+                    .and_then(|c| c.as_array())
+                    .into_iter()
+                    .flatten()
+                {
+                    println!(
+                        "  {} {}",
+                        c["kind"].as_str().unwrap_or(""),
+                        c["serial"].as_str().unwrap_or("")
+                    );
+                }
+                Ok(())
+            }
+        }
+        ApplicationsCommand::Reject {
+            id,
+            reason,
+            operator,
+            json,
+        } => {
+            let operator = operator.unwrap_or_else(operator_name);
+            let app = services
+                .registrar
+                .reject(&id, &reason, &operator)
+                .map_err(ra_failure)?;
+            if json {
+                print_one(&application_json(&app), true)
+            } else {
+                println!("application {} rejected by {operator}", app.id);
+                Ok(())
+            }
+        }
+    }
+}
+
+fn outbox(config: &ValidConfig, command: OutboxCommand) -> Result<(), Failure> {
+    let services = Services::open(config, Arc::new(SystemClock))?;
+    let internal = |e: crate::store::StoreError| Failure::Internal(e.into());
+    match command {
+        OutboxCommand::List {
+            status,
+            limit,
+            json,
+        } => {
+            let status = status
+                .as_deref()
+                .map(|s| {
+                    crate::store::OutboxStatus::parse(s).ok_or_else(|| {
+                        Failure::Usage(format!("--status {s}: expected pending, sent or dead"))
+                    })
+                })
+                .transpose()?;
+            let rows = services
+                .store
+                .read(|tx| tx.list_messages(status, limit.clamp(1, 100_000)))
+                .map_err(internal)?;
+            let rows: Vec<serde_json::Value> = rows
+                .iter()
+                .map(|m| {
+                    serde_json::json!({
+                        "id": m.id,
+                        "event": m.event,
+                        "recipient": m.recipient,
+                        "language": m.language,
+                        "status": m.status.as_str(),
+                        "attempts": m.attempts,
+                        "next_attempt_at": m.next_attempt_at.and_utc().to_rfc3339(),
+                        "last_error": m.last_error,
+                        "created_at": m.created_at.and_utc().to_rfc3339(),
+                        "sent_at": m.sent_at.map(|t| t.and_utc().to_rfc3339()),
+                    })
+                })
+                .collect();
+            print_rows(
+                &rows,
+                json,
+                &[
+                    "id",
+                    "event",
+                    "recipient",
+                    "status",
+                    "attempts",
+                    "created_at",
+                ],
+            )
+        }
+        OutboxCommand::Retry { id, operator } => {
+            let operator = operator.unwrap_or_else(operator_name);
+            let at = crate::store::db_time(services.clock.now());
+            let retried = services
+                .store
+                .write(|tx| -> Result<bool, crate::store::StoreError> {
+                    if tx.message(&id)?.is_none() {
+                        return Ok(false);
+                    }
+                    if !tx.retry_message(&id, at)? {
+                        return Ok(false);
+                    }
+                    tx.append_audit(&AuditEntry {
+                        at,
+                        actor: format!("operator:{operator}"),
+                        action: "outbox.retried".to_owned(),
+                        subject: id.clone(),
+                        details: serde_json::json!({}),
+                    })?;
+                    Ok(true)
+                })
+                .map_err(internal)?;
+            let exists = services
+                .store
+                .read(|tx| tx.message(&id))
+                .map_err(internal)?
+                .is_some();
+            match (retried, exists) {
+                (true, _) => {
+                    println!("e-mail {id} queued again");
+                    Ok(())
+                }
+                (false, false) => Err(Failure::NotFound(format!("no outbox row {id}"))),
+                (false, true) => Err(Failure::Refused(format!("outbox row {id} is not dead"))),
+            }
+        }
+    }
+}
+
+fn audit(config: &ValidConfig, command: AuditCommand) -> Result<(), Failure> {
+    let cfg = config.get();
+    let store = Store::open(config.database(), &cfg.database)
+        .map_err(|e| Failure::Internal(anyhow::anyhow!("opening the database: {e}")))?;
+    match command {
+        AuditCommand::Verify { expect, json } => match crate::audit::verify(&store) {
+            Ok(v) => {
+                if let Some(expect) = expect {
+                    let (seq, hash) = expect
+                        .split_once(':')
+                        .and_then(|(s, h)| s.parse::<i64>().ok().map(|s| (s, h.to_owned())))
+                        .ok_or_else(|| {
+                            Failure::Usage(format!("--expect {expect}: expected SEQ:HASH"))
+                        })?;
+                    let found = store
+                        .read(|tx| tx.audit_records(seq - 1, 1))
+                        .map_err(|e| Failure::Internal(e.into()))?;
+                    let matches = found
+                        .first()
+                        .is_some_and(|r| r.seq == seq && r.hash == hash);
+                    if !matches {
+                        let message = format!(
+                            "the recorded head {seq}:{hash} is not in the log (it has {} entries): the log was truncated or rewritten",
+                            v.entries
+                        );
+                        if json {
+                            println!("{}", serde_json::json!({"ok": false, "error": message}));
+                        }
+                        return Err(Failure::Verification(message));
+                    }
+                }
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({"ok": true, "entries": v.entries, "head": format!("{}:{}", v.entries, v.head)})
+                    );
+                } else {
+                    println!(
+                        "audit log intact: {} entries, head {}:{}",
+                        v.entries, v.entries, v.head
+                    );
+                }
+                Ok(())
+            }
+            Err(crate::audit::AuditError::Store(e)) => Err(Failure::Internal(e.into())),
+            Err(e) => {
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({"ok": false, "error": e.to_string()})
+                    );
+                }
+                Err(Failure::Verification(e.to_string()))
+            }
+        },
+        AuditCommand::Tail { n, json } => {
+            let rows = store
+                .read(|tx| tx.audit_tail(n.clamp(1, 100_000)))
+                .map_err(|e| Failure::Internal(e.into()))?;
+            let rows: Vec<serde_json::Value> = rows
+                .iter()
+                .map(|r| {
+                    serde_json::json!({
+                        "seq": r.seq,
+                        "at": r.at.and_utc().to_rfc3339(),
+                        "actor": r.actor,
+                        "action": r.action,
+                        "subject": r.subject,
+                        "details": serde_json::from_str::<serde_json::Value>(&r.details).unwrap_or(serde_json::Value::Null),
+                        "hash": r.hash,
+                    })
+                })
+                .collect();
+            print_rows(&rows, json, &["seq", "at", "actor", "action", "subject"])
+        }
+    }
 }
 
 fn crl_publish(config: &ValidConfig, json: bool) -> Result<(), Failure> {

@@ -100,7 +100,9 @@ fn ra_status(e: &RaError) -> StatusCode {
         RaError::CsrMalformed(_) | RaError::SerialInvalid(_) => StatusCode::BAD_REQUEST,
         RaError::NotCertificateHolder(_) => StatusCode::FORBIDDEN,
         RaError::CertificateNotFound(_) => StatusCode::NOT_FOUND,
-        RaError::AlreadyRevoked { .. } | RaError::NotOnHold(_) => StatusCode::CONFLICT,
+        RaError::AlreadyRevoked { .. }
+        | RaError::NotOnHold(_)
+        | RaError::NotPendingReview { .. } => StatusCode::CONFLICT,
         RaError::AccessTokenInvalid => StatusCode::UNAUTHORIZED,
         RaError::ApplicationNotFound => StatusCode::NOT_FOUND,
         RaError::ConsentReplayed | RaError::KeyReused | RaError::KeyBlocked => StatusCode::CONFLICT,

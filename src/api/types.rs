@@ -169,6 +169,8 @@ pub enum ErrorCode {
     AlreadyRevoked,
     NotOnHold,
     CrlNotFound,
+    ApplicationNotPending,
+    ReasonRequired,
     CaCertificateNotFound,
     NotFound,
     ServiceUnavailable,

@@ -285,6 +285,18 @@ impl CrlPublisher {
                 covered_seq: covered,
             };
             tx.insert_crl(&stored)?;
+            tx.append_audit(&crate::store::AuditEntry {
+                at: stored.created_at,
+                actor: "system".to_owned(),
+                action: "crl.published".to_owned(),
+                subject: id.to_owned(),
+                details: serde_json::json!({
+                    "crl_number": number,
+                    "delta": stored.is_delta,
+                    "base_crl_number": stored.base_crl_number,
+                    "covered_seq": covered,
+                }),
+            })?;
             tracing::info!(
                 issuer = id,
                 number,

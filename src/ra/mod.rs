@@ -10,7 +10,7 @@ pub mod csr;
 
 use std::sync::Arc;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 
 pub use csr::{SubjectKeyType, ValidatedCsr};
@@ -108,6 +108,17 @@ pub enum RaError {
         /// Its reason.
         reason: String,
     },
+    /// Approve or reject an application that is not waiting for review.
+    #[error("application {id} is {status}, not pending_review")]
+    NotPendingReview {
+        /// The application.
+        id: String,
+        /// Its status.
+        status: String,
+    },
+    /// A rejection needs a reason.
+    #[error("a rejection needs a reason of 1-1000 characters")]
+    ReasonRequired,
     /// Release of a certificate that is not on hold.
     #[error("certificate {0} is not on hold (certificateHold)")]
     NotOnHold(String),
@@ -147,6 +158,8 @@ impl RaError {
             RaError::NotCertificateHolder(_) => "not_certificate_holder",
             RaError::AlreadyRevoked { .. } => "already_revoked",
             RaError::NotOnHold(_) => "not_on_hold",
+            RaError::NotPendingReview { .. } => "application_not_pending",
+            RaError::ReasonRequired => "reason_required",
             RaError::Ca(_) => "internal_error",
             RaError::Store(_) => "service_unavailable",
         }
@@ -607,6 +620,15 @@ impl Registrar {
                     "reserved_serials": prepared.iter().map(|p| p.serial()).collect::<Vec<_>>(),
                 }),
             })?;
+            if !auto {
+                queue_email(
+                    tx,
+                    &application,
+                    "application_received",
+                    serde_json::json!({ "application_id": application.id }),
+                    at,
+                )?;
+            }
             Ok(())
         })?;
 
@@ -647,6 +669,24 @@ impl Registrar {
                         .application(application_id)?
                         .ok_or(RaError::ApplicationNotFound)?;
                     let certs = tx.certificates_of_application(application_id)?;
+                    let issued: Vec<serde_json::Value> = certs
+                        .iter()
+                        .map(|c| {
+                            serde_json::json!({
+                                "kind": c.kind.as_str(),
+                                "serial": c.serial,
+                                "not_before": c.not_before.and_utc().to_rfc3339(),
+                                "not_after": c.not_after.and_utc().to_rfc3339(),
+                            })
+                        })
+                        .collect();
+                    queue_email(
+                        tx,
+                        &app,
+                        "certificates_issued",
+                        serde_json::json!({ "application_id": app.id, "certificates": issued }),
+                        at,
+                    )?;
                     Ok((app, certs))
                 })?;
         Ok(result)
@@ -774,29 +814,18 @@ impl Registrar {
                 None => None,
             };
             if let Some(app) = application {
-                if let Some(email) = &app.email {
-                    tx.enqueue_message(&OutboxMessage {
-                        id: uuid::Uuid::new_v4().to_string(),
-                        event: "certificate_revoked".to_owned(),
-                        recipient: email.clone(),
-                        language: app.language.clone(),
-                        payload: serde_json::json!({
-                            "serial": cert.serial,
-                            "kind": cert.kind.as_str(),
-                            "reason": reason.as_str(),
-                            "revoked_at": at.and_utc().to_rfc3339(),
-                        })
-                        .to_string(),
-                        status: OutboxStatus::Pending,
-                        attempts: 0,
-                        next_attempt_at: at,
-                        lease_owner: None,
-                        lease_until: None,
-                        last_error: None,
-                        created_at: at,
-                        sent_at: None,
-                    })?;
-                }
+                queue_email(
+                    tx,
+                    &app,
+                    "certificate_revoked",
+                    serde_json::json!({
+                        "serial": cert.serial,
+                        "kind": cert.kind.as_str(),
+                        "reason": reason.as_str(),
+                        "revoked_at": at.and_utc().to_rfc3339(),
+                    }),
+                    at,
+                )?;
             }
             tx.certificate(&cert.serial)?
                 .ok_or_else(|| RaError::CertificateNotFound(serial.to_string()))
@@ -833,6 +862,125 @@ impl Registrar {
         })
     }
 
+    /// Approve an application waiting for review: re-check its requests against today's
+    /// policy, then issue exactly as automatic issuance does (reserve and store the TBS, sign,
+    /// compare, mark issued), with the operator in the audit log.
+    pub fn approve(
+        &self,
+        id: &str,
+        operator: &str,
+    ) -> Result<(Application, Vec<Certificate>), RaError> {
+        let app = self
+            .store
+            .read(|tx| tx.application(id))?
+            .ok_or(RaError::ApplicationNotFound)?;
+        if app.status != ApplicationStatus::PendingReview {
+            return Err(RaError::NotPendingReview {
+                id: id.to_owned(),
+                status: app.status.as_str().to_owned(),
+            });
+        }
+        let auth = csr::validate(&STANDARD.encode(&app.auth_csr))?;
+        let sign = csr::validate(&STANDARD.encode(&app.sign_csr))?;
+        let storage = Storage::parse(&app.storage).ok_or(RaError::StorageTypeInvalid)?;
+        let now = self.clock.now();
+        let at = db_time(now);
+        let prepared = vec![
+            self.issuer.prepare(
+                &ApprovedRequest::new(&app, CertificateKind::Auth, &auth, storage),
+                now,
+            )?,
+            self.issuer.prepare(
+                &ApprovedRequest::new(&app, CertificateKind::Sign, &sign, storage),
+                now,
+            )?,
+        ];
+        let keys = [auth.spki_sha256().to_owned(), sign.spki_sha256().to_owned()];
+        let actor = format!("operator:{operator}");
+        self.store.write(|tx| -> Result<(), RaError> {
+            let moved = tx.decide_application(
+                id,
+                ApplicationStatus::PendingReview,
+                ApplicationStatus::Approved,
+                None,
+                operator,
+                at,
+            )?;
+            if !moved {
+                let status = tx
+                    .application(id)?
+                    .map(|a| a.status.as_str().to_owned())
+                    .unwrap_or_default();
+                return Err(RaError::NotPendingReview {
+                    id: id.to_owned(),
+                    status,
+                });
+            }
+            check_keys_unused(tx, &keys)?;
+            for p in &prepared {
+                tx.insert_certificate(p.reserved_row()).map_err(|e| {
+                    if e.is_unique_violation() {
+                        RaError::KeyReused
+                    } else {
+                        e.into()
+                    }
+                })?;
+            }
+            tx.append_audit(&AuditEntry {
+                at,
+                actor: actor.clone(),
+                action: "application.approved".to_owned(),
+                subject: id.to_owned(),
+                details: serde_json::json!({
+                    "reserved_serials": prepared.iter().map(|p| p.serial()).collect::<Vec<_>>(),
+                }),
+            })?;
+            Ok(())
+        })?;
+        self.complete_issuance(id, &prepared, &actor)
+    }
+
+    /// Reject an application waiting for review, with the reason the holder will read.
+    pub fn reject(&self, id: &str, reason: &str, operator: &str) -> Result<Application, RaError> {
+        let reason = reason.trim();
+        if reason.is_empty() || reason.chars().count() > 1000 {
+            return Err(RaError::ReasonRequired);
+        }
+        let at = db_time(self.clock.now());
+        self.store.write(|tx| -> Result<Application, RaError> {
+            let app = tx.application(id)?.ok_or(RaError::ApplicationNotFound)?;
+            let moved = tx.decide_application(
+                id,
+                ApplicationStatus::PendingReview,
+                ApplicationStatus::Rejected,
+                Some(reason),
+                operator,
+                at,
+            )?;
+            if !moved {
+                return Err(RaError::NotPendingReview {
+                    id: id.to_owned(),
+                    status: app.status.as_str().to_owned(),
+                });
+            }
+            tx.append_audit(&AuditEntry {
+                at,
+                actor: format!("operator:{operator}"),
+                action: "application.rejected".to_owned(),
+                subject: id.to_owned(),
+                details: serde_json::json!({ "reason": reason }),
+            })?;
+            queue_email(
+                tx,
+                &app,
+                "application_rejected",
+                serde_json::json!({ "application_id": id, "reason": reason }),
+                at,
+            )?;
+            tx.application(id)?.ok_or(RaError::ApplicationNotFound)
+        })
+    }
+
     /// Forget used consent-token ids whose tokens can no longer be accepted (expired longer
     /// ago than the allowed clock skew). Returns how many were pruned.
     pub fn prune_used_tokens(&self) -> Result<usize, RaError> {
@@ -842,6 +990,34 @@ impl Registrar {
             .store
             .write(|tx| tx.prune_consent_jtis(db_time(horizon)))?)
     }
+}
+
+/// Queue an e-mail about `app` in the current transaction (only if it gave an address).
+fn queue_email(
+    tx: &mut crate::store::Tx<'_>,
+    app: &Application,
+    event: &str,
+    payload: serde_json::Value,
+    at: chrono::NaiveDateTime,
+) -> Result<(), StoreError> {
+    let Some(email) = &app.email else {
+        return Ok(());
+    };
+    tx.enqueue_message(&OutboxMessage {
+        id: uuid::Uuid::new_v4().to_string(),
+        event: event.to_owned(),
+        recipient: email.clone(),
+        language: app.language.clone(),
+        payload: payload.to_string(),
+        status: OutboxStatus::Pending,
+        attempts: 0,
+        next_attempt_at: at,
+        lease_owner: None,
+        lease_until: None,
+        last_error: None,
+        created_at: at,
+        sent_at: None,
+    })
 }
 
 fn check_keys_unused(tx: &mut crate::store::Tx<'_>, keys: &[String]) -> Result<(), RaError> {

@@ -609,6 +609,117 @@ impl Tx<'_> {
             .collect()
     }
 
+    /// Move an application from `from` to `to`, recording the reason and who decided.
+    /// Returns `false` (and changes nothing) when it is not in `from` — so two operators
+    /// deciding at once cannot both succeed.
+    pub fn decide_application(
+        &mut self,
+        id: &str,
+        from: ApplicationStatus,
+        to: ApplicationStatus,
+        reason: Option<&str>,
+        decided_by: &str,
+        at: NaiveDateTime,
+    ) -> Result<bool, StoreError> {
+        let n = diesel::update(
+            applications::table
+                .find(id)
+                .filter(applications::status.eq(from.as_str())),
+        )
+        .set((
+            applications::status.eq(to.as_str()),
+            applications::reason.eq(reason),
+            applications::decided_by.eq(Some(decided_by)),
+            applications::updated_at.eq(at),
+        ))
+        .execute(self.conn)?;
+        Ok(n == 1)
+    }
+
+    /// Applications, newest first, optionally filtered by status and holder.
+    pub fn list_applications(
+        &mut self,
+        status: Option<ApplicationStatus>,
+        iin: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Application>, StoreError> {
+        let mut query = applications::table.into_boxed();
+        if let Some(status) = status {
+            query = query.filter(applications::status.eq(status.as_str()));
+        }
+        if let Some(iin) = iin {
+            query = query.filter(applications::holder_iin.eq(iin.to_owned()));
+        }
+        query
+            .order(applications::created_at.desc())
+            .limit(limit)
+            .select(ApplicationRow::as_select())
+            .load(self.conn)?
+            .into_iter()
+            .map(Application::try_from)
+            .collect()
+    }
+
+    /// Signed certificates (issued or revoked), newest first, optionally of one holder.
+    pub fn list_certificates(
+        &mut self,
+        iin: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Certificate>, StoreError> {
+        let mut query = certificates::table
+            .filter(certificates::status.ne(CertificateStatus::Reserved.as_str()))
+            .into_boxed();
+        if let Some(iin) = iin {
+            query = query.filter(certificates::holder_iin.eq(iin.to_owned()));
+        }
+        query
+            .order(certificates::created_at.desc())
+            .limit(limit)
+            .select(CertificateRow::as_select())
+            .load(self.conn)?
+            .into_iter()
+            .map(Certificate::try_from)
+            .collect()
+    }
+
+    /// Outbox rows, newest first, optionally in one status.
+    pub fn list_messages(
+        &mut self,
+        status: Option<OutboxStatus>,
+        limit: i64,
+    ) -> Result<Vec<OutboxMessage>, StoreError> {
+        let mut query = outbox::table.into_boxed();
+        if let Some(status) = status {
+            query = query.filter(outbox::status.eq(status.as_str()));
+        }
+        query
+            .order(outbox::created_at.desc())
+            .limit(limit)
+            .select(OutboxRow::as_select())
+            .load(self.conn)?
+            .into_iter()
+            .map(OutboxMessage::try_from)
+            .collect()
+    }
+
+    /// Put a `dead` outbox row back in the queue, due now. Returns `false` if it is not dead.
+    pub fn retry_message(&mut self, id: &str, at: NaiveDateTime) -> Result<bool, StoreError> {
+        let n = diesel::update(
+            outbox::table
+                .find(id)
+                .filter(outbox::status.eq(OutboxStatus::Dead.as_str())),
+        )
+        .set((
+            outbox::status.eq(OutboxStatus::Pending.as_str()),
+            outbox::attempts.eq(0),
+            outbox::next_attempt_at.eq(at),
+            outbox::lease_owner.eq(None::<String>),
+            outbox::lease_until.eq(None::<NaiveDateTime>),
+        ))
+        .execute(self.conn)?;
+        Ok(n == 1)
+    }
+
     /// Move an application to `status`.
     pub fn set_application_status(
         &mut self,
@@ -1041,6 +1152,17 @@ impl Tx<'_> {
             .values(&record)
             .execute(self.conn)?;
         Ok(record)
+    }
+
+    /// The last `n` audit records, oldest first.
+    pub fn audit_tail(&mut self, n: i64) -> Result<Vec<AuditRecord>, StoreError> {
+        let mut rows: Vec<AuditRecord> = audit_log::table
+            .order(audit_log::seq.desc())
+            .limit(n)
+            .select(AuditRecord::as_select())
+            .load(self.conn)?;
+        rows.reverse();
+        Ok(rows)
     }
 
     /// Audit records with `seq > after`, in order, at most `limit`.

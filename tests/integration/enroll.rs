@@ -252,7 +252,7 @@ pub fn body(auth: &str, sign: &str, email: Option<&str>) -> Value {
 }
 
 /// The extension names `openssl x509 -text` prints, in order.
-fn extension_names(text: &str) -> Vec<String> {
+pub fn extension_names(text: &str) -> Vec<String> {
     let mut names = Vec::new();
     let mut inside = false;
     for line in text.lines() {

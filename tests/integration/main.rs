@@ -11,6 +11,7 @@
     clippy::indexing_slicing
 )]
 
+mod admin;
 mod cli;
 mod enroll;
 mod ocsp;
