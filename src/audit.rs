@@ -3,6 +3,10 @@
 //!
 //! Owns: the hash construction and the verification of a chain. Must never: update or delete
 //! an entry (the store offers no such call), or record secrets (keys, tokens, passwords).
+//!
+//! Verification detects altered, deleted, inserted and reordered entries. Removing the newest
+//! entries leaves a valid shorter chain: that is detected only against a head recorded
+//! elsewhere (`tamga audit verify --expect SEQ:HASH`).
 
 use chrono::NaiveDateTime;
 use sha2::{Digest, Sha256};
