@@ -563,7 +563,14 @@ fn serve(config: ValidConfig) -> Result<(), Failure> {
     {
         tracing::info!("the OCSP responder certificate was renewed at start-up");
     }
+    let mailer = crate::notify::Mailer::new(
+        services.store.clone(),
+        &cfg.notify,
+        Arc::clone(&services.clock),
+    )
+    .map_err(|e| Failure::Internal(anyhow::anyhow!("{e}")))?;
     let state = AppState {
+        mailer: Arc::new(mailer),
         ocsp: Arc::new(responder),
         store: services.store,
         hierarchy: services.hierarchy,

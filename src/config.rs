@@ -62,6 +62,8 @@ pub struct Config {
     pub crl: CrlConfig,
     /// OCSP responder.
     pub ocsp: OcspConfig,
+    /// E-mail notifications.
+    pub notify: NotifyConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -77,6 +79,7 @@ impl Default for Config {
             ra: RaConfig::default(),
             crl: CrlConfig::default(),
             ocsp: OcspConfig::default(),
+            notify: NotifyConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -311,6 +314,47 @@ impl Default for OcspConfig {
             cache_capacity: 1_000_000,
             max_inflight_signing: 64,
             renew_before: Span(std::time::Duration::from_secs(10 * 86_400)),
+        }
+    }
+}
+
+/// `[notify]`: e-mail delivery from the outbox.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotifyConfig {
+    /// `smtp://host:port` (plain), `smtp://host:port?tls=starttls`, `smtps://host:port`
+    /// (implicit TLS); empty: messages are written as .eml files into `mail_dir`.
+    pub smtp_url: String,
+    /// SMTP user name (optional).
+    pub username: String,
+    /// Name of an environment variable holding the SMTP password.
+    pub password_env: String,
+    /// A file holding the SMTP password (first line).
+    pub password_file: String,
+    /// The From address.
+    pub from: String,
+    /// Where .eml files go when `smtp_url` is empty.
+    pub mail_dir: PathBuf,
+    /// Attempts before a message is `dead`.
+    pub max_attempts: u32,
+    /// First retry delay (doubled per attempt, with jitter).
+    pub retry_base: Span,
+    /// Longest retry delay.
+    pub retry_max: Span,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        NotifyConfig {
+            smtp_url: String::new(),
+            username: String::new(),
+            password_env: String::new(),
+            password_file: String::new(),
+            from: "Tamga DEV <noreply@tamga.local>".to_owned(),
+            mail_dir: PathBuf::from("data/mail"),
+            max_attempts: 10,
+            retry_base: Span(std::time::Duration::from_secs(30)),
+            retry_max: Span(std::time::Duration::from_secs(3600)),
         }
     }
 }
@@ -697,6 +741,7 @@ pub fn validate(config: Config, source: Source) -> Result<ValidConfig, ConfigErr
             "must be shorter than ca.ocsp_validity_days, or the responder is renewed forever",
         ));
     }
+    crate::notify::check_config(&config.notify).map_err(|message| invalid("notify", message))?;
     if config.digital_id.issuer.trim().is_empty() {
         return Err(invalid("digital_id.issuer", "must not be empty"));
     }

@@ -23,6 +23,8 @@ pub struct Metrics {
     ocsp_responses: IntCounterVec,
     ocsp_cache: IntCounterVec,
     ocsp_signing: prometheus::Histogram,
+    outbox_depth: prometheus::IntGaugeVec,
+    outbox_attempts: IntCounterVec,
 }
 
 /// Label used for requests that matched no route, so unknown paths cannot blow up the
@@ -96,6 +98,19 @@ impl Metrics {
             ]),
         )?;
         registry.register(Box::new(ocsp_signing.clone()))?;
+        let outbox_depth = prometheus::IntGaugeVec::new(
+            Opts::new("outbox_messages", "Outbox rows by status"),
+            &["status"],
+        )?;
+        registry.register(Box::new(outbox_depth.clone()))?;
+        let outbox_attempts = IntCounterVec::new(
+            Opts::new(
+                "outbox_send_attempts_total",
+                "E-mail send attempts by result (sent, failed, dead)",
+            ),
+            &["result"],
+        )?;
+        registry.register(Box::new(outbox_attempts.clone()))?;
         for metric in [
             &requests,
             &applications,
@@ -119,6 +134,8 @@ impl Metrics {
             ocsp_responses,
             ocsp_cache,
             ocsp_signing,
+            outbox_depth,
+            outbox_attempts,
         })
     }
 
@@ -173,6 +190,28 @@ impl Metrics {
     /// Observe the time one OCSP response took to sign.
     pub fn ocsp_signing(&self, seconds: f64) {
         self.ocsp_signing.observe(seconds);
+    }
+
+    /// Count one delivery round's outcomes.
+    pub fn outbox_round(&self, sent: usize, failed: usize, dead: usize) {
+        for (result, n) in [("sent", sent), ("failed", failed), ("dead", dead)] {
+            if n > 0 {
+                self.outbox_attempts
+                    .with_label_values(&[result])
+                    .inc_by(n as u64);
+            }
+        }
+    }
+
+    /// Set the outbox depth per status.
+    pub fn outbox_depth(&self, depth: &[(String, i64)]) {
+        for status in ["pending", "sent", "dead"] {
+            let n = depth
+                .iter()
+                .find(|(s, _)| s == status)
+                .map_or(0, |(_, n)| *n);
+            self.outbox_depth.with_label_values(&[status]).set(n);
+        }
     }
 
     /// Everything in Prometheus text exposition format.

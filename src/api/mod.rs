@@ -58,6 +58,8 @@ pub struct AppState {
     pub crl_cache: Arc<CrlCache>,
     /// The OCSP responder.
     pub ocsp: Arc<crate::ocsp::Responder>,
+    /// The outbox's delivery.
+    pub mailer: Arc<crate::notify::Mailer>,
 }
 
 /// Register every route on an actix `App` (also used by in-process tests).
@@ -71,6 +73,11 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
 
 /// How often used consent-token ids are pruned.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(600);
+
+/// How often the outbox is checked for due e-mails.
+const MAIL_POLL: Duration = Duration::from_secs(1);
+/// How often expiry reminders are looked for.
+const EXPIRY_REMINDER_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// How often the OCSP cache looks for revocations (a revocation reaches every instance's
 /// answers within about this long).
@@ -113,6 +120,48 @@ fn spawn_maintenance(state: AppState) {
                     tracing::error!(error = %e, "renewing the OCSP responder certificate failed")
                 }
                 Err(e) => tracing::error!(error = %e, "OCSP responder renewal did not run"),
+            }
+        }
+    });
+    let mail = state.clone();
+    actix_web::rt::spawn(async move {
+        let mut tick = actix_web::rt::time::interval(MAIL_POLL);
+        let mut last_reminders: Option<std::time::Instant> = None;
+        loop {
+            tick.tick().await;
+            let s = mail.clone();
+            let remind = last_reminders.is_none_or(|t| t.elapsed() >= EXPIRY_REMINDER_INTERVAL);
+            if remind {
+                last_reminders = Some(std::time::Instant::now());
+            }
+            let result = web::block(move || {
+                let queued = if remind {
+                    s.mailer.queue_expiry_reminders().map(Some)
+                } else {
+                    Ok(None)
+                };
+                let round = s.mailer.deliver_due();
+                let depth = s.mailer.depth();
+                (queued, round, depth, s)
+            })
+            .await;
+            let Ok((queued, round, depth, s)) = result else {
+                tracing::warn!("e-mail delivery did not run");
+                continue;
+            };
+            match queued {
+                Ok(Some(n)) if n > 0 => {
+                    tracing::info!(queued = n, "queued certificate expiry reminders")
+                }
+                Err(e) => tracing::warn!(error = %e, "queueing expiry reminders failed"),
+                _ => {}
+            }
+            match round {
+                Ok(r) => s.metrics.outbox_round(r.sent, r.failed, r.dead),
+                Err(e) => tracing::warn!(error = %e, "e-mail delivery failed; retrying"),
+            }
+            if let Ok(depth) = depth {
+                s.metrics.outbox_depth(&depth);
             }
         }
     });

@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use diesel::OptionalExtension;
 
 use super::schema::{
-    applications, audit_log, blocked_keys, certificates, counters, crls, outbox,
+    applications, audit_log, blocked_keys, certificates, counters, crls, expiry_notices, outbox,
     used_consent_tokens,
 };
 use super::{StoreError, Tx};
@@ -700,6 +700,159 @@ impl Tx<'_> {
             .into_iter()
             .map(OutboxMessage::try_from)
             .collect()
+    }
+
+    /// Lease up to `limit` due pending rows to `owner` until `lease_until`. A row whose lease
+    /// expired (its worker died) is due again. Each row is claimed by one worker only: the
+    /// claim is a conditional update.
+    pub fn claim_due_messages(
+        &mut self,
+        owner: &str,
+        now: NaiveDateTime,
+        lease_until: NaiveDateTime,
+        limit: i64,
+    ) -> Result<Vec<OutboxMessage>, StoreError> {
+        let free = outbox::lease_until
+            .is_null()
+            .or(outbox::lease_until.lt(now));
+        let candidates: Vec<String> = outbox::table
+            .filter(outbox::status.eq(OutboxStatus::Pending.as_str()))
+            .filter(outbox::next_attempt_at.le(now))
+            .filter(free)
+            .order(outbox::next_attempt_at.asc())
+            .limit(limit)
+            .select(outbox::id)
+            .load(self.conn)?;
+        let mut claimed = Vec::with_capacity(candidates.len());
+        for id in candidates {
+            let n = diesel::update(
+                outbox::table
+                    .find(&id)
+                    .filter(outbox::status.eq(OutboxStatus::Pending.as_str()))
+                    .filter(
+                        outbox::lease_until
+                            .is_null()
+                            .or(outbox::lease_until.lt(now)),
+                    ),
+            )
+            .set((
+                outbox::lease_owner.eq(Some(owner)),
+                outbox::lease_until.eq(Some(lease_until)),
+            ))
+            .execute(self.conn)?;
+            if n == 1 {
+                if let Some(m) = self.message(&id)? {
+                    claimed.push(m);
+                }
+            }
+        }
+        Ok(claimed)
+    }
+
+    /// Record a delivery by the lease holder. Returns `false` if the lease was lost.
+    pub fn mark_message_sent(
+        &mut self,
+        id: &str,
+        owner: &str,
+        at: NaiveDateTime,
+    ) -> Result<bool, StoreError> {
+        let n = diesel::update(outbox::table.find(id).filter(outbox::lease_owner.eq(owner)))
+            .set((
+                outbox::status.eq(OutboxStatus::Sent.as_str()),
+                outbox::sent_at.eq(Some(at)),
+                outbox::attempts.eq(outbox::attempts + 1),
+                outbox::lease_owner.eq(None::<String>),
+                outbox::lease_until.eq(None::<NaiveDateTime>),
+                outbox::last_error.eq(None::<String>),
+            ))
+            .execute(self.conn)?;
+        Ok(n == 1)
+    }
+
+    /// Record a failed attempt by the lease holder: retry at `next_attempt_at`, or `dead`.
+    pub fn mark_message_failed(
+        &mut self,
+        id: &str,
+        owner: &str,
+        error: &str,
+        next_attempt_at: NaiveDateTime,
+        dead: bool,
+    ) -> Result<bool, StoreError> {
+        let status = if dead {
+            OutboxStatus::Dead
+        } else {
+            OutboxStatus::Pending
+        };
+        let n = diesel::update(outbox::table.find(id).filter(outbox::lease_owner.eq(owner)))
+            .set((
+                outbox::status.eq(status.as_str()),
+                outbox::attempts.eq(outbox::attempts + 1),
+                outbox::next_attempt_at.eq(next_attempt_at),
+                outbox::last_error.eq(Some(error)),
+                outbox::lease_owner.eq(None::<String>),
+                outbox::lease_until.eq(None::<NaiveDateTime>),
+            ))
+            .execute(self.conn)?;
+        Ok(n == 1)
+    }
+
+    /// Outbox rows per status.
+    pub fn outbox_depth(&mut self) -> Result<Vec<(String, i64)>, StoreError> {
+        Ok(outbox::table
+            .group_by(outbox::status)
+            .select((outbox::status, diesel::dsl::count_star()))
+            .load(self.conn)?)
+    }
+
+    /// Issued, unrevoked certificates whose notAfter falls in `(after, until]`.
+    pub fn expiring_certificates(
+        &mut self,
+        after: NaiveDateTime,
+        until: NaiveDateTime,
+        limit: i64,
+    ) -> Result<Vec<Certificate>, StoreError> {
+        certificates::table
+            .filter(certificates::status.eq(CertificateStatus::Issued.as_str()))
+            .filter(certificates::not_after.gt(after))
+            .filter(certificates::not_after.le(until))
+            .order(certificates::not_after.asc())
+            .limit(limit)
+            .select(CertificateRow::as_select())
+            .load(self.conn)?
+            .into_iter()
+            .map(Certificate::try_from)
+            .collect()
+    }
+
+    /// The expiry thresholds already queued for a certificate.
+    pub fn expiry_notices(&mut self, serial: &str) -> Result<Vec<i32>, StoreError> {
+        Ok(expiry_notices::table
+            .filter(expiry_notices::serial.eq(serial))
+            .select(expiry_notices::threshold_days)
+            .load(self.conn)?)
+    }
+
+    /// Record that the reminder for `threshold_days` was queued. Returns `false` if it was
+    /// already (another instance got there first).
+    pub fn record_expiry_notice(
+        &mut self,
+        serial: &str,
+        threshold_days: i32,
+        at: NaiveDateTime,
+    ) -> Result<bool, StoreError> {
+        let inserted = diesel::insert_into(expiry_notices::table)
+            .values((
+                expiry_notices::serial.eq(serial),
+                expiry_notices::threshold_days.eq(threshold_days),
+                expiry_notices::queued_at.eq(at),
+            ))
+            .execute(self.conn)
+            .map_err(StoreError::from);
+        match inserted {
+            Ok(_) => Ok(true),
+            Err(e) if e.is_unique_violation() => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Put a `dead` outbox row back in the queue, due now. Returns `false` if it is not dead.

@@ -80,6 +80,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    expiry_notices (serial, threshold_days) {
+        serial -> Text,
+        threshold_days -> Integer,
+        queued_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     counters (name) {
         name -> Text,
         value -> BigInt,
@@ -128,4 +136,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     outbox,
     audit_log,
     counters,
+    expiry_notices,
 );

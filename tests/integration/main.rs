@@ -14,6 +14,7 @@
 mod admin;
 mod cli;
 mod enroll;
+mod notify;
 mod ocsp;
 mod revoke;
 mod server;

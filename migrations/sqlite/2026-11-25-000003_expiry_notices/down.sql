@@ -1,0 +1,2 @@
+DROP INDEX certificates_expiry;
+DROP TABLE expiry_notices;

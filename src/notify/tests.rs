@@ -1,0 +1,299 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use std::sync::Arc;
+
+use chrono::{Duration, Utc};
+
+use super::*;
+use crate::clock::FixedClock;
+use crate::config::{DatabaseConfig, DatabaseUrl};
+use crate::store::{
+    Application, ApplicationStatus, Certificate, CertificateKind, CertificateStatus,
+};
+
+#[test]
+fn every_event_renders_in_every_language() {
+    let payloads = [
+        ("application_received", r#"{"application_id":"A-1"}"#, "A-1"),
+        (
+            "certificates_issued",
+            r#"{"application_id":"A-1","certificates":[{"kind":"auth","serial":"0A1B","not_before":"2026-11-25T00:00:00+00:00","not_after":"2027-11-25T00:00:00+00:00"}]}"#,
+            "0A1B",
+        ),
+        (
+            "application_rejected",
+            r#"{"application_id":"A-1","reason":"<b>фото</b>"}"#,
+            "&lt;b&gt;фото&lt;/b&gt;",
+        ),
+        (
+            "certificate_revoked",
+            r#"{"serial":"0C0D","kind":"sign","reason":"keyCompromise","revoked_at":"2026-11-25T10:00:00+00:00"}"#,
+            "0C0D",
+        ),
+        (
+            "certificate_expiring",
+            r#"{"serial":"0E0F","kind":"auth","not_after":"2026-12-09T00:00:00+00:00","days":14}"#,
+            "0E0F",
+        ),
+    ];
+    let mut subjects = std::collections::HashSet::new();
+    for (event, payload, needle) in payloads {
+        for lang in ["kk", "ru", "en"] {
+            let r = render(event, lang, payload).unwrap();
+            assert!(!r.subject.is_empty());
+            assert!(r.html.contains(needle), "{event}/{lang}: {}", r.html);
+            assert!(r.html.contains(&format!("lang=\"{lang}\"")));
+            assert!(
+                subjects.insert(r.subject.clone()),
+                "subjects differ by event and language"
+            );
+        }
+    }
+    let rejected = render("application_rejected", "kk", payloads[2].1).unwrap();
+    assert!(
+        rejected.text.contains("<b>фото</b>") && !rejected.html.contains("<b>фото"),
+        "escaped in HTML only"
+    );
+    assert!(render("certificate_revoked", "ru", payloads[3].1)
+        .unwrap()
+        .text
+        .contains("компрометация ключа"));
+    assert!(render("no_such_event", "en", "{}").is_err());
+    assert!(render("application_received", "en", "not json").is_err());
+}
+
+#[test]
+fn configuration_is_checked() {
+    let ok = NotifyConfig::default();
+    assert!(check_config(&ok).is_ok());
+    for (url, good) in [
+        ("smtp://127.0.0.1:2525", true),
+        ("smtp://mail.example.kz?tls=starttls", true),
+        ("smtps://mail.example.kz", true),
+        ("smtp://user:secret@mail.example.kz", false),
+        ("http://mail.example.kz", false),
+        ("smtps://mail.example.kz?tls=starttls", false),
+    ] {
+        let c = NotifyConfig {
+            smtp_url: url.into(),
+            ..NotifyConfig::default()
+        };
+        assert_eq!(check_config(&c).is_ok(), good, "{url}");
+    }
+    let c = NotifyConfig {
+        username: "ca".into(),
+        ..NotifyConfig::default()
+    };
+    assert!(check_config(&c).unwrap_err().contains("password_env"));
+    let c = NotifyConfig {
+        from: "not an address".into(),
+        ..NotifyConfig::default()
+    };
+    assert!(check_config(&c).is_err());
+}
+
+fn store(dir: &std::path::Path) -> Store {
+    Store::open(
+        &DatabaseUrl::Sqlite(dir.join("t.db")),
+        &DatabaseConfig::default(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn backoff_grows_and_stays_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Mailer::new(
+        store(dir.path()),
+        &NotifyConfig::default(),
+        Arc::new(FixedClock(Utc::now())),
+    )
+    .unwrap();
+    for attempt in 0..40 {
+        let d = m.backoff(attempt).num_milliseconds();
+        let nominal = (30_000f64 * 2f64.powi(attempt.min(30))).min(3_600_000.0);
+        assert!(
+            d as f64 >= nominal * 0.74 && d as f64 <= nominal * 1.26,
+            "attempt {attempt}: {d}"
+        );
+    }
+}
+
+#[test]
+fn expiry_reminders_are_queued_once_per_threshold() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    let now = db_time(Utc::now());
+    let app = Application {
+        id: "app-1".into(),
+        status: ApplicationStatus::Issued,
+        holder_iin: "900101300007".into(),
+        surname: "S".into(),
+        given_name: "N".into(),
+        patronymic: None,
+        birth_date: chrono::NaiveDate::from_ymd_opt(1990, 1, 1).unwrap(),
+        email: Some("holder@example.kz".into()),
+        language: "kk".into(),
+        storage: "pkcs12".into(),
+        agreement_version: "2026-1".into(),
+        access_token_hash: vec![0; 32],
+        consent_jti: "j".into(),
+        register_match: true,
+        liveness: true,
+        auth_csr: vec![1],
+        sign_csr: vec![1],
+        reason: None,
+        decided_by: None,
+        created_at: now,
+        updated_at: now,
+    };
+    let cert = Certificate {
+        serial: "0A".into(),
+        issuer_id: "nca_rsa_dev".into(),
+        application_id: Some("app-1".into()),
+        kind: CertificateKind::Auth,
+        holder_iin: app.holder_iin.clone(),
+        not_before: now - Duration::days(300),
+        not_after: now + Duration::days(40),
+        tbs_der: vec![0],
+        der: Some(vec![0]),
+        spki_sha256: "k".into(),
+        status: CertificateStatus::Issued,
+        revoked_at: None,
+        revocation_reason: None,
+        invalidity_date: None,
+        created_at: now,
+        issued_at: Some(now),
+        revocation_seq: None,
+    };
+    store
+        .write(|tx| -> Result<(), StoreError> {
+            tx.insert_application(&app)?;
+            tx.insert_certificate(&cert)
+        })
+        .unwrap();
+    let at = |days_before: i64| {
+        let clock =
+            FixedClock(cert.not_after.and_utc() - Duration::days(days_before) + Duration::hours(1));
+        Mailer::new(store.clone(), &NotifyConfig::default(), Arc::new(clock)).unwrap()
+    };
+    let payloads = |store: &Store| -> Vec<i64> {
+        store
+            .read(|tx| tx.list_messages(None, 100))
+            .unwrap()
+            .iter()
+            .filter(|m| m.event == "certificate_expiring")
+            .map(|m| {
+                serde_json::from_str::<serde_json::Value>(&m.payload).unwrap()["days"]
+                    .as_i64()
+                    .unwrap()
+            })
+            .collect()
+    };
+    assert_eq!(at(35).queue_expiry_reminders().unwrap(), 0, "not yet");
+    assert_eq!(at(30).queue_expiry_reminders().unwrap(), 1);
+    assert_eq!(
+        at(29).queue_expiry_reminders().unwrap(),
+        0,
+        "30-day reminder sent once"
+    );
+    assert_eq!(at(14).queue_expiry_reminders().unwrap(), 1);
+    // A scheduler that was down from day 13 to day 6 sends only the 7-day reminder.
+    assert_eq!(at(6).queue_expiry_reminders().unwrap(), 1);
+    assert_eq!(at(5).queue_expiry_reminders().unwrap(), 0);
+    let mut days = payloads(&store);
+    days.sort();
+    assert_eq!(days, vec![7, 14, 30]);
+}
+
+#[test]
+fn a_message_that_keeps_failing_becomes_dead_and_can_be_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    let now = Utc::now();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = NotifyConfig {
+        smtp_url: format!("smtp://127.0.0.1:{closed}"),
+        max_attempts: 2,
+        ..NotifyConfig::default()
+    };
+    let row = OutboxMessage {
+        id: "row-1".into(),
+        event: "application_received".into(),
+        recipient: "x@example.kz".into(),
+        language: "en".into(),
+        payload: r#"{"application_id":"A"}"#.into(),
+        status: OutboxStatus::Pending,
+        attempts: 0,
+        next_attempt_at: db_time(now),
+        lease_owner: None,
+        lease_until: None,
+        last_error: None,
+        created_at: db_time(now),
+        sent_at: None,
+    };
+    store.write(|tx| tx.enqueue_message(&row)).unwrap();
+    let first = Mailer::new(store.clone(), &config, Arc::new(FixedClock(now))).unwrap();
+    assert_eq!(
+        first.deliver_due().unwrap(),
+        Round {
+            sent: 0,
+            failed: 1,
+            dead: 0
+        }
+    );
+    assert_eq!(
+        first.deliver_due().unwrap(),
+        Round::default(),
+        "not due again before its back-off"
+    );
+    let later = Mailer::new(
+        store.clone(),
+        &config,
+        Arc::new(FixedClock(now + Duration::hours(2))),
+    )
+    .unwrap();
+    assert_eq!(
+        later.deliver_due().unwrap(),
+        Round {
+            sent: 0,
+            failed: 1,
+            dead: 1
+        }
+    );
+    let dead = store.read(|tx| tx.message("row-1")).unwrap().unwrap();
+    assert_eq!((dead.status, dead.attempts), (OutboxStatus::Dead, 2));
+    assert!(dead.last_error.is_some());
+    assert!(store
+        .write(|tx| tx.retry_message("row-1", db_time(now)))
+        .unwrap());
+    let again = store.read(|tx| tx.message("row-1")).unwrap().unwrap();
+    assert_eq!((again.status, again.attempts), (OutboxStatus::Pending, 0));
+    // A leased row is not claimed by a second worker until its lease expires.
+    let a = store
+        .write(|tx| {
+            tx.claim_due_messages("a", db_time(now), db_time(now + Duration::minutes(1)), 10)
+        })
+        .unwrap();
+    let b = store
+        .write(|tx| {
+            tx.claim_due_messages("b", db_time(now), db_time(now + Duration::minutes(1)), 10)
+        })
+        .unwrap();
+    assert_eq!((a.len(), b.len()), (1, 0));
+    let after_lease = db_time(now + Duration::minutes(2));
+    let c = store
+        .write(|tx| tx.claim_due_messages("c", after_lease, after_lease + Duration::minutes(1), 10))
+        .unwrap();
+    assert_eq!(c.len(), 1, "a dead worker's row is retried");
+    assert!(
+        !store
+            .write(|tx| tx.mark_message_sent("row-1", "a", after_lease))
+            .unwrap(),
+        "the old lease is gone"
+    );
+}

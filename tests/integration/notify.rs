@@ -1,0 +1,374 @@
+//! E-mail notifications against a real SMTP server (Python's aiosmtpd writing a Maildir),
+//! read back with Python's `email` parser: contents per event and language, an SMTP outage,
+//! a server killed before sending, and .eml files without SMTP.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::enroll::{body, claims, csr, fresh_iin, Env};
+use crate::support::{client, free_port, run, skipped, tamga, text, Server};
+
+/// Where the SMTP peer keeps what it received.
+struct MailDir(PathBuf);
+
+impl MailDir {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+/// An aiosmtpd process writing every message it accepts into a Maildir.
+struct SmtpPeer {
+    child: Child,
+}
+
+impl SmtpPeer {
+    /// Start on `port`; `None` (test skipped) when aiosmtpd is not installed.
+    fn start(port: u16, maildir: &Path) -> Option<SmtpPeer> {
+        let available = Command::new("python3")
+            .args(["-c", "import aiosmtpd"])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !available {
+            assert!(
+                std::env::var_os("TAMGA_TEST_REQUIRE_SMTP").is_none(),
+                "aiosmtpd is required here but not installed"
+            );
+            skipped(
+                "SMTP test",
+                "install aiosmtpd (pip install aiosmtpd) to run it",
+            );
+            return None;
+        }
+        let child = Command::new("python3")
+            .args([
+                "-m",
+                "aiosmtpd",
+                "-n",
+                "-l",
+                &format!("127.0.0.1:{port}"),
+                "-c",
+                "aiosmtpd.handlers.Mailbox",
+            ])
+            .arg(maildir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "aiosmtpd did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Some(SmtpPeer { child })
+    }
+}
+
+impl Drop for SmtpPeer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn aiosmtpd_available() -> bool {
+    Command::new("python3")
+        .args(["-c", "import aiosmtpd"])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+const PARSE: &str = r#"
+import email, glob, json, os, sys
+from email import policy
+out = []
+for f in sorted(glob.glob(os.path.join(sys.argv[1], '**', '*'), recursive=True)):
+    if not os.path.isfile(f) or os.path.basename(f).startswith('.'):
+        continue
+    m = email.message_from_binary_file(open(f, 'rb'), policy=policy.default)
+    out.append({
+        'to': str(m['To']), 'from': str(m['From']), 'subject': str(m['Subject']),
+        'message_id': str(m['Message-ID']),
+        'text': m.get_body(preferencelist=('plain',)).get_content(),
+        'html': m.get_body(preferencelist=('html',)).get_content(),
+    })
+print(json.dumps(out))
+"#;
+
+/// Every message in a Maildir or .eml directory, parsed by Python's `email` package.
+fn messages(dir: &Path) -> Vec<Value> {
+    if !dir.exists() {
+        return Vec::new();
+    }
+    let out = Command::new("python3")
+        .args(["-c", PARSE])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    serde_json::from_slice::<Vec<Value>>(&out.stdout).unwrap()
+}
+
+fn wait_for_messages(dir: &Path, n: usize, limit: Duration) -> Vec<Value> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let found = messages(dir);
+        if found.len() >= n {
+            return found;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {n} messages arrived: {found:?}",
+            found.len()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn smtp_env(port: u16) -> Vec<(&'static str, String)> {
+    vec![
+        ("TAMGA_NOTIFY__SMTP_URL", format!("smtp://127.0.0.1:{port}")),
+        ("TAMGA_NOTIFY__RETRY_BASE", "1s".to_owned()),
+        ("TAMGA_NOTIFY__RETRY_MAX", "2s".to_owned()),
+    ]
+}
+
+fn start_env(env: &[(&'static str, String)]) -> Env {
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    Env::sqlite_with(&pairs)
+}
+
+/// An application issued at once (or pending, without liveness), with an e-mail.
+fn apply(env: &Env, email: Option<&str>, language: &str, liveness: bool) -> (String, Value) {
+    let iin = fresh_iin();
+    let mut c = claims(&iin);
+    c.verification.liveness = liveness;
+    let (a, _) = csr(env.dir(), "ec", &[]);
+    let (s, _) = csr(env.dir(), "ec", &[]);
+    let mut b = body(&a, &s, email);
+    b["language"] = json!(language);
+    let (status, created) = env.post(Some(&env.minted(&c)), &b);
+    assert_eq!(status, 201, "{created}");
+    (iin, created)
+}
+
+fn find<'a>(msgs: &'a [Value], to: &str) -> Vec<&'a Value> {
+    msgs.iter()
+        .filter(|m| m["to"].as_str().is_some_and(|t| t.contains(to)))
+        .collect()
+}
+
+#[test]
+fn each_event_reaches_a_real_smtp_server_in_the_holders_language() {
+    if !aiosmtpd_available() {
+        SmtpPeer::start(0, Path::new("."));
+        return;
+    }
+    let port = free_port();
+    let mail_root = tempfile::tempdir().unwrap();
+    // aiosmtpd creates the Maildir itself (an existing empty directory is not one).
+    let maildir = MailDir(mail_root.path().join("maildir"));
+    let _peer = SmtpPeer::start(port, maildir.path()).unwrap();
+    let env = start_env(&smtp_env(port));
+    let dir = env.dir().to_path_buf();
+
+    let (_, issued) = apply(&env, Some("ru.holder@example.kz"), "ru", true);
+    let (_, pending) = apply(&env, Some("kk.holder@example.kz"), "kk", false);
+    let (en_iin, en) = apply(&env, Some("en.holder@example.kz"), "en", true);
+    apply(&env, None, "en", true);
+    let out = run(tamga(&dir).args([
+        "applications",
+        "reject",
+        pending["id"].as_str().unwrap(),
+        "--reason",
+        "Жеке куәлік фотосы анық емес",
+    ]));
+    assert!(out.status.success(), "{}", text(&out));
+    let serial = en["certificates"][1]["serial"].as_str().unwrap();
+    let mut c = claims(&en_iin);
+    c.purpose = "eds_revocation".into();
+    let resp = client()
+        .post(format!("{}/api/v1/revocations", env.server.base))
+        .bearer_auth(env.minted(&c))
+        .json(&json!({"serial": serial, "reason": "keyCompromise"}))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+
+    let msgs = wait_for_messages(maildir.path(), 5, Duration::from_secs(20));
+    assert_eq!(
+        msgs.len(),
+        5,
+        "issued(ru), received(kk), rejected(kk), issued(en), revoked(en): {msgs:#?}"
+    );
+    let ru = find(&msgs, "ru.holder@example.kz");
+    assert_eq!(ru.len(), 1);
+    assert_eq!(ru[0]["subject"], "Ваши сертификаты выпущены");
+    for cert in issued["certificates"].as_array().unwrap() {
+        assert!(
+            ru[0]["text"]
+                .as_str()
+                .unwrap()
+                .contains(cert["serial"].as_str().unwrap()),
+            "{}",
+            ru[0]["text"]
+        );
+    }
+    assert!(ru[0]["html"].as_str().unwrap().contains("lang=\"ru\""));
+    assert!(ru[0]["from"]
+        .as_str()
+        .unwrap()
+        .contains("noreply@tamga.local"));
+    let kk = find(&msgs, "kk.holder@example.kz");
+    let subjects: Vec<&str> = kk.iter().map(|m| m["subject"].as_str().unwrap()).collect();
+    assert!(
+        subjects.contains(&"Өтінішіңіз қабылданды")
+            && subjects.contains(&"Өтінішіңіз қабылданбады"),
+        "{subjects:?}"
+    );
+    let rejected = kk
+        .iter()
+        .find(|m| m["subject"] == "Өтінішіңіз қабылданбады")
+        .unwrap();
+    assert!(rejected["text"]
+        .as_str()
+        .unwrap()
+        .contains("Жеке куәлік фотосы анық емес"));
+    let en_msgs = find(&msgs, "en.holder@example.kz");
+    let revoked = en_msgs
+        .iter()
+        .find(|m| m["subject"] == "Your certificate was revoked")
+        .unwrap();
+    let body = revoked["text"].as_str().unwrap();
+    assert!(
+        body.contains(serial) && body.contains("key compromise"),
+        "{body}"
+    );
+    // Each message's Message-ID is its outbox row's, stable across retries.
+    let out = run(tamga(&dir).args(["outbox", "list", "--json"]));
+    let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows.len(), 5);
+    for row in &rows {
+        assert_eq!(row["status"], "sent", "{row}");
+        let id = format!("<{}@outbox.tamga>", row["id"].as_str().unwrap());
+        assert_eq!(
+            msgs.iter()
+                .filter(|m| m["message_id"] == id.as_str())
+                .count(),
+            1,
+            "{id}"
+        );
+    }
+    let metrics = env.server.get("/metrics").text().unwrap();
+    assert!(
+        metrics.contains(r#"tamga_outbox_send_attempts_total{result="sent"} 5"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"tamga_outbox_messages{status="sent"} 5"#),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn messages_queued_during_an_smtp_outage_arrive_exactly_once() {
+    if !aiosmtpd_available() {
+        SmtpPeer::start(0, Path::new("."));
+        return;
+    }
+    let port = free_port();
+    let mail_root = tempfile::tempdir().unwrap();
+    // aiosmtpd creates the Maildir itself (an existing empty directory is not one).
+    let maildir = MailDir(mail_root.path().join("maildir"));
+    let env = start_env(&smtp_env(port));
+    for i in 0..3 {
+        apply(&env, Some(&format!("outage{i}@example.kz")), "en", true);
+    }
+    // Attempts fail while nothing listens.
+    let dir = env.dir().to_path_buf();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let out = run(tamga(&dir).args(["outbox", "list", "--json"]));
+        let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+        if rows.len() == 3
+            && rows
+                .iter()
+                .all(|r| r["attempts"].as_i64().unwrap() >= 2 && r["status"] == "pending")
+        {
+            assert!(rows.iter().all(|r| !r["last_error"].is_null()));
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no failed attempts recorded: {rows:?}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let _peer = SmtpPeer::start(port, maildir.path()).unwrap();
+    wait_for_messages(maildir.path(), 3, Duration::from_secs(20));
+    std::thread::sleep(Duration::from_secs(4));
+    let msgs = messages(maildir.path());
+    assert_eq!(msgs.len(), 3, "exactly once each: {msgs:#?}");
+    for i in 0..3 {
+        assert_eq!(find(&msgs, &format!("outage{i}@example.kz")).len(), 1);
+    }
+}
+
+#[test]
+fn a_message_committed_before_a_crash_is_delivered_after_restart() {
+    if !aiosmtpd_available() {
+        SmtpPeer::start(0, Path::new("."));
+        return;
+    }
+    let port = free_port();
+    let mail_root = tempfile::tempdir().unwrap();
+    // aiosmtpd creates the Maildir itself (an existing empty directory is not one).
+    let maildir = MailDir(mail_root.path().join("maildir"));
+    let env_vars = smtp_env(port);
+    let env = start_env(&env_vars);
+    apply(&env, Some("crash@example.kz"), "kk", true);
+    // Killed (SIGKILL) with the message committed but not sent.
+    let Env {
+        server,
+        store,
+        _dir_guard,
+        db,
+    } = env;
+    let dir: PathBuf = server.dir.clone();
+    drop(server);
+    drop((store, db));
+    let _peer = SmtpPeer::start(port, maildir.path()).unwrap();
+    let pairs: Vec<(&str, &str)> = env_vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let _restarted = Server::start(&dir, &pairs);
+    let msgs = wait_for_messages(maildir.path(), 1, Duration::from_secs(30));
+    assert_eq!(msgs.len(), 1);
+    assert_eq!(msgs[0]["subject"], "Сертификаттарыңыз берілді");
+    drop(_dir_guard);
+}
+
+#[test]
+fn without_smtp_the_issued_message_is_an_eml_file() {
+    let env = Env::sqlite();
+    let (_, created) = apply(&env, Some("file.holder@example.kz"), "en", true);
+    let mail = env.dir().join("data/mail");
+    let msgs = wait_for_messages(&mail, 1, Duration::from_secs(15));
+    assert_eq!(msgs[0]["subject"], "Your certificates were issued");
+    assert!(msgs[0]["to"]
+        .as_str()
+        .unwrap()
+        .contains("file.holder@example.kz"));
+    let serial = created["certificates"][0]["serial"].as_str().unwrap();
+    assert!(msgs[0]["text"].as_str().unwrap().contains(serial));
+    let files: Vec<_> = std::fs::read_dir(&mail)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(
+        files.iter().all(|f| f.to_string_lossy().ends_with(".eml")),
+        "{files:?}"
+    );
+}
