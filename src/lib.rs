@@ -15,6 +15,7 @@ pub mod clock;
 pub mod config;
 pub mod crl;
 pub mod digital_id;
+pub mod enroll;
 pub mod notify;
 pub mod ocsp;
 pub mod ra;

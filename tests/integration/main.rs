@@ -14,8 +14,10 @@
 mod admin;
 mod cli;
 mod enroll;
+mod enroll_client;
 mod notify;
 mod ocsp;
+mod readme;
 mod revoke;
 mod server;
 mod store;

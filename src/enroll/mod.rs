@@ -1,0 +1,526 @@
+//! `tamga-enroll`, the citizen-side signing client: it plays what the local signing client of
+//! the real service does. It checks the container password, generates the AUTH and SIGN key
+//! pairs on this machine, sends the two certification requests with the consent token, polls
+//! while the application waits for an operator, and writes two password-protected PKCS#12
+//! files.
+//!
+//! Owns: the password policy, local key generation, CSRs, the PKCS#12 containers and their
+//! names. Must never: send or write a private key unencrypted (a pending application's keys
+//! are kept as password-encrypted PKCS#8 until its certificates arrive), or reach into the
+//! server's internals — it speaks only the HTTP API through the shared [`crate::api::types`].
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use openssl::ec::{EcGroup, EcKey};
+use openssl::hash::MessageDigest;
+use openssl::nid::Nid;
+use openssl::pkcs12::Pkcs12;
+use openssl::pkey::{PKey, Private};
+use openssl::rsa::Rsa;
+use openssl::stack::Stack;
+use openssl::symm::Cipher;
+use openssl::x509::extension::SubjectAlternativeName;
+use openssl::x509::{X509NameBuilder, X509ReqBuilder, X509};
+
+use crate::api::types::{ApplicationRequest, ApplicationResponse, CsrPair, ProblemDocument};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  the two .p12 files were written
+  1  error (network, files, unexpected answer)
+  2  usage error, or a password that breaks the policy
+  3  the server refused the application (its code and message are shown)
+  4  still pending review when polling stopped: resume later with `tamga-enroll resume`";
+
+/// The citizen's signing client for Tamga.
+#[derive(Debug, Parser)]
+#[command(name = "tamga-enroll", version, about, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// Options of every command.
+    #[command(flatten)]
+    pub common: Common,
+    /// A new application (without a subcommand).
+    #[command(flatten)]
+    pub submit: SubmitArgs,
+    /// Other commands.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// `tamga-enroll resume`
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Fetch the certificates of an application that was pending review, and write the files.
+    Resume(ResumeArgs),
+}
+
+/// Key algorithms the client generates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KeyType {
+    /// RSA 2048.
+    Rsa2048,
+    /// RSA 3072.
+    Rsa3072,
+    /// ECDSA P-256.
+    EcP256,
+}
+
+/// Options shared by submitting and resuming.
+#[derive(Debug, Args)]
+pub struct Common {
+    /// Tamga's base URL.
+    #[arg(long, global = true, default_value = "http://127.0.0.1:8080")]
+    pub server: String,
+    /// Directory for the .p12 files (created if missing).
+    #[arg(long, global = true, default_value = ".")]
+    pub out: PathBuf,
+    /// File holding the container password (first line) [default: ask on the terminal].
+    #[arg(long, global = true)]
+    pub password_file: Option<PathBuf>,
+    /// Write 3DES/RC2 containers that old software reads, instead of PBES2/AES-256.
+    #[arg(long, global = true)]
+    pub legacy_p12: bool,
+    /// How long to poll an application pending review before exiting (seconds).
+    #[arg(long, global = true, default_value_t = 60)]
+    pub poll_timeout: u64,
+}
+
+/// A new application.
+#[derive(Debug, Args)]
+pub struct SubmitArgs {
+    /// The Digital ID consent token.
+    #[arg(long, conflicts_with = "token_file")]
+    pub token: Option<String>,
+    /// A file holding the consent token.
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    /// E-mail for notifications and the certificates' subjectAltName.
+    #[arg(long)]
+    pub email: Option<String>,
+    /// Language of messages.
+    #[arg(long, default_value = "kk", value_parser = ["kk", "ru", "en"])]
+    pub language: String,
+    /// Key storage.
+    #[arg(long, default_value = "pkcs12", value_parser = ["pkcs12"])]
+    pub storage: String,
+    /// Key algorithm of both key pairs.
+    #[arg(long, value_enum, default_value = "rsa2048")]
+    pub key_type: KeyType,
+    /// The user-agreement version shown to (and accepted by) the citizen.
+    #[arg(long, default_value = "2026-1")]
+    pub agreement_version: String,
+}
+
+/// Resume a pending application.
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    /// The application id (use the same --out and password as when it was submitted).
+    #[arg(long)]
+    pub application: String,
+    /// The access token printed when it was submitted.
+    #[arg(long)]
+    pub access_token: String,
+}
+
+/// A failure with its exit code.
+#[derive(Debug)]
+enum Failure {
+    Error(String),
+    Usage(String),
+    Refused(String),
+    Pending(String),
+}
+
+impl Failure {
+    fn exit(&self) -> u8 {
+        match self {
+            Failure::Error(_) => 1,
+            Failure::Usage(_) => 2,
+            Failure::Refused(_) => 3,
+            Failure::Pending(_) => 4,
+        }
+    }
+}
+
+fn err(e: impl std::fmt::Display) -> Failure {
+    Failure::Error(e.to_string())
+}
+
+/// Run the client.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Some(Command::Resume(args)) => resume(&cli.common, args),
+        None => submit(&cli.common, &cli.submit),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            match &f {
+                Failure::Error(m) => eprintln!("tamga-enroll: error: {m}"),
+                Failure::Usage(m) => eprintln!("tamga-enroll: {m}"),
+                Failure::Refused(m) => eprintln!("tamga-enroll: the server refused: {m}"),
+                Failure::Pending(m) => eprintln!("tamga-enroll: {m}"),
+            }
+            ExitCode::from(f.exit())
+        }
+    }
+}
+
+/// The real service's container password policy.
+pub fn check_password(password: &str) -> Result<(), String> {
+    let len = password.chars().count();
+    if !(6..=32).contains(&len) {
+        return Err(format!(
+            "the password must be 6 to 32 characters long (it has {len})"
+        ));
+    }
+    if !password.chars().any(char::is_uppercase) {
+        return Err("the password needs at least one upper-case letter".to_owned());
+    }
+    if !password.chars().any(char::is_lowercase) {
+        return Err("the password needs at least one lower-case letter".to_owned());
+    }
+    if !password.chars().any(|c| c.is_ascii_digit()) {
+        return Err("the password needs at least one digit".to_owned());
+    }
+    Ok(())
+}
+
+fn read_password(common: &Common) -> Result<String, Failure> {
+    let password = match &common.password_file {
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| Failure::Usage(format!("--password-file {}: {e}", path.display())))?
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_owned(),
+        None => {
+            let first = rpassword::prompt_password("Container password: ").map_err(err)?;
+            let again = rpassword::prompt_password("Repeat the password: ").map_err(err)?;
+            if first != again {
+                return Err(Failure::Usage("the passwords differ".to_owned()));
+            }
+            first
+        }
+    };
+    check_password(&password).map_err(Failure::Usage)?;
+    Ok(password)
+}
+
+fn generate(key_type: KeyType) -> Result<PKey<Private>, Failure> {
+    let key = match key_type {
+        KeyType::Rsa2048 => PKey::from_rsa(Rsa::generate(2048).map_err(err)?),
+        KeyType::Rsa3072 => PKey::from_rsa(Rsa::generate(3072).map_err(err)?),
+        KeyType::EcP256 => {
+            let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).map_err(err)?;
+            PKey::from_ec_key(EcKey::generate(&group).map_err(err)?)
+        }
+    };
+    key.map_err(err)
+}
+
+fn csr(key: &PKey<Private>, email: Option<&str>) -> Result<String, Failure> {
+    let mut b = X509ReqBuilder::new().map_err(err)?;
+    let mut name = X509NameBuilder::new().map_err(err)?;
+    // The CA takes the subject from the consent token; this one only labels the request.
+    name.append_entry_by_nid(Nid::COMMONNAME, "tamga-enroll")
+        .map_err(err)?;
+    b.set_subject_name(&name.build()).map_err(err)?;
+    b.set_pubkey(key).map_err(err)?;
+    if let Some(email) = email {
+        let san = SubjectAlternativeName::new()
+            .email(email)
+            .build(&b.x509v3_context(None))
+            .map_err(err)?;
+        let mut exts = Stack::new().map_err(err)?;
+        exts.push(san).map_err(err)?;
+        b.add_extensions(&exts).map_err(err)?;
+    }
+    b.sign(key, MessageDigest::sha256()).map_err(err)?;
+    let pem = b.build().to_pem().map_err(err)?;
+    String::from_utf8(pem).map_err(err)
+}
+
+/// Write a new file with mode 0600 (never replacing one).
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| err(format!("{}: {e}", path.display())))?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .map_err(|e| err(format!("{}: {e}", path.display())))
+}
+
+fn pending_key_path(out: &Path, application: &str, kind: &str) -> PathBuf {
+    out.join(format!(".pending-{application}-{kind}.key.pem"))
+}
+
+fn http() -> Result<reqwest::blocking::Client, Failure> {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(err)
+}
+
+/// Turn a non-success answer into a refusal naming the server's code.
+fn refusal(resp: reqwest::blocking::Response) -> Failure {
+    let status = resp.status();
+    match resp.json::<ProblemDocument>() {
+        Ok(p) => Failure::Refused(format!(
+            "{} ({}): {}",
+            serde_json::to_value(p.code)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            status.as_u16(),
+            p.detail.unwrap_or(p.title)
+        )),
+        Err(_) => Failure::Error(format!("unexpected answer: HTTP {status}")),
+    }
+}
+
+fn submit(common: &Common, args: &SubmitArgs) -> Result<(), Failure> {
+    if args.token.is_none() && args.token_file.is_none() {
+        return Err(Failure::Usage(
+            "--token or --token-file is required (see --help)".to_owned(),
+        ));
+    }
+    // The password is checked before any key is generated or anything is sent.
+    let password = read_password(common)?;
+    let token = match (&args.token, &args.token_file) {
+        (Some(t), _) => t.trim().to_owned(),
+        (None, Some(path)) => std::fs::read_to_string(path)
+            .map_err(|e| Failure::Usage(format!("--token-file {}: {e}", path.display())))?
+            .trim()
+            .to_owned(),
+        (None, None) => {
+            return Err(Failure::Usage(
+                "--token or --token-file is required".to_owned(),
+            ))
+        }
+    };
+    std::fs::create_dir_all(&common.out)
+        .map_err(|e| err(format!("{}: {e}", common.out.display())))?;
+    eprintln!(
+        "Generating the AUTH and SIGN key pairs ({:?}) on this machine…",
+        args.key_type
+    );
+    let auth_key = generate(args.key_type)?;
+    let sign_key = generate(args.key_type)?;
+    let request = ApplicationRequest {
+        agreement_version: args.agreement_version.clone(),
+        agreement_accepted: true,
+        email: args.email.clone(),
+        language: args.language.clone(),
+        storage: args.storage.clone(),
+        csrs: CsrPair {
+            auth: csr(&auth_key, args.email.as_deref())?,
+            sign: csr(&sign_key, args.email.as_deref())?,
+        },
+    };
+    eprintln!("Submitting the application to {}…", common.server);
+    let resp = http()?
+        .post(format!(
+            "{}/api/v1/applications",
+            common.server.trim_end_matches('/')
+        ))
+        .bearer_auth(&token)
+        .json(&request)
+        .send()
+        .map_err(|e| err(format!("cannot reach {}: {e}", common.server)))?;
+    if !resp.status().is_success() {
+        return Err(refusal(resp));
+    }
+    let created: ApplicationResponse = resp.json().map_err(err)?;
+    let access_token = created
+        .access_token
+        .clone()
+        .ok_or_else(|| err("the server returned no access token"))?;
+    eprintln!("Application {} is {}.", created.id, created.status);
+    if created.status == "issued" {
+        return write_containers(common, &password, &created, &auth_key, &sign_key);
+    }
+    // Keep the keys, encrypted with the container password, until the certificates come.
+    for (kind, key) in [("auth", &auth_key), ("sign", &sign_key)] {
+        let pem = key
+            .private_key_to_pem_pkcs8_passphrase(Cipher::aes_256_cbc(), password.as_bytes())
+            .map_err(err)?;
+        write_private(&pending_key_path(&common.out, &created.id, kind), &pem)?;
+    }
+    poll_and_write(common, &password, &created.id, &access_token)
+}
+
+fn resume(common: &Common, args: &ResumeArgs) -> Result<(), Failure> {
+    let password = read_password(common)?;
+    poll_and_write(common, &password, &args.application, &args.access_token)
+}
+
+fn poll_and_write(
+    common: &Common,
+    password: &str,
+    id: &str,
+    access_token: &str,
+) -> Result<(), Failure> {
+    let client = http()?;
+    let started = Instant::now();
+    let url = format!(
+        "{}/api/v1/applications/{id}",
+        common.server.trim_end_matches('/')
+    );
+    loop {
+        let resp = client
+            .get(&url)
+            .bearer_auth(access_token)
+            .send()
+            .map_err(|e| err(format!("cannot reach {}: {e}", common.server)))?;
+        if !resp.status().is_success() {
+            return Err(refusal(resp));
+        }
+        let app: ApplicationResponse = resp.json().map_err(err)?;
+        match app.status.as_str() {
+            "issued" => {
+                let load = |kind: &str| -> Result<PKey<Private>, Failure> {
+                    let path = pending_key_path(&common.out, id, kind);
+                    let pem = std::fs::read(&path).map_err(|e| {
+                        err(format!(
+                            "{}: {e} (resume with the same --out as the submission)",
+                            path.display()
+                        ))
+                    })?;
+                    PKey::private_key_from_pem_passphrase(&pem, password.as_bytes()).map_err(|_| {
+                        Failure::Usage("this password does not open the pending keys".to_owned())
+                    })
+                };
+                let (auth, sign) = (load("auth")?, load("sign")?);
+                write_containers(common, password, &app, &auth, &sign)?;
+                for kind in ["auth", "sign"] {
+                    let _ = std::fs::remove_file(pending_key_path(&common.out, id, kind));
+                }
+                return Ok(());
+            }
+            "rejected" => {
+                return Err(Failure::Refused(format!(
+                    "application {id} was rejected: {}",
+                    app.reason.unwrap_or_default()
+                )))
+            }
+            status => {
+                let waited = started.elapsed().as_secs();
+                eprintln!("Application {id}: {status} (waiting for an operator, {waited} s)…");
+                if started.elapsed() >= Duration::from_secs(common.poll_timeout) {
+                    return Err(Failure::Pending(format!(
+                        "application {id} is still {status}. When it is approved, run:\n  tamga-enroll resume --server {} --out {} --application {id} --access-token {access_token}",
+                        common.server,
+                        common.out.display()
+                    )));
+                }
+                std::thread::sleep(Duration::from_secs(2));
+            }
+        }
+    }
+}
+
+fn write_containers(
+    common: &Common,
+    password: &str,
+    app: &ApplicationResponse,
+    auth_key: &PKey<Private>,
+    sign_key: &PKey<Private>,
+) -> Result<(), Failure> {
+    let chain =
+        X509::stack_from_pem(app.chain_pem.as_deref().unwrap_or("").as_bytes()).map_err(err)?;
+    if common.legacy_p12 {
+        // RC2 lives in OpenSSL 3's legacy provider; keep the default one available too.
+        let legacy = openssl::provider::Provider::try_load(None, "legacy", true).map_err(|e| {
+            err(format!(
+                "the OpenSSL legacy provider is needed for --legacy-p12: {e}"
+            ))
+        })?;
+        std::mem::forget(legacy);
+    }
+    for cert in &app.certificates {
+        let x509 = X509::from_pem(cert.pem.as_bytes()).map_err(err)?;
+        let key = if cert.kind == "auth" {
+            auth_key
+        } else {
+            sign_key
+        };
+        let public = x509.public_key().map_err(err)?;
+        if !public.public_eq(key) {
+            return Err(err(format!(
+                "the {} certificate does not carry our key",
+                cert.kind
+            )));
+        }
+        let ski = x509
+            .subject_key_id()
+            .map(|id| hex::encode(id.as_slice()))
+            .ok_or_else(|| err("the certificate has no subject key identifier"))?;
+        let algorithm = if key.id() == openssl::pkey::Id::EC {
+            "ECDSA256"
+        } else {
+            "RSA256"
+        };
+        let file = if cert.kind == "auth" {
+            format!("AUTH_{algorithm}_{ski}.p12")
+        } else {
+            format!("{algorithm}_{ski}.p12")
+        };
+        let mut ca = Stack::new().map_err(err)?;
+        for c in &chain {
+            ca.push(c.clone()).map_err(err)?;
+        }
+        let mut builder = Pkcs12::builder();
+        builder.name(&ski).pkey(key).cert(&x509).ca(ca);
+        if common.legacy_p12 {
+            builder
+                .key_algorithm(Nid::PBE_WITHSHA1AND3_KEY_TRIPLEDES_CBC)
+                .cert_algorithm(Nid::PBE_WITHSHA1AND40BITRC2_CBC)
+                .mac_md(MessageDigest::sha1());
+        }
+        let p12 = builder.build2(password).map_err(err)?;
+        let path = common.out.join(&file);
+        write_private(&path, &p12.to_der().map_err(err)?)?;
+        println!("{}", path.display());
+        eprintln!(
+            "Wrote {} ({} certificate {}).",
+            path.display(),
+            cert.kind.to_uppercase(),
+            cert.serial
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::check_password;
+
+    #[test]
+    fn the_password_policy() {
+        assert!(check_password("Abcde1").is_ok());
+        assert!(check_password("Құпия2026сөз").is_ok());
+        assert!(check_password("Abc1").unwrap_err().contains("6 to 32"));
+        assert!(check_password(&format!("Ab1{}", "x".repeat(30)))
+            .unwrap_err()
+            .contains("6 to 32"));
+        assert!(check_password("abcdef1")
+            .unwrap_err()
+            .contains("upper-case"));
+        assert!(check_password("ABCDEF1")
+            .unwrap_err()
+            .contains("lower-case"));
+        assert!(check_password("Abcdefg").unwrap_err().contains("digit"));
+    }
+}

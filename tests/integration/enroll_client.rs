@@ -1,0 +1,342 @@
+//! `tamga-enroll` against a live server: PKCS#12 files that `openssl pkcs12` opens, keys that
+//! match their certificates, the password policy, server refusals, and the pending/resume path.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use crate::enroll::{claims, extension_names, fresh_iin, lint, Env};
+use crate::support::{openssl, run, tamga, tamga_bin, text};
+
+fn enroll_bin() -> PathBuf {
+    tamga_bin().with_file_name("tamga-enroll")
+}
+
+fn client(env: &Env, args: &[&str]) -> Output {
+    Command::new(enroll_bin())
+        .current_dir(env.dir())
+        .args(["--server", &env.server.base])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// `openssl pkcs12 -info` prints what it found on stderr.
+fn p12_info(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    text(&out)
+}
+
+fn p12s(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".p12"))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// Open a container with openssl and check key, certificate and chain.
+fn check_container(dir: &Path, file: &str, legacy: bool) {
+    let legacy_flag: &[&str] = if legacy { &["-legacy"] } else { &[] };
+    let mut args = vec!["pkcs12"];
+    args.extend_from_slice(legacy_flag);
+    args.extend([
+        "-in",
+        file,
+        "-passin",
+        "file:password.txt",
+        "-info",
+        "-nodes",
+    ]);
+    let shown = p12_info(dir, &args);
+    assert!(
+        shown.contains("PRIVATE KEY") && shown.contains("BEGIN CERTIFICATE"),
+        "{shown}"
+    );
+    for (what, extra) in [
+        ("key.pem", vec!["-nocerts"]),
+        ("cert.pem", vec!["-clcerts", "-nokeys"]),
+        ("cas.pem", vec!["-cacerts", "-nokeys"]),
+    ] {
+        let mut a = vec!["pkcs12"];
+        a.extend_from_slice(legacy_flag);
+        a.extend([
+            "-in",
+            file,
+            "-passin",
+            "file:password.txt",
+            "-nodes",
+            "-out",
+            what,
+        ]);
+        a.extend(extra);
+        openssl(dir, &a);
+    }
+    let from_key = openssl(dir, &["pkey", "-in", "key.pem", "-pubout"]);
+    let from_cert = openssl(dir, &["x509", "-in", "cert.pem", "-pubkey", "-noout"]);
+    assert_eq!(
+        from_key, from_cert,
+        "{file}: the key inside matches the certificate"
+    );
+    let verified = openssl(
+        dir,
+        &[
+            "verify",
+            "-CAfile",
+            "certs-dev/root.pem",
+            "-untrusted",
+            "cas.pem",
+            "cert.pem",
+        ],
+    );
+    assert!(verified.contains("cert.pem: OK"), "{verified}");
+    let text = openssl(dir, &["x509", "-in", "cert.pem", "-noout", "-text"]);
+    let kind = if file.starts_with("AUTH_") {
+        "auth"
+    } else {
+        "sign"
+    };
+    let reference = openssl(
+        dir,
+        &[
+            "x509",
+            "-in",
+            &format!(
+                "{}/../shared/reference/nca-test-2020/{kind}.pem",
+                env!("CARGO_MANIFEST_DIR")
+            ),
+            "-noout",
+            "-text",
+        ],
+    );
+    let mut expected = extension_names(&reference);
+    expected.push("X509v3 Subject Alternative Name".to_owned());
+    assert_eq!(extension_names(&text), expected, "{file}");
+    openssl(dir, &["x509", "-in", "cert.pem", "-out", "clean.pem"]);
+    lint(dir, "clean.pem");
+    let ski = file.trim_end_matches(".p12").rsplit('_').next().unwrap();
+    assert!(
+        shown.contains(&format!("friendlyName: {ski}")),
+        "alias = SKI: {shown}"
+    );
+    let mode = std::fs::metadata(dir.join(file))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600, "{file}");
+}
+
+#[test]
+fn tamga_enroll_writes_two_containers_that_openssl_opens() {
+    let env = Env::sqlite();
+    let dir = env.dir().to_path_buf();
+    std::fs::write(dir.join("password.txt"), "Secret2026\n").unwrap();
+
+    // A weak password: refused before anything is generated or sent.
+    std::fs::write(dir.join("weak.txt"), "secret\n").unwrap();
+    std::fs::write(dir.join("token.txt"), env.cli_token(&fresh_iin(), &[])).unwrap();
+    let before = env.counts();
+    let out = client(
+        &env,
+        &[
+            "--token-file",
+            "token.txt",
+            "--out",
+            "weak-out",
+            "--password-file",
+            "weak.txt",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("upper-case letter"), "{}", text(&out));
+    assert_eq!(env.counts(), before, "nothing was sent");
+    assert!(!dir.join("weak-out").exists(), "no keys were generated");
+
+    // RSA, modern PBES2/AES containers.
+    let out = client(
+        &env,
+        &[
+            "--token-file",
+            "token.txt",
+            "--out",
+            "keys",
+            "--password-file",
+            "password.txt",
+            "--email",
+            "holder@example.kz",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let files = p12s(&dir.join("keys"));
+    assert_eq!(files.len(), 2, "{files:?}");
+    assert!(
+        files[0].starts_with("AUTH_RSA256_") && files[1].starts_with("RSA256_"),
+        "{files:?}"
+    );
+    for f in &files {
+        std::fs::copy(dir.join("keys").join(f), dir.join(f)).unwrap();
+        let info = p12_info(
+            &dir,
+            &[
+                "pkcs12",
+                "-in",
+                f,
+                "-passin",
+                "file:password.txt",
+                "-info",
+                "-noout",
+            ],
+        );
+        assert!(info.contains("AES-256-CBC"), "{info}");
+        check_container(&dir, f, false);
+    }
+    // The same token again: the server's refusal is shown with its code.
+    let out = client(
+        &env,
+        &[
+            "--token-file",
+            "token.txt",
+            "--out",
+            "again",
+            "--password-file",
+            "password.txt",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        text(&out).contains("consent_token_replayed"),
+        "{}",
+        text(&out)
+    );
+
+    // EC keys, legacy 3DES/RC2 containers.
+    std::fs::write(dir.join("token2.txt"), env.cli_token(&fresh_iin(), &[])).unwrap();
+    let out = client(
+        &env,
+        &[
+            "--token-file",
+            "token2.txt",
+            "--out",
+            "legacy",
+            "--password-file",
+            "password.txt",
+            "--key-type",
+            "ec-p256",
+            "--legacy-p12",
+            "--email",
+            "holder@example.kz",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let files = p12s(&dir.join("legacy"));
+    assert!(
+        files[0].starts_with("AUTH_ECDSA256_") && files[1].starts_with("ECDSA256_"),
+        "{files:?}"
+    );
+    for f in &files {
+        std::fs::copy(dir.join("legacy").join(f), dir.join(f)).unwrap();
+        let info = p12_info(
+            &dir,
+            &[
+                "pkcs12",
+                "-legacy",
+                "-in",
+                f,
+                "-passin",
+                "file:password.txt",
+                "-info",
+                "-noout",
+            ],
+        );
+        assert!(
+            info.contains("RC2") || info.contains("3DES") || info.contains("TripleDES"),
+            "{info}"
+        );
+        check_container(&dir, f, true);
+    }
+}
+
+#[test]
+fn tamga_enroll_polls_a_pending_application_and_resumes_after_approval() {
+    let env = Env::sqlite();
+    let dir = env.dir().to_path_buf();
+    std::fs::write(dir.join("password.txt"), "Secret2026\n").unwrap();
+    let mut c = claims(&fresh_iin());
+    c.verification.register_match = false;
+    std::fs::write(dir.join("token.txt"), env.minted(&c)).unwrap();
+    let out = client(
+        &env,
+        &[
+            "--token-file",
+            "token.txt",
+            "--out",
+            "keys",
+            "--password-file",
+            "password.txt",
+            "--poll-timeout",
+            "3",
+            "--email",
+            "p@example.kz",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    let shown = text(&out);
+    assert!(shown.contains("pending_review"), "{shown}");
+    let resume_line = shown
+        .lines()
+        .find(|l| l.trim_start().starts_with("tamga-enroll resume"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert!(p12s(&dir.join("keys")).is_empty());
+    // The keys wait encrypted, readable by nobody else.
+    let pending: Vec<_> = std::fs::read_dir(dir.join("keys"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert_eq!(pending.len(), 2);
+    for p in &pending {
+        let pem = std::fs::read_to_string(p.path()).unwrap();
+        assert!(pem.contains("BEGIN ENCRYPTED PRIVATE KEY"), "{pem}");
+        assert_eq!(p.metadata().unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    let id = resume_line
+        .split("--application ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap();
+    let out = run(tamga(&dir).args(["applications", "approve", id]));
+    assert!(out.status.success(), "{}", text(&out));
+    let args: Vec<&str> = resume_line.split_whitespace().skip(1).collect();
+    let out = Command::new(enroll_bin())
+        .current_dir(&dir)
+        .args(&args)
+        .args(["--password-file", "password.txt"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let files = p12s(&dir.join("keys"));
+    assert_eq!(files.len(), 2, "{files:?}");
+    let leftovers = std::fs::read_dir(dir.join("keys")).unwrap().count();
+    assert_eq!(
+        leftovers, 2,
+        "the pending keys are gone once the containers exist"
+    );
+    for f in &files {
+        std::fs::copy(dir.join("keys").join(f), dir.join(f)).unwrap();
+        check_container(&dir, f, false);
+    }
+}
