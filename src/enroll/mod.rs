@@ -122,8 +122,8 @@ pub struct ResumeArgs {
     /// The application id (use the same --out and password as when it was submitted).
     #[arg(long)]
     pub application: String,
-    /// The access token printed when it was submitted.
-    #[arg(long)]
+    /// The access token printed when it was submitted (it may begin with `-`).
+    #[arg(long, allow_hyphen_values = true)]
     pub access_token: String,
 }
 
@@ -418,7 +418,7 @@ fn poll_and_write(
                 eprintln!("Application {id}: {status} (waiting for an operator, {waited} s)…");
                 if started.elapsed() >= Duration::from_secs(common.poll_timeout) {
                     return Err(Failure::Pending(format!(
-                        "application {id} is still {status}. When it is approved, run:\n  tamga-enroll resume --server {} --out {} --application {id} --access-token {access_token}",
+                        "application {id} is still {status}. When it is approved, run:\n  tamga-enroll resume --server {} --out {} --application {id} --access-token={access_token}",
                         common.server,
                         common.out.display()
                     )));
@@ -521,6 +521,20 @@ mod tests {
         assert!(check_password("ABCDEF1")
             .unwrap_err()
             .contains("lower-case"));
+        // Access tokens are base64url and may begin with '-'.
+        use clap::Parser;
+        let cli = super::Cli::try_parse_from([
+            "tamga-enroll",
+            "resume",
+            "--application",
+            "A",
+            "--access-token",
+            "-Iabc",
+        ]);
+        assert!(matches!(
+            cli.map(|c| c.command),
+            Ok(Some(super::Command::Resume(r))) if r.access_token == "-Iabc"
+        ));
         assert!(check_password("Abcdefg").unwrap_err().contains("digit"));
     }
 }

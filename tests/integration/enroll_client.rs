@@ -321,6 +321,10 @@ fn tamga_enroll_polls_a_pending_application_and_resumes_after_approval() {
     let out = run(tamga(&dir).args(["applications", "approve", id]));
     assert!(out.status.success(), "{}", text(&out));
     let args: Vec<&str> = resume_line.split_whitespace().skip(1).collect();
+    assert!(
+        args.iter().any(|a| a.starts_with("--access-token=")),
+        "{resume_line}"
+    );
     let out = Command::new(enroll_bin())
         .current_dir(&dir)
         .args(&args)
