@@ -4,7 +4,7 @@
 //! Owns: what each subcommand prints and which exit code it returns. Must never: reach into
 //! the database or keys other than through the store and the CA module's APIs.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -269,6 +269,16 @@ pub enum CrlCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Verify a root CRL file (signed offline by `tamga ca root-crl`) against the root
+    /// certificate and publish it at /crl/root.crl (exit 5 if it is not newer, expired, or
+    /// not signed by the root).
+    Import {
+        /// The CRL file, DER or PEM.
+        file: PathBuf,
+        /// Operator recorded in the audit log [default: the OS user].
+        #[arg(long)]
+        operator: Option<String>,
+    },
 }
 
 /// `tamga dev …`
@@ -330,6 +340,29 @@ pub enum ConfigCommand {
 pub enum CaCommand {
     /// Generate a CA hierarchy in `[ca] dir`.
     Init(CaInit),
+    /// Sign the next root CRL with the root key on this machine and write it to a file
+    /// (publish it with `tamga crl import FILE`).
+    RootCrl {
+        /// Where to write the CRL (DER).
+        #[arg(long)]
+        out: PathBuf,
+        /// CRL number [default: the published root CRL's number + 1].
+        #[arg(long)]
+        number: Option<i64>,
+    },
+    /// Reissue the issuing CA certificate with the same key (adds the root CRL distribution
+    /// point and caIssuers to an older development hierarchy). Needs the root key.
+    ReissueIssuing,
+    /// Revoke the issuing CA certificate through the root CRL (the day its key is
+    /// compromised; see docs/architecture.md for the whole procedure).
+    RevokeIssuer {
+        /// keyCompromise (the usual case), cessationOfOperation, superseded, …
+        #[arg(long)]
+        reason: String,
+        /// Operator recorded in the audit log [default: the OS user].
+        #[arg(long)]
+        operator: Option<String>,
+    },
     /// Show the hierarchy: names, validity, key types and where each key lives.
     Show {
         /// Print JSON instead of a table.
@@ -436,6 +469,18 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Crl {
             command: CrlCommand::Publish { json },
         } => crl_publish(&config, json),
+        Command::Crl {
+            command: CrlCommand::Import { file, operator },
+        } => crl_import(&config, &file, operator),
+        Command::Ca {
+            command: CaCommand::RootCrl { out, number },
+        } => ca_root_crl(&config, &out, number),
+        Command::Ca {
+            command: CaCommand::ReissueIssuing,
+        } => ca_reissue_issuing(&config),
+        Command::Ca {
+            command: CaCommand::RevokeIssuer { reason, operator },
+        } => ca_revoke_issuer(&config, &reason, operator),
     }
 }
 
@@ -546,6 +591,17 @@ fn serve(config: ValidConfig) -> Result<(), Failure> {
         .crl
         .publish_due()
         .map_err(|e| Failure::Internal(anyhow::anyhow!("publishing CRLs: {e}")))?;
+    crate::crl::root::keep_fresh(
+        &services.store,
+        &services.hierarchy,
+        config.public_url(),
+        services.clock.now(),
+        cfg.crl.root_validity.chrono(),
+    )
+    .map_err(|e| Failure::Internal(anyhow::anyhow!("publishing the root CRL: {e}")))?;
+    if services.hierarchy.root_key().is_none() {
+        warn_root_crl_expiry(&services.store);
+    }
     let responder = crate::ocsp::Responder::new(
         &services.hierarchy,
         Arc::new(services.store.clone()),
@@ -616,7 +672,7 @@ fn ensure_dev_hierarchy(config: &ValidConfig, clock: &dyn Clock) -> Result<bool,
         return Ok(false);
     }
     tracing::info!(dir = %cfg.ca.dir.display(), "generating the development CA hierarchy");
-    ca::dev::init(&cfg.ca, false, clock.now())
+    ca::dev::init(&cfg.ca, config.public_url(), false, clock.now())
         .map_err(|e| Failure::Internal(anyhow::anyhow!("generating the CA hierarchy: {e}")))?;
     Ok(true)
 }
@@ -682,7 +738,7 @@ fn ca_init(config: &ValidConfig, args: &CaInit) -> Result<(), Failure> {
         ));
     }
     let clock = SystemClock;
-    let outcome = match ca::dev::init(&cfg.ca, args.force, clock.now()) {
+    let outcome = match ca::dev::init(&cfg.ca, config.public_url(), args.force, clock.now()) {
         Ok(o) => o,
         Err(e @ ca::CaError::AlreadyExists(_)) => return Err(Failure::Refused(e.to_string())),
         Err(e) => return Err(Failure::Internal(e.into())),
@@ -1305,6 +1361,155 @@ fn audit(config: &ValidConfig, command: AuditCommand) -> Result<(), Failure> {
     }
 }
 
+fn root_crl_failure(e: crate::crl::root::RootCrlError) -> Failure {
+    use crate::crl::root::RootCrlError;
+    match e {
+        RootCrlError::Store(_) | RootCrlError::Crl(_) => Failure::Internal(anyhow::Error::new(e)),
+        other => Failure::Refused(other.to_string()),
+    }
+}
+
+/// Warn on stderr when the published root CRL expires within two weeks.
+fn warn_root_crl_expiry(store: &Store) {
+    if let Ok(Some(info)) = store.read(|tx| tx.latest_crl_info(crate::crl::root::ROOT_ID, false)) {
+        let left = info.next_update - chrono::Utc::now().naive_utc();
+        if left < chrono::Duration::days(14) {
+            eprintln!(
+                "tamga: warning: the root CRL (number {}) expires at {}: sign and import the next one (`tamga ca root-crl`, `tamga crl import`)",
+                info.crl_number, info.next_update
+            );
+        }
+    }
+}
+
+fn ca_root_crl(config: &ValidConfig, out: &Path, number: Option<i64>) -> Result<(), Failure> {
+    let cfg = config.get();
+    let hierarchy = Hierarchy::load(&cfg.ca, cfg.mode).map_err(anyhow::Error::from)?;
+    let now = SystemClock.now();
+    let validity = cfg.crl.root_validity.chrono();
+    let der = match number {
+        Some(n) => {
+            let store = Store::open(config.database(), &cfg.database).ok();
+            let revoked = store
+                .and_then(|s| s.read(|tx| tx.authority_revocations()).ok())
+                .unwrap_or_default();
+            crate::crl::root::sign(&hierarchy, config.public_url(), n, revoked, now, validity)
+        }
+        None => {
+            let store = Store::open(config.database(), &cfg.database).map_err(|e| {
+                Failure::Usage(format!(
+                    "no database to take the next number from ({e}): pass --number"
+                ))
+            })?;
+            crate::crl::root::sign_next(&store, &hierarchy, config.public_url(), now, validity)
+        }
+    }
+    .map_err(root_crl_failure)?;
+    let crl = crate::crl::root::verify(&hierarchy, &der).map_err(root_crl_failure)?;
+    std::fs::write(out, &der)
+        .map_err(|e| Failure::Internal(anyhow::anyhow!("{}: {e}", out.display())))?;
+    println!(
+        "root CRL number {} written to {} (valid until {})",
+        crl.number,
+        out.display(),
+        crl.next_update.and_utc().to_rfc3339()
+    );
+    Ok(())
+}
+
+fn crl_import(config: &ValidConfig, file: &Path, operator: Option<String>) -> Result<(), Failure> {
+    let cfg = config.get();
+    let hierarchy = Hierarchy::load(&cfg.ca, cfg.mode).map_err(anyhow::Error::from)?;
+    let store =
+        Store::open(config.database(), &cfg.database).map_err(|e| Failure::Internal(e.into()))?;
+    let bytes =
+        std::fs::read(file).map_err(|e| Failure::Usage(format!("{}: {e}", file.display())))?;
+    let crl = crate::crl::root::verify(&hierarchy, &bytes).map_err(root_crl_failure)?;
+    let actor = format!("operator:{}", operator.unwrap_or_else(operator_name));
+    crate::crl::root::import(&store, &crl, SystemClock.now(), &actor).map_err(root_crl_failure)?;
+    println!(
+        "published root CRL number {} (valid until {})",
+        crl.number,
+        crl.next_update.and_utc().to_rfc3339()
+    );
+    warn_root_crl_expiry(&store);
+    Ok(())
+}
+
+fn ca_reissue_issuing(config: &ValidConfig) -> Result<(), Failure> {
+    let cfg = config.get();
+    let hierarchy = Hierarchy::load(&cfg.ca, cfg.mode).map_err(anyhow::Error::from)?;
+    let cert = hierarchy
+        .reissue_issuing(&cfg.ca, config.public_url(), SystemClock.now())
+        .map_err(|e| Failure::Refused(e.to_string()))?;
+    if let Ok(store) = Store::open(config.database(), &cfg.database) {
+        let at = crate::store::db_time(SystemClock.now());
+        let _ = store.write(|tx| {
+            tx.append_audit(&AuditEntry {
+                at,
+                actor: format!("operator:{}", operator_name()),
+                action: "ca.issuing_reissued".to_owned(),
+                subject: cfg.ca.issuer_id.clone(),
+                details: serde_json::json!({ "not_after": cert.not_after().to_string() }),
+            })
+        });
+    }
+    println!(
+        "reissued the issuing CA certificate (same key), valid until {}; restart the servers",
+        cert.not_after()
+    );
+    Ok(())
+}
+
+fn ca_revoke_issuer(
+    config: &ValidConfig,
+    reason: &str,
+    operator: Option<String>,
+) -> Result<(), Failure> {
+    let cfg = config.get();
+    let reason = ca::RevocationReason::parse(reason)
+        .ok_or_else(|| Failure::Usage(format!("--reason {reason}: not an accepted reason")))?;
+    let hierarchy = Hierarchy::load(&cfg.ca, cfg.mode).map_err(anyhow::Error::from)?;
+    let store =
+        Store::open(config.database(), &cfg.database).map_err(|e| Failure::Internal(e.into()))?;
+    let cert = hierarchy.issuing().certificate().x509();
+    let serial = cert
+        .serial_number()
+        .to_bn()
+        .and_then(|b| b.to_hex_str().map(|s| s.to_string()))
+        .map_err(anyhow::Error::from)?;
+    let serial =
+        ca::Serial::parse(&serial).map_err(|e| Failure::Internal(anyhow::anyhow!("{e}")))?;
+    let subject = ca::display_name(cert.subject_name());
+    let at = crate::store::db_time(SystemClock.now());
+    let actor = format!("operator:{}", operator.unwrap_or_else(operator_name));
+    let revoked = store
+        .write(|tx| -> Result<bool, crate::store::StoreError> {
+            if !tx.revoke_authority(serial.as_str(), &subject, reason.as_str(), at)? {
+                return Ok(false);
+            }
+            tx.append_audit(&AuditEntry {
+                at,
+                actor: actor.clone(),
+                action: "ca.issuer_revoked".to_owned(),
+                subject: serial.to_string(),
+                details: serde_json::json!({ "reason": reason.as_str(), "subject": subject }),
+            })?;
+            Ok(true)
+        })
+        .map_err(|e| Failure::Internal(e.into()))?;
+    if !revoked {
+        return Err(Failure::Refused(format!(
+            "the issuing CA certificate {serial} is already revoked"
+        )));
+    }
+    println!(
+        "issuing CA certificate {serial} revoked ({reason}); the next root CRL lists it \
+         (dev: within seconds; production: `tamga ca root-crl` on the root machine, then `tamga crl import`)"
+    );
+    Ok(())
+}
+
 fn crl_publish(config: &ValidConfig, json: bool) -> Result<(), Failure> {
     let services = Services::open(config, Arc::new(SystemClock))?;
     let mut published = Vec::new();
@@ -1355,6 +1560,9 @@ fn ca_show(config: &ValidConfig, json: bool) -> Result<(), Failure> {
         )));
     }
     let hierarchy = Hierarchy::load(&cfg.ca, cfg.mode).map_err(anyhow::Error::from)?;
+    if let Ok(store) = Store::open(config.database(), &cfg.database) {
+        warn_root_crl_expiry(&store);
+    }
     let described = describe_hierarchy(&hierarchy, &files, cfg.mode);
     if json {
         let doc: serde_json::Map<String, serde_json::Value> = described

@@ -279,6 +279,8 @@ pub struct CrlConfig {
     pub validity: Span,
     /// nextUpdate of a delta CRL = thisUpdate + delta_validity.
     pub delta_validity: Span,
+    /// nextUpdate of the root's CRL = thisUpdate + root_validity.
+    pub root_validity: Span,
 }
 
 impl Default for CrlConfig {
@@ -288,6 +290,7 @@ impl Default for CrlConfig {
             delta_interval: Span(std::time::Duration::from_secs(3600)),
             validity: Span(std::time::Duration::from_secs(48 * 3600)),
             delta_validity: Span(std::time::Duration::from_secs(2 * 3600)),
+            root_validity: Span(std::time::Duration::from_secs(90 * 86_400)),
         }
     }
 }

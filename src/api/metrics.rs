@@ -25,6 +25,7 @@ pub struct Metrics {
     ocsp_signing: prometheus::Histogram,
     outbox_depth: prometheus::IntGaugeVec,
     outbox_attempts: IntCounterVec,
+    root_crl_expiry: prometheus::IntGauge,
 }
 
 /// Label used for requests that matched no route, so unknown paths cannot blow up the
@@ -111,6 +112,11 @@ impl Metrics {
             &["result"],
         )?;
         registry.register(Box::new(outbox_attempts.clone()))?;
+        let root_crl_expiry = prometheus::IntGauge::new(
+            "root_crl_expires_in_seconds",
+            "Seconds until the published root CRL's nextUpdate (negative: expired)",
+        )?;
+        registry.register(Box::new(root_crl_expiry.clone()))?;
         for metric in [
             &requests,
             &applications,
@@ -136,6 +142,7 @@ impl Metrics {
             ocsp_signing,
             outbox_depth,
             outbox_attempts,
+            root_crl_expiry,
         })
     }
 
@@ -212,6 +219,11 @@ impl Metrics {
                 .map_or(0, |(_, n)| *n);
             self.outbox_depth.with_label_values(&[status]).set(n);
         }
+    }
+
+    /// Seconds until the root CRL expires.
+    pub fn root_crl_expires_in(&self, seconds: i64) {
+        self.root_crl_expiry.set(seconds);
     }
 
     /// Everything in Prometheus text exposition format.

@@ -166,11 +166,29 @@ fn spawn_maintenance(state: AppState) {
         }
     });
     let crl = state.crl.clone();
+    let root_state = state.clone();
     actix_web::rt::spawn(async move {
         let mut tick = actix_web::rt::time::interval(CRL_POLL);
         loop {
             tick.tick().await;
             let publisher = crl.clone();
+            let s = root_state.clone();
+            let root = web::block(move || {
+                let cfg = s.config.get();
+                let fresh = crate::crl::root::keep_fresh(
+                    &s.store,
+                    &s.hierarchy,
+                    s.config.public_url(),
+                    s.clock.now(),
+                    cfg.crl.root_validity.chrono(),
+                );
+                routes::root_crl_state(&s);
+                fresh
+            })
+            .await;
+            if let Ok(Err(e)) = root {
+                tracing::warn!(error = %e, "keeping the root CRL fresh failed");
+            }
             match web::block(move || publisher.publish_due()).await {
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => tracing::warn!(error = %e, "CRL publication failed; retrying"),

@@ -21,6 +21,7 @@ const DELTA_MAX_AGE: i64 = 60;
 pub struct CrlCache {
     full: RwLock<Option<std::sync::Arc<StoredCrl>>>,
     delta: RwLock<Option<std::sync::Arc<StoredCrl>>>,
+    root: RwLock<Option<std::sync::Arc<StoredCrl>>>,
 }
 
 fn http_date(t: chrono::NaiveDateTime) -> String {
@@ -41,12 +42,17 @@ pub async fn crl(
     req: HttpRequest,
     file: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let issuer = state.issuer.id().to_owned();
-    let issuer = issuer.as_str();
+    let own = state.issuer.id().to_owned();
     let name = file.into_inner();
+    let root = name == "root.crl";
+    let issuer = if root {
+        crate::crl::root::ROOT_ID
+    } else {
+        own.as_str()
+    };
     let delta = match name.strip_suffix(".crl") {
         Some(n) if n == issuer => false,
-        Some(n) if n.strip_suffix("-delta") == Some(issuer) => true,
+        Some(n) if n.strip_suffix("-delta") == Some(issuer) && !root => true,
         _ => {
             return Err(ApiError::NotFound {
                 code: "crl_not_found",
@@ -59,7 +65,11 @@ pub async fn crl(
     let current = web::block(
         move || -> Result<Option<std::sync::Arc<StoredCrl>>, ApiError> {
             let store_err = |e: crate::store::StoreError| ApiError::Unavailable(e.to_string());
-            let id = reader.issuer.id();
+            let id = if root {
+                crate::crl::root::ROOT_ID
+            } else {
+                reader.issuer.id()
+            };
             let newest = reader
                 .store
                 .read(|tx| tx.latest_crl_info(id, delta))
@@ -67,10 +77,10 @@ pub async fn crl(
             let Some(newest) = newest else {
                 return Ok(None);
             };
-            let slot = if delta {
-                &reader.crl_cache.delta
-            } else {
-                &reader.crl_cache.full
+            let slot = match (root, delta) {
+                (true, _) => &reader.crl_cache.root,
+                (false, true) => &reader.crl_cache.delta,
+                (false, false) => &reader.crl_cache.full,
             };
             if let Ok(guard) = slot.read() {
                 if let Some(cached) = guard.as_ref().filter(|c| c.crl_number == newest.crl_number) {
@@ -97,6 +107,13 @@ pub async fn crl(
             "no CRL published yet for {issuer}"
         )));
     };
+    if crl.next_update <= state.clock.now().naive_utc() {
+        // An expired CRL is refused loudly rather than served: /readyz and the metrics say so.
+        return Err(ApiError::Unavailable(format!(
+            "the newest CRL of {issuer} expired at {}",
+            crl.next_update
+        )));
+    }
     let etag = format!("\"{issuer}-{}\"", crl.crl_number);
     let remaining = (crl.next_update - state.clock.now().naive_utc()).num_seconds();
     let max_age = remaining.clamp(0, if delta { DELTA_MAX_AGE } else { FULL_MAX_AGE });

@@ -54,6 +54,9 @@ struct Checks {
     database: &'static str,
     issuing_key: &'static str,
     ocsp_key: &'static str,
+    /// `ok`, `expiring` (within 14 days), `expired` or `missing`. Reported, but not a reason
+    /// to take the instance out of service: OCSP and the issuing CA's CRLs still work.
+    root_crl: &'static str,
 }
 
 fn check_label(ok: bool) -> &'static str {
@@ -75,10 +78,11 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         let database = state.store.ping();
         let issuing = state.hierarchy.issuing().self_test();
         let ocsp = state.hierarchy.ocsp_responder().self_test();
-        (database, issuing, ocsp)
+        let root_crl = root_crl_state(&state);
+        (database, issuing, ocsp, root_crl)
     })
     .await;
-    let (database, issuing, ocsp) = match result {
+    let (database, issuing, ocsp, root_crl) = match result {
         Ok(checks) => checks,
         Err(e) => {
             tracing::error!(error = %e, "readiness check did not run");
@@ -105,6 +109,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             database: check_label(database.is_ok()),
             issuing_key: check_label(issuing.is_ok()),
             ocsp_key: check_label(ocsp.is_ok()),
+            root_crl,
         },
     };
     if ready {
@@ -113,6 +118,28 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         HttpResponse::ServiceUnavailable()
             .insert_header((header::RETRY_AFTER, "5"))
             .json(body)
+    }
+}
+
+/// The root CRL's state for /readyz, updating its expiry gauge on the way.
+pub fn root_crl_state(state: &AppState) -> &'static str {
+    let latest = state
+        .store
+        .read(|tx| tx.latest_crl_info(crate::crl::root::ROOT_ID, false));
+    match latest {
+        Ok(Some(info)) => {
+            let left = (info.next_update - state.clock.now().naive_utc()).num_seconds();
+            state.metrics.root_crl_expires_in(left);
+            if left <= 0 {
+                "expired"
+            } else if left < 14 * 86_400 {
+                "expiring"
+            } else {
+                "ok"
+            }
+        }
+        Ok(None) => "missing",
+        Err(_) => "unknown",
     }
 }
 

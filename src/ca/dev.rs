@@ -47,7 +47,12 @@ pub struct InitOutcome {
 ///
 /// Refuses (with [`CaError::AlreadyExists`]) when any hierarchy file is already there, unless
 /// `force` is set, in which case the old files are replaced.
-pub fn init(ca: &CaConfig, force: bool, now: DateTime<Utc>) -> Result<InitOutcome, CaError> {
+pub fn init(
+    ca: &CaConfig,
+    public_url: &str,
+    force: bool,
+    now: DateTime<Utc>,
+) -> Result<InitOutcome, CaError> {
     let files = HierarchyFiles::new(&ca.dir, &ca.issuer_id);
     std::fs::create_dir_all(&ca.dir).map_err(|source| CaError::Write {
         path: ca.dir.clone(),
@@ -67,7 +72,7 @@ pub fn init(ca: &CaConfig, force: bool, now: DateTime<Utc>) -> Result<InitOutcom
         source,
     })?;
     let staged = HierarchyFiles::new(&staging, &ca.issuer_id);
-    let result = generate_into(&staged, ca, now).and_then(|()| {
+    let result = generate_into(&staged, ca, public_url, now).and_then(|()| {
         for (from, to) in staged.all().into_iter().zip(files.all()) {
             std::fs::rename(from, to).map_err(|source| CaError::Write {
                 path: to.to_path_buf(),
@@ -93,12 +98,16 @@ fn remove_stale_staging(dir: &Path) {
     }
 }
 
-fn generate_into(files: &HierarchyFiles, ca: &CaConfig, now: DateTime<Utc>) -> Result<(), CaError> {
+fn generate_into(
+    files: &HierarchyFiles,
+    ca: &CaConfig,
+    public_url: &str,
+    now: DateTime<Utc>,
+) -> Result<(), CaError> {
     let not_before = now - BACKDATE;
 
     let root_key = generate_key(ROOT_KEY_TYPE)?;
-    let root_name =
-        utf8_name("ҚАЗАҚСТАН РЕСПУБЛИКАСЫНЫҢ ТҮБІРЛІК КУӘЛАНДЫРУШЫ ОРТАЛЫҒЫ (RSA) DEV")?;
+    let root_name = utf8_name("ҚР ТҮБІРЛІК КУӘЛАНДЫРУШЫ ОРТАЛЫҒЫ (RSA) DEV")?;
     let root_cert = build_root(&root_name, &root_key, not_before)?;
 
     let issuing_key = generate_key(ca.issuing_key_type)?;
@@ -113,6 +122,7 @@ fn generate_into(files: &HierarchyFiles, ca: &CaConfig, now: DateTime<Utc>) -> R
         &issuing_key,
         &root_cert,
         &root_key,
+        public_url,
         not_before,
     )?;
 
@@ -195,7 +205,7 @@ fn add_years(t: DateTime<Utc>, years: i64) -> DateTime<Utc> {
 }
 
 fn base_builder(
-    subject: &X509Name,
+    subject: &openssl::x509::X509NameRef,
     issuer: &openssl::x509::X509NameRef,
     key: &PKeyRef<Private>,
     not_before: DateTime<Utc>,
@@ -235,11 +245,16 @@ fn build_root(
     Ok(b.build())
 }
 
-fn build_issuing(
-    name: &X509Name,
+/// The issuing CA certificate for `key`, signed by the root: CA with pathlen 0, keyCertSign
+/// and cRLSign, SKI/AKI, and — so that strict relying parties find revocation data for it —
+/// a CRL distribution point `{public_url}/crl/root.crl` and AIA caIssuers
+/// `{public_url}/ca/root.crt`.
+pub fn build_issuing(
+    name: &openssl::x509::X509NameRef,
     key: &PKey<Private>,
-    root: &X509,
+    root: &X509Ref,
     root_key: &PKey<Private>,
+    public_url: &str,
     not_before: DateTime<Utc>,
 ) -> Result<X509, CaError> {
     let not_after = add_years(not_before, ISSUING_VALIDITY_YEARS);
@@ -258,8 +273,47 @@ fn build_issuing(
         .keyid(true)
         .build(&b.x509v3_context(Some(root), None))?;
     b.append_extension(aki)?;
+    b.append_extension(root_crl_distribution_point(public_url)?)?;
+    b.append_extension(root_ca_issuers(public_url)?)?;
     b.sign(root_key, ROOT_KEY_TYPE.digest())?;
     Ok(b.build())
+}
+
+fn uri(url: &str) -> Result<x509_cert::ext::pkix::name::GeneralName, CaError> {
+    Ok(
+        x509_cert::ext::pkix::name::GeneralName::UniformResourceIdentifier(
+            der::asn1::Ia5String::new(url)?,
+        ),
+    )
+}
+
+fn from_der_extension(oid: &str, value: &impl der::Encode) -> Result<X509Extension, CaError> {
+    let oid = Asn1Object::from_str(oid)?;
+    let bytes = Asn1OctetString::new_from_bytes(&value.to_der()?)?;
+    Ok(X509Extension::new_from_der(&oid, false, &bytes)?)
+}
+
+fn root_crl_distribution_point(public_url: &str) -> Result<X509Extension, CaError> {
+    use x509_cert::ext::pkix::crl::dp::DistributionPoint;
+    use x509_cert::ext::pkix::name::DistributionPointName;
+    let dp = x509_cert::ext::pkix::CrlDistributionPoints(vec![DistributionPoint {
+        distribution_point: Some(DistributionPointName::FullName(vec![uri(&format!(
+            "{public_url}/crl/root.crl"
+        ))?])),
+        reasons: None,
+        crl_issuer: None,
+    }]);
+    from_der_extension("2.5.29.31", &dp)
+}
+
+fn root_ca_issuers(public_url: &str) -> Result<X509Extension, CaError> {
+    let aia = x509_cert::ext::pkix::AuthorityInfoAccessSyntax(vec![
+        x509_cert::ext::pkix::AccessDescription {
+            access_method: const_oid::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.2"),
+            access_location: uri(&format!("{public_url}/ca/root.crt"))?,
+        },
+    ]);
+    from_der_extension("1.3.6.1.5.5.7.1.1", &aia)
 }
 
 /// Issue a delegated OCSP responder certificate for `key`, signed by the issuing CA:

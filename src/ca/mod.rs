@@ -332,6 +332,7 @@ pub fn signature_algorithm(key_type: KeyType) -> spki::AlgorithmIdentifierOwned 
 #[derive(Debug)]
 pub struct Hierarchy {
     root: CaCertificate,
+    root_key: Option<IssuerKey>,
     issuing: IssuerKey,
     ocsp: IssuerKey,
     digital_id_dev: Option<PKey<Public>>,
@@ -360,12 +361,19 @@ impl Hierarchy {
                 message: "the OCSP responder certificate lacks id-kp-OCSPSigning".to_owned(),
             });
         }
+        // The root key is here only in development (in production the root is offline).
+        let root_key = if files.root_key.exists() {
+            Some(load_key_pair("root", &files.root_cert, &files.root_key)?)
+        } else {
+            None
+        };
         let digital_id_dev = match mode {
             Mode::Dev => Some(files::read_public_key(&files.digital_id_pub)?),
             Mode::Production => None,
         };
         Ok(Hierarchy {
             root,
+            root_key,
             issuing,
             ocsp,
             digital_id_dev,
@@ -376,6 +384,56 @@ impl Hierarchy {
     pub fn root(&self) -> &CaCertificate {
         &self.root
     }
+    /// The root key, where this machine holds it (development, or the offline root machine).
+    pub fn root_key(&self) -> Option<&IssuerKey> {
+        self.root_key.as_ref()
+    }
+
+    /// A new issuing CA certificate for the same key (with the root CRL distribution point
+    /// and caIssuers of `public_url`), signed by the root key; the old certificate is kept as
+    /// `<issuer_id>.pem.<serial>.old`. Certificates already issued still chain: the name and
+    /// key identifier do not change.
+    pub fn reissue_issuing(
+        &self,
+        ca: &CaConfig,
+        public_url: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<X509, CaError> {
+        let root = self.root_key.as_ref().ok_or_else(|| CaError::Invalid {
+            path: ca.dir.join("root.key.pem"),
+            message: "the root key is needed to reissue the issuing CA certificate".to_owned(),
+        })?;
+        let files = HierarchyFiles::new(&ca.dir, &ca.issuer_id);
+        let old = self.issuing.cert.x509();
+        let cert = dev::build_issuing(
+            old.subject_name(),
+            &self.issuing.key,
+            root.cert.x509(),
+            &root.key,
+            public_url,
+            now - chrono::Duration::hours(1),
+        )?;
+        let serial = old
+            .serial_number()
+            .to_bn()
+            .and_then(|b| b.to_hex_str().map(|s| s.to_string()))?;
+        let backup = files
+            .issuing_cert
+            .with_extension(format!("pem.{serial}.old"));
+        std::fs::copy(&files.issuing_cert, &backup).map_err(|source| CaError::Write {
+            path: backup.clone(),
+            source,
+        })?;
+        let tmp = files.issuing_cert.with_extension("pem.tmp");
+        let _ = std::fs::remove_file(&tmp);
+        files::write_new(&tmp, &cert.to_pem()?, 0o644)?;
+        std::fs::rename(&tmp, &files.issuing_cert).map_err(|source| CaError::Write {
+            path: files.issuing_cert.clone(),
+            source,
+        })?;
+        Ok(cert)
+    }
+
     /// The issuing CA.
     pub fn issuing(&self) -> &IssuerKey {
         &self.issuing

@@ -313,9 +313,8 @@ impl CrlPublisher {
         })
     }
 
-    /// Build and sign a CRL into one buffer: entries are streamed from the store page by page
-    /// and appended after a reserved prefix; the headers are written into the prefix at the
-    /// end, and the unused part of the prefix is dropped in place.
+    /// Build and sign this issuer's CRL number `number`: a full CRL (`base` = None) or a
+    /// delta on `base`.
     fn build(
         &self,
         tx: &mut Tx<'_>,
@@ -325,53 +324,9 @@ impl CrlPublisher {
         this_update: NaiveDateTime,
         next_update: NaiveDateTime,
     ) -> Result<Vec<u8>, CrlError> {
-        let id = self.issuer.id();
-        let mut small = Vec::new();
-        small.extend(1u8.to_der()?); // version v2
-        small.extend(self.issuer.signature_algorithm().to_der()?);
-        small.extend(self.issuer.issuer_name().to_der()?);
-        small.extend(utc(this_update)?.to_der()?);
-        small.extend(utc(next_update)?.to_der()?);
-        // tbs header (≤ 6) + small + entries header (≤ 6), plus room for the outer header.
-        let reserve = 6 + small.len() + 6 + 6;
-        let mut buf = vec![0u8; reserve];
-        let mut after = String::new();
-        loop {
-            let page = match base {
-                None => tx.revoked_page(id, &after, covered, this_update, PAGE)?,
-                Some(b) => {
-                    tx.changed_page(id, &after, b.covered_seq, covered, this_update, PAGE)?
-                }
-            };
-            let Some(last) = page.last() else { break };
-            after.clone_from(&last.serial);
-            for e in &page {
-                let released = e.status != "revoked";
-                buf.extend(entry_der(e, released)?);
-            }
-            if (page.len() as i64) < PAGE {
-                break;
-            }
-        }
-        let entries_len = buf.len() - reserve;
-
-        let crl_number = Uint::new(&number.to_be_bytes())?;
-        let mut extensions = vec![
-            ext(
-                OID_AUTHORITY_KEY_ID,
-                false,
-                &AuthorityKeyIdentifier {
-                    key_identifier: Some(OctetString::new(
-                        self.issuer.authority_key_id().to_vec(),
-                    )?),
-                    authority_cert_issuer: None,
-                    authority_cert_serial_number: None,
-                },
-            )?,
-            ext(OID_CRL_NUMBER, false, &CrlNumber(crl_number))?,
-        ];
-        match base {
-            None => extensions.push(ext(
+        let id = self.issuer.id().to_owned();
+        let extra = match base {
+            None => ext(
                 OID_FRESHEST_CRL,
                 false,
                 &FreshestCrl(vec![DistributionPoint {
@@ -383,52 +338,144 @@ impl CrlPublisher {
                     reasons: None,
                     crl_issuer: None,
                 }]),
-            )?),
-            Some(b) => extensions.push(ext(
+            )?,
+            Some(b) => ext(
                 OID_DELTA_CRL_INDICATOR,
                 true,
                 &BaseCrlNumber(Uint::new(&b.crl_number.to_be_bytes())?),
-            )?),
-        }
-        let mut ext_seq = Vec::new();
-        for e in &extensions {
-            ext_seq.extend(e.to_der()?);
-        }
-        let mut ext_block = header(0x30, ext_seq.len());
-        ext_block.extend(ext_seq);
-        let mut tagged = header(0xA0, ext_block.len());
-        tagged.extend(ext_block);
-        buf.extend(tagged.iter());
-
-        let entries_header = if entries_len > 0 {
-            header(0x30, entries_len)
-        } else {
-            Vec::new()
+            )?,
         };
-        let content_len = small.len() + entries_header.len() + entries_len + tagged.len();
-        let mut prefix = header(0x30, content_len);
-        prefix.extend(&small);
-        prefix.extend(&entries_header);
-        let start = reserve - prefix.len();
-        buf.get_mut(start..reserve)
-            .ok_or_else(|| CrlError::Entry("prefix".to_owned()))?
-            .copy_from_slice(&prefix);
-
-        let signature = self.issuer.sign_crl(
-            buf.get(start..)
-                .ok_or_else(|| CrlError::Entry("tbs".to_owned()))?,
-        )?;
-        buf.extend(self.issuer.signature_algorithm().to_der()?);
-        buf.extend(der::asn1::BitString::from_bytes(&signature)?.to_der()?);
-        let outer = header(0x30, buf.len() - start);
-        let begin = start - outer.len();
-        buf.get_mut(begin..start)
-            .ok_or_else(|| CrlError::Entry("outer".to_owned()))?
-            .copy_from_slice(&outer);
-        buf.drain(..begin);
-        Ok(buf)
+        let signer = CrlSigner {
+            name: self.issuer.issuer_name(),
+            authority_key_id: self.issuer.authority_key_id(),
+            algorithm: self.issuer.signature_algorithm(),
+            sign: &|tbs| self.issuer.sign_crl(tbs),
+        };
+        let base_seq = base.map(|b| b.covered_seq);
+        assemble(
+            &signer,
+            number,
+            this_update,
+            next_update,
+            vec![extra],
+            |after| {
+                Ok(match base_seq {
+                    None => tx.revoked_page(&id, after, covered, this_update, PAGE)?,
+                    Some(s) => tx.changed_page(&id, after, s, covered, this_update, PAGE)?,
+                })
+            },
+        )
     }
 }
+
+/// Signs a to-be-signed structure.
+pub type SignFn<'a> = dyn Fn(&[u8]) -> Result<Vec<u8>, CaError> + 'a;
+
+/// Who signs a CRL: the name and key identifier it is issued under, and the signing call.
+pub struct CrlSigner<'a> {
+    /// The issuer's name, as its certificate encodes it.
+    pub name: &'a x509_cert::name::Name,
+    /// The issuer's subject key identifier (the CRL's AKI).
+    pub authority_key_id: &'a [u8],
+    /// The signature algorithm.
+    pub algorithm: &'a spki::AlgorithmIdentifierOwned,
+    /// Signs the TBSCertList.
+    pub sign: &'a SignFn<'a>,
+}
+
+/// Build and sign a CRL into one buffer: entries come page by page from `next_page` (given
+/// the last serial of the previous page) and are appended after a reserved prefix; the
+/// headers are written into the prefix at the end and its unused part dropped in place, so
+/// the CRL is never held twice.
+pub fn assemble(
+    signer: &CrlSigner<'_>,
+    number: i64,
+    this_update: NaiveDateTime,
+    next_update: NaiveDateTime,
+    extra_extensions: Vec<Extension>,
+    mut next_page: impl FnMut(&str) -> Result<Vec<RevocationEntry>, CrlError>,
+) -> Result<Vec<u8>, CrlError> {
+    let mut small = Vec::new();
+    small.extend(1u8.to_der()?); // version v2
+    small.extend(signer.algorithm.to_der()?);
+    small.extend(signer.name.to_der()?);
+    small.extend(utc(this_update)?.to_der()?);
+    small.extend(utc(next_update)?.to_der()?);
+    // tbs header (≤ 6) + small + entries header (≤ 6), plus room for the outer header.
+    let reserve = 6 + small.len() + 6 + 6;
+    let mut buf = vec![0u8; reserve];
+    let mut after = String::new();
+    loop {
+        let page = next_page(&after)?;
+        let Some(last) = page.last() else { break };
+        after.clone_from(&last.serial);
+        for e in &page {
+            let released = e.status != "revoked";
+            buf.extend(entry_der(e, released)?);
+        }
+        if (page.len() as i64) < PAGE {
+            break;
+        }
+    }
+    let entries_len = buf.len() - reserve;
+
+    let mut extensions = vec![
+        ext(
+            OID_AUTHORITY_KEY_ID,
+            false,
+            &AuthorityKeyIdentifier {
+                key_identifier: Some(OctetString::new(signer.authority_key_id.to_vec())?),
+                authority_cert_issuer: None,
+                authority_cert_serial_number: None,
+            },
+        )?,
+        ext(
+            OID_CRL_NUMBER,
+            false,
+            &CrlNumber(Uint::new(&number.to_be_bytes())?),
+        )?,
+    ];
+    extensions.extend(extra_extensions);
+    let mut ext_seq = Vec::new();
+    for e in &extensions {
+        ext_seq.extend(e.to_der()?);
+    }
+    let mut ext_block = header(0x30, ext_seq.len());
+    ext_block.extend(ext_seq);
+    let mut tagged = header(0xA0, ext_block.len());
+    tagged.extend(ext_block);
+    buf.extend(tagged.iter());
+
+    let entries_header = if entries_len > 0 {
+        header(0x30, entries_len)
+    } else {
+        Vec::new()
+    };
+    let content_len = small.len() + entries_header.len() + entries_len + tagged.len();
+    let mut prefix = header(0x30, content_len);
+    prefix.extend(&small);
+    prefix.extend(&entries_header);
+    let start = reserve - prefix.len();
+    buf.get_mut(start..reserve)
+        .ok_or_else(|| CrlError::Entry("prefix".to_owned()))?
+        .copy_from_slice(&prefix);
+
+    let signature = (signer.sign)(
+        buf.get(start..)
+            .ok_or_else(|| CrlError::Entry("tbs".to_owned()))?,
+    )?;
+    buf.extend(signer.algorithm.to_der()?);
+    buf.extend(der::asn1::BitString::from_bytes(&signature)?.to_der()?);
+    let outer = header(0x30, buf.len() - start);
+    let begin = start - outer.len();
+    buf.get_mut(begin..start)
+        .ok_or_else(|| CrlError::Entry("outer".to_owned()))?
+        .copy_from_slice(&outer);
+    buf.drain(..begin);
+    Ok(buf)
+}
+
+pub mod root;
 
 #[cfg(test)]
 mod tests;

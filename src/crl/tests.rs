@@ -42,7 +42,7 @@ fn a_full_crl_streams_every_unexpired_revocation_across_pages() {
         dir: dir.path().join("ca"),
         ..CaConfig::default()
     };
-    dev::init(&ca, false, Utc::now()).unwrap();
+    dev::init(&ca, "http://ca.test", false, Utc::now()).unwrap();
     let hierarchy = Arc::new(Hierarchy::load(&ca, Mode::Dev).unwrap());
     let store = Store::open(
         &DatabaseUrl::Sqlite(dir.path().join("t.db")),

@@ -34,7 +34,7 @@ fn hierarchy() -> (tempfile::TempDir, Hierarchy) {
         dir: dir.path().join("ca"),
         ..CaConfig::default()
     };
-    dev::init(&ca, false, chrono::Utc::now()).unwrap();
+    dev::init(&ca, "http://ca.test", false, chrono::Utc::now()).unwrap();
     let h = Hierarchy::load(&ca, Mode::Dev).unwrap();
     (dir, h)
 }

@@ -29,7 +29,7 @@ fn fixture() -> Fixture {
         dir: dir.path().join("ca"),
         ..CaConfig::default()
     };
-    dev::init(&ca, false, chrono::Utc::now()).unwrap();
+    dev::init(&ca, "http://ca.test", false, chrono::Utc::now()).unwrap();
     let hierarchy = Arc::new(Hierarchy::load(&ca, Mode::Dev).unwrap());
     let store = Store::open(
         &DatabaseUrl::Sqlite(dir.path().join("t.db")),

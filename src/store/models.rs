@@ -6,8 +6,8 @@ use diesel::prelude::*;
 use diesel::OptionalExtension;
 
 use super::schema::{
-    applications, audit_log, blocked_keys, certificates, counters, crls, expiry_notices, outbox,
-    used_consent_tokens,
+    applications, audit_log, authority_revocations, blocked_keys, certificates, counters, crls,
+    expiry_notices, outbox, used_consent_tokens,
 };
 use super::{StoreError, Tx};
 
@@ -853,6 +853,55 @@ impl Tx<'_> {
             Err(e) if e.is_unique_violation() => Ok(false),
             Err(e) => Err(e),
         }
+    }
+
+    /// Record the revocation of a CA certificate (for the root's CRL). Returns `false` if it
+    /// was already revoked.
+    pub fn revoke_authority(
+        &mut self,
+        serial: &str,
+        subject: &str,
+        reason: &str,
+        at: NaiveDateTime,
+    ) -> Result<bool, StoreError> {
+        let exists: i64 = authority_revocations::table
+            .filter(authority_revocations::serial.eq(serial))
+            .count()
+            .get_result(self.conn)?;
+        if exists > 0 {
+            return Ok(false);
+        }
+        diesel::insert_into(authority_revocations::table)
+            .values((
+                authority_revocations::serial.eq(serial),
+                authority_revocations::subject.eq(subject),
+                authority_revocations::revoked_at.eq(at),
+                authority_revocations::reason.eq(reason),
+            ))
+            .execute(self.conn)?;
+        Ok(true)
+    }
+
+    /// The revoked CA certificates, in serial order, as root-CRL entries.
+    pub fn authority_revocations(&mut self) -> Result<Vec<RevocationEntry>, StoreError> {
+        let rows: Vec<(String, NaiveDateTime, String)> = authority_revocations::table
+            .order(authority_revocations::serial.asc())
+            .select((
+                authority_revocations::serial,
+                authority_revocations::revoked_at,
+                authority_revocations::reason,
+            ))
+            .load(self.conn)?;
+        Ok(rows
+            .into_iter()
+            .map(|(serial, at, reason)| RevocationEntry {
+                serial,
+                status: "revoked".to_owned(),
+                revoked_at: Some(at),
+                reason: Some(reason),
+                invalidity_date: None,
+            })
+            .collect())
     }
 
     /// Put a `dead` outbox row back in the queue, due now. Returns `false` if it is not dead.

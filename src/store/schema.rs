@@ -88,6 +88,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    authority_revocations (serial) {
+        serial -> Text,
+        subject -> Text,
+        revoked_at -> Timestamp,
+        reason -> Text,
+    }
+}
+
+diesel::table! {
     counters (name) {
         name -> Text,
         value -> BigInt,
@@ -137,4 +146,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_log,
     counters,
     expiry_notices,
+    authority_revocations,
 );

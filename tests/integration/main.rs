@@ -19,6 +19,7 @@ mod notify;
 mod ocsp;
 mod readme;
 mod revoke;
+mod root_crl;
 mod server;
 mod store;
 mod support;
