@@ -344,6 +344,8 @@ pub struct NotifyConfig {
     pub retry_base: Span,
     /// Longest retry delay.
     pub retry_max: Span,
+    /// How often certificates near expiry are looked for (30/14/7-day reminders).
+    pub reminder_interval: Span,
 }
 
 impl Default for NotifyConfig {
@@ -358,6 +360,7 @@ impl Default for NotifyConfig {
             max_attempts: 10,
             retry_base: Span(std::time::Duration::from_secs(30)),
             retry_max: Span(std::time::Duration::from_secs(3600)),
+            reminder_interval: Span(std::time::Duration::from_secs(3600)),
         }
     }
 }

@@ -76,8 +76,6 @@ const PRUNE_INTERVAL: Duration = Duration::from_secs(600);
 
 /// How often the outbox is checked for due e-mails.
 const MAIL_POLL: Duration = Duration::from_secs(1);
-/// How often expiry reminders are looked for.
-const EXPIRY_REMINDER_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// How often the OCSP cache looks for revocations (a revocation reaches every instance's
 /// answers within about this long).
@@ -130,7 +128,8 @@ fn spawn_maintenance(state: AppState) {
         loop {
             tick.tick().await;
             let s = mail.clone();
-            let remind = last_reminders.is_none_or(|t| t.elapsed() >= EXPIRY_REMINDER_INTERVAL);
+            let interval = mail.config.get().notify.reminder_interval.0;
+            let remind = last_reminders.is_none_or(|t| t.elapsed() >= interval);
             if remind {
                 last_reminders = Some(std::time::Instant::now());
             }

@@ -133,6 +133,7 @@ fn smtp_env(port: u16) -> Vec<(&'static str, String)> {
         ("TAMGA_NOTIFY__SMTP_URL", format!("smtp://127.0.0.1:{port}")),
         ("TAMGA_NOTIFY__RETRY_BASE", "1s".to_owned()),
         ("TAMGA_NOTIFY__RETRY_MAX", "2s".to_owned()),
+        ("TAMGA_NOTIFY__REMINDER_INTERVAL", "1s".to_owned()),
     ]
 }
 
@@ -198,15 +199,48 @@ fn each_event_reaches_a_real_smtp_server_in_the_holders_language() {
         .unwrap();
     assert_eq!(resp.status(), 200);
 
-    let msgs = wait_for_messages(maildir.path(), 5, Duration::from_secs(20));
+    // A certificate 10 days from expiry (moved in the database, as time would move it): the
+    // 14-day reminder, in the holder's language.
+    let auth_serial = issued["certificates"][0]["serial"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let soon = chrono::Utc::now().naive_utc() + chrono::Duration::days(10);
+    let db = dir.join("data/tamga.db");
+    let script = format!(
+        "import sqlite3; c = sqlite3.connect({:?}); c.execute(\"UPDATE certificates SET not_after = '{}' WHERE serial = '{}'\"); c.commit()",
+        db.display().to_string(),
+        soon.format("%Y-%m-%d %H:%M:%S%.6f"),
+        auth_serial
+    );
+    let out = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+
+    let msgs = wait_for_messages(maildir.path(), 6, Duration::from_secs(20));
     assert_eq!(
         msgs.len(),
-        5,
-        "issued(ru), received(kk), rejected(kk), issued(en), revoked(en): {msgs:#?}"
+        6,
+        "issued(ru), expiring(ru), received(kk), rejected(kk), issued(en), revoked(en): {msgs:#?}"
     );
     let ru = find(&msgs, "ru.holder@example.kz");
+    assert_eq!(ru.len(), 2);
+    let expiring = ru
+        .iter()
+        .find(|m| m["subject"].as_str().unwrap().contains("истекает"))
+        .unwrap();
+    assert_eq!(
+        expiring["subject"],
+        "Срок действия сертификата истекает через 14 дн."
+    );
+    assert!(expiring["text"].as_str().unwrap().contains(&auth_serial));
+    let ru: Vec<&&Value> = ru
+        .iter()
+        .filter(|m| m["subject"] == "Ваши сертификаты выпущены")
+        .collect();
     assert_eq!(ru.len(), 1);
-    assert_eq!(ru[0]["subject"], "Ваши сертификаты выпущены");
     for cert in issued["certificates"].as_array().unwrap() {
         assert!(
             ru[0]["text"]
@@ -250,7 +284,7 @@ fn each_event_reaches_a_real_smtp_server_in_the_holders_language() {
     // Each message's Message-ID is its outbox row's, stable across retries.
     let out = run(tamga(&dir).args(["outbox", "list", "--json"]));
     let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(rows.len(), 5);
+    assert_eq!(rows.len(), 6);
     for row in &rows {
         assert_eq!(row["status"], "sent", "{row}");
         let id = format!("<{}@outbox.tamga>", row["id"].as_str().unwrap());
@@ -262,15 +296,18 @@ fn each_event_reaches_a_real_smtp_server_in_the_holders_language() {
             "{id}"
         );
     }
-    let metrics = env.server.get("/metrics").text().unwrap();
-    assert!(
-        metrics.contains(r#"tamga_outbox_send_attempts_total{result="sent"} 5"#),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains(r#"tamga_outbox_messages{status="sent"} 5"#),
-        "{metrics}"
-    );
+    // The metrics follow the delivery round that sent the last message.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let metrics = env.server.get("/metrics").text().unwrap();
+        if metrics.contains(r#"tamga_outbox_send_attempts_total{result="sent"} 6"#)
+            && metrics.contains(r#"tamga_outbox_messages{status="sent"} 6"#)
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{metrics}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 #[test]
