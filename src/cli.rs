@@ -286,6 +286,20 @@ pub enum CrlCommand {
 pub enum DevCommand {
     /// Print a consent token signed with the development Digital ID key (and nothing else).
     ConsentToken(ConsentTokenArgs),
+    /// Fill the database with applications issued through the real RA path (benchmarks),
+    /// revoke a share of their certificates, and write OCSP requests and an `openssl ocsp`
+    /// index for the same certificates into --out.
+    Seed {
+        /// Applications (each has two certificates).
+        #[arg(long, default_value_t = 5000)]
+        applications: u32,
+        /// Percentage of the certificates to revoke.
+        #[arg(long, default_value_t = 10)]
+        revoked_percent: u32,
+        /// Directory for ocsp-requests.txt, ocsp-requests-nonce.txt and index.txt.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 /// `tamga dev consent-token`
@@ -462,6 +476,15 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Dev {
             command: DevCommand::ConsentToken(args),
         } => dev_consent_token(&config, &args),
+        Command::Dev {
+            command:
+                DevCommand::Seed {
+                    applications,
+                    revoked_percent,
+                    out,
+                },
+        } => crate::bench::seed(&config, applications, revoked_percent, &out)
+            .map_err(|e| Failure::Internal(anyhow::anyhow!("{e}"))),
         Command::Certs { command } => certs(&config, command),
         Command::Applications { command } => applications(&config, command),
         Command::Outbox { command } => outbox(&config, command),

@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod audit;
+pub mod bench;
 pub mod ca;
 pub mod cli;
 pub mod clock;

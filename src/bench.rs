@@ -1,0 +1,290 @@
+//! Benchmark support (`tamga dev seed`): data made through the real issuance path, and the
+//! inputs the load generator and the `openssl ocsp` baseline need for the same certificates.
+//! Development mode only; never part of serving.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine;
+use der::{Decode, Encode};
+use openssl::ec::{EcGroup, EcKey};
+use openssl::hash::MessageDigest;
+use openssl::nid::Nid;
+use openssl::pkey::PKey;
+use openssl::x509::X509ReqBuilder;
+
+use crate::ca::{Hierarchy, HierarchyFiles, Issuer, RevocationReason, Serial};
+use crate::clock::{Clock, SystemClock};
+use crate::config::{Mode, ValidConfig};
+use crate::digital_id::{self, Purpose, TrustedKeys};
+use crate::ra::{ApplicationForm, Registrar, Revoker};
+use crate::store::Store;
+
+fn csr() -> Result<String, String> {
+    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).map_err(|e| e.to_string())?;
+    let key = PKey::from_ec_key(EcKey::generate(&group).map_err(|e| e.to_string())?)
+        .map_err(|e| e.to_string())?;
+    let mut b = X509ReqBuilder::new().map_err(|e| e.to_string())?;
+    b.set_pubkey(&key).map_err(|e| e.to_string())?;
+    b.sign(&key, MessageDigest::sha256())
+        .map_err(|e| e.to_string())?;
+    String::from_utf8(b.build().to_pem().map_err(|e| e.to_string())?).map_err(|e| e.to_string())
+}
+
+/// A DER OCSP request (SHA-1 CertID) for `serial_hex` of the issuer, with an optional nonce.
+fn ocsp_request(
+    name_hash: &[u8],
+    key_hash: &[u8],
+    serial_hex: &str,
+    nonce: Option<[u8; 16]>,
+) -> Result<Vec<u8>, String> {
+    let mut serial = hex::decode(serial_hex).map_err(|e| e.to_string())?;
+    if serial.first().is_some_and(|b| b & 0x80 != 0) {
+        serial.insert(0, 0);
+    }
+    let id = x509_ocsp::CertId {
+        hash_algorithm: spki::AlgorithmIdentifierOwned {
+            oid: const_oid::ObjectIdentifier::new_unwrap("1.3.14.3.2.26"),
+            parameters: Some(der::asn1::Any::null()),
+        },
+        issuer_name_hash: der::asn1::OctetString::new(name_hash).map_err(|e| e.to_string())?,
+        issuer_key_hash: der::asn1::OctetString::new(key_hash).map_err(|e| e.to_string())?,
+        serial_number: x509_cert::serial_number::SerialNumber::new(&serial)
+            .map_err(|e| e.to_string())?,
+    };
+    let extensions = match nonce {
+        Some(n) => {
+            let value = der::asn1::OctetString::new(n.to_vec()).map_err(|e| e.to_string())?;
+            Some(vec![x509_cert::ext::Extension {
+                extn_id: const_oid::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1.2"),
+                critical: false,
+                extn_value: der::asn1::OctetString::new(value.to_der().map_err(|e| e.to_string())?)
+                    .map_err(|e| e.to_string())?,
+            }])
+        }
+        None => None,
+    };
+    let request = x509_ocsp::OcspRequest {
+        tbs_request: x509_ocsp::TbsRequest {
+            version: x509_ocsp::Version::V1,
+            requestor_name: None,
+            request_list: vec![x509_ocsp::Request {
+                req_cert: id,
+                single_request_extensions: None,
+            }],
+            request_extensions: extensions,
+        },
+        optional_signature: None,
+    };
+    request.to_der().map_err(|e| e.to_string())
+}
+
+/// Seed `applications` issued applications and revoke `revoked_percent` % of their
+/// certificates; write `ocsp-requests.txt` (hex DER and URL-encoded base64 per line, no
+/// nonce), `ocsp-requests-nonce.txt` (with nonces) and an `openssl ocsp` `index.txt`.
+pub fn seed(
+    config: &ValidConfig,
+    applications: u32,
+    revoked_percent: u32,
+    out: &Path,
+) -> Result<(), String> {
+    let cfg = config.get();
+    if cfg.mode != Mode::Dev {
+        return Err("`dev seed` runs only with mode = \"dev\"".to_owned());
+    }
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let hierarchy = Arc::new(Hierarchy::load(&cfg.ca, cfg.mode).map_err(|e| e.to_string())?);
+    let store = Store::open(config.database(), &cfg.database).map_err(|e| e.to_string())?;
+    let issuer = Arc::new(
+        Issuer::new(
+            Arc::clone(&hierarchy),
+            config.public_url(),
+            config.cps_url(),
+        )
+        .map_err(|e| e.to_string())?,
+    );
+    let registrar = Registrar::new(
+        store.clone(),
+        Arc::clone(&issuer),
+        Arc::clone(&clock),
+        &cfg.ra.agreement_version,
+    );
+    let dev_key = hierarchy
+        .digital_id_dev_key()
+        .cloned()
+        .ok_or("no development Digital ID key")?;
+    let keys = TrustedKeys::load(
+        &[],
+        &[dev_key],
+        &cfg.digital_id.issuer,
+        &cfg.digital_id.audience,
+    )
+    .map_err(|e| e.to_string())?;
+    let files = HierarchyFiles::new(&cfg.ca.dir, &cfg.ca.issuer_id);
+    let signing = digital_id::read_signing_key(&files.digital_id_key)?;
+    std::fs::create_dir_all(out).map_err(|e| e.to_string())?;
+
+    let workers = 2u32;
+    let per = applications.div_ceil(workers);
+    let serials: Vec<(String, String, chrono::NaiveDateTime)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|w| {
+                let (registrar, keys, signing) = (&registrar, &keys, &signing);
+                scope.spawn(
+                    move || -> Result<Vec<(String, String, chrono::NaiveDateTime)>, String> {
+                        let mut made = Vec::new();
+                        for i in (w * per)..((w + 1) * per).min(applications) {
+                            let first11 = format!("8501013{:04}", i % 10_000);
+                            let Some(check) = digital_id::iin_check_digit(&first11) else {
+                                continue;
+                            };
+                            let iin = format!("{first11}{check}");
+                            let parsed = digital_id::Iin::parse(&iin).map_err(|e| e.to_string())?;
+                            let now = chrono::Utc::now().timestamp();
+                            let claims = digital_id::Claims {
+                                iss: cfg.digital_id.issuer.clone(),
+                                aud: digital_id::Audience::One(cfg.digital_id.audience.clone()),
+                                sub: iin.clone(),
+                                jti: uuid::Uuid::new_v4().to_string(),
+                                iat: now,
+                                nbf: Some(now),
+                                exp: now + 300,
+                                purpose: "eds_issuance".into(),
+                                identity: digital_id::Identity {
+                                    surname: "ЖҮКТЕМЕ".into(),
+                                    name: "СЫНАҚ".into(),
+                                    patronymic: None,
+                                    birth_date: parsed.birth_date(),
+                                    sex: parsed.sex().into(),
+                                    document: digital_id::Document {
+                                        kind: "id_card".into(),
+                                        number: format!("{i:09}"),
+                                        expires: chrono::NaiveDate::from_ymd_opt(2031, 1, 1)
+                                            .unwrap_or_default(),
+                                    },
+                                },
+                                verification: digital_id::Verification {
+                                    method: digital_id::VerificationMethod::DigitalIdBiometric,
+                                    liveness: true,
+                                    register_match: true,
+                                },
+                            };
+                            let token = digital_id::mint_es256(signing, &claims)?;
+                            let consent = keys
+                                .verify(&token, Purpose::EdsIssuance, chrono::Utc::now())
+                                .map_err(|e| e.to_string())?;
+                            let form = ApplicationForm {
+                                agreement_version: cfg.ra.agreement_version.clone(),
+                                agreement_accepted: true,
+                                email: None,
+                                language: "kk".into(),
+                                storage: "pkcs12".into(),
+                                auth_csr: csr()?,
+                                sign_csr: csr()?,
+                            };
+                            let submitted = registrar
+                                .submit(&consent, form)
+                                .map_err(|e| e.to_string())?;
+                            for c in submitted.certificates {
+                                made.push((c.serial, c.holder_iin, c.not_after));
+                            }
+                        }
+                        Ok(made)
+                    },
+                )
+            })
+            .collect();
+        let mut all = Vec::new();
+        for h in handles {
+            match h.join() {
+                Ok(Ok(v)) => all.extend(v),
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Err("a seeding worker panicked".to_owned()),
+            }
+        }
+        Ok(all)
+    })?;
+
+    // Revoke every n-th certificate.
+    let step = if revoked_percent == 0 {
+        usize::MAX
+    } else {
+        (100 / revoked_percent.min(100)) as usize
+    };
+    let mut revoked = std::collections::HashMap::new();
+    for (i, (serial, _, _)) in serials.iter().enumerate() {
+        if step != usize::MAX && i % step == 0 {
+            let s = Serial::parse(serial).map_err(|e| e.to_string())?;
+            let cert = registrar
+                .revoke(
+                    Revoker::Operator("bench"),
+                    &s,
+                    RevocationReason::Superseded,
+                    None,
+                )
+                .map_err(|e| e.to_string())?;
+            revoked.insert(serial.clone(), cert.revoked_at.unwrap_or_default());
+        }
+    }
+
+    let issuing = x509_cert::Certificate::from_der(hierarchy.issuing().certificate().der())
+        .map_err(|e| e.to_string())?;
+    let name_hash = openssl::sha::sha1(
+        &issuing
+            .tbs_certificate
+            .subject
+            .to_der()
+            .map_err(|e| e.to_string())?,
+    );
+    let key_hash = openssl::sha::sha1(
+        &hierarchy
+            .issuing()
+            .public_key_bits()
+            .map_err(|e| e.to_string())?,
+    );
+    let mut plain =
+        std::fs::File::create(out.join("ocsp-requests.txt")).map_err(|e| e.to_string())?;
+    let mut nonced =
+        std::fs::File::create(out.join("ocsp-requests-nonce.txt")).map_err(|e| e.to_string())?;
+    let mut index = std::fs::File::create(out.join("index.txt")).map_err(|e| e.to_string())?;
+    for (serial, iin, not_after) in &serials {
+        let der = ocsp_request(&name_hash, &key_hash, serial, None)?;
+        let b64 = STANDARD
+            .encode(&der)
+            .replace('+', "%2B")
+            .replace('/', "%2F")
+            .replace('=', "%3D");
+        writeln!(plain, "{} {}", hex::encode(&der), b64).map_err(|e| e.to_string())?;
+        let mut n = [0u8; 16];
+        openssl::rand::rand_bytes(&mut n).map_err(|e| e.to_string())?;
+        let der = ocsp_request(&name_hash, &key_hash, serial, Some(n))?;
+        writeln!(
+            nonced,
+            "{} {}",
+            hex::encode(&der),
+            URL_SAFE_NO_PAD.encode(&der)
+        )
+        .map_err(|e| e.to_string())?;
+        let expiry = not_after.format("%y%m%d%H%M%SZ");
+        let subject = format!("/C=KZ/serialNumber=IIN{iin}");
+        match revoked.get(serial) {
+            Some(at) => writeln!(
+                index,
+                "R\t{expiry}\t{},superseded\t{serial}\tunknown\t{subject}",
+                at.format("%y%m%d%H%M%SZ")
+            ),
+            None => writeln!(index, "V\t{expiry}\t\t{serial}\tunknown\t{subject}"),
+        }
+        .map_err(|e| e.to_string())?;
+    }
+    println!(
+        "seeded {} applications, {} certificates ({} revoked) into {}",
+        serials.len() / 2,
+        serials.len(),
+        revoked.len(),
+        out.display()
+    );
+    Ok(())
+}
