@@ -83,7 +83,8 @@ fn ocsp_request(
 
 /// Seed `applications` issued applications and revoke `revoked_percent` % of their
 /// certificates; write `ocsp-requests.txt` (hex DER and URL-encoded base64 per line, no
-/// nonce), `ocsp-requests-nonce.txt` (with nonces) and an `openssl ocsp` `index.txt`.
+/// nonce), `ocsp-requests-nonce.txt` (with nonces) and an `openssl ocsp` `index.txt` (with
+/// its `.attr`).
 pub fn seed(
     config: &ValidConfig,
     applications: u32,
@@ -249,6 +250,9 @@ pub fn seed(
     let mut nonced =
         std::fs::File::create(out.join("ocsp-requests-nonce.txt")).map_err(|e| e.to_string())?;
     let mut index = std::fs::File::create(out.join("index.txt")).map_err(|e| e.to_string())?;
+    // Each holder has two certificates with one subject.
+    std::fs::write(out.join("index.txt.attr"), "unique_subject = no\n")
+        .map_err(|e| e.to_string())?;
     for (serial, iin, not_after) in &serials {
         let der = ocsp_request(&name_hash, &key_hash, serial, None)?;
         let b64 = STANDARD

@@ -100,6 +100,10 @@ async fn answer(state: web::Data<AppState>, request: Option<Vec<u8>>) -> HttpRes
     let state = state.into_inner();
     let responder = std::sync::Arc::clone(&state.ocsp);
     let request = request.unwrap_or_default();
+    // The hot path: a pre-signed answer straight from the cache, on this worker.
+    if let Some(hit) = responder.cached(&request) {
+        return respond(&state, hit);
+    }
     match web::block(move || responder.respond(&request)).await {
         Ok(answer) => respond(&state, answer),
         Err(e) => {

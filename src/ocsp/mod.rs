@@ -362,6 +362,27 @@ impl Responder {
         Ok(Parsed { ids, nonce })
     }
 
+    /// The pre-signed answer to `der`, if the cache has a fresh one: no database, no signing,
+    /// nothing that blocks, so the HTTP worker can answer it without a thread hop. `None`
+    /// means "ask [`Responder::respond`]".
+    pub fn cached(&self, der: &[u8]) -> Option<Answer> {
+        let parsed = self.parse(der).ok()?;
+        if parsed.nonce.is_some() || parsed.ids.len() != 1 {
+            return None;
+        }
+        let (_, alg, serial) = parsed.ids.first()?;
+        let now = self.clock.now().naive_utc();
+        let hit = self
+            .cache
+            .get(*alg, serial, now, self.config.validity.chrono() / 2)?;
+        Some(Answer {
+            der: hit.der,
+            outcome: Outcome::CacheHit,
+            statuses: vec![hit.status],
+            validity: Some((hit.this_update, hit.next_update)),
+        })
+    }
+
     /// Answer one request (DER). Never fails: junk gets `malformedRequest`, foreign issuers
     /// `unauthorized`, a database outage `tryLater`, overload of on-demand signing `tryLater`.
     pub fn respond(&self, der: &[u8]) -> Answer {
