@@ -23,7 +23,7 @@ pub use templates::{render, Rendered};
 
 use crate::clock::Clock;
 use crate::config::NotifyConfig;
-use crate::store::{db_time, OutboxMessage, OutboxStatus, Store, StoreError};
+use crate::store::{db_time, OutboxMessage, Store, StoreError};
 
 /// How long a worker holds a row while it sends it.
 const LEASE: Duration = Duration::from_secs(60);
@@ -342,27 +342,19 @@ impl Mailer {
                 let Some(email) = app.email.clone() else {
                     return Ok(false);
                 };
-                tx.enqueue_message(&OutboxMessage {
-                    id: uuid::Uuid::new_v4().to_string(),
-                    event: "certificate_expiring".to_owned(),
-                    recipient: email,
-                    language: app.language.clone(),
-                    payload: serde_json::json!({
+                tx.enqueue_message(&OutboxMessage::pending(
+                    "certificate_expiring",
+                    &email,
+                    &app.language,
+                    serde_json::json!({
                         "serial": cert.serial,
                         "kind": cert.kind.as_str(),
                         "not_after": cert.not_after.and_utc().to_rfc3339(),
                         "days": smallest,
                     })
                     .to_string(),
-                    status: OutboxStatus::Pending,
-                    attempts: 0,
-                    next_attempt_at: at,
-                    lease_owner: None,
-                    lease_until: None,
-                    last_error: None,
-                    created_at: at,
-                    sent_at: None,
-                })?;
+                    at,
+                ))?;
                 Ok(true)
             })?;
             queued += usize::from(done);

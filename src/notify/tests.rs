@@ -8,7 +8,7 @@ use super::*;
 use crate::clock::FixedClock;
 use crate::config::{DatabaseConfig, DatabaseUrl};
 use crate::store::{
-    Application, ApplicationStatus, Certificate, CertificateKind, CertificateStatus,
+    Application, ApplicationStatus, Certificate, CertificateKind, CertificateStatus, OutboxStatus,
 };
 
 #[test]

@@ -22,7 +22,7 @@ use crate::clock::Clock;
 use crate::digital_id::VerifiedConsent;
 use crate::store::{
     db_time, Application, ApplicationStatus, AuditEntry, BlockedKey, Certificate, CertificateKind,
-    CertificateStatus, OutboxMessage, OutboxStatus, Store, StoreError,
+    CertificateStatus, OutboxMessage, Store, StoreError,
 };
 
 /// Why the RA refused or failed a request. Each refusal has a stable wire code.
@@ -598,15 +598,7 @@ impl Registrar {
             }
             check_keys_unused(tx, &keys)?;
             tx.insert_application(&application)?;
-            for p in &prepared {
-                tx.insert_certificate(p.reserved_row()).map_err(|e| {
-                    if e.is_unique_violation() {
-                        RaError::KeyReused
-                    } else {
-                        e.into()
-                    }
-                })?;
-            }
+            reserve(tx, &prepared)?;
             tx.append_audit(&AuditEntry {
                 at,
                 actor: actor.clone(),
@@ -917,15 +909,7 @@ impl Registrar {
                 });
             }
             check_keys_unused(tx, &keys)?;
-            for p in &prepared {
-                tx.insert_certificate(p.reserved_row()).map_err(|e| {
-                    if e.is_unique_violation() {
-                        RaError::KeyReused
-                    } else {
-                        e.into()
-                    }
-                })?;
-            }
+            reserve(tx, &prepared)?;
             tx.append_audit(&AuditEntry {
                 at,
                 actor: actor.clone(),
@@ -1003,21 +987,28 @@ fn queue_email(
     let Some(email) = &app.email else {
         return Ok(());
     };
-    tx.enqueue_message(&OutboxMessage {
-        id: uuid::Uuid::new_v4().to_string(),
-        event: event.to_owned(),
-        recipient: email.clone(),
-        language: app.language.clone(),
-        payload: payload.to_string(),
-        status: OutboxStatus::Pending,
-        attempts: 0,
-        next_attempt_at: at,
-        lease_owner: None,
-        lease_until: None,
-        last_error: None,
-        created_at: at,
-        sent_at: None,
-    })
+    tx.enqueue_message(&OutboxMessage::pending(
+        event,
+        email,
+        &app.language,
+        payload.to_string(),
+        at,
+    ))
+}
+
+/// Insert the reserved rows (serial and exact TBS) of prepared certificates; a key certified
+/// meanwhile by a racing request hits the unique SPKI index and is refused as reused.
+fn reserve(tx: &mut crate::store::Tx<'_>, prepared: &[PreparedCertificate]) -> Result<(), RaError> {
+    for p in prepared {
+        tx.insert_certificate(p.reserved_row()).map_err(|e| {
+            if e.is_unique_violation() {
+                RaError::KeyReused
+            } else {
+                e.into()
+            }
+        })?;
+    }
+    Ok(())
 }
 
 fn check_keys_unused(tx: &mut crate::store::Tx<'_>, keys: &[String]) -> Result<(), RaError> {

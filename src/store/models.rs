@@ -428,6 +428,33 @@ pub struct OutboxMessage {
     pub sent_at: Option<NaiveDateTime>,
 }
 
+impl OutboxMessage {
+    /// A new message, due at `at`, with a fresh id (the base of its Message-ID).
+    pub fn pending(
+        event: &str,
+        recipient: &str,
+        language: &str,
+        payload: String,
+        at: NaiveDateTime,
+    ) -> Self {
+        OutboxMessage {
+            id: uuid::Uuid::new_v4().to_string(),
+            event: event.to_owned(),
+            recipient: recipient.to_owned(),
+            language: language.to_owned(),
+            payload,
+            status: OutboxStatus::Pending,
+            attempts: 0,
+            next_attempt_at: at,
+            lease_owner: None,
+            lease_until: None,
+            last_error: None,
+            created_at: at,
+            sent_at: None,
+        }
+    }
+}
+
 #[derive(Queryable, Selectable, Insertable)]
 #[diesel(table_name = outbox)]
 struct OutboxRow {
