@@ -64,6 +64,25 @@ pub async fn read_body(
     Ok(body)
 }
 
+/// The portal's write requests: a consent token for `purpose` (checked first), then a JSON
+/// body of at most `limit` bytes.
+async fn consented_request<T: serde::de::DeserializeOwned>(
+    state: &AppState,
+    req: &HttpRequest,
+    payload: web::Payload,
+    purpose: Purpose,
+    limit: usize,
+) -> Result<(crate::digital_id::VerifiedConsent, T), ApiError> {
+    let token = bearer(req)?.ok_or(ConsentError::Missing)?;
+    let body = read_body(req, payload, limit).await?;
+    let consent = state
+        .trusted_keys
+        .verify(&token, purpose, state.clock.now())?;
+    let request =
+        serde_json::from_slice(&body).map_err(|e| ApiError::RequestMalformed(e.to_string()))?;
+    Ok((consent, request))
+}
+
 fn rfc3339(t: chrono::NaiveDateTime) -> String {
     t.and_utc()
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
@@ -148,13 +167,14 @@ pub async fn create_application(
 ) -> Result<HttpResponse, ApiError> {
     let state = state.into_inner();
     let result = async {
-        let token = bearer(&req)?.ok_or(ConsentError::Missing)?;
-        let body = read_body(&req, payload, APPLICATION_BODY_LIMIT).await?;
-        let consent = state
-            .trusted_keys
-            .verify(&token, Purpose::EdsIssuance, state.clock.now())?;
-        let request: ApplicationRequest =
-            serde_json::from_slice(&body).map_err(|e| ApiError::RequestMalformed(e.to_string()))?;
+        let (consent, request): (_, ApplicationRequest) = consented_request(
+            &state,
+            &req,
+            payload,
+            Purpose::EdsIssuance,
+            APPLICATION_BODY_LIMIT,
+        )
+        .await?;
         let form = ApplicationForm {
             agreement_version: request.agreement_version,
             agreement_accepted: request.agreement_accepted,
@@ -261,14 +281,14 @@ pub async fn create_revocation(
 ) -> Result<HttpResponse, ApiError> {
     let state = state.into_inner();
     let result = async {
-        let token = bearer(&req)?.ok_or(ConsentError::Missing)?;
-        let body = read_body(&req, payload, REVOCATION_BODY_LIMIT).await?;
-        let consent =
-            state
-                .trusted_keys
-                .verify(&token, Purpose::EdsRevocation, state.clock.now())?;
-        let request: super::types::RevocationRequest =
-            serde_json::from_slice(&body).map_err(|e| ApiError::RequestMalformed(e.to_string()))?;
+        let (consent, request): (_, super::types::RevocationRequest) = consented_request(
+            &state,
+            &req,
+            payload,
+            Purpose::EdsRevocation,
+            REVOCATION_BODY_LIMIT,
+        )
+        .await?;
         let serial = crate::ca::Serial::parse(&request.serial).map_err(RaError::from)?;
         let reason = crate::ca::RevocationReason::parse(&request.reason)
             .ok_or(RaError::RevocationReasonInvalid)?;
