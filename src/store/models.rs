@@ -551,6 +551,17 @@ pub struct AuditEntry {
     pub details: serde_json::Value,
 }
 
+/// An insert whose unique key may already exist: `true` if it inserted, `false` if the key
+/// was taken. On PostgreSQL the violation aborts the transaction, so a caller that gets
+/// `false` must end it rather than write on.
+fn first_insert(result: diesel::QueryResult<usize>) -> Result<bool, StoreError> {
+    match result.map_err(StoreError::from) {
+        Ok(_) => Ok(true),
+        Err(e) if e.is_unique_violation() => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// How many rows the main tables hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TableCounts {
@@ -873,13 +884,8 @@ impl Tx<'_> {
                 expiry_notices::threshold_days.eq(threshold_days),
                 expiry_notices::queued_at.eq(at),
             ))
-            .execute(self.conn)
-            .map_err(StoreError::from);
-        match inserted {
-            Ok(_) => Ok(true),
-            Err(e) if e.is_unique_violation() => Ok(false),
-            Err(e) => Err(e),
-        }
+            .execute(self.conn);
+        first_insert(inserted)
     }
 
     /// Record the revocation of a CA certificate (for the root's CRL). Returns `false` if it
@@ -1087,13 +1093,8 @@ impl Tx<'_> {
                 used_consent_tokens::expires_at.eq(expires_at),
                 used_consent_tokens::used_at.eq(used_at),
             ))
-            .execute(self.conn)
-            .map_err(StoreError::from);
-        match inserted {
-            Ok(_) => Ok(true),
-            Err(e) if e.is_unique_violation() => Ok(false),
-            Err(e) => Err(e),
-        }
+            .execute(self.conn);
+        first_insert(inserted)
     }
 
     /// Whether a consent token id has been used.

@@ -6,7 +6,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::enroll::{body, claims, csr, extension_names, fresh_iin, lint, Env};
+use crate::enroll::{assert_reference_extensions, body, claims, csr, fresh_iin, lint, Env};
 use crate::support::{openssl, run, tamga, text};
 
 fn cli(dir: &Path, args: &[&str]) -> (i32, String, String) {
@@ -127,22 +127,7 @@ fn moderation_listings_and_audit_verification() {
             &["x509", "-in", &file, "-noout", "-text", "-nameopt", "utf8"],
         );
         assert!(shown.contains(&format!("serialNumber=IIN{iin}")), "{shown}");
-        let reference = openssl(
-            &dir,
-            &[
-                "x509",
-                "-in",
-                &format!(
-                    "{}/../shared/reference/nca-test-2020/{kind}.pem",
-                    env!("CARGO_MANIFEST_DIR")
-                ),
-                "-noout",
-                "-text",
-            ],
-        );
-        let mut expected = extension_names(&reference);
-        expected.push("X509v3 Subject Alternative Name".to_owned());
-        assert_eq!(extension_names(&shown), expected);
+        assert_reference_extensions(&dir, &shown, kind);
         lint(&dir, &file);
     }
     // Twice: refused.

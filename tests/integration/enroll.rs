@@ -270,6 +270,19 @@ pub fn extension_names(text: &str) -> Vec<String> {
     names
 }
 
+/// `cert_text` (`openssl x509 -text`) has exactly the extensions of the real NCA test
+/// certificate of `kind` (auth or sign), in its order, plus the e-mail subjectAltName.
+pub fn assert_reference_extensions(dir: &Path, cert_text: &str, kind: &str) {
+    let reference_file = format!(
+        "{}/../shared/reference/nca-test-2020/{kind}.pem",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let reference = openssl(dir, &["x509", "-in", &reference_file, "-noout", "-text"]);
+    let mut expected = extension_names(&reference);
+    expected.push("X509v3 Subject Alternative Name".to_owned());
+    assert_eq!(extension_names(cert_text), expected, "{kind}: {cert_text}");
+}
+
 pub fn lint(dir: &Path, pem_file: &str) {
     lint_with(dir, "lint_pkix_cert", &["lint", "-s", "WARNING", pem_file]);
 }
@@ -376,23 +389,7 @@ fn both_flows(env: &Env) {
             !shown.contains("Requested Name") && !shown.contains("Evil"),
             "the CSR subject is ignored: {shown}"
         );
-        // Exactly the reference certificates' extensions, plus the e-mail SAN.
-        let reference = openssl(
-            dir,
-            &[
-                "x509",
-                "-in",
-                &format!(
-                    "{}/../shared/reference/nca-test-2020/{kind}.pem",
-                    env!("CARGO_MANIFEST_DIR")
-                ),
-                "-noout",
-                "-text",
-            ],
-        );
-        let mut expected = extension_names(&reference);
-        expected.push("X509v3 Subject Alternative Name".to_owned());
-        assert_eq!(extension_names(&shown), expected, "{kind}: {shown}");
+        assert_reference_extensions(dir, &shown, kind);
         assert!(shown.contains("email:aigul@example.kz"), "{shown}");
         let base = &env.server.base;
         assert!(
