@@ -22,6 +22,44 @@ use crate::digital_id::{self, Purpose, TrustedKeys};
 use crate::ra::{ApplicationForm, Registrar, Revoker};
 use crate::store::Store;
 
+/// Consent-token claims for benchmark holder number `i` (IINs 8501013xxxxC, born 1985-01-01;
+/// `None` where the check digit does not exist). Liveness and register match are set, so the
+/// application is issued at once.
+fn bench_claims(cfg: &crate::config::Config, i: u32) -> Option<digital_id::Claims> {
+    let first11 = format!("8501013{:04}", i % 10_000);
+    let check = digital_id::iin_check_digit(&first11)?;
+    let iin = format!("{first11}{check}");
+    let parsed = digital_id::Iin::parse(&iin).ok()?;
+    let now = chrono::Utc::now().timestamp();
+    Some(digital_id::Claims {
+        iss: cfg.digital_id.issuer.clone(),
+        aud: digital_id::Audience::One(cfg.digital_id.audience.clone()),
+        sub: iin,
+        jti: uuid::Uuid::new_v4().to_string(),
+        iat: now,
+        nbf: Some(now),
+        exp: now + 900,
+        purpose: "eds_issuance".into(),
+        identity: digital_id::Identity {
+            surname: "ЖҮКТЕМЕ".into(),
+            name: "СЫНАҚ".into(),
+            patronymic: None,
+            birth_date: parsed.birth_date(),
+            sex: parsed.sex().into(),
+            document: digital_id::Document {
+                kind: "id_card".into(),
+                number: format!("{i:09}"),
+                expires: chrono::NaiveDate::from_ymd_opt(2031, 1, 1).unwrap_or_default(),
+            },
+        },
+        verification: digital_id::Verification {
+            method: digital_id::VerificationMethod::DigitalIdBiometric,
+            liveness: true,
+            register_match: true,
+        },
+    })
+}
+
 fn csr() -> Result<String, String> {
     let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).map_err(|e| e.to_string())?;
     let key = PKey::from_ec_key(EcKey::generate(&group).map_err(|e| e.to_string())?)
@@ -137,40 +175,8 @@ pub fn seed(
                     move || -> Result<Vec<(String, String, chrono::NaiveDateTime)>, String> {
                         let mut made = Vec::new();
                         for i in (w * per)..((w + 1) * per).min(applications) {
-                            let first11 = format!("8501013{:04}", i % 10_000);
-                            let Some(check) = digital_id::iin_check_digit(&first11) else {
+                            let Some(claims) = bench_claims(cfg, i) else {
                                 continue;
-                            };
-                            let iin = format!("{first11}{check}");
-                            let parsed = digital_id::Iin::parse(&iin).map_err(|e| e.to_string())?;
-                            let now = chrono::Utc::now().timestamp();
-                            let claims = digital_id::Claims {
-                                iss: cfg.digital_id.issuer.clone(),
-                                aud: digital_id::Audience::One(cfg.digital_id.audience.clone()),
-                                sub: iin.clone(),
-                                jti: uuid::Uuid::new_v4().to_string(),
-                                iat: now,
-                                nbf: Some(now),
-                                exp: now + 300,
-                                purpose: "eds_issuance".into(),
-                                identity: digital_id::Identity {
-                                    surname: "ЖҮКТЕМЕ".into(),
-                                    name: "СЫНАҚ".into(),
-                                    patronymic: None,
-                                    birth_date: parsed.birth_date(),
-                                    sex: parsed.sex().into(),
-                                    document: digital_id::Document {
-                                        kind: "id_card".into(),
-                                        number: format!("{i:09}"),
-                                        expires: chrono::NaiveDate::from_ymd_opt(2031, 1, 1)
-                                            .unwrap_or_default(),
-                                    },
-                                },
-                                verification: digital_id::Verification {
-                                    method: digital_id::VerificationMethod::DigitalIdBiometric,
-                                    liveness: true,
-                                    register_match: true,
-                                },
                             };
                             let token = digital_id::mint_es256(signing, &claims)?;
                             let consent = keys
@@ -288,6 +294,228 @@ pub fn seed(
         serials.len() / 2,
         serials.len(),
         revoked.len(),
+        out.display()
+    );
+    Ok(())
+}
+
+/// What `tamga dev load-issuance` measured.
+#[derive(Debug, serde::Serialize)]
+pub struct IssuanceLoad {
+    /// Applications sent.
+    pub applications: usize,
+    /// Answered 201 with status `issued` and two certificates.
+    pub issued: usize,
+    /// Anything else (the first few are printed on stderr).
+    pub failed: usize,
+    /// Wall time from the first request to the last answer.
+    pub seconds: f64,
+    /// Issued applications per second.
+    pub applications_per_second: f64,
+    /// Latency percentiles of all requests, milliseconds.
+    pub p50_ms: f64,
+    /// 99th percentile.
+    pub p99_ms: f64,
+}
+
+/// Send `applications` complete applications (consent token + two EC P-256 CSRs, all made
+/// before the clock starts) to `url` over `concurrency` keep-alive connections, and measure
+/// issued applications per second and latency. Development mode only (the tokens are signed
+/// with the development Digital ID key). `first` offsets the holders' numbers so that
+/// consecutive runs use other holders.
+pub fn load_issuance(
+    config: &ValidConfig,
+    url: &str,
+    applications: u32,
+    concurrency: u32,
+    first: u32,
+) -> Result<IssuanceLoad, String> {
+    let cfg = config.get();
+    if cfg.mode != Mode::Dev {
+        return Err("`dev load-issuance` runs only with mode = \"dev\"".to_owned());
+    }
+    let files = HierarchyFiles::for_config(&cfg.ca);
+    let signing = digital_id::read_signing_key(&files.digital_id_key)?;
+    let mut requests = Vec::with_capacity(applications as usize);
+    for i in first..first.saturating_add(applications) {
+        let Some(claims) = bench_claims(cfg, i) else {
+            continue;
+        };
+        let token = digital_id::mint_es256(&signing, &claims)?;
+        let body = serde_json::json!({
+            "agreement_version": cfg.ra.agreement_version,
+            "agreement_accepted": true,
+            "language": "kk",
+            "storage": "pkcs12",
+            "auth_csr": csr()?,
+            "sign_csr": csr()?,
+        });
+        requests.push((token, serde_json::to_vec(&body).map_err(|e| e.to_string())?));
+    }
+    let endpoint = format!("{}/api/v1/applications", url.trim_end_matches('/'));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let started = std::time::Instant::now();
+    let results: Vec<(bool, f64)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..concurrency.max(1))
+            .map(|_| {
+                let (requests, next, endpoint) = (&requests, &next, &endpoint);
+                scope.spawn(move || -> Result<Vec<(bool, f64)>, String> {
+                    let client = reqwest::blocking::Client::builder()
+                        .timeout(std::time::Duration::from_secs(60))
+                        .build()
+                        .map_err(|e| e.to_string())?;
+                    let mut out = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some((token, body)) = requests.get(i) else {
+                            break;
+                        };
+                        let t = std::time::Instant::now();
+                        let answer = client
+                            .post(endpoint.as_str())
+                            .bearer_auth(token)
+                            .header("content-type", "application/json")
+                            .body(body.clone())
+                            .send()
+                            .and_then(|r| Ok((r.status().as_u16(), r.bytes()?)));
+                        let ms = t.elapsed().as_secs_f64() * 1000.0;
+                        let ok = match answer {
+                            Ok((201, bytes)) => serde_json::from_slice::<serde_json::Value>(&bytes)
+                                .is_ok_and(|v| {
+                                    v["status"] == "issued"
+                                        && v["certificates"].as_array().map(Vec::len) == Some(2)
+                                }),
+                            Ok((status, bytes)) => {
+                                if out.iter().filter(|(ok, _)| !ok).count() < 3 {
+                                    eprintln!(
+                                        "application refused ({status}): {}",
+                                        String::from_utf8_lossy(&bytes)
+                                    );
+                                }
+                                false
+                            }
+                            Err(e) => {
+                                eprintln!("request failed: {e}");
+                                false
+                            }
+                        };
+                        out.push((ok, ms));
+                    }
+                    Ok(out)
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for h in handles {
+            match h.join() {
+                Ok(Ok(v)) => all.extend(v),
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Err("a load worker panicked".to_owned()),
+            }
+        }
+        Ok(all)
+    })?;
+    let seconds = started.elapsed().as_secs_f64();
+    let issued = results.iter().filter(|(ok, _)| *ok).count();
+    let mut latencies: Vec<f64> = results.iter().map(|(_, ms)| *ms).collect();
+    latencies.sort_by(f64::total_cmp);
+    let percentile = |p: f64| -> f64 {
+        let last = latencies.len().saturating_sub(1);
+        let at = ((last as f64) * p).round() as usize;
+        latencies.get(at.min(last)).copied().unwrap_or_default()
+    };
+    Ok(IssuanceLoad {
+        applications: results.len(),
+        issued,
+        failed: results.len() - issued,
+        seconds,
+        applications_per_second: issued as f64 / seconds.max(f64::EPSILON),
+        p50_ms: percentile(0.50),
+        p99_ms: percentile(0.99),
+    })
+}
+
+/// Insert `count` revoked certificates of the issuing CA straight into the database (rows
+/// only: a CRL needs serial, revocation date and reason, not the certificate), in batches of
+/// one transaction each; and write an `openssl ca` index (`index.txt`, `index.txt.attr`) with
+/// the same entries into `out`, for the `openssl ca -gencrl` baseline. Development mode only.
+pub fn seed_revoked(config: &ValidConfig, count: u32, out: &Path) -> Result<(), String> {
+    use crate::store::{Certificate, CertificateKind, CertificateStatus};
+    let cfg = config.get();
+    if cfg.mode != Mode::Dev {
+        return Err("`dev seed-revoked` runs only with mode = \"dev\"".to_owned());
+    }
+    let store = Store::open(config.database(), &cfg.database).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(out).map_err(|e| e.to_string())?;
+    let mut index = std::io::BufWriter::new(
+        std::fs::File::create(out.join("index.txt")).map_err(|e| e.to_string())?,
+    );
+    std::fs::write(out.join("index.txt.attr"), "unique_subject = no\n")
+        .map_err(|e| e.to_string())?;
+    let now = chrono::Utc::now().naive_utc();
+    let not_after = now + chrono::Duration::days(365);
+    let revoked_at = now - chrono::Duration::hours(1);
+    // 128-bit serials like real ones: a random first half with the top bit clear (a positive
+    // INTEGER without padding), then the row number.
+    let mut prefix = [0u8; 8];
+    openssl::rand::rand_bytes(&mut prefix).map_err(|e| e.to_string())?;
+    if let Some(first) = prefix.first_mut() {
+        *first = (*first & 0x7f) | 0x10;
+    }
+    let prefix = hex::encode_upper(prefix);
+    let serial_of = |i: u32| format!("{prefix}{i:016X}");
+    const BATCH: u32 = 20_000;
+    let mut done = 0u32;
+    while done < count {
+        let upto = done.saturating_add(BATCH).min(count);
+        store
+            .write(|tx| -> Result<(), crate::store::StoreError> {
+                let seq = tx.next_revocation_seq()?;
+                let rows: Vec<Certificate> = (done..upto)
+                    .map(|i| {
+                        let serial = serial_of(i);
+                        Certificate {
+                            spki_sha256: hex::encode(openssl::sha::sha256(serial.as_bytes())),
+                            serial,
+                            issuer_id: cfg.ca.issuer_id.clone(),
+                            application_id: None,
+                            kind: CertificateKind::Sign,
+                            holder_iin: "850101300001".to_owned(),
+                            not_before: now,
+                            not_after,
+                            tbs_der: Vec::new(),
+                            der: None,
+                            status: CertificateStatus::Revoked,
+                            revoked_at: Some(revoked_at),
+                            revocation_reason: Some("keyCompromise".to_owned()),
+                            invalidity_date: None,
+                            created_at: now,
+                            issued_at: Some(now),
+                            revocation_seq: Some(seq),
+                        }
+                    })
+                    .collect();
+                for row in &rows {
+                    tx.insert_certificate(row)?;
+                }
+                Ok(())
+            })
+            .map_err(|e| e.to_string())?;
+        for i in done..upto {
+            writeln!(
+                index,
+                "R\t{}\t{},keyCompromise\t{}\tunknown\t/C=KZ/CN=bench",
+                not_after.format("%y%m%d%H%M%SZ"),
+                revoked_at.format("%y%m%d%H%M%SZ"),
+                serial_of(i)
+            )
+            .map_err(|e| e.to_string())?;
+        }
+        done = upto;
+    }
+    index.flush().map_err(|e| e.to_string())?;
+    println!(
+        "inserted {count} revoked certificates; openssl index in {}",
         out.display()
     );
     Ok(())

@@ -148,6 +148,41 @@ pub struct CaConfig {
     pub ocsp_validity_days: u32,
     /// CPS URI written into certificate policies; empty means `{public_url}/cps`.
     pub cps_url: String,
+    /// Where the issuing CA's private key lives.
+    pub issuing_key: KeyConfig,
+    /// Where the OCSP responder's private key lives.
+    pub ocsp_key: KeyConfig,
+}
+
+/// Where a CA private key lives: a PEM file in `[ca] dir` (development), or an object in a
+/// PKCS#11 token (an HSM) that signs without ever letting the key out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyKind {
+    /// A PEM file in `[ca] dir`.
+    #[default]
+    File,
+    /// A private key object in a PKCS#11 token.
+    Pkcs11,
+}
+
+/// `[ca.issuing_key]`, `[ca.ocsp_key]`: where a CA key lives. The PIN is read from the
+/// environment variable `pin_env` or the file `pin_file`, never from this file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeyConfig {
+    /// `file` or `pkcs11`.
+    pub kind: KeyKind,
+    /// Path of the PKCS#11 library (pkcs11 only).
+    pub module: PathBuf,
+    /// Label of the token holding the key (pkcs11 only).
+    pub token_label: String,
+    /// CKA_LABEL of the private key object (pkcs11 only).
+    pub key_label: String,
+    /// Name of the environment variable holding the user PIN (pkcs11 only).
+    pub pin_env: String,
+    /// File holding the user PIN (pkcs11 only; trailing newline ignored).
+    pub pin_file: PathBuf,
 }
 
 impl Default for CaConfig {
@@ -159,6 +194,8 @@ impl Default for CaConfig {
             ocsp_key_type: KeyType::EcP256,
             ocsp_validity_days: 30,
             cps_url: String::new(),
+            issuing_key: KeyConfig::default(),
+            ocsp_key: KeyConfig::default(),
         }
     }
 }
@@ -619,12 +656,24 @@ fn apply_env(tree: &mut toml::Value, var: &str, value: &str) -> Result<bool, Con
         key: lower.replace("__", "."),
     };
     let slot = match lower.split_once("__") {
-        Some((section, key)) => {
-            let table = root
+        Some((section, rest)) => {
+            // `TAMGA_CA__ISSUING_KEY__KIND` names `[ca.issuing_key] kind`.
+            let mut table = root
                 .get_mut(section)
                 .and_then(toml::Value::as_table_mut)
                 .ok_or_else(unknown)?;
-            table.get_mut(key).ok_or_else(unknown)?
+            let mut path = rest.split("__").peekable();
+            loop {
+                let key = path.next().ok_or_else(unknown)?;
+                let value = table.get_mut(key).ok_or_else(unknown)?;
+                if path.peek().is_none() {
+                    if value.is_table() {
+                        return Err(unknown());
+                    }
+                    break value;
+                }
+                table = value.as_table_mut().ok_or_else(unknown)?;
+            }
         }
         None => match root.get_mut(&lower) {
             Some(v) if !v.is_table() => v,
@@ -709,6 +758,8 @@ pub fn validate(config: Config, source: Source) -> Result<ValidConfig, ConfigErr
         return Err(invalid("server.workers", "must be at most 1024"));
     }
     check_issuer_id(&config.ca.issuer_id)?;
+    check_key_config("ca.issuing_key", &config.ca.issuing_key)?;
+    check_key_config("ca.ocsp_key", &config.ca.ocsp_key)?;
     if !(1..=3650).contains(&config.ca.ocsp_validity_days) {
         return Err(invalid(
             "ca.ocsp_validity_days",
@@ -799,6 +850,49 @@ fn check_url(key: &'static str, raw: &str) -> Result<String, ConfigError> {
         ));
     }
     Ok(raw.trim_end_matches('/').to_owned())
+}
+
+fn check_key_config(key: &'static str, k: &KeyConfig) -> Result<(), ConfigError> {
+    match k.kind {
+        KeyKind::File => {
+            if *k != (KeyConfig::default()) {
+                return Err(invalid(
+                    key,
+                    "module, token_label, key_label, pin_env and pin_file apply only to kind = \"pkcs11\"",
+                ));
+            }
+        }
+        KeyKind::Pkcs11 => {
+            if k.module.as_os_str().is_empty() {
+                return Err(invalid(
+                    key,
+                    "kind = \"pkcs11\" needs `module`, the path of the PKCS#11 library",
+                ));
+            }
+            if !k.module.is_file() {
+                return Err(invalid(
+                    key,
+                    format!("PKCS#11 module {} does not exist", k.module.display()),
+                ));
+            }
+            if k.token_label.is_empty() || k.token_label.len() > 32 {
+                return Err(invalid(key, "token_label must be 1-32 characters"));
+            }
+            if k.key_label.is_empty() {
+                return Err(invalid(key, "key_label must not be empty"));
+            }
+            match (k.pin_env.is_empty(), k.pin_file.as_os_str().is_empty()) {
+                (false, true) | (true, false) => {}
+                _ => {
+                    return Err(invalid(
+                        key,
+                        "set exactly one of pin_env (an environment variable) and pin_file",
+                    ))
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn check_issuer_id(id: &str) -> Result<(), ConfigError> {

@@ -87,6 +87,12 @@ const RESPONDER_RENEWAL_CHECK: Duration = Duration::from_secs(3600);
 /// within about this long).
 const CRL_POLL: Duration = Duration::from_secs(2);
 
+/// How often this instance looks for applications whose signing was postponed.
+const RESUME_INTERVAL: Duration = Duration::from_secs(15);
+/// How long an application stays `approved` before the background task finishes it; longer
+/// than any issuance in flight takes.
+const RESUME_AFTER: chrono::Duration = chrono::Duration::seconds(30);
+
 /// Background upkeep inside `tamga serve`: CRLs when due, and pruning used consent-token ids
 /// after they expire.
 fn spawn_maintenance(state: AppState) {
@@ -192,6 +198,20 @@ fn spawn_maintenance(state: AppState) {
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => tracing::warn!(error = %e, "CRL publication failed; retrying"),
                 Err(e) => tracing::warn!(error = %e, "CRL publication did not run"),
+            }
+        }
+    });
+    let resume = state.registrar.clone();
+    actix_web::rt::spawn(async move {
+        let mut tick = actix_web::rt::time::interval(RESUME_INTERVAL);
+        loop {
+            tick.tick().await;
+            let registrar = resume.clone();
+            match web::block(move || registrar.resume_approved_since(Some(RESUME_AFTER))).await {
+                Ok(Ok(0)) => {}
+                Ok(Ok(n)) => tracing::warn!(applications = n, "finished postponed issuance"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "finishing postponed issuance failed"),
+                Err(e) => tracing::warn!(error = %e, "finishing postponed issuance did not run"),
             }
         }
     });

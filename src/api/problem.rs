@@ -107,6 +107,7 @@ fn ra_status(e: &RaError) -> StatusCode {
         RaError::ApplicationNotFound => StatusCode::NOT_FOUND,
         RaError::ConsentReplayed | RaError::KeyReused | RaError::KeyBlocked => StatusCode::CONFLICT,
         RaError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+        RaError::Ca(crate::ca::CaError::KeyUnavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
         RaError::Ca(_) => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::UNPROCESSABLE_ENTITY,
     }

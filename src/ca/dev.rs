@@ -7,6 +7,7 @@
 //! stale staging directory that the next run removes).
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -14,7 +15,7 @@ use openssl::asn1::{Asn1Integer, Asn1Object, Asn1OctetString, Asn1Time, Asn1Type
 use openssl::bn::BigNum;
 use openssl::ec::{EcGroup, EcKey};
 use openssl::nid::Nid;
-use openssl::pkey::{PKey, PKeyRef, Private};
+use openssl::pkey::{HasPublic, PKey, PKeyRef, Private, Public};
 use openssl::rsa::Rsa;
 use openssl::x509::extension::{
     AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectKeyIdentifier,
@@ -22,8 +23,9 @@ use openssl::x509::extension::{
 use openssl::x509::{X509Builder, X509Extension, X509Name, X509NameBuilder, X509Ref, X509};
 
 use super::files::{write_new, HierarchyFiles};
-use super::{CaError, KeyType};
-use crate::config::CaConfig;
+use super::pkcs11::{self, Pkcs11Key, Pkcs11Location};
+use super::{CaError, KeyType, SigningKey};
+use crate::config::{CaConfig, KeyConfig};
 
 /// OID of id-pkix-ocsp-nocheck.
 const OID_OCSP_NOCHECK: &str = "1.3.6.1.5.5.7.48.1.5";
@@ -53,7 +55,7 @@ pub fn init(
     force: bool,
     now: DateTime<Utc>,
 ) -> Result<InitOutcome, CaError> {
-    let files = HierarchyFiles::new(&ca.dir, &ca.issuer_id);
+    let files = HierarchyFiles::for_config(ca);
     std::fs::create_dir_all(&ca.dir).map_err(|source| CaError::Write {
         path: ca.dir.clone(),
         source,
@@ -71,7 +73,7 @@ pub fn init(
         path: staging.clone(),
         source,
     })?;
-    let staged = HierarchyFiles::new(&staging, &ca.issuer_id);
+    let staged = files.in_dir(&staging);
     let result = generate_into(&staged, ca, public_url, now).and_then(|()| {
         for (from, to) in staged.all().into_iter().zip(files.all()) {
             std::fs::rename(from, to).map_err(|source| CaError::Write {
@@ -109,8 +111,12 @@ fn generate_into(
     let root_key = generate_key(ROOT_KEY_TYPE)?;
     let root_name = utf8_name("ҚР ТҮБІРЛІК КУӘЛАНДЫРУШЫ ОРТАЛЫҒЫ (RSA) DEV")?;
     let root_cert = build_root(&root_name, &root_key, not_before)?;
+    let root_signer = SigningKey::File {
+        key: root_key.clone(),
+        path: files.root_key.clone(),
+    };
 
-    let issuing_key = generate_key(ca.issuing_key_type)?;
+    let issuing = NewKey::generate(&ca.issuing_key, "issuing", ca.issuing_key_type)?;
     let algorithm = if ca.issuing_key_type.is_rsa() {
         "RSA"
     } else {
@@ -119,18 +125,18 @@ fn generate_into(
     let issuing_name = utf8_name(&format!("ҰЛТТЫҚ КУӘЛАНДЫРУШЫ ОРТАЛЫҚ ({algorithm}) DEV"))?;
     let issuing_cert = build_issuing(
         &issuing_name,
-        &issuing_key,
+        &issuing.public,
         &root_cert,
-        &root_key,
+        &root_signer,
         public_url,
         not_before,
     )?;
 
-    let ocsp_key = generate_key(ca.ocsp_key_type)?;
+    let ocsp = NewKey::generate(&ca.ocsp_key, "OCSP responder", ca.ocsp_key_type)?;
     let ocsp_cert = issue_ocsp_responder(
-        &ocsp_key,
+        &ocsp.public,
         &issuing_cert,
-        &issuing_key,
+        &issuing.signer,
         ca.issuing_key_type,
         not_before,
         chrono::Duration::days(i64::from(ca.ocsp_validity_days)),
@@ -140,9 +146,9 @@ fn generate_into(
 
     write_key(&files.root_key, &root_key)?;
     write_cert(&files.root_cert, &root_cert)?;
-    write_key(&files.issuing_key, &issuing_key)?;
+    issuing.write(&files.issuing_key)?;
     write_cert(&files.issuing_cert, &issuing_cert)?;
-    write_key(&files.ocsp_key, &ocsp_key)?;
+    ocsp.write(&files.ocsp_key)?;
     write_cert(&files.ocsp_cert, &ocsp_cert)?;
     write_key(&files.digital_id_key, &digital_id_key)?;
     write_new(
@@ -151,6 +157,48 @@ fn generate_into(
         0o644,
     )?;
     Ok(())
+}
+
+/// A CA key made by `init`: in memory until written, or already inside its token.
+struct NewKey {
+    signer: SigningKey,
+    public: PKey<Public>,
+}
+
+impl NewKey {
+    /// Generate a key of `key_type` where `config` says keys live: in memory (written by
+    /// [`NewKey::write`]) or inside the PKCS#11 token.
+    fn generate(config: &KeyConfig, what: &str, key_type: KeyType) -> Result<NewKey, CaError> {
+        match Pkcs11Location::from_config(what, config)? {
+            Some(location) => {
+                let public = pkcs11::generate(&location, key_type)?;
+                let key = Pkcs11Key::open(location, key_type)?;
+                Ok(NewKey {
+                    signer: SigningKey::Pkcs11(Arc::new(key)),
+                    public,
+                })
+            }
+            None => {
+                let key = generate_key(key_type)?;
+                let public = PKey::public_key_from_der(&key.public_key_to_der()?)?;
+                Ok(NewKey {
+                    signer: SigningKey::File {
+                        key,
+                        path: std::path::PathBuf::new(),
+                    },
+                    public,
+                })
+            }
+        }
+    }
+
+    /// Write a file key to `path`; a token key stays where it is.
+    fn write(&self, path: &Path) -> Result<(), CaError> {
+        match &self.signer {
+            SigningKey::File { key, .. } => write_key(path, key),
+            SigningKey::Pkcs11(_) => Ok(()),
+        }
+    }
 }
 
 /// Generate a fresh key pair of `key_type`.
@@ -204,10 +252,10 @@ fn add_years(t: DateTime<Utc>, years: i64) -> DateTime<Utc> {
     t + chrono::Duration::days(365 * years + years / 4)
 }
 
-fn base_builder(
+fn base_builder<K: HasPublic>(
     subject: &openssl::x509::X509NameRef,
     issuer: &openssl::x509::X509NameRef,
-    key: &PKeyRef<Private>,
+    key: &PKeyRef<K>,
     not_before: DateTime<Utc>,
     not_after: DateTime<Utc>,
 ) -> Result<X509Builder, CaError> {
@@ -251,9 +299,9 @@ fn build_root(
 /// `{public_url}/ca/root.crt`.
 pub fn build_issuing(
     name: &openssl::x509::X509NameRef,
-    key: &PKey<Private>,
+    key: &PKeyRef<impl HasPublic>,
     root: &X509Ref,
-    root_key: &PKey<Private>,
+    root_key: &SigningKey,
     public_url: &str,
     not_before: DateTime<Utc>,
 ) -> Result<X509, CaError> {
@@ -275,8 +323,7 @@ pub fn build_issuing(
     b.append_extension(aki)?;
     b.append_extension(root_crl_distribution_point(public_url)?)?;
     b.append_extension(root_ca_issuers(public_url)?)?;
-    b.sign(root_key, ROOT_KEY_TYPE.digest())?;
-    Ok(b.build())
+    root_key.sign_x509(b, ROOT_KEY_TYPE)
 }
 
 fn uri(url: &str) -> Result<x509_cert::ext::pkix::name::GeneralName, CaError> {
@@ -319,9 +366,9 @@ fn root_ca_issuers(public_url: &str) -> Result<X509Extension, CaError> {
 /// Issue a delegated OCSP responder certificate for `key`, signed by the issuing CA:
 /// keyUsage digitalSignature, id-kp-OCSPSigning, id-pkix-ocsp-nocheck, valid for `validity`.
 pub fn issue_ocsp_responder(
-    key: &PKey<Private>,
+    key: &PKeyRef<impl HasPublic>,
     issuing_cert: &X509Ref,
-    issuing_key: &PKey<Private>,
+    issuing_key: &SigningKey,
     issuing_key_type: KeyType,
     not_before: DateTime<Utc>,
     validity: chrono::Duration,
@@ -353,6 +400,5 @@ pub fn issue_ocsp_responder(
         .keyid(true)
         .build(&b.x509v3_context(Some(issuing_cert), None))?;
     b.append_extension(aki)?;
-    b.sign(issuing_key, issuing_key_type.digest())?;
-    Ok(b.build())
+    issuing_key.sign_x509(b, issuing_key_type)
 }

@@ -8,7 +8,7 @@ use openssl::pkey::{PKey, Private, Public};
 use openssl::x509::X509;
 
 use super::CaError;
-use crate::config::Mode;
+use crate::config::{CaConfig, KeyKind, Mode};
 
 /// Paths of every file of a hierarchy.
 #[derive(Debug, Clone)]
@@ -31,6 +31,11 @@ pub struct HierarchyFiles {
     pub digital_id_key: PathBuf,
     /// Development Digital ID public key (SubjectPublicKeyInfo PEM).
     pub digital_id_pub: PathBuf,
+    issuer_id: String,
+    /// Whether the issuing key is a file here (not in a PKCS#11 token).
+    issuing_key_is_file: bool,
+    /// Whether the OCSP responder key is a file here.
+    ocsp_key_is_file: bool,
 }
 
 impl HierarchyFiles {
@@ -46,18 +51,40 @@ impl HierarchyFiles {
             ocsp_key: dir.join(format!("ocsp_{issuer_id}.key.pem")),
             digital_id_key: dir.join("digital_id_dev.key.pem"),
             digital_id_pub: dir.join("digital_id_dev.pub.pem"),
+            issuer_id: issuer_id.to_owned(),
+            issuing_key_is_file: true,
+            ocsp_key_is_file: true,
+        }
+    }
+
+    /// The layout `[ca]` describes: key files only for keys that are not in a token.
+    pub fn for_config(ca: &CaConfig) -> HierarchyFiles {
+        HierarchyFiles {
+            issuing_key_is_file: ca.issuing_key.kind == KeyKind::File,
+            ocsp_key_is_file: ca.ocsp_key.kind == KeyKind::File,
+            ..HierarchyFiles::new(&ca.dir, &ca.issuer_id)
+        }
+    }
+
+    /// The same layout in another directory (a staging directory).
+    pub fn in_dir(&self, dir: &Path) -> HierarchyFiles {
+        HierarchyFiles {
+            issuing_key_is_file: self.issuing_key_is_file,
+            ocsp_key_is_file: self.ocsp_key_is_file,
+            ..HierarchyFiles::new(dir, &self.issuer_id)
         }
     }
 
     /// The files a hierarchy must have in `mode`.
     pub fn required(&self, mode: Mode) -> Vec<&Path> {
-        let mut v: Vec<&Path> = vec![
-            &self.root_cert,
-            &self.issuing_cert,
-            &self.issuing_key,
-            &self.ocsp_cert,
-            &self.ocsp_key,
-        ];
+        let mut v: Vec<&Path> = vec![&self.root_cert, &self.issuing_cert];
+        if self.issuing_key_is_file {
+            v.push(&self.issuing_key);
+        }
+        v.push(&self.ocsp_cert);
+        if self.ocsp_key_is_file {
+            v.push(&self.ocsp_key);
+        }
         if mode == Mode::Dev {
             v.extend([
                 self.root_key.as_path(),

@@ -426,6 +426,13 @@ impl Issuer {
 
     /// Sign a prepared certificate and check that what was signed is byte-for-byte the stored
     /// TBS. Returns the certificate, DER.
+    /// Whether the issuing key can sign now (for a token key: a logged-in session is there
+    /// or can be opened). Checked before an application is accepted, so that an HSM outage
+    /// refuses applications instead of leaving them half-issued.
+    pub fn key_ready(&self) -> Result<(), CaError> {
+        self.hierarchy.issuing().signing_key().ready()
+    }
+
     pub fn sign(&self, prepared: &PreparedCertificate) -> Result<Vec<u8>, CaError> {
         let tbs_der = &prepared.row.tbs_der;
         let tbs = TbsCertificate::from_der(tbs_der)?;

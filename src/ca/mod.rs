@@ -1,19 +1,23 @@
-//! The certification authority: the CA hierarchy this instance operates, its keys, and (in
-//! later work) the signing of certificates the RA approved.
+//! The certification authority: the CA hierarchy this instance operates, its keys, and the
+//! signing of certificates the RA approved ([`Issuer`]).
 //!
 //! Owns: loading and checking the root certificate, the issuing CA certificate and key, the
 //! delegated OCSP responder certificate and key, and the development Digital ID key pair;
-//! generating a development hierarchy ([`dev`]). Must never: sign anything that did not come
-//! through the RA's approved-request type, write a private key with permissions wider than
-//! 0600, or overwrite an existing hierarchy unless explicitly told to.
+//! the one signing abstraction [`SigningKey`] (a key file, or a PKCS#11 token object through
+//! [`pkcs11`]) that certificates, CRLs and OCSP responses all go through; generating a
+//! development hierarchy ([`dev`]). Must never: sign anything that did not come through the
+//! RA's approved-request type, write a private key with permissions wider than 0600, read a
+//! token key's value, or overwrite an existing hierarchy unless explicitly told to.
 
 pub mod dev;
 mod files;
 mod issue;
+pub mod pkcs11;
 mod revocation;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use openssl::hash::MessageDigest;
 use openssl::nid::Nid;
@@ -29,7 +33,7 @@ pub use issue::{
 };
 pub use revocation::{RevocationReason, Serial, SerialError};
 
-use crate::config::{CaConfig, Mode};
+use crate::config::{CaConfig, KeyConfig, Mode};
 
 /// OID of id-kp-OCSPSigning.
 const OID_KP_OCSP_SIGNING: &str = "1.3.6.1.5.5.7.3.9";
@@ -164,6 +168,12 @@ pub enum CaError {
     /// The signature made does not verify with the issuing certificate.
     #[error("certificate {0}: the new signature does not verify")]
     SignatureCheck(String),
+    /// The key's token (HSM) cannot be reached now; signing may work again later.
+    #[error("signing key unavailable: {0}")]
+    KeyUnavailable(String),
+    /// A PKCS#11 operation was refused (wrong PIN, ambiguous label, generation failed).
+    #[error("PKCS#11: {0}")]
+    Pkcs11(String),
 }
 
 /// A CA certificate, parsed and in its DER encoding.
@@ -196,14 +206,91 @@ impl fmt::Debug for CaCertificate {
     }
 }
 
+/// A CA private key: a PEM file read into memory (development), or an object in a PKCS#11
+/// token that signs without letting the key out. Certificates, CRLs and OCSP responses are
+/// all signed through [`SigningKey::sign`].
+#[derive(Clone)]
+pub enum SigningKey {
+    /// A key read from a PEM file.
+    File {
+        /// The key.
+        key: PKey<Private>,
+        /// Its file.
+        path: PathBuf,
+    },
+    /// A key in a PKCS#11 token.
+    Pkcs11(Arc<pkcs11::Pkcs11Key>),
+}
+
+impl SigningKey {
+    /// Sign `data` with the digest `key_type` calls for; DER ECDSA signatures for EC keys.
+    pub fn sign(&self, key_type: KeyType, data: &[u8]) -> Result<Vec<u8>, CaError> {
+        match self {
+            SigningKey::File { key, .. } => {
+                let mut signer = Signer::new(key_type.digest(), key)?;
+                signer.update(data)?;
+                Ok(signer.sign_to_vec()?)
+            }
+            SigningKey::Pkcs11(key) => key.sign(data),
+        }
+    }
+
+    /// Whether the key can sign now: always for a file; for a token key, a logged-in session
+    /// is pooled or can be opened.
+    pub fn ready(&self) -> Result<(), CaError> {
+        match self {
+            SigningKey::File { .. } => Ok(()),
+            SigningKey::Pkcs11(key) => key.ready(),
+        }
+    }
+
+    /// Where the key lives, for operators (`tamga ca show`, logs). Never the key itself.
+    pub fn location(&self) -> String {
+        match self {
+            SigningKey::File { path, .. } => format!("file {}", path.display()),
+            SigningKey::Pkcs11(key) => key.location().describe(),
+        }
+    }
+
+    /// Sign a certificate built by OpenSSL: directly with a file key; for a token key, the
+    /// builder signs with a throw-away key of the same algorithm and the TBS is then signed
+    /// again through the token (the signature AlgorithmIdentifier is the same for both).
+    pub(crate) fn sign_x509(
+        &self,
+        mut builder: openssl::x509::X509Builder,
+        key_type: KeyType,
+    ) -> Result<X509, CaError> {
+        use der::{Decode, Encode};
+        match self {
+            SigningKey::File { key, .. } => {
+                builder.sign(key, key_type.digest())?;
+                Ok(builder.build())
+            }
+            SigningKey::Pkcs11(_) => {
+                let placeholder = dev::generate_key(if key_type.is_rsa() {
+                    KeyType::Rsa2048
+                } else {
+                    key_type
+                })?;
+                builder.sign(&placeholder, key_type.digest())?;
+                let mut cert = x509_cert::Certificate::from_der(&builder.build().to_der()?)?;
+                let tbs = cert.tbs_certificate.to_der()?;
+                let signature = self.sign(key_type, &tbs)?;
+                cert.signature = der::asn1::BitString::from_bytes(&signature)?;
+                Ok(X509::from_der(&cert.to_der()?)?)
+            }
+        }
+    }
+}
+
 /// A private key the CA signs with, together with its certificate. The key is never printed.
 #[derive(Clone)]
 pub struct IssuerKey {
     id: String,
     cert: CaCertificate,
-    key: PKey<Private>,
+    cert_path: PathBuf,
+    key: SigningKey,
     key_type: KeyType,
-    key_path: PathBuf,
 }
 
 impl fmt::Debug for IssuerKey {
@@ -211,7 +298,7 @@ impl fmt::Debug for IssuerKey {
         f.debug_struct("IssuerKey")
             .field("id", &self.id)
             .field("key_type", &self.key_type)
-            .field("key_path", &self.key_path)
+            .field("key", &self.key.location())
             .finish_non_exhaustive()
     }
 }
@@ -231,7 +318,11 @@ impl IssuerKey {
     }
     /// Where the key lives.
     pub fn key_location(&self) -> String {
-        format!("file {}", self.key_path.display())
+        self.key.location()
+    }
+    /// The private key (file or token).
+    pub fn signing_key(&self) -> &SigningKey {
+        &self.key
     }
 
     /// The AlgorithmIdentifier of this key's signatures (sha256WithRSAEncryption,
@@ -261,9 +352,10 @@ impl IssuerKey {
         validity: chrono::Duration,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<IssuerKey, CaError> {
-        let cert_path = self.key_path.with_extension("").with_extension("pem");
+        let cert_path = &self.cert_path;
+        let public = self.cert.cert.public_key()?;
         let cert = dev::issue_ocsp_responder(
-            &self.key,
+            &public,
             issuing.cert.x509(),
             &issuing.key,
             issuing.key_type,
@@ -273,24 +365,22 @@ impl IssuerKey {
         let tmp = cert_path.with_extension("pem.tmp");
         let _ = std::fs::remove_file(&tmp);
         files::write_new(&tmp, &cert.to_pem()?, 0o644)?;
-        std::fs::rename(&tmp, &cert_path).map_err(|source| CaError::Write {
+        std::fs::rename(&tmp, cert_path).map_err(|source| CaError::Write {
             path: cert_path.clone(),
             source,
         })?;
         Ok(IssuerKey {
             id: self.id.clone(),
             cert: CaCertificate::new(cert)?,
+            cert_path: cert_path.clone(),
             key: self.key.clone(),
             key_type: self.key_type,
-            key_path: self.key_path.clone(),
         })
     }
 
     /// Sign `data` with this key, with the digest its type calls for.
     pub fn sign(&self, data: &[u8]) -> Result<Vec<u8>, CaError> {
-        let mut signer = Signer::new(self.key_type.digest(), &self.key)?;
-        signer.update(data)?;
-        Ok(signer.sign_to_vec()?)
+        self.key.sign(self.key_type, data)
     }
 
     /// Prove the key works: sign a fresh random challenge and verify the signature against
@@ -306,8 +396,11 @@ impl IssuerKey {
             Ok(())
         } else {
             Err(CaError::Invalid {
-                path: self.key_path.clone(),
-                message: "the key's signature does not verify with its certificate".to_owned(),
+                path: self.cert_path.clone(),
+                message: format!(
+                    "the key ({}) makes signatures that do not verify with this certificate",
+                    self.key.location()
+                ),
             })
         }
     }
@@ -345,13 +438,19 @@ impl Hierarchy {
     /// certificate by the issuing CA and carries id-kp-OCSPSigning, and that each private key
     /// matches its certificate. In dev mode the development Digital ID key is loaded too.
     pub fn load(ca: &CaConfig, mode: Mode) -> Result<Hierarchy, CaError> {
-        let files = HierarchyFiles::new(&ca.dir, &ca.issuer_id);
+        let files = HierarchyFiles::for_config(ca);
         let root = CaCertificate::new(files::read_cert(&files.root_cert)?)?;
-        let issuing = load_key_pair(&ca.issuer_id, &files.issuing_cert, &files.issuing_key)?;
+        let issuing = load_key_pair(
+            &ca.issuer_id,
+            &files.issuing_cert,
+            &files.issuing_key,
+            &ca.issuing_key,
+        )?;
         let ocsp = load_key_pair(
             &format!("ocsp_{}", ca.issuer_id),
             &files.ocsp_cert,
             &files.ocsp_key,
+            &ca.ocsp_key,
         )?;
         signed_by(&issuing.cert, &root, &files.issuing_cert)?;
         signed_by(&ocsp.cert, &issuing.cert, &files.ocsp_cert)?;
@@ -363,7 +462,12 @@ impl Hierarchy {
         }
         // The root key is here only in development (in production the root is offline).
         let root_key = if files.root_key.exists() {
-            Some(load_key_pair("root", &files.root_cert, &files.root_key)?)
+            Some(load_key_pair(
+                "root",
+                &files.root_cert,
+                &files.root_key,
+                &KeyConfig::default(),
+            )?)
         } else {
             None
         };
@@ -405,9 +509,10 @@ impl Hierarchy {
         })?;
         let files = HierarchyFiles::new(&ca.dir, &ca.issuer_id);
         let old = self.issuing.cert.x509();
+        let public = old.public_key()?;
         let cert = dev::build_issuing(
             old.subject_name(),
-            &self.issuing.key,
+            &public,
             root.cert.x509(),
             &root.key,
             public_url,
@@ -448,30 +553,51 @@ impl Hierarchy {
     }
 }
 
-fn load_key_pair(id: &str, cert_path: &Path, key_path: &Path) -> Result<IssuerKey, CaError> {
+fn load_key_pair(
+    id: &str,
+    cert_path: &Path,
+    key_path: &Path,
+    key_config: &KeyConfig,
+) -> Result<IssuerKey, CaError> {
     let cert = CaCertificate::new(files::read_cert(cert_path)?)?;
-    let key = files::read_private_key(key_path)?;
     let public = cert.cert.public_key()?;
-    if !public.public_eq(&key) {
-        return Err(CaError::Invalid {
-            path: key_path.to_path_buf(),
-            message: format!(
-                "this key does not belong to the certificate {}",
-                cert_path.display()
-            ),
-        });
-    }
-    let key_type = KeyType::of(&key).ok_or_else(|| CaError::Invalid {
-        path: key_path.to_path_buf(),
+    let key_type = KeyType::of(&public).ok_or_else(|| CaError::Invalid {
+        path: cert_path.to_path_buf(),
         message: "unsupported key type (RSA 2048/3072/4096 or EC P-256/P-384 expected)".to_owned(),
     })?;
-    Ok(IssuerKey {
+    let key = match pkcs11::Pkcs11Location::from_config(id, key_config)? {
+        Some(location) => {
+            SigningKey::Pkcs11(Arc::new(pkcs11::Pkcs11Key::open(location, key_type)?))
+        }
+        None => {
+            let key = files::read_private_key(key_path)?;
+            if !public.public_eq(&key) {
+                return Err(CaError::Invalid {
+                    path: key_path.to_path_buf(),
+                    message: format!(
+                        "this key does not belong to the certificate {}",
+                        cert_path.display()
+                    ),
+                });
+            }
+            SigningKey::File {
+                key,
+                path: key_path.to_path_buf(),
+            }
+        }
+    };
+    let pair = IssuerKey {
         id: id.to_owned(),
         cert,
+        cert_path: cert_path.to_path_buf(),
         key,
         key_type,
-        key_path: key_path.to_path_buf(),
-    })
+    };
+    if let SigningKey::Pkcs11(_) = pair.key {
+        // A token key cannot be compared with its certificate: prove it signs for it.
+        pair.self_test()?;
+    }
+    Ok(pair)
 }
 
 fn signed_by(child: &CaCertificate, parent: &CaCertificate, path: &Path) -> Result<(), CaError> {
@@ -518,7 +644,7 @@ fn has_ocsp_signing_eku(cert: &X509) -> bool {
 /// Dev mode: all present (checked by loading them) or none (generated at start).
 /// Production: the root certificate, the issuing and OCSP certificates and keys must exist.
 pub fn check_hierarchy_files(ca: &CaConfig, mode: Mode) -> Result<(), String> {
-    let files = HierarchyFiles::new(&ca.dir, &ca.issuer_id);
+    let files = HierarchyFiles::for_config(ca);
     let required = files.required(mode);
     let missing: Vec<&Path> = required.iter().copied().filter(|p| !p.exists()).collect();
     if mode == Mode::Dev && missing.len() == required.len() {

@@ -444,6 +444,11 @@ impl Responder {
         let started = Instant::now();
         let der = match self.build(parsed, &states, this_update, next_update) {
             Ok(d) => Arc::new(d),
+            // The responder key's token is away: ask the client to come back.
+            Err(e @ CaError::KeyUnavailable(_)) => {
+                tracing::warn!(error = %e, "OCSP signing key unavailable");
+                return error_answer(OcspResponseStatus::TryLater, "try_later");
+            }
             Err(e) => {
                 tracing::error!(error = %e, "OCSP signing failed");
                 return error_answer(OcspResponseStatus::InternalError, "internal_error");

@@ -160,6 +160,7 @@ impl RaError {
             RaError::NotOnHold(_) => "not_on_hold",
             RaError::NotPendingReview { .. } => "application_not_pending",
             RaError::ReasonRequired => "reason_required",
+            RaError::Ca(CaError::KeyUnavailable(_)) => "signing_key_unavailable",
             RaError::Ca(_) => "internal_error",
             RaError::Store(_) => "service_unavailable",
         }
@@ -501,11 +502,24 @@ impl Registrar {
         consent: &VerifiedConsent,
         form: ApplicationForm,
     ) -> Result<Submitted, RaError> {
+        // An HSM that cannot sign now refuses the application before anything is written.
+        self.issuer.key_ready()?;
         let (application, access_token, prepared) = self.accept(consent, form)?;
         let (application, certificates) = if prepared.is_empty() {
             (application, Vec::new())
         } else {
-            self.complete_issuance(&application.id, &prepared, "system")?
+            match self.complete_issuance(&application.id, &prepared, "system") {
+                Ok(done) => done,
+                // The token went away between the check and the signature: the application
+                // is accepted and stays `approved`; the holder polls with the access token and
+                // the server finishes it when the key is back (`resume_approved`).
+                Err(RaError::Ca(e @ CaError::KeyUnavailable(_))) => {
+                    tracing::warn!(application = %application.id, error = %e,
+                        "signing postponed: the issuing key is unavailable");
+                    (application, Vec::new())
+                }
+                Err(e) => return Err(e),
+            }
         };
         Ok(Submitted {
             application,
@@ -687,11 +701,22 @@ impl Registrar {
     /// Finish every application that was approved but not completely issued (a crash between
     /// reserving and marking issued). Returns how many were completed.
     pub fn resume_approved(&self) -> Result<usize, RaError> {
+        self.resume_approved_since(None)
+    }
+
+    /// [`Registrar::resume_approved`] for applications approved at least `age` ago (`None`:
+    /// all). The server runs this periodically so that issuance postponed by an unavailable
+    /// key finishes when the key is back; the age keeps it off issuances still in flight.
+    pub fn resume_approved_since(&self, age: Option<chrono::Duration>) -> Result<usize, RaError> {
+        let cutoff = age.map(|age| db_time(self.clock.now() - age));
         let pending = self
             .store
             .read(|tx| tx.applications_with_status(ApplicationStatus::Approved))?;
         let mut done = 0;
-        for app in pending {
+        for app in pending
+            .into_iter()
+            .filter(|a| cutoff.is_none_or(|c| a.updated_at <= c))
+        {
             let certs = self
                 .store
                 .read(|tx| tx.certificates_of_application(&app.id))?;

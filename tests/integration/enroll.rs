@@ -17,7 +17,8 @@ use tamga::digital_id::{
 use tamga::store::{BlockedKey, Store, TableCounts};
 
 use crate::support::{
-    client, openssl, postgres_url, run, skipped, tamga, text, PgDatabase, Server,
+    client, openssl, postgres_url, run, skipped, softhsm_available, softhsm_hierarchy, tamga, text,
+    PgDatabase, Server,
 };
 
 const AGREEMENT: &str = "2026-1";
@@ -38,7 +39,22 @@ impl Env {
     }
 
     pub fn sqlite_with(env: &[(&str, &str)]) -> Env {
+        Env::sqlite_in(tempfile::tempdir().unwrap(), env)
+    }
+
+    /// Keys in a SoftHSM2 token (see `support::softhsm_hierarchy`), or `None` when SoftHSM2
+    /// is missing and the test was reported skipped.
+    pub fn sqlite_softhsm(test: &str, ca: &str, env: &[(&str, &str)]) -> Option<Env> {
+        if !softhsm_available(test) {
+            return None;
+        }
         let dir = tempfile::tempdir().unwrap();
+        softhsm_hierarchy(dir.path(), ca);
+        Some(Env::sqlite_in(dir, env))
+    }
+
+    /// A server in the working directory `dir`, on SQLite.
+    pub fn sqlite_in(dir: tempfile::TempDir, env: &[(&str, &str)]) -> Env {
         let server = Server::start(dir.path(), env);
         let url = DatabaseUrl::Sqlite(dir.path().join("data/tamga.db"));
         let store = Store::open(&url, &DatabaseConfig::default()).unwrap();
@@ -317,7 +333,7 @@ pub fn lint_with(dir: &Path, tool: &str, args: &[&str]) {
 }
 
 /// The whole journey, issued at once and pending review, checked with the openssl CLI.
-fn both_flows(env: &Env) {
+pub fn both_flows(env: &Env) {
     let dir = env.dir();
     let iin = fresh_iin();
     let token = env.cli_token(&iin, &[]);

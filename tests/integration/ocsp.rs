@@ -83,7 +83,20 @@ fn wait_until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) -> D
 
 #[test]
 fn ocsp_answers_good_revoked_unknown_to_openssl() {
-    let env = Env::sqlite();
+    ocsp_answers(Env::sqlite());
+}
+
+#[test]
+fn ocsp_answers_with_keys_in_softhsm() {
+    let test = "ocsp_answers_with_keys_in_softhsm";
+    if let Some(env) = Env::sqlite_softhsm(test, "", &[]) {
+        ocsp_answers(env);
+    }
+}
+
+/// Good, revoked and unknown answers to `openssl ocsp` (nonce or not, SHA-1 and SHA-256
+/// CertIDs, POST and GET), verified by openssl and linted by pkilint.
+fn ocsp_answers(env: Env) {
     let dir = env.dir().to_path_buf();
     let base = env.server.base.clone();
     let (iin, _, sign_serial) = enroll(&env);

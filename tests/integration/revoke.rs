@@ -123,7 +123,20 @@ fn verify(dir: &Path, extra: &[&str], cert: &str) -> String {
 
 #[test]
 fn revocation_and_crls_on_sqlite() {
-    let env = Env::sqlite_with(&CRL_ENV);
+    revocation_and_crls(Env::sqlite_with(&CRL_ENV));
+}
+
+#[test]
+fn revocation_and_crls_with_keys_in_softhsm() {
+    let test = "revocation_and_crls_with_keys_in_softhsm";
+    if let Some(env) = Env::sqlite_softhsm(test, "", &CRL_ENV) {
+        revocation_and_crls(env);
+    }
+}
+
+/// Revocation by holder and operator, full and delta CRLs checked with openssl and pkilint,
+/// the CRL number across a restart. The server runs with `CRL_ENV`.
+fn revocation_and_crls(env: Env) {
     let dir = env.dir().to_path_buf();
     let (iin, created) = enroll(&env, Some("holder@example.kz"));
     let certs = created["certificates"].as_array().unwrap();

@@ -22,7 +22,80 @@ pub fn tamga(dir: &Path) -> Command {
         }
     }
     cmd.env("RUST_LOG", "warn");
+    // A test directory with its own SoftHSM2 token (see `softhsm_hierarchy`).
+    let softhsm_conf = dir.join("softhsm2.conf");
+    if softhsm_conf.exists() {
+        cmd.env("SOFTHSM2_CONF", softhsm_conf);
+    }
     cmd
+}
+
+/// The SoftHSM2 PKCS#11 library, as Debian installs it.
+pub const SOFTHSM_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+/// The user PIN of test tokens.
+pub const SOFTHSM_PIN: &str = "246810";
+
+/// Whether SoftHSM2 is installed; otherwise report `test` skipped (or fail, where
+/// `TAMGA_TEST_REQUIRE_SOFTHSM` is set, as in CI).
+pub fn softhsm_available(test: &str) -> bool {
+    let present = Path::new(SOFTHSM_MODULE).exists()
+        && Command::new("softhsm2-util")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+    if !present {
+        assert!(
+            std::env::var_os("TAMGA_TEST_REQUIRE_SOFTHSM").is_none(),
+            "TAMGA_TEST_REQUIRE_SOFTHSM is set but SoftHSM2 is not installed (apt-get install softhsm2)"
+        );
+        skipped(test, "SoftHSM2 is not installed (apt-get install softhsm2)");
+    }
+    present
+}
+
+/// Make `dir` a Tamga working directory whose issuing CA and OCSP responder keys live in a
+/// fresh SoftHSM2 token: `softhsm2.conf` with its own token directory, a token labelled
+/// `tamga-test`, `config/tamga.toml` pointing both keys at it (PIN in `hsm.pin`), and the
+/// hierarchy made by the real `tamga ca init --pkcs11`. `ca` holds extra `[ca]` lines (key
+/// types).
+pub fn softhsm_hierarchy(dir: &Path, ca: &str) {
+    let tokens = dir.join("softhsm-tokens");
+    std::fs::create_dir_all(&tokens).unwrap();
+    let conf = dir.join("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+            tokens.display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new("softhsm2-util")
+        .env("SOFTHSM2_CONF", &conf)
+        .args(["--init-token", "--free", "--label", "tamga-test"])
+        .args(["--pin", SOFTHSM_PIN, "--so-pin", "13579111"])
+        .output()
+        .expect("softhsm2-util");
+    assert!(out.status.success(), "{}", text(&out));
+    std::fs::write(dir.join("hsm.pin"), format!("{SOFTHSM_PIN}\n")).unwrap();
+    let key = |label: &str| {
+        format!(
+            "kind = \"pkcs11\"\nmodule = \"{SOFTHSM_MODULE}\"\ntoken_label = \"tamga-test\"\n\
+             key_label = \"{label}\"\npin_file = \"hsm.pin\"\n"
+        )
+    };
+    std::fs::create_dir_all(dir.join("config")).unwrap();
+    std::fs::write(
+        dir.join("config/tamga.toml"),
+        format!(
+            "[ca]\n{ca}\n[ca.issuing_key]\n{}\n[ca.ocsp_key]\n{}",
+            key("issuing"),
+            key("ocsp")
+        ),
+    )
+    .unwrap();
+    let out = run(tamga(dir).args(["ca", "init", "--pkcs11"]));
+    assert!(out.status.success(), "{}", text(&out));
 }
 
 /// Run and collect output.
