@@ -382,8 +382,11 @@ pub fn load_issuance(
                         let ok = match answer {
                             Ok((201, bytes)) => serde_json::from_slice::<serde_json::Value>(&bytes)
                                 .is_ok_and(|v| {
-                                    v["status"] == "issued"
-                                        && v["certificates"].as_array().map(Vec::len) == Some(2)
+                                    v.get("status").and_then(|s| s.as_str()) == Some("issued")
+                                        && v.get("certificates")
+                                            .and_then(|c| c.as_array())
+                                            .map(Vec::len)
+                                            == Some(2)
                                 }),
                             Ok((status, bytes)) => {
                                 if out.iter().filter(|(ok, _)| !ok).count() < 3 {
