@@ -1,8 +1,10 @@
 //! The registration authority: applications for the citizen's pair of certificates.
 //!
 //! Owns: the application form's rules, CSR policy ([`csr`]), the single use of consent tokens
-//! (recorded in the transaction that creates the application), routing to automatic issuance
-//! or operator review, and the construction of [`ApprovedRequest`] — the only thing the CA
+//! (recorded in the transaction that creates the application), the per-IIN limits on
+//! applications and holder revocations (counted in the transaction they limit, so every
+//! instance on one database enforces the same bound), routing to automatic issuance or
+//! operator review, and the construction of [`ApprovedRequest`] — the only thing the CA
 //! will sign. Must never: sign anything itself, trust a CSR's subject or requested extensions
 //! (only an e-mail SAN equal to the form's e-mail), or leave half an application behind.
 
@@ -22,7 +24,7 @@ use crate::clock::Clock;
 use crate::digital_id::VerifiedConsent;
 use crate::store::{
     db_time, Application, ApplicationStatus, AuditEntry, BlockedKey, Certificate, CertificateKind,
-    CertificateStatus, OutboxMessage, Store, StoreError,
+    CertificateStatus, OutboxMessage, Store, StoreError, Tx,
 };
 
 /// Why the RA refused or failed a request. Each refusal has a stable wire code.
@@ -122,6 +124,16 @@ pub enum RaError {
     /// Release of a certificate that is not on hold.
     #[error("certificate {0} is not on hold (certificateHold)")]
     NotOnHold(String),
+    /// The holder's IIN reached a per-day limit (`[limits]`).
+    #[error("this IIN has reached its limit of {limit} {what} in 24 hours; retry in {retry_after_secs} s")]
+    IinRateLimited {
+        /// `applications` or `revocations`.
+        what: &'static str,
+        /// The limit.
+        limit: u32,
+        /// Seconds until the oldest counted one leaves the 24-hour window.
+        retry_after_secs: u64,
+    },
     /// The CA failed to build or sign.
     #[error(transparent)]
     Ca(#[from] CaError),
@@ -160,6 +172,7 @@ impl RaError {
             RaError::NotOnHold(_) => "not_on_hold",
             RaError::NotPendingReview { .. } => "application_not_pending",
             RaError::ReasonRequired => "reason_required",
+            RaError::IinRateLimited { .. } => "rate_limited_iin",
             RaError::Ca(CaError::KeyUnavailable(_)) => "signing_key_unavailable",
             RaError::Ca(_) => "internal_error",
             RaError::Store(_) => "service_unavailable",
@@ -456,6 +469,41 @@ pub struct ApplicationView {
     pub certificates: Vec<Certificate>,
 }
 
+/// Per-IIN limits over any 24 hours, counted in the database so that every instance on it
+/// enforces the same bound. 0 means no limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IinLimits {
+    /// Applications stored per IIN.
+    pub applications_per_day: u32,
+    /// Revocations by the holder per IIN (operators' revocations are not counted).
+    pub revocations_per_day: u32,
+}
+
+/// The window of the per-IIN limits.
+const RATE_WINDOW: chrono::TimeDelta = chrono::TimeDelta::hours(24);
+
+/// What a per-IIN limit counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Limited {
+    Application,
+    Revocation,
+}
+
+impl Limited {
+    fn scope(self) -> &'static str {
+        match self {
+            Limited::Application => "application",
+            Limited::Revocation => "revocation",
+        }
+    }
+    fn plural(self) -> &'static str {
+        match self {
+            Limited::Application => "applications",
+            Limited::Revocation => "revocations",
+        }
+    }
+}
+
 /// The RA service.
 #[derive(Debug, Clone)]
 pub struct Registrar {
@@ -463,6 +511,7 @@ pub struct Registrar {
     issuer: Arc<Issuer>,
     clock: Arc<dyn Clock>,
     agreement_version: String,
+    limits: IinLimits,
 }
 
 fn hash_token(token: &str) -> Vec<u8> {
@@ -488,7 +537,72 @@ impl Registrar {
             issuer,
             clock,
             agreement_version: agreement_version.to_owned(),
+            limits: IinLimits::default(),
         }
+    }
+
+    /// The same RA with per-IIN limits.
+    pub fn with_iin_limits(mut self, limits: IinLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    fn limit(&self, what: Limited) -> u32 {
+        match what {
+            Limited::Application => self.limits.applications_per_day,
+            Limited::Revocation => self.limits.revocations_per_day,
+        }
+    }
+
+    /// Refuse when `iin` already has its limit of `what` in the 24 hours before `now`. With
+    /// `count`, inside a write transaction: first lock the IIN's counting (so instances
+    /// sharing the database cannot both take the last slot), then count this action too —
+    /// it is only kept if the transaction commits.
+    fn check_iin_limit(
+        &self,
+        tx: &mut Tx<'_>,
+        what: Limited,
+        iin: &str,
+        now: DateTime<Utc>,
+        count: bool,
+    ) -> Result<(), RaError> {
+        let limit = self.limit(what);
+        if limit == 0 {
+            return Ok(());
+        }
+        if count {
+            tx.lock_rate_subject(what.scope(), iin)?;
+        }
+        let since = db_time(now - RATE_WINDOW);
+        let used = tx.rate_events_since(what.scope(), iin, since)?;
+        if used >= i64::from(limit) {
+            // A slot frees when the oldest action beyond the last `limit - 1` leaves the window.
+            let freeing = tx.rate_event_time(what.scope(), iin, since, used - i64::from(limit))?;
+            // Whole seconds, rounded up: a client that waits this long gets through.
+            let retry_after_secs = freeing
+                .map(|t| {
+                    let wait = t.and_utc() + RATE_WINDOW - now;
+                    wait.num_seconds() + i64::from(wait.subsec_nanos() > 0)
+                })
+                .unwrap_or(1)
+                .max(1)
+                .unsigned_abs();
+            return Err(RaError::IinRateLimited {
+                what: what.plural(),
+                limit,
+                retry_after_secs,
+            });
+        }
+        if count {
+            tx.record_rate_event(what.scope(), iin, db_time(now))?;
+        }
+        Ok(())
+    }
+
+    /// Forget counted actions that left the per-IIN window. Returns how many.
+    pub fn prune_rate_events(&self) -> Result<usize, RaError> {
+        let before = db_time(self.clock.now() - RATE_WINDOW);
+        Ok(self.store.write(|tx| tx.prune_rate_events(before))?)
     }
 
     /// Submit an application under a verified consent token.
@@ -536,6 +650,12 @@ impl Registrar {
         consent: &VerifiedConsent,
         form: ApplicationForm,
     ) -> Result<(Application, String, Vec<PreparedCertificate>), RaError> {
+        let iin = consent.iin().as_str();
+        // Over the limit already: refuse before the CSR work. Checked again, counting, in the
+        // transaction.
+        self.store.read(|tx| {
+            self.check_iin_limit(tx, Limited::Application, iin, self.clock.now(), false)
+        })?;
         let form = form.check(&self.agreement_version)?;
         let keys = [
             form.auth.spki_sha256().to_owned(),
@@ -607,6 +727,7 @@ impl Registrar {
         };
         let actor = format!("holder:{}", application.holder_iin);
         self.store.write(|tx| -> Result<(), RaError> {
+            self.check_iin_limit(tx, Limited::Application, iin, now, true)?;
             if !tx.record_consent_jti(consent.jti(), db_time(consent.expires_at()), at)? {
                 return Err(RaError::ConsentReplayed);
             }
@@ -778,6 +899,9 @@ impl Registrar {
             Revoker::Operator(name) => format!("operator:{name}"),
         };
         self.store.write(|tx| -> Result<Certificate, RaError> {
+            if let Revoker::Holder(consent) = by {
+                self.check_iin_limit(tx, Limited::Revocation, consent.iin().as_str(), now, true)?;
+            }
             let cert = tx
                 .certificate(serial.as_str())?
                 .filter(|c| c.status != CertificateStatus::Reserved)

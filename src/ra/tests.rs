@@ -229,3 +229,71 @@ fn used_token_ids_are_pruned_only_after_they_can_no_longer_be_accepted() {
         .read(|tx| tx.consent_jti_used(consent.jti()))
         .unwrap());
 }
+
+#[test]
+fn the_per_iin_limit_counts_over_a_sliding_day_and_frees_slots_as_they_age() {
+    let f = fixture();
+    let t0 = chrono::Utc::now();
+    let limits = IinLimits {
+        applications_per_day: 2,
+        revocations_per_day: 0,
+    };
+    let at = |offset: chrono::Duration| {
+        Registrar::new(
+            f.store.clone(),
+            Arc::clone(&f.issuer),
+            Arc::new(FixedClock(t0 + offset)),
+            "2026-1",
+        )
+        .with_iin_limits(limits)
+    };
+    let hours = chrono::Duration::hours;
+    at(hours(0)).submit(&consent(&f), form()).unwrap();
+    at(hours(1)).submit(&consent(&f), form()).unwrap();
+    let counts = f.store.read(|tx| tx.table_counts()).unwrap();
+    let refused = at(hours(2)).submit(&consent(&f), form()).unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            RaError::IinRateLimited {
+                what: "applications",
+                limit: 2,
+                retry_after_secs: 79_200
+            }
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(refused.code(), "rate_limited_iin");
+    assert_eq!(f.store.read(|tx| tx.table_counts()).unwrap(), counts);
+    // The first application leaves the window after 24 hours: one slot, then the second's wait.
+    let next_day = hours(24) + chrono::Duration::seconds(1);
+    at(next_day).submit(&consent(&f), form()).unwrap();
+    let refused = at(next_day).submit(&consent(&f), form()).unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            RaError::IinRateLimited {
+                retry_after_secs: 3_599,
+                ..
+            }
+        ),
+        "{refused:?}"
+    );
+    // Without limits (operators' tools, tests) nothing is counted against anyone.
+    let unlimited = Registrar::new(
+        f.store.clone(),
+        Arc::clone(&f.issuer),
+        Arc::new(FixedClock(t0 + next_day)),
+        "2026-1",
+    );
+    unlimited.submit(&consent(&f), form()).unwrap();
+    // Pruning forgets what left the window and nothing else.
+    assert_eq!(at(next_day).prune_rate_events().unwrap(), 1);
+    assert_eq!(
+        f.store
+            .read(|tx| tx.table_counts())
+            .unwrap()
+            .rate_limit_events,
+        2
+    );
+}

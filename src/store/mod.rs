@@ -9,7 +9,8 @@
 //! closure returns `Ok`, so a failed request leaves no half-written rows. On SQLite it is a
 //! `BEGIN IMMEDIATE` transaction (writers queue on the busy timeout instead of failing on a
 //! lock upgrade); on PostgreSQL a read-committed transaction in which the rows that need
-//! serialising (the audit chain) take an advisory lock.
+//! serialising (the audit chain, an issuer's CRL numbers, one IIN's rate-limit count) take a
+//! transaction-scoped advisory lock.
 
 mod models;
 mod schema;

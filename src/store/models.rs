@@ -7,7 +7,7 @@ use diesel::OptionalExtension;
 
 use super::schema::{
     applications, audit_log, authority_revocations, blocked_keys, certificates, counters, crls,
-    expiry_notices, outbox, used_consent_tokens,
+    expiry_notices, outbox, rate_limit_events, used_consent_tokens,
 };
 use super::{StoreError, Tx};
 
@@ -575,6 +575,8 @@ pub struct TableCounts {
     pub audit_log: i64,
     /// Outbox rows.
     pub outbox: i64,
+    /// Counted actions of the per-IIN rate limits.
+    pub rate_limit_events: i64,
 }
 
 #[allow(clippy::type_complexity)]
@@ -596,7 +598,12 @@ fn revocation_columns() -> (
 
 /// A stable 63-bit advisory-lock key for an issuer's CRL sequence.
 fn issuer_lock_key(issuer_id: &str) -> i64 {
-    let digest = openssl::sha::sha256(format!("tamga-crl:{issuer_id}").as_bytes());
+    lock_key(&format!("tamga-crl:{issuer_id}"))
+}
+
+/// A stable 63-bit advisory-lock key for a name.
+fn lock_key(name: &str) -> i64 {
+    let digest = openssl::sha::sha256(name.as_bytes());
     let mut bytes = [0u8; 8];
     bytes.copy_from_slice(digest.get(..8).unwrap_or(&[0; 8]));
     i64::from_be_bytes(bytes) & i64::MAX
@@ -1009,6 +1016,7 @@ impl Tx<'_> {
             used_consent_tokens: used_consent_tokens::table.count().get_result(self.conn)?,
             audit_log: audit_log::table.count().get_result(self.conn)?,
             outbox: outbox::table.count().get_result(self.conn)?,
+            rate_limit_events: rate_limit_events::table.count().get_result(self.conn)?,
         })
     }
 
@@ -1196,6 +1204,77 @@ impl Tx<'_> {
         ))
         .execute(self.conn)?;
         Ok(n == 1)
+    }
+
+    /// Serialise rate-limit counting for one subject (an IIN) in one scope across instances
+    /// until the transaction ends (PostgreSQL advisory lock; on SQLite the write transaction
+    /// already excludes every other writer). Take it before any other lock.
+    pub fn lock_rate_subject(&mut self, scope: &str, subject: &str) -> Result<(), StoreError> {
+        if self.backend == super::Backend::Postgres {
+            let key = lock_key(&format!("tamga-rate:{scope}:{subject}"));
+            diesel::sql_query(format!("SELECT pg_advisory_xact_lock({key})")).execute(self.conn)?;
+        }
+        Ok(())
+    }
+
+    /// How many actions of `scope` were counted for `subject` at or after `since`.
+    pub fn rate_events_since(
+        &mut self,
+        scope: &str,
+        subject: &str,
+        since: NaiveDateTime,
+    ) -> Result<i64, StoreError> {
+        Ok(rate_limit_events::table
+            .filter(rate_limit_events::scope.eq(scope))
+            .filter(rate_limit_events::subject.eq(subject))
+            .filter(rate_limit_events::at.ge(since))
+            .count()
+            .get_result(self.conn)?)
+    }
+
+    /// The time of the `skip`-th oldest action (from 0) counted since `since`.
+    pub fn rate_event_time(
+        &mut self,
+        scope: &str,
+        subject: &str,
+        since: NaiveDateTime,
+        skip: i64,
+    ) -> Result<Option<NaiveDateTime>, StoreError> {
+        Ok(rate_limit_events::table
+            .filter(rate_limit_events::scope.eq(scope))
+            .filter(rate_limit_events::subject.eq(subject))
+            .filter(rate_limit_events::at.ge(since))
+            .order(rate_limit_events::at.asc())
+            .offset(skip)
+            .select(rate_limit_events::at)
+            .first(self.conn)
+            .optional()?)
+    }
+
+    /// Count one action of `scope` for `subject`.
+    pub fn record_rate_event(
+        &mut self,
+        scope: &str,
+        subject: &str,
+        at: NaiveDateTime,
+    ) -> Result<(), StoreError> {
+        diesel::insert_into(rate_limit_events::table)
+            .values((
+                rate_limit_events::id.eq(uuid::Uuid::new_v4().to_string()),
+                rate_limit_events::scope.eq(scope),
+                rate_limit_events::subject.eq(subject),
+                rate_limit_events::at.eq(at),
+            ))
+            .execute(self.conn)?;
+        Ok(())
+    }
+
+    /// Forget counted actions older than `before`. Returns how many.
+    pub fn prune_rate_events(&mut self, before: NaiveDateTime) -> Result<usize, StoreError> {
+        Ok(
+            diesel::delete(rate_limit_events::table.filter(rate_limit_events::at.lt(before)))
+                .execute(self.conn)?,
+        )
     }
 
     /// Serialise CRL production for one issuer across instances (PostgreSQL advisory lock;

@@ -134,6 +134,15 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    rate_limit_events (id) {
+        id -> Text,
+        scope -> Text,
+        subject -> Text,
+        at -> Timestamp,
+    }
+}
+
 diesel::joinable!(certificates -> applications (application_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -147,4 +156,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     counters,
     expiry_notices,
     authority_revocations,
+    rate_limit_events,
 );
