@@ -88,6 +88,16 @@ pub struct Common {
     /// How long to poll an application pending review before exiting (seconds).
     #[arg(long, global = true, default_value_t = 60)]
     pub poll_timeout: u64,
+    /// CA certificates (PEM) to trust for an https --server, besides the system's.
+    #[arg(long, global = true)]
+    pub ca_cert: Option<PathBuf>,
+    /// A TLS client certificate (PEM) to present, for a server whose portal API asks for one
+    /// ([server.tls] client_ca): the portal's identity, for operators testing a deployment.
+    #[arg(long, global = true, requires = "client_key")]
+    pub client_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM, unencrypted).
+    #[arg(long, global = true, requires = "client_cert")]
+    pub client_key: Option<PathBuf>,
 }
 
 /// A new application.
@@ -264,19 +274,59 @@ fn pending_key_path(out: &Path, application: &str, kind: &str) -> PathBuf {
     out.join(format!(".pending-{application}-{kind}.key.pem"))
 }
 
-fn http() -> Result<reqwest::blocking::Client, Failure> {
-    reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .map_err(err)
+fn http(common: &Common) -> Result<reqwest::blocking::Client, Failure> {
+    let read = |flag: &str, path: &Path| {
+        std::fs::read(path).map_err(|e| Failure::Usage(format!("{flag} {}: {e}", path.display())))
+    };
+    let mut builder = reqwest::blocking::Client::builder().timeout(Duration::from_secs(30));
+    if let Some(path) = &common.ca_cert {
+        let bundle = reqwest::Certificate::from_pem_bundle(&read("--ca-cert", path)?)
+            .map_err(|e| Failure::Usage(format!("--ca-cert {}: {e}", path.display())))?;
+        if bundle.is_empty() {
+            return Err(Failure::Usage(format!(
+                "--ca-cert {}: no PEM certificate in it",
+                path.display()
+            )));
+        }
+        for cert in bundle {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    if let (Some(cert_path), Some(key_path)) = (&common.client_cert, &common.client_key) {
+        let cert = read("--client-cert", cert_path)?;
+        // Any PEM private key (PKCS#1, SEC1, PKCS#8), handed to the TLS stack as PKCS#8.
+        let key = PKey::private_key_from_pem_passphrase(&read("--client-key", key_path)?, b"")
+            .and_then(|k| k.private_key_to_pem_pkcs8())
+            .map_err(|_| {
+                Failure::Usage(format!(
+                    "--client-key {}: not an unencrypted PEM private key",
+                    key_path.display()
+                ))
+            })?;
+        let identity = reqwest::Identity::from_pkcs8_pem(&cert, &key).map_err(|e| {
+            Failure::Usage(format!(
+                "--client-cert {} with --client-key {}: {e}",
+                cert_path.display(),
+                key_path.display()
+            ))
+        })?;
+        builder = builder.identity(identity);
+    }
+    builder.build().map_err(err)
 }
 
 /// Turn a non-success answer into a refusal naming the server's code.
 fn refusal(resp: reqwest::blocking::Response) -> Failure {
     let status = resp.status();
+    let retry = resp
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .map(|secs| format!(" (retry after {secs} s)"))
+        .unwrap_or_default();
     match resp.json::<ProblemDocument>() {
         Ok(p) => Failure::Refused(format!(
-            "{} ({}): {}",
+            "{} ({}): {}{retry}",
             serde_json::to_value(p.code)
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_owned))
@@ -328,7 +378,7 @@ fn submit(common: &Common, args: &SubmitArgs) -> Result<(), Failure> {
         },
     };
     eprintln!("Submitting the application to {}…", common.server);
-    let resp = http()?
+    let resp = http(common)?
         .post(format!(
             "{}/api/v1/applications",
             common.server.trim_end_matches('/')
@@ -370,7 +420,7 @@ fn poll_and_write(
     id: &str,
     access_token: &str,
 ) -> Result<(), Failure> {
-    let client = http()?;
+    let client = http(common)?;
     let started = Instant::now();
     let url = format!(
         "{}/api/v1/applications/{id}",
@@ -417,8 +467,18 @@ fn poll_and_write(
                 let waited = started.elapsed().as_secs();
                 eprintln!("Application {id}: {status} (waiting for an operator, {waited} s)…");
                 if started.elapsed() >= Duration::from_secs(common.poll_timeout) {
+                    let mut tls = String::new();
+                    for (flag, path) in [
+                        ("--ca-cert", &common.ca_cert),
+                        ("--client-cert", &common.client_cert),
+                        ("--client-key", &common.client_key),
+                    ] {
+                        if let Some(p) = path {
+                            tls.push_str(&format!(" {flag} {}", p.display()));
+                        }
+                    }
                     return Err(Failure::Pending(format!(
-                        "application {id} is still {status}. When it is approved, run:\n  tamga-enroll resume --server {} --out {} --application {id} --access-token={access_token}",
+                        "application {id} is still {status}. When it is approved, run:\n  tamga-enroll resume --server {}{tls} --out {} --application {id} --access-token={access_token}",
                         common.server,
                         common.out.display()
                     )));
