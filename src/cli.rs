@@ -612,7 +612,11 @@ impl Services {
             Arc::clone(&issuer),
             Arc::clone(&clock),
             &cfg.ra.agreement_version,
-        );
+        )
+        .with_iin_limits(crate::ra::IinLimits {
+            applications_per_day: cfg.limits.applications_per_iin_per_day,
+            revocations_per_day: cfg.limits.revocations_per_iin_per_day,
+        });
         let crl = CrlPublisher::new(
             store.clone(),
             Arc::clone(&issuer),
@@ -701,13 +705,16 @@ fn serve(config: ValidConfig) -> Result<(), Failure> {
         Arc::clone(&services.clock),
     )
     .map_err(|e| Failure::Internal(anyhow::anyhow!("{e}")))?;
+    let metrics = Arc::new(metrics);
+    let admission = Arc::new(api::Admission::new(&config, Arc::clone(&metrics)));
     let state = AppState {
+        admission,
         mailer: Arc::new(mailer),
         ocsp: Arc::new(responder),
         store: services.store,
         hierarchy: services.hierarchy,
         config: Arc::new(config),
-        metrics: Arc::new(metrics),
+        metrics,
         clock: services.clock,
         trusted_keys: Arc::new(trusted_keys),
         issuer: services.issuer,
@@ -813,10 +820,45 @@ fn config_check(config: &ValidConfig) -> Result<(), Failure> {
     println!("configuration OK ({})", config.source());
     println!("  mode          {}", cfg.mode);
     println!("  bind          {}", config.bind());
+    let tls = &cfg.server.tls;
+    let listener = match (tls.enabled(), tls.client_auth()) {
+        (false, _) => "plain HTTP (no [server.tls])".to_owned(),
+        (true, false) => format!(
+            "HTTPS: certificate {} (key {} matches)",
+            tls.cert.display(),
+            tls.key.display()
+        ),
+        (true, true) => format!(
+            "HTTPS: certificate {} (key {} matches); /api/v1 needs a client certificate from {}",
+            tls.cert.display(),
+            tls.key.display(),
+            tls.client_ca.display()
+        ),
+    };
+    println!("  listener      {listener}");
     println!("  public_url    {}", config.public_url());
+    let limits = &cfg.limits;
+    let per = |n: u32| {
+        if n == 0 {
+            "no limit".to_owned()
+        } else {
+            n.to_string()
+        }
+    };
+    println!(
+        "  limits        per IIN in 24 h: {} applications, {} revocations; per address: {} req/s, burst {}{}",
+        per(limits.applications_per_iin_per_day),
+        per(limits.revocations_per_iin_per_day),
+        per(limits.client_requests_per_second),
+        limits.client_burst,
+        if limits.client_limit_ocsp_crl { " (OCSP and CRLs included)" } else { "" }
+    );
     println!("  database      {}", config.database().redacted());
     println!("  issuer_id     {}", cfg.ca.issuer_id);
     println!("  CA hierarchy  {hierarchy}");
+    if let Some(warning) = config.warning() {
+        println!("warning: {warning}");
+    }
     Ok(())
 }
 

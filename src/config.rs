@@ -64,6 +64,8 @@ pub struct Config {
     pub ocsp: OcspConfig,
     /// E-mail notifications.
     pub notify: NotifyConfig,
+    /// Request rate limits.
+    pub limits: LimitsConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -80,6 +82,7 @@ impl Default for Config {
             crl: CrlConfig::default(),
             ocsp: OcspConfig::default(),
             notify: NotifyConfig::default(),
+            limits: LimitsConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -97,6 +100,8 @@ pub struct ServerConfig {
     pub workers: u32,
     /// Seconds to let in-flight requests finish after SIGTERM/SIGINT.
     pub shutdown_timeout_secs: u32,
+    /// TLS on the listener (`[server.tls]`); plain HTTP while `cert` is empty.
+    pub tls: TlsConfig,
 }
 
 impl Default for ServerConfig {
@@ -106,6 +111,67 @@ impl Default for ServerConfig {
             public_url: "http://127.0.0.1:8080".to_owned(),
             workers: 0,
             shutdown_timeout_secs: 30,
+            tls: TlsConfig::default(),
+        }
+    }
+}
+
+/// `[server.tls]`: HTTPS on the listener, and optionally client certificates for the portal
+/// API. Empty paths mean "not set"; with no `cert` the listener speaks plain HTTP.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// The server certificate, PEM, followed by any intermediate CA certificates.
+    pub cert: PathBuf,
+    /// The server certificate's private key, PEM, unencrypted (the file, never its content,
+    /// is named in messages).
+    pub key: PathBuf,
+    /// CA certificates (PEM bundle) that sign the onboarding portal's client certificates.
+    /// When set, `/api/v1/…` answers only requests over a connection whose client
+    /// certificate chains to one of them; every other route stays open to anyone.
+    pub client_ca: PathBuf,
+}
+
+impl TlsConfig {
+    /// Whether TLS is configured.
+    pub fn enabled(&self) -> bool {
+        !self.cert.as_os_str().is_empty()
+    }
+    /// Whether client certificates are checked for the portal API.
+    pub fn client_auth(&self) -> bool {
+        !self.client_ca.as_os_str().is_empty()
+    }
+}
+
+/// `[limits]`: request rate limits.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Applications stored per IIN in any 24 hours, across all instances (0: no limit).
+    pub applications_per_iin_per_day: u32,
+    /// Holder revocations per IIN in any 24 hours, across all instances (0: no limit).
+    pub revocations_per_iin_per_day: u32,
+    /// Sustained requests per second from one client address, per instance (0: no limit).
+    pub client_requests_per_second: u32,
+    /// Requests one client address may send at once above the sustained rate.
+    pub client_burst: u32,
+    /// Whether the per-address limit also applies to `/ocsp` and `/crl/…` (relying parties,
+    /// often many behind one address; off by default).
+    pub client_limit_ocsp_crl: bool,
+    /// Addresses of reverse proxies whose `X-Forwarded-For` names the client; requests from
+    /// any other peer are keyed by the peer address.
+    pub trusted_proxies: Vec<String>,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            applications_per_iin_per_day: 5,
+            revocations_per_iin_per_day: 10,
+            client_requests_per_second: 50,
+            client_burst: 100,
+            client_limit_ocsp_crl: false,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -504,6 +570,7 @@ pub struct ValidConfig {
     bind: SocketAddr,
     public_url: String,
     cps_url: String,
+    trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl ValidConfig {
@@ -530,6 +597,26 @@ impl ValidConfig {
     /// The CPS URI for certificate policies (`[ca] cps_url`, or `{public_url}/cps`).
     pub fn cps_url(&self) -> &str {
         &self.cps_url
+    }
+    /// `[limits] trusted_proxies`, parsed.
+    pub fn trusted_proxies(&self) -> &[std::net::IpAddr] {
+        &self.trusted_proxies
+    }
+    /// A warning about the configuration that does not stop the server, if any: TLS on the
+    /// listener while `public_url` (written into certificates) names the same port over
+    /// plain HTTP, where relying parties would find nothing.
+    pub fn warning(&self) -> Option<String> {
+        let tls = &self.config.server.tls;
+        let url = url::Url::parse(&self.public_url).ok()?;
+        let same_port = url.port_or_known_default() == Some(self.bind.port());
+        (tls.enabled() && url.scheme() == "http" && same_port).then(|| {
+            format!(
+                "server.public_url {} is plain HTTP on the port where [server.tls] serves \
+                 HTTPS: OCSP and CRL URLs in issued certificates will not answer unless a \
+                 proxy or CDN serves them over HTTP there",
+                self.public_url
+            )
+        })
     }
 }
 
@@ -808,6 +895,8 @@ pub fn validate(config: Config, source: Source) -> Result<ValidConfig, ConfigErr
     for key_file in &config.digital_id.keys {
         check_trusted_key_file(key_file)?;
     }
+    check_tls(&config.server.tls)?;
+    let trusted_proxies = check_limits(&config.limits)?;
     tracing_subscriber::EnvFilter::try_new(&config.log.level)
         .map_err(|e| invalid("log.level", format!("`{}`: {e}", config.log.level)))?;
     crate::ca::check_hierarchy_files(&config.ca, config.mode).map_err(|message| {
@@ -823,7 +912,75 @@ pub fn validate(config: Config, source: Source) -> Result<ValidConfig, ConfigErr
         bind,
         public_url,
         cps_url,
+        trusted_proxies,
     })
+}
+
+/// `[server.tls]`: both files or neither; the files readable, the key matching the
+/// certificate, the client CA bundle parsing.
+fn check_tls(tls: &TlsConfig) -> Result<(), ConfigError> {
+    let key_set = !tls.key.as_os_str().is_empty();
+    if !tls.enabled() {
+        if key_set {
+            return Err(invalid(
+                "server.tls.cert",
+                "is empty but server.tls.key is set",
+            ));
+        }
+        if tls.client_auth() {
+            return Err(invalid(
+                "server.tls.client_ca",
+                "needs server.tls.cert and server.tls.key: client certificates exist only over TLS",
+            ));
+        }
+        return Ok(());
+    }
+    if !key_set {
+        return Err(invalid(
+            "server.tls.key",
+            "is empty but server.tls.cert is set",
+        ));
+    }
+    crate::api::tls::TlsFiles::load(tls)
+        .map(|_| ())
+        .map_err(|e| match e.key() {
+            "server.tls.cert" => tls_invalid("server.tls.cert", e),
+            "server.tls.key" => tls_invalid("server.tls.key", e),
+            _ => tls_invalid("server.tls.client_ca", e),
+        })
+}
+
+fn tls_invalid(key: &'static str, e: crate::api::tls::TlsError) -> ConfigError {
+    if e.is_unreadable() {
+        ConfigError::MissingFile {
+            key,
+            message: e.to_string(),
+        }
+    } else {
+        invalid(key, e.to_string())
+    }
+}
+
+/// `[limits]`: a burst for a rate, and proxy addresses that parse.
+fn check_limits(limits: &LimitsConfig) -> Result<Vec<std::net::IpAddr>, ConfigError> {
+    if limits.client_requests_per_second > 0 && limits.client_burst == 0 {
+        return Err(invalid(
+            "limits.client_burst",
+            "must be at least 1 while limits.client_requests_per_second is set",
+        ));
+    }
+    limits
+        .trusted_proxies
+        .iter()
+        .map(|raw| {
+            raw.trim().parse().map_err(|_| {
+                invalid(
+                    "limits.trusted_proxies",
+                    format!("`{raw}` is not an IP address"),
+                )
+            })
+        })
+        .collect()
 }
 
 fn check_public_url(raw: &str) -> Result<String, ConfigError> {
@@ -1029,6 +1186,69 @@ mod tests {
         assert!(matches!(r, Err(ConfigError::UnknownEnvKey { .. })));
         let r = parse_with_env("", "test", env(&[("TAMGA_DATABASE__POOL_SIZE", "many")]));
         assert!(matches!(r, Err(ConfigError::Parse { .. })));
+    }
+
+    #[test]
+    fn environment_reaches_nested_tables() -> Result<(), ConfigError> {
+        let c = parse_with_env(
+            "",
+            "test",
+            env(&[
+                ("TAMGA_SERVER__TLS__CERT", "/etc/tamga/server.pem"),
+                ("TAMGA_LIMITS__TRUSTED_PROXIES", "10.0.0.1, 10.0.0.2"),
+            ]),
+        )?;
+        assert_eq!(c.server.tls.cert, PathBuf::from("/etc/tamga/server.pem"));
+        assert!(c.server.tls.enabled() && !c.server.tls.client_auth());
+        assert_eq!(c.limits.trusted_proxies, vec!["10.0.0.1", "10.0.0.2"]);
+        for bad in [
+            "TAMGA_SERVER__TLS",
+            "TAMGA_SERVER__TLS__CERTS",
+            "TAMGA_SERVER__TLS__CERT__X",
+        ] {
+            assert!(
+                matches!(
+                    parse_with_env("", "test", env(&[(bad, "x")])),
+                    Err(ConfigError::UnknownEnvKey { .. })
+                ),
+                "{bad}"
+            );
+        }
+        Ok(())
+    }
+
+    fn validated(toml: &str) -> Result<ValidConfig, ConfigError> {
+        let mut c = parse_with_env(toml, "test", env(&[]))?;
+        c.ca.dir = PathBuf::from("/nonexistent/tamga-test-ca");
+        validate(c, Source::EmbeddedDefaults)
+    }
+
+    #[test]
+    fn tls_and_limits_are_checked() {
+        let message = |toml: &str| {
+            validated(toml)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        let m = message("[server.tls]\nkey = \"k.pem\"\n");
+        assert!(m.starts_with("server.tls.cert: is empty"), "{m}");
+        let m = message("[server.tls]\ncert = \"c.pem\"\n");
+        assert!(m.starts_with("server.tls.key: is empty"), "{m}");
+        let m = message("[server.tls]\nclient_ca = \"ca.pem\"\n");
+        assert!(m.starts_with("server.tls.client_ca: needs"), "{m}");
+        let m = message("[server.tls]\ncert = \"/nonexistent/c.pem\"\nkey = \"k.pem\"\n");
+        assert!(
+            m.starts_with("server.tls.cert: cannot read /nonexistent/c.pem"),
+            "{m}"
+        );
+        let m = message("[limits]\nclient_burst = 0\n");
+        assert!(m.starts_with("limits.client_burst"), "{m}");
+        let m = message("[limits]\ntrusted_proxies = [\"proxy.local\"]\n");
+        assert!(m.contains("`proxy.local` is not an IP address"), "{m}");
+        assert!(validated("[limits]\nclient_requests_per_second = 0\nclient_burst = 0\n").is_ok());
+        let ok = validated("[limits]\ntrusted_proxies = [\"10.0.0.1\", \"::1\"]\n");
+        assert_eq!(ok.map(|c| c.trusted_proxies().len()).ok(), Some(2));
     }
 
     #[test]

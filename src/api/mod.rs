@@ -1,12 +1,14 @@
 //! The HTTP interface: actix-web routes for the portal API (`/api/v1/…`), operations
-//! (`/healthz`, `/readyz`, `/metrics`) and the public CA endpoints (`/ca/…`); the OCSP and CRL
-//! routes join them in later work.
+//! (`/healthz`, `/readyz`, `/metrics`) and the public endpoints (`/ca/…`, `/crl/…`, `/ocsp`).
 //!
-//! Owns: routing, request size limits, the one mapping from errors to
+//! Owns: routing, TLS on the listener and the portal's client certificates ([`tls`]), the
+//! per-address flood guard ([`gate`]), request size limits, the one mapping from errors to
 //! `application/problem+json` ([`problem`]), per-route metrics, and the server's lifecycle
 //! (graceful shutdown on SIGTERM/SIGINT). Must never: touch the database or keys directly —
 //! it calls the store and the authorities through their APIs, on the blocking thread pool.
 
+mod gate;
+mod limits;
 mod metrics;
 mod ocsp;
 mod openapi;
@@ -14,6 +16,7 @@ mod portal;
 pub mod problem;
 mod public;
 mod routes;
+pub mod tls;
 pub mod types;
 
 use std::sync::Arc;
@@ -21,6 +24,7 @@ use std::time::Duration;
 
 use actix_web::{middleware, web, App, HttpServer};
 
+pub use gate::Admission;
 pub use metrics::Metrics;
 pub use portal::revocation_json;
 pub use public::CrlCache;
@@ -60,14 +64,17 @@ pub struct AppState {
     pub ocsp: Arc<crate::ocsp::Responder>,
     /// The outbox's delivery.
     pub mailer: Arc<crate::notify::Mailer>,
+    /// Client certificates and the flood guard (one per process, shared by every worker).
+    pub admission: Arc<Admission>,
 }
 
 /// Register every route on an actix `App` (also used by in-process tests).
 pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg: &mut web::ServiceConfig| {
+        let admission = Arc::clone(&state.admission);
         cfg.app_data(web::Data::new(state))
             .app_data(web::PayloadConfig::new(routes::DEFAULT_BODY_LIMIT))
-            .configure(routes::configure);
+            .configure(routes::configure(admission));
     }
 }
 
@@ -226,34 +233,63 @@ fn spawn_maintenance(state: AppState) {
                 Ok(Err(e)) => tracing::warn!(error = %e, "pruning consent-token ids failed"),
                 Err(e) => tracing::warn!(error = %e, "pruning consent-token ids did not run"),
             }
+            let registrar = state.registrar.clone();
+            match web::block(move || registrar.prune_rate_events()).await {
+                Ok(Ok(0)) => {}
+                Ok(Ok(n)) => tracing::debug!(pruned = n, "pruned per-IIN rate-limit counts"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "pruning rate-limit counts failed"),
+                Err(e) => tracing::warn!(error = %e, "pruning rate-limit counts did not run"),
+            }
         }
     });
 }
 
-/// Serve HTTP on the configured address until SIGTERM/SIGINT, then finish in-flight requests
-/// (up to `[server] shutdown_timeout_secs`) and return.
+/// Serve HTTP (or HTTPS with `[server.tls]`) on the configured address until SIGTERM/SIGINT,
+/// then finish in-flight requests (up to `[server] shutdown_timeout_secs`) and return.
 pub async fn run(state: AppState) -> std::io::Result<()> {
     let config = Arc::clone(&state.config);
     let server_cfg = &config.get().server;
     let metrics = Arc::clone(&state.metrics);
+    let admission = Arc::clone(&state.admission);
     let state_for_tasks = state.clone();
     let mut server = HttpServer::new(move || {
         let metrics = Arc::clone(&metrics);
         App::new()
+            .wrap(gate::flood(Arc::clone(&admission)))
             .wrap(middleware::from_fn(move |req, next| {
                 metrics::observe(Arc::clone(&metrics), req, next)
             }))
             .configure(configure(state.clone()))
     })
     .shutdown_timeout(u64::from(server_cfg.shutdown_timeout_secs))
-    .client_request_timeout(Duration::from_secs(10))
-    .bind(config.bind())?;
+    .client_request_timeout(Duration::from_secs(10));
+    let scheme = if server_cfg.tls.enabled() {
+        let files = tls::TlsFiles::load(&server_cfg.tls)
+            .map_err(|e| std::io::Error::other(format!("{}: {e}", e.key())))?;
+        let acceptor = files
+            .acceptor()
+            .map_err(|e| std::io::Error::other(format!("{}: {e}", e.key())))?;
+        server = server
+            .on_connect(tls::on_connect)
+            .bind_openssl(config.bind(), acceptor)?;
+        if files.client_auth() {
+            "https, client certificates for /api/v1"
+        } else {
+            "https"
+        }
+    } else {
+        server = server.bind(config.bind())?;
+        "http"
+    };
     if server_cfg.workers > 0 {
         server = server.workers(server_cfg.workers as usize);
     }
+    if let Some(warning) = config.warning() {
+        tracing::warn!("{warning}");
+    }
     spawn_maintenance(state_for_tasks);
     for addr in server.addrs() {
-        tracing::info!(%addr, public_url = config.public_url(), "listening");
+        tracing::info!(%addr, scheme, public_url = config.public_url(), "listening");
     }
     server.run().await?;
     tracing::info!("server stopped");

@@ -35,7 +35,7 @@ impl Modify for BearerSchemes {
 #[openapi(
     info(
         title = "Tamga",
-        description = "Certification and registration authority of the national e-signature programme. Every error is an RFC 9457 problem document with a stable `code`."
+        description = "Certification and registration authority of the national e-signature programme. Every error is an RFC 9457 problem document with a stable `code`. With `[server.tls] client_ca` configured, every `/api/v1` route answers only over a TLS connection whose client certificate chains to that CA (403 `client_certificate_required` / `client_certificate_untrusted`). Every route except `/ocsp` and `/crl/…` may answer 429 `rate_limited_client` with `Retry-After` when one address exceeds `[limits] client_requests_per_second`."
     ),
     paths(
         portal::create_application,
@@ -71,7 +71,10 @@ pub struct ApiDoc;
 
 /// The OpenAPI document.
 #[utoipa::path(get, path = "/api/v1/openapi.json", tag = "operations", responses(
-    (status = 200, description = "This API's OpenAPI 3 document", content_type = "application/json")
+    (status = 200, description = "This API's OpenAPI 3 document", content_type = "application/json"),
+    (status = 403, description = "`client_certificate_required`, `client_certificate_untrusted` (only with `[server.tls] client_ca`: the connection's TLS client certificate must chain to it)", body = ProblemDocument, content_type = "application/problem+json"),
+    (status = 429, description = "`rate_limited_client`", body = ProblemDocument, content_type = "application/problem+json",
+        headers(("Retry-After" = u64, description = "Seconds until the request can succeed"))),
 ))]
 pub async fn document() -> HttpResponse {
     HttpResponse::Ok().json(ApiDoc::openapi())

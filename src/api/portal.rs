@@ -153,10 +153,12 @@ fn counted(state: &AppState, e: ApiError) -> ApiError {
         (status = 201, description = "Stored; `status` is `issued` (certificates included) or `pending_review`", body = ApplicationResponse),
         (status = 400, description = "`request_malformed`, `csr_malformed`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
         (status = 401, description = "`consent_token_missing`, `consent_token_malformed`, `consent_token_signature_invalid`, `consent_token_untrusted_key`, `consent_token_algorithm_not_allowed`, `consent_token_expired`, `consent_token_not_yet_valid`, `consent_token_lifetime_too_long`, `consent_token_wrong_audience`, `consent_token_wrong_issuer`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
-        (status = 403, description = "`consent_token_wrong_purpose`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "`consent_token_wrong_purpose`; `client_certificate_required`, `client_certificate_untrusted` (only with `[server.tls] client_ca`: the connection's TLS client certificate must chain to it)", body = super::types::ProblemDocument, content_type = "application/problem+json"),
         (status = 409, description = "`consent_token_replayed`, `key_reused`, `key_blocked`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
         (status = 413, description = "`body_too_large` (limit 64 KiB)", body = super::types::ProblemDocument, content_type = "application/problem+json"),
         (status = 422, description = "`iin_invalid`, `agreement_not_accepted`, `agreement_version_mismatch`, `email_invalid`, `language_invalid`, `storage_type_invalid`, `csr_signature_invalid`, `csr_email_mismatch`, `key_algorithm_not_allowed`, `key_too_small`, `key_weak`, `same_key_for_auth_and_sign`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited_iin` (the consent token's IIN has `[limits] applications_per_iin_per_day` applications in the last 24 hours; nothing was stored and the token was not used), `rate_limited_client` (`[limits] client_requests_per_second` from this address)", body = super::types::ProblemDocument, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds until the request can succeed"))),
         (status = 503, description = "`service_unavailable`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
     )
 )]
@@ -224,7 +226,10 @@ pub async fn create_application(
     responses(
         (status = 200, body = ApplicationResponse),
         (status = 401, description = "`access_token_invalid`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "`client_certificate_required`, `client_certificate_untrusted` (only with `[server.tls] client_ca`: the connection's TLS client certificate must chain to it)", body = super::types::ProblemDocument, content_type = "application/problem+json"),
         (status = 404, description = "`application_not_found`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited_client`", body = super::types::ProblemDocument, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds until the request can succeed"))),
         (status = 503, description = "`service_unavailable`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
     )
 )]
@@ -267,11 +272,14 @@ pub async fn get_application(
         (status = 200, description = "Revoked", body = super::types::RevocationResponse),
         (status = 400, description = "`request_malformed`, `serial_invalid`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
         (status = 401, description = "consent-token refusals as for applications", body = super::types::ProblemDocument, content_type = "application/problem+json"),
-        (status = 403, description = "`consent_token_wrong_purpose` (needs eds_revocation), `not_certificate_holder`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "`consent_token_wrong_purpose` (needs eds_revocation), `not_certificate_holder`; `client_certificate_required`, `client_certificate_untrusted` (only with `[server.tls] client_ca`: the connection's TLS client certificate must chain to it)", body = super::types::ProblemDocument, content_type = "application/problem+json"),
         (status = 404, description = "`certificate_not_found`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
         (status = 409, description = "`already_revoked`, `consent_token_replayed`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
         (status = 413, description = "`body_too_large`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
         (status = 422, description = "`iin_invalid`, `revocation_reason_invalid`, `invalidity_date_invalid`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited_iin` (the holder's IIN has `[limits] revocations_per_iin_per_day` revocations in the last 24 hours; nothing was changed and the token was not used), `rate_limited_client`", body = super::types::ProblemDocument, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds until the request can succeed"))),
+        (status = 503, description = "`service_unavailable`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
     )
 )]
 pub async fn create_revocation(

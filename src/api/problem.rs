@@ -35,6 +35,18 @@ pub enum ApiError {
         /// What was not found.
         detail: String,
     },
+    /// The portal API was called without a client certificate (`[server.tls] client_ca`).
+    #[error("the portal API needs a TLS client certificate issued under the configured client CA")]
+    ClientCertificateRequired,
+    /// The connection's client certificate does not chain to the configured client CA.
+    #[error("the TLS client certificate was not accepted: {0}")]
+    ClientCertificateUntrusted(String),
+    /// Too many requests from this client address.
+    #[error("too many requests from this address; retry in {retry_after_secs} s")]
+    RateLimitedClient {
+        /// When to try again.
+        retry_after_secs: u64,
+    },
     /// The service cannot answer now (database or key unavailable).
     #[error("service unavailable: {0}")]
     Unavailable(String),
@@ -64,6 +76,9 @@ impl ApiError {
             ApiError::BodyTooLarge(_) => "body_too_large",
             ApiError::RequestMalformed(_) => "request_malformed",
             ApiError::NotFound { code, .. } => code,
+            ApiError::ClientCertificateRequired => "client_certificate_required",
+            ApiError::ClientCertificateUntrusted(_) => "client_certificate_untrusted",
+            ApiError::RateLimitedClient { .. } => "rate_limited_client",
             ApiError::Unavailable(_) => "service_unavailable",
             ApiError::Internal(_) => "internal_error",
         }
@@ -78,6 +93,7 @@ impl ApiError {
             StatusCode::CONFLICT => "Conflict",
             StatusCode::PAYLOAD_TOO_LARGE => "Payload too large",
             StatusCode::UNPROCESSABLE_ENTITY => "Unprocessable request",
+            StatusCode::TOO_MANY_REQUESTS => "Too many requests",
             StatusCode::SERVICE_UNAVAILABLE => "Service unavailable",
             _ => "Internal error",
         }
@@ -93,6 +109,17 @@ impl ApiError {
             other => Some(other.to_string()),
         }
     }
+
+    /// Seconds for `Retry-After`, for refusals that end by themselves.
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            ApiError::RateLimitedClient { retry_after_secs }
+            | ApiError::Ra(RaError::IinRateLimited {
+                retry_after_secs, ..
+            }) => Some(*retry_after_secs),
+            _ => None,
+        }
+    }
 }
 
 fn ra_status(e: &RaError) -> StatusCode {
@@ -104,6 +131,7 @@ fn ra_status(e: &RaError) -> StatusCode {
         | RaError::NotOnHold(_)
         | RaError::NotPendingReview { .. } => StatusCode::CONFLICT,
         RaError::AccessTokenInvalid => StatusCode::UNAUTHORIZED,
+        RaError::IinRateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         RaError::ApplicationNotFound => StatusCode::NOT_FOUND,
         RaError::ConsentReplayed | RaError::KeyReused | RaError::KeyBlocked => StatusCode::CONFLICT,
         RaError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -123,6 +151,12 @@ impl ResponseError for ApiError {
             ApiError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RequestMalformed(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
+            // TLS client authentication has no HTTP challenge to send with a 401: the request
+            // is understood and refused.
+            ApiError::ClientCertificateRequired | ApiError::ClientCertificateUntrusted(_) => {
+                StatusCode::FORBIDDEN
+            }
+            ApiError::RateLimitedClient { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -146,7 +180,9 @@ impl ResponseError for ApiError {
         };
         let mut response = HttpResponse::build(status);
         response.content_type(PROBLEM_JSON);
-        if status == StatusCode::SERVICE_UNAVAILABLE {
+        if let Some(secs) = self.retry_after() {
+            response.insert_header(("Retry-After", secs.max(1).to_string()));
+        } else if status == StatusCode::SERVICE_UNAVAILABLE {
             response.insert_header(("Retry-After", "5"));
         }
         if status == StatusCode::UNAUTHORIZED {

@@ -4,6 +4,9 @@ use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
 
+use std::sync::Arc;
+
+use super::gate::{self, Admission};
 use super::problem::ApiError;
 use super::{ocsp, openapi, portal, public, AppState};
 
@@ -13,28 +16,28 @@ pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
 /// Media type of DER certificates (RFC 2585).
 const PKIX_CERT: &str = "application/pkix-cert";
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route(
-        "/api/v1/applications",
-        web::post().to(portal::create_application),
-    )
-    .route(
-        "/api/v1/applications/{id}",
-        web::get().to(portal::get_application),
-    )
-    .route(
-        "/api/v1/revocations",
-        web::post().to(portal::create_revocation),
-    )
-    .route("/api/v1/openapi.json", web::get().to(openapi::document))
-    .route("/crl/{file}", web::get().to(public::crl))
-    .route("/ocsp", web::post().to(ocsp::post))
-    .route("/ocsp/{request:.*}", web::get().to(ocsp::get))
-    .route("/healthz", web::get().to(healthz))
-    .route("/readyz", web::get().to(readyz))
-    .route("/metrics", web::get().to(metrics))
-    .route("/ca/{file}", web::get().to(ca_certificate))
-    .default_service(web::to(not_found));
+/// The route table. Everything under `/api/v1` is the portal's: its scope checks the client
+/// certificate when `[server.tls] client_ca` is set (the router matches the scope, so no
+/// spelling of a path reaches a portal handler around the check).
+pub fn configure(admission: Arc<Admission>) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg: &mut web::ServiceConfig| {
+        cfg.service(
+            web::scope(gate::PORTAL_PREFIX)
+                .wrap(gate::portal(admission))
+                .route("/applications", web::post().to(portal::create_application))
+                .route("/applications/{id}", web::get().to(portal::get_application))
+                .route("/revocations", web::post().to(portal::create_revocation))
+                .route("/openapi.json", web::get().to(openapi::document)),
+        )
+        .route("/crl/{file}", web::get().to(public::crl))
+        .route("/ocsp", web::post().to(ocsp::post))
+        .route("/ocsp/{request:.*}", web::get().to(ocsp::get))
+        .route("/healthz", web::get().to(healthz))
+        .route("/readyz", web::get().to(readyz))
+        .route("/metrics", web::get().to(metrics))
+        .route("/ca/{file}", web::get().to(ca_certificate))
+        .default_service(web::to(not_found));
+    }
 }
 
 /// Liveness: the process answers.

@@ -173,6 +173,10 @@ pub enum ErrorCode {
     ReasonRequired,
     CaCertificateNotFound,
     NotFound,
+    ClientCertificateRequired,
+    ClientCertificateUntrusted,
+    RateLimitedIin,
+    RateLimitedClient,
     ServiceUnavailable,
     InternalError,
 }

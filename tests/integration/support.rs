@@ -200,23 +200,37 @@ pub fn openssl(dir: &Path, args: &[&str]) -> String {
 /// A `tamga serve` child process, killed when dropped.
 pub struct Server {
     child: Option<Child>,
-    /// `http://127.0.0.1:PORT`
+    /// `http://127.0.0.1:PORT` (`https://…` for a TLS listener)
     pub base: String,
     /// Working directory.
     pub dir: PathBuf,
+    /// Makes the client `get` and the readiness wait use (a new one each time: a pooled
+    /// connection the server closes while idle would fail the next request).
+    http: std::sync::Arc<dyn Fn() -> reqwest::blocking::Client + Send + Sync>,
 }
 
 impl Server {
     /// Start `tamga serve` in `dir` on a free port with extra environment, and wait for
     /// `/readyz` to answer 200.
     pub fn start(dir: &Path, env: &[(&str, &str)]) -> Server {
+        Server::start_with(dir, env, "http", client)
+    }
+
+    /// Start `tamga serve` whose listener speaks `scheme` (`https` when the environment
+    /// configures `[server.tls]`), checking readiness through `http`.
+    pub fn start_with(
+        dir: &Path,
+        env: &[(&str, &str)],
+        scheme: &str,
+        http: impl Fn() -> reqwest::blocking::Client + Send + Sync + 'static,
+    ) -> Server {
         let port = free_port();
         let mut cmd = tamga(dir);
         cmd.arg("serve")
             .env("TAMGA_SERVER__BIND", format!("127.0.0.1:{port}"))
             .env(
                 "TAMGA_SERVER__PUBLIC_URL",
-                format!("http://127.0.0.1:{port}"),
+                format!("{scheme}://127.0.0.1:{port}"),
             )
             .env("TAMGA_SERVER__WORKERS", "2")
             .stdout(Stdio::null())
@@ -227,8 +241,9 @@ impl Server {
         let child = cmd.spawn().expect("spawn tamga serve");
         let mut server = Server {
             child: Some(child),
-            base: format!("http://127.0.0.1:{port}"),
+            base: format!("{scheme}://127.0.0.1:{port}"),
             dir: dir.to_path_buf(),
+            http: std::sync::Arc::new(http),
         };
         server.wait_ready();
         server
@@ -236,7 +251,7 @@ impl Server {
 
     fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(90);
-        let client = client();
+        let client = (self.http)();
         while Instant::now() < deadline {
             if let Some(child) = self.child.as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {
@@ -256,7 +271,7 @@ impl Server {
 
     /// GET a path.
     pub fn get(&self, path: &str) -> reqwest::blocking::Response {
-        client()
+        (self.http)()
             .get(format!("{}{path}", self.base))
             .send()
             .expect("GET")
