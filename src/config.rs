@@ -186,6 +186,16 @@ pub struct DatabaseConfig {
     pub pool_size: u32,
     /// SQLite only: how long a writer waits for the lock, in milliseconds.
     pub busy_timeout_ms: u32,
+    /// How long a request waits for a pooled connection (the database is down, or every
+    /// connection is busy) before it is answered `503 database_unavailable`, in milliseconds.
+    pub pool_timeout_ms: u32,
+    /// PostgreSQL only: how long one connection attempt may take (libpq `connect_timeout`,
+    /// unless the URL sets it), in seconds.
+    pub connect_timeout_secs: u32,
+    /// Longest an HTTP request waits for its database work before it is answered
+    /// `503 database_unavailable`, whatever the database does (a frozen server keeps its TCP
+    /// connections open), in milliseconds.
+    pub request_timeout_ms: u32,
 }
 
 impl Default for DatabaseConfig {
@@ -194,6 +204,9 @@ impl Default for DatabaseConfig {
             url: "sqlite://data/tamga.db".to_owned(),
             pool_size: 8,
             busy_timeout_ms: 5000,
+            pool_timeout_ms: 5000,
+            connect_timeout_secs: 5,
+            request_timeout_ms: 15000,
         }
     }
 }
@@ -839,6 +852,26 @@ pub fn validate(config: Config, source: Source) -> Result<ValidConfig, ConfigErr
                 "must be between 1 and 512, got {}",
                 config.database.pool_size
             ),
+        ));
+    }
+    if !(100..=600_000).contains(&config.database.pool_timeout_ms) {
+        return Err(invalid(
+            "database.pool_timeout_ms",
+            "must be between 100 and 600000 milliseconds",
+        ));
+    }
+    if !(2..=600).contains(&config.database.connect_timeout_secs) {
+        return Err(invalid(
+            "database.connect_timeout_secs",
+            "must be between 2 and 600 seconds (libpq waits at least 2)",
+        ));
+    }
+    if config.database.request_timeout_ms < config.database.pool_timeout_ms
+        || config.database.request_timeout_ms > 3_600_000
+    {
+        return Err(invalid(
+            "database.request_timeout_ms",
+            "must be at least database.pool_timeout_ms and at most 3600000",
         ));
     }
     if config.server.workers > 1024 {

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::digital_id::ConsentError;
 use crate::ra::RaError;
+use crate::store::StoreError;
 
 /// Media type of problem documents.
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -47,7 +48,14 @@ pub enum ApiError {
         /// When to try again.
         retry_after_secs: u64,
     },
-    /// The service cannot answer now (database or key unavailable).
+    /// The database failed or cannot be reached.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The database work of the request did not finish within `[database]
+    /// request_timeout_ms` (it may still finish later).
+    #[error("no answer from the database within {0} ms")]
+    DatabaseTimeout(u32),
+    /// The service cannot answer now (nothing published yet, an expired CRL).
     #[error("service unavailable: {0}")]
     Unavailable(String),
     /// A bug or an unexpected failure. Logged in full; the client sees only the code.
@@ -79,6 +87,8 @@ impl ApiError {
             ApiError::ClientCertificateRequired => "client_certificate_required",
             ApiError::ClientCertificateUntrusted(_) => "client_certificate_untrusted",
             ApiError::RateLimitedClient { .. } => "rate_limited_client",
+            ApiError::Store(e) => e.code(),
+            ApiError::DatabaseTimeout(_) => "database_unavailable",
             ApiError::Unavailable(_) => "service_unavailable",
             ApiError::Internal(_) => "internal_error",
         }
@@ -103,6 +113,8 @@ impl ApiError {
     fn public_detail(&self) -> Option<String> {
         match self {
             ApiError::Ra(RaError::Store(_) | RaError::Ca(_))
+            | ApiError::Store(_)
+            | ApiError::DatabaseTimeout(_)
             | ApiError::Unavailable(_)
             | ApiError::Internal(_) => None,
             ApiError::NotFound { detail, .. } => Some(detail.clone()),
@@ -122,6 +134,15 @@ impl ApiError {
     }
 }
 
+/// A database that failed or cannot be reached is a temporary condition: 503 with
+/// Retry-After, never a 500. Only a row that cannot be decoded (a bug or corruption) is a 500.
+fn store_status(e: &StoreError) -> StatusCode {
+    match e {
+        StoreError::Corrupt { .. } | StoreError::Migration(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
 fn ra_status(e: &RaError) -> StatusCode {
     match e {
         RaError::CsrMalformed(_) | RaError::SerialInvalid(_) => StatusCode::BAD_REQUEST,
@@ -134,7 +155,7 @@ fn ra_status(e: &RaError) -> StatusCode {
         RaError::IinRateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         RaError::ApplicationNotFound => StatusCode::NOT_FOUND,
         RaError::ConsentReplayed | RaError::KeyReused | RaError::KeyBlocked => StatusCode::CONFLICT,
-        RaError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+        RaError::Store(e) => store_status(e),
         RaError::Ca(crate::ca::CaError::KeyUnavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
         RaError::Ca(_) => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::UNPROCESSABLE_ENTITY,
@@ -157,14 +178,20 @@ impl ResponseError for ApiError {
                 StatusCode::FORBIDDEN
             }
             ApiError::RateLimitedClient { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Store(e) => store_status(e),
+            ApiError::DatabaseTimeout(_) | ApiError::Unavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
-        if status.is_server_error() {
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            // Temporary (the database is down): the store logs the outage itself.
+            tracing::warn!(code = self.code(), error = %self, "request failed");
+        } else if status.is_server_error() {
             // Full detail stays in the log; the client sees only the code.
             tracing::error!(code = self.code(), error = %self, "request failed");
         } else {

@@ -178,6 +178,8 @@ pub enum ErrorCode {
     RateLimitedIin,
     RateLimitedClient,
     ServiceUnavailable,
+    DatabaseUnavailable,
+    DatabaseError,
     InternalError,
 }
 

@@ -175,7 +175,7 @@ impl RaError {
             RaError::IinRateLimited { .. } => "rate_limited_iin",
             RaError::Ca(CaError::KeyUnavailable(_)) => "signing_key_unavailable",
             RaError::Ca(_) => "internal_error",
-            RaError::Store(_) => "service_unavailable",
+            RaError::Store(e) => e.code(),
         }
     }
 }

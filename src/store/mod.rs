@@ -1,6 +1,8 @@
 //! Storage: the only module that talks to the database (and the only one that imports diesel).
 //!
 //! Owns: the connection pool over SQLite or PostgreSQL (one `DbConnection` type for both),
+//! its bounded waits (pool, connect and TCP timeouts) and the classification of failures as
+//! the database being unavailable ([`StoreError::is_unavailable`], [`Store::unreachable`]),
 //! the embedded migrations applied at start, write transactions that serialise correctly on
 //! both backends, and typed rows for every table. Must never: decide policy (what may be
 //! issued, revoked or sent) — it stores what the authorities decided, atomically.
@@ -16,6 +18,8 @@ mod models;
 mod schema;
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
@@ -90,6 +94,29 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Whether the database could not be reached or used at all: no connection within the
+    /// pool timeout, a connection lost in the middle of a query (PostgreSQL stopped or
+    /// restarted, network gone), or SQLite's lock not granted within the busy timeout. Such a
+    /// failure is temporary by nature and changed nothing (the transaction did not commit).
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Connect(_) | StoreError::Pool(_) => true,
+            StoreError::Query(e) => query_unavailable(e),
+            StoreError::Migration(_) | StoreError::Corrupt { .. } => false,
+        }
+    }
+
+    /// The stable code a caller answers with: `database_unavailable` (temporary, see
+    /// [`StoreError::is_unavailable`]), `database_error` (the database answered with an
+    /// error), or `internal_error` (a row that cannot be decoded, a failed migration).
+    pub fn code(&self) -> &'static str {
+        match self {
+            _ if self.is_unavailable() => "database_unavailable",
+            StoreError::Query(_) => "database_error",
+            _ => "internal_error",
+        }
+    }
+
     /// Whether the failure is a unique-constraint violation (a duplicate key).
     pub fn is_unique_violation(&self) -> bool {
         matches!(
@@ -100,6 +127,50 @@ impl StoreError {
             ))
         )
     }
+}
+
+fn query_unavailable(e: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind, Error};
+    match e {
+        Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _)
+        | Error::DatabaseError(DatabaseErrorKind::UnableToSendCommand, _)
+        | Error::BrokenTransactionManager => true,
+        // SQLITE_BUSY / SQLITE_LOCKED after the busy timeout.
+        Error::DatabaseError(DatabaseErrorKind::Unknown, info) => {
+            let message = info.message();
+            message.contains("database is locked") || message.contains("database table is locked")
+        }
+        Error::RollbackErrorOnCommit { commit_error, .. } => query_unavailable(commit_error),
+        _ => false,
+    }
+}
+
+/// libpq parameters added to a PostgreSQL URL unless it sets them: bounded connection
+/// attempts, and TCP keepalives plus `tcp_user_timeout` so that a connection to a host that
+/// vanished (no RST, packets dropped) fails within about 30 s instead of the kernel's
+/// retransmission limit of many minutes.
+fn pg_url_with_timeouts(raw: &str, connect_timeout_secs: u32) -> String {
+    let Ok(mut url) = url::Url::parse(raw) else {
+        return raw.to_owned();
+    };
+    let present: Vec<String> = url.query_pairs().map(|(k, _)| k.into_owned()).collect();
+    let connect = connect_timeout_secs.to_string();
+    let defaults = [
+        ("connect_timeout", connect.as_str()),
+        ("keepalives", "1"),
+        ("keepalives_idle", "10"),
+        ("keepalives_interval", "5"),
+        ("keepalives_count", "3"),
+        ("tcp_user_timeout", "30000"),
+    ];
+    let missing: Vec<(&str, &str)> = defaults
+        .into_iter()
+        .filter(|(k, _)| !present.iter().any(|p| p == k))
+        .collect();
+    if !missing.is_empty() {
+        url.query_pairs_mut().extend_pairs(missing);
+    }
+    url.to_string()
 }
 
 /// Opens connections for the pool, choosing the backend from the URL scheme (the derived
@@ -151,8 +222,21 @@ impl r2d2::ManageConnection for Manager {
             .map_err(|e| ConnectError(e.to_string()))
     }
 
-    fn has_broken(&self, _conn: &mut DbConnection) -> bool {
-        false
+    fn has_broken(&self, conn: &mut DbConnection) -> bool {
+        // A transaction manager left broken (a rollback that failed because the connection
+        // died) is never handed out again.
+        diesel::r2d2::R2D2Connection::is_broken(conn)
+    }
+}
+
+/// r2d2 reports every failed connection attempt (several a second while the database is
+/// down); the store logs the outage once ([`Store::unreachable`]), so the attempts go to debug.
+#[derive(Debug)]
+struct ConnectAttempts;
+
+impl r2d2::HandleError<ConnectError> for ConnectAttempts {
+    fn handle_error(&self, error: ConnectError) {
+        tracing::debug!(%error, "a database connection attempt failed");
     }
 }
 
@@ -161,6 +245,8 @@ impl r2d2::ManageConnection for Manager {
 pub struct Store {
     pool: r2d2::Pool<Manager>,
     backend: Backend,
+    /// Whether the last attempt to take a connection failed (see [`Store::unreachable`]).
+    unreachable: Arc<AtomicBool>,
 }
 
 impl fmt::Debug for Store {
@@ -175,11 +261,17 @@ impl fmt::Debug for Store {
 impl Store {
     /// Connect, apply pending migrations, and build the pool.
     pub fn open(url: &DatabaseUrl, config: &DatabaseConfig) -> Result<Store, StoreError> {
+        let url = match url {
+            DatabaseUrl::Postgres(raw) => {
+                DatabaseUrl::Postgres(pg_url_with_timeouts(raw, config.connect_timeout_secs))
+            }
+            sqlite => sqlite.clone(),
+        };
         let manager = Manager {
             url: url.clone(),
             busy_timeout_ms: config.busy_timeout_ms,
         };
-        let backend = match url {
+        let backend = match &url {
             DatabaseUrl::Sqlite(path) => {
                 if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
                     std::fs::create_dir_all(parent).map_err(|e| {
@@ -210,9 +302,43 @@ impl Store {
         let pool = r2d2::Pool::builder()
             .max_size(config.pool_size)
             .min_idle(Some(1))
-            .connection_timeout(Duration::from_secs(5))
+            .connection_timeout(Duration::from_millis(u64::from(config.pool_timeout_ms)))
+            .error_handler(Box::new(ConnectAttempts))
             .build(manager)?;
-        Ok(Store { pool, backend })
+        Ok(Store {
+            pool,
+            backend,
+            unreachable: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    /// A pooled connection (checked with `SELECT 1` on the way out of the pool), waiting at
+    /// most `[database] pool_timeout_ms`.
+    fn connection(&self) -> Result<r2d2::PooledConnection<Manager>, StoreError> {
+        match self.pool.get() {
+            Ok(conn) => {
+                if self.unreachable.load(Ordering::Relaxed)
+                    && self.unreachable.swap(false, Ordering::Relaxed)
+                {
+                    tracing::info!("the database is reachable again");
+                }
+                Ok(conn)
+            }
+            Err(e) => {
+                if !self.unreachable.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(error = %e, "the database cannot be reached");
+                }
+                Err(StoreError::Pool(e))
+            }
+        }
+    }
+
+    /// Whether the most recent attempt to take a connection failed: the database is probably
+    /// down. Callers that hold a still-valid copy of what they would read (OCSP responses,
+    /// CRLs) may serve it instead of waiting for the pool timeout; whoever takes the next
+    /// connection successfully clears it.
+    pub fn unreachable(&self) -> bool {
+        self.unreachable.load(Ordering::Relaxed)
     }
 
     /// Which database this is.
@@ -222,7 +348,7 @@ impl Store {
 
     /// Check that a connection can be had and answers.
     pub fn ping(&self) -> Result<(), StoreError> {
-        let mut conn = self.pool.get()?;
+        let mut conn = self.connection()?;
         conn.batch_execute("SELECT 1")?;
         Ok(())
     }
@@ -232,7 +358,7 @@ impl Store {
     where
         E: From<StoreError>,
     {
-        let mut conn = self.pool.get().map_err(StoreError::from)?;
+        let mut conn = self.connection()?;
         let conn: &mut DbConnection = &mut conn;
         let begun = match conn {
             DbConnection::Sqlite(c) => {
@@ -265,7 +391,7 @@ impl Store {
     where
         E: From<StoreError>,
     {
-        let mut conn = self.pool.get().map_err(StoreError::from)?;
+        let mut conn = self.connection()?;
         let mut tx = Tx {
             conn: &mut conn,
             backend: self.backend,
@@ -288,5 +414,80 @@ impl Tx<'_> {
         }
         // SQLite: the write transaction already holds the database's write lock.
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+    use super::*;
+
+    #[test]
+    fn postgres_urls_get_bounded_timeouts_unless_they_set_their_own() {
+        let url = pg_url_with_timeouts("postgres://u:p@db:5432/tamga", 7);
+        let parsed = url::Url::parse(&url).unwrap();
+        let pairs: std::collections::HashMap<String, String> =
+            parsed.query_pairs().into_owned().collect();
+        assert_eq!(pairs["connect_timeout"], "7");
+        assert_eq!(pairs["keepalives"], "1");
+        assert_eq!(pairs["tcp_user_timeout"], "30000");
+        assert_eq!(parsed.password(), Some("p"));
+        assert_eq!(parsed.path(), "/tamga");
+
+        let own = pg_url_with_timeouts(
+            "postgres://u@db/tamga?connect_timeout=60&sslmode=require&tcp_user_timeout=0",
+            7,
+        );
+        let parsed = url::Url::parse(&own).unwrap();
+        let pairs: Vec<(String, String)> = parsed.query_pairs().into_owned().collect();
+        let get = |k: &str| {
+            pairs
+                .iter()
+                .filter(|(key, _)| key == k)
+                .map(|(_, v)| v.as_str())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(get("connect_timeout"), ["60"], "the URL's own value wins");
+        assert_eq!(get("tcp_user_timeout"), ["0"]);
+        assert_eq!(get("sslmode"), ["require"]);
+        assert_eq!(get("keepalives_idle"), ["10"]);
+    }
+
+    #[test]
+    fn lost_connections_and_locks_are_unavailability_other_failures_are_not() {
+        use diesel::result::{DatabaseErrorKind, Error};
+        let db = |kind, message: &str| {
+            StoreError::Query(Error::DatabaseError(kind, Box::new(message.to_owned())))
+        };
+        for unavailable in [
+            db(
+                DatabaseErrorKind::ClosedConnection,
+                "server closed the connection",
+            ),
+            db(
+                DatabaseErrorKind::UnableToSendCommand,
+                "no connection to the server",
+            ),
+            db(DatabaseErrorKind::Unknown, "database is locked"),
+            StoreError::Connect("connection refused".to_owned()),
+            StoreError::Query(Error::BrokenTransactionManager),
+        ] {
+            assert!(unavailable.is_unavailable(), "{unavailable}");
+            assert_eq!(unavailable.code(), "database_unavailable");
+        }
+        for other in [
+            db(DatabaseErrorKind::Unknown, "syntax error"),
+            db(DatabaseErrorKind::UniqueViolation, "duplicate key"),
+            StoreError::Query(Error::NotFound),
+        ] {
+            assert!(!other.is_unavailable(), "{other}");
+            assert_eq!(other.code(), "database_error");
+        }
+        let corrupt = StoreError::Corrupt {
+            table: "certificates",
+            message: "bad".to_owned(),
+        };
+        assert_eq!(corrupt.code(), "internal_error");
     }
 }
