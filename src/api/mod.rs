@@ -68,6 +68,27 @@ pub struct AppState {
     pub admission: Arc<Admission>,
 }
 
+/// Run a request's database work on the blocking pool. If it has not finished within
+/// `[database] request_timeout_ms` the request is answered `503 database_unavailable` at once;
+/// the work itself runs on (a thread cannot be cancelled) and, being one transaction, either
+/// commits whole or not at all.
+pub(crate) async fn blocking<T, E>(
+    state: &AppState,
+    work: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, problem::ApiError>
+where
+    T: Send + 'static,
+    E: Into<problem::ApiError> + Send + 'static,
+{
+    let ms = state.config.get().database.request_timeout_ms;
+    let deadline = Duration::from_millis(u64::from(ms));
+    match actix_web::rt::time::timeout(deadline, web::block(work)).await {
+        Err(_) => Err(problem::ApiError::DatabaseTimeout(ms)),
+        Ok(Err(e)) => Err(problem::ApiError::Internal(format!("blocking pool: {e}"))),
+        Ok(Ok(result)) => result.map_err(Into::into),
+    }
+}
+
 /// Register every route on an actix `App` (also used by in-process tests).
 pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg: &mut web::ServiceConfig| {
@@ -94,7 +115,9 @@ const RESPONDER_RENEWAL_CHECK: Duration = Duration::from_secs(3600);
 /// within about this long).
 const CRL_POLL: Duration = Duration::from_secs(2);
 
-/// How often this instance looks for applications whose signing was postponed.
+/// How often this instance looks for applications whose signing was postponed (key
+/// unavailable) or interrupted (database outage between the two transactions, a process that
+/// died).
 const RESUME_INTERVAL: Duration = Duration::from_secs(15);
 /// How long an application stays `approved` before the background task finishes it; longer
 /// than any issuance in flight takes.
@@ -208,12 +231,15 @@ fn spawn_maintenance(state: AppState) {
             }
         }
     });
-    let resume = state.registrar.clone();
+    let resume = state.clone();
     actix_web::rt::spawn(async move {
         let mut tick = actix_web::rt::time::interval(RESUME_INTERVAL);
         loop {
             tick.tick().await;
-            let registrar = resume.clone();
+            if resume.store.unreachable() {
+                continue;
+            }
+            let registrar = resume.registrar.clone();
             match web::block(move || registrar.resume_approved_since(Some(RESUME_AFTER))).await {
                 Ok(Ok(0)) => {}
                 Ok(Ok(n)) => tracing::warn!(applications = n, "finished postponed issuance"),

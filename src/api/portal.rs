@@ -151,15 +151,16 @@ fn counted(state: &AppState, e: ApiError) -> ApiError {
     security(("consent_token" = [])),
     responses(
         (status = 201, description = "Stored; `status` is `issued` (certificates included) or `pending_review`", body = ApplicationResponse),
+        (status = 200, description = "The same request again (same consent token, form and CSRs) after its answer was lost: the application as it stands — an interrupted issuance completed — under a new `access_token` (the previous one stops working). Nothing new is created.", body = ApplicationResponse),
         (status = 400, description = "`request_malformed`, `csr_malformed`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
         (status = 401, description = "`consent_token_missing`, `consent_token_malformed`, `consent_token_signature_invalid`, `consent_token_untrusted_key`, `consent_token_algorithm_not_allowed`, `consent_token_expired`, `consent_token_not_yet_valid`, `consent_token_lifetime_too_long`, `consent_token_wrong_audience`, `consent_token_wrong_issuer`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
         (status = 403, description = "`consent_token_wrong_purpose`; `client_certificate_required`, `client_certificate_untrusted` (only with `[server.tls] client_ca`: the connection's TLS client certificate must chain to it)", body = super::types::ProblemDocument, content_type = "application/problem+json"),
-        (status = 409, description = "`consent_token_replayed`, `key_reused`, `key_blocked`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
+        (status = 409, description = "`consent_token_replayed` (a used token with a different request), `key_reused`, `key_blocked`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
         (status = 413, description = "`body_too_large` (limit 64 KiB)", body = super::types::ProblemDocument, content_type = "application/problem+json"),
         (status = 422, description = "`iin_invalid`, `agreement_not_accepted`, `agreement_version_mismatch`, `email_invalid`, `language_invalid`, `storage_type_invalid`, `csr_signature_invalid`, `csr_email_mismatch`, `key_algorithm_not_allowed`, `key_too_small`, `key_weak`, `same_key_for_auth_and_sign`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
         (status = 429, description = "`rate_limited_iin` (the consent token's IIN has `[limits] applications_per_iin_per_day` applications in the last 24 hours; nothing was stored and the token was not used), `rate_limited_client` (`[limits] client_requests_per_second` from this address)", body = super::types::ProblemDocument, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds until the request can succeed"))),
-        (status = 503, description = "`service_unavailable`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "`database_unavailable` (the database cannot be reached; nothing was stored unless the work finished after the answer — repeat the same request), `database_error`; with `Retry-After`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
     )
 )]
 pub async fn create_application(
@@ -187,14 +188,16 @@ pub async fn create_application(
             sign_csr: request.csrs.sign,
         };
         let registrar = state.registrar.clone();
-        let submitted = web::block(move || registrar.submit(&consent, form))
-            .await
-            .map_err(|e| ApiError::Internal(format!("blocking pool: {e}")))??;
-        state
-            .metrics
-            .application(submitted.application.status.as_str());
-        for cert in &submitted.certificates {
-            state.metrics.certificate_issued(cert.kind.as_str());
+        let submitted = super::blocking(&state, move || registrar.submit(&consent, form)).await?;
+        if submitted.created {
+            state
+                .metrics
+                .application(submitted.application.status.as_str());
+            for cert in &submitted.certificates {
+                state.metrics.certificate_issued(cert.kind.as_str());
+            }
+        } else {
+            state.metrics.application("repeated");
         }
         let body = application_json(
             &state,
@@ -202,8 +205,14 @@ pub async fn create_application(
             &submitted.certificates,
             Some(submitted.access_token),
         )?;
-        Ok::<_, ApiError>(
+        // 201 for a new application; 200 for the same request repeated after a lost answer.
+        let mut response = if submitted.created {
             HttpResponse::Created()
+        } else {
+            HttpResponse::Ok()
+        };
+        Ok::<_, ApiError>(
+            response
                 .insert_header((
                     header::LOCATION,
                     format!("/api/v1/applications/{}", body.id),
@@ -230,7 +239,7 @@ pub async fn create_application(
         (status = 404, description = "`application_not_found`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
         (status = 429, description = "`rate_limited_client`", body = super::types::ProblemDocument, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds until the request can succeed"))),
-        (status = 503, description = "`service_unavailable`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "`database_unavailable`, `database_error`; with `Retry-After`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
     )
 )]
 pub async fn get_application(
@@ -249,9 +258,7 @@ pub async fn get_application(
             return Err(ApiError::Ra(RaError::ApplicationNotFound));
         }
         let registrar = state.registrar.clone();
-        let view = web::block(move || registrar.view(&id, &token))
-            .await
-            .map_err(|e| ApiError::Internal(format!("blocking pool: {e}")))??;
+        let view = super::blocking(&state, move || registrar.view(&id, &token)).await?;
         let body = application_json(&state, &view.application, &view.certificates, None)?;
         Ok(HttpResponse::Ok()
             .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -279,7 +286,7 @@ pub async fn get_application(
         (status = 422, description = "`iin_invalid`, `revocation_reason_invalid`, `invalidity_date_invalid`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
         (status = 429, description = "`rate_limited_iin` (the holder's IIN has `[limits] revocations_per_iin_per_day` revocations in the last 24 hours; nothing was changed and the token was not used), `rate_limited_client`", body = super::types::ProblemDocument, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds until the request can succeed"))),
-        (status = 503, description = "`service_unavailable`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "`database_unavailable`, `database_error`; with `Retry-After`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
     )
 )]
 pub async fn create_revocation(
@@ -310,7 +317,7 @@ pub async fn create_revocation(
             })
             .transpose()?;
         let registrar = state.registrar.clone();
-        let cert = web::block(move || {
+        let cert = super::blocking(&state, move || {
             registrar.revoke(
                 crate::ra::Revoker::Holder(&consent),
                 &serial,
@@ -318,8 +325,7 @@ pub async fn create_revocation(
                 invalidity,
             )
         })
-        .await
-        .map_err(|e| ApiError::Internal(format!("blocking pool: {e}")))??;
+        .await?;
         state.metrics.revocation(reason.as_str());
         Ok::<_, ApiError>(
             HttpResponse::Ok()

@@ -458,6 +458,9 @@ pub struct Submitted {
     pub access_token: String,
     /// The issued certificates (empty while pending review).
     pub certificates: Vec<Certificate>,
+    /// Whether this request created the application; `false` when it was the same request
+    /// again after its answer was lost ([`Registrar::submit`]).
+    pub created: bool,
 }
 
 /// An application as its holder may see it.
@@ -611,6 +614,13 @@ impl Registrar {
     /// `jti`, the application, the reserved certificates with their exact TBS, and the audit
     /// entry. With Digital ID's liveness and register match the certificates are then signed
     /// and marked issued; otherwise the application waits for an operator.
+    ///
+    /// A used token is refused (`ConsentReplayed`) — unless the request is the very one that
+    /// created an application (same token, same form, same CSRs): a portal whose answer was
+    /// lost (a dropped connection, a restarted server) repeats it, and gets the application as
+    /// it stands, with its issuance completed if it was interrupted, under a new access token
+    /// (only the hash of the first was kept, and that answer may never have arrived). Nothing
+    /// new is created.
     pub fn submit(
         &self,
         consent: &VerifiedConsent,
@@ -618,7 +628,33 @@ impl Registrar {
     ) -> Result<Submitted, RaError> {
         // An HSM that cannot sign now refuses the application before anything is written.
         self.issuer.key_ready()?;
-        let (application, access_token, prepared) = self.accept(consent, form)?;
+        let used = self.store.read(|tx| -> Result<bool, RaError> {
+            // A used token makes no new application (it is a repeat or a replay): the
+            // per-IIN limit is not for it.
+            if tx.consent_jti_used(consent.jti())? {
+                return Ok(true);
+            }
+            // Over the limit already: refuse before the CSR work. Checked again, counting, in
+            // the transaction.
+            let iin = consent.iin().as_str();
+            self.check_iin_limit(tx, Limited::Application, iin, self.clock.now(), false)?;
+            Ok(false)
+        })?;
+        let form = form.check(&self.agreement_version)?;
+        if used {
+            return self
+                .repeated(consent, &form)?
+                .ok_or(RaError::ConsentReplayed);
+        }
+        let (application, access_token, prepared) = match self.accept(consent, &form) {
+            Ok(accepted) => accepted,
+            Err(RaError::ConsentReplayed) => {
+                return self
+                    .repeated(consent, &form)?
+                    .ok_or(RaError::ConsentReplayed)
+            }
+            Err(e) => return Err(e),
+        };
         let (application, certificates) = if prepared.is_empty() {
             (application, Vec::new())
         } else {
@@ -639,7 +675,63 @@ impl Registrar {
             application,
             access_token,
             certificates,
+            created: true,
         })
+    }
+
+    /// The application that `consent` created, if `form` is the request that created it: a
+    /// new access token replaces the old one (audited), and an interrupted issuance is
+    /// completed. `None` if there is no such application or the request differs.
+    fn repeated(
+        &self,
+        consent: &VerifiedConsent,
+        form: &CheckedForm,
+    ) -> Result<Option<Submitted>, RaError> {
+        let Some(app) = self
+            .store
+            .read(|tx| tx.application_by_consent_jti(consent.jti()))?
+        else {
+            return Ok(None);
+        };
+        let same = app.holder_iin == consent.iin().as_str()
+            && app.auth_csr == form.auth.der()
+            && app.sign_csr == form.sign.der()
+            && app.storage == form.storage.as_str()
+            && app.language == form.language.as_str()
+            && app.email == form.email
+            && app.agreement_version == form.agreement_version;
+        if !same {
+            return Ok(None);
+        }
+        let access_token = new_access_token()?;
+        let at = db_time(self.clock.now());
+        self.store.write(|tx| -> Result<(), RaError> {
+            tx.set_access_token_hash(&app.id, &hash_token(&access_token))?;
+            tx.append_audit(&AuditEntry {
+                at,
+                actor: format!("holder:{}", app.holder_iin),
+                action: "application.repeated".to_owned(),
+                subject: app.id.clone(),
+                details: serde_json::json!({ "status": app.status.as_str() }),
+            })?;
+            Ok(())
+        })?;
+        let (application, certificates) = if app.status == ApplicationStatus::Approved {
+            match self.resume(&app.id, "system:repeated") {
+                Ok(done) => done,
+                // As for a new application: it stays `approved` until the key is back.
+                Err(RaError::Ca(CaError::KeyUnavailable(_))) => self.current(&app.id)?,
+                Err(e) => return Err(e),
+            }
+        } else {
+            self.current(&app.id)?
+        };
+        Ok(Some(Submitted {
+            application,
+            access_token,
+            certificates,
+            created: false,
+        }))
     }
 
     /// The first, durable half of a submission: check everything, then in one transaction
@@ -648,15 +740,9 @@ impl Registrar {
     fn accept(
         &self,
         consent: &VerifiedConsent,
-        form: ApplicationForm,
+        form: &CheckedForm,
     ) -> Result<(Application, String, Vec<PreparedCertificate>), RaError> {
         let iin = consent.iin().as_str();
-        // Over the limit already: refuse before the CSR work. Checked again, counting, in the
-        // transaction.
-        self.store.read(|tx| {
-            self.check_iin_limit(tx, Limited::Application, iin, self.clock.now(), false)
-        })?;
-        let form = form.check(&self.agreement_version)?;
         let keys = [
             form.auth.spki_sha256().to_owned(),
             form.sign.spki_sha256().to_owned(),
@@ -763,7 +849,11 @@ impl Registrar {
     }
 
     /// Sign reserved certificates and mark them and their application issued. Used right after
-    /// submission, and at start-up for applications a crash left approved but unsigned.
+    /// submission or approval, and for applications whose issuance was interrupted (a crash,
+    /// a database outage between the two transactions). Two processes may complete the same
+    /// application at once (a restarted instance and a repeated request, say): each
+    /// certificate is marked issued only while still reserved, so one of them records the
+    /// issuance and the other returns what it recorded.
     fn complete_issuance(
         &self,
         application_id: &str,
@@ -775,59 +865,115 @@ impl Registrar {
             signed.push((p.serial().to_owned(), self.issuer.sign(p)?));
         }
         let at = db_time(self.clock.now());
-        let result =
-            self.store
-                .write(|tx| -> Result<(Application, Vec<Certificate>), RaError> {
-                    for (serial, der) in &signed {
-                        tx.mark_certificate_issued(serial, der, at)?;
+        let completed = self.store.write(
+            |tx| -> Result<Option<(Application, Vec<Certificate>)>, RaError> {
+                let mut marked = 0;
+                for (serial, der) in &signed {
+                    if tx.mark_certificate_issued(serial, der, at)? {
+                        marked += 1;
                     }
-                    tx.set_application_status(application_id, ApplicationStatus::Issued, at)?;
-                    tx.append_audit(&AuditEntry {
-                        at,
-                        actor: actor.to_owned(),
-                        action: "application.issued".to_owned(),
-                        subject: application_id.to_owned(),
-                        details: serde_json::json!({
-                            "serials": signed.iter().map(|(s, _)| s.as_str()).collect::<Vec<_>>(),
-                            "issuer": self.issuer.id(),
-                        }),
-                    })?;
-                    let app = tx
-                        .application(application_id)?
-                        .ok_or(RaError::ApplicationNotFound)?;
-                    let certs = tx.certificates_of_application(application_id)?;
-                    let issued: Vec<serde_json::Value> = certs
-                        .iter()
-                        .map(|c| {
-                            serde_json::json!({
-                                "kind": c.kind.as_str(),
-                                "serial": c.serial,
-                                "not_before": c.not_before.and_utc().to_rfc3339(),
-                                "not_after": c.not_after.and_utc().to_rfc3339(),
-                            })
-                        })
-                        .collect();
-                    queue_email(
-                        tx,
-                        &app,
-                        "certificates_issued",
-                        serde_json::json!({ "application_id": app.id, "certificates": issued }),
-                        at,
-                    )?;
-                    Ok((app, certs))
+                }
+                if marked == 0 {
+                    // Completed meanwhile by another process: nothing to record.
+                    return Ok(None);
+                }
+                if marked != signed.len() {
+                    return Err(RaError::Store(StoreError::Corrupt {
+                        table: "certificates",
+                        message: format!(
+                            "application {application_id}: {marked} of {} reserved certificates were still reserved",
+                            signed.len()
+                        ),
+                    }));
+                }
+                tx.set_application_status(application_id, ApplicationStatus::Issued, at)?;
+                tx.append_audit(&AuditEntry {
+                    at,
+                    actor: actor.to_owned(),
+                    action: "application.issued".to_owned(),
+                    subject: application_id.to_owned(),
+                    details: serde_json::json!({
+                        "serials": signed.iter().map(|(s, _)| s.as_str()).collect::<Vec<_>>(),
+                        "issuer": self.issuer.id(),
+                    }),
                 })?;
-        Ok(result)
+                let app = tx
+                    .application(application_id)?
+                    .ok_or(RaError::ApplicationNotFound)?;
+                let certs = tx.certificates_of_application(application_id)?;
+                let issued: Vec<serde_json::Value> = certs
+                    .iter()
+                    .map(|c| {
+                        serde_json::json!({
+                            "kind": c.kind.as_str(),
+                            "serial": c.serial,
+                            "not_before": c.not_before.and_utc().to_rfc3339(),
+                            "not_after": c.not_after.and_utc().to_rfc3339(),
+                        })
+                    })
+                    .collect();
+                queue_email(
+                    tx,
+                    &app,
+                    "certificates_issued",
+                    serde_json::json!({ "application_id": app.id, "certificates": issued }),
+                    at,
+                )?;
+                Ok(Some((app, certs)))
+            },
+        )?;
+        match completed {
+            Some(done) => Ok(done),
+            None => self.current(application_id),
+        }
+    }
+
+    /// An application and its signed certificates, as stored now.
+    fn current(&self, application_id: &str) -> Result<(Application, Vec<Certificate>), RaError> {
+        self.store.read(|tx| -> Result<_, RaError> {
+            let app = tx
+                .application(application_id)?
+                .ok_or(RaError::ApplicationNotFound)?;
+            let certs = tx
+                .certificates_of_application(application_id)?
+                .into_iter()
+                .filter(|c| c.der.is_some() && c.status != CertificateStatus::Reserved)
+                .collect();
+            Ok((app, certs))
+        })
+    }
+
+    /// Complete the issuance of an approved application from its reserved rows (serial and
+    /// stored TBS).
+    fn resume(
+        &self,
+        application_id: &str,
+        actor: &str,
+    ) -> Result<(Application, Vec<Certificate>), RaError> {
+        let certs = self
+            .store
+            .read(|tx| tx.certificates_of_application(application_id))?;
+        let prepared: Vec<PreparedCertificate> = certs
+            .iter()
+            .filter(|c| c.status == CertificateStatus::Reserved)
+            .map(PreparedCertificate::from_reserved)
+            .collect::<Result<_, _>>()?;
+        self.complete_issuance(application_id, &prepared, actor)
     }
 
     /// Finish every application that was approved but not completely issued (a crash between
-    /// reserving and marking issued). Returns how many were completed.
+    /// reserving and marking issued); `tamga serve` runs it before it starts listening.
+    /// Returns how many were completed.
     pub fn resume_approved(&self) -> Result<usize, RaError> {
         self.resume_approved_since(None)
     }
 
-    /// [`Registrar::resume_approved`] for applications approved at least `age` ago (`None`:
-    /// all). The server runs this periodically so that issuance postponed by an unavailable
-    /// key finishes when the key is back; the age keeps it off issuances still in flight.
+    /// [`Registrar::resume_approved`] for applications unchanged for at least `age` (`None`:
+    /// all). The server runs this periodically, so that nothing waits for a restart: issuance
+    /// postponed by an unavailable key finishes when the key is back, and issuance
+    /// interrupted while this instance kept running (a database outage between the two
+    /// transactions, another instance or an operator's command that died) is completed. The
+    /// age keeps it off issuances still in flight.
     pub fn resume_approved_since(&self, age: Option<chrono::Duration>) -> Result<usize, RaError> {
         let cutoff = age.map(|age| db_time(self.clock.now() - age));
         let pending = self
@@ -838,17 +984,28 @@ impl Registrar {
             .into_iter()
             .filter(|a| cutoff.is_none_or(|c| a.updated_at <= c))
         {
-            let certs = self
-                .store
-                .read(|tx| tx.certificates_of_application(&app.id))?;
-            let prepared: Vec<PreparedCertificate> = certs
-                .iter()
-                .filter(|c| c.status == CertificateStatus::Reserved)
-                .map(PreparedCertificate::from_reserved)
-                .collect::<Result<_, _>>()?;
-            self.complete_issuance(&app.id, &prepared, "system:recovery")?;
-            tracing::warn!(application = %app.id, "completed an interrupted issuance");
-            done += 1;
+            match self.resume(&app.id, "system:recovery") {
+                Ok((after, _)) if after.status == ApplicationStatus::Issued => {
+                    tracing::warn!(application = %app.id, "completed an interrupted issuance");
+                    done += 1;
+                }
+                Ok((after, _)) => tracing::error!(
+                    application = %app.id,
+                    status = after.status.as_str(),
+                    "an approved application has no reserved certificates left to sign"
+                ),
+                // No point trying the others now (database or key unavailable); the next
+                // round will.
+                Err(RaError::Store(e)) if e.is_unavailable() => return Err(RaError::Store(e)),
+                Err(RaError::Ca(e @ CaError::KeyUnavailable(_))) => return Err(RaError::Ca(e)),
+                // One application that cannot be completed must not hold up the others (or
+                // keep the server from starting): it is logged, and tried again next time.
+                Err(e) => tracing::error!(
+                    application = %app.id,
+                    error = %e,
+                    "cannot complete an interrupted issuance"
+                ),
+            }
         }
         Ok(done)
     }

@@ -135,7 +135,8 @@ fn an_issuance_interrupted_after_reservation_is_completed_from_the_stored_tbs() 
         "2026-1",
     );
     // The process "dies" after the durable half: application approved, serials reserved.
-    let (app, access_token, prepared) = registrar.accept(&consent(&f), form()).unwrap();
+    let checked = form().check("2026-1").unwrap();
+    let (app, access_token, prepared) = registrar.accept(&consent(&f), &checked).unwrap();
     assert_eq!(app.status, ApplicationStatus::Approved);
     assert_eq!(prepared.len(), 2);
     let view = registrar.view(&app.id, &access_token).unwrap();
@@ -296,4 +297,149 @@ fn the_per_iin_limit_counts_over_a_sliding_day_and_frees_slots_as_they_age() {
             .rate_limit_events,
         2
     );
+}
+
+fn audit_actions(store: &Store) -> Vec<String> {
+    store
+        .read(|tx| tx.audit_tail(1000))
+        .unwrap()
+        .into_iter()
+        .map(|r| r.action)
+        .collect()
+}
+
+#[test]
+fn the_same_request_again_gets_its_application_under_a_new_access_token() {
+    let f = fixture();
+    let registrar = Registrar::new(
+        f.store.clone(),
+        Arc::clone(&f.issuer),
+        Arc::new(SystemClock),
+        "2026-1",
+    );
+    let consent = consent(&f);
+    let request = form();
+    let first = registrar.submit(&consent, request.clone()).unwrap();
+    assert!(first.created);
+    assert_eq!(first.application.status, ApplicationStatus::Issued);
+    let counts = f.store.read(|tx| tx.table_counts()).unwrap();
+
+    // The answer was lost; the portal sends the very same request again.
+    let again = registrar.submit(&consent, request.clone()).unwrap();
+    assert!(!again.created);
+    assert_eq!(again.application.id, first.application.id);
+    assert_ne!(again.access_token, first.access_token);
+    let der = |s: &Submitted| -> Vec<Vec<u8>> {
+        s.certificates
+            .iter()
+            .map(|c| c.der.clone().unwrap())
+            .collect()
+    };
+    assert_eq!(der(&again), der(&first), "the same two certificates");
+    let after = f.store.read(|tx| tx.table_counts()).unwrap();
+    assert_eq!(
+        (after.applications, after.certificates, after.outbox),
+        (counts.applications, counts.certificates, counts.outbox),
+        "nothing new is created"
+    );
+    assert_eq!(
+        audit_actions(&f.store).last().map(String::as_str),
+        Some("application.repeated")
+    );
+    assert!(matches!(
+        registrar.view(&first.application.id, &first.access_token),
+        Err(RaError::AccessTokenInvalid)
+    ));
+    assert!(registrar
+        .view(&first.application.id, &again.access_token)
+        .is_ok());
+
+    // The same token with anything else is a replay.
+    let mut other = request.clone();
+    other.sign_csr = csr_pem();
+    assert!(matches!(
+        registrar.submit(&consent, other),
+        Err(RaError::ConsentReplayed)
+    ));
+    let mut other = request;
+    other.language = "kk".into();
+    assert!(matches!(
+        registrar.submit(&consent, other),
+        Err(RaError::ConsentReplayed)
+    ));
+    assert!(crate::audit::verify(&f.store).is_ok());
+}
+
+#[test]
+fn a_repeated_request_completes_an_interrupted_issuance_once() {
+    let f = fixture();
+    let registrar = Registrar::new(
+        f.store.clone(),
+        Arc::clone(&f.issuer),
+        Arc::new(SystemClock),
+        "2026-1",
+    );
+    let consent = consent(&f);
+    let request = form();
+    let checked = request.clone().check("2026-1").unwrap();
+    let (app, _, prepared) = registrar.accept(&consent, &checked).unwrap();
+    assert_eq!(app.status, ApplicationStatus::Approved);
+
+    let again = registrar.submit(&consent, request).unwrap();
+    assert!(!again.created);
+    assert_eq!(again.application.status, ApplicationStatus::Issued);
+    assert_eq!(again.certificates.len(), 2);
+
+    // A second process that signed the same reserved certificates meanwhile finds them
+    // issued: it records nothing and returns what is stored.
+    let (late, certs) = registrar
+        .complete_issuance(&app.id, &prepared, "system:late")
+        .unwrap();
+    assert_eq!(late.status, ApplicationStatus::Issued);
+    assert_eq!(
+        certs.iter().map(|c| c.der.clone()).collect::<Vec<_>>(),
+        again
+            .certificates
+            .iter()
+            .map(|c| c.der.clone())
+            .collect::<Vec<_>>()
+    );
+    let issued = audit_actions(&f.store)
+        .iter()
+        .filter(|a| *a == "application.issued")
+        .count();
+    assert_eq!(issued, 1, "issued once");
+    assert_eq!(registrar.resume_approved().unwrap(), 0);
+    assert!(crate::audit::verify(&f.store).is_ok());
+}
+
+#[test]
+fn stalled_issuance_is_completed_only_after_it_has_been_idle() {
+    let f = fixture();
+    let registrar = Registrar::new(
+        f.store.clone(),
+        Arc::clone(&f.issuer),
+        Arc::new(SystemClock),
+        "2026-1",
+    );
+    let checked = form().check("2026-1").unwrap();
+    let (app, access_token, _) = registrar.accept(&consent(&f), &checked).unwrap();
+    let idle = chrono::Duration::seconds(30);
+    assert_eq!(
+        registrar.resume_approved_since(Some(idle)).unwrap(),
+        0,
+        "in progress"
+    );
+    let later = Registrar::new(
+        f.store.clone(),
+        Arc::clone(&f.issuer),
+        Arc::new(FixedClock(
+            chrono::Utc::now() + chrono::Duration::seconds(31),
+        )),
+        "2026-1",
+    );
+    assert_eq!(later.resume_approved_since(Some(idle)).unwrap(), 1);
+    let view = registrar.view(&app.id, &access_token).unwrap();
+    assert_eq!(view.application.status, ApplicationStatus::Issued);
+    assert_eq!(view.certificates.len(), 2);
 }

@@ -982,14 +982,15 @@ impl Tx<'_> {
         }
     }
 
-    /// Record the signed certificate for a reserved serial. Fails (NotFound) unless the row is
-    /// still `reserved`, so a certificate is never marked issued twice.
+    /// Record the signed certificate for a reserved serial. Returns `false` (and changes
+    /// nothing) unless the row is still `reserved`, so a certificate is never marked issued
+    /// twice: of two processes completing the same issuance, one wins.
     pub fn mark_certificate_issued(
         &mut self,
         serial: &str,
         der: &[u8],
         at: NaiveDateTime,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let n = diesel::update(
             certificates::table
                 .find(serial)
@@ -1001,6 +1002,28 @@ impl Tx<'_> {
             certificates::issued_at.eq(Some(at)),
         ))
         .execute(self.conn)?;
+        Ok(n == 1)
+    }
+
+    /// The application created with the consent token `jti`, if any.
+    pub fn application_by_consent_jti(
+        &mut self,
+        jti: &str,
+    ) -> Result<Option<Application>, StoreError> {
+        applications::table
+            .filter(applications::consent_jti.eq(jti))
+            .select(ApplicationRow::as_select())
+            .first(self.conn)
+            .optional()?
+            .map(Application::try_from)
+            .transpose()
+    }
+
+    /// Replace an application's access token (only its hash is stored).
+    pub fn set_access_token_hash(&mut self, id: &str, hash: &[u8]) -> Result<(), StoreError> {
+        let n = diesel::update(applications::table.find(id))
+            .set(applications::access_token_hash.eq(hash))
+            .execute(self.conn)?;
         if n == 1 {
             Ok(())
         } else {

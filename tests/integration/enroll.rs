@@ -802,7 +802,43 @@ fn every_refusal_has_its_code_and_writes_nothing() {
     let first = token(&claims(&iin));
     let (status, created) = env.post(Some(&first), &good);
     assert_eq!(status, 201, "{created}");
-    refused(&env, Some(&first), &good, 409, "consent_token_replayed");
+    // The very same request again (its answer lost on the way): the same application, 200,
+    // under a new access token; only that change and its audit entry are written.
+    let before_repeat = env.counts();
+    let (status, repeated) = env.post(Some(&first), &good);
+    assert_eq!(status, 200, "{repeated}");
+    assert_eq!(repeated["id"], created["id"]);
+    assert_eq!(repeated["certificates"], created["certificates"]);
+    assert_ne!(repeated["access_token"], created["access_token"]);
+    let after_repeat = env.counts();
+    assert_eq!(
+        after_repeat,
+        TableCounts {
+            audit_log: before_repeat.audit_log + 1,
+            ..before_repeat
+        }
+    );
+    let id = created["id"].as_str().unwrap();
+    let (status, _) = env.get(id, created["access_token"].as_str().unwrap());
+    assert_eq!(status, 401, "the lost access token no longer opens it");
+    let (status, _) = env.get(id, repeated["access_token"].as_str().unwrap());
+    assert_eq!(status, 200);
+    // The same token with anything else is a replay.
+    let (other_auth, _) = csr(dir, "ec", &[]);
+    refused(
+        &env,
+        Some(&first),
+        &body(&other_auth, &sign, Some("a@example.kz")),
+        409,
+        "consent_token_replayed",
+    );
+    refused(
+        &env,
+        Some(&first),
+        &body(&auth, &sign, Some("b@example.kz")),
+        409,
+        "consent_token_replayed",
+    );
     let (other_sign, _) = csr(dir, "ec", &[]);
     t(&body(&auth, &other_sign, None), 409, "key_reused");
     // A key blocked for compromise (the block written directly, as a revocation would).
