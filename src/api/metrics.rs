@@ -85,7 +85,7 @@ impl Metrics {
         let ocsp_cache = IntCounterVec::new(
             Opts::new(
                 "ocsp_cache_total",
-                "OCSP pre-signed response cache hits and misses",
+                "OCSP pre-signed response cache: hit, miss, degraded (served past its refresh point while the database is out of reach)",
             ),
             &["result"],
         )?;
@@ -187,11 +187,10 @@ impl Metrics {
         self.ocsp_responses.with_label_values(&[status]).inc();
     }
 
-    /// Count an OCSP cache hit or miss.
-    pub fn ocsp_cache(&self, hit: bool) {
-        self.ocsp_cache
-            .with_label_values(&[if hit { "hit" } else { "miss" }])
-            .inc();
+    /// Count an OCSP cache `hit`, `miss`, or `degraded` (a valid answer past its refresh
+    /// point, served while the database is out of reach).
+    pub fn ocsp_cache(&self, result: &str) {
+        self.ocsp_cache.with_label_values(&[result]).inc();
     }
 
     /// Observe the time one OCSP response took to sign.

@@ -108,6 +108,8 @@ const MAIL_POLL: Duration = Duration::from_secs(1);
 /// How often the OCSP cache looks for revocations (a revocation reaches every instance's
 /// answers within about this long).
 const OCSP_INVALIDATION_POLL: Duration = Duration::from_millis(500);
+/// An invalidation poll that takes longer than this puts OCSP into its degraded mode.
+const OCSP_POLL_DEADLINE: Duration = Duration::from_secs(2);
 /// How often the OCSP responder certificate's remaining validity is checked.
 const RESPONDER_RENEWAL_CHECK: Duration = Duration::from_secs(3600);
 
@@ -123,21 +125,36 @@ const RESUME_INTERVAL: Duration = Duration::from_secs(15);
 /// than any issuance in flight takes.
 const RESUME_AFTER: chrono::Duration = chrono::Duration::seconds(30);
 
-/// Background upkeep inside `tamga serve`: CRLs when due, and pruning used consent-token ids
-/// after they expire.
+/// Background upkeep inside `tamga serve`: OCSP cache invalidation, responder renewal, e-mail
+/// delivery, CRLs when due, completing postponed or interrupted issuance, and pruning used
+/// consent-token ids after they expire. While the database is unreachable
+/// ([`Store::unreachable`]) only the OCSP invalidation poll keeps trying (every 500 ms, so it
+/// notices the database's return); the other tasks skip their turns instead of each waiting
+/// for the pool timeout and logging.
 fn spawn_maintenance(state: AppState) {
     let responder = Arc::clone(&state.ocsp);
     let store = state.store.clone();
     actix_web::rt::spawn(async move {
         let mut tick = actix_web::rt::time::interval(OCSP_INVALIDATION_POLL);
+        // A poll that does not finish in time (a frozen database) counts as failed, and is
+        // awaited again at the next tick instead of starting another one beside it.
+        let mut running = None;
         loop {
             tick.tick().await;
-            let (responder, store) = (Arc::clone(&responder), store.clone());
-            match web::block(move || responder.invalidate_changed(&store)).await {
-                Ok(Ok(0)) => {}
-                Ok(Ok(n)) => tracing::debug!(changed = n, "dropped cached OCSP responses"),
-                Ok(Err(e)) => tracing::warn!(error = %e, "OCSP invalidation failed; retrying"),
-                Err(e) => tracing::warn!(error = %e, "OCSP invalidation did not run"),
+            let mut poll = running.take().unwrap_or_else(|| {
+                let (responder, store) = (Arc::clone(&responder), store.clone());
+                Box::pin(web::block(move || responder.invalidate_changed(&store)))
+            });
+            match actix_web::rt::time::timeout(OCSP_POLL_DEADLINE, &mut poll).await {
+                Ok(Ok(Ok(0))) => {}
+                Ok(Ok(Ok(n))) => tracing::debug!(changed = n, "dropped cached OCSP responses"),
+                // The responder logs entering and leaving its degraded mode.
+                Ok(Ok(Err(e))) => tracing::debug!(error = %e, "OCSP invalidation failed"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "OCSP invalidation did not run"),
+                Err(_) => {
+                    responder.poll_overdue();
+                    running = Some(poll);
+                }
             }
         }
     });
@@ -163,6 +180,9 @@ fn spawn_maintenance(state: AppState) {
         let mut last_reminders: Option<std::time::Instant> = None;
         loop {
             tick.tick().await;
+            if mail.store.unreachable() {
+                continue;
+            }
             let s = mail.clone();
             let interval = mail.config.get().notify.reminder_interval.0;
             let remind = last_reminders.is_none_or(|t| t.elapsed() >= interval);
@@ -206,6 +226,9 @@ fn spawn_maintenance(state: AppState) {
         let mut tick = actix_web::rt::time::interval(CRL_POLL);
         loop {
             tick.tick().await;
+            if root_state.store.unreachable() {
+                continue;
+            }
             let publisher = crl.clone();
             let s = root_state.clone();
             let root = web::block(move || {
@@ -252,6 +275,9 @@ fn spawn_maintenance(state: AppState) {
         let mut tick = actix_web::rt::time::interval(PRUNE_INTERVAL);
         loop {
             tick.tick().await;
+            if state.store.unreachable() {
+                continue;
+            }
             let registrar = state.registrar.clone();
             match web::block(move || registrar.prune_used_tokens()).await {
                 Ok(Ok(0)) => {}

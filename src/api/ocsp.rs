@@ -62,9 +62,10 @@ fn decode_get(path: &str) -> Option<Vec<u8>> {
 fn respond(state: &AppState, answer: Answer) -> HttpResponse {
     let metrics = &state.metrics;
     match &answer.outcome {
-        Outcome::CacheHit => metrics.ocsp_cache(true),
+        Outcome::CacheHit => metrics.ocsp_cache("hit"),
+        Outcome::Degraded => metrics.ocsp_cache("degraded"),
         Outcome::Signed { cached, signing } => {
-            metrics.ocsp_cache(false);
+            metrics.ocsp_cache("miss");
             metrics.ocsp_signing(signing.as_secs_f64());
             let _ = cached;
         }
@@ -96,6 +97,15 @@ fn respond(state: &AppState, answer: Answer) -> HttpResponse {
     response.body(answer.der.as_ref().clone())
 }
 
+/// An OCSPResponse with only an error status (RFC 6960: internalError 2, tryLater 3).
+fn error_status(state: &AppState, status: u8, name: &str) -> HttpResponse {
+    state.metrics.ocsp_response(name);
+    HttpResponse::Ok()
+        .content_type(OCSP_RESPONSE)
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(vec![0x30, 0x03, 0x0A, 0x01, status])
+}
+
 async fn answer(state: web::Data<AppState>, request: Option<Vec<u8>>) -> HttpResponse {
     let state = state.into_inner();
     let responder = std::sync::Arc::clone(&state.ocsp);
@@ -104,14 +114,17 @@ async fn answer(state: web::Data<AppState>, request: Option<Vec<u8>>) -> HttpRes
     if let Some(hit) = responder.cached(&request) {
         return respond(&state, hit);
     }
-    match web::block(move || responder.respond(&request)).await {
-        Ok(answer) => respond(&state, answer),
-        Err(e) => {
+    let deadline =
+        std::time::Duration::from_millis(u64::from(state.config.get().database.request_timeout_ms));
+    match actix_web::rt::time::timeout(deadline, web::block(move || responder.respond(&request)))
+        .await
+    {
+        Ok(Ok(answer)) => respond(&state, answer),
+        Ok(Err(e)) => {
             tracing::error!(error = %e, "OCSP request did not run");
-            HttpResponse::Ok()
-                .content_type(OCSP_RESPONSE)
-                .body(vec![0x30, 0x03, 0x0A, 0x01, 0x02])
+            error_status(&state, 0x02, "internal_error")
         }
+        Err(_) => error_status(&state, 0x03, "try_later"),
     }
 }
 

@@ -35,7 +35,7 @@ fn http_date(t: chrono::NaiveDateTime) -> String {
         (status = 200, description = "The newest CRL, DER", content_type = "application/pkix-crl"),
         (status = 304, description = "Unchanged (If-None-Match)"),
         (status = 404, description = "`crl_not_found`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
-        (status = 503, description = "`service_unavailable`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "`service_unavailable` (none published, or expired), `database_unavailable` (and no copy cached by this instance), `database_error`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
     ))]
 pub async fn crl(
     state: web::Data<AppState>,
@@ -62,35 +62,43 @@ pub async fn crl(
     };
     let state = state.into_inner();
     let reader = std::sync::Arc::clone(&state);
-    let current = web::block(
+    let current = super::blocking(
+        &state,
         move || -> Result<Option<std::sync::Arc<StoredCrl>>, ApiError> {
-            let store_err = |e: crate::store::StoreError| ApiError::Unavailable(e.to_string());
             let id = if root {
                 crate::crl::root::ROOT_ID
             } else {
                 reader.issuer.id()
-            };
-            let newest = reader
-                .store
-                .read(|tx| tx.latest_crl_info(id, delta))
-                .map_err(store_err)?;
-            let Some(newest) = newest else {
-                return Ok(None);
             };
             let slot = match (root, delta) {
                 (true, _) => &reader.crl_cache.root,
                 (false, true) => &reader.crl_cache.delta,
                 (false, false) => &reader.crl_cache.full,
             };
-            if let Ok(guard) = slot.read() {
-                if let Some(cached) = guard.as_ref().filter(|c| c.crl_number == newest.crl_number) {
-                    return Ok(Some(std::sync::Arc::clone(cached)));
+            let cached = || slot.read().ok().and_then(|guard| guard.clone());
+            // With the database out of reach, the CRL this instance last read is still a
+            // signed CRL (its expiry is checked below); a newer one may exist, as it may for
+            // any relying party's cached copy. Do not wait for the pool timeout to say so.
+            if reader.store.unreachable() {
+                if let Some(c) = cached() {
+                    return Ok(Some(c));
                 }
             }
-            let loaded = reader
-                .store
-                .read(|tx| tx.latest_crl(id, delta))
-                .map_err(store_err)?;
+            let newest = match reader.store.read(|tx| tx.latest_crl_info(id, delta)) {
+                Ok(newest) => newest,
+                Err(e) if e.is_unavailable() => match cached() {
+                    Some(c) => return Ok(Some(c)),
+                    None => return Err(e.into()),
+                },
+                Err(e) => return Err(e.into()),
+            };
+            let Some(newest) = newest else {
+                return Ok(None);
+            };
+            if let Some(c) = cached().filter(|c| c.crl_number == newest.crl_number) {
+                return Ok(Some(c));
+            }
+            let loaded = reader.store.read(|tx| tx.latest_crl(id, delta))?;
             let loaded = loaded.map(std::sync::Arc::new);
             if let (Some(l), Ok(mut guard)) = (&loaded, slot.write()) {
                 if guard.as_ref().is_none_or(|c| c.crl_number < l.crl_number) {
@@ -100,8 +108,7 @@ pub async fn crl(
             Ok(loaded)
         },
     )
-    .await
-    .map_err(|e| ApiError::Internal(format!("blocking pool: {e}")))??;
+    .await?;
     let Some(crl) = current else {
         return Err(ApiError::Unavailable(format!(
             "no CRL published yet for {issuer}"

@@ -1,10 +1,10 @@
 //! Route table and the handlers of the operations and public CA endpoints.
 
+use std::sync::Arc;
+
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
-
-use std::sync::Arc;
 
 use super::gate::{self, Admission};
 use super::problem::ApiError;
@@ -77,20 +77,28 @@ fn check_label(ok: bool) -> &'static str {
 ))]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let state = state.into_inner();
-    let result = web::block(move || {
-        let database = state.store.ping();
-        let issuing = state.hierarchy.issuing().self_test();
-        let ocsp = state.hierarchy.ocsp_responder().self_test();
-        let root_crl = root_crl_state(&state);
-        (database, issuing, ocsp, root_crl)
+    let checks = Arc::clone(&state);
+    let result = super::blocking(&state, move || {
+        let database = checks.store.ping();
+        let issuing = checks.hierarchy.issuing().self_test();
+        let ocsp = checks.hierarchy.ocsp_responder().self_test();
+        // Without the database the root CRL's state is unknown; asking would only wait for
+        // the pool timeout a second time.
+        let root_crl = if database.is_ok() {
+            root_crl_state(&checks)
+        } else {
+            "unknown"
+        };
+        Ok::<_, ApiError>((database, issuing, ocsp, root_crl))
     })
     .await;
     let (database, issuing, ocsp, root_crl) = match result {
         Ok(checks) => checks,
         Err(e) => {
-            tracing::error!(error = %e, "readiness check did not run");
+            tracing::warn!(error = %e, "readiness check did not finish");
             return HttpResponse::ServiceUnavailable()
-                .json(serde_json::json!({ "status": "not_ready" }));
+                .insert_header((header::RETRY_AFTER, "5"))
+                .json(serde_json::json!({ "status": "not_ready", "checks": { "database": "failed" } }));
         }
     };
     for (what, err) in [

@@ -70,6 +70,14 @@ impl ResponseCache {
         (now - hit.this_update < refresh_after && now < hit.next_update).then(|| hit.clone())
     }
 
+    /// A response that is still valid (before its nextUpdate), however old: what may be served
+    /// when the status cannot be looked up.
+    pub fn get_valid(&self, alg: usize, serial: &str, now: NaiveDateTime) -> Option<Cached> {
+        let inner = self.read();
+        let hit = inner.map.get(&(alg, serial.to_owned()))?;
+        (now < hit.next_update).then(|| hit.clone())
+    }
+
     /// The invalidation mark to read before looking a status up.
     pub fn mark(&self) -> u64 {
         self.read().generation

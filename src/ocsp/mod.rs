@@ -6,11 +6,16 @@
 //! per-instance cache of pre-signed responses and its invalidation by the revocation counter,
 //! the bound on on-demand signing, and renewal of the responder certificate. Must never:
 //! answer `good` for a certificate whose issuance is not committed (unknown answers are never
-//! cached), serve a cached answer older than a revocation it has seen, or panic on input.
+//! cached), serve a cached answer older than a revocation it has seen, serve any answer past
+//! its nextUpdate, or panic on input.
+//!
+//! While the database is out of reach (the invalidation poll fails), pre-signed answers are
+//! served until their nextUpdate even past the point where they would be re-signed, and what
+//! the cache cannot answer gets `tryLater` at once: see [`Responder::invalidate_changed`].
 
 mod cache;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -99,6 +104,9 @@ impl StatusSource for Store {
 pub enum Outcome {
     /// A pre-signed response from the cache.
     CacheHit,
+    /// A pre-signed response past its refresh point but before its nextUpdate, served because
+    /// the database cannot be reached to sign a new one.
+    Degraded,
     /// A response signed for this request (and cached if it may be).
     Signed {
         /// Whether it went into the cache.
@@ -178,6 +186,8 @@ pub struct Responder {
     config: OcspConfig,
     inflight: AtomicUsize,
     clock: Arc<dyn Clock>,
+    /// The last invalidation poll failed: the database is out of reach.
+    degraded: AtomicBool,
 }
 
 impl std::fmt::Debug for Responder {
@@ -191,6 +201,15 @@ impl std::fmt::Debug for Responder {
 fn error_response(status: OcspResponseStatus) -> Vec<u8> {
     // OCSPResponse ::= SEQUENCE { responseStatus ENUMERATED } with no responseBytes.
     vec![0x30, 0x03, 0x0A, 0x01, status as u8]
+}
+
+fn hit_answer(hit: cache::Cached, outcome: Outcome) -> Answer {
+    Answer {
+        der: hit.der,
+        outcome,
+        statuses: vec![hit.status],
+        validity: Some((hit.this_update, hit.next_update)),
+    }
 }
 
 fn error_answer(status: OcspResponseStatus, name: &'static str) -> Answer {
@@ -266,6 +285,7 @@ impl Responder {
             config,
             inflight: AtomicUsize::new(0),
             clock,
+            degraded: AtomicBool::new(false),
         })
     }
 
@@ -362,29 +382,45 @@ impl Responder {
         Ok(Parsed { ids, nonce })
     }
 
-    /// The pre-signed answer to `der`, if the cache has a fresh one: no database, no signing,
-    /// nothing that blocks, so the HTTP worker can answer it without a thread hop. `None`
-    /// means "ask [`Responder::respond`]".
+    /// Whether the last invalidation poll failed (the database is out of reach).
+    pub fn degraded(&self) -> bool {
+        self.degraded.load(Ordering::Relaxed)
+    }
+
+    /// The cached answer for a single-CertID request without nonce: a fresh one, or, while
+    /// degraded, any that is still valid.
+    fn cached_answer(&self, alg: usize, serial: &str) -> Option<Answer> {
+        let now = self.clock.now().naive_utc();
+        if let Some(hit) = self
+            .cache
+            .get(alg, serial, now, self.config.validity.chrono() / 2)
+        {
+            return Some(hit_answer(hit, Outcome::CacheHit));
+        }
+        if self.degraded() {
+            return self
+                .cache
+                .get_valid(alg, serial, now)
+                .map(|hit| hit_answer(hit, Outcome::Degraded));
+        }
+        None
+    }
+
+    /// The pre-signed answer to `der`, if the cache has a fresh one (or, while degraded, a
+    /// valid one): no database, no signing, nothing that blocks, so the HTTP worker can answer
+    /// it without a thread hop. `None` means "ask [`Responder::respond`]".
     pub fn cached(&self, der: &[u8]) -> Option<Answer> {
         let parsed = self.parse(der).ok()?;
         if parsed.nonce.is_some() || parsed.ids.len() != 1 {
             return None;
         }
         let (_, alg, serial) = parsed.ids.first()?;
-        let now = self.clock.now().naive_utc();
-        let hit = self
-            .cache
-            .get(*alg, serial, now, self.config.validity.chrono() / 2)?;
-        Some(Answer {
-            der: hit.der,
-            outcome: Outcome::CacheHit,
-            statuses: vec![hit.status],
-            validity: Some((hit.this_update, hit.next_update)),
-        })
+        self.cached_answer(*alg, serial)
     }
 
     /// Answer one request (DER). Never fails: junk gets `malformedRequest`, foreign issuers
-    /// `unauthorized`, a database outage `tryLater`, overload of on-demand signing `tryLater`.
+    /// `unauthorized`, a database outage `tryLater` (unless a valid pre-signed answer is
+    /// cached), overload of on-demand signing `tryLater`.
     pub fn respond(&self, der: &[u8]) -> Answer {
         let parsed = match self.parse(der) {
             Ok(p) => p,
@@ -396,21 +432,18 @@ impl Responder {
             }
         };
         let cacheable = parsed.nonce.is_none() && parsed.ids.len() == 1;
-        let now = self.clock.now().naive_utc();
         if let (true, Some((_, alg, serial))) = (cacheable, parsed.ids.first()) {
-            if let Some(hit) = self
-                .cache
-                .get(*alg, serial, now, self.config.validity.chrono() / 2)
-            {
-                return Answer {
-                    der: hit.der,
-                    outcome: Outcome::CacheHit,
-                    statuses: vec![hit.status],
-                    validity: Some((hit.this_update, hit.next_update)),
-                };
+            if let Some(hit) = self.cached_answer(*alg, serial) {
+                return hit;
             }
-        } else if self.inflight.fetch_add(1, Ordering::AcqRel)
-            >= self.config.max_inflight_signing as usize
+        }
+        if self.degraded() {
+            // The status cannot be read: say so at once rather than wait for the pool.
+            return error_answer(OcspResponseStatus::TryLater, "try_later");
+        }
+        if !cacheable
+            && self.inflight.fetch_add(1, Ordering::AcqRel)
+                >= self.config.max_inflight_signing as usize
         {
             self.inflight.fetch_sub(1, Ordering::AcqRel);
             return error_answer(OcspResponseStatus::TryLater, "try_later");
@@ -432,7 +465,18 @@ impl Responder {
                 Ok(s) => states.push(s),
                 Err(e) => {
                     tracing::warn!(error = %e, "OCSP status unavailable");
-                    return error_answer(OcspResponseStatus::TryLater, "try_later");
+                    // Before the poll has noticed the outage: a still-valid pre-signed answer
+                    // is as good as it was a moment ago.
+                    let now = self.clock.now().naive_utc();
+                    let kept = parsed
+                        .ids
+                        .first()
+                        .filter(|_| cacheable)
+                        .and_then(|(_, alg, serial)| self.cache.get_valid(*alg, serial, now));
+                    return match kept {
+                        Some(hit) => hit_answer(hit, Outcome::Degraded),
+                        None => error_answer(OcspResponseStatus::TryLater, "try_later"),
+                    };
                 }
             }
         }
@@ -545,7 +589,40 @@ impl Responder {
 
     /// Drop cached answers for certificates whose revocation state changed since the last
     /// call, by the store's revocation counter. Returns how many serials changed.
+    ///
+    /// Its outcome decides the degraded mode. When it fails, the cache can no longer learn of
+    /// revocations, and the database that would sign new answers is out of reach: the
+    /// responder then serves every cached answer until its nextUpdate (never later) and
+    /// answers `tryLater` for everything else without trying the database. That exposes no
+    /// more than a relying party's own copy of the same response would (RFC 5019 lets it keep
+    /// the response until nextUpdate), and a revocation cannot be committed while the one
+    /// database is down. The first successful poll applies every change since the last one
+    /// and ends the degraded mode.
     pub fn invalidate_changed(&self, store: &Store) -> Result<usize, StoreError> {
+        let result = self.apply_changes(store);
+        self.set_degraded(result.is_err());
+        result
+    }
+
+    /// The invalidation poll did not finish in time: the database does not answer, which
+    /// is as good as failed (degraded mode until a poll succeeds).
+    pub fn poll_overdue(&self) {
+        self.set_degraded(true);
+    }
+
+    fn set_degraded(&self, degraded: bool) {
+        if self.degraded.swap(degraded, Ordering::Relaxed) != degraded {
+            if degraded {
+                tracing::warn!(
+                    "OCSP: the database is out of reach; serving pre-signed answers until their nextUpdate, tryLater for the rest"
+                );
+            } else {
+                tracing::info!("OCSP: the database is back; signing again");
+            }
+        }
+    }
+
+    fn apply_changes(&self, store: &Store) -> Result<usize, StoreError> {
         let seen = self.cache.seen_seq();
         let current = store.read(|tx| tx.current_revocation_seq())?;
         if current <= seen {

@@ -256,3 +256,94 @@ fn the_responder_certificate_is_renewed_with_the_same_key_before_it_expires() {
     };
     assert!(Hierarchy::load(&ca, Mode::Dev).is_ok());
 }
+
+/// A clock the test moves forward.
+#[derive(Debug)]
+struct Movable(std::sync::Mutex<DateTime<Utc>>);
+
+impl Clock for Movable {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap()
+    }
+}
+
+/// A status source whose database can be switched off.
+struct Switchable {
+    up: AtomicBool,
+    calls: AtomicUsize,
+}
+
+impl StatusSource for Switchable {
+    fn status(&self, _issuer: &str, _serial: &str) -> Result<CertState, StoreError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        if self.up.load(Ordering::SeqCst) {
+            Ok(CertState::Good)
+        } else {
+            Err(StoreError::Connect("connection refused".to_owned()))
+        }
+    }
+}
+
+#[test]
+fn without_the_database_presigned_answers_are_kept_until_next_update_and_never_after() {
+    let (_dir, h) = hierarchy();
+    let clock = Arc::new(Movable(std::sync::Mutex::new(Utc::now())));
+    let advance = |secs: i64| *clock.0.lock().unwrap() += chrono::Duration::seconds(secs);
+    let source = Arc::new(Switchable {
+        up: AtomicBool::new(true),
+        calls: AtomicUsize::new(0),
+    });
+    let config = OcspConfig {
+        validity: crate::config::Span(Duration::from_secs(3600)),
+        ..OcspConfig::default()
+    };
+    let responder = Responder::new(&h, source.clone(), config, clock.clone()).unwrap();
+    let single = request(&h, 1);
+    let signed = responder.respond(&single);
+    assert!(matches!(
+        signed.outcome,
+        Outcome::Signed { cached: true, .. }
+    ));
+
+    // The database goes away. Past the refresh point (half the validity), before the poll
+    // has noticed: the lookup fails, and the still-valid answer is served as it is.
+    source.up.store(false, Ordering::SeqCst);
+    advance(1900);
+    assert!(responder.cached(&single).is_none(), "not fresh any more");
+    let kept = responder.respond(&single);
+    assert_eq!(kept.outcome, Outcome::Degraded);
+    assert_eq!(kept.der, signed.der);
+    assert_eq!(kept.statuses, vec!["good"]);
+
+    // The poll fails: degraded. Cached answers come straight from the cache; what needs a
+    // lookup gets tryLater at once, without asking the database.
+    responder.set_degraded(true);
+    let calls = source.calls.load(Ordering::SeqCst);
+    let hit = responder.cached(&single).unwrap();
+    assert_eq!(
+        (hit.outcome, hit.der),
+        (Outcome::Degraded, signed.der.clone())
+    );
+    assert_eq!(
+        responder.respond(&request(&h, 2)).outcome,
+        Outcome::Error("try_later")
+    );
+    assert_eq!(source.calls.load(Ordering::SeqCst), calls, "no lookups");
+
+    // Never past nextUpdate.
+    advance(1700);
+    assert!(responder.cached(&single).is_none());
+    let late = responder.respond(&single);
+    assert_eq!(late.outcome, Outcome::Error("try_later"));
+    assert_eq!(*late.der, vec![0x30, 0x03, 0x0A, 0x01, 0x03]);
+
+    // The database is back and a poll succeeds: answers are signed again.
+    source.up.store(true, Ordering::SeqCst);
+    responder.set_degraded(false);
+    let fresh = responder.respond(&single);
+    assert!(matches!(
+        fresh.outcome,
+        Outcome::Signed { cached: true, .. }
+    ));
+    assert_ne!(fresh.der, signed.der);
+}
