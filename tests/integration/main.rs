@@ -15,6 +15,7 @@ mod admin;
 mod cli;
 mod enroll;
 mod enroll_client;
+mod faults;
 mod hsm;
 mod limits;
 mod notify;

@@ -14,7 +14,7 @@ use crate::enroll::{body, claims, csr, fresh_iin, lint_with, Env};
 use crate::support::{client, text, Server};
 
 /// Run `openssl ocsp` against `base` with the dev hierarchy; returns everything it printed.
-fn ocsp(dir: &Path, base: &str, args: &[&str]) -> String {
+pub fn ocsp(dir: &Path, base: &str, args: &[&str]) -> String {
     let url = format!("{base}/ocsp");
     let mut all = vec![
         "ocsp",
@@ -34,7 +34,7 @@ fn ocsp(dir: &Path, base: &str, args: &[&str]) -> String {
     text(&out)
 }
 
-fn enroll(env: &Env) -> (String, String, String) {
+pub fn enroll(env: &Env) -> (String, String, String) {
     let dir = env.dir();
     let iin = fresh_iin();
     let (a, _) = csr(dir, "rsa:2048", &[]);

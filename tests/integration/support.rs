@@ -197,6 +197,9 @@ pub fn openssl(dir: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Makes HTTP clients for talking to a server.
+type HttpClients = std::sync::Arc<dyn Fn() -> reqwest::blocking::Client + Send + Sync>;
+
 /// A `tamga serve` child process, killed when dropped.
 pub struct Server {
     child: Option<Child>,
@@ -206,7 +209,9 @@ pub struct Server {
     pub dir: PathBuf,
     /// Makes the client `get` and the readiness wait use (a new one each time: a pooled
     /// connection the server closes while idle would fail the next request).
-    http: std::sync::Arc<dyn Fn() -> reqwest::blocking::Client + Send + Sync>,
+    http: HttpClients,
+    /// Where its stderr goes, when not piped.
+    log: Option<PathBuf>,
 }
 
 impl Server {
@@ -224,7 +229,40 @@ impl Server {
         scheme: &str,
         http: impl Fn() -> reqwest::blocking::Client + Send + Sync + 'static,
     ) -> Server {
-        let port = free_port();
+        let mut server = Server::spawn(
+            dir,
+            free_port(),
+            env,
+            scheme,
+            std::sync::Arc::new(http),
+            None,
+        );
+        server.wait_ready();
+        server
+    }
+
+    /// Start `tamga serve` (plain HTTP) in `dir` on `port` (so a restarted server keeps the
+    /// URLs written into certificates), its stderr appended to `log`; does not wait for
+    /// readiness.
+    pub fn spawn_logged(dir: &Path, port: u16, env: &[(&str, &str)], log: &Path) -> Server {
+        Server::spawn(
+            dir,
+            port,
+            env,
+            "http",
+            std::sync::Arc::new(client),
+            Some(log),
+        )
+    }
+
+    fn spawn(
+        dir: &Path,
+        port: u16,
+        env: &[(&str, &str)],
+        scheme: &str,
+        http: HttpClients,
+        log: Option<&Path>,
+    ) -> Server {
         let mut cmd = tamga(dir);
         cmd.arg("serve")
             .env("TAMGA_SERVER__BIND", format!("127.0.0.1:{port}"))
@@ -233,30 +271,47 @@ impl Server {
                 format!("{scheme}://127.0.0.1:{port}"),
             )
             .env("TAMGA_SERVER__WORKERS", "2")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+            .stdout(Stdio::null());
+        match log {
+            Some(path) => {
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .expect("server log file");
+                cmd.stderr(Stdio::from(file));
+            }
+            None => {
+                cmd.stderr(Stdio::piped());
+            }
+        }
         for (k, v) in env {
             cmd.env(k, v);
         }
         let child = cmd.spawn().expect("spawn tamga serve");
-        let mut server = Server {
+        Server {
             child: Some(child),
             base: format!("{scheme}://127.0.0.1:{port}"),
             dir: dir.to_path_buf(),
-            http: std::sync::Arc::new(http),
-        };
-        server.wait_ready();
-        server
+            http,
+            log: log.map(Path::to_path_buf),
+        }
     }
 
-    fn wait_ready(&mut self) {
+    /// Wait (up to 90 s) until `/readyz` answers 200; panics if the process exits first.
+    pub fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(90);
         let client = (self.http)();
         while Instant::now() < deadline {
             if let Some(child) = self.child.as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {
                     let out = self.child.take().unwrap().wait_with_output().unwrap();
-                    panic!("tamga serve exited early ({status}): {}", text(&out));
+                    let log = self
+                        .log
+                        .as_ref()
+                        .and_then(|p| std::fs::read_to_string(p).ok())
+                        .unwrap_or_default();
+                    panic!("tamga serve exited early ({status}): {}{log}", text(&out));
                 }
             }
             if let Ok(r) = client.get(format!("{}/readyz", self.base)).send() {
@@ -267,6 +322,14 @@ impl Server {
             std::thread::sleep(Duration::from_millis(100));
         }
         panic!("tamga serve did not become ready within 90 s");
+    }
+
+    /// Kill the process with SIGKILL (no shutdown of any kind) and reap it.
+    pub fn kill(mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().expect("SIGKILL tamga serve");
+            let _ = child.wait();
+        }
     }
 
     /// GET a path.
@@ -307,4 +370,148 @@ pub fn client() -> reqwest::blocking::Client {
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap()
+}
+
+/// A PostgreSQL instance of one test's own (initdb in a temporary directory, its own port),
+/// so that the test may stop and start it without disturbing anyone. Stopped when dropped.
+pub struct OwnPostgres {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    /// Run the PostgreSQL programs as the `postgres` user (they refuse to run as root).
+    as_postgres: bool,
+}
+
+impl OwnPostgres {
+    /// Where `initdb` and `pg_ctl` are: the newest `/usr/lib/postgresql/*/bin`, else `PATH`.
+    fn bin_dir() -> Option<PathBuf> {
+        let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path().join("bin"))
+            .filter(|b| b.join("pg_ctl").exists() && b.join("initdb").exists())
+            .collect();
+        versions.sort_by_key(|p| {
+            p.parent()
+                .and_then(|v| v.file_name())
+                .and_then(|v| v.to_str())
+                .and_then(|v| v.parse::<u32>().ok())
+        });
+        if let Some(newest) = versions.pop() {
+            return Some(newest);
+        }
+        let found = Command::new("sh")
+            .args(["-c", "command -v pg_ctl"])
+            .output()
+            .ok()?;
+        let path = String::from_utf8_lossy(&found.stdout).trim().to_owned();
+        (!path.is_empty())
+            .then(|| PathBuf::from(path).parent().map(Path::to_path_buf))
+            .flatten()
+    }
+
+    /// initdb and start a new instance; `None` (the test reports itself skipped) when
+    /// `TAMGA_TEST_POSTGRES_URL` is not set, as for every PostgreSQL test.
+    pub fn start(test: &str) -> Option<OwnPostgres> {
+        postgres_url(test)?;
+        let bin = Self::bin_dir().expect("PostgreSQL server programs (initdb, pg_ctl)");
+        let as_postgres = Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+            .unwrap_or(false);
+        let dir = tempfile::Builder::new()
+            .prefix("tamga-own-pg")
+            .tempdir()
+            .unwrap();
+        if as_postgres {
+            let out = Command::new("chown")
+                .args(["-R", "postgres:"])
+                .arg(dir.path())
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "chown: {}", text(&out));
+        }
+        let pg = OwnPostgres {
+            dir,
+            bin,
+            port: free_port(),
+            as_postgres,
+        };
+        let data = pg.dir.path().join("data");
+        let out = pg
+            .command("initdb")
+            .args(["-A", "trust", "-U", "postgres", "-E", "UTF8", "-D"])
+            .arg(&data)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "initdb: {}", text(&out));
+        pg.pg_ctl_start();
+        Some(pg)
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let path = self.bin.join(program);
+        if self.as_postgres {
+            let mut cmd = Command::new("runuser");
+            cmd.args(["-u", "postgres", "--"]).arg(path);
+            cmd
+        } else {
+            Command::new(path)
+        }
+    }
+
+    /// URL of its `postgres` database.
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// `pg_ctl start`, waiting until it accepts connections.
+    pub fn pg_ctl_start(&self) {
+        let options = format!(
+            "-p {} -c listen_addresses=127.0.0.1 -k {}",
+            self.port,
+            self.dir.path().display()
+        );
+        let out = self
+            .command("pg_ctl")
+            .args(["-w", "-t", "60", "-o", &options, "-l"])
+            .arg(self.dir.path().join("log"))
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .arg("start")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "pg_ctl start: {}{}",
+            text(&out),
+            std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
+        );
+    }
+
+    /// `pg_ctl stop -m immediate`: every server process exits at once, as in a crash.
+    pub fn stop_immediate(&self) {
+        let out = self
+            .command("pg_ctl")
+            .args(["-w", "-m", "immediate", "-D"])
+            .arg(self.dir.path().join("data"))
+            .arg("stop")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "pg_ctl stop: {}", text(&out));
+    }
+}
+
+impl Drop for OwnPostgres {
+    fn drop(&mut self) {
+        let _ = self
+            .command("pg_ctl")
+            .args(["-w", "-m", "immediate", "-D"])
+            .arg(self.dir.path().join("data"))
+            .arg("stop")
+            .output();
+    }
 }
