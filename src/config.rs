@@ -196,6 +196,20 @@ pub struct DatabaseConfig {
     /// `503 database_unavailable`, whatever the database does (a frozen server keeps its TCP
     /// connections open), in milliseconds.
     pub request_timeout_ms: u32,
+    /// SQLite only: `full` (every commit is on disk before it returns) or `normal` (commits
+    /// survive a crash of Tamga but the last ones may be lost when the machine loses power).
+    pub sqlite_synchronous: SqliteSynchronous,
+}
+
+/// SQLite's `PRAGMA synchronous` in WAL mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteSynchronous {
+    /// fsync at every commit.
+    #[default]
+    Full,
+    /// fsync at checkpoints only.
+    Normal,
 }
 
 impl Default for DatabaseConfig {
@@ -207,6 +221,7 @@ impl Default for DatabaseConfig {
             pool_timeout_ms: 5000,
             connect_timeout_secs: 5,
             request_timeout_ms: 15000,
+            sqlite_synchronous: SqliteSynchronous::Full,
         }
     }
 }

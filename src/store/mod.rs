@@ -19,7 +19,7 @@ mod schema;
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
@@ -179,6 +179,7 @@ fn pg_url_with_timeouts(raw: &str, connect_timeout_secs: u32) -> String {
 struct Manager {
     url: DatabaseUrl,
     busy_timeout_ms: u32,
+    synchronous: &'static str,
 }
 
 /// The error a pooled connection attempt reports.
@@ -194,8 +195,8 @@ impl Manager {
         let mut conn = SqliteConnection::establish(path)
             .map_err(|e| ConnectError(format!("sqlite://{path}: {e}")))?;
         conn.batch_execute(&format!(
-            "PRAGMA busy_timeout = {}; PRAGMA foreign_keys = ON;",
-            self.busy_timeout_ms
+            "PRAGMA busy_timeout = {}; PRAGMA foreign_keys = ON; PRAGMA synchronous = {};",
+            self.busy_timeout_ms, self.synchronous
         ))
         .map_err(|e| ConnectError(format!("sqlite://{path}: {e}")))?;
         Ok(conn)
@@ -247,6 +248,10 @@ pub struct Store {
     backend: Backend,
     /// Whether the last attempt to take a connection failed (see [`Store::unreachable`]).
     unreachable: Arc<AtomicBool>,
+    /// SQLite allows one writer: this instance's writers queue here, in order, instead of
+    /// polling `BEGIN IMMEDIATE` through SQLite's busy handler (which sleeps up to 100 ms
+    /// between attempts). Other processes still meet the busy timeout.
+    sqlite_writer: Option<Arc<Mutex<()>>>,
 }
 
 impl fmt::Debug for Store {
@@ -270,6 +275,10 @@ impl Store {
         let manager = Manager {
             url: url.clone(),
             busy_timeout_ms: config.busy_timeout_ms,
+            synchronous: match config.sqlite_synchronous {
+                crate::config::SqliteSynchronous::Full => "FULL",
+                crate::config::SqliteSynchronous::Normal => "NORMAL",
+            },
         };
         let backend = match &url {
             DatabaseUrl::Sqlite(path) => {
@@ -305,10 +314,15 @@ impl Store {
             .connection_timeout(Duration::from_millis(u64::from(config.pool_timeout_ms)))
             .error_handler(Box::new(ConnectAttempts))
             .build(manager)?;
+        let sqlite_writer = match backend {
+            Backend::Sqlite => Some(Arc::new(Mutex::new(()))),
+            Backend::Postgres => None,
+        };
         Ok(Store {
             pool,
             backend,
             unreachable: Arc::new(AtomicBool::new(false)),
+            sqlite_writer,
         })
     }
 
@@ -358,6 +372,11 @@ impl Store {
     where
         E: From<StoreError>,
     {
+        // A poisoned lock only means another writer panicked; its transaction rolled back.
+        let _writer = self
+            .sqlite_writer
+            .as_ref()
+            .map(|m| m.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
         let mut conn = self.connection()?;
         let conn: &mut DbConnection = &mut conn;
         let begun = match conn {
