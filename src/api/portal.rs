@@ -88,20 +88,31 @@ fn rfc3339(t: chrono::NaiveDateTime) -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
+/// RFC 7468 PEM of a DER certificate (64-character lines), without parsing it again.
+fn certificate_pem(der: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut pem = String::with_capacity(b64.len() + b64.len() / 64 + 60);
+    pem.push_str("-----BEGIN CERTIFICATE-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        pem.push_str(&String::from_utf8_lossy(line));
+        pem.push('\n');
+    }
+    pem.push_str("-----END CERTIFICATE-----\n");
+    pem
+}
+
 fn certificate_json(cert: &Certificate) -> Result<IssuedCertificate, ApiError> {
     let der = cert
         .der
         .as_deref()
         .ok_or_else(|| ApiError::Internal(format!("certificate {} has no DER", cert.serial)))?;
-    let pem = openssl::x509::X509::from_der(der)
-        .and_then(|x| x.to_pem())
-        .map_err(|e| ApiError::Internal(format!("certificate {}: {e}", cert.serial)))?;
     Ok(IssuedCertificate {
         kind: cert.kind.as_str().to_owned(),
         serial: cert.serial.clone(),
         not_before: rfc3339(cert.not_before),
         not_after: rfc3339(cert.not_after),
-        pem: String::from_utf8_lossy(&pem).into_owned(),
+        pem: certificate_pem(der),
     })
 }
 

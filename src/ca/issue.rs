@@ -87,6 +87,8 @@ impl PreparedCertificate {
 /// The issuing CA, ready to build and sign end-entity certificates.
 pub struct Issuer {
     hierarchy: Arc<Hierarchy>,
+    /// The issuing CA's public key, decoded once: every new signature is verified with it.
+    issuer_public_key: openssl::pkey::PKey<openssl::pkey::Public>,
     issuer_name: Name,
     authority_key_id: Vec<u8>,
     signature_algorithm: AlgorithmIdentifierOwned,
@@ -197,8 +199,10 @@ impl Issuer {
             },
         };
         let id = issuing.id().to_owned();
+        let issuer_public_key = issuing.certificate().x509().public_key()?;
         Ok(Issuer {
             hierarchy,
+            issuer_public_key,
             issuer_name,
             authority_key_id,
             signature_algorithm,
@@ -450,9 +454,14 @@ impl Issuer {
         if reparsed.tbs_certificate.to_der()? != *tbs_der {
             return Err(CaError::TbsMismatch(prepared.row.serial.clone()));
         }
-        // An independent parser must accept it, and the signature must verify.
-        let issuer_key = self.hierarchy.issuing().certificate().x509().public_key()?;
-        if !openssl::x509::X509::from_der(&der)?.verify(&issuer_key)? {
+        // The signature must verify with the issuing certificate's key (OpenSSL, not the
+        // signer: a token or key that signs wrongly is caught here).
+        let mut verifier = openssl::sign::Verifier::new(
+            self.hierarchy.issuing().key_type().digest(),
+            &self.issuer_public_key,
+        )?;
+        verifier.update(tbs_der)?;
+        if !verifier.verify(&signature)? {
             return Err(CaError::SignatureCheck(prepared.row.serial.clone()));
         }
         Ok(der)
