@@ -347,8 +347,7 @@ pub fn load_issuance(
             "agreement_accepted": true,
             "language": "kk",
             "storage": "pkcs12",
-            "auth_csr": csr()?,
-            "sign_csr": csr()?,
+            "csrs": { "auth": csr()?, "sign": csr()? },
         });
         requests.push((token, serde_json::to_vec(&body).map_err(|e| e.to_string())?));
     }
