@@ -153,9 +153,22 @@ impl Metrics {
 
     /// Record one finished request.
     pub fn record(&self, route: &str, method: &str, status: u16, seconds: f64) {
-        let status = status.to_string();
+        // The common statuses without an allocation per request.
+        let owned;
+        let status = match status {
+            200 => "200",
+            201 => "201",
+            304 => "304",
+            400 => "400",
+            404 => "404",
+            429 => "429",
+            other => {
+                owned = other.to_string();
+                owned.as_str()
+            }
+        };
         self.requests
-            .with_label_values(&[route, method, &status])
+            .with_label_values(&[route, method, status])
             .inc();
         self.latency
             .with_label_values(&[route, method])
@@ -241,14 +254,14 @@ pub async fn observe(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
     let route = req.match_pattern().unwrap_or_else(|| UNMATCHED.to_owned());
-    let method = req.method().as_str().to_owned();
+    let method = req.method().clone();
     let response = next.call(req).await;
     let elapsed = started.elapsed();
     let status = match &response {
         Ok(r) => r.status().as_u16(),
         Err(e) => e.as_response_error().status_code().as_u16(),
     };
-    metrics.record(&route, &method, status, elapsed.as_secs_f64());
+    metrics.record(&route, method.as_str(), status, elapsed.as_secs_f64());
     tracing::debug!(%route, %method, status, micros = elapsed.as_micros() as u64, "request");
     response
 }

@@ -26,7 +26,8 @@ const STANDARD_LENIENT: GeneralPurpose = GeneralPurpose::new(&base64::alphabet::
 const URL_SAFE_LENIENT: GeneralPurpose = GeneralPurpose::new(&base64::alphabet::URL_SAFE, LENIENT);
 
 fn http_date(t: chrono::NaiveDateTime) -> String {
-    t.and_utc().format("%a, %d %b %Y %H:%M:%S GMT").to_string()
+    let secs = u64::try_from(t.and_utc().timestamp()).unwrap_or(0);
+    header::HttpDate::from(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs)).to_string()
 }
 
 /// Percent-decode a path (only what base64 needs; anything else undecodable is an error).
@@ -80,7 +81,7 @@ fn respond(state: &AppState, answer: Answer) -> HttpResponse {
         Some((this_update, next_update)) => {
             let remaining = (next_update - state.clock.now().naive_utc()).num_seconds();
             let max_age = remaining.clamp(0, HTTP_MAX_AGE);
-            let etag = hex::encode(openssl::sha::sha256(&answer.der).get(..16).unwrap_or(&[]));
+            let etag = answer.digest.as_deref().unwrap_or_default();
             response
                 .insert_header((
                     header::CACHE_CONTROL,

@@ -18,6 +18,8 @@ pub struct Cached {
     pub this_update: NaiveDateTime,
     /// nextUpdate.
     pub next_update: NaiveDateTime,
+    /// Hex of the first 16 bytes of SHA-256 of `der` (the HTTP ETag), computed once.
+    pub digest: Arc<str>,
 }
 
 #[derive(Debug, Default)]

@@ -129,6 +129,18 @@ pub struct Answer {
     pub statuses: Vec<&'static str>,
     /// thisUpdate and nextUpdate, for caching headers; `None` for errors and nonce answers.
     pub validity: Option<(NaiveDateTime, NaiveDateTime)>,
+    /// Hex of the first 16 bytes of SHA-256 of `der`, where `validity` is set (an ETag),
+    /// computed once when the answer was signed.
+    pub digest: Option<Arc<str>>,
+}
+
+/// Hex of the first 16 bytes of SHA-256 of a response. (`openssl::sha::Sha256`, not the
+/// one-shot `sha256()`, which in OpenSSL 3 looks the algorithm up by name on every call.)
+fn response_digest(der: &[u8]) -> Arc<str> {
+    let mut hasher = openssl::sha::Sha256::new();
+    hasher.update(der);
+    let full = hasher.finish();
+    Arc::from(hex::encode(full.get(..16).unwrap_or(&full)))
 }
 
 /// The issuer's CertID hashes, per supported hash algorithm.
@@ -209,6 +221,7 @@ fn hit_answer(hit: cache::Cached, outcome: Outcome) -> Answer {
         outcome,
         statuses: vec![hit.status],
         validity: Some((hit.this_update, hit.next_update)),
+        digest: Some(hit.digest),
     }
 }
 
@@ -218,6 +231,7 @@ fn error_answer(status: OcspResponseStatus, name: &'static str) -> Answer {
         outcome: Outcome::Error(name),
         statuses: Vec::new(),
         validity: None,
+        digest: None,
     }
 }
 
@@ -507,9 +521,11 @@ impl Responder {
                 CertState::Unknown => "unknown",
             })
             .collect();
+        let validity = parsed.nonce.is_none().then_some((this_update, next_update));
+        let digest = validity.map(|_| response_digest(&der));
         let mut cached = false;
-        if let (true, Some((_, alg, serial)), Some(state)) =
-            (cacheable, parsed.ids.first(), states.first())
+        if let (true, Some((_, alg, serial)), Some(state), Some(digest)) =
+            (cacheable, parsed.ids.first(), states.first(), &digest)
         {
             // Unknown is never cached: the certificate may be committed a moment later.
             if *state != CertState::Unknown {
@@ -521,6 +537,7 @@ impl Responder {
                         status: statuses.first().copied().unwrap_or("unknown"),
                         this_update,
                         next_update,
+                        digest: Arc::clone(digest),
                     },
                     mark,
                 );
@@ -530,7 +547,8 @@ impl Responder {
             der,
             outcome: Outcome::Signed { cached, signing },
             statuses,
-            validity: parsed.nonce.is_none().then_some((this_update, next_update)),
+            validity,
+            digest,
         }
     }
 

@@ -146,6 +146,7 @@ fn an_answer_signed_across_an_invalidation_is_not_cached() {
             status: "good",
             this_update: chrono::Utc::now().naive_utc(),
             next_update: chrono::Utc::now().naive_utc() + chrono::Duration::hours(1),
+            digest: Arc::from("00"),
         },
         mark,
     );
