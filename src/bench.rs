@@ -60,6 +60,22 @@ fn bench_claims(cfg: &crate::config::Config, i: u32) -> Option<digital_id::Claim
     })
 }
 
+/// Join scoped workers that each return a list; the first error (or panic) wins.
+fn join_workers<T>(
+    handles: Vec<std::thread::ScopedJoinHandle<'_, Result<Vec<T>, String>>>,
+    what: &str,
+) -> Result<Vec<T>, String> {
+    let mut all = Vec::new();
+    for h in handles {
+        match h.join() {
+            Ok(Ok(v)) => all.extend(v),
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Err(format!("a {what} worker panicked")),
+        }
+    }
+    Ok(all)
+}
+
 fn csr() -> Result<String, String> {
     let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).map_err(|e| e.to_string())?;
     let key = PKey::from_ec_key(EcKey::generate(&group).map_err(|e| e.to_string())?)
@@ -203,15 +219,7 @@ pub fn seed(
                 )
             })
             .collect();
-        let mut all = Vec::new();
-        for h in handles {
-            match h.join() {
-                Ok(Ok(v)) => all.extend(v),
-                Ok(Err(e)) => return Err(e),
-                Err(_) => return Err("a seeding worker panicked".to_owned()),
-            }
-        }
-        Ok(all)
+        join_workers(handles, "seeding")
     })?;
 
     // Revoke every n-th certificate.
@@ -407,15 +415,7 @@ pub fn load_issuance(
                 })
             })
             .collect();
-        let mut all = Vec::new();
-        for h in handles {
-            match h.join() {
-                Ok(Ok(v)) => all.extend(v),
-                Ok(Err(e)) => return Err(e),
-                Err(_) => return Err("a load worker panicked".to_owned()),
-            }
-        }
-        Ok(all)
+        join_workers(handles, "load")
     })?;
     let seconds = started.elapsed().as_secs_f64();
     let issued = results.iter().filter(|(ok, _)| *ok).count();
