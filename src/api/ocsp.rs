@@ -38,6 +38,10 @@ fn percent_decode(raw: &str) -> Option<String> {
     while let Some(&b) = bytes.get(i) {
         if b == b'%' {
             let hex = bytes.get(i + 1..i + 3)?;
+            // Two hex digits: `from_str_radix` alone would also take a sign ("%+1").
+            if !hex.iter().all(u8::is_ascii_hexdigit) {
+                return None;
+            }
             let value = u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?;
             out.push(value);
             i += 3;
@@ -189,6 +193,10 @@ mod tests {
         let url_safe = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&der);
         assert_eq!(decode_get(&format!("/ocsp/{url_safe}")), Some(der));
         assert_eq!(decode_get("/ocsp/%ZZ"), None);
+        // An escape is exactly two hex digits, never a signed number.
+        assert_eq!(percent_decode("%+1"), None);
+        assert_eq!(percent_decode("%-1"), None);
+        assert_eq!(percent_decode("%2b%2F"), Some("+/".to_owned()));
         assert_eq!(decode_get("/ocsp/!!!"), None);
     }
 }
