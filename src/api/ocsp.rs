@@ -135,8 +135,8 @@ async fn answer(state: web::Data<AppState>, request: Option<Vec<u8>>) -> HttpRes
 
 /// OCSP over POST.
 #[utoipa::path(post, path = "/ocsp", tag = "public",
-    request_body(content = Vec<u8>, content_type = "application/ocsp-request", description = "DER OCSPRequest, at most 4 KiB"),
-    responses((status = 200, description = "DER OCSPResponse: successful, malformedRequest, unauthorized, tryLater or internalError", content_type = "application/ocsp-response")))]
+    request_body(content = super::types::Der, content_type = "application/ocsp-request", description = "DER OCSPRequest, at most 4 KiB"),
+    responses((status = 200, description = "DER OCSPResponse: successful, malformedRequest, unauthorized, tryLater or internalError", body = super::types::Der, content_type = "application/ocsp-response")))]
 pub async fn post(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -162,7 +162,7 @@ pub async fn post(
 /// OCSP over GET: the base64 DER request as the last path segment (percent-encoded or not).
 #[utoipa::path(get, path = "/ocsp/{request}", tag = "public",
     params(("request" = String, Path, description = "base64 of the DER OCSPRequest, URL-encoded")),
-    responses((status = 200, description = "DER OCSPResponse; pre-signed answers carry Cache-Control, ETag, Last-Modified and Expires", content_type = "application/ocsp-response")))]
+    responses((status = 200, description = "DER OCSPResponse; pre-signed answers carry Cache-Control, ETag, Last-Modified and Expires", body = super::types::Der, content_type = "application/ocsp-response")))]
 pub async fn get(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     let request = decode_get(req.uri().path());
     answer(state, request).await

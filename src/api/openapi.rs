@@ -6,8 +6,9 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::types::{
-    ApplicationRequest, ApplicationResponse, CsrPair, ErrorCode, IssuedCertificate,
-    ProblemDocument, RevocationRequest, RevocationResponse,
+    ApplicationRequest, ApplicationResponse, ApplicationState, CertificateKind, CsrPair, Der,
+    ErrorCode, IssuedCertificate, Language, ProblemDocument, Reason, RevocationRequest,
+    RevocationResponse, Storage,
 };
 use super::{ocsp, portal, public, routes};
 
@@ -58,7 +59,15 @@ impl Modify for BearerSchemes {
         ProblemDocument,
         ErrorCode,
         RevocationRequest,
-        RevocationResponse
+        RevocationResponse,
+        Language,
+        Storage,
+        ApplicationState,
+        CertificateKind,
+        Reason,
+        Der,
+        routes::Readiness,
+        routes::Checks
     )),
     modifiers(&BearerSchemes),
     tags(
@@ -71,11 +80,68 @@ pub struct ApiDoc;
 
 /// The OpenAPI document.
 #[utoipa::path(get, path = "/api/v1/openapi.json", tag = "operations", responses(
-    (status = 200, description = "This API's OpenAPI 3 document", content_type = "application/json"),
+    (status = 200, description = "This API's OpenAPI 3 document", body = Object, content_type = "application/json"),
     (status = 403, description = "`client_certificate_required`, `client_certificate_untrusted` (only with `[server.tls] client_ca`: the connection's TLS client certificate must chain to it)", body = ProblemDocument, content_type = "application/problem+json"),
     (status = 429, description = "`rate_limited_client`", body = ProblemDocument, content_type = "application/problem+json",
         headers(("Retry-After" = u64, description = "Seconds until the request can succeed"))),
 ))]
 pub async fn document() -> HttpResponse {
     HttpResponse::Ok().json(ApiDoc::openapi())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+    use serde_json::{json, Value};
+
+    use super::*;
+
+    fn doc() -> Value {
+        serde_json::to_value(ApiDoc::openapi()).unwrap()
+    }
+
+    /// Follow a `$ref` into `components/schemas`.
+    fn schema<'a>(doc: &'a Value, at: &'a Value) -> &'a Value {
+        match at["$ref"].as_str() {
+            Some(r) => &doc["components"]["schemas"][r.trim_start_matches("#/components/schemas/")],
+            None => at,
+        }
+    }
+
+    /// What the schemathesis runs found the document to get wrong, kept right.
+    #[test]
+    fn the_document_describes_what_the_server_does() {
+        let doc = doc();
+        // The OCSP request is DER bytes, not an array of integers.
+        let ocsp = &doc["paths"]["/ocsp"]["post"]["requestBody"]["content"]
+            ["application/ocsp-request"]["schema"];
+        let ocsp = schema(&doc, ocsp);
+        assert_eq!(ocsp["type"], json!("string"), "{ocsp}");
+        assert_eq!(ocsp["format"], json!("binary"), "{ocsp}");
+        // The form's closed vocabularies are enumerated, as the RA enforces them.
+        let request = &doc["components"]["schemas"]["ApplicationRequest"]["properties"];
+        assert_eq!(
+            schema(&doc, &request["language"])["enum"],
+            json!(["kk", "ru", "en"])
+        );
+        assert_eq!(
+            schema(&doc, &request["storage"])["enum"],
+            json!(["pkcs12", "id_card", "kaztoken", "etoken", "jacarta", "akey"])
+        );
+        let reasons = &doc["components"]["schemas"]["RevocationRequest"]["properties"]["reason"];
+        assert_eq!(schema(&doc, reasons)["enum"][1], json!("keyCompromise"));
+        // A revocation meets the database, so it can answer 503 like the other portal routes.
+        assert!(doc["paths"]["/api/v1/revocations"]["post"]["responses"]["503"].is_object());
+        // Health and readiness answer JSON bodies, and say so.
+        assert!(
+            doc["paths"]["/healthz"]["get"]["responses"]["200"]["content"]["application/json"]
+                .is_object()
+        );
+        for status in ["200", "503"] {
+            let body = &doc["paths"]["/readyz"]["get"]["responses"][status]["content"]
+                ["application/json"]["schema"];
+            assert_eq!(schema(&doc, body)["required"], json!(["status", "checks"]));
+        }
+    }
 }

@@ -30,9 +30,9 @@ fn http_date(t: chrono::NaiveDateTime) -> String {
 
 /// `GET /crl/{issuer_id}.crl` and `GET /crl/{issuer_id}-delta.crl`.
 #[utoipa::path(get, path = "/crl/{file}", tag = "public",
-    params(("file" = String, Path, description = "`{issuer_id}.crl` (full) or `{issuer_id}-delta.crl`")),
+    params(("file" = String, Path, description = "`root.crl`, `{issuer_id}.crl` (full) or `{issuer_id}-delta.crl`", example = "root.crl")),
     responses(
-        (status = 200, description = "The newest CRL, DER", content_type = "application/pkix-crl"),
+        (status = 200, description = "The newest CRL, DER", body = super::types::Der, content_type = "application/pkix-crl"),
         (status = 304, description = "Unchanged (If-None-Match)"),
         (status = 404, description = "`crl_not_found`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
         (status = 503, description = "`service_unavailable` (none published, or expired), `database_unavailable` (and no copy cached by this instance), `database_error`", body = super::types::ProblemDocument, content_type = "application/problem+json"),

@@ -41,24 +41,35 @@ pub fn configure(admission: Arc<Admission>) -> impl FnOnce(&mut web::ServiceConf
 }
 
 /// Liveness: the process answers.
-#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "Alive")))]
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses(
+    (status = 200, description = "Alive: `{\"status\": \"alive\"}`", body = Object, content_type = "application/json")
+))]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "status": "alive" }))
 }
 
-#[derive(Serialize)]
-struct Readiness {
+/// The readiness report.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Readiness {
+    /// `ready` or `not_ready`.
+    #[schema(example = "ready")]
     status: &'static str,
+    /// Each check.
     checks: Checks,
 }
 
-#[derive(Serialize)]
-struct Checks {
+/// The result of each readiness check.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Checks {
+    /// `ok` or `failed`.
     database: &'static str,
+    /// `ok` or `failed`.
     issuing_key: &'static str,
+    /// `ok` or `failed`.
     ocsp_key: &'static str,
-    /// `ok`, `expiring` (within 14 days), `expired` or `missing`. Reported, but not a reason
-    /// to take the instance out of service: OCSP and the issuing CA's CRLs still work.
+    /// `ok`, `expiring` (within 14 days), `expired` or `missing` (`unknown` when the database
+    /// does not answer). Reported, but not a reason to take the instance out of service: OCSP
+    /// and the issuing CA's CRLs still work.
     root_crl: &'static str,
 }
 
@@ -72,8 +83,8 @@ fn check_label(ok: bool) -> &'static str {
 
 /// Ready when the database answers and the issuing and OCSP keys can sign.
 #[utoipa::path(get, path = "/readyz", tag = "operations", responses(
-    (status = 200, description = "Ready: database and keys usable"),
-    (status = 503, description = "Not ready; the body names the failing check"),
+    (status = 200, description = "Ready: database and keys usable", body = Readiness),
+    (status = 503, description = "Not ready; the body names the failing check", body = Readiness),
 ))]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let state = state.into_inner();
@@ -170,9 +181,9 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiErro
 
 /// `GET /ca/root.crt` and `GET /ca/{issuer_id}.crt`: DER certificates.
 #[utoipa::path(get, path = "/ca/{file}", tag = "public",
-    params(("file" = String, Path, description = "`root.crt` or `{issuer_id}.crt`")),
+    params(("file" = String, Path, description = "`root.crt` or `{issuer_id}.crt`", example = "root.crt")),
     responses(
-        (status = 200, description = "The certificate, DER", content_type = "application/pkix-cert"),
+        (status = 200, description = "The certificate, DER", body = super::types::Der, content_type = "application/pkix-cert"),
         (status = 404, description = "`ca_certificate_not_found`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
     ))]
 pub async fn ca_certificate(

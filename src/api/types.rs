@@ -15,27 +15,87 @@ pub struct ApplicationRequest {
     pub agreement_accepted: bool,
     /// E-mail for notifications and the certificates' subjectAltName.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(example = "citizen@example.kz")]
+    #[schema(example = "citizen@example.kz", max_length = 254)]
     pub email: Option<String>,
     /// Language of messages: `kk`, `ru` or `en`.
-    #[schema(example = "kk")]
+    #[schema(value_type = Language, example = "kk")]
     pub language: String,
     /// Key storage: `pkcs12` (1-year certificates), or hardware `id_card`, `kaztoken`,
     /// `etoken`, `jacarta`, `akey` (3 years).
-    #[schema(example = "pkcs12")]
+    #[schema(value_type = Storage, example = "pkcs12")]
     pub storage: String,
     /// The two PKCS#10 requests.
     pub csrs: CsrPair,
 }
 
-/// The AUTH and SIGN certification requests, PEM (or base64 DER).
+/// The AUTH and SIGN certification requests, PEM (or base64 DER), each at most 16 KiB.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CsrPair {
     /// Request for the authentication certificate.
+    #[schema(max_length = 16384)]
     pub auth: String,
     /// Request for the signing certificate.
+    #[schema(max_length = 16384)]
     pub sign: String,
+}
+
+/// Languages of messages (the values of [`ApplicationRequest::language`]).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(missing_docs)]
+pub enum Language {
+    Kk,
+    Ru,
+    En,
+}
+
+/// Key storage types (the values of [`ApplicationRequest::storage`]).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(missing_docs)]
+pub enum Storage {
+    Pkcs12,
+    IdCard,
+    Kaztoken,
+    Etoken,
+    Jacarta,
+    Akey,
+}
+
+/// States of an application (the values of [`ApplicationResponse::status`]).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(missing_docs)]
+pub enum ApplicationState {
+    PendingReview,
+    Approved,
+    Issued,
+    Rejected,
+}
+
+/// Certificate kinds (the values of [`IssuedCertificate::kind`]).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(missing_docs)]
+pub enum CertificateKind {
+    Auth,
+    Sign,
+}
+
+/// RFC 5280 revocation reasons (the values of [`RevocationRequest::reason`]; case and
+/// underscores are not significant in requests).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(missing_docs)]
+pub enum Reason {
+    Unspecified,
+    KeyCompromise,
+    AffiliationChanged,
+    Superseded,
+    CessationOfOperation,
+    CertificateHold,
+    PrivilegeWithdrawn,
 }
 
 /// An application and, once issued, its certificates.
@@ -44,7 +104,7 @@ pub struct ApplicationResponse {
     /// Application id.
     pub id: String,
     /// `issued`, `pending_review`, `approved` (being signed) or `rejected`.
-    #[schema(example = "issued")]
+    #[schema(value_type = ApplicationState, example = "issued")]
     pub status: String,
     /// Bearer token for `GET /api/v1/applications/{id}`; returned once, by the POST only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -53,6 +113,7 @@ pub struct ApplicationResponse {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// When the application was submitted (RFC 3339, UTC).
+    #[schema(format = DateTime)]
     pub created_at: String,
     /// Issued certificates, AUTH first (empty until issued).
     pub certificates: Vec<IssuedCertificate>,
@@ -65,12 +126,15 @@ pub struct ApplicationResponse {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct IssuedCertificate {
     /// `auth` or `sign`.
+    #[schema(value_type = CertificateKind)]
     pub kind: String,
     /// Serial number, upper-case hex.
     pub serial: String,
     /// Start of validity (RFC 3339, UTC).
+    #[schema(format = DateTime)]
     pub not_before: String,
     /// End of validity (RFC 3339, UTC).
+    #[schema(format = DateTime)]
     pub not_after: String,
     /// The certificate, PEM.
     pub pem: String,
@@ -80,15 +144,20 @@ pub struct IssuedCertificate {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RevocationRequest {
-    /// Serial number in hex, any case, with or without colons or `0x`.
-    #[schema(example = "9AD05F36C16D45A240B48BF10ABBEE34")]
+    /// Serial number in hex (at most 64 digits), any case, with or without colons, spaces or
+    /// `0x`.
+    #[schema(
+        example = "9AD05F36C16D45A240B48BF10ABBEE34",
+        pattern = r"^(0[xX])?[0-9A-Fa-f]([0-9A-Fa-f: ]*[0-9A-Fa-f])?$"
+    )]
     pub serial: String,
     /// RFC 5280 reason: `unspecified`, `keyCompromise`, `affiliationChanged`, `superseded`,
     /// `cessationOfOperation`, `certificateHold`, `privilegeWithdrawn`.
-    #[schema(example = "keyCompromise")]
+    #[schema(value_type = Reason, example = "keyCompromise")]
     pub reason: String,
     /// When the key was (suspected) compromised, RFC 3339; not in the future.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
     pub invalidity_date: Option<String>,
 }
 
@@ -98,13 +167,17 @@ pub struct RevocationResponse {
     /// Serial number, upper-case hex.
     pub serial: String,
     /// `revoked`.
+    #[schema(example = "revoked")]
     pub status: String,
     /// RFC 5280 reason.
+    #[schema(value_type = Reason)]
     pub reason: String,
     /// When it was revoked (RFC 3339, UTC).
+    #[schema(format = DateTime)]
     pub revoked_at: String,
-    /// The invalidity date, if given.
+    /// The invalidity date, if given (RFC 3339, UTC).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
     pub invalidity_date: Option<String>,
 }
 
@@ -189,3 +262,8 @@ impl ErrorCode {
         serde_json::from_value(serde_json::Value::String(code.to_owned())).ok()
     }
 }
+
+/// A DER document in a request or response body (OCSP, certificates, CRLs).
+#[derive(Debug, Clone, ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct Der(pub Vec<u8>);
