@@ -17,6 +17,8 @@ pub mod config;
 pub mod crl;
 pub mod digital_id;
 pub mod enroll;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod notify;
 pub mod ocsp;
 pub mod ra;

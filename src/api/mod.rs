@@ -10,9 +10,9 @@
 mod gate;
 mod limits;
 mod metrics;
-mod ocsp;
+pub(crate) mod ocsp;
 mod openapi;
-mod portal;
+pub(crate) mod portal;
 pub mod problem;
 mod public;
 mod routes;

@@ -53,7 +53,8 @@ fn percent_decode(raw: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-fn decode_get(path: &str) -> Option<Vec<u8>> {
+/// The DER request of a `GET /ocsp/{base64}` path, or `None` when it cannot be decoded.
+pub(crate) fn decode_get(path: &str) -> Option<Vec<u8>> {
     let encoded = percent_decode(path.strip_prefix("/ocsp/")?)?;
     if encoded.len() > MAX_REQUEST_LEN * 2 {
         return None;

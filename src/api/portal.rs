@@ -2,11 +2,13 @@
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 
 use super::problem::ApiError;
-use super::types::{ApplicationRequest, ApplicationResponse, IssuedCertificate};
+use super::types::{ApplicationRequest, ApplicationResponse, IssuedCertificate, RevocationRequest};
 use super::AppState;
+use crate::ca::{RevocationReason, Serial};
 use crate::digital_id::{ConsentError, Purpose};
 use crate::ra::{ApplicationForm, RaError};
 use crate::store::{Application, Certificate};
@@ -189,15 +191,7 @@ pub async fn create_application(
             APPLICATION_BODY_LIMIT,
         )
         .await?;
-        let form = ApplicationForm {
-            agreement_version: request.agreement_version,
-            agreement_accepted: request.agreement_accepted,
-            email: request.email,
-            language: request.language,
-            storage: request.storage,
-            auth_csr: request.csrs.auth,
-            sign_csr: request.csrs.sign,
-        };
+        let form = ApplicationForm::from(request);
         let registrar = state.registrar.clone();
         let submitted = super::blocking(&state, move || registrar.submit(&consent, form)).await?;
         if submitted.created {
@@ -307,7 +301,7 @@ pub async fn create_revocation(
 ) -> Result<HttpResponse, ApiError> {
     let state = state.into_inner();
     let result = async {
-        let (consent, request): (_, super::types::RevocationRequest) = consented_request(
+        let (consent, request): (_, RevocationRequest) = consented_request(
             &state,
             &req,
             payload,
@@ -315,18 +309,7 @@ pub async fn create_revocation(
             REVOCATION_BODY_LIMIT,
         )
         .await?;
-        let serial = crate::ca::Serial::parse(&request.serial).map_err(RaError::from)?;
-        let reason = crate::ca::RevocationReason::parse(&request.reason)
-            .ok_or(RaError::RevocationReasonInvalid)?;
-        let invalidity = request
-            .invalidity_date
-            .as_deref()
-            .map(|d| {
-                chrono::DateTime::parse_from_rfc3339(d)
-                    .map(|t| t.with_timezone(&chrono::Utc))
-                    .map_err(|_| RaError::InvalidityDateInvalid)
-            })
-            .transpose()?;
+        let (serial, reason, invalidity) = revocation_fields(&request)?;
         let registrar = state.registrar.clone();
         let cert = super::blocking(&state, move || {
             registrar.revoke(
@@ -346,6 +329,41 @@ pub async fn create_revocation(
     }
     .await;
     result.map_err(|e| counted(&state, e))
+}
+
+/// The form of an application body, for the RA's checks.
+impl From<ApplicationRequest> for ApplicationForm {
+    fn from(request: ApplicationRequest) -> ApplicationForm {
+        ApplicationForm {
+            agreement_version: request.agreement_version,
+            agreement_accepted: request.agreement_accepted,
+            email: request.email,
+            language: request.language,
+            storage: request.storage,
+            auth_csr: request.csrs.auth,
+            sign_csr: request.csrs.sign,
+        }
+    }
+}
+
+/// The serial, reason and invalidity date of a revocation body, read and checked (whether
+/// the date is in the future is the RA's check, against its clock).
+pub(crate) fn revocation_fields(
+    request: &RevocationRequest,
+) -> Result<(Serial, RevocationReason, Option<DateTime<Utc>>), RaError> {
+    let serial = Serial::parse(&request.serial)?;
+    let reason =
+        RevocationReason::parse(&request.reason).ok_or(RaError::RevocationReasonInvalid)?;
+    let invalidity = request
+        .invalidity_date
+        .as_deref()
+        .map(|d| {
+            DateTime::parse_from_rfc3339(d)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|_| RaError::InvalidityDateInvalid)
+        })
+        .transpose()?;
+    Ok((serial, reason, invalidity))
 }
 
 /// Largest revocation body.

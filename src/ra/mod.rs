@@ -281,7 +281,7 @@ pub struct ApplicationForm {
 }
 
 /// A form that passed every check.
-struct CheckedForm {
+pub(crate) struct CheckedForm {
     agreement_version: String,
     email: Option<String>,
     language: Language,
@@ -321,7 +321,8 @@ pub fn check_email(raw: &str) -> Result<String, RaError> {
 }
 
 impl ApplicationForm {
-    fn check(self, current_agreement: &str) -> Result<CheckedForm, RaError> {
+    /// Every rule of the form and both CSRs, in the order the RA applies them.
+    pub(crate) fn check(self, current_agreement: &str) -> Result<CheckedForm, RaError> {
         if !self.agreement_accepted {
             return Err(RaError::AgreementNotAccepted);
         }
