@@ -55,6 +55,12 @@ pub enum ApiError {
     /// request_timeout_ms` (it may still finish later).
     #[error("no answer from the database within {0} ms")]
     DatabaseTimeout(u32),
+    /// The route exists, but not for this method.
+    #[error("this resource answers only {allow}")]
+    MethodNotAllowed {
+        /// The method it answers (the `Allow` header).
+        allow: &'static str,
+    },
     /// The service cannot answer now (nothing published yet, an expired CRL).
     #[error("service unavailable: {0}")]
     Unavailable(String),
@@ -89,6 +95,7 @@ impl ApiError {
             ApiError::RateLimitedClient { .. } => "rate_limited_client",
             ApiError::Store(e) => e.code(),
             ApiError::DatabaseTimeout(_) => "database_unavailable",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::Unavailable(_) => "service_unavailable",
             ApiError::Internal(_) => "internal_error",
         }
@@ -100,6 +107,7 @@ impl ApiError {
             StatusCode::UNAUTHORIZED => "Unauthorized",
             StatusCode::FORBIDDEN => "Forbidden",
             StatusCode::NOT_FOUND => "Not found",
+            StatusCode::METHOD_NOT_ALLOWED => "Method not allowed",
             StatusCode::CONFLICT => "Conflict",
             StatusCode::PAYLOAD_TOO_LARGE => "Payload too large",
             StatusCode::UNPROCESSABLE_ENTITY => "Unprocessable request",
@@ -182,6 +190,7 @@ impl ResponseError for ApiError {
             ApiError::DatabaseTimeout(_) | ApiError::Unavailable(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -214,6 +223,9 @@ impl ResponseError for ApiError {
         }
         if status == StatusCode::UNAUTHORIZED {
             response.insert_header(("WWW-Authenticate", "Bearer"));
+        }
+        if let ApiError::MethodNotAllowed { allow } = self {
+            response.insert_header((actix_web::http::header::ALLOW, *allow));
         }
         response.json(body)
     }

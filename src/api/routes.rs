@@ -24,20 +24,50 @@ pub fn configure(admission: Arc<Admission>) -> impl FnOnce(&mut web::ServiceConf
         cfg.service(
             web::scope(gate::PORTAL_PREFIX)
                 .wrap(gate::portal(admission))
-                .route("/applications", web::post().to(portal::create_application))
-                .route("/applications/{id}", web::get().to(portal::get_application))
-                .route("/revocations", web::post().to(portal::create_revocation))
-                .route("/openapi.json", web::get().to(openapi::document)),
+                .service(post("/applications", portal::create_application))
+                .service(get("/applications/{id}", portal::get_application))
+                .service(post("/revocations", portal::create_revocation))
+                .service(get("/openapi.json", openapi::document)),
         )
-        .route("/crl/{file}", web::get().to(public::crl))
-        .route("/ocsp", web::post().to(ocsp::post))
-        .route("/ocsp/{request:.*}", web::get().to(ocsp::get))
-        .route("/healthz", web::get().to(healthz))
-        .route("/readyz", web::get().to(readyz))
-        .route("/metrics", web::get().to(metrics))
-        .route("/ca/{file}", web::get().to(ca_certificate))
+        .service(get("/crl/{file}", public::crl))
+        .service(post("/ocsp", ocsp::post))
+        .service(get("/ocsp/{request:.*}", ocsp::get))
+        .service(get("/healthz", healthz))
+        .service(get("/readyz", readyz))
+        .service(get("/metrics", metrics))
+        .service(get("/ca/{file}", ca_certificate))
         .default_service(web::to(not_found));
     }
+}
+
+/// A resource that answers GET (and HEAD, its headers only) with `handler`, and any other
+/// method with 405.
+fn get<F, Args>(path: &str, handler: F) -> actix_web::Resource
+where
+    F: actix_web::Handler<Args>,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    web::resource(path)
+        .route(web::get().to(handler.clone()))
+        .route(web::head().to(handler))
+        .default_service(web::to(|| not_allowed("GET, HEAD")))
+}
+
+/// A resource that answers POST with `handler`, and any other method with 405.
+fn post<F, Args>(path: &str, handler: F) -> actix_web::Resource
+where
+    F: actix_web::Handler<Args>,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    web::resource(path)
+        .route(web::post().to(handler))
+        .default_service(web::to(|| not_allowed("POST")))
+}
+
+async fn not_allowed(allow: &'static str) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::MethodNotAllowed { allow })
 }
 
 /// Liveness: the process answers.

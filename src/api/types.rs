@@ -250,6 +250,7 @@ pub enum ErrorCode {
     ClientCertificateUntrusted,
     RateLimitedIin,
     RateLimitedClient,
+    MethodNotAllowed,
     ServiceUnavailable,
     DatabaseUnavailable,
     DatabaseError,

@@ -4,7 +4,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use crate::support::{openssl, postgres_url, PgDatabase, Server};
+use crate::support::{client, openssl, postgres_url, PgDatabase, Server};
 
 const ISSUING_CN: &str = "ҰЛТТЫҚ КУӘЛАНДЫРУШЫ ОРТАЛЫҚ (RSA) DEV";
 
@@ -140,6 +140,35 @@ fn check_running_server(server: &Server) {
     assert_eq!(problem["code"], "ca_certificate_not_found", "{problem}");
     let nowhere: serde_json::Value = server.get("/no/such/route").json().unwrap();
     assert_eq!(nowhere["code"], "not_found", "{nowhere}");
+
+    // A route asked with a method it does not take: 405 naming the methods it does.
+    for (method, path, allow) in [
+        ("TRACE", "/healthz", "GET, HEAD"),
+        ("POST", "/ca/root.crt", "GET, HEAD"),
+        ("DELETE", "/ocsp/MAA=", "GET, HEAD"),
+        ("GET", "/api/v1/applications", "POST"),
+        ("PUT", "/api/v1/revocations", "POST"),
+    ] {
+        let resp = client()
+            .request(method.parse().unwrap(), format!("{}{path}", server.base))
+            .send()
+            .unwrap();
+        assert_eq!(resp.status(), 405, "{method} {path}");
+        assert_eq!(resp.headers()["allow"].to_str().unwrap(), allow);
+        let problem: serde_json::Value = resp.json().unwrap();
+        assert_eq!(problem["code"], "method_not_allowed", "{problem}");
+    }
+    // HEAD is GET without the body.
+    let head = client()
+        .head(format!("{}/ca/root.crt", server.base))
+        .send()
+        .unwrap();
+    assert_eq!(head.status(), 200);
+    assert_eq!(
+        head.headers()["content-type"].to_str().unwrap(),
+        "application/pkix-cert"
+    );
+    assert!(head.bytes().unwrap().is_empty());
 
     let metrics = server.get("/metrics").text().unwrap();
     assert!(
