@@ -31,6 +31,56 @@ impl Modify for BearerSchemes {
     }
 }
 
+/// The per-address flood guard (`gate::flood`) wraps every route, so every operation may answer
+/// 429: added here to each that does not declare it already, rather than repeated on each.
+struct FloodGuard;
+
+impl Modify for FloodGuard {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::header::HeaderBuilder;
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder, Type};
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let relying_party =
+                path == "/ocsp" || path.starts_with("/ocsp/") || path.starts_with("/crl/");
+            let description = if relying_party {
+                "`rate_limited_client`: only with `[limits] client_limit_ocsp_crl = true`, when this address exceeds `[limits] client_requests_per_second`"
+            } else {
+                "`rate_limited_client`: this address exceeds `[limits] client_requests_per_second`"
+            };
+            for operation in [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.delete,
+                &mut item.patch,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let retry_after = HeaderBuilder::new()
+                    .schema(utoipa::openapi::ObjectBuilder::new().schema_type(Type::Integer))
+                    .description(Some("Seconds until the request can succeed"))
+                    .build();
+                let response = ResponseBuilder::new()
+                    .description(description)
+                    .content(
+                        super::problem::PROBLEM_JSON,
+                        ContentBuilder::new()
+                            .schema(Some(Ref::from_schema_name("ProblemDocument")))
+                            .build(),
+                    )
+                    .header("Retry-After", retry_after)
+                    .build();
+                operation
+                    .responses
+                    .responses
+                    .entry("429".to_owned())
+                    .or_insert(RefOr::T(response));
+            }
+        }
+    }
+}
+
 /// The API description.
 #[derive(OpenApi)]
 #[openapi(
@@ -69,7 +119,7 @@ impl Modify for BearerSchemes {
         routes::Readiness,
         routes::Checks
     )),
-    modifiers(&BearerSchemes),
+    modifiers(&BearerSchemes, &FloodGuard),
     tags(
         (name = "portal", description = "For the onboarding portal"),
         (name = "public", description = "For relying parties"),
@@ -133,6 +183,15 @@ mod tests {
         assert_eq!(schema(&doc, reasons)["enum"][1], json!("keyCompromise"));
         // A revocation meets the database, so it can answer 503 like the other portal routes.
         assert!(doc["paths"]["/api/v1/revocations"]["post"]["responses"]["503"].is_object());
+        // The flood guard covers every route, and every route says so.
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                assert!(
+                    operation["responses"]["429"].is_object(),
+                    "{method} {path} does not declare 429"
+                );
+            }
+        }
         // Health and readiness answer JSON bodies, and say so.
         assert!(
             doc["paths"]["/healthz"]["get"]["responses"]["200"]["content"]["application/json"]
