@@ -173,7 +173,7 @@ fn counted(state: &AppState, e: ApiError) -> ApiError {
         (status = 422, description = "`iin_invalid`, `agreement_not_accepted`, `agreement_version_mismatch`, `email_invalid`, `language_invalid`, `storage_type_invalid`, `csr_signature_invalid`, `csr_email_mismatch`, `key_algorithm_not_allowed`, `key_too_small`, `key_weak`, `same_key_for_auth_and_sign`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
         (status = 429, description = "`rate_limited_iin` (the consent token's IIN has `[limits] applications_per_iin_per_day` applications in the last 24 hours; nothing was stored and the token was not used), `rate_limited_client` (`[limits] client_requests_per_second` from this address)", body = super::types::ProblemDocument, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds until the request can succeed"))),
-        (status = 503, description = "`database_unavailable` (the database cannot be reached; nothing was stored unless the work finished after the answer — repeat the same request), `database_error`; with `Retry-After`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "`database_unavailable` (the database cannot be reached; nothing was stored unless the work finished after the answer — repeat the same request), `database_error`, `signing_key_unavailable` (the issuing key's HSM token cannot be reached; nothing was stored); with `Retry-After`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
     )
 )]
 pub async fn create_application(
