@@ -132,6 +132,29 @@ pub enum CertsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Correct a revoked certificate's invalidity date (audited; the next delta CRL lists the
+    /// corrected entry). Exit 5 if it is not revoked, 2 for a date that breaks the rules.
+    CorrectRevocation {
+        /// Serial number.
+        serial: String,
+        /// The invalidity date (RFC 3339): not before the certificate's notBefore, not after
+        /// its revocation.
+        #[arg(
+            long,
+            conflicts_with = "no_invalidity_date",
+            required_unless_present = "no_invalidity_date"
+        )]
+        invalidity_date: Option<String>,
+        /// Remove the stored invalidity date.
+        #[arg(long)]
+        no_invalidity_date: bool,
+        /// Operator recorded in the audit log [default: the OS user].
+        #[arg(long)]
+        operator: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Lift a certificateHold (exit 5 if the certificate is not on hold).
     Release {
         /// Serial number.
@@ -265,6 +288,20 @@ pub enum AuditCommand {
 pub enum CrlCommand {
     /// Publish a new full CRL and a delta CRL now.
     Publish {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List stored revocations that CRLs cannot carry as they are (exit 6 if any is left);
+    /// with --repair, remove every invalidity date a CRL cannot carry (audited, one entry per
+    /// certificate) and publish new CRLs.
+    Check {
+        /// Correct what can be corrected.
+        #[arg(long)]
+        repair: bool,
+        /// Operator recorded in the audit log [default: the OS user].
+        #[arg(long)]
+        operator: Option<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -548,6 +585,14 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Crl {
             command: CrlCommand::Import { file, operator },
         } => crl_import(&config, &file, operator),
+        Command::Crl {
+            command:
+                CrlCommand::Check {
+                    repair,
+                    operator,
+                    json,
+                },
+        } => crl_check(&config, repair, operator, json),
         Command::Ca {
             command: CaCommand::RootCrl { out, number },
         } => ca_root_crl(&config, &out, number),
@@ -666,19 +711,24 @@ fn serve(config: ValidConfig) -> Result<(), Failure> {
     if resumed > 0 {
         tracing::warn!(applications = resumed, "completed interrupted issuance");
     }
-    // Relying parties must find CRLs from the first request on.
-    services
-        .crl
-        .publish_due()
-        .map_err(|e| Failure::Internal(anyhow::anyhow!("publishing CRLs: {e}")))?;
-    crate::crl::root::keep_fresh(
+    // Relying parties should find CRLs from the first request on; but a CRL that cannot be
+    // made must not keep the server (and its OCSP responder) down: the failure is logged,
+    // reported on /readyz and in the metrics, and retried by the publication task.
+    if let Err(e) = services.crl.publish_due() {
+        tracing::error!(
+            error = %e,
+            "publishing CRLs failed at start-up; serving anyway (see /readyz; tamga crl check)"
+        );
+    }
+    if let Err(e) = crate::crl::root::keep_fresh(
         &services.store,
         &services.hierarchy,
         config.public_url(),
         services.clock.now(),
         cfg.crl.root_validity.chrono(),
-    )
-    .map_err(|e| Failure::Internal(anyhow::anyhow!("publishing the root CRL: {e}")))?;
+    ) {
+        tracing::error!(error = %e, "publishing the root CRL failed at start-up; serving anyway (see /readyz)");
+    }
     if services.hierarchy.root_key().is_none() {
         warn_root_crl_expiry(&services.store);
     }
@@ -983,7 +1033,7 @@ fn ra_failure(e: crate::ra::RaError) -> Failure {
         }
         RaError::SerialInvalid(_)
         | RaError::RevocationReasonInvalid
-        | RaError::InvalidityDateInvalid => Failure::Usage(e.to_string()),
+        | RaError::InvalidityDateInvalid(_) => Failure::Usage(e.to_string()),
         RaError::Store(_) | RaError::Ca(_) => Failure::Internal(anyhow::Error::new(e)),
         other => Failure::Refused(other.to_string()),
     }
@@ -1055,12 +1105,9 @@ fn certs(config: &ValidConfig, command: CertsCommand) -> Result<(), Failure> {
                 .ok_or_else(|| ra_failure(crate::ra::RaError::RevocationReasonInvalid))?;
             let invalidity = invalidity_date
                 .as_deref()
-                .map(|d| {
-                    chrono::DateTime::parse_from_rfc3339(d)
-                        .map(|t| t.with_timezone(&chrono::Utc))
-                        .map_err(|_| ra_failure(crate::ra::RaError::InvalidityDateInvalid))
-                })
-                .transpose()?;
+                .map(crate::ra::InvalidityDate::parse)
+                .transpose()
+                .map_err(ra_failure)?;
             let operator = operator.unwrap_or_else(operator_name);
             let cert = services
                 .registrar
@@ -1070,6 +1117,26 @@ fn certs(config: &ValidConfig, command: CertsCommand) -> Result<(), Failure> {
                     reason,
                     invalidity,
                 )
+                .map_err(ra_failure)?;
+            (cert, json)
+        }
+        CertsCommand::CorrectRevocation {
+            serial,
+            invalidity_date,
+            no_invalidity_date: _,
+            operator,
+            json,
+        } => {
+            let serial = ca::Serial::parse(&serial).map_err(|e| Failure::Usage(e.to_string()))?;
+            let date = invalidity_date
+                .as_deref()
+                .map(crate::ra::InvalidityDate::parse)
+                .transpose()
+                .map_err(ra_failure)?;
+            let operator = operator.unwrap_or_else(operator_name);
+            let cert = services
+                .registrar
+                .correct_invalidity_date(&serial, date, &operator)
                 .map_err(ra_failure)?;
             (cert, json)
         }
@@ -1664,6 +1731,80 @@ fn ca_revoke_issuer(
          (dev: within seconds; production: `tamga ca root-crl` on the root machine, then `tamga crl import`)"
     );
     Ok(())
+}
+
+fn crl_check(
+    config: &ValidConfig,
+    repair: bool,
+    operator: Option<String>,
+    json: bool,
+) -> Result<(), Failure> {
+    let services = Services::open(config, Arc::new(SystemClock))?;
+    let found = services
+        .registrar
+        .revocation_defects()
+        .map_err(|e| Failure::Internal(e.into()))?;
+    let mut repaired = Vec::new();
+    if repair {
+        let operator = operator.unwrap_or_else(operator_name);
+        for defect in found.iter().filter(|d| d.repairable) {
+            let serial = ca::Serial::parse(&defect.serial)
+                .map_err(|e| Failure::Internal(anyhow::anyhow!("stored serial: {e}")))?;
+            services
+                .registrar
+                .correct_invalidity_date(&serial, None, &operator)
+                .map_err(ra_failure)?;
+            repaired.push(defect.serial.clone());
+        }
+    }
+    let left: Vec<_> = found
+        .iter()
+        .filter(|d| !repaired.contains(&d.serial) || !d.repairable)
+        .collect();
+    if !repaired.is_empty() {
+        for kind in [CrlKind::Full, CrlKind::Delta] {
+            services
+                .crl
+                .publish(kind, true)
+                .map_err(|e| Failure::Internal(anyhow::anyhow!("publishing the CRL: {e}")))?;
+        }
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "defects": found, "repaired": repaired, "remaining": left.len() })
+        );
+    } else {
+        for d in &found {
+            let state = if repaired.contains(&d.serial) && d.repairable {
+                "repaired (invalidity date removed)"
+            } else if d.repairable {
+                "repair with --repair, or tamga certs correct-revocation"
+            } else {
+                "cannot be repaired here"
+            };
+            println!(
+                "{} {} {} {}: {}",
+                d.issuer_id, d.serial, d.problem, d.value, state
+            );
+        }
+        if found.is_empty() {
+            println!("every stored revocation can be carried by a CRL");
+        } else if !repaired.is_empty() {
+            println!(
+                "repaired {} revocation(s) and published new CRLs",
+                repaired.len()
+            );
+        }
+    }
+    if left.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::Verification(format!(
+            "{} stored revocation(s) cannot be carried by a CRL as they are",
+            left.len()
+        )))
+    }
 }
 
 fn crl_publish(config: &ValidConfig, json: bool) -> Result<(), Failure> {

@@ -26,6 +26,47 @@ pub struct Metrics {
     outbox_depth: prometheus::IntGaugeVec,
     outbox_attempts: IntCounterVec,
     root_crl_expiry: prometheus::IntGauge,
+    crl: CrlGauges,
+}
+
+/// The issuing CA's CRL publication, as this instance sees it.
+#[derive(Debug)]
+struct CrlGauges {
+    failing: prometheus::IntGauge,
+    failures: prometheus::IntCounter,
+    omitted_invalidity_dates: prometheus::IntGauge,
+    expires_in: prometheus::IntGauge,
+}
+
+impl CrlGauges {
+    fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let failing = prometheus::IntGauge::new(
+            "crl_publication_failing",
+            "1 while this instance's attempts to publish the issuing CA's CRLs fail",
+        )?;
+        let failures = prometheus::IntCounter::new(
+            "crl_publication_failures_total",
+            "Failed attempts to publish the issuing CA's CRLs",
+        )?;
+        let omitted_invalidity_dates = prometheus::IntGauge::new(
+            "crl_entries_without_invalidity_date",
+            "Entries of the newest CRL listed without a stored invalidity date no CRL can carry (tamga crl check --repair)",
+        )?;
+        let expires_in = prometheus::IntGauge::new(
+            "crl_expires_in_seconds",
+            "Seconds until the newest full CRL's nextUpdate (negative: expired)",
+        )?;
+        registry.register(Box::new(failing.clone()))?;
+        registry.register(Box::new(failures.clone()))?;
+        registry.register(Box::new(omitted_invalidity_dates.clone()))?;
+        registry.register(Box::new(expires_in.clone()))?;
+        Ok(CrlGauges {
+            failing,
+            failures,
+            omitted_invalidity_dates,
+            expires_in,
+        })
+    }
 }
 
 /// Label used for requests that matched no route, so unknown paths cannot blow up the
@@ -117,6 +158,7 @@ impl Metrics {
             "Seconds until the published root CRL's nextUpdate (negative: expired)",
         )?;
         registry.register(Box::new(root_crl_expiry.clone()))?;
+        let crl = CrlGauges::new(&registry)?;
         for metric in [
             &requests,
             &applications,
@@ -143,6 +185,7 @@ impl Metrics {
             outbox_depth,
             outbox_attempts,
             root_crl_expiry,
+            crl,
         })
     }
 
@@ -236,6 +279,24 @@ impl Metrics {
     /// Seconds until the root CRL expires.
     pub fn root_crl_expires_in(&self, seconds: i64) {
         self.root_crl_expiry.set(seconds);
+    }
+
+    /// The issuing CA's CRL publication after an attempt (`failed`: this one failed).
+    pub fn crl_publication(&self, health: &crate::crl::CrlHealth, failed: bool) {
+        if failed {
+            self.crl.failures.inc();
+        }
+        self.crl
+            .failing
+            .set(i64::from(health.failing_since.is_some()));
+        self.crl
+            .omitted_invalidity_dates
+            .set(i64::try_from(health.omitted_invalidity_dates).unwrap_or(i64::MAX));
+    }
+
+    /// Seconds until the newest full CRL expires.
+    pub fn crl_expires_in(&self, seconds: i64) {
+        self.crl.expires_in.set(seconds);
     }
 
     /// Everything in Prometheus text exposition format.

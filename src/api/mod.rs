@@ -247,9 +247,26 @@ fn spawn_maintenance(state: AppState) {
             if let Ok(Err(e)) = root {
                 tracing::warn!(error = %e, "keeping the root CRL fresh failed");
             }
+            let health_of = crl.clone();
             match web::block(move || publisher.publish_due()).await {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => tracing::warn!(error = %e, "CRL publication failed; retrying"),
+                Ok(Ok(_)) => root_state
+                    .metrics
+                    .crl_publication(&health_of.health(), false),
+                Ok(Err(e)) => {
+                    let health = health_of.health();
+                    root_state.metrics.crl_publication(&health, true);
+                    // Every 2 s while it lasts would drown the log: the first failure, then
+                    // one line about every five minutes.
+                    if health.consecutive_failures % 150 == 1 {
+                        tracing::error!(
+                            error = %e,
+                            failures = health.consecutive_failures,
+                            "CRL publication failed; retrying (see /readyz; tamga crl check)"
+                        );
+                    } else {
+                        tracing::debug!(error = %e, "CRL publication failed again");
+                    }
+                }
                 Err(e) => tracing::warn!(error = %e, "CRL publication did not run"),
             }
         }

@@ -357,11 +357,7 @@ pub(crate) fn revocation_fields(
     let invalidity = request
         .invalidity_date
         .as_deref()
-        .map(|d| {
-            DateTime::parse_from_rfc3339(d)
-                .map(|t| t.with_timezone(&Utc))
-                .map_err(|_| RaError::InvalidityDateInvalid)
-        })
+        .map(crate::ra::InvalidityDate::parse)
         .transpose()?;
     Ok((serial, reason, invalidity))
 }

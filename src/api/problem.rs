@@ -158,6 +158,7 @@ fn ra_status(e: &RaError) -> StatusCode {
         RaError::CertificateNotFound(_) => StatusCode::NOT_FOUND,
         RaError::AlreadyRevoked { .. }
         | RaError::NotOnHold(_)
+        | RaError::NotRevoked(_)
         | RaError::NotPendingReview { .. } => StatusCode::CONFLICT,
         RaError::AccessTokenInvalid => StatusCode::UNAUTHORIZED,
         RaError::IinRateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,

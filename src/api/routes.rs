@@ -101,6 +101,18 @@ pub struct Checks {
     /// does not answer). Reported, but not a reason to take the instance out of service: OCSP
     /// and the issuing CA's CRLs still work.
     root_crl: &'static str,
+    /// The issuing CA's newest CRLs: `ok`, `expired` (the full or the delta CRL is past its
+    /// nextUpdate, so `/crl/…` answers 503 for it), `missing` (none published yet), `unknown`
+    /// (no database). Reported, not a reason to leave the load balancer: every instance
+    /// serves the same CRLs from the same database.
+    crl: &'static str,
+    /// This instance's CRL publication: `ok`, `failing` (its attempts fail: the log and `tamga
+    /// crl check` say why), `degraded` (the newest CRL left out invalidity dates no CRL can
+    /// carry; `tamga crl check --repair`).
+    crl_publication: &'static str,
+    /// The OCSP responder: `ok`, or `degraded` (it cannot read the database: pre-signed
+    /// answers are served until their nextUpdate, the rest gets `tryLater`).
+    ocsp: &'static str,
 }
 
 fn check_label(ok: bool) -> &'static str {
@@ -111,10 +123,13 @@ fn check_label(ok: bool) -> &'static str {
     }
 }
 
-/// Ready when the database answers and the issuing and OCSP keys can sign.
+/// Ready when this instance can do its core job: the database answers and the issuing and
+/// OCSP keys can sign. Parts that every instance shares (CRLs, the root CRL) and a degraded
+/// OCSP responder are reported in `checks` with status 200: taking every instance out of the
+/// load balancer over one of them would also take OCSP out.
 #[utoipa::path(get, path = "/readyz", tag = "operations", responses(
-    (status = 200, description = "Ready: database and keys usable", body = Readiness),
-    (status = 503, description = "Not ready; the body names the failing check", body = Readiness),
+    (status = 200, description = "Ready: database and keys usable; `checks` also reports `root_crl`, `crl`, `crl_publication` and `ocsp`, which may be degraded", body = Readiness),
+    (status = 503, description = "Not ready (database, issuing_key or ocsp_key failed); the body names the failing check", body = Readiness),
 ))]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let state = state.into_inner();
@@ -125,15 +140,15 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         let ocsp = checks.hierarchy.ocsp_responder().self_test();
         // Without the database the root CRL's state is unknown; asking would only wait for
         // the pool timeout a second time.
-        let root_crl = if database.is_ok() {
-            root_crl_state(&checks)
+        let (root_crl, crl) = if database.is_ok() {
+            (root_crl_state(&checks), crl_state(&checks))
         } else {
-            "unknown"
+            ("unknown", "unknown")
         };
-        Ok::<_, ApiError>((database, issuing, ocsp, root_crl))
+        Ok::<_, ApiError>((database, issuing, ocsp, root_crl, crl))
     })
     .await;
-    let (database, issuing, ocsp, root_crl) = match result {
+    let (database, issuing, ocsp, root_crl, crl) = match result {
         Ok(checks) => checks,
         Err(e) => {
             tracing::warn!(error = %e, "readiness check did not finish");
@@ -162,6 +177,13 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             issuing_key: check_label(issuing.is_ok()),
             ocsp_key: check_label(ocsp.is_ok()),
             root_crl,
+            crl,
+            crl_publication: crl_publication_state(&state.crl.health()),
+            ocsp: if state.ocsp.degraded() {
+                "degraded"
+            } else {
+                "ok"
+            },
         },
     };
     if ready {
@@ -170,6 +192,44 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         HttpResponse::ServiceUnavailable()
             .insert_header((header::RETRY_AFTER, "5"))
             .json(body)
+    }
+}
+
+/// This instance's CRL publication for /readyz.
+fn crl_publication_state(health: &crate::crl::CrlHealth) -> &'static str {
+    if health.failing_since.is_some() {
+        "failing"
+    } else if health.omitted_invalidity_dates > 0 {
+        "degraded"
+    } else {
+        "ok"
+    }
+}
+
+/// The issuing CA's newest CRLs for /readyz, updating the expiry gauge on the way.
+fn crl_state(state: &AppState) -> &'static str {
+    let id = state.issuer.id();
+    let latest = state.store.read(|tx| {
+        Ok::<_, crate::store::StoreError>((
+            tx.latest_crl_info(id, false)?,
+            tx.latest_crl_info(id, true)?,
+        ))
+    });
+    let now = state.clock.now().naive_utc();
+    match latest {
+        Ok((Some(full), delta)) => {
+            state
+                .metrics
+                .crl_expires_in((full.next_update - now).num_seconds());
+            let expired = full.next_update <= now || delta.is_some_and(|d| d.next_update <= now);
+            if expired {
+                "expired"
+            } else {
+                "ok"
+            }
+        }
+        Ok((None, _)) => "missing",
+        Err(_) => "unknown",
     }
 }
 

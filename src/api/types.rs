@@ -241,6 +241,7 @@ pub enum ErrorCode {
     NotCertificateHolder,
     AlreadyRevoked,
     NotOnHold,
+    NotRevoked,
     CrlNotFound,
     ApplicationNotPending,
     ReasonRequired,

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use der::asn1::{
-    Any, BitString, Ia5String, OctetString, PrintableStringRef, SetOfVec, UtcTime, Utf8StringRef,
+    Any, BitString, Ia5String, OctetString, PrintableStringRef, SetOfVec, Utf8StringRef,
 };
 use der::{Decode, Encode};
 use spki::{AlgorithmIdentifierOwned, ObjectIdentifier, SubjectPublicKeyInfoOwned};
@@ -129,10 +129,9 @@ fn extension<T: Encode>(
 }
 
 fn utc_time(t: DateTime<Utc>) -> Result<Time, CaError> {
-    let secs = u64::try_from(t.timestamp()).map_err(|_| CaError::Time)?;
-    Ok(Time::UtcTime(UtcTime::from_unix_duration(
-        Duration::from_secs(secs),
-    )?))
+    Ok(super::X509Time::new(t)
+        .map_err(|_| CaError::Time)?
+        .to_time()?)
 }
 
 fn rdn(oid: ObjectIdentifier, value: Any) -> Result<RelativeDistinguishedName, CaError> {

@@ -14,6 +14,7 @@ mod files;
 mod issue;
 pub mod pkcs11;
 mod revocation;
+mod time;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -32,6 +33,7 @@ pub use issue::{
     OID_POLICY_SIGN,
 };
 pub use revocation::{RevocationReason, Serial, SerialError};
+pub use time::{carried_invalidity_date, TimeOutOfRange, X509Time};
 
 use crate::config::{CaConfig, KeyConfig, Mode};
 

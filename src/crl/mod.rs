@@ -12,11 +12,10 @@
 //! CRL lists every change after its base full CRL's value (`removeFromCRL` for certificates
 //! released from hold).
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, NaiveDateTime, Utc};
-use der::asn1::{GeneralizedTime, OctetString, Uint, UtcTime};
+use der::asn1::{OctetString, Uint};
 use der::{Encode, Tag};
 use x509_cert::ext::pkix::crl::dp::DistributionPoint;
 use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
@@ -25,7 +24,7 @@ use x509_cert::ext::Extension;
 use x509_cert::serial_number::SerialNumber;
 use x509_cert::time::Time;
 
-use crate::ca::{CaError, Issuer, RevocationReason};
+use crate::ca::{carried_invalidity_date, CaError, Issuer, RevocationReason, X509Time};
 use crate::clock::Clock;
 use crate::config::CrlConfig;
 use crate::store::{db_time, CrlInfo, RevocationEntry, Store, StoreError, StoredCrl, Tx};
@@ -82,6 +81,21 @@ pub struct CrlPublisher {
     issuer: Arc<Issuer>,
     clock: Arc<dyn Clock>,
     config: CrlConfig,
+    health: Arc<Mutex<CrlHealth>>,
+}
+
+/// How this instance's CRL publication went: what `/readyz` and the metrics report.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CrlHealth {
+    /// Since when every attempt to publish failed (`None`: the last attempt succeeded).
+    pub failing_since: Option<DateTime<Utc>>,
+    /// The last failure, for the log and the operator (never sent to clients).
+    pub last_error: Option<String>,
+    /// Attempts that failed in a row.
+    pub consecutive_failures: u64,
+    /// Entries the newest CRL this instance made listed without their stored invalidity
+    /// date (`tamga crl check --repair` corrects such rows).
+    pub omitted_invalidity_dates: u64,
 }
 
 impl std::fmt::Debug for CrlPublisher {
@@ -108,12 +122,11 @@ fn header(tag: u8, len: usize) -> Vec<u8> {
     out
 }
 
-fn utc(t: NaiveDateTime) -> Result<Time, CrlError> {
-    let secs =
-        u64::try_from(t.and_utc().timestamp()).map_err(|_| CrlError::Entry(t.to_string()))?;
-    Ok(Time::UtcTime(UtcTime::from_unix_duration(
-        Duration::from_secs(secs),
-    )?))
+/// thisUpdate, nextUpdate and revocationDate: UTCTime up to 2049, GeneralizedTime after.
+fn crl_time(t: NaiveDateTime) -> Result<Time, CrlError> {
+    Ok(X509Time::from_naive(t)
+        .map_err(|e| CrlError::Entry(e.to_string()))?
+        .to_time()?)
 }
 
 fn ext<T: Encode>(
@@ -128,8 +141,14 @@ fn ext<T: Encode>(
     })
 }
 
-/// One revokedCertificates entry, DER.
-fn entry_der(e: &RevocationEntry, released: bool) -> Result<Vec<u8>, CrlError> {
+/// One revokedCertificates entry, DER, and whether its invalidity date had to be left out.
+///
+/// One stored row must not stop every CRL: an invalidity date the encoders cannot carry (a
+/// row written before dates were checked where they enter) is left out of the entry — the
+/// revocation itself is listed — and reported; `tamga crl check --repair` corrects the row. A
+/// serial or revocation date that cannot be encoded fails the CRL: leaving a revocation out
+/// is never an option.
+fn entry_der(e: &RevocationEntry, released: bool) -> Result<(Vec<u8>, bool), CrlError> {
     let bad = || CrlError::Entry(e.serial.clone());
     let serial_bytes = hex::decode(&e.serial).map_err(|_| bad())?;
     let mut encoded = Vec::with_capacity(serial_bytes.len() + 1);
@@ -157,17 +176,22 @@ fn entry_der(e: &RevocationEntry, released: bool) -> Result<Vec<u8>, CrlError> {
         let enumerated = der::asn1::AnyRef::new(Tag::Enumerated, std::slice::from_ref(&code))?;
         extensions.push(ext(OID_CRL_REASON, false, &enumerated)?);
     }
+    let mut omitted = false;
     if let (Some(inv), false) = (e.invalidity_date, released) {
-        let secs = u64::try_from(inv.and_utc().timestamp()).map_err(|_| bad())?;
-        let generalized = GeneralizedTime::from_unix_duration(Duration::from_secs(secs))?;
-        extensions.push(ext(OID_INVALIDITY_DATE, false, &generalized)?);
+        match carried_invalidity_date(inv, e.revoked_at) {
+            Some(t) => extensions.push(ext(OID_INVALIDITY_DATE, false, &t.to_generalized()?)?),
+            None => omitted = true,
+        }
     }
+    // A certificate released from hold has no revocation date any more (removeFromCRL).
+    let date = date.unwrap_or_default();
     let revoked = x509_cert::crl::RevokedCert {
         serial_number: serial,
-        revocation_date: utc(date.unwrap_or_default())?,
+        revocation_date: crl_time(date)
+            .map_err(|_| CrlError::Entry(format!("{}: revocation date {date}", e.serial)))?,
         crl_entry_extensions: (!extensions.is_empty()).then_some(extensions),
     };
-    Ok(revoked.to_der()?)
+    Ok((revoked.to_der()?, omitted))
 }
 
 impl CrlPublisher {
@@ -183,6 +207,40 @@ impl CrlPublisher {
             issuer,
             clock,
             config,
+            health: Arc::new(Mutex::new(CrlHealth::default())),
+        }
+    }
+
+    /// How this instance's publication is going.
+    pub fn health(&self) -> CrlHealth {
+        self.health
+            .lock()
+            .map(|h| h.clone())
+            .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+    }
+
+    fn record(&self, outcome: Result<Option<u64>, &CrlError>) {
+        let mut health = self
+            .health
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match outcome {
+            Ok(omitted) => {
+                health.failing_since = None;
+                health.last_error = None;
+                health.consecutive_failures = 0;
+                if let Some(omitted) = omitted {
+                    health.omitted_invalidity_dates = omitted;
+                }
+            }
+            // A database outage is the database's problem, reported as such; it says nothing
+            // about whether CRLs can be made.
+            Err(CrlError::Store(e)) if e.is_unavailable() => {}
+            Err(e) => {
+                health.failing_since.get_or_insert_with(|| self.clock.now());
+                health.last_error = Some(e.to_string());
+                health.consecutive_failures += 1;
+            }
         }
     }
 
@@ -244,6 +302,19 @@ impl CrlPublisher {
     /// instance already made one that is not due yet. Runs under the issuer's CRL lock, so
     /// every number is produced exactly once.
     pub fn publish(&self, kind: CrlKind, force: bool) -> Result<Option<CrlInfo>, CrlError> {
+        let result = self.publish_inner(kind, force);
+        match &result {
+            Ok(made) => self.record(Ok(made.as_ref().map(|(_, omitted)| *omitted))),
+            Err(e) => self.record(Err(e)),
+        }
+        result.map(|made| made.map(|(info, _)| info))
+    }
+
+    fn publish_inner(
+        &self,
+        kind: CrlKind,
+        force: bool,
+    ) -> Result<Option<(CrlInfo, u64)>, CrlError> {
         if kind == CrlKind::Delta
             && self
                 .store
@@ -252,65 +323,72 @@ impl CrlPublisher {
         {
             self.publish(CrlKind::Full, true)?;
         }
-        self.store.write(|tx| -> Result<Option<CrlInfo>, CrlError> {
-            let id = self.issuer.id();
-            tx.lock_crl_issuer(id)?;
-            let now = self.clock.now();
-            let now = DateTime::<Utc>::from_timestamp(now.timestamp(), 0).unwrap_or(now);
-            if !force && !self.due(tx, kind, now.naive_utc())? {
-                return Ok(None);
-            }
-            let number = tx.last_crl_number(id)?.unwrap_or(0) + 1;
-            let covered = tx.current_revocation_seq()?;
-            let base = match kind {
-                CrlKind::Full => None,
-                CrlKind::Delta => tx.latest_crl_info(id, false)?,
-            };
-            let validity = match kind {
-                CrlKind::Full => self.config.validity,
-                CrlKind::Delta => self.config.delta_validity,
-            };
-            let this_update = now.naive_utc();
-            let next_update = (now + validity.chrono()).naive_utc();
-            let der = self.build(tx, number, base.as_ref(), covered, this_update, next_update)?;
-            let stored = StoredCrl {
-                issuer_id: id.to_owned(),
-                crl_number: number,
-                is_delta: kind == CrlKind::Delta,
-                base_crl_number: base.as_ref().map(|b| b.crl_number),
-                this_update,
-                next_update,
-                der,
-                created_at: db_time(self.clock.now()),
-                covered_seq: covered,
-            };
-            tx.insert_crl(&stored)?;
-            tx.append_audit(&crate::store::AuditEntry {
-                at: stored.created_at,
-                actor: "system".to_owned(),
-                action: "crl.published".to_owned(),
-                subject: id.to_owned(),
-                details: serde_json::json!({
-                    "crl_number": number,
-                    "delta": stored.is_delta,
-                    "base_crl_number": stored.base_crl_number,
-                    "covered_seq": covered,
-                }),
-            })?;
-            tracing::info!(
-                issuer = id,
-                number,
-                delta = stored.is_delta,
-                covered,
-                "published a CRL"
-            );
-            Ok(Some(CrlInfo {
-                crl_number: number,
-                this_update,
-                next_update,
-                covered_seq: covered,
-            }))
-        })
+        self.store
+            .write(|tx| -> Result<Option<(CrlInfo, u64)>, CrlError> {
+                let id = self.issuer.id();
+                tx.lock_crl_issuer(id)?;
+                let now = self.clock.now();
+                let now = DateTime::<Utc>::from_timestamp(now.timestamp(), 0).unwrap_or(now);
+                if !force && !self.due(tx, kind, now.naive_utc())? {
+                    return Ok(None);
+                }
+                let number = tx.last_crl_number(id)?.unwrap_or(0) + 1;
+                let covered = tx.current_revocation_seq()?;
+                let base = match kind {
+                    CrlKind::Full => None,
+                    CrlKind::Delta => tx.latest_crl_info(id, false)?,
+                };
+                let validity = match kind {
+                    CrlKind::Full => self.config.validity,
+                    CrlKind::Delta => self.config.delta_validity,
+                };
+                let this_update = now.naive_utc();
+                let next_update = (now + validity.chrono()).naive_utc();
+                let AssembledCrl {
+                    der,
+                    omitted_invalidity_dates,
+                } = self.build(tx, number, base.as_ref(), covered, this_update, next_update)?;
+                let stored = StoredCrl {
+                    issuer_id: id.to_owned(),
+                    crl_number: number,
+                    is_delta: kind == CrlKind::Delta,
+                    base_crl_number: base.as_ref().map(|b| b.crl_number),
+                    this_update,
+                    next_update,
+                    der,
+                    created_at: db_time(self.clock.now()),
+                    covered_seq: covered,
+                };
+                tx.insert_crl(&stored)?;
+                tx.append_audit(&crate::store::AuditEntry {
+                    at: stored.created_at,
+                    actor: "system".to_owned(),
+                    action: "crl.published".to_owned(),
+                    subject: id.to_owned(),
+                    details: serde_json::json!({
+                        "crl_number": number,
+                        "delta": stored.is_delta,
+                        "base_crl_number": stored.base_crl_number,
+                        "covered_seq": covered,
+                    }),
+                })?;
+                tracing::info!(
+                    issuer = id,
+                    number,
+                    delta = stored.is_delta,
+                    covered,
+                    "published a CRL"
+                );
+                Ok(Some((
+                    CrlInfo {
+                        crl_number: number,
+                        this_update,
+                        next_update,
+                        covered_seq: covered,
+                    },
+                    omitted_invalidity_dates,
+                )))
+            })
     }
 
     /// Build and sign this issuer's CRL number `number`: a full CRL (`base` = None) or a
@@ -323,7 +401,7 @@ impl CrlPublisher {
         covered: i64,
         this_update: NaiveDateTime,
         next_update: NaiveDateTime,
-    ) -> Result<Vec<u8>, CrlError> {
+    ) -> Result<AssembledCrl, CrlError> {
         let id = self.issuer.id().to_owned();
         let extra = match base {
             None => ext(
@@ -394,16 +472,17 @@ pub fn assemble(
     next_update: NaiveDateTime,
     extra_extensions: Vec<Extension>,
     mut next_page: impl FnMut(&str) -> Result<Vec<RevocationEntry>, CrlError>,
-) -> Result<Vec<u8>, CrlError> {
+) -> Result<AssembledCrl, CrlError> {
     let mut small = Vec::new();
     small.extend(1u8.to_der()?); // version v2
     small.extend(signer.algorithm.to_der()?);
     small.extend(signer.name.to_der()?);
-    small.extend(utc(this_update)?.to_der()?);
-    small.extend(utc(next_update)?.to_der()?);
+    small.extend(crl_time(this_update)?.to_der()?);
+    small.extend(crl_time(next_update)?.to_der()?);
     // tbs header (≤ 6) + small + entries header (≤ 6), plus room for the outer header.
     let reserve = 6 + small.len() + 6 + 6;
     let mut buf = vec![0u8; reserve];
+    let mut omitted_invalidity_dates = 0u64;
     let mut after = String::new();
     loop {
         let page = next_page(&after)?;
@@ -411,7 +490,15 @@ pub fn assemble(
         after.clone_from(&last.serial);
         for e in &page {
             let released = e.status != "revoked";
-            buf.extend(entry_der(e, released)?);
+            let (entry, omitted) = entry_der(e, released)?;
+            if omitted {
+                tracing::warn!(
+                    serial = %e.serial,
+                    "a stored invalidity date cannot be carried by a CRL entry: listed without it (tamga crl check --repair)"
+                );
+                omitted_invalidity_dates += 1;
+            }
+            buf.extend(entry);
         }
         if (page.len() as i64) < PAGE {
             break;
@@ -472,7 +559,20 @@ pub fn assemble(
         .ok_or_else(|| CrlError::Entry("outer".to_owned()))?
         .copy_from_slice(&outer);
     buf.drain(..begin);
-    Ok(buf)
+    Ok(AssembledCrl {
+        der: buf,
+        omitted_invalidity_dates,
+    })
+}
+
+/// A signed CRL, and what it had to leave out.
+#[derive(Debug)]
+pub struct AssembledCrl {
+    /// The CRL, DER.
+    pub der: Vec<u8>,
+    /// Entries listed without their stored invalidity date (see
+    /// [`carried_invalidity_date`]).
+    pub omitted_invalidity_dates: u64,
 }
 
 pub mod root;

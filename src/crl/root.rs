@@ -102,7 +102,8 @@ pub fn sign(
         this_update + validity,
         vec![ext(OID_IDP, true, &idp)?],
         |_| Ok(remaining.take().unwrap_or_default()),
-    )?)
+    )?
+    .der)
 }
 
 /// What a verified root CRL says about itself.

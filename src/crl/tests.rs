@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use chrono::Utc;
+use der::Decode;
 
 use super::*;
 use crate::ca::{dev, Hierarchy, Issuer};
@@ -145,4 +146,114 @@ fn der_headers() {
     assert_eq!(header(0x30, 0x80), vec![0x30, 0x81, 0x80]);
     assert_eq!(header(0x30, 0x1234), vec![0x30, 0x82, 0x12, 0x34]);
     assert_eq!(header(0xA0, 0x012345), vec![0xA0, 0x83, 0x01, 0x23, 0x45]);
+}
+
+fn publisher_with(rows: Vec<Certificate>) -> (tempfile::TempDir, Store, CrlPublisher) {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = CaConfig {
+        dir: dir.path().join("ca"),
+        ..CaConfig::default()
+    };
+    dev::init(&ca, "http://ca.test", false, Utc::now()).unwrap();
+    let hierarchy = Arc::new(Hierarchy::load(&ca, Mode::Dev).unwrap());
+    let store = Store::open(
+        &DatabaseUrl::Sqlite(dir.path().join("t.db")),
+        &DatabaseConfig::default(),
+    )
+    .unwrap();
+    let issuer = Arc::new(
+        Issuer::new(
+            Arc::clone(&hierarchy),
+            "http://ca.test",
+            "http://ca.test/cps",
+        )
+        .unwrap(),
+    );
+    store
+        .write(|tx| -> Result<(), StoreError> {
+            for mut row in rows {
+                row.revocation_seq = Some(tx.next_revocation_seq()?);
+                tx.insert_certificate(&row)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    let publisher = CrlPublisher::new(
+        store.clone(),
+        issuer,
+        Arc::new(SystemClock),
+        CrlConfig::default(),
+    );
+    (dir, store, publisher)
+}
+
+fn at(s: &str) -> NaiveDateTime {
+    DateTime::parse_from_rfc3339(s).unwrap().naive_utc()
+}
+
+/// A row written by code that did not check dates (an invalidity date of 1969, one after the
+/// revocation) once stopped every CRL. Now the revocation is listed without that date, the
+/// others keep theirs, and the publisher reports what it left out.
+#[test]
+fn an_invalidity_date_no_crl_can_carry_does_not_stop_publication() {
+    let now = Utc::now().naive_utc();
+    let later = now + chrono::Duration::days(30);
+    let mut pre_epoch = revoked_row("0A01".repeat(8), later, 0);
+    pre_epoch.invalidity_date = Some(at("1969-12-31T23:59:59Z"));
+    let mut after_revocation = revoked_row("0A02".repeat(8), later, 0);
+    after_revocation.invalidity_date = Some(now + chrono::Duration::days(1));
+    let mut fine = revoked_row("0A03".repeat(8), later, 0);
+    let fine_date = now - chrono::Duration::days(2);
+    fine.invalidity_date = Some(fine_date);
+    let (_dir, store, publisher) = publisher_with(vec![pre_epoch, after_revocation, fine]);
+
+    publisher.publish(CrlKind::Full, true).unwrap().unwrap();
+    let health = publisher.health();
+    assert_eq!(health.omitted_invalidity_dates, 2);
+    assert!(health.failing_since.is_none());
+    let stored = store
+        .read(|tx| tx.latest_crl("nca_rsa_dev", false))
+        .unwrap()
+        .unwrap();
+    let crl = x509_cert::crl::CertificateList::from_der(&stored.der).unwrap();
+    let entries = crl.tbs_cert_list.revoked_certificates.unwrap();
+    assert_eq!(entries.len(), 3, "every revocation is listed");
+    let invalidity: Vec<_> = entries
+        .iter()
+        .map(|e| {
+            e.crl_entry_extensions
+                .iter()
+                .flatten()
+                .find(|x| x.extn_id == OID_INVALIDITY_DATE)
+                .map(|x| der::asn1::GeneralizedTime::from_der(x.extn_value.as_bytes()).unwrap())
+        })
+        .collect();
+    assert_eq!(invalidity[0], None);
+    assert_eq!(invalidity[1], None);
+    let kept = invalidity[2].expect("the good date stays");
+    assert_eq!(
+        kept.to_unix_duration().as_secs(),
+        u64::try_from(fine_date.and_utc().timestamp()).unwrap()
+    );
+}
+
+/// A revocation date no CRL can encode cannot be left out (that would hide a revocation):
+/// the CRL fails, the publisher reports failing, and the next good attempt clears it.
+#[test]
+fn a_revocation_date_no_crl_can_carry_fails_loudly_and_is_reported() {
+    let now = Utc::now().naive_utc();
+    let mut bad = revoked_row("0B01".repeat(8), now + chrono::Duration::days(30), 0);
+    bad.revoked_at = Some(at("1960-01-01T00:00:00Z"));
+    let (_dir, store, publisher) = publisher_with(vec![bad]);
+    let err = publisher.publish(CrlKind::Full, true).unwrap_err();
+    assert!(err.to_string().contains("0B01"), "{err}");
+    let health = publisher.health();
+    assert!(health.failing_since.is_some());
+    assert_eq!(health.consecutive_failures, 1);
+    assert!(publisher.publish_due().is_err());
+    assert_eq!(publisher.health().consecutive_failures, 2);
+    assert!(store
+        .read(|tx| tx.latest_crl("nca_rsa_dev", false))
+        .unwrap()
+        .is_none());
 }

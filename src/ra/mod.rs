@@ -9,6 +9,7 @@
 //! (only an e-mail SAN equal to the form's e-mail), or leave half an application behind.
 
 pub mod csr;
+mod invalidity;
 
 use std::sync::Arc;
 
@@ -16,6 +17,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 
 pub use csr::{SubjectKeyType, ValidatedCsr};
+pub use invalidity::InvalidityDate;
 
 use chrono::{DateTime, Utc};
 
@@ -93,9 +95,10 @@ pub enum RaError {
     /// The revocation reason is not one Tamga accepts.
     #[error("reason must be one of unspecified, keyCompromise, affiliationChanged, superseded, cessationOfOperation, certificateHold, privilegeWithdrawn")]
     RevocationReasonInvalid,
-    /// The invalidity date is unreadable or in the future.
-    #[error("invalidity_date must be an RFC 3339 time not in the future")]
-    InvalidityDateInvalid,
+    /// The invalidity date is unreadable, in the future, before the certificate's notBefore,
+    /// or outside what a CRL can carry; the text says which.
+    #[error("invalidity_date: {0}")]
+    InvalidityDateInvalid(String),
     /// No issued certificate has this serial.
     #[error("no certificate with serial {0}")]
     CertificateNotFound(String),
@@ -124,6 +127,9 @@ pub enum RaError {
     /// Release of a certificate that is not on hold.
     #[error("certificate {0} is not on hold (certificateHold)")]
     NotOnHold(String),
+    /// A revocation to correct, of a certificate that is not revoked.
+    #[error("certificate {0} is not revoked")]
+    NotRevoked(String),
     /// The holder's IIN reached a per-day limit (`[limits]`).
     #[error("this IIN has reached its limit of {limit} {what} in 24 hours; retry in {retry_after_secs} s")]
     IinRateLimited {
@@ -165,11 +171,12 @@ impl RaError {
             RaError::AccessTokenInvalid => "access_token_invalid",
             RaError::SerialInvalid(_) => "serial_invalid",
             RaError::RevocationReasonInvalid => "revocation_reason_invalid",
-            RaError::InvalidityDateInvalid => "invalidity_date_invalid",
+            RaError::InvalidityDateInvalid(_) => "invalidity_date_invalid",
             RaError::CertificateNotFound(_) => "certificate_not_found",
             RaError::NotCertificateHolder(_) => "not_certificate_holder",
             RaError::AlreadyRevoked { .. } => "already_revoked",
             RaError::NotOnHold(_) => "not_on_hold",
+            RaError::NotRevoked(_) => "not_revoked",
             RaError::NotPendingReview { .. } => "application_not_pending",
             RaError::ReasonRequired => "reason_required",
             RaError::IinRateLimited { .. } => "rate_limited_iin",
@@ -1048,9 +1055,6 @@ impl Registrar {
         invalidity_date: Option<DateTime<Utc>>,
     ) -> Result<Certificate, RaError> {
         let now = self.clock.now();
-        if invalidity_date.is_some_and(|d| d > now) {
-            return Err(RaError::InvalidityDateInvalid);
-        }
         let at = db_time(now);
         let actor = match by {
             Revoker::Holder(c) => format!("holder:{}", c.iin()),
@@ -1080,8 +1084,11 @@ impl Registrar {
                     return Err(RaError::ConsentReplayed);
                 }
             }
+            let invalidity = invalidity_date
+                .map(|d| InvalidityDate::check(d, &cert, now))
+                .transpose()?
+                .map(|d| db_time(d.get()));
             let seq = tx.next_revocation_seq()?;
-            let invalidity = invalidity_date.map(db_time);
             if !tx.revoke_certificate(&cert.serial, reason.as_str(), at, invalidity, seq)? {
                 return Err(RaError::AlreadyRevoked {
                     serial: serial.to_string(),

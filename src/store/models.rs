@@ -1210,6 +1210,47 @@ impl Tx<'_> {
         Ok(n == 1)
     }
 
+    /// Correct a revoked certificate's invalidity date, with a new revocation-counter value so
+    /// that the next delta CRL and every OCSP cache take the change. Returns `false` when the
+    /// certificate is not revoked.
+    pub fn set_invalidity_date(
+        &mut self,
+        serial: &str,
+        invalidity_date: Option<NaiveDateTime>,
+        seq: i64,
+    ) -> Result<bool, StoreError> {
+        let n = diesel::update(
+            certificates::table
+                .find(serial)
+                .filter(certificates::status.eq(CertificateStatus::Revoked.as_str())),
+        )
+        .set((
+            certificates::invalidity_date.eq(invalidity_date),
+            certificates::revocation_seq.eq(Some(seq)),
+        ))
+        .execute(self.conn)?;
+        Ok(n == 1)
+    }
+
+    /// Revoked certificates of every issuer, expired ones included, in serial order after
+    /// `after`: what `tamga crl check` reads.
+    pub fn revoked_certificates_page(
+        &mut self,
+        after: &str,
+        limit: i64,
+    ) -> Result<Vec<Certificate>, StoreError> {
+        certificates::table
+            .filter(certificates::status.eq(CertificateStatus::Revoked.as_str()))
+            .filter(certificates::serial.gt(after))
+            .order(certificates::serial.asc())
+            .limit(limit)
+            .select(CertificateRow::as_select())
+            .load(self.conn)?
+            .into_iter()
+            .map(Certificate::try_from)
+            .collect()
+    }
+
     /// Lift a `certificateHold`. Returns `false` when the certificate is not on hold.
     pub fn release_certificate(&mut self, serial: &str, seq: i64) -> Result<bool, StoreError> {
         let n = diesel::update(
