@@ -140,15 +140,16 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         let ocsp = checks.hierarchy.ocsp_responder().self_test();
         // Without the database the root CRL's state is unknown; asking would only wait for
         // the pool timeout a second time.
-        let (root_crl, crl) = if database.is_ok() {
+        let (root_crl, (crl, newest_crl)) = if database.is_ok() {
             (root_crl_state(&checks), crl_state(&checks))
         } else {
-            ("unknown", "unknown")
+            ("unknown", ("unknown", None))
         };
-        Ok::<_, ApiError>((database, issuing, ocsp, root_crl, crl))
+        let crl_publication = crl_publication_state(&checks.crl.health(), newest_crl);
+        Ok::<_, ApiError>((database, issuing, ocsp, root_crl, crl, crl_publication))
     })
     .await;
-    let (database, issuing, ocsp, root_crl, crl) = match result {
+    let (database, issuing, ocsp, root_crl, crl, crl_publication) = match result {
         Ok(checks) => checks,
         Err(e) => {
             tracing::warn!(error = %e, "readiness check did not finish");
@@ -178,7 +179,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             ocsp_key: check_label(ocsp.is_ok()),
             root_crl,
             crl,
-            crl_publication: crl_publication_state(&state.crl.health()),
+            crl_publication,
             ocsp: if state.ocsp.degraded() {
                 "degraded"
             } else {
@@ -196,18 +197,19 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// This instance's CRL publication for /readyz.
-fn crl_publication_state(health: &crate::crl::CrlHealth) -> &'static str {
+fn crl_publication_state(health: &crate::crl::CrlHealth, newest: Option<i64>) -> &'static str {
     if health.failing_since.is_some() {
         "failing"
-    } else if health.omitted_invalidity_dates > 0 {
+    } else if health.newest_is_degraded(newest) {
         "degraded"
     } else {
         "ok"
     }
 }
 
-/// The issuing CA's newest CRLs for /readyz, updating the expiry gauge on the way.
-fn crl_state(state: &AppState) -> &'static str {
+/// The issuing CA's newest CRLs for /readyz, and the newest CRL number, updating the expiry
+/// gauge on the way.
+fn crl_state(state: &AppState) -> (&'static str, Option<i64>) {
     let id = state.issuer.id();
     let latest = state.store.read(|tx| {
         Ok::<_, crate::store::StoreError>((
@@ -221,15 +223,13 @@ fn crl_state(state: &AppState) -> &'static str {
             state
                 .metrics
                 .crl_expires_in((full.next_update - now).num_seconds());
-            let expired = full.next_update <= now || delta.is_some_and(|d| d.next_update <= now);
-            if expired {
-                "expired"
-            } else {
-                "ok"
-            }
+            let expired =
+                full.next_update <= now || delta.as_ref().is_some_and(|d| d.next_update <= now);
+            let newest = delta.map_or(full.crl_number, |d| d.crl_number.max(full.crl_number));
+            (if expired { "expired" } else { "ok" }, Some(newest))
         }
-        Ok((None, _)) => "missing",
-        Err(_) => "unknown",
+        Ok((None, _)) => ("missing", None),
+        Err(_) => ("unknown", None),
     }
 }
 

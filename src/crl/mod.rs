@@ -96,6 +96,18 @@ pub struct CrlHealth {
     /// Entries the newest CRL this instance made listed without their stored invalidity
     /// date (`tamga crl check --repair` corrects such rows).
     pub omitted_invalidity_dates: u64,
+    /// The number of the newest CRL this instance made. When a newer one exists (made by
+    /// another instance or `tamga crl publish`), `omitted_invalidity_dates` is about an older
+    /// CRL.
+    pub last_number: Option<i64>,
+}
+
+impl CrlHealth {
+    /// Whether the newest CRL, numbered `newest`, left out invalidity dates, as far as this
+    /// instance knows (it knows only of the CRLs it made itself).
+    pub fn newest_is_degraded(&self, newest: Option<i64>) -> bool {
+        self.omitted_invalidity_dates > 0 && self.last_number >= newest
+    }
 }
 
 impl std::fmt::Debug for CrlPublisher {
@@ -219,7 +231,7 @@ impl CrlPublisher {
             .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
     }
 
-    fn record(&self, outcome: Result<Option<u64>, &CrlError>) {
+    fn record(&self, outcome: Result<Option<(i64, u64)>, &CrlError>) {
         let mut health = self
             .health
             .lock()
@@ -229,8 +241,9 @@ impl CrlPublisher {
                 health.failing_since = None;
                 health.last_error = None;
                 health.consecutive_failures = 0;
-                if let Some(omitted) = omitted {
+                if let Some((number, omitted)) = omitted {
                     health.omitted_invalidity_dates = omitted;
+                    health.last_number = Some(number);
                 }
             }
             // A database outage is the database's problem, reported as such; it says nothing
@@ -304,7 +317,9 @@ impl CrlPublisher {
     pub fn publish(&self, kind: CrlKind, force: bool) -> Result<Option<CrlInfo>, CrlError> {
         let result = self.publish_inner(kind, force);
         match &result {
-            Ok(made) => self.record(Ok(made.as_ref().map(|(_, omitted)| *omitted))),
+            Ok(made) => self.record(Ok(made
+                .as_ref()
+                .map(|(info, omitted)| (info.crl_number, *omitted)))),
             Err(e) => self.record(Err(e)),
         }
         result.map(|made| made.map(|(info, _)| info))

@@ -195,6 +195,25 @@ fn revocation_and_crls(env: Env) {
             json!({"serial": sign_serial, "reason": "superseded", "invalidity_date": "2999-01-01T00:00:00Z"}),
             "invalidity_date_invalid",
         ),
+        // Before 1970 no CRL can carry it: once accepted, such a date stopped every CRL and
+        // then the server's start.
+        (
+            json!({"serial": sign_serial, "reason": "keyCompromise", "invalidity_date": "1969-12-31T23:59:59Z"}),
+            "invalidity_date_invalid",
+        ),
+        (
+            json!({"serial": sign_serial, "reason": "keyCompromise", "invalidity_date": "1900-01-01T00:00:00Z"}),
+            "invalidity_date_invalid",
+        ),
+        // Before the certificate was valid.
+        (
+            json!({"serial": sign_serial, "reason": "keyCompromise", "invalidity_date": "2020-01-02T03:04:05Z"}),
+            "invalidity_date_invalid",
+        ),
+        (
+            json!({"serial": sign_serial, "reason": "keyCompromise", "invalidity_date": "yesterday"}),
+            "invalidity_date_invalid",
+        ),
         (
             json!({"serial": "0x0102", "reason": "superseded"}),
             "certificate_not_found",
@@ -211,11 +230,15 @@ fn revocation_and_crls(env: Env) {
         .unwrap();
     assert_eq!(sign_cert_before.status.as_str(), "issued");
 
-    // The holder revokes the SIGN certificate (serial given in colon form).
+    // The holder revokes the SIGN certificate (serial given in colon form), compromised a
+    // second after it became valid.
+    let invalidity = (sign_cert_before.not_before + chrono::Duration::seconds(1))
+        .and_utc()
+        .to_rfc3339();
     let (status, revoked) = revoke(
         &env.server.base,
         &revocation_token(&env, &iin),
-        &json!({"serial": colon_form, "reason": "keyCompromise", "invalidity_date": "2026-01-02T03:04:05Z"}),
+        &json!({"serial": colon_form, "reason": "keyCompromise", "invalidity_date": invalidity}),
     );
     assert_eq!(status, 200, "{revoked}");
     assert_eq!(
@@ -249,7 +272,10 @@ fn revocation_and_crls(env: Env) {
         (409, Some("already_revoked")),
         "{problem}"
     );
-    assert_eq!(env.counts(), before);
+    // The delta CRL that the first revocation triggers may be published (and audited) in the
+    // meantime: compare everything but the audit log.
+    let no_audit = |c: tamga::store::TableCounts| tamga::store::TableCounts { audit_log: 0, ..c };
+    assert_eq!(no_audit(env.counts()), no_audit(before));
 
     // Within seconds the delta CRL lists it; the full CRL (published at start) does not.
     wait_for_delta(&env.server, "nca_rsa_dev", &sign_serial);
@@ -585,5 +611,185 @@ fn two_instances_on_postgres_share_one_crl_sequence() {
     assert!(
         shown.contains(&s1) && shown.contains(&s2),
         "both revocations, made through different instances: {shown}"
+    );
+}
+
+fn readiness(server: &Server) -> Value {
+    let resp = server.get("/readyz");
+    assert_eq!(
+        resp.status(),
+        200,
+        "shared CRL trouble never makes an instance unready"
+    );
+    resp.json().unwrap()
+}
+
+/// Wait until `/readyz` reports `crl_publication: want`.
+fn wait_for_publication(server: &Server, want: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let ready = readiness(server);
+        if ready["checks"]["crl_publication"] == want {
+            return ready;
+        }
+        assert!(Instant::now() < deadline, "never {want}: {ready}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// The critical defect of issue 16 as an old database holds it: an invalidity date of 1969
+/// (accepted by earlier code) used to stop every CRL, then the server's start. Now the
+/// revocation is still published (without that date), `/readyz` says `degraded`, `tamga crl
+/// check` names the row and `--repair` corrects it, audited. A row whose revocation date no
+/// CRL can encode fails publication, and the server still starts and says so.
+#[test]
+fn stored_revocations_no_crl_can_carry_are_reported_and_repaired() {
+    use diesel::{Connection, RunQueryDsl};
+
+    let env = Env::sqlite_with(&CRL_ENV);
+    let (iin, created) = enroll(&env, None);
+    let auth = created["certificates"][0]["serial"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let sign = created["certificates"][1]["serial"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for serial in [&auth, &sign] {
+        let (status, body) = revoke(
+            &env.server.base,
+            &revocation_token(&env, &iin),
+            &json!({"serial": serial, "reason": "superseded"}),
+        );
+        assert_eq!(status, 200, "{body}");
+    }
+    wait_for_delta(&env.server, "nca_rsa_dev", &sign);
+    assert_eq!(readiness(&env.server)["checks"]["crl_publication"], "ok");
+
+    // What the old code stored for `"invalidity_date": "1969-12-31T23:59:59Z"`.
+    let pre_epoch = chrono::DateTime::parse_from_rfc3339("1969-12-31T23:59:59Z")
+        .unwrap()
+        .naive_utc();
+    env.store
+        .write(|tx| -> Result<(), tamga::store::StoreError> {
+            let seq = tx.next_revocation_seq()?;
+            assert!(tx.set_invalidity_date(&auth, Some(pre_epoch), seq)?);
+            Ok(())
+        })
+        .unwrap();
+    // The next delta still comes, listing the entry without the date.
+    let ready = wait_for_publication(&env.server, "degraded");
+    assert_eq!(ready["status"], "ready");
+    assert_eq!(ready["checks"]["crl"], "ok");
+    let bytes = env
+        .server
+        .get("/crl/nca_rsa_dev-delta.crl")
+        .bytes()
+        .unwrap();
+    std::fs::write(env.dir().join("delta.crl"), &bytes).unwrap();
+    let shown = openssl(
+        env.dir(),
+        &[
+            "crl",
+            "-inform",
+            "DER",
+            "-in",
+            "delta.crl",
+            "-noout",
+            "-text",
+        ],
+    );
+    assert!(shown.contains(&auth), "{shown}");
+    assert!(!shown.contains("Invalidity Date"), "{shown}");
+    let metrics = env.server.get("/metrics").text().unwrap();
+    assert!(
+        metrics.contains("tamga_crl_entries_without_invalidity_date 1"),
+        "{metrics}"
+    );
+
+    // The operator finds it and repairs it.
+    let out = run(tamga(env.dir()).args(["crl", "check", "--json"]));
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["defects"][0]["serial"], auth.as_str(), "{report}");
+    assert_eq!(
+        report["defects"][0]["problem"],
+        "invalidity_date_unencodable"
+    );
+    let out = run(tamga(env.dir()).args(["crl", "check", "--repair", "--operator", "ops1"]));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("repaired 1"), "{}", text(&out));
+    let out = run(tamga(env.dir()).args(["crl", "check"]));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let tail = run(tamga(env.dir()).args(["audit", "tail", "-n", "5", "--json"]));
+    let tail = text(&tail);
+    assert!(
+        tail.contains("certificate.revocation_corrected") && tail.contains("operator:ops1"),
+        "{tail}"
+    );
+    assert!(run(tamga(env.dir()).args(["audit", "verify"]))
+        .status
+        .success());
+    let ready = wait_for_publication(&env.server, "ok");
+    assert_eq!(ready["status"], "ready");
+
+    // An operator can also set a corrected date; the same rules apply.
+    let out = run(tamga(env.dir()).args([
+        "certs",
+        "correct-revocation",
+        &auth,
+        "--invalidity-date",
+        "1900-01-01T00:00:00Z",
+    ]));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("invalidity_date"), "{}", text(&out));
+    let (_, other) = enroll(&env, None);
+    let other = other["certificates"][0]["serial"].as_str().unwrap();
+    let out = run(tamga(env.dir()).args([
+        "certs",
+        "revoke",
+        other,
+        "--reason",
+        "keyCompromise",
+        "--invalidity-date",
+        "1900-01-01T00:00:00Z",
+    ]));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+
+    // A revocation date no CRL can encode (a row altered by hand): publication fails, loudly,
+    // and a restarted server starts anyway and says so.
+    let Env {
+        server,
+        store,
+        _dir_guard: dir,
+        ..
+    } = env;
+    let (clean, log) = server.terminate();
+    assert!(clean, "{log}");
+    let mut conn =
+        diesel::SqliteConnection::establish(dir.path().join("data/tamga.db").to_str().unwrap())
+            .unwrap();
+    let seq = store
+        .write(|tx| -> Result<i64, tamga::store::StoreError> { tx.next_revocation_seq() })
+        .unwrap();
+    diesel::sql_query(format!(
+        "UPDATE certificates SET revoked_at = '1960-01-01 00:00:00', revocation_seq = {seq} \
+         WHERE serial = '{sign}'"
+    ))
+    .execute(&mut conn)
+    .unwrap();
+    let server = Server::start(dir.path(), &CRL_ENV);
+    let ready = readiness(&server);
+    assert_eq!(ready["status"], "ready", "{ready}");
+    assert_eq!(ready["checks"]["crl_publication"], "failing", "{ready}");
+    // The CRLs published before are still served.
+    assert_eq!(server.get("/crl/nca_rsa_dev.crl").status(), 200);
+    let out = run(tamga(dir.path()).args(["crl", "check"]));
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out));
+    assert!(
+        text(&out).contains("revocation_date_unencodable"),
+        "{}",
+        text(&out)
     );
 }
