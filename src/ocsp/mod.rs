@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use const_oid::ObjectIdentifier;
-use der::asn1::{BitString, GeneralizedTime, Null, OctetString};
+use der::asn1::{BitString, Null, OctetString};
 use der::{Decode, Encode};
 use x509_cert::ext::pkix::CrlReason;
 use x509_cert::ext::Extension;
@@ -235,11 +235,12 @@ fn error_answer(status: OcspResponseStatus, name: &'static str) -> Answer {
     }
 }
 
+/// An OCSP time; one the encoders cannot carry (a stored row altered by hand) fails this
+/// answer, never silently becomes another time.
 fn generalized(t: NaiveDateTime) -> Result<OcspGeneralizedTime, der::Error> {
-    let secs = u64::try_from(t.and_utc().timestamp()).unwrap_or(0);
-    Ok(OcspGeneralizedTime(GeneralizedTime::from_unix_duration(
-        Duration::from_secs(secs),
-    )?))
+    let t = crate::ca::X509Time::from_naive(t)
+        .map_err(|_| der::Error::from(der::ErrorKind::DateTime))?;
+    Ok(OcspGeneralizedTime(t.to_generalized()?))
 }
 
 fn crl_reason(r: RevocationReason) -> CrlReason {
