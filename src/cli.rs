@@ -924,7 +924,7 @@ fn dev_consent_token(config: &ValidConfig, args: &ConsentTokenArgs) -> Result<()
             "`dev consent-token` runs only with mode = \"dev\"".to_owned(),
         ));
     }
-    let iin = digital_id::Iin::parse(&args.iin)
+    let iin = digital_id::Iin::parse(&args.iin, SystemClock.now())
         .map_err(|e| Failure::Usage(format!("--iin {}: {e}", args.iin)))?;
     let files = HierarchyFiles::new(&cfg.ca.dir, &cfg.ca.issuer_id);
     let key = digital_id::read_signing_key(&files.digital_id_key).map_err(|e| {
