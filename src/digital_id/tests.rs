@@ -310,3 +310,30 @@ fn a_token_whose_times_contradict_each_other_is_refused_within_the_skew() {
     (c.iat, c.nbf, c.exp) = (t - 10, None, t + 1);
     assert_eq!(verify(&c), "ok");
 }
+
+#[test]
+fn a_name_with_a_refused_character_is_refused_with_the_code_point() {
+    let key = ec_key();
+    let keys = trust(&[&key]);
+    let verify =
+        |c: &Claims| keys.verify(&mint_es256(&key, c).unwrap(), Purpose::EdsIssuance, now());
+    let mut c = claims();
+    c.identity.patronymic = Some("ТЕСТ\u{202E}ОВИЧ".into());
+    let e = verify(&c).unwrap_err();
+    assert_eq!(e.code(), "name_invalid");
+    assert!(
+        e.to_string().contains("identity.patronymic") && e.to_string().contains("U+202E"),
+        "{e}"
+    );
+    // A control character, refused before today as consent_token_malformed, is now named too.
+    let mut c = claims();
+    c.identity.surname = "ТЕС\u{7}ТОВ".into();
+    assert_eq!(code(verify(&c)), "name_invalid");
+    // A word mixing scripts is accepted here and sent to review by the RA.
+    let mut c = claims();
+    c.identity.surname = "ТЕСTОВ".into();
+    let v = verify(&c).unwrap();
+    assert!(!v.allows_automatic_issuance());
+    assert_eq!(v.review_reasons().len(), 1, "{:?}", v.review_reasons());
+    assert!(v.review_reasons()[0].contains("U+0054"));
+}
