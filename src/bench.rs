@@ -29,7 +29,7 @@ fn bench_claims(cfg: &crate::config::Config, i: u32) -> Option<digital_id::Claim
     let first11 = format!("8501013{:04}", i % 10_000);
     let check = digital_id::iin_check_digit(&first11)?;
     let iin = format!("{first11}{check}");
-    let parsed = digital_id::Iin::parse(&iin).ok()?;
+    let parsed = digital_id::Iin::parse(&iin, chrono::Utc::now()).ok()?;
     let now = chrono::Utc::now().timestamp();
     Some(digital_id::Claims {
         iss: cfg.digital_id.issuer.clone(),

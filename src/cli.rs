@@ -974,7 +974,7 @@ fn dev_consent_token(config: &ValidConfig, args: &ConsentTokenArgs) -> Result<()
             "`dev consent-token` runs only with mode = \"dev\"".to_owned(),
         ));
     }
-    let iin = digital_id::Iin::parse(&args.iin)
+    let iin = digital_id::Iin::parse(&args.iin, SystemClock.now())
         .map_err(|e| Failure::Usage(format!("--iin {}: {e}", args.iin)))?;
     let files = HierarchyFiles::new(&cfg.ca.dir, &cfg.ca.issuer_id);
     let key = digital_id::read_signing_key(&files.digital_id_key).map_err(|e| {
@@ -1224,6 +1224,7 @@ fn application_json(a: &crate::store::Application) -> serde_json::Value {
         "storage": a.storage,
         "register_match": a.register_match,
         "liveness": a.liveness,
+        "review_reasons": a.review_reasons,
         "reason": a.reason,
         "decided_by": a.decided_by,
         "created_at": a.created_at.and_utc().to_rfc3339(),
@@ -1232,6 +1233,19 @@ fn application_json(a: &crate::store::Application) -> serde_json::Value {
 }
 
 /// Print rows as a table of `columns`, or all of them as a JSON array.
+/// A list of strings on one line, separated by "; " (the review reasons).
+fn joined(values: &[serde_json::Value]) -> String {
+    values
+        .iter()
+        .map(|v| {
+            v.as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| v.to_string())
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 fn print_rows(rows: &[serde_json::Value], json: bool, columns: &[&str]) -> Result<(), Failure> {
     if json {
         println!(
@@ -1243,6 +1257,8 @@ fn print_rows(rows: &[serde_json::Value], json: bool, columns: &[&str]) -> Resul
     let cell = |row: &serde_json::Value, col: &str| match row.get(col) {
         Some(serde_json::Value::String(s)) => s.clone(),
         Some(serde_json::Value::Null) | None => "-".to_owned(),
+        Some(serde_json::Value::Array(a)) if a.is_empty() => "-".to_owned(),
+        Some(serde_json::Value::Array(a)) => joined(a),
         Some(other) => other.to_string(),
     };
     let widths: Vec<usize> = columns
@@ -1293,6 +1309,16 @@ fn print_one(value: &serde_json::Value, json: bool) -> Result<(), Failure> {
                 serde_json::Value::String(s) if s.contains('\n') => println!("{k}:\n{s}"),
                 serde_json::Value::String(s) => println!("{k:<18} {s}"),
                 serde_json::Value::Null => println!("{k:<18} -"),
+                serde_json::Value::Array(a) if a.iter().all(|v| v.is_string()) => {
+                    println!(
+                        "{k:<18} {}",
+                        if a.is_empty() {
+                            "-".to_owned()
+                        } else {
+                            joined(a)
+                        }
+                    );
+                }
                 other => println!("{k:<18} {other}"),
             }
         }
@@ -1335,6 +1361,7 @@ fn applications(config: &ValidConfig, command: ApplicationsCommand) -> Result<()
                     "surname",
                     "given_name",
                     "created_at",
+                    "review_reasons",
                 ],
             )
         }

@@ -47,6 +47,19 @@ fuzz_target!(|data: &[u8]| {
             );
             assert!((1..=128).contains(&consent.jti().len()));
             assert_eq!(consent.iin().birth_date(), consent.identity().birth_date);
+            assert_eq!(consent.iin().sex(), consent.identity().sex);
+            assert!(consent.iin().birth_date() >= tamga::digital_id::EARLIEST_BIRTH_DATE);
+            assert!(consent.iin().birth_date() <= (now + chrono::Duration::days(1)).date_naive());
+            let identity = consent.identity();
+            for name in [&identity.surname, &identity.name]
+                .into_iter()
+                .chain(identity.patronymic.as_ref())
+            {
+                assert!(
+                    tamga::digital_id::names::first_refused(name).is_none(),
+                    "accepted a name with a refused character"
+                );
+            }
         }
         Err(e) => {
             assert!(!e.code().is_empty());

@@ -175,7 +175,9 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::Consent(ConsentError::WrongPurpose { .. }) => StatusCode::FORBIDDEN,
-            ApiError::Consent(ConsentError::IinInvalid(_)) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Consent(ConsentError::IinInvalid(_) | ConsentError::NameInvalid { .. }) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             ApiError::Consent(_) => StatusCode::UNAUTHORIZED,
             ApiError::Ra(e) => ra_status(e),
             ApiError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,

@@ -4,14 +4,18 @@
 //! Owns: the trusted Digital ID keys (PEM files, a JWKS file, and in dev mode the generated
 //! development key), verification of a token into a [`VerifiedConsent`] — signature by `kid`
 //! with ES256, RS256 or PS256 only, `iss`, `aud`, `nbf`/`iat`/`exp` with 60 s skew, a lifetime of
-//! at most 15 minutes, `purpose`, the IIN and the identity claims — and minting development
-//! tokens. Must never: accept a token it did not fully check, choose a key or an algorithm
-//! from anything but its own configuration, or write a token into a log or an error message.
+//! at most 15 minutes with `exp` after `iat` and `nbf`, `purpose`, the IIN (a real birth date,
+//! not in the future, agreeing with the identity's birth date and sex) and the identity claims
+//! (names without invisible, bidirectional or private-use characters, see [`names`]) — and
+//! minting development tokens. Must never: accept a token it did not fully check, choose a key
+//! or an algorithm from anything but its own configuration, or write a token into a log or an
+//! error message.
 //! Replay protection (the single use of `jti`) is enforced by the RA in the same database
 //! transaction that creates the application.
 
 mod iin;
 mod jws;
+pub mod names;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -21,7 +25,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use openssl::pkey::{PKey, Private, Public};
 use serde::{Deserialize, Serialize};
 
-pub use iin::{check_digit as iin_check_digit, Iin, IinError};
+pub use iin::{check_digit as iin_check_digit, Iin, IinError, EARLIEST_BIRTH_DATE};
 pub use jws::Algorithm;
 
 /// Largest token accepted before any parsing.
@@ -86,6 +90,10 @@ pub enum ConsentError {
     /// `exp - iat` exceeds 15 minutes.
     #[error("the consent token's lifetime of {0} s exceeds the maximum of 900 s")]
     LifetimeTooLong(i64),
+    /// The token's own times contradict each other: `exp` not after `iat`, or `nbf` after
+    /// `exp` (such a token was never valid, whatever the clock allowance).
+    #[error("the consent token's lifetime is invalid: {0}")]
+    LifetimeInvalid(&'static str),
     /// `purpose` is not the one this operation needs.
     #[error("the consent token's purpose is {found}, this operation needs {expected}")]
     WrongPurpose {
@@ -94,7 +102,18 @@ pub enum ConsentError {
         /// What the token says.
         found: String,
     },
-    /// `sub` is not a valid IIN, or disagrees with the identity's birth date.
+    /// A name claim carries a character that never belongs in a name (see [`names`]).
+    #[error("identity.{claim} contains U+{code_point:04X}, {what}, which a name may not contain")]
+    NameInvalid {
+        /// `surname`, `name` or `patronymic`.
+        claim: &'static str,
+        /// The first refused character.
+        code_point: u32,
+        /// What kind of character it is.
+        what: &'static str,
+    },
+    /// `sub` is not a valid IIN (including an impossible birth date), or disagrees with the
+    /// identity's birth date or sex.
     #[error("the consent token's IIN is invalid: {0}")]
     IinInvalid(String),
 }
@@ -113,8 +132,10 @@ impl ConsentError {
             ConsentError::Expired(_) => "consent_token_expired",
             ConsentError::NotYetValid(_) => "consent_token_not_yet_valid",
             ConsentError::LifetimeTooLong(_) => "consent_token_lifetime_too_long",
+            ConsentError::LifetimeInvalid(_) => "consent_token_lifetime_invalid",
             ConsentError::WrongPurpose { .. } => "consent_token_wrong_purpose",
             ConsentError::IinInvalid(_) => "iin_invalid",
+            ConsentError::NameInvalid { .. } => "name_invalid",
         }
     }
 }
@@ -253,9 +274,29 @@ impl VerifiedConsent {
     pub fn verification(&self) -> Verification {
         self.verification
     }
-    /// Whether Digital ID's checks allow issuance without an operator.
+    /// Why an operator must look at the application before issuance: Digital ID's liveness
+    /// or register check not passed, a name word mixing scripts. Empty when nothing stands in
+    /// the way of automatic issuance.
+    pub fn review_reasons(&self) -> Vec<String> {
+        let mut reasons = Vec::new();
+        if !self.verification.liveness {
+            reasons.push("Digital ID: the liveness check did not pass".to_owned());
+        }
+        if !self.verification.register_match {
+            reasons.push("Digital ID: the person did not match the state register".to_owned());
+        }
+        let identity = &self.identity;
+        reasons.extend(names::mixed_script_words("surname", &identity.surname));
+        reasons.extend(names::mixed_script_words("name", &identity.name));
+        if let Some(p) = &identity.patronymic {
+            reasons.extend(names::mixed_script_words("patronymic", p));
+        }
+        reasons
+    }
+    /// Whether the application may be issued without an operator ([`Self::review_reasons`]
+    /// is empty).
     pub fn allows_automatic_issuance(&self) -> bool {
-        self.verification.liveness && self.verification.register_match
+        self.review_reasons().is_empty()
     }
 }
 
@@ -370,6 +411,14 @@ impl TrustedKeys {
         let exp = time(claims.exp, "exp")?;
         let iat = time(claims.iat, "iat")?;
         let nbf = time(claims.nbf.unwrap_or(claims.iat), "nbf")?;
+        // Checked before the clock: the skew allowance is for clocks that differ, not for a
+        // token that was never valid.
+        if exp <= iat {
+            return Err(ConsentError::LifetimeInvalid("exp is not after iat"));
+        }
+        if nbf > exp {
+            return Err(ConsentError::LifetimeInvalid("nbf is after exp"));
+        }
         let skew = chrono::Duration::seconds(CLOCK_SKEW_SECS);
         if now - skew >= exp {
             return Err(ConsentError::Expired(exp));
@@ -388,13 +437,21 @@ impl TrustedKeys {
                 found: claims.purpose,
             });
         }
-        let iin = Iin::parse(&claims.sub).map_err(|e| ConsentError::IinInvalid(e.to_string()))?;
+        let iin =
+            Iin::parse(&claims.sub, now).map_err(|e| ConsentError::IinInvalid(e.to_string()))?;
         if iin.birth_date() != claims.identity.birth_date {
             return Err(ConsentError::IinInvalid(
                 "it does not encode the identity's birth_date".to_owned(),
             ));
         }
         check_identity(&claims.identity)?;
+        if iin.sex() != claims.identity.sex {
+            return Err(ConsentError::IinInvalid(format!(
+                "its century digit means sex {}, the identity's sex is {}",
+                iin.sex(),
+                claims.identity.sex
+            )));
+        }
         if claims.jti.is_empty() || claims.jti.len() > 128 {
             return Err(ConsentError::Malformed(
                 "jti must be 1-128 characters".to_owned(),
@@ -411,25 +468,28 @@ impl TrustedKeys {
     }
 }
 
-/// Names go into certificates: they must be present, of sane length, and free of control
-/// characters.
+/// Names go into certificates: they must be present, of sane length, and free of characters
+/// that never belong in a name ([`names::refused`]).
 fn check_identity(identity: &Identity) -> Result<(), ConsentError> {
-    let name_ok = |s: &str| {
-        let len = s.chars().count();
-        (1..=64).contains(&len) && !s.chars().any(char::is_control) && s.trim() == s
-    };
-    for (claim, value) in [("surname", &identity.surname), ("name", &identity.name)] {
-        if !name_ok(value) {
+    let claims = [
+        ("surname", Some(&identity.surname)),
+        ("name", Some(&identity.name)),
+        ("patronymic", identity.patronymic.as_ref()),
+    ];
+    for (claim, value) in claims {
+        let Some(value) = value else { continue };
+        if let Some((c, kind)) = names::first_refused(value) {
+            return Err(ConsentError::NameInvalid {
+                claim,
+                code_point: u32::from(c),
+                what: kind.describe(),
+            });
+        }
+        let len = value.chars().count();
+        if !(1..=64).contains(&len) || value.trim() != value {
             return Err(ConsentError::Malformed(format!(
                 "identity.{claim} must be 1-64 printable characters"
             )));
-        }
-    }
-    if let Some(p) = &identity.patronymic {
-        if !name_ok(p) {
-            return Err(ConsentError::Malformed(
-                "identity.patronymic must be 1-64 printable characters".to_owned(),
-            ));
         }
     }
     // The certificate's CN is "SURNAME NAME" and may not exceed 64 characters.

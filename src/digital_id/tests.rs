@@ -169,13 +169,20 @@ fn every_refusal_has_its_code() {
     assert_eq!(verify(&c), "consent_token_wrong_purpose");
     let mut c = claims();
     c.sub = "900101300001".into();
-    if Iin::parse(&c.sub).is_ok() {
+    if Iin::parse(&c.sub, now()).is_ok() {
         c.sub = "900101300002".into();
     }
     assert_eq!(verify(&c), "iin_invalid");
     let mut c = claims();
     c.identity.birth_date = NaiveDate::from_ymd_opt(1991, 1, 1).unwrap();
     assert_eq!(verify(&c), "iin_invalid");
+    let mut c = claims();
+    c.identity.sex = "F".into();
+    assert_eq!(
+        verify(&c),
+        "iin_invalid",
+        "a man's IIN (digit 3) with sex F"
+    );
     let mut c = claims();
     c.identity.surname = String::new();
     assert_eq!(verify(&c), "consent_token_malformed");
@@ -277,4 +284,56 @@ fn jwks_files_are_trusted_by_their_kid() {
         code(keys.verify(&unknown, Purpose::EdsIssuance, now())),
         "consent_token_untrusted_key"
     );
+}
+
+#[test]
+fn a_token_whose_times_contradict_each_other_is_refused_within_the_skew() {
+    let key = ec_key();
+    let keys = trust(&[&key]);
+    let verify =
+        |c: &Claims| code(keys.verify(&mint_es256(&key, c).unwrap(), Purpose::EdsIssuance, now()));
+    let t = now().timestamp();
+    let mut c = claims();
+    // exp 30 s before iat: both within the 60 s allowance of now.
+    (c.iat, c.nbf, c.exp) = (t + 20, None, t - 10);
+    assert_eq!(verify(&c), "consent_token_lifetime_invalid");
+    (c.iat, c.nbf, c.exp) = (t, Some(t), t);
+    assert_eq!(verify(&c), "consent_token_lifetime_invalid", "exp == iat");
+    (c.iat, c.nbf, c.exp) = (t - 10, Some(t + 50), t + 40);
+    assert_eq!(
+        verify(&c),
+        "consent_token_lifetime_invalid",
+        "nbf after exp"
+    );
+    (c.iat, c.nbf, c.exp) = (t - 10, Some(t + 40), t + 40);
+    assert_eq!(verify(&c), "ok", "nbf == exp is a (useless) valid window");
+    (c.iat, c.nbf, c.exp) = (t - 10, None, t + 1);
+    assert_eq!(verify(&c), "ok");
+}
+
+#[test]
+fn a_name_with_a_refused_character_is_refused_with_the_code_point() {
+    let key = ec_key();
+    let keys = trust(&[&key]);
+    let verify =
+        |c: &Claims| keys.verify(&mint_es256(&key, c).unwrap(), Purpose::EdsIssuance, now());
+    let mut c = claims();
+    c.identity.patronymic = Some("ТЕСТ\u{202E}ОВИЧ".into());
+    let e = verify(&c).unwrap_err();
+    assert_eq!(e.code(), "name_invalid");
+    assert!(
+        e.to_string().contains("identity.patronymic") && e.to_string().contains("U+202E"),
+        "{e}"
+    );
+    // A control character, refused before today as consent_token_malformed, is now named too.
+    let mut c = claims();
+    c.identity.surname = "ТЕС\u{7}ТОВ".into();
+    assert_eq!(code(verify(&c)), "name_invalid");
+    // A word mixing scripts is accepted here and sent to review by the RA.
+    let mut c = claims();
+    c.identity.surname = "ТЕСTОВ".into();
+    let v = verify(&c).unwrap();
+    assert!(!v.allows_automatic_issuance());
+    assert_eq!(v.review_reasons().len(), 1, "{:?}", v.review_reasons());
+    assert!(v.review_reasons()[0].contains("U+0054"));
 }

@@ -146,6 +146,7 @@ fn expiry_reminders_are_queued_once_per_threshold() {
         decided_by: None,
         created_at: now,
         updated_at: now,
+        review_reasons: Vec::new(),
     };
     let cert = Certificate {
         serial: "0A".into(),

@@ -4,11 +4,13 @@
 //! (recorded in the transaction that creates the application), the per-IIN limits on
 //! applications and holder revocations (counted in the transaction they limit, so every
 //! instance on one database enforces the same bound), routing to automatic issuance or
-//! operator review, and the construction of [`ApprovedRequest`] — the only thing the CA
+//! operator review (with the reasons the operator sees: Digital ID's checks, names mixing
+//! scripts), and the construction of [`ApprovedRequest`] — the only thing the CA
 //! will sign. Must never: sign anything itself, trust a CSR's subject or requested extensions
 //! (only an e-mail SAN equal to the form's e-mail), or leave half an application behind.
 
 pub mod csr;
+pub mod email;
 mod invalidity;
 
 use std::sync::Arc;
@@ -17,6 +19,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 
 pub use csr::{SubjectKeyType, ValidatedCsr};
+pub use email::{EmailAddress, EmailError};
 pub use invalidity::InvalidityDate;
 
 use chrono::{DateTime, Utc};
@@ -44,9 +47,9 @@ pub enum RaError {
         /// Submitted version.
         found: String,
     },
-    /// The e-mail address is not acceptable.
+    /// The e-mail address is not acceptable ([`email`]).
     #[error("the e-mail address is invalid: {0}")]
-    EmailInvalid(String),
+    EmailInvalid(#[from] EmailError),
     /// The language is not kk, ru or en.
     #[error("language must be kk, ru or en")]
     LanguageInvalid,
@@ -290,41 +293,11 @@ pub struct ApplicationForm {
 /// A form that passed every check.
 pub(crate) struct CheckedForm {
     agreement_version: String,
-    email: Option<String>,
+    email: Option<EmailAddress>,
     language: Language,
     storage: Storage,
     auth: ValidatedCsr,
     sign: ValidatedCsr,
-}
-
-/// Check an e-mail address: one `@`, a dotted ASCII domain, printable ASCII, at most 254.
-pub fn check_email(raw: &str) -> Result<String, RaError> {
-    let invalid = |m: &str| Err(RaError::EmailInvalid(m.to_owned()));
-    let email = raw.trim();
-    if email.is_empty() || email.len() > 254 {
-        return invalid("1-254 characters");
-    }
-    if !email.bytes().all(|b| b.is_ascii_graphic()) {
-        return invalid("printable ASCII without spaces");
-    }
-    let Some((local, domain)) = email.split_once('@') else {
-        return invalid("missing @");
-    };
-    if local.is_empty() || local.len() > 64 || domain.contains('@') {
-        return invalid("malformed local part");
-    }
-    let labels_ok = domain.split('.').count() >= 2
-        && domain.split('.').all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        });
-    if !labels_ok {
-        return invalid("malformed domain");
-    }
-    Ok(email.to_owned())
 }
 
 impl ApplicationForm {
@@ -339,16 +312,19 @@ impl ApplicationForm {
                 found: self.agreement_version.chars().take(64).collect(),
             });
         }
-        let email = self.email.as_deref().map(check_email).transpose()?;
+        let email = self.email.as_deref().map(EmailAddress::parse).transpose()?;
         let language = Language::parse(&self.language).ok_or(RaError::LanguageInvalid)?;
         let storage = Storage::parse(&self.storage).ok_or(RaError::StorageTypeInvalid)?;
         let auth = csr::validate(&self.auth_csr)?;
         let sign = csr::validate(&self.sign_csr)?;
         for req in [&auth, &sign] {
             if let Some(requested) = req.email() {
+                // Both normalised: an A-label in the CSR matches the form's U-label domain.
+                let requested = EmailAddress::parse(requested).ok();
                 let same = email
-                    .as_deref()
-                    .is_some_and(|e| e.eq_ignore_ascii_case(requested));
+                    .as_ref()
+                    .zip(requested.as_ref())
+                    .is_some_and(|(e, r)| e.same_mailbox(r));
                 if !same {
                     return Err(RaError::CsrEmailMismatch);
                 }
@@ -379,7 +355,7 @@ pub struct ApprovedRequest {
     surname: String,
     given_name: String,
     patronymic: Option<String>,
-    email: Option<String>,
+    email: Option<EmailAddress>,
     spki_der: Vec<u8>,
     spki_sha256: String,
     key_type: SubjectKeyType,
@@ -387,20 +363,28 @@ pub struct ApprovedRequest {
 }
 
 impl ApprovedRequest {
-    fn new(app: &Application, kind: CertificateKind, csr: &ValidatedCsr, storage: Storage) -> Self {
-        ApprovedRequest {
+    /// The request for `app`'s certificate of `kind`; its e-mail is checked again (an
+    /// application stored by an older version may hold one that is no longer accepted).
+    fn new(
+        app: &Application,
+        kind: CertificateKind,
+        csr: &ValidatedCsr,
+        storage: Storage,
+    ) -> Result<Self, RaError> {
+        let email = app.email.as_deref().map(EmailAddress::parse).transpose()?;
+        Ok(ApprovedRequest {
             application_id: app.id.clone(),
             kind,
             iin: app.holder_iin.clone(),
             surname: app.surname.clone(),
             given_name: app.given_name.clone(),
             patronymic: app.patronymic.clone(),
-            email: app.email.clone(),
+            email,
             spki_der: csr.spki_der().to_vec(),
             spki_sha256: csr.spki_sha256().to_owned(),
             key_type: csr.key_type(),
             validity_years: storage.validity_years(),
-        }
+        })
     }
     /// The application.
     pub fn application_id(&self) -> &str {
@@ -426,9 +410,9 @@ impl ApprovedRequest {
     pub fn patronymic(&self) -> Option<&str> {
         self.patronymic.as_deref()
     }
-    /// E-mail for the SAN.
+    /// E-mail for the SAN: checked, ASCII, the domain in A-labels.
     pub fn email(&self) -> Option<&str> {
-        self.email.as_deref()
+        self.email.as_ref().map(EmailAddress::as_str)
     }
     /// SubjectPublicKeyInfo, DER.
     pub fn spki_der(&self) -> &[u8] {
@@ -706,7 +690,7 @@ impl Registrar {
             && app.sign_csr == form.sign.der()
             && app.storage == form.storage.as_str()
             && app.language == form.language.as_str()
-            && app.email == form.email
+            && app.email.as_deref() == form.email.as_ref().map(EmailAddress::as_str)
             && app.agreement_version == form.agreement_version;
         if !same {
             return Ok(None);
@@ -766,7 +750,8 @@ impl Registrar {
         let now = self.clock.now();
         let at = db_time(now);
         let access_token = new_access_token()?;
-        let auto = consent.allows_automatic_issuance();
+        let review_reasons = consent.review_reasons();
+        let auto = review_reasons.is_empty();
         let identity = consent.identity();
         let application = Application {
             id: uuid::Uuid::new_v4().to_string(),
@@ -780,7 +765,7 @@ impl Registrar {
             given_name: identity.name.clone(),
             patronymic: identity.patronymic.clone(),
             birth_date: identity.birth_date,
-            email: form.email.clone(),
+            email: form.email.as_ref().map(|e| e.as_str().to_owned()),
             language: form.language.as_str().to_owned(),
             storage: form.storage.as_str().to_owned(),
             agreement_version: form.agreement_version.clone(),
@@ -794,6 +779,7 @@ impl Registrar {
             decided_by: None,
             created_at: at,
             updated_at: at,
+            review_reasons,
         };
         let prepared = if auto {
             vec![
@@ -803,7 +789,7 @@ impl Registrar {
                         CertificateKind::Auth,
                         &form.auth,
                         form.storage,
-                    ),
+                    )?,
                     now,
                 )?,
                 self.issuer.prepare(
@@ -812,7 +798,7 @@ impl Registrar {
                         CertificateKind::Sign,
                         &form.sign,
                         form.storage,
-                    ),
+                    )?,
                     now,
                 )?,
             ]
@@ -838,6 +824,7 @@ impl Registrar {
                     "storage": application.storage,
                     "register_match": application.register_match,
                     "liveness": application.liveness,
+                    "review_reasons": application.review_reasons,
                     "reserved_serials": prepared.iter().map(|p| p.serial()).collect::<Vec<_>>(),
                 }),
             })?;
@@ -1193,11 +1180,11 @@ impl Registrar {
         let at = db_time(now);
         let prepared = vec![
             self.issuer.prepare(
-                &ApprovedRequest::new(&app, CertificateKind::Auth, &auth, storage),
+                &ApprovedRequest::new(&app, CertificateKind::Auth, &auth, storage)?,
                 now,
             )?,
             self.issuer.prepare(
-                &ApprovedRequest::new(&app, CertificateKind::Sign, &sign, storage),
+                &ApprovedRequest::new(&app, CertificateKind::Sign, &sign, storage)?,
                 now,
             )?,
         ];

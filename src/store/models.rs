@@ -136,6 +136,9 @@ pub struct Application {
     pub created_at: NaiveDateTime,
     /// Last changed (UTC).
     pub updated_at: NaiveDateTime,
+    /// Why it went to operator review (empty when issued automatically, and for applications
+    /// stored before the reasons were recorded).
+    pub review_reasons: Vec<String>,
 }
 
 #[derive(Queryable, Selectable, Insertable)]
@@ -162,6 +165,7 @@ struct ApplicationRow {
     decided_by: Option<String>,
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
+    review_reasons: Option<String>,
 }
 
 impl From<&Application> for ApplicationRow {
@@ -188,6 +192,11 @@ impl From<&Application> for ApplicationRow {
             decided_by: a.decided_by.clone(),
             created_at: a.created_at,
             updated_at: a.updated_at,
+            review_reasons: if a.review_reasons.is_empty() {
+                None
+            } else {
+                serde_json::to_string(&a.review_reasons).ok()
+            },
         }
     }
 }
@@ -195,6 +204,13 @@ impl From<&Application> for ApplicationRow {
 impl TryFrom<ApplicationRow> for Application {
     type Error = StoreError;
     fn try_from(r: ApplicationRow) -> Result<Self, StoreError> {
+        let review_reasons = match r.review_reasons.as_deref() {
+            None => Vec::new(),
+            Some(json) => serde_json::from_str(json).map_err(|e| StoreError::Corrupt {
+                table: "applications",
+                message: format!("application {}: review_reasons: {e}", r.id),
+            })?,
+        };
         Ok(Application {
             status: ApplicationStatus::decode(&r.status)?,
             id: r.id,
@@ -217,6 +233,7 @@ impl TryFrom<ApplicationRow> for Application {
             decided_by: r.decided_by,
             created_at: r.created_at,
             updated_at: r.updated_at,
+            review_reasons,
         })
     }
 }

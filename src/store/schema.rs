@@ -23,6 +23,7 @@ diesel::table! {
         decided_by -> Nullable<Text>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        review_reasons -> Nullable<Text>,
     }
 }
 

@@ -171,7 +171,7 @@ pub fn fresh_iin() -> String {
 
 pub fn claims(iin: &str) -> Claims {
     let now = chrono::Utc::now().timestamp();
-    let parsed = digital_id::Iin::parse(iin).unwrap();
+    let parsed = digital_id::Iin::parse(iin, chrono::Utc::now()).unwrap();
     Claims {
         iss: ISSUER.into(),
         aud: Audience::One(AUDIENCE.into()),
