@@ -20,6 +20,7 @@ mod hsm;
 mod limits;
 mod notify;
 mod ocsp;
+mod operator;
 mod readme;
 mod revoke;
 mod root_crl;
