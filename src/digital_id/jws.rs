@@ -280,13 +280,14 @@ fn check_rsa(rsa: &Rsa<Public>) -> Result<(), String> {
         return Err("the RSA modulus is even".to_owned());
     }
     let e = rsa.e();
-    let e_value = (e.num_bits() <= 32)
-        .then(|| {
-            e.to_vec()
-                .iter()
-                .fold(0u64, |acc, b| (acc << 8) | u64::from(*b))
-        })
-        .unwrap_or(u64::MAX);
+    // At most 32 bits: the big-endian bytes fit in a u64.
+    let e_value = if e.num_bits() <= 32 {
+        e.to_vec()
+            .iter()
+            .fold(0u64, |acc, b| (acc << 8) | u64::from(*b))
+    } else {
+        u64::MAX
+    };
     if !e.is_bit_set(0) || !(65_537..=u64::from(u32::MAX)).contains(&e_value) {
         return Err(format!(
             "the RSA public exponent must be odd and from 65537 to 2^32 - 1 (it has {} bits)",

@@ -10,7 +10,7 @@
 
 mod templates;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -134,7 +134,7 @@ fn password(config: &NotifyConfig) -> Result<String, String> {
     }
     if !config.password_file.is_empty() {
         let text = crate::input::read_bounded_text(
-            Path::new(&config.password_file),
+            std::path::Path::new(&config.password_file),
             crate::input::SECRET_LIMIT,
         )
         .map_err(|e| format!("password_file {}: {e}", config.password_file))?;
