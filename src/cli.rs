@@ -19,6 +19,15 @@ use crate::digital_id::{self, TrustedKeys};
 use crate::ra::Registrar;
 use crate::store::{AuditEntry, Store};
 
+/// `println!` that returns a write error (stdout closed: `tamga certs list | head -1`) as
+/// [`Failure::Output`] instead of panicking; use as `out!(…)?`.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*).map_err(Failure::Output)
+    }};
+}
+
 const EXIT_CODES: &str = "\
 Exit codes:
   0  success
@@ -479,6 +488,9 @@ pub enum Failure {
     Refused(String),
     /// Exit 6.
     Verification(String),
+    /// Standard output could not be written: exit 0 without a word when the reader went
+    /// away (a closed pipe), exit 1 for any other error (a full disk).
+    Output(std::io::Error),
 }
 
 impl From<anyhow::Error> for Failure {
@@ -496,6 +508,8 @@ impl Failure {
             Failure::NotFound(_) => 4,
             Failure::Refused(_) => 5,
             Failure::Verification(_) => 6,
+            Failure::Output(e) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
+            Failure::Output(_) => 1,
         }
     }
 }
@@ -513,6 +527,9 @@ pub fn main() -> ExitCode {
                 Failure::NotFound(m) => eprintln!("tamga: not found: {m}"),
                 Failure::Refused(m) => eprintln!("tamga: refused: {m}"),
                 Failure::Verification(m) => eprintln!("tamga: verification failed: {m}"),
+                // Whoever read the output stopped reading: nothing to report.
+                Failure::Output(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                Failure::Output(e) => eprintln!("tamga: error: writing to standard output: {e}"),
             }
             ExitCode::from(failure.exit_code())
         }
@@ -524,7 +541,8 @@ fn load_config(cli: &Cli) -> Result<ValidConfig, Failure> {
         Some(p) => (p.clone(), true),
         None => (PathBuf::from(config::DEFAULT_CONFIG_PATH), false),
     };
-    config::load(&path, explicit, std::env::vars()).map_err(Failure::Config)
+    let env = config::environment().map_err(Failure::Config)?;
+    config::load(&path, explicit, env).map_err(Failure::Config)
 }
 
 fn run(cli: Cli) -> Result<(), Failure> {
@@ -565,10 +583,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let report =
                 crate::bench::load_issuance(&config, &url, applications, concurrency, first)
                     .map_err(|e| Failure::Internal(anyhow::anyhow!("{e}")))?;
-            println!(
+            out!(
                 "{}",
                 serde_json::to_string(&report).map_err(|e| Failure::Internal(e.into()))?
-            );
+            )?;
             Ok(())
         }
         Command::Dev {
@@ -791,7 +809,12 @@ fn trusted_keys(config: &ValidConfig, hierarchy: &Hierarchy) -> Result<TrustedKe
         &cfg.digital_id.issuer,
         &cfg.digital_id.audience,
     )
-    .map_err(|e| Failure::Internal(anyhow::anyhow!("trusted Digital ID keys: {e}")))
+    .map_err(|e| {
+        Failure::Config(config::ConfigError::Invalid {
+            key: "digital_id.keys",
+            message: e.to_string(),
+        })
+    })
 }
 
 /// In dev mode, generate the hierarchy when `[ca] dir` has none. Returns whether it did.
@@ -867,9 +890,9 @@ fn config_check(config: &ValidConfig) -> Result<(), Failure> {
             cfg.ca.dir.display()
         )
     };
-    println!("configuration OK ({})", config.source());
-    println!("  mode          {}", cfg.mode);
-    println!("  bind          {}", config.bind());
+    out!("configuration OK ({})", config.source())?;
+    out!("  mode          {}", cfg.mode)?;
+    out!("  bind          {}", config.bind())?;
     let tls = &cfg.server.tls;
     let listener = match (tls.enabled(), tls.client_auth()) {
         (false, _) => "plain HTTP (no [server.tls])".to_owned(),
@@ -885,8 +908,8 @@ fn config_check(config: &ValidConfig) -> Result<(), Failure> {
             tls.client_ca.display()
         ),
     };
-    println!("  listener      {listener}");
-    println!("  public_url    {}", config.public_url());
+    out!("  listener      {listener}")?;
+    out!("  public_url    {}", config.public_url())?;
     let limits = &cfg.limits;
     let per = |n: u32| {
         if n == 0 {
@@ -895,19 +918,19 @@ fn config_check(config: &ValidConfig) -> Result<(), Failure> {
             n.to_string()
         }
     };
-    println!(
+    out!(
         "  limits        per IIN in 24 h: {} applications, {} revocations; per address: {} req/s, burst {}{}",
         per(limits.applications_per_iin_per_day),
         per(limits.revocations_per_iin_per_day),
         per(limits.client_requests_per_second),
         limits.client_burst,
         if limits.client_limit_ocsp_crl { " (OCSP and CRLs included)" } else { "" }
-    );
-    println!("  database      {}", config.database().redacted());
-    println!("  issuer_id     {}", cfg.ca.issuer_id);
-    println!("  CA hierarchy  {hierarchy}");
+    )?;
+    out!("  database      {}", config.database().redacted())?;
+    out!("  issuer_id     {}", cfg.ca.issuer_id)?;
+    out!("  CA hierarchy  {hierarchy}")?;
     if let Some(warning) = config.warning() {
-        println!("warning: {warning}");
+        out!("warning: {warning}")?;
     }
     Ok(())
 }
@@ -954,7 +977,7 @@ fn ca_init(config: &ValidConfig, args: &CaInit) -> Result<(), Failure> {
         Ok(store) => record_hierarchy_generated(&store, &hierarchy, &clock, &operator_name())?,
         Err(e) => tracing::warn!(error = %e, "the database is unavailable: generation not audited"),
     }
-    println!(
+    out!(
         "{} development CA hierarchy in {}",
         if outcome.replaced {
             "Replaced the"
@@ -962,8 +985,8 @@ fn ca_init(config: &ValidConfig, args: &CaInit) -> Result<(), Failure> {
             "Generated a"
         },
         outcome.files.dir.display()
-    );
-    print_described(&describe_hierarchy(&hierarchy, &outcome.files, cfg.mode));
+    )?;
+    print_described(&describe_hierarchy(&hierarchy, &outcome.files, cfg.mode))?;
     Ok(())
 }
 
@@ -1020,7 +1043,7 @@ fn dev_consent_token(config: &ValidConfig, args: &ConsentTokenArgs) -> Result<()
     };
     let token = digital_id::mint_es256(&key, &claims)
         .map_err(|e| Failure::Internal(anyhow::anyhow!("signing the token: {e}")))?;
-    println!("{token}");
+    out!("{token}")?;
     Ok(())
 }
 
@@ -1156,20 +1179,22 @@ fn certs(config: &ValidConfig, command: CertsCommand) -> Result<(), Failure> {
     };
     let shown = api::revocation_json(&cert);
     if json {
-        println!(
+        out!(
             "{}",
             serde_json::to_string_pretty(&shown).map_err(anyhow::Error::from)?
-        );
+        )?;
     } else if cert.status == crate::store::CertificateStatus::Revoked {
-        println!(
+        out!(
             "certificate {} revoked ({}) at {}",
-            shown.serial, shown.reason, shown.revoked_at
-        );
+            shown.serial,
+            shown.reason,
+            shown.revoked_at
+        )?;
     } else {
-        println!(
+        out!(
             "certificate {} released from hold; it is valid again",
             shown.serial
-        );
+        )?;
     }
     Ok(())
 }
@@ -1248,10 +1273,10 @@ fn joined(values: &[serde_json::Value]) -> String {
 
 fn print_rows(rows: &[serde_json::Value], json: bool, columns: &[&str]) -> Result<(), Failure> {
     if json {
-        println!(
+        out!(
             "{}",
             serde_json::to_string_pretty(rows).map_err(anyhow::Error::from)?
-        );
+        )?;
         return Ok(());
     }
     let cell = |row: &serde_json::Value, col: &str| match row.get(col) {
@@ -1281,15 +1306,15 @@ fn print_rows(rows: &[serde_json::Value], json: bool, columns: &[&str]) -> Resul
             .trim_end()
             .to_owned()
     };
-    println!(
+    out!(
         "{}",
         line(columns.iter().map(|c| c.to_uppercase()).collect())
-    );
+    )?;
     for row in rows {
-        println!("{}", line(columns.iter().map(|c| cell(row, c)).collect()));
+        out!("{}", line(columns.iter().map(|c| cell(row, c)).collect()))?;
     }
     if rows.is_empty() {
-        println!("(none)");
+        out!("(none)")?;
     }
     Ok(())
 }
@@ -1297,29 +1322,29 @@ fn print_rows(rows: &[serde_json::Value], json: bool, columns: &[&str]) -> Resul
 /// Print one object as `key: value` lines, or as JSON.
 fn print_one(value: &serde_json::Value, json: bool) -> Result<(), Failure> {
     if json {
-        println!(
+        out!(
             "{}",
             serde_json::to_string_pretty(value).map_err(anyhow::Error::from)?
-        );
+        )?;
         return Ok(());
     }
     if let Some(obj) = value.as_object() {
         for (k, v) in obj {
             match v {
-                serde_json::Value::String(s) if s.contains('\n') => println!("{k}:\n{s}"),
-                serde_json::Value::String(s) => println!("{k:<18} {s}"),
-                serde_json::Value::Null => println!("{k:<18} -"),
+                serde_json::Value::String(s) if s.contains('\n') => out!("{k}:\n{s}")?,
+                serde_json::Value::String(s) => out!("{k:<18} {s}")?,
+                serde_json::Value::Null => out!("{k:<18} -")?,
                 serde_json::Value::Array(a) if a.iter().all(|v| v.is_string()) => {
-                    println!(
+                    out!(
                         "{k:<18} {}",
                         if a.is_empty() {
                             "-".to_owned()
                         } else {
                             joined(a)
                         }
-                    );
+                    )?;
                 }
-                other => println!("{k:<18} {other}"),
+                other => out!("{k:<18} {other}")?,
             }
         }
     }
@@ -1403,21 +1428,21 @@ fn applications(config: &ValidConfig, command: ApplicationsCommand) -> Result<()
             if json {
                 print_one(&v, true)
             } else {
-                println!(
+                out!(
                     "application {} approved by {operator}: certificates issued",
                     app.id
-                );
+                )?;
                 for c in v
                     .get("certificates")
                     .and_then(|c| c.as_array())
                     .into_iter()
                     .flatten()
                 {
-                    println!(
+                    out!(
                         "  {} {}",
                         c["kind"].as_str().unwrap_or(""),
                         c["serial"].as_str().unwrap_or("")
-                    );
+                    )?;
                 }
                 Ok(())
             }
@@ -1436,7 +1461,7 @@ fn applications(config: &ValidConfig, command: ApplicationsCommand) -> Result<()
             if json {
                 print_one(&application_json(&app), true)
             } else {
-                println!("application {} rejected by {operator}", app.id);
+                out!("application {} rejected by {operator}", app.id)?;
                 Ok(())
             }
         }
@@ -1523,7 +1548,7 @@ fn outbox(config: &ValidConfig, command: OutboxCommand) -> Result<(), Failure> {
                 .is_some();
             match (retried, exists) {
                 (true, _) => {
-                    println!("e-mail {id} queued again");
+                    out!("e-mail {id} queued again")?;
                     Ok(())
                 }
                 (false, false) => Err(Failure::NotFound(format!("no outbox row {id}"))),
@@ -1559,31 +1584,33 @@ fn audit(config: &ValidConfig, command: AuditCommand) -> Result<(), Failure> {
                             v.entries
                         );
                         if json {
-                            println!("{}", serde_json::json!({"ok": false, "error": message}));
+                            out!("{}", serde_json::json!({"ok": false, "error": message}))?;
                         }
                         return Err(Failure::Verification(message));
                     }
                 }
                 if json {
-                    println!(
+                    out!(
                         "{}",
                         serde_json::json!({"ok": true, "entries": v.entries, "head": format!("{}:{}", v.entries, v.head)})
-                    );
+                    )?;
                 } else {
-                    println!(
+                    out!(
                         "audit log intact: {} entries, head {}:{}",
-                        v.entries, v.entries, v.head
-                    );
+                        v.entries,
+                        v.entries,
+                        v.head
+                    )?;
                 }
                 Ok(())
             }
             Err(crate::audit::AuditError::Store(e)) => Err(Failure::Internal(e.into())),
             Err(e) => {
                 if json {
-                    println!(
+                    out!(
                         "{}",
                         serde_json::json!({"ok": false, "error": e.to_string()})
-                    );
+                    )?;
                 }
                 Err(Failure::Verification(e.to_string()))
             }
@@ -1658,12 +1685,12 @@ fn ca_root_crl(config: &ValidConfig, out: &Path, number: Option<i64>) -> Result<
     let crl = crate::crl::root::verify(&hierarchy, &der).map_err(root_crl_failure)?;
     std::fs::write(out, &der)
         .map_err(|e| Failure::Internal(anyhow::anyhow!("{}: {e}", out.display())))?;
-    println!(
+    out!(
         "root CRL number {} written to {} (valid until {})",
         crl.number,
         out.display(),
         crl.next_update.and_utc().to_rfc3339()
-    );
+    )?;
     Ok(())
 }
 
@@ -1672,16 +1699,23 @@ fn crl_import(config: &ValidConfig, file: &Path, operator: Option<String>) -> Re
     let hierarchy = Hierarchy::load(&cfg.ca, cfg.mode).map_err(anyhow::Error::from)?;
     let store =
         Store::open(config.database(), &cfg.database).map_err(|e| Failure::Internal(e.into()))?;
-    let bytes =
-        std::fs::read(file).map_err(|e| Failure::Usage(format!("{}: {e}", file.display())))?;
+    let bytes = crate::input::read_bounded(file, crate::input::CRL_LIMIT).map_err(|e| {
+        let message = format!("{}: {e}", file.display());
+        match e.kind() {
+            std::io::ErrorKind::InvalidInput | std::io::ErrorKind::FileTooLarge => {
+                Failure::Refused(message)
+            }
+            _ => Failure::Usage(message),
+        }
+    })?;
     let crl = crate::crl::root::verify(&hierarchy, &bytes).map_err(root_crl_failure)?;
     let actor = format!("operator:{}", operator.unwrap_or_else(operator_name));
     crate::crl::root::import(&store, &crl, SystemClock.now(), &actor).map_err(root_crl_failure)?;
-    println!(
+    out!(
         "published root CRL number {} (valid until {})",
         crl.number,
         crl.next_update.and_utc().to_rfc3339()
-    );
+    )?;
     warn_root_crl_expiry(&store);
     Ok(())
 }
@@ -1704,10 +1738,10 @@ fn ca_reissue_issuing(config: &ValidConfig) -> Result<(), Failure> {
             })
         });
     }
-    println!(
+    out!(
         "reissued the issuing CA certificate (same key), valid until {}; restart the servers",
         cert.not_after()
-    );
+    )?;
     Ok(())
 }
 
@@ -1753,10 +1787,10 @@ fn ca_revoke_issuer(
             "the issuing CA certificate {serial} is already revoked"
         )));
     }
-    println!(
+    out!(
         "issuing CA certificate {serial} revoked ({reason}); the next root CRL lists it \
          (dev: within seconds; production: `tamga ca root-crl` on the root machine, then `tamga crl import`)"
-    );
+    )?;
     Ok(())
 }
 
@@ -1797,10 +1831,10 @@ fn crl_check(
         }
     }
     if json {
-        println!(
+        out!(
             "{}",
             serde_json::json!({ "defects": found, "repaired": repaired, "remaining": left.len() })
-        );
+        )?;
     } else {
         for d in &found {
             let state = if repaired.contains(&d.serial) && d.repairable {
@@ -1810,18 +1844,22 @@ fn crl_check(
             } else {
                 "cannot be repaired here"
             };
-            println!(
+            out!(
                 "{} {} {} {}: {}",
-                d.issuer_id, d.serial, d.problem, d.value, state
-            );
+                d.issuer_id,
+                d.serial,
+                d.problem,
+                d.value,
+                state
+            )?;
         }
         if found.is_empty() {
-            println!("every stored revocation can be carried by a CRL");
+            out!("every stored revocation can be carried by a CRL")?;
         } else if !repaired.is_empty() {
-            println!(
+            out!(
                 "repaired {} revocation(s) and published new CRLs",
                 repaired.len()
-            );
+            )?;
         }
     }
     if left.is_empty() {
@@ -1853,16 +1891,16 @@ fn crl_publish(config: &ValidConfig, json: bool) -> Result<(), Failure> {
         }
     }
     if json {
-        println!("{}", serde_json::Value::Array(published));
+        out!("{}", serde_json::Value::Array(published))?;
     } else {
         for p in &published {
-            println!(
+            out!(
                 "published {} CRL number {} for {} (next update {})",
                 p["kind"].as_str().unwrap_or(""),
                 p["crl_number"],
                 p["issuer"].as_str().unwrap_or(""),
                 p["next_update"].as_str().unwrap_or("")
-            );
+            )?;
         }
     }
     Ok(())
@@ -1893,9 +1931,9 @@ fn ca_show(config: &ValidConfig, json: bool) -> Result<(), Failure> {
             .into_iter()
             .map(|(role, d)| (role.to_owned(), d))
             .collect();
-        println!("{:#}", serde_json::Value::Object(doc));
+        out!("{:#}", serde_json::Value::Object(doc))?;
     } else {
-        print_described(&described);
+        print_described(&described)?;
     }
     Ok(())
 }
@@ -1957,7 +1995,7 @@ fn describe(cert: &openssl::x509::X509Ref, key_location: &str) -> serde_json::Va
     })
 }
 
-fn print_described(described: &[(&'static str, serde_json::Value)]) {
+fn print_described(described: &[(&'static str, serde_json::Value)]) -> Result<(), Failure> {
     const FIELDS: [&str; 8] = [
         "subject",
         "issuer",
@@ -1969,10 +2007,11 @@ fn print_described(described: &[(&'static str, serde_json::Value)]) {
         "sha256_fingerprint",
     ];
     for (role, d) in described {
-        println!("{role}:");
+        out!("{role}:")?;
         for field in FIELDS {
             let value = d.get(field).and_then(|v| v.as_str()).unwrap_or("");
-            println!("  {field:<19} {value}");
+            out!("  {field:<19} {value}")?;
         }
     }
+    Ok(())
 }

@@ -335,10 +335,17 @@ impl Default for RaConfig {
 }
 
 /// A duration written as a number and a unit: `90s`, `15m`, `24h`, `7d`.
+///
+/// Parsing checks the syntax and computes the seconds with checked arithmetic: a number too
+/// large for 64-bit seconds becomes [`Span::OVERFLOW`], never a wrapped small value, so that
+/// [`validate`] refuses it against the key's own maximum and names the key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Span(pub std::time::Duration);
 
 impl Span {
+    /// What a duration too large for 64-bit seconds parses to: longer than any key allows.
+    pub const OVERFLOW: Span = Span(std::time::Duration::from_secs(u64::MAX));
+
     /// Parse `<n>s`, `<n>m`, `<n>h` or `<n>d` (n ≥ 1).
     pub fn parse(raw: &str) -> Result<Span, String> {
         let raw = raw.trim();
@@ -347,29 +354,44 @@ impl Span {
             raw.get(..split).unwrap_or(""),
             raw.get(split..).unwrap_or(""),
         );
-        let n: u64 = number
-            .parse()
-            .map_err(|_| format!("`{raw}` is not a duration such as 90s, 15m, 24h or 7d"))?;
-        let secs = match unit {
-            "s" => n,
-            "m" => n * 60,
-            "h" => n * 3600,
-            "d" => n * 86_400,
+        let all_digits = !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit());
+        let n: u64 = match number.parse() {
+            Ok(n) => n,
+            // More digits than 64 bits hold: longer than any key allows.
+            Err(_) if all_digits => u64::MAX,
+            Err(_) => {
+                return Err(format!(
+                    "`{raw}` is not a duration such as 90s, 15m, 24h or 7d"
+                ))
+            }
+        };
+        let unit_secs: u64 = match unit {
+            "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            "d" => 86_400,
             _ => {
                 return Err(format!(
                     "`{raw}` is not a duration such as 90s, 15m, 24h or 7d"
                 ))
             }
         };
-        if n == 0 || secs > 10 * 365 * 86_400 {
-            return Err(format!("`{raw}` must be between 1 second and 10 years"));
+        if n == 0 {
+            return Err(format!("`{raw}` must be at least 1 second"));
         }
-        Ok(Span(std::time::Duration::from_secs(secs)))
+        Ok(n.checked_mul(unit_secs)
+            .filter(|_| n != u64::MAX)
+            .map_or(Span::OVERFLOW, |secs| {
+                Span(std::time::Duration::from_secs(secs))
+            }))
     }
 
-    /// As a chrono duration.
+    /// As a chrono duration (saturating: a validated span is at most ten years).
     pub fn chrono(self) -> chrono::Duration {
-        chrono::Duration::seconds(i64::try_from(self.0.as_secs()).unwrap_or(i64::MAX))
+        i64::try_from(self.0.as_secs())
+            .ok()
+            .and_then(chrono::Duration::try_seconds)
+            .unwrap_or(chrono::Duration::MAX)
     }
 }
 
@@ -396,6 +418,45 @@ impl<'de> Deserialize<'de> for Span {
         let raw = String::deserialize(deserializer)?;
         Span::parse(&raw).map_err(serde::de::Error::custom)
     }
+}
+
+/// Every duration key with its value and the longest value it accepts. Every bound is far
+/// inside what chrono and the ASN.1 time encoders take; each is what the key's purpose can
+/// sensibly need (a CRL or an OCSP answer valid for years could never be withdrawn).
+fn spans(config: &Config) -> [(&'static str, Span, u64); 10] {
+    const DAY: u64 = 86_400;
+    [
+        ("crl.full_interval", config.crl.full_interval, 366 * DAY),
+        ("crl.delta_interval", config.crl.delta_interval, 31 * DAY),
+        ("crl.validity", config.crl.validity, 366 * DAY),
+        ("crl.delta_validity", config.crl.delta_validity, 31 * DAY),
+        ("crl.root_validity", config.crl.root_validity, 366 * DAY),
+        ("ocsp.validity", config.ocsp.validity, 31 * DAY),
+        ("ocsp.renew_before", config.ocsp.renew_before, 3650 * DAY),
+        ("notify.retry_base", config.notify.retry_base, DAY),
+        ("notify.retry_max", config.notify.retry_max, 31 * DAY),
+        (
+            "notify.reminder_interval",
+            config.notify.reminder_interval,
+            7 * DAY,
+        ),
+    ]
+}
+
+/// Every duration key within its maximum.
+fn check_spans(config: &Config) -> Result<(), ConfigError> {
+    for (key, span, max) in spans(config) {
+        if span.0.as_secs() > max {
+            let max = Span(std::time::Duration::from_secs(max));
+            let got = if span == Span::OVERFLOW {
+                "a number of seconds that does not fit in 64 bits".to_owned()
+            } else {
+                span.to_string()
+            };
+            return Err(invalid(key, format!("must be at most {max}, got {got}")));
+        }
+    }
+    Ok(())
 }
 
 /// `[crl]`: how often CRLs are made and how long they are valid.
@@ -561,6 +622,13 @@ pub enum ConfigError {
         /// What is wrong with it.
         message: String,
     },
+    /// A `TAMGA_*` environment variable whose name or value is not UTF-8. The value is never
+    /// shown: it may be a secret.
+    #[error("environment variable {var}: the value is not UTF-8")]
+    EnvNotUnicode {
+        /// The variable's name (lossily decoded if the name itself is not UTF-8).
+        var: String,
+    },
     /// A file the configuration depends on is missing or unreadable.
     #[error("{key}: {message}")]
     MissingFile {
@@ -697,6 +765,33 @@ fn redact_url(raw: &str) -> String {
     }
 }
 
+/// The `TAMGA_*` environment variables, for [`load`]. Variables of other programs are not
+/// looked at, whatever their bytes; a `TAMGA_*` variable that is not UTF-8 is an error naming
+/// it (never showing its value).
+pub fn environment() -> Result<Vec<(String, String)>, ConfigError> {
+    tamga_variables(std::env::vars_os())
+}
+
+fn tamga_variables(
+    vars: impl IntoIterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
+) -> Result<Vec<(String, String)>, ConfigError> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut out = Vec::new();
+    for (name, value) in vars {
+        // TAMGA_CONFIG is a path (clap reads it as bytes), not an override.
+        if !name.as_bytes().starts_with(b"TAMGA_") || name == CONFIG_PATH_ENV {
+            continue;
+        }
+        let not_unicode = || ConfigError::EnvNotUnicode {
+            var: name.to_string_lossy().into_owned(),
+        };
+        let name_str = name.to_str().ok_or_else(not_unicode)?;
+        let value = value.into_string().map_err(|_| not_unicode())?;
+        out.push((name_str.to_owned(), value));
+    }
+    Ok(out)
+}
+
 /// Read the configuration from `path` (or the default path, falling back to the embedded
 /// defaults when it does not exist), apply `env` overrides, and check every value.
 ///
@@ -706,7 +801,7 @@ pub fn load(
     explicit: bool,
     env: impl IntoIterator<Item = (String, String)>,
 ) -> Result<ValidConfig, ConfigError> {
-    let (text, source) = match std::fs::read_to_string(path) {
+    let (text, source) = match crate::input::read_bounded_text(path, crate::input::CONFIG_LIMIT) {
         Ok(t) => (t, Source::File(path.to_path_buf())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
             (String::new(), Source::EmbeddedDefaults)
@@ -909,6 +1004,7 @@ pub fn validate(config: Config, source: Source) -> Result<ValidConfig, ConfigErr
     if config.ra.agreement_version.trim().is_empty() || config.ra.agreement_version.len() > 64 {
         return Err(invalid("ra.agreement_version", "must be 1-64 characters"));
     }
+    check_spans(&config)?;
     if config.crl.validity.0 < config.crl.full_interval.0 {
         return Err(invalid(
             "crl.validity",
@@ -940,9 +1036,14 @@ pub fn validate(config: Config, source: Source) -> Result<ValidConfig, ConfigErr
     if config.digital_id.audience.trim().is_empty() {
         return Err(invalid("digital_id.audience", "must not be empty"));
     }
-    for key_file in &config.digital_id.keys {
-        check_trusted_key_file(key_file)?;
-    }
+    // The same loading and acceptance check as `serve`: a key config check passes, serve takes.
+    crate::digital_id::TrustedKeys::load(
+        &config.digital_id.keys,
+        &[],
+        &config.digital_id.issuer,
+        &config.digital_id.audience,
+    )
+    .map_err(|e| invalid("digital_id.keys", e.to_string()))?;
     check_tls(&config.server.tls)?;
     let trusted_proxies = check_limits(&config.limits)?;
     tracing_subscriber::EnvFilter::try_new(&config.log.level)
@@ -1035,8 +1136,46 @@ fn check_public_url(raw: &str) -> Result<String, ConfigError> {
     check_url("server.public_url", raw)
 }
 
-/// An http(s) URL without credentials, query or fragment; returned without a trailing slash.
+/// Longest `server.public_url` or `ca.cps_url`: the URLs written into every certificate
+/// (AIA, CRL distribution points, CPS) are this plus a short path, as IA5Strings.
+const URL_MAX_LEN: usize = 200;
+
+/// Whether `raw` is made only of characters a URI may contain (RFC 3986: unreserved,
+/// reserved and `%` followed by two hex digits): no space, quote, angle bracket, backslash
+/// or control character, which the URL parser would silently drop or escape.
+fn uri_characters_only(raw: &str) -> bool {
+    let bytes = raw.as_bytes();
+    bytes.iter().enumerate().all(|(i, &b)| match b {
+        b'%' => {
+            let hex = |j: usize| bytes.get(j).is_some_and(u8::is_ascii_hexdigit);
+            hex(i + 1) && hex(i + 2)
+        }
+        _ => b.is_ascii_alphanumeric() || b"-._~:/?#[]@!$&'()*+,;=".contains(&b),
+    })
+}
+
+/// An absolute http(s) URL with a host, without credentials, query or fragment, of at most
+/// [`URL_MAX_LEN`] bytes of URI characters; returned without a trailing slash.
 fn check_url(key: &'static str, raw: &str) -> Result<String, ConfigError> {
+    if raw.len() > URL_MAX_LEN {
+        return Err(invalid(
+            key,
+            format!(
+                "is {} bytes long; at most {URL_MAX_LEN} are accepted",
+                raw.len()
+            ),
+        ));
+    }
+    if !uri_characters_only(raw) {
+        return Err(invalid(
+            key,
+            format!(
+                "{:?} contains a character a URL may not hold (space, quote, control \
+                 character, non-ASCII or a `%` not followed by two hex digits)",
+                raw
+            ),
+        ));
+    }
     let url =
         url::Url::parse(raw).map_err(|e| invalid(key, format!("invalid URL `{raw}`: {e}")))?;
     if url.scheme() != "http" && url.scheme() != "https" {
@@ -1048,7 +1187,11 @@ fn check_url(key: &'static str, raw: &str) -> Result<String, ConfigError> {
     if url.host().is_none() {
         return Err(invalid(key, format!("`{raw}` has no host")));
     }
-    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+    if url.query().is_some()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+        || url.password().is_some()
+    {
         return Err(invalid(
             key,
             format!("`{raw}` must not carry credentials, a query or a fragment"),
@@ -1116,39 +1259,6 @@ fn check_issuer_id(id: &str) -> Result<(), ConfigError> {
             format!("`{id}` is reserved (it would clash with /ca/root.crt or delta CRL URLs)"),
         ));
     }
-    Ok(())
-}
-
-fn check_trusted_key_file(path: &Path) -> Result<(), ConfigError> {
-    let key = "digital_id.keys";
-    let bytes = std::fs::read(path).map_err(|e| ConfigError::MissingFile {
-        key,
-        message: format!("trusted key file {}: {e}", path.display()),
-    })?;
-    let is_jwks = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
-    if is_jwks {
-        let doc: serde_json::Value =
-            serde_json::from_slice(&bytes).map_err(|e| ConfigError::Invalid {
-                key,
-                message: format!("{} is not a JWKS document: {e}", path.display()),
-            })?;
-        if !doc.get("keys").is_some_and(serde_json::Value::is_array) {
-            return Err(invalid(
-                key,
-                format!("{} is JSON but has no `keys` array", path.display()),
-            ));
-        }
-        return Ok(());
-    }
-    openssl::pkey::PKey::public_key_from_pem(&bytes).map_err(|_| {
-        invalid(
-            key,
-            format!(
-                "{} is neither a PEM public key (BEGIN PUBLIC KEY) nor a JWKS file",
-                path.display()
-            ),
-        )
-    })?;
     Ok(())
 }
 
@@ -1325,6 +1435,78 @@ mod tests {
         assert!(check_public_url("not a url").is_err());
         assert!(check_public_url("ftp://x.kz").is_err());
         assert!(check_public_url("http://x.kz/?a=b").is_err());
+    }
+
+    #[test]
+    fn public_url_holds_only_uri_characters_within_a_bound() {
+        for bad in [
+            "https://pki.example.kz/\"",
+            "https://pki.example.kz/\n",
+            "https://pki.example.kz\t",
+            "https://pki.example.kz/a b",
+            "https://pki.example.kz/<x>",
+            "https://pki.example.kz/%4",
+            "https://pki.example.kz/\u{202e}",
+            "https://:secret@pki.example.kz",
+        ] {
+            assert!(check_public_url(bad).is_err(), "{bad:?}");
+        }
+        let long = format!("https://pki.example.kz/{}", "a".repeat(URL_MAX_LEN));
+        let m = check_public_url(&long)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(m.contains("at most 200") && m.len() < 200, "{m}");
+        assert!(check_public_url("https://pki.example.kz/a%20b/~x").is_ok());
+    }
+
+    #[test]
+    fn durations_never_wrap() {
+        // 144115188075855874 d × 86400 s wraps to 2 days in 64-bit arithmetic.
+        assert_eq!(Span::parse("144115188075855874d"), Ok(Span::OVERFLOW));
+        assert_eq!(Span::parse("99999999999999999999999s"), Ok(Span::OVERFLOW));
+        assert_eq!(Span::OVERFLOW.chrono(), chrono::Duration::MAX);
+        assert!(Span::parse("0s").is_err() && Span::parse("5w").is_err());
+        assert!(Span::parse("-1d").is_err() && Span::parse("d").is_err());
+        let m = validated("[ocsp]\nvalidity = \"144115188075855874d\"\n")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(m.starts_with("ocsp.validity: must be at most 31d"), "{m}");
+        let m = validated("[crl]\nroot_validity = \"367d\"\n")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert_eq!(m, "crl.root_validity: must be at most 366d, got 367d");
+    }
+
+    #[test]
+    fn only_tamga_variables_are_read_and_must_be_utf8() {
+        use std::ffi::OsString;
+        use std::os::unix::ffi::OsStringExt;
+        let bytes = |b: &[u8]| OsString::from_vec(b.to_vec());
+        let vars = vec![
+            (bytes(b"OTHER"), bytes(b"\xff")),
+            (bytes(b"\xffNAME"), bytes(b"x")),
+            (bytes(b"TAMGA_CONFIG"), bytes(b"conf-\xff.toml")),
+            (bytes(b"TAMGA_MODE"), bytes(b"dev")),
+        ];
+        assert_eq!(
+            tamga_variables(vars).ok(),
+            Some(vec![("TAMGA_MODE".to_owned(), "dev".to_owned())])
+        );
+        let vars = vec![(
+            bytes(b"TAMGA_DATABASE__URL"),
+            bytes(b"postgres://u:p\xff@h/db"),
+        )];
+        let m = tamga_variables(vars)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert_eq!(
+            m,
+            "environment variable TAMGA_DATABASE__URL: the value is not UTF-8"
+        );
     }
 
     #[test]

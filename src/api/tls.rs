@@ -136,10 +136,12 @@ impl std::fmt::Debug for TlsFiles {
 }
 
 fn read(key: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
-    std::fs::read(path).map_err(|source| TlsError::Unreadable {
-        key,
-        path: path.to_path_buf(),
-        source,
+    crate::input::read_bounded(path, crate::input::PEM_LIMIT).map_err(|source| {
+        TlsError::Unreadable {
+            key,
+            path: path.to_path_buf(),
+            source,
+        }
     })
 }
 

@@ -114,7 +114,7 @@ impl HierarchyFiles {
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, CaError> {
-    std::fs::read(path).map_err(|source| CaError::Read {
+    crate::input::read_bounded(path, crate::input::PEM_LIMIT).map_err(|source| CaError::Read {
         path: path.to_path_buf(),
         source,
     })

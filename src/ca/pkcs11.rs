@@ -69,14 +69,19 @@ impl Pkcs11Location {
             return Ok(None);
         }
         let pin = if k.pin_env.is_empty() {
-            let text = std::fs::read_to_string(&k.pin_file).map_err(|source| CaError::Read {
-                path: k.pin_file.clone(),
-                source,
-            })?;
+            let text = crate::input::read_bounded_text(&k.pin_file, crate::input::SECRET_LIMIT)
+                .map_err(|source| CaError::Read {
+                    path: k.pin_file.clone(),
+                    source,
+                })?;
             text.trim_end_matches(['\r', '\n']).to_owned()
         } else {
-            std::env::var(&k.pin_env).map_err(|_| {
-                CaError::Pkcs11(format!("{what}: the PIN variable {} is not set", k.pin_env))
+            std::env::var(&k.pin_env).map_err(|e| {
+                let why = match e {
+                    std::env::VarError::NotPresent => "is not set",
+                    std::env::VarError::NotUnicode(_) => "is not UTF-8",
+                };
+                CaError::Pkcs11(format!("{what}: the PIN variable {} {why}", k.pin_env))
             })?
         };
         Ok(Some(Pkcs11Location {

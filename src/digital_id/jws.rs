@@ -1,5 +1,12 @@
 //! Compact JWS over OpenSSL: parsing, signature verification for ES256/RS256/PS256, the JWK
 //! forms of keys (JWKS files, RFC 7638 thumbprints) and ES256 signing for development tokens.
+//!
+//! Key acceptance has one gate, [`VerifyingKey::from_pkey`], for PEM files, JWKS entries and
+//! the development key alike, so `tamga config check` and `tamga serve` accept the same keys:
+//! RSA with a modulus of 2048 to 8192 bits that is odd and an odd exponent from 65537 to
+//! 2^32 - 1; EC on P-256 (ES256 is the only EC algorithm) with a point on the curve and the
+//! named curve (no explicit parameters); nothing else (no symmetric `oct` keys). A JWKS `kid`
+//! is 1-128 printable ASCII characters, unique in the trusted set.
 
 use std::fmt;
 use std::path::Path;
@@ -192,20 +199,25 @@ pub struct VerifyingKey {
 }
 
 impl VerifyingKey {
-    /// Accept an EC P-256 key or an RSA key of at least 2048 bits.
+    /// The one acceptance check of a trusted key (see the module documentation): an EC key
+    /// on P-256 whose point is on the curve, or an RSA key of 2048-8192 bits with an odd
+    /// modulus and an odd exponent from 65537 to 2^32 - 1.
     pub fn from_pkey(pkey: PKey<Public>) -> Result<VerifyingKey, String> {
         let kind = match pkey.id() {
             Id::EC => {
                 let ec = pkey.ec_key().map_err(|e| e.to_string())?;
                 if ec.group().curve_name() != Some(Nid::X9_62_PRIME256V1) {
-                    return Err("EC keys must be on P-256 (ES256)".to_owned());
+                    return Err(
+                        "EC keys must be on the named curve P-256 (ES256 is the only EC algorithm)"
+                            .to_owned(),
+                    );
                 }
+                ec.check_key()
+                    .map_err(|_| "the EC point is not on P-256".to_owned())?;
                 KeyKind::EcP256
             }
             Id::RSA => {
-                if pkey.bits() < 2048 {
-                    return Err("RSA keys must have at least 2048 bits".to_owned());
-                }
+                check_rsa(&pkey.rsa().map_err(|e| e.to_string())?)?;
                 KeyKind::Rsa
             }
             _ => return Err("only EC P-256 and RSA keys are accepted".to_owned()),
@@ -248,6 +260,46 @@ impl VerifyingKey {
             }
         }
     }
+}
+
+/// Smallest and largest RSA modulus of a trusted key, in bits.
+const RSA_BITS: std::ops::RangeInclusive<i32> = 2048..=8192;
+
+/// RSA: a modulus of [`RSA_BITS`], odd; an odd public exponent from 65537 (NIST SP 800-89,
+/// CA/Browser Forum BR 6.1.6) to 2^32 - 1 (a larger one only makes verification slow).
+fn check_rsa(rsa: &Rsa<Public>) -> Result<(), String> {
+    let bits = rsa.n().num_bits();
+    if !RSA_BITS.contains(&bits) {
+        return Err(format!(
+            "the RSA modulus has {bits} bits; {} to {} are accepted",
+            RSA_BITS.start(),
+            RSA_BITS.end()
+        ));
+    }
+    if !rsa.n().is_bit_set(0) {
+        return Err("the RSA modulus is even".to_owned());
+    }
+    let e = rsa.e();
+    // At most 32 bits: the big-endian bytes fit in a u64.
+    let e_value = if e.num_bits() <= 32 {
+        e.to_vec()
+            .iter()
+            .fold(0u64, |acc, b| (acc << 8) | u64::from(*b))
+    } else {
+        u64::MAX
+    };
+    if !e.is_bit_set(0) || !(65_537..=u64::from(u32::MAX)).contains(&e_value) {
+        return Err(format!(
+            "the RSA public exponent must be odd and from 65537 to 2^32 - 1 (it has {} bits)",
+            e.num_bits()
+        ));
+    }
+    Ok(())
+}
+
+/// Whether a JWKS `kid` is sane: 1-128 printable ASCII characters.
+fn kid_ok(kid: &str) -> bool {
+    (1..=128).contains(&kid.len()) && kid.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
 }
 
 /// One key of a JWKS document.
@@ -296,7 +348,11 @@ fn jwk_to_pkey(jwk: &Jwk) -> Result<PKey<Public>, String> {
                 .map_err(|e| e.to_string())?;
             PKey::from_rsa(rsa).map_err(|e| e.to_string())
         }
-        other => Err(format!("unsupported kty {other}")),
+        "oct" => Err("symmetric (kty oct) keys are never trusted".to_owned()),
+        other => Err(format!(
+            "unsupported kty {}",
+            other.chars().take(16).collect::<String>()
+        )),
     }
 }
 
@@ -306,7 +362,8 @@ pub fn load_key_file(path: &Path) -> Result<Vec<(String, VerifyingKey)>, KeyLoad
         path: path.display().to_string(),
         message,
     };
-    let bytes = std::fs::read(path).map_err(|e| err(e.to_string()))?;
+    let bytes = crate::input::read_bounded(path, crate::input::JWKS_LIMIT)
+        .map_err(|e| err(e.to_string()))?;
     let is_json = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
     if !is_json {
         let pkey = PKey::public_key_from_pem(&bytes)
@@ -321,9 +378,21 @@ pub fn load_key_file(path: &Path) -> Result<Vec<(String, VerifyingKey)>, KeyLoad
         if jwk.key_use.as_deref().is_some_and(|u| u != "sig") {
             continue;
         }
-        let pkey = jwk_to_pkey(jwk).map_err(|m| err(format!("key {i}: {m}")))?;
-        let key = VerifyingKey::from_pkey(pkey).map_err(|m| err(format!("key {i}: {m}")))?;
+        let name = match jwk.kid.as_deref() {
+            Some(kid) if kid_ok(kid) => format!("key {i} (kid {kid})"),
+            Some(_) => {
+                return Err(err(format!(
+                    "key {i}: the kid must be 1-128 printable ASCII characters"
+                )))
+            }
+            None => format!("key {i}"),
+        };
+        let pkey = jwk_to_pkey(jwk).map_err(|m| err(format!("{name}: {m}")))?;
+        let key = VerifyingKey::from_pkey(pkey).map_err(|m| err(format!("{name}: {m}")))?;
         let kid = jwk.kid.clone().unwrap_or_else(|| key.thumbprint());
+        if out.iter().any(|(k, _)| *k == kid) {
+            return Err(err(format!("{name}: the kid is used by an earlier key")));
+        }
         out.push((kid, key));
     }
     Ok(out)
@@ -355,4 +424,43 @@ pub fn sign_es256<T: Serialize>(key: &PKey<Private>, claims: &T) -> Result<Strin
     };
     let signature = sign().map_err(|e| e.to_string())?;
     Ok(format!("{input}.{}", enc(&signature)))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn rsa(n: &openssl::bn::BigNumRef, e: u32) -> Result<(), String> {
+        let rsa = Rsa::from_public_components(n.to_owned().unwrap(), BigNum::from_u32(e).unwrap())
+            .unwrap();
+        check_rsa(&rsa)
+    }
+
+    #[test]
+    fn rsa_keys_need_a_sane_size_and_exponent() {
+        let key = Rsa::generate(2048).unwrap();
+        assert_eq!(rsa(key.n(), 65_537), Ok(()));
+        assert_eq!(rsa(key.n(), u32::MAX), Ok(()));
+        for e in [3, 65_535, 65_538] {
+            assert!(rsa(key.n(), e).is_err(), "e = {e}");
+        }
+        let even = BigNum::from_slice(&[0x80; 256]).unwrap();
+        assert_eq!(
+            rsa(&even, 65_537),
+            Err("the RSA modulus is even".to_owned())
+        );
+        let small = BigNum::from_u32(0xc5).unwrap();
+        assert!(rsa(&small, 65_537).unwrap_err().contains("has 8 bits"));
+        let big = BigNum::from_slice(&[0xff; 1025]).unwrap();
+        assert!(rsa(&big, 65_537).unwrap_err().contains("has 8200 bits"));
+    }
+
+    #[test]
+    fn kids_are_short_printable_ascii() {
+        assert!(kid_ok("did-2026") && kid_ok(&"k".repeat(128)));
+        for bad in ["", "a\nb", "a\u{202e}b", &"k".repeat(129)] {
+            assert!(!kid_ok(bad), "{bad:?}");
+        }
+    }
 }

@@ -329,7 +329,8 @@ impl fmt::Debug for TrustedKeys {
 
 impl TrustedKeys {
     /// Load the keys listed in `[digital_id] keys` plus any extra (the dev key). A PEM key's
-    /// `kid` is its RFC 7638 JWK thumbprint; a JWKS key's `kid` is the one it declares.
+    /// `kid` is its RFC 7638 JWK thumbprint; a JWKS key's `kid` is the one it declares. Every
+    /// key passes the same acceptance check (`tamga config check` runs this too).
     pub fn load(
         files: &[std::path::PathBuf],
         extra: &[PKey<Public>],
@@ -339,7 +340,12 @@ impl TrustedKeys {
         let mut keys = BTreeMap::new();
         for path in files {
             for (kid, key) in jws::load_key_file(path)? {
-                keys.insert(kid, key);
+                if keys.insert(kid.clone(), key).is_some() {
+                    return Err(KeyLoadError {
+                        path: path.display().to_string(),
+                        message: format!("kid {kid} is also used by a key of an earlier file"),
+                    });
+                }
             }
         }
         for pkey in extra {
@@ -513,7 +519,8 @@ pub fn mint_es256(key: &PKey<Private>, claims: &Claims) -> Result<String, String
 
 /// Read a PKCS#8 PEM private key (the development Digital ID key).
 pub fn read_signing_key(path: &Path) -> Result<PKey<Private>, String> {
-    let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let pem = crate::input::read_bounded(path, crate::input::PEM_LIMIT)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     PKey::private_key_from_pem(&pem)
         .map_err(|_| format!("{}: not a PEM private key", path.display()))
 }

@@ -204,7 +204,7 @@ pub fn check_password(password: &str) -> Result<(), String> {
 
 fn read_password(common: &Common) -> Result<String, Failure> {
     let password = match &common.password_file {
-        Some(path) => std::fs::read_to_string(path)
+        Some(path) => crate::input::read_bounded_text(path, crate::input::SECRET_LIMIT)
             .map_err(|e| Failure::Usage(format!("--password-file {}: {e}", path.display())))?
             .lines()
             .next()
@@ -276,7 +276,8 @@ fn pending_key_path(out: &Path, application: &str, kind: &str) -> PathBuf {
 
 fn http(common: &Common) -> Result<reqwest::blocking::Client, Failure> {
     let read = |flag: &str, path: &Path| {
-        std::fs::read(path).map_err(|e| Failure::Usage(format!("{flag} {}: {e}", path.display())))
+        crate::input::read_bounded(path, crate::input::PEM_LIMIT)
+            .map_err(|e| Failure::Usage(format!("{flag} {}: {e}", path.display())))
     };
     let mut builder = reqwest::blocking::Client::builder().timeout(Duration::from_secs(30));
     if let Some(path) = &common.ca_cert {
@@ -348,7 +349,7 @@ fn submit(common: &Common, args: &SubmitArgs) -> Result<(), Failure> {
     let password = read_password(common)?;
     let token = match (&args.token, &args.token_file) {
         (Some(t), _) => t.trim().to_owned(),
-        (None, Some(path)) => std::fs::read_to_string(path)
+        (None, Some(path)) => crate::input::read_bounded_text(path, crate::input::TOKEN_LIMIT)
             .map_err(|e| Failure::Usage(format!("--token-file {}: {e}", path.display())))?
             .trim()
             .to_owned(),
@@ -440,12 +441,14 @@ fn poll_and_write(
             "issued" => {
                 let load = |kind: &str| -> Result<PKey<Private>, Failure> {
                     let path = pending_key_path(&common.out, id, kind);
-                    let pem = std::fs::read(&path).map_err(|e| {
-                        err(format!(
-                            "{}: {e} (resume with the same --out as the submission)",
-                            path.display()
-                        ))
-                    })?;
+                    let pem = crate::input::read_bounded(&path, crate::input::PEM_LIMIT).map_err(
+                        |e| {
+                            err(format!(
+                                "{}: {e} (resume with the same --out as the submission)",
+                                path.display()
+                            ))
+                        },
+                    )?;
                     PKey::private_key_from_pem_passphrase(&pem, password.as_bytes()).map_err(|_| {
                         Failure::Usage("this password does not open the pending keys".to_owned())
                     })

@@ -133,8 +133,11 @@ fn password(config: &NotifyConfig) -> Result<String, String> {
         });
     }
     if !config.password_file.is_empty() {
-        let text = std::fs::read_to_string(&config.password_file)
-            .map_err(|e| format!("password_file {}: {e}", config.password_file))?;
+        let text = crate::input::read_bounded_text(
+            std::path::Path::new(&config.password_file),
+            crate::input::SECRET_LIMIT,
+        )
+        .map_err(|e| format!("password_file {}: {e}", config.password_file))?;
         return Ok(text.lines().next().unwrap_or("").to_owned());
     }
     Err("username is set but neither password_env nor password_file is".to_owned())

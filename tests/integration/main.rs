@@ -21,6 +21,7 @@ mod identity;
 mod limits;
 mod notify;
 mod ocsp;
+mod operator;
 mod readme;
 mod revoke;
 mod root_crl;
