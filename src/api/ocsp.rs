@@ -104,7 +104,7 @@ fn respond(state: &AppState, answer: Answer) -> HttpResponse {
 }
 
 /// An OCSPResponse with only an error status (RFC 6960: internalError 2, tryLater 3).
-fn error_status(state: &AppState, status: u8, name: &str) -> HttpResponse {
+fn error_status(state: &AppState, status: u8, name: &'static str) -> HttpResponse {
     state.metrics.ocsp_response(name);
     HttpResponse::Ok()
         .content_type(OCSP_RESPONSE)
