@@ -250,6 +250,8 @@ pub enum ErrorCode {
     ClientCertificateUntrusted,
     RateLimitedIin,
     RateLimitedClient,
+    RateLimitedConnections,
+    BodyTimeout,
     MethodNotAllowed,
     ServiceUnavailable,
     DatabaseUnavailable,
