@@ -197,6 +197,11 @@ fn a_flood_of_invented_methods_adds_no_metric_series_and_no_memory() {
         "RSS grew by {growth} KiB ({rss_before} -> {rss_after} KiB) in {elapsed:?}"
     );
     assert_eq!(server.get("/healthz").status(), 200);
+    eprintln!(
+        "method flood: 40,000 requests in {elapsed:?}; RSS {rss_before} -> {rss_after} KiB; \
+         /metrics {} bytes",
+        metrics.len()
+    );
 }
 
 /// A client whose connections come from `local` (127.0.0.2 is loopback too).
@@ -309,6 +314,10 @@ fn slow_bodies_time_out_and_connections_per_address_are_capped() {
     // Afterwards the descriptors are back and the address is served again.
     std::thread::sleep(Duration::from_millis(300));
     let fds_after = open_fds(pid);
+    eprintln!(
+        "slow bodies: {fds_before} descriptors before, {fds_during} during, {fds_after} after; \
+         held connections answered after {waited:?}"
+    );
     assert!(fds_after <= fds_before + 4, "{fds_before} -> {fds_after}");
     let again = client_from(Ipv4Addr::LOCALHOST)
         .get(format!("{}/healthz", server.base))
