@@ -1,8 +1,9 @@
 //! Resource attacks against a real `tamga serve`, bounded in time (each well under 60 s) and
 //! on loopback only: a flood of invented HTTP methods (metrics series and memory stay
 //! bounded), slow request bodies (a whole-body deadline, a cap on connections per address,
-//! open descriptors bounded, another client served meanwhile), and `Expect: 100-continue`
-//! with a body the route will not take.
+//! open descriptors bounded, another client served meanwhile; trusted proxies and the
+//! portal's verified connections not counted), and `Expect: 100-continue` or a chunked body
+//! a route will not take.
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
@@ -49,7 +50,7 @@ fn connect(to: SocketAddr) -> TcpStream {
 }
 
 /// One HTTP/1.1 response off a stream: status, header block (lower-cased), body.
-fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<(u16, String, Vec<u8>)> {
+fn read_response(stream: &mut impl Read, buf: &mut Vec<u8>) -> Option<(u16, String, Vec<u8>)> {
     loop {
         if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
@@ -75,7 +76,7 @@ fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<(u16, Stri
 }
 
 /// Read more into `buf`; false at end of stream or on an error.
-fn fill(stream: &mut TcpStream, buf: &mut Vec<u8>) -> bool {
+fn fill(stream: &mut impl Read, buf: &mut Vec<u8>) -> bool {
     let mut chunk = [0u8; 16 * 1024];
     match stream.read(&mut chunk) {
         Ok(0) | Err(_) => false,
@@ -433,4 +434,111 @@ Content-Length: 2\r\nExpect: 100-continue\r\n\r\n",
         metrics.contains(r#"tamga_api_rejections_total{code="body_too_large"} 6"#),
         "{metrics}"
     );
+}
+
+/// The start of an OCSP request whose 100-byte body never comes.
+const SLOW_OCSP: &[u8] = b"POST /ocsp HTTP/1.1\r\nHost: x\r\n\
+Content-Type: application/ocsp-request\r\nContent-Length: 100\r\n\r\n\x30";
+
+/// Open `n` connections with `open`, each starting `slow` request; how many were refused at
+/// once with 429 `rate_limited_connections`, and the others (held, waiting for their bodies).
+fn refused_of<S: Read + Write>(n: usize, slow: &[u8], open: impl Fn() -> S) -> (usize, Vec<S>) {
+    let mut streams: Vec<S> = (0..n)
+        .map(|_| {
+            let mut stream = open();
+            stream.write_all(slow).unwrap();
+            stream
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(700));
+    let mut refused = 0;
+    let mut held = Vec::new();
+    for mut stream in streams.drain(..) {
+        let mut buf = Vec::new();
+        match read_response(&mut stream, &mut buf) {
+            Some((status, head, body)) => {
+                assert_eq!(status, 429, "{head}");
+                assert_eq!(problem_code(&body), "rate_limited_connections");
+                refused += 1;
+            }
+            None => held.push(stream),
+        }
+    }
+    (refused, held)
+}
+
+#[test]
+fn the_connection_cap_spares_trusted_proxies_and_the_verified_portal() {
+    use openssl::ssl::{SslConnector, SslFiletype, SslMethod, SslVerifyMode};
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = crate::tls::TestPki::generate(&tmp.path().join("pki"));
+    let work = tmp.path().join("tamga");
+    std::fs::create_dir_all(&work).unwrap();
+    let server = pki.server(
+        &work,
+        true,
+        &[
+            ("TAMGA_LIMITS__CLIENT_REQUESTS_PER_SECOND", "0"),
+            ("TAMGA_LIMITS__CONNECTIONS_PER_ADDRESS", "2"),
+            ("TAMGA_SERVER__BODY_TIMEOUT_MS", "3000"),
+        ],
+    );
+    let to: SocketAddr = server
+        .base
+        .strip_prefix("https://")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let tls = |cert: &str| {
+        let mut builder = SslConnector::builder(SslMethod::tls_client()).unwrap();
+        builder.set_verify(SslVerifyMode::NONE);
+        builder
+            .set_certificate_file(pki.path(&format!("{cert}.pem")), SslFiletype::PEM)
+            .unwrap();
+        builder
+            .set_private_key_file(pki.path(&format!("{cert}.key")), SslFiletype::PEM)
+            .unwrap();
+        let connector = builder.build();
+        move || {
+            let tcp = TcpStream::connect(to).unwrap();
+            tcp.set_read_timeout(Some(Duration::from_millis(50)))
+                .unwrap();
+            connector
+                .configure()
+                .unwrap()
+                .verify_hostname(false)
+                .connect("localhost", tcp)
+                .unwrap()
+        }
+    };
+    // A client certificate from a foreign CA counts like any client: two held, three refused.
+    let (refused, stranger) = refused_of(5, SLOW_OCSP, tls("stranger"));
+    assert_eq!((refused, stranger.len()), (3, 2));
+    drop(stranger);
+    std::thread::sleep(Duration::from_millis(300));
+    // The portal's verified connections are not counted: all six held.
+    let (refused, portal) = refused_of(6, SLOW_APPLICATION, tls("portal"));
+    assert_eq!((refused, portal.len()), (0, 6));
+    drop(portal);
+    drop(server);
+
+    // A trusted proxy speaks for many clients: its connections are not counted either.
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &[
+            ("TAMGA_LIMITS__CLIENT_REQUESTS_PER_SECOND", "0"),
+            ("TAMGA_LIMITS__CONNECTIONS_PER_ADDRESS", "2"),
+            ("TAMGA_LIMITS__TRUSTED_PROXIES", "127.0.0.1"),
+        ],
+    );
+    let to = addr(&server);
+    let (refused, held) = refused_of(6, SLOW_APPLICATION, || {
+        let stream = connect(to);
+        stream
+            .set_read_timeout(Some(Duration::from_millis(20)))
+            .unwrap();
+        stream
+    });
+    assert_eq!((refused, held.len()), (0, 6));
 }
