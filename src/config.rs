@@ -100,6 +100,10 @@ pub struct ServerConfig {
     pub workers: u32,
     /// Seconds to let in-flight requests finish after SIGTERM/SIGINT.
     pub shutdown_timeout_secs: u32,
+    /// Milliseconds a request body may take to arrive in full, counted from when the route
+    /// starts reading it; a slower body is answered 408 `body_timeout` and its connection
+    /// closed.
+    pub body_timeout_ms: u32,
     /// TLS on the listener (`[server.tls]`); plain HTTP while `cert` is empty.
     pub tls: TlsConfig,
 }
@@ -111,6 +115,7 @@ impl Default for ServerConfig {
             public_url: "http://127.0.0.1:8080".to_owned(),
             workers: 0,
             shutdown_timeout_secs: 30,
+            body_timeout_ms: 10_000,
             tls: TlsConfig::default(),
         }
     }
@@ -161,6 +166,11 @@ pub struct LimitsConfig {
     /// Addresses of reverse proxies whose `X-Forwarded-For` names the client; requests from
     /// any other peer are keyed by the peer address.
     pub trusted_proxies: Vec<String>,
+    /// Open connections one client address may hold at once, per instance (IPv6 per /64;
+    /// 0: no cap). A connection over the cap has its first request answered 429
+    /// `rate_limited_connections` and is closed. Trusted proxies and the portal's connections
+    /// with a verified client certificate are not counted.
+    pub connections_per_address: u32,
 }
 
 impl Default for LimitsConfig {
@@ -172,6 +182,7 @@ impl Default for LimitsConfig {
             client_burst: 100,
             client_limit_ocsp_crl: false,
             trusted_proxies: Vec::new(),
+            connections_per_address: 100,
         }
     }
 }
@@ -987,6 +998,12 @@ pub fn validate(config: Config, source: Source) -> Result<ValidConfig, ConfigErr
     if config.server.workers > 1024 {
         return Err(invalid("server.workers", "must be at most 1024"));
     }
+    if !(100..=600_000).contains(&config.server.body_timeout_ms) {
+        return Err(invalid(
+            "server.body_timeout_ms",
+            "must be between 100 and 600000 milliseconds",
+        ));
+    }
     check_issuer_id(&config.ca.issuer_id)?;
     check_key_config("ca.issuing_key", &config.ca.issuing_key)?;
     check_key_config("ca.ocsp_key", &config.ca.ocsp_key)?;
@@ -1407,6 +1424,12 @@ mod tests {
         assert!(validated("[limits]\nclient_requests_per_second = 0\nclient_burst = 0\n").is_ok());
         let ok = validated("[limits]\ntrusted_proxies = [\"10.0.0.1\", \"::1\"]\n");
         assert_eq!(ok.map(|c| c.trusted_proxies().len()).ok(), Some(2));
+        for bad in [0, 99, 600_001] {
+            let m = message(&format!("[server]\nbody_timeout_ms = {bad}\n"));
+            assert!(m.starts_with("server.body_timeout_ms"), "{bad}: {m}");
+        }
+        assert!(validated("[server]\nbody_timeout_ms = 100\n").is_ok());
+        assert!(validated("[limits]\nconnections_per_address = 0\n").is_ok());
     }
 
     #[test]

@@ -1,12 +1,17 @@
 //! Admission before the handlers: the client certificate on the portal API (`/api/v1/…`) when
-//! `[server.tls] client_ca` is set, and the per-address flood guard of `[limits]`.
+//! `[server.tls] client_ca` is set, the per-address flood guard of `[limits]`, and the cap on
+//! open connections per address (`[limits] connections_per_address`, counted when a
+//! connection opens and given back when it closes).
 //!
-//! Owns: which routes each check covers and the refusals it answers (problem documents with
-//! codes `client_certificate_required`, `client_certificate_untrusted`,
-//! `rate_limited_client`). Must never: slow the relying parties' hot path — `/ocsp` and
-//! `/crl/…` pass with a comparison of the path and nothing else unless
+//! Owns: which routes and connections each check covers and the refusals it answers (problem
+//! documents with codes `client_certificate_required`, `client_certificate_untrusted`,
+//! `rate_limited_client`, `rate_limited_connections`, and `body_too_large` for a declared
+//! body the route will not take — also before `100 Continue`). Must never: slow the relying
+//! parties' hot path — `/ocsp` and `/crl/…` pass with a look at the connection's data, the
+//! declared body length and a comparison of the path, and nothing else unless
 //! `[limits] client_limit_ocsp_crl` asks for the flood guard there too.
 
+use std::any::Any;
 use std::future::{ready, Ready};
 use std::net::IpAddr;
 use std::rc::Rc;
@@ -14,14 +19,18 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use actix_web::body::{EitherBody, MessageBody};
-use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
+use actix_web::dev::RequestHead;
+use actix_web::dev::{
+    forward_ready, Extensions, Service, ServiceRequest, ServiceResponse, Transform,
+};
 use actix_web::ResponseError;
 use futures_util::future::{Either, FutureExt, Map};
 
-use super::limits::{client_address, limit_key, ClientLimiter};
+use super::body;
+use super::limits::{client_address, limit_key, ClientLimiter, ConnectionCounter};
 use super::metrics::Metrics;
 use super::problem::ApiError;
-use super::tls::ClientCertificate;
+use super::tls::{self, ClientCertificate};
 use crate::config::ValidConfig;
 
 /// The path prefix of the portal API.
@@ -45,8 +54,14 @@ pub struct Admission {
     limiter: Option<ClientLimiter>,
     limit_ocsp_crl: bool,
     trusted_proxies: Vec<IpAddr>,
+    connections: Option<Arc<ConnectionCounter>>,
     metrics: Arc<Metrics>,
 }
+
+/// Marks a connection opened while its address held `[limits] connections_per_address`
+/// connections: its first request is refused and the connection closed.
+#[derive(Debug, Clone, Copy)]
+struct OverConnectionCap(u32);
 
 impl Admission {
     /// The rules of a checked configuration.
@@ -60,7 +75,64 @@ impl Admission {
             ),
             limit_ocsp_crl: cfg.limits.client_limit_ocsp_crl,
             trusted_proxies: config.trusted_proxies().to_vec(),
+            connections: ConnectionCounter::new(cfg.limits.connections_per_address),
             metrics,
+        }
+    }
+
+    /// `HttpServer::on_connect`: record the TLS client certificate, then take a place in the
+    /// peer address's count of open connections (held until the connection closes), or mark
+    /// the connection as over the cap. Trusted proxies and connections whose client
+    /// certificate verified (the portal) are not counted: each speaks for many clients.
+    pub fn connected(&self, connection: &dyn Any, extensions: &mut Extensions) {
+        tls::on_connect(connection, extensions);
+        let Some(counter) = &self.connections else {
+            return;
+        };
+        let Some(peer) = tls::peer_addr(connection).map(|a| a.ip()) else {
+            return;
+        };
+        if self.trusted_proxies.contains(&peer)
+            || matches!(
+                extensions.get::<ClientCertificate>(),
+                Some(ClientCertificate::Verified { .. })
+            )
+        {
+            return;
+        }
+        match counter.open(peer) {
+            Some(slot) => {
+                extensions.insert(slot);
+            }
+            None => {
+                extensions.insert(OverConnectionCap(counter.cap()));
+            }
+        }
+    }
+
+    /// `Expect: 100-continue`: the body is invited only when the route takes a body of the
+    /// declared size; otherwise the answer is 413 `body_too_large` at once, without
+    /// `100 Continue` (and the connection closes: the body is never read).
+    pub fn expect_continue(&self, head: &RequestHead) -> Result<(), ApiError> {
+        body::refused(head).map_or(Ok(()), |e| {
+            self.refused(&e);
+            Err(e)
+        })
+    }
+
+    /// The same for every request: a declared body its route will not take is refused before
+    /// any handler runs.
+    pub fn body(&self, req: &ServiceRequest) -> Result<(), ApiError> {
+        body::refused(req.head()).map_or(Ok(()), Err)
+    }
+
+    /// The connection cap's check: a connection opened over its address's cap is refused.
+    pub fn connection(&self, req: &ServiceRequest) -> Result<(), ApiError> {
+        match req.conn_data::<OverConnectionCap>() {
+            Some(OverConnectionCap(limit)) => {
+                Err(ApiError::RateLimitedConnections { limit: *limit })
+            }
+            None => Ok(()),
         }
     }
 
@@ -150,10 +222,14 @@ pub fn portal(admission: Arc<Admission>) -> Gate<impl Fn(&ServiceRequest) -> Res
     })
 }
 
-/// The flood guard over an `Admission`.
+/// The connection cap, declared bodies, then the flood guard, over an `Admission`.
 pub fn flood(admission: Arc<Admission>) -> Gate<impl Fn(&ServiceRequest) -> Result<(), ApiError>> {
     Gate::new(move |req: &ServiceRequest| {
-        admission.flood(req).inspect_err(|e| admission.refused(e))
+        admission
+            .connection(req)
+            .and_then(|()| admission.body(req))
+            .and_then(|()| admission.flood(req))
+            .inspect_err(|e| admission.refused(e))
     })
 }
 

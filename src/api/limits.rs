@@ -1,10 +1,13 @@
 //! The per-address flood guard: requests per second from one client address, with a burst,
-//! counted in this process only.
+//! and open connections per client address, counted in this process only.
 //!
 //! Owns: the client address of a request (the peer, or `X-Forwarded-For` from a trusted
-//! proxy) and one timestamp per address (GCRA, the token bucket's equivalent). Must never:
-//! hold a lock across an await, or grow without bound (a shard that fills up drops what has
-//! gone idle, and if that is not enough, starts over — failing open, not refusing).
+//! proxy), one timestamp per address (GCRA, the token bucket's equivalent), and one count of
+//! open connections per address that has any (a [`ConnectionSlot`] lives as long as its
+//! connection and gives its place back when dropped). Must never: hold a lock across an
+//! await, or grow without bound (a shard that fills up drops what has gone idle, and if that
+//! is not enough, starts over — failing open, not refusing; the connection table holds only
+//! addresses with an open connection).
 //!
 //! Why per instance: it guards each process against one address flooding it. N instances
 //! behind a balancer admit at most N × the configured rate from one address; a cluster-wide
@@ -15,7 +18,7 @@
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, Ipv6Addr};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Shards of the address table (a lock each), so workers seldom wait on one another.
@@ -50,10 +53,7 @@ impl ClientLimiter {
     /// Admit one request from `client` at `now`, or say in how many seconds (at least 1) it
     /// would be admitted.
     pub fn check(&self, client: IpAddr, now: Instant) -> Result<(), u64> {
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        client.hash(&mut hasher);
-        let index = usize::try_from(hasher.finish() % SHARDS as u64).unwrap_or(0);
-        let Some(shard) = self.shards.get(index) else {
+        let Some(shard) = self.shards.get(shard_index(&client)) else {
             return Ok(());
         };
         // A poisoned lock only means another request panicked mid-update of a timestamp;
@@ -72,6 +72,92 @@ impl ClientLimiter {
         }
         table.insert(client, theoretical + self.interval);
         Ok(())
+    }
+}
+
+/// Open connections per client address, against a cap.
+#[derive(Debug)]
+pub struct ConnectionCounter {
+    cap: u32,
+    shards: Vec<Mutex<HashMap<IpAddr, u32>>>,
+}
+
+/// One admitted connection's place in its address's count, given back when dropped.
+#[derive(Debug)]
+pub struct ConnectionSlot {
+    counter: Arc<ConnectionCounter>,
+    key: IpAddr,
+}
+
+fn shard_index(key: &IpAddr) -> usize {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut hasher);
+    usize::try_from(hasher.finish() % SHARDS as u64).unwrap_or(0)
+}
+
+impl ConnectionCounter {
+    /// At most `cap` connections per address; `None` when `cap` is 0 (no cap).
+    pub fn new(cap: u32) -> Option<Arc<ConnectionCounter>> {
+        (cap > 0).then(|| {
+            Arc::new(ConnectionCounter {
+                cap,
+                shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            })
+        })
+    }
+
+    /// The cap.
+    pub fn cap(&self) -> u32 {
+        self.cap
+    }
+
+    /// Count a new connection from `client` (keyed by [`limit_key`]), or `None` when the
+    /// address already holds `cap` connections.
+    pub fn open(self: &Arc<Self>, client: IpAddr) -> Option<ConnectionSlot> {
+        let key = limit_key(client);
+        let shard = self.shards.get(shard_index(&key))?;
+        let mut table = shard.lock().unwrap_or_else(|p| p.into_inner());
+        let count = table.entry(key).or_insert(0);
+        if *count >= self.cap {
+            return None;
+        }
+        *count += 1;
+        Some(ConnectionSlot {
+            counter: Arc::clone(self),
+            key,
+        })
+    }
+
+    /// Connections `client` holds now.
+    #[cfg(test)]
+    pub fn open_from(&self, client: IpAddr) -> u32 {
+        let key = limit_key(client);
+        self.shards
+            .get(shard_index(&key))
+            .and_then(|shard| {
+                let table = shard.lock().unwrap_or_else(|p| p.into_inner());
+                table.get(&key).copied()
+            })
+            .unwrap_or(0)
+    }
+
+    fn close(&self, key: IpAddr) {
+        let Some(shard) = self.shards.get(shard_index(&key)) else {
+            return;
+        };
+        let mut table = shard.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = table.get_mut(&key) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                table.remove(&key);
+            }
+        }
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.counter.close(self.key);
     }
 }
 
@@ -158,6 +244,30 @@ mod tests {
         assert_eq!(limiter.check(a, t0), Ok(()));
         assert_eq!(limiter.check(a, t0), Err(1));
         assert_eq!(limiter.check(a, t0 + Duration::from_secs(1)), Ok(()));
+    }
+
+    #[test]
+    fn connections_are_capped_per_address_and_given_back() {
+        let counter = ConnectionCounter::new(2).unwrap();
+        let a = ip("192.0.2.1");
+        let first = counter.open(a).unwrap();
+        let second = counter.open(a).unwrap();
+        assert!(counter.open(a).is_none());
+        // Another address, and another /64, have their own count; one /64 shares one.
+        let b = counter.open(ip("192.0.2.2")).unwrap();
+        let v6 = counter.open(ip("2001:db8::1")).unwrap();
+        let v6_same = counter.open(ip("2001:db8::2")).unwrap();
+        assert!(counter.open(ip("2001:db8::3")).is_none());
+        assert_eq!(counter.open_from(a), 2);
+        drop(first);
+        assert_eq!(counter.open_from(a), 1);
+        let third = counter.open(a).unwrap();
+        assert!(counter.open(a).is_none());
+        drop((second, third, b, v6, v6_same));
+        // Nothing is kept for addresses without a connection.
+        let kept: usize = counter.shards.iter().map(|s| s.lock().unwrap().len()).sum();
+        assert_eq!(kept, 0);
+        assert!(ConnectionCounter::new(0).is_none());
     }
 
     #[test]

@@ -1,10 +1,18 @@
-//! Prometheus metrics: request counts and latency histograms per route.
+//! Prometheus metrics: request counts and latency histograms per route, and the domain
+//! counters (applications, certificates, refusals, revocations, OCSP, outbox).
+//!
+//! Owns: the registry and every label value in it. Must never: take a label value from the
+//! request — each label comes from a closed set fixed in this binary (route patterns of the
+//! route table, the standard HTTP methods or `other`, the numeric status, error codes and
+//! enum names as `&'static str`), so no request, however invented, adds a series; a refused
+//! request costs a counter increment and nothing else.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
@@ -72,6 +80,45 @@ impl CrlGauges {
 /// Label used for requests that matched no route, so unknown paths cannot blow up the
 /// number of series.
 const UNMATCHED: &str = "unmatched";
+
+/// The route patterns of the route table: the only values of the `route` label besides
+/// [`UNMATCHED`].
+const ROUTES: [&str; 11] = [
+    "/api/v1/applications",
+    "/api/v1/applications/{id}",
+    "/api/v1/revocations",
+    "/api/v1/openapi.json",
+    "/crl/{file}",
+    "/ocsp",
+    "/ocsp/{request:.*}",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/ca/{file}",
+];
+
+/// The `route` label of a matched pattern: one of [`ROUTES`], else `unmatched`.
+fn route_label(pattern: Option<&str>) -> &'static str {
+    pattern
+        .and_then(|p| ROUTES.iter().find(|r| **r == p).copied())
+        .unwrap_or(UNMATCHED)
+}
+
+/// The `method` label: a standard method's name, `other` for any extension method.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        Method::TRACE => "TRACE",
+        Method::CONNECT => "CONNECT",
+        _ => "other",
+    }
+}
 
 impl Metrics {
     /// Create the registry with the HTTP metrics registered.
@@ -194,24 +241,12 @@ impl Metrics {
         &self.registry
     }
 
-    /// Record one finished request.
-    pub fn record(&self, route: &str, method: &str, status: u16, seconds: f64) {
-        // The common statuses without an allocation per request.
-        let owned;
-        let status = match status {
-            200 => "200",
-            201 => "201",
-            304 => "304",
-            400 => "400",
-            404 => "404",
-            429 => "429",
-            other => {
-                owned = other.to_string();
-                owned.as_str()
-            }
-        };
+    /// Record one finished request. Every label is from a closed set: the route pattern
+    /// (or `unmatched`), the method (or `other`), the status code (100–999, without an
+    /// allocation).
+    fn record(&self, route: &'static str, method: &'static str, status: StatusCode, seconds: f64) {
         self.requests
-            .with_label_values(&[route, method, status])
+            .with_label_values(&[route, method, status.as_str()])
             .inc();
         self.latency
             .with_label_values(&[route, method])
@@ -219,33 +254,33 @@ impl Metrics {
     }
 
     /// Count an accepted application by its outcome (`issued`, `pending_review`).
-    pub fn application(&self, outcome: &str) {
+    pub fn application(&self, outcome: &'static str) {
         self.applications.with_label_values(&[outcome]).inc();
     }
 
     /// Count an issued certificate by kind.
-    pub fn certificate_issued(&self, kind: &str) {
+    pub fn certificate_issued(&self, kind: &'static str) {
         self.certificates.with_label_values(&[kind]).inc();
     }
 
     /// Count a refused request by its error code.
-    pub fn rejection(&self, code: &str) {
+    pub fn rejection(&self, code: &'static str) {
         self.rejections.with_label_values(&[code]).inc();
     }
 
     /// Count a revocation by reason.
-    pub fn revocation(&self, reason: &str) {
+    pub fn revocation(&self, reason: &'static str) {
         self.revocations.with_label_values(&[reason]).inc();
     }
 
     /// Count an OCSP answer by status.
-    pub fn ocsp_response(&self, status: &str) {
+    pub fn ocsp_response(&self, status: &'static str) {
         self.ocsp_responses.with_label_values(&[status]).inc();
     }
 
     /// Count an OCSP cache `hit`, `miss`, or `degraded` (a valid answer past its refresh
     /// point, served while the database is out of reach).
-    pub fn ocsp_cache(&self, result: &str) {
+    pub fn ocsp_cache(&self, result: &'static str) {
         self.ocsp_cache.with_label_values(&[result]).inc();
     }
 
@@ -314,15 +349,76 @@ pub async fn observe(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
-    let route = req.match_pattern().unwrap_or_else(|| UNMATCHED.to_owned());
-    let method = req.method().clone();
+    let route = route_label(req.match_pattern().as_deref());
+    let method = method_label(req.method());
     let response = next.call(req).await;
     let elapsed = started.elapsed();
     let status = match &response {
-        Ok(r) => r.status().as_u16(),
-        Err(e) => e.as_response_error().status_code().as_u16(),
+        Ok(r) => r.status(),
+        Err(e) => e.as_response_error().status_code(),
     };
-    metrics.record(&route, method.as_str(), status, elapsed.as_secs_f64());
-    tracing::debug!(%route, %method, status, micros = elapsed.as_micros() as u64, "request");
+    metrics.record(route, method, status, elapsed.as_secs_f64());
+    tracing::debug!(
+        route,
+        method,
+        status = status.as_u16(),
+        micros = elapsed.as_micros() as u64,
+        "request"
+    );
     response
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_come_from_closed_sets() {
+        assert_eq!(route_label(Some("/healthz")), "/healthz");
+        assert_eq!(
+            route_label(Some("/api/v1/applications/{id}")),
+            "/api/v1/applications/{id}"
+        );
+        assert_eq!(route_label(Some("/healthz/x")), UNMATCHED);
+        assert_eq!(route_label(None), UNMATCHED);
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::PATCH), "PATCH");
+        for invented in ["Q0000000", "get", "BREW", "PROPFIND"] {
+            let method = Method::from_bytes(invented.as_bytes()).unwrap();
+            assert_eq!(method_label(&method), "other", "{invented}");
+        }
+    }
+
+    #[test]
+    fn invented_methods_add_no_series() {
+        let metrics = Metrics::new().unwrap();
+        for i in 0..1000 {
+            let method = Method::from_bytes(format!("Q{i:07}").as_bytes()).unwrap();
+            metrics.record(
+                route_label(Some("/healthz")),
+                method_label(&method),
+                StatusCode::METHOD_NOT_ALLOWED,
+                0.001,
+            );
+            metrics.record(
+                route_label(Some(&format!("/x{i}"))),
+                method_label(&method),
+                StatusCode::NOT_FOUND,
+                0.001,
+            );
+        }
+        let text = metrics.render().unwrap();
+        let series = text
+            .lines()
+            .filter(|l| l.starts_with("tamga_http_requests_total{"))
+            .count();
+        assert_eq!(series, 2, "{text}");
+        assert!(text.contains(
+            r#"tamga_http_requests_total{method="other",route="/healthz",status="405"} 1000"#
+        ));
+        assert!(text.contains(
+            r#"tamga_http_requests_total{method="other",route="unmatched",status="404"} 1000"#
+        ));
+    }
 }

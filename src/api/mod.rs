@@ -2,11 +2,14 @@
 //! (`/healthz`, `/readyz`, `/metrics`) and the public endpoints (`/ca/…`, `/crl/…`, `/ocsp`).
 //!
 //! Owns: routing, TLS on the listener and the portal's client certificates ([`tls`]), the
-//! per-address flood guard ([`gate`]), request size limits, the one mapping from errors to
-//! `application/problem+json` ([`problem`]), per-route metrics, and the server's lifecycle
-//! (graceful shutdown on SIGTERM/SIGINT). Must never: touch the database or keys directly —
-//! it calls the store and the authorities through their APIs, on the blocking thread pool.
+//! per-address flood guard and connection cap ([`gate`]), request size and time limits (a
+//! declared body the route will not take is refused before `100 Continue`), the one mapping
+//! from errors to `application/problem+json` ([`problem`]), per-route metrics, and the
+//! server's lifecycle (graceful shutdown on SIGTERM/SIGINT). Must never: touch the database
+//! or keys directly — it calls the store and the authorities through their APIs, on the
+//! blocking thread pool.
 
+mod body;
 mod gate;
 mod limits;
 mod metrics;
@@ -22,7 +25,11 @@ pub mod types;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::{middleware, web, App, HttpServer};
+use actix_http::body::BoxBody;
+use actix_http::{HttpServiceBuilder, Request};
+use actix_service::{fn_service, map_config, ServiceFactory};
+use actix_web::dev::{AppConfig, Extensions};
+use actix_web::{middleware, web, App, ResponseError};
 
 pub use gate::Admission;
 pub use metrics::Metrics;
@@ -313,54 +320,127 @@ fn spawn_maintenance(state: AppState) {
     });
 }
 
+/// Headers of a request must arrive in full within this long (actix-http answers 408 and
+/// closes the connection).
+const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// After a response that closes its connection, how long the client may still send.
+const LINGER: Duration = Duration::from_secs(1);
+
+/// The HTTP settings both listeners share: timeouts, draining idle connections at shutdown,
+/// and the connection's admission (client certificate, connections per address).
+fn http_builder<T, S>(
+    local: std::net::SocketAddr,
+    drain: actix_server::GracefulShutdownSignal,
+    admission: Arc<Admission>,
+) -> HttpServiceBuilder<T, S>
+where
+    T: 'static,
+    S: ServiceFactory<Request, Config = ()>,
+    S::Error: Into<actix_http::Response<BoxBody>> + 'static,
+    S::InitError: std::fmt::Debug,
+    <S::Service as actix_service::Service<Request>>::Future: 'static,
+{
+    HttpServiceBuilder::default()
+        .client_request_timeout(HEAD_TIMEOUT)
+        .client_disconnect_timeout(LINGER)
+        .local_addr(local)
+        .graceful_shutdown_signal(move || {
+            let drain = drain.clone();
+            async move { drain.notified().await }
+        })
+        .on_connect_ext(move |io: &T, extensions: &mut Extensions| {
+            admission.connected(io, extensions)
+        })
+}
+
+/// `Expect: 100-continue` answered by [`Admission::expect_continue`]: `100 Continue` only for
+/// a body the route will take; otherwise the refusal, which keeps the unread body until it is
+/// written so that the connection closes after it.
+fn expectation(
+    admission: Arc<Admission>,
+) -> impl ServiceFactory<
+    Request,
+    Config = (),
+    Response = Request,
+    Error = actix_http::Response<BoxBody>,
+    InitError = (),
+> + Clone {
+    fn_service(move |mut req: Request| {
+        let checked = match admission.expect_continue(req.head()) {
+            Ok(()) => Ok(req),
+            Err(e) => {
+                let payload = req.take_payload();
+                let response: actix_http::Response<BoxBody> = e.error_response().into();
+                Err(response.map_body(|_, body| BoxBody::new(body::KeepUnread::new(body, payload))))
+            }
+        };
+        std::future::ready(checked)
+    })
+}
+
 /// Serve HTTP (or HTTPS with `[server.tls]`) on the configured address until SIGTERM/SIGINT,
 /// then finish in-flight requests (up to `[server] shutdown_timeout_secs`) and return.
+///
+/// The server is put together from actix-server and actix-http rather than actix-web's
+/// `HttpServer`, which offers no way to answer `Expect: 100-continue` before `100 Continue`
+/// is sent; the settings are `HttpServer`'s, with HTTP/1.1 only (as before).
 pub async fn run(state: AppState) -> std::io::Result<()> {
     let config = Arc::clone(&state.config);
     let server_cfg = &config.get().server;
-    let metrics = Arc::clone(&state.metrics);
+    let listener = std::net::TcpListener::bind(config.bind())?;
+    let local = listener.local_addr()?;
+    let mut builder =
+        actix_server::Server::build().shutdown_timeout(u64::from(server_cfg.shutdown_timeout_secs));
+    if server_cfg.workers > 0 {
+        builder = builder.workers(server_cfg.workers as usize);
+    }
+    let drain = builder.graceful_shutdown_signal();
     let admission = Arc::clone(&state.admission);
     let state_for_tasks = state.clone();
-    let mut server = HttpServer::new(move || {
-        let metrics = Arc::clone(&metrics);
-        App::new()
-            .wrap(gate::flood(Arc::clone(&admission)))
+    let app = move || {
+        let metrics = Arc::clone(&state.metrics);
+        let app = App::new()
+            .wrap(gate::flood(Arc::clone(&state.admission)))
+            .wrap(middleware::from_fn(body::keep_unread))
             .wrap(middleware::from_fn(move |req, next| {
                 metrics::observe(Arc::clone(&metrics), req, next)
             }))
-            .configure(configure(state.clone()))
-    })
-    .shutdown_timeout(u64::from(server_cfg.shutdown_timeout_secs))
-    .client_request_timeout(Duration::from_secs(10));
+            .configure(configure(state.clone()));
+        map_config(app, |()| AppConfig::default())
+    };
     let scheme = if server_cfg.tls.enabled() {
         let files = tls::TlsFiles::load(&server_cfg.tls)
             .map_err(|e| std::io::Error::other(format!("{}: {e}", e.key())))?;
         let acceptor = files
             .acceptor()
-            .map_err(|e| std::io::Error::other(format!("{}: {e}", e.key())))?;
-        server = server
-            .on_connect(tls::on_connect)
-            .bind_openssl(config.bind(), acceptor)?;
+            .map_err(|e| std::io::Error::other(format!("{}: {e}", e.key())))
+            .and_then(tls::http1_acceptor)?;
+        builder = builder.listen("tamga-https", listener, move || {
+            http_builder(local, drain.clone(), Arc::clone(&admission))
+                .expect(expectation(Arc::clone(&admission)))
+                .finish(app())
+                .openssl(acceptor.clone())
+        })?;
         if files.client_auth() {
             "https, client certificates for /api/v1"
         } else {
             "https"
         }
     } else {
-        server = server.bind(config.bind())?;
+        builder = builder.listen("tamga-http", listener, move || {
+            http_builder(local, drain.clone(), Arc::clone(&admission))
+                .expect(expectation(Arc::clone(&admission)))
+                .finish(app())
+                .tcp()
+        })?;
         "http"
     };
-    if server_cfg.workers > 0 {
-        server = server.workers(server_cfg.workers as usize);
-    }
     if let Some(warning) = config.warning() {
         tracing::warn!("{warning}");
     }
     spawn_maintenance(state_for_tasks);
-    for addr in server.addrs() {
-        tracing::info!(%addr, scheme, public_url = config.public_url(), "listening");
-    }
-    server.run().await?;
+    tracing::info!(addr = %local, scheme, public_url = config.public_url(), "listening");
+    builder.run().await?;
     tracing::info!("server stopped");
     Ok(())
 }

@@ -1,12 +1,13 @@
 //! `POST /ocsp` and `GET /ocsp/{base64}` (RFC 6960 Appendix A, RFC 5019 §5).
 
 use actix_web::http::header;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
 use base64::Engine;
 
 use super::portal::read_body;
+use super::problem::ApiError;
 use super::AppState;
 use crate::ocsp::{Answer, Outcome, MAX_REQUEST_LEN};
 
@@ -104,7 +105,7 @@ fn respond(state: &AppState, answer: Answer) -> HttpResponse {
 }
 
 /// An OCSPResponse with only an error status (RFC 6960: internalError 2, tryLater 3).
-fn error_status(state: &AppState, status: u8, name: &str) -> HttpResponse {
+fn error_status(state: &AppState, status: u8, name: &'static str) -> HttpResponse {
     state.metrics.ocsp_response(name);
     HttpResponse::Ok()
         .content_type(OCSP_RESPONSE)
@@ -137,7 +138,10 @@ async fn answer(state: web::Data<AppState>, request: Option<Vec<u8>>) -> HttpRes
 /// OCSP over POST.
 #[utoipa::path(post, path = "/ocsp", tag = "public",
     request_body(content = super::types::Der, content_type = "application/ocsp-request", description = "DER OCSPRequest, at most 4 KiB"),
-    responses((status = 200, description = "DER OCSPResponse: successful, malformedRequest, unauthorized, tryLater or internalError", body = super::types::Der, content_type = "application/ocsp-response")))]
+    responses(
+        (status = 200, description = "DER OCSPResponse: successful, malformedRequest, unauthorized, tryLater or internalError", body = super::types::Der, content_type = "application/ocsp-response"),
+        (status = 408, description = "`body_timeout` (the body did not arrive in full within `[server] body_timeout_ms`; the connection closes)", body = super::types::ProblemDocument, content_type = "application/problem+json"),
+    ))]
 pub async fn post(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -153,7 +157,15 @@ pub async fn post(
                 .is_some_and(|t| t.trim().eq_ignore_ascii_case(OCSP_REQUEST))
         });
     let body = if content_type_ok {
-        read_body(&req, payload, MAX_REQUEST_LEN).await.ok()
+        match read_body(&state, &req, payload, MAX_REQUEST_LEN).await {
+            Ok(body) => Some(body),
+            // A body that never arrives is no OCSP client's: 408 and the connection closed.
+            Err(e @ ApiError::BodyTimeout(_)) => {
+                state.metrics.rejection(e.code());
+                return e.error_response();
+            }
+            Err(_) => None,
+        }
     } else {
         None
     };

@@ -31,21 +31,31 @@ impl Modify for BearerSchemes {
     }
 }
 
-/// The per-address flood guard (`gate::flood`) wraps every route, so every operation may answer
-/// 429: added here to each that does not declare it already, rather than repeated on each.
+/// The per-address flood guard and connection cap (`gate::flood`) wrap every route, so every
+/// operation may answer 429; and a request with `Expect: 100-continue` declaring a body the
+/// route does not take is answered 413 before any route runs. Added here to each operation
+/// (to an existing 429's description, or as a new response), rather than repeated on each.
 struct FloodGuard;
+
+/// What the connection cap adds to every operation's 429.
+const CONNECTIONS_429: &str = "`rate_limited_connections`: this address already holds `[limits] connections_per_address` open connections (the connection closes)";
 
 impl Modify for FloodGuard {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::header::HeaderBuilder;
         use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder, Type};
+        let problem = || {
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ProblemDocument")))
+                .build()
+        };
         for (path, item) in openapi.paths.paths.iter_mut() {
             let relying_party =
                 path == "/ocsp" || path.starts_with("/ocsp/") || path.starts_with("/crl/");
             let description = if relying_party {
-                "`rate_limited_client`: only with `[limits] client_limit_ocsp_crl = true`, when this address exceeds `[limits] client_requests_per_second`"
+                format!("`rate_limited_client`: only with `[limits] client_limit_ocsp_crl = true`, when this address exceeds `[limits] client_requests_per_second`; {CONNECTIONS_429}")
             } else {
-                "`rate_limited_client`: this address exceeds `[limits] client_requests_per_second`"
+                format!("`rate_limited_client`: this address exceeds `[limits] client_requests_per_second`; {CONNECTIONS_429}")
             };
             for operation in [
                 &mut item.get,
@@ -57,25 +67,42 @@ impl Modify for FloodGuard {
             .into_iter()
             .flatten()
             {
-                let retry_after = HeaderBuilder::new()
-                    .schema(utoipa::openapi::ObjectBuilder::new().schema_type(Type::Integer))
-                    .description(Some("Seconds until the request can succeed"))
-                    .build();
-                let response = ResponseBuilder::new()
-                    .description(description)
-                    .content(
-                        super::problem::PROBLEM_JSON,
-                        ContentBuilder::new()
-                            .schema(Some(Ref::from_schema_name("ProblemDocument")))
-                            .build(),
-                    )
-                    .header("Retry-After", retry_after)
-                    .build();
-                operation
-                    .responses
-                    .responses
-                    .entry("429".to_owned())
-                    .or_insert(RefOr::T(response));
+                let responses = &mut operation.responses.responses;
+                match responses.get_mut("429") {
+                    Some(RefOr::T(declared)) => {
+                        declared.description =
+                            format!("{}; {CONNECTIONS_429}", declared.description);
+                    }
+                    Some(RefOr::Ref(_)) => {}
+                    None => {
+                        let retry_after = HeaderBuilder::new()
+                            .schema(
+                                utoipa::openapi::ObjectBuilder::new().schema_type(Type::Integer),
+                            )
+                            .description(Some("Seconds until the request can succeed"))
+                            .build();
+                        let response = ResponseBuilder::new()
+                            .description(description.as_str())
+                            .content(super::problem::PROBLEM_JSON, problem())
+                            .header("Retry-After", retry_after)
+                            .build();
+                        responses.insert("429".to_owned(), RefOr::T(response));
+                    }
+                }
+                let expect = "`body_too_large`: a request with `Expect: 100-continue` declares a body larger than this route takes (any body, for a route that takes none); answered without `100 Continue`";
+                match responses.get_mut("413") {
+                    Some(RefOr::T(declared)) => {
+                        declared.description = format!("{}; {expect}", declared.description);
+                    }
+                    Some(RefOr::Ref(_)) => {}
+                    None => {
+                        let response = ResponseBuilder::new()
+                            .description(expect)
+                            .content(super::problem::PROBLEM_JSON, problem())
+                            .build();
+                        responses.insert("413".to_owned(), RefOr::T(response));
+                    }
+                }
             }
         }
     }
@@ -86,7 +113,7 @@ impl Modify for FloodGuard {
 #[openapi(
     info(
         title = "Tamga",
-        description = "Certification and registration authority of the national e-signature programme. Every error is an RFC 9457 problem document with a stable `code`. With `[server.tls] client_ca` configured, every `/api/v1` route answers only over a TLS connection whose client certificate chains to that CA (403 `client_certificate_required` / `client_certificate_untrusted`). Every route except `/ocsp` and `/crl/…` may answer 429 `rate_limited_client` with `Retry-After` when one address exceeds `[limits] client_requests_per_second`."
+        description = "Certification and registration authority of the national e-signature programme. Every error is an RFC 9457 problem document with a stable `code`. With `[server.tls] client_ca` configured, every `/api/v1` route answers only over a TLS connection whose client certificate chains to that CA (403 `client_certificate_required` / `client_certificate_untrusted`). Every route except `/ocsp` and `/crl/…` may answer 429 `rate_limited_client` with `Retry-After` when one address exceeds `[limits] client_requests_per_second`; every route may answer 429 `rate_limited_connections` when one address holds `[limits] connections_per_address` open connections, and 413 `body_too_large` without `100 Continue` to a request with `Expect: 100-continue` whose declared body the route does not take. A request body that does not arrive within `[server] body_timeout_ms` is answered 408 `body_timeout`."
     ),
     paths(
         portal::create_application,
@@ -190,7 +217,28 @@ mod tests {
                     operation["responses"]["429"].is_object(),
                     "{method} {path} does not declare 429"
                 );
+                let too_many = operation["responses"]["429"]["description"].as_str();
+                assert!(
+                    too_many.is_some_and(|d| d.contains("rate_limited_connections")),
+                    "{method} {path}: {too_many:?}"
+                );
+                assert!(
+                    operation["responses"]["413"].is_object(),
+                    "{method} {path} does not declare 413"
+                );
             }
+        }
+        // The routes that read a body say it must arrive in time.
+        for (path, method) in [
+            ("/api/v1/applications", "post"),
+            ("/api/v1/revocations", "post"),
+            ("/ocsp", "post"),
+        ] {
+            let timeout = doc["paths"][path][method]["responses"]["408"]["description"].as_str();
+            assert!(
+                timeout.is_some_and(|d| d.contains("body_timeout")),
+                "{method} {path}: {timeout:?}"
+            );
         }
         // Health and readiness answer JSON bodies, and say so.
         assert!(

@@ -1,5 +1,7 @@
 //! The portal API: applications for certificates (`/api/v1/applications`).
 
+use std::time::{Duration, Instant};
+
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
@@ -40,8 +42,11 @@ fn bearer(req: &HttpRequest) -> Result<Option<String>, ConsentError> {
     Ok(Some(token.to_owned()))
 }
 
-/// Read a body of at most `limit` bytes.
+/// Read a body of at most `limit` bytes that arrives in full within `[server]
+/// body_timeout_ms` (a whole-body deadline, so a client trickling bytes cannot hold the
+/// request open longer).
 pub async fn read_body(
+    state: &AppState,
     req: &HttpRequest,
     mut payload: web::Payload,
     limit: usize,
@@ -54,8 +59,17 @@ pub async fn read_body(
     if declared.is_some_and(|n| n > limit) {
         return Err(ApiError::BodyTooLarge(limit));
     }
+    let ms = state.config.get().server.body_timeout_ms;
+    let deadline = Instant::now() + Duration::from_millis(u64::from(ms));
     let mut body = Vec::with_capacity(declared.unwrap_or(0).min(limit));
-    while let Some(chunk) = payload.next().await {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let next = actix_web::rt::time::timeout(left, payload.next())
+            .await
+            .map_err(|_| ApiError::BodyTimeout(ms))?;
+        let Some(chunk) = next else {
+            break;
+        };
         let chunk =
             chunk.map_err(|e| ApiError::RequestMalformed(format!("reading the body: {e}")))?;
         if body.len() + chunk.len() > limit {
@@ -76,7 +90,7 @@ async fn consented_request<T: serde::de::DeserializeOwned>(
     limit: usize,
 ) -> Result<(crate::digital_id::VerifiedConsent, T), ApiError> {
     let token = bearer(req)?.ok_or(ConsentError::Missing)?;
-    let body = read_body(req, payload, limit).await?;
+    let body = read_body(state, req, payload, limit).await?;
     let consent = state
         .trusted_keys
         .verify(&token, purpose, state.clock.now())?;
@@ -169,6 +183,7 @@ fn counted(state: &AppState, e: ApiError) -> ApiError {
         (status = 401, description = "`consent_token_missing`, `consent_token_malformed`, `consent_token_signature_invalid`, `consent_token_untrusted_key`, `consent_token_algorithm_not_allowed`, `consent_token_expired`, `consent_token_not_yet_valid`, `consent_token_lifetime_too_long`, `consent_token_lifetime_invalid`, `consent_token_wrong_audience`, `consent_token_wrong_issuer`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
         (status = 403, description = "`consent_token_wrong_purpose`; `client_certificate_required`, `client_certificate_untrusted` (only with `[server.tls] client_ca`: the connection's TLS client certificate must chain to it)", body = super::types::ProblemDocument, content_type = "application/problem+json"),
         (status = 409, description = "`consent_token_replayed` (a used token with a different request), `key_reused`, `key_blocked`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
+        (status = 408, description = "`body_timeout` (the body did not arrive in full within `[server] body_timeout_ms`; the connection closes)", body = super::types::ProblemDocument, content_type = "application/problem+json"),
         (status = 413, description = "`body_too_large` (limit 64 KiB)", body = super::types::ProblemDocument, content_type = "application/problem+json"),
         (status = 422, description = "`iin_invalid`, `name_invalid`, `agreement_not_accepted`, `agreement_version_mismatch`, `email_invalid`, `language_invalid`, `storage_type_invalid`, `csr_signature_invalid`, `csr_email_mismatch`, `key_algorithm_not_allowed`, `key_too_small`, `key_weak`, `same_key_for_auth_and_sign`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
         (status = 429, description = "`rate_limited_iin` (the consent token's IIN has `[limits] applications_per_iin_per_day` applications in the last 24 hours; nothing was stored and the token was not used), `rate_limited_client` (`[limits] client_requests_per_second` from this address)", body = super::types::ProblemDocument, content_type = "application/problem+json",
@@ -287,6 +302,7 @@ pub async fn get_application(
         (status = 403, description = "`consent_token_wrong_purpose` (needs eds_revocation), `not_certificate_holder`; `client_certificate_required`, `client_certificate_untrusted` (only with `[server.tls] client_ca`: the connection's TLS client certificate must chain to it)", body = super::types::ProblemDocument, content_type = "application/problem+json"),
         (status = 404, description = "`certificate_not_found`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
         (status = 409, description = "`already_revoked`, `consent_token_replayed`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
+        (status = 408, description = "`body_timeout` (the body did not arrive in full within `[server] body_timeout_ms`; the connection closes)", body = super::types::ProblemDocument, content_type = "application/problem+json"),
         (status = 413, description = "`body_too_large`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
         (status = 422, description = "`iin_invalid`, `name_invalid`, `revocation_reason_invalid`, `invalidity_date_invalid`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
         (status = 429, description = "`rate_limited_iin` (the holder's IIN has `[limits] revocations_per_iin_per_day` revocations in the last 24 hours; nothing was changed and the token was not used), `rate_limited_client`", body = super::types::ProblemDocument, content_type = "application/problem+json",

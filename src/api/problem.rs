@@ -25,6 +25,15 @@ pub enum ApiError {
     /// The body exceeds the route's limit.
     #[error("the request body exceeds {0} bytes")]
     BodyTooLarge(usize),
+    /// The body did not arrive in full within `[server] body_timeout_ms` (milliseconds).
+    #[error("the request body did not arrive within {0} ms")]
+    BodyTimeout(u32),
+    /// The client address already holds `[limits] connections_per_address` open connections.
+    #[error("this address already holds {limit} open connections")]
+    RateLimitedConnections {
+        /// The cap.
+        limit: u32,
+    },
     /// The body is not the JSON the route expects.
     #[error("the request body is malformed: {0}")]
     RequestMalformed(String),
@@ -88,6 +97,8 @@ impl ApiError {
             ApiError::Consent(e) => e.code(),
             ApiError::Ra(e) => e.code(),
             ApiError::BodyTooLarge(_) => "body_too_large",
+            ApiError::BodyTimeout(_) => "body_timeout",
+            ApiError::RateLimitedConnections { .. } => "rate_limited_connections",
             ApiError::RequestMalformed(_) => "request_malformed",
             ApiError::NotFound { code, .. } => code,
             ApiError::ClientCertificateRequired => "client_certificate_required",
@@ -108,6 +119,7 @@ impl ApiError {
             StatusCode::FORBIDDEN => "Forbidden",
             StatusCode::NOT_FOUND => "Not found",
             StatusCode::METHOD_NOT_ALLOWED => "Method not allowed",
+            StatusCode::REQUEST_TIMEOUT => "Request timeout",
             StatusCode::CONFLICT => "Conflict",
             StatusCode::PAYLOAD_TOO_LARGE => "Payload too large",
             StatusCode::UNPROCESSABLE_ENTITY => "Unprocessable request",
@@ -137,6 +149,8 @@ impl ApiError {
             | ApiError::Ra(RaError::IinRateLimited {
                 retry_after_secs, ..
             }) => Some(*retry_after_secs),
+            // A place frees up when one of the address's connections ends.
+            ApiError::RateLimitedConnections { .. } => Some(1),
             _ => None,
         }
     }
@@ -181,6 +195,8 @@ impl ResponseError for ApiError {
             ApiError::Consent(_) => StatusCode::UNAUTHORIZED,
             ApiError::Ra(e) => ra_status(e),
             ApiError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ApiError::RateLimitedConnections { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::RequestMalformed(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             // TLS client authentication has no HTTP challenge to send with a 401: the request
@@ -229,6 +245,16 @@ impl ResponseError for ApiError {
         }
         if let ApiError::MethodNotAllowed { allow } = self {
             response.insert_header((actix_web::http::header::ALLOW, *allow));
+        }
+        // The connection is given up: its body is not wanted or never came, or it is over its
+        // address's cap.
+        if matches!(
+            self,
+            ApiError::BodyTooLarge(_)
+                | ApiError::BodyTimeout(_)
+                | ApiError::RateLimitedConnections { .. }
+        ) {
+            response.force_close();
         }
         response.json(body)
     }

@@ -40,6 +40,21 @@ pub fn configure(admission: Arc<Admission>) -> impl FnOnce(&mut web::ServiceConf
     }
 }
 
+/// The largest body a request may declare for the route its method and path (as sent) name:
+/// 0 for every route that takes none. Read before `100 Continue` is sent, so that a body the
+/// route will refuse is never invited.
+pub fn body_limit(method: &actix_web::http::Method, path: &str) -> usize {
+    if method != actix_web::http::Method::POST {
+        return 0;
+    }
+    match path {
+        "/api/v1/applications" => portal::APPLICATION_BODY_LIMIT,
+        "/api/v1/revocations" => portal::REVOCATION_BODY_LIMIT,
+        "/ocsp" => crate::ocsp::MAX_REQUEST_LEN,
+        _ => 0,
+    }
+}
+
 /// A resource that answers GET (and HEAD, its headers only) with `handler`, and any other
 /// method with 405.
 fn get<F, Args>(path: &str, handler: F) -> actix_web::Resource

@@ -17,7 +17,7 @@ use actix_tls::accept::openssl::TlsStream;
 use actix_web::dev::Extensions;
 use actix_web::rt::net::TcpStream;
 use openssl::pkey::{PKey, Private};
-use openssl::ssl::{SslAcceptor, SslAcceptorBuilder, SslMethod, SslVerifyMode};
+use openssl::ssl::{AlpnError, SslAcceptor, SslAcceptorBuilder, SslMethod, SslVerifyMode};
 use openssl::stack::Stack;
 use openssl::x509::store::X509StoreBuilder;
 use openssl::x509::{X509VerifyResult, X509};
@@ -295,6 +295,32 @@ pub enum ClientCertificate {
         /// Why.
         reason: String,
     },
+}
+
+/// The acceptor, offering HTTP/1.1 by ALPN (the only protocol served).
+pub fn http1_acceptor(mut builder: SslAcceptorBuilder) -> std::io::Result<SslAcceptor> {
+    const HTTP1: &[u8] = b"\x08http/1.1";
+    builder.set_alpn_select_callback(|_, offered| {
+        if offered.windows(HTTP1.len()).any(|w| w == HTTP1) {
+            Ok(b"http/1.1")
+        } else {
+            Err(AlpnError::NOACK)
+        }
+    });
+    builder
+        .set_alpn_protos(HTTP1)
+        .map_err(std::io::Error::other)?;
+    Ok(builder.build())
+}
+
+/// The peer address of a connection (plain TCP or TLS), as `HttpServer::on_connect` sees it.
+pub fn peer_addr(connection: &dyn Any) -> Option<std::net::SocketAddr> {
+    if let Some(tcp) = connection.downcast_ref::<TcpStream>() {
+        return tcp.peer_addr().ok();
+    }
+    connection
+        .downcast_ref::<TlsStream<TcpStream>>()
+        .and_then(|tls| tls.get_ref().peer_addr().ok())
 }
 
 /// `HttpServer::on_connect`: record the client certificate of a TLS connection.

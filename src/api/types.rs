@@ -253,6 +253,8 @@ pub enum ErrorCode {
     ClientCertificateUntrusted,
     RateLimitedIin,
     RateLimitedClient,
+    RateLimitedConnections,
+    BodyTimeout,
     MethodNotAllowed,
     ServiceUnavailable,
     DatabaseUnavailable,

@@ -12,6 +12,7 @@
 )]
 
 mod admin;
+mod attacks;
 mod cli;
 mod enroll;
 mod enroll_client;

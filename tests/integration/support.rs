@@ -332,6 +332,11 @@ impl Server {
         }
     }
 
+    /// The process id of the running server.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
     /// GET a path.
     pub fn get(&self, path: &str) -> reqwest::blocking::Response {
         (self.http)()
