@@ -38,53 +38,24 @@ fn revoked_row(serial: String, not_after: NaiveDateTime, seq: i64) -> Certificat
 /// order, and the CRL verifies with the issuing CA's key.
 #[test]
 fn a_full_crl_streams_every_unexpired_revocation_across_pages() {
-    let dir = tempfile::tempdir().unwrap();
-    let ca = CaConfig {
-        dir: dir.path().join("ca"),
-        ..CaConfig::default()
-    };
-    dev::init(&ca, "http://ca.test", false, Utc::now()).unwrap();
-    let hierarchy = Arc::new(Hierarchy::load(&ca, Mode::Dev).unwrap());
-    let store = Store::open(
-        &DatabaseUrl::Sqlite(dir.path().join("t.db")),
-        &DatabaseConfig::default(),
-    )
-    .unwrap();
-    let issuer = Arc::new(
-        Issuer::new(
-            Arc::clone(&hierarchy),
-            "http://ca.test",
-            "http://ca.test/cps",
-        )
-        .unwrap(),
-    );
     let now = Utc::now().naive_utc();
     let total = PAGE as usize * 2 + 17;
-    store
-        .write(|tx| -> Result<(), StoreError> {
-            for i in 0..total {
-                let seq = tx.next_revocation_seq()?;
-                // Every tenth certificate expired yesterday and must leave the CRL.
-                let not_after = if i % 10 == 0 {
-                    now - chrono::Duration::days(1)
-                } else {
-                    now + chrono::Duration::days(30)
-                };
-                tx.insert_certificate(&revoked_row(
-                    format!("{:032X}", 0x4000_0000u64 + i as u64 * 7919),
-                    not_after,
-                    seq,
-                ))?;
-            }
-            Ok(())
+    let rows = (0..total)
+        .map(|i| {
+            // Every tenth certificate expired yesterday and must leave the CRL.
+            let not_after = if i % 10 == 0 {
+                now - chrono::Duration::days(1)
+            } else {
+                now + chrono::Duration::days(30)
+            };
+            revoked_row(
+                format!("{:032X}", 0x4000_0000u64 + i as u64 * 7919),
+                not_after,
+                0,
+            )
         })
-        .unwrap();
-    let publisher = CrlPublisher::new(
-        store.clone(),
-        issuer,
-        Arc::new(SystemClock),
-        CrlConfig::default(),
-    );
+        .collect();
+    let (_dir, hierarchy, store, publisher) = publisher_with(rows);
     let info = publisher.publish(CrlKind::Full, true).unwrap().unwrap();
     assert_eq!(info.crl_number, 1);
     let stored = store
@@ -148,7 +119,11 @@ fn der_headers() {
     assert_eq!(header(0xA0, 0x012345), vec![0xA0, 0x83, 0x01, 0x23, 0x45]);
 }
 
-fn publisher_with(rows: Vec<Certificate>) -> (tempfile::TempDir, Store, CrlPublisher) {
+/// A publisher for a fresh development hierarchy over a database holding `rows`, each given
+/// the next revocation-counter value.
+fn publisher_with(
+    rows: Vec<Certificate>,
+) -> (tempfile::TempDir, Arc<Hierarchy>, Store, CrlPublisher) {
     let dir = tempfile::tempdir().unwrap();
     let ca = CaConfig {
         dir: dir.path().join("ca"),
@@ -184,7 +159,7 @@ fn publisher_with(rows: Vec<Certificate>) -> (tempfile::TempDir, Store, CrlPubli
         Arc::new(SystemClock),
         CrlConfig::default(),
     );
-    (dir, store, publisher)
+    (dir, hierarchy, store, publisher)
 }
 
 fn at(s: &str) -> NaiveDateTime {
@@ -205,7 +180,7 @@ fn an_invalidity_date_no_crl_can_carry_does_not_stop_publication() {
     let mut fine = revoked_row("0A03".repeat(8), later, 0);
     let fine_date = now - chrono::Duration::days(2);
     fine.invalidity_date = Some(fine_date);
-    let (_dir, store, publisher) = publisher_with(vec![pre_epoch, after_revocation, fine]);
+    let (_dir, _, store, publisher) = publisher_with(vec![pre_epoch, after_revocation, fine]);
 
     publisher.publish(CrlKind::Full, true).unwrap().unwrap();
     let health = publisher.health();
@@ -244,7 +219,7 @@ fn a_revocation_date_no_crl_can_carry_fails_loudly_and_is_reported() {
     let now = Utc::now().naive_utc();
     let mut bad = revoked_row("0B01".repeat(8), now + chrono::Duration::days(30), 0);
     bad.revoked_at = Some(at("1960-01-01T00:00:00Z"));
-    let (_dir, store, publisher) = publisher_with(vec![bad]);
+    let (_dir, _, store, publisher) = publisher_with(vec![bad]);
     let err = publisher.publish(CrlKind::Full, true).unwrap_err();
     assert!(err.to_string().contains("0B01"), "{err}");
     let health = publisher.health();
