@@ -19,6 +19,7 @@ pub mod digital_id;
 pub mod enroll;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod key_identity;
 pub mod notify;
 pub mod ocsp;
 pub mod ra;

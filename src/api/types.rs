@@ -227,6 +227,8 @@ pub enum ErrorCode {
     KeyAlgorithmNotAllowed,
     KeyTooSmall,
     KeyWeak,
+    KeyEncodingInvalid,
+    CsrSignatureAlgorithmNotAllowed,
     KeyReused,
     KeyBlocked,
     SameKeyForAuthAndSign,
