@@ -17,6 +17,7 @@ mod enroll;
 mod enroll_client;
 mod faults;
 mod hsm;
+mod keys;
 mod limits;
 mod notify;
 mod ocsp;
