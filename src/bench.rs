@@ -522,3 +522,57 @@ pub fn seed_revoked(config: &ValidConfig, count: u32, out: &Path) -> Result<(), 
     );
     Ok(())
 }
+
+/// Time per key of the weak-RSA checks (`ra::csr::check_rsa_modulus`) on fresh keys of each
+/// accepted size, next to the time of one RSA public and one private operation of the same
+/// size (OpenSSL, this process, this machine), as JSON. Keys are generated before timing.
+pub fn key_checks(keys: u32) -> Result<serde_json::Value, String> {
+    use std::time::Instant;
+    let e = |err: openssl::error::ErrorStack| err.to_string();
+    // The cached product of the small primes is built on first use: not per key.
+    let warm = openssl::rsa::Rsa::generate(2048).map_err(e)?;
+    let started = Instant::now();
+    crate::ra::csr::check_rsa_modulus(warm.n(), warm.e()).map_err(|err| err.to_string())?;
+    let first_call_ms = started.elapsed().as_secs_f64() * 1e3;
+    let mut sizes = Vec::new();
+    for bits in [2048u32, 3072, 4096] {
+        let pairs = (0..keys.max(1))
+            .map(|_| openssl::rsa::Rsa::generate(bits).map_err(e))
+            .collect::<Result<Vec<_>, _>>()?;
+        let started = Instant::now();
+        for rsa in &pairs {
+            crate::ra::csr::check_rsa_modulus(rsa.n(), rsa.e()).map_err(|err| err.to_string())?;
+        }
+        let checks_ms = started.elapsed().as_secs_f64() * 1e3 / f64::from(keys.max(1));
+        // Baselines: raw RSA operations with the same keys (no padding work to speak of).
+        let mut buf = vec![0u8; usize::try_from(bits / 8).map_err(|err| err.to_string())?];
+        let mut message = buf.clone();
+        if let Some(last) = message.last_mut() {
+            *last = 1;
+        }
+        let started = Instant::now();
+        for rsa in &pairs {
+            rsa.public_encrypt(&message, &mut buf, openssl::rsa::Padding::NONE)
+                .map_err(e)?;
+        }
+        let public_ms = started.elapsed().as_secs_f64() * 1e3 / f64::from(keys.max(1));
+        let started = Instant::now();
+        for rsa in &pairs {
+            rsa.private_encrypt(&message, &mut buf, openssl::rsa::Padding::NONE)
+                .map_err(e)?;
+        }
+        let private_ms = started.elapsed().as_secs_f64() * 1e3 / f64::from(keys.max(1));
+        sizes.push(serde_json::json!({
+            "bits": bits,
+            "keys": keys.max(1),
+            "checks_ms_per_key": checks_ms,
+            "rsa_public_op_ms": public_ms,
+            "rsa_private_op_ms": private_ms,
+            "checks_per_private_op": checks_ms / private_ms,
+        }));
+    }
+    Ok(serde_json::json!({
+        "first_call_ms": first_call_ms,
+        "sizes": sizes,
+    }))
+}

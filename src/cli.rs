@@ -372,6 +372,13 @@ pub enum DevCommand {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Benchmark: time the weak-RSA-key checks per key (2048/3072/4096 bits) against one RSA
+    /// public and one private operation; print JSON. Needs no configuration or database.
+    BenchKeys {
+        /// Keys per size.
+        #[arg(long, default_value_t = 50)]
+        keys: u32,
+    },
 }
 
 /// `tamga dev consent-token`
@@ -593,6 +600,14 @@ fn run(cli: Cli) -> Result<(), Failure> {
             command: DevCommand::SeedRevoked { count, out },
         } => crate::bench::seed_revoked(&config, count, &out)
             .map_err(|e| Failure::Internal(anyhow::anyhow!("{e}"))),
+        Command::Dev {
+            command: DevCommand::BenchKeys { keys },
+        } => {
+            let report = crate::bench::key_checks(keys)
+                .map_err(|e| Failure::Internal(anyhow::anyhow!("{e}")))?;
+            println!("{report}");
+            Ok(())
+        }
         Command::Certs { command } => certs(&config, command),
         Command::Applications { command } => applications(&config, command),
         Command::Outbox { command } => outbox(&config, command),

@@ -20,6 +20,7 @@ pub mod enroll;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod input;
+pub mod key_identity;
 pub mod notify;
 pub mod ocsp;
 pub mod ra;

@@ -34,11 +34,16 @@ fuzz_target!(|data: &[u8]| {
     };
     match validate(&text) {
         Ok(csr) => {
-            // What survives is consistent: the key's identity is the hash of its SPKI, and the
+            // What survives is consistent: the key's identity is the hash of its SPKI, the SPKI
+            // is canonical (decoding and re-encoding it gives the same identity), and the
             // stored request is one OpenSSL reads back.
             assert_eq!(
-                csr.spki_sha256(),
+                csr.identity().sha256_hex(),
                 hex(&openssl::sha::sha256(csr.spki_der()))
+            );
+            assert_eq!(
+                tamga::key_identity::KeyIdentity::of_spki_der(csr.spki_der()).ok().as_ref(),
+                Some(csr.identity())
             );
             assert!(openssl::x509::X509Req::from_der(csr.der()).is_ok());
             assert!(openssl::pkey::PKey::public_key_from_der(csr.spki_der()).is_ok());

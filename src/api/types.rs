@@ -229,6 +229,8 @@ pub enum ErrorCode {
     KeyAlgorithmNotAllowed,
     KeyTooSmall,
     KeyWeak,
+    KeyEncodingInvalid,
+    CsrSignatureAlgorithmNotAllowed,
     KeyReused,
     KeyBlocked,
     SameKeyForAuthAndSign,

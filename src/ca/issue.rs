@@ -302,7 +302,7 @@ impl Issuer {
                 not_after: not_after.naive_utc(),
                 tbs_der,
                 der: None,
-                spki_sha256: req.spki_sha256().to_owned(),
+                spki_sha256: req.key_identity().sha256_hex().to_owned(),
                 status: CertificateStatus::Reserved,
                 revoked_at: None,
                 revocation_reason: None,

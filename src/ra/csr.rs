@@ -1,10 +1,15 @@
-//! PKCS#10 certification requests: size limit, PEM or base64 DER, parse, proof of possession,
-//! and the key policy of SPEC §2 (types and sizes, weak keys). What survives is a
-//! [`ValidatedCsr`]: the public key and, at most, an e-mail address.
+//! PKCS#10 certification requests: size limit, PEM or base64 DER, parse, proof of possession
+//! (a signature with SHA-256 or stronger), and the key policy of SPEC §2 (types and sizes, the
+//! canonical encoding of RFC 3279 / RFC 5480, weak keys). What survives is a [`ValidatedCsr`]:
+//! the public key as its [`KeyIdentity`] and, at most, an e-mail address. Must never: accept a
+//! key in a non-canonical encoding (the certificate would copy it, and its identity would
+//! depend on bytes), or a signature whose hash is weaker than SHA-256.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use der::{Decode, Encode};
+use std::sync::OnceLock;
+
 use openssl::bn::{BigNum, BigNumContext, BigNumRef};
 use openssl::nid::Nid;
 use openssl::pkey::{Id, PKey, Public};
@@ -14,12 +19,17 @@ use x509_cert::ext::pkix::SubjectAltName;
 use x509_cert::request::CertReq;
 
 use super::RaError;
+use crate::key_identity::{self, KeyIdentity, KeyIdentityError};
 
 /// Largest CSR accepted (as submitted text) before parsing.
 pub const MAX_CSR_LEN: usize = 16 * 1024;
 
-/// Rounds of Fermat factorisation tried on every RSA modulus.
+/// Rounds of Fermat factorisation tried on every RSA modulus (CA/B Forum BR 6.1.1.3: at
+/// least 100).
 const FERMAT_ROUNDS: u32 = 100;
+
+/// Every prime below this bound is ruled out as a factor of an RSA modulus, with one GCD.
+const SMALL_FACTOR_BOUND: u32 = 1 << 20;
 
 /// OID of the PKCS#9 extensionRequest attribute.
 const OID_EXTENSION_REQUEST: const_oid::ObjectIdentifier = const_oid::db::rfc5912::ID_EXTENSION_REQ;
@@ -46,8 +56,7 @@ impl SubjectKeyType {
 #[derive(Debug, Clone)]
 pub struct ValidatedCsr {
     der: Vec<u8>,
-    spki_der: Vec<u8>,
-    spki_sha256: String,
+    identity: KeyIdentity,
     key_type: SubjectKeyType,
     email: Option<String>,
 }
@@ -57,13 +66,13 @@ impl ValidatedCsr {
     pub fn der(&self) -> &[u8] {
         &self.der
     }
-    /// The SubjectPublicKeyInfo, DER.
+    /// The SubjectPublicKeyInfo, DER (the canonical encoding: the request carried exactly it).
     pub fn spki_der(&self) -> &[u8] {
-        &self.spki_der
+        self.identity.canonical_der()
     }
-    /// SHA-256 of the SubjectPublicKeyInfo, lower-case hex (the key's identity).
-    pub fn spki_sha256(&self) -> &str {
-        &self.spki_sha256
+    /// The key's identity.
+    pub fn identity(&self) -> &KeyIdentity {
+        &self.identity
     }
     /// The key's type.
     pub fn key_type(&self) -> SubjectKeyType {
@@ -132,19 +141,101 @@ pub fn validate(text: &str) -> Result<ValidatedCsr, RaError> {
             ))
         }
     };
+    check_signature_algorithm(&parsed.algorithm)?;
     if !req.verify(&public).unwrap_or(false) {
         return Err(RaError::CsrSignatureInvalid);
     }
     let key_type = check_key(&public)?;
+    let identity = KeyIdentity::of_key(&public).map_err(|e| match e {
+        KeyIdentityError::Encoding(_) | KeyIdentityError::Undecodable => {
+            RaError::KeyEncodingInvalid(e.to_string())
+        }
+        KeyIdentityError::UnnamedCurve | KeyIdentityError::UnsupportedType => {
+            RaError::KeyAlgorithmNotAllowed(e.to_string())
+        }
+    })?;
+    if let Some(reason) = key_identity::non_canonical(&spki_der, &identity) {
+        return Err(RaError::KeyEncodingInvalid(reason));
+    }
     let email = requested_email(&parsed)?;
-    let spki_sha256 = hex::encode(openssl::sha::sha256(&spki_der));
     Ok(ValidatedCsr {
         der,
-        spki_der,
-        spki_sha256,
+        identity,
         key_type,
         email,
     })
+}
+
+/// RSASSA-PSS-params (RFC 4055 §3.1); absent fields take the SHA-1 defaults, which are refused.
+#[derive(der::Sequence)]
+struct PssParams {
+    #[asn1(context_specific = "0", tag_mode = "EXPLICIT", optional = "true")]
+    hash: Option<spki::AlgorithmIdentifierOwned>,
+    #[asn1(context_specific = "1", tag_mode = "EXPLICIT", optional = "true")]
+    mask_gen: Option<spki::AlgorithmIdentifierOwned>,
+    #[asn1(context_specific = "2", tag_mode = "EXPLICIT", optional = "true")]
+    salt_length: Option<u32>,
+    #[asn1(context_specific = "3", tag_mode = "EXPLICIT", optional = "true")]
+    trailer_field: Option<u32>,
+}
+
+/// Proof of possession only with SHA-256 or stronger: sha256/384/512WithRSAEncryption,
+/// ecdsa-with-SHA256/384/512, or RSASSA-PSS with SHA-256/384/512 and MGF1 over the same hash.
+fn check_signature_algorithm(alg: &spki::AlgorithmIdentifierOwned) -> Result<(), RaError> {
+    use const_oid::db::rfc5912 as oids;
+    let refuse = |m: String| Err(RaError::CsrSignatureAlgorithmNotAllowed(m));
+    let strong_hash = |oid: &const_oid::ObjectIdentifier| {
+        [oids::ID_SHA_256, oids::ID_SHA_384, oids::ID_SHA_512].contains(oid)
+    };
+    let name = |oid: &const_oid::ObjectIdentifier| {
+        const_oid::db::DB
+            .by_oid(oid)
+            .map_or_else(|| oid.to_string(), str::to_owned)
+    };
+    if [
+        oids::SHA_256_WITH_RSA_ENCRYPTION,
+        oids::SHA_384_WITH_RSA_ENCRYPTION,
+        oids::SHA_512_WITH_RSA_ENCRYPTION,
+        oids::ECDSA_WITH_SHA_256,
+        oids::ECDSA_WITH_SHA_384,
+        oids::ECDSA_WITH_SHA_512,
+    ]
+    .contains(&alg.oid)
+    {
+        return Ok(());
+    }
+    if alg.oid != oids::ID_RSASSA_PSS {
+        return refuse(format!(
+            "{}; accepted: sha256/384/512WithRSAEncryption, RSASSA-PSS with SHA-256/384/512, ecdsa-with-SHA256/384/512",
+            name(&alg.oid)
+        ));
+    }
+    let params: PssParams = alg
+        .parameters
+        .as_ref()
+        .and_then(|p| p.decode_as().ok())
+        .ok_or_else(|| {
+            RaError::CsrSignatureAlgorithmNotAllowed(
+                "RSASSA-PSS without readable parameters".to_owned(),
+            )
+        })?;
+    let Some(hash) = params.hash.filter(|h| strong_hash(&h.oid)) else {
+        return refuse("RSASSA-PSS with a hash weaker than SHA-256".to_owned());
+    };
+    let mgf_hash = params
+        .mask_gen
+        .filter(|m| m.oid == oids::ID_MGF_1)
+        .and_then(|m| m.parameters)
+        .and_then(|p| p.decode_as::<spki::AlgorithmIdentifierOwned>().ok());
+    if mgf_hash.map(|h| h.oid) != Some(hash.oid) {
+        return refuse(
+            "RSASSA-PSS whose mask generation is not MGF1 with the same hash".to_owned(),
+        );
+    }
+    if params.trailer_field.is_some_and(|t| t != 1) || params.salt_length.is_some_and(|s| s > 512) {
+        return refuse("RSASSA-PSS with an unusual salt length or trailer field".to_owned());
+    }
+    Ok(())
 }
 
 /// The key policy: types and sizes of SPEC §2, then weak-key checks.
@@ -194,18 +285,24 @@ pub fn check_key(key: &PKey<Public>) -> Result<SubjectKeyType, RaError> {
     }
 }
 
-/// Weak-RSA checks: exponent, small factors, Fermat near-squares, the ROCA fingerprint.
+/// Weak-RSA checks: exponent, a prime modulus, prime factors below 2^20, Fermat near-squares,
+/// the ROCA fingerprint. Not caught (no CA checks these per request): a factor of more than 20
+/// bits that is still small (say 64 bits), primes far apart but with a special form, the
+/// Debian 2008 weak keys (no maintained list is packaged any more; see docs/architecture.md).
 pub fn check_rsa_modulus(n: &BigNumRef, e: &BigNumRef) -> Result<(), RaError> {
     let weak = |m: &str| Err(RaError::KeyWeak(m.to_owned()));
+    // An internal OpenSSL failure counts as a failed check: refuse rather than pass.
+    let failed = |_| RaError::KeyWeak("the modulus could not be checked".to_owned());
     if e.to_dec_str().map(|s| s.to_string()).ok().as_deref() != Some("65537") {
         return weak("the RSA public exponent must be 65537");
     }
-    for p in small_primes(1000) {
-        if n.mod_word(p).unwrap_or(1) == 0 {
-            return weak("the modulus has a small factor");
-        }
+    if has_small_factor(n).map_err(failed)? {
+        return weak("the modulus has a prime factor below 2^20");
     }
-    if fermat_factors(n, FERMAT_ROUNDS).unwrap_or(false) {
+    if probably_prime(n).map_err(failed)? {
+        return weak("the modulus is prime (its private key is computable)");
+    }
+    if fermat_factors(n, FERMAT_ROUNDS).map_err(failed)? {
         return weak("the modulus factors by Fermat's method (its primes are too close)");
     }
     if roca_fingerprint(n) {
@@ -214,10 +311,89 @@ pub fn check_rsa_modulus(n: &BigNumRef, e: &BigNumRef) -> Result<(), RaError> {
     Ok(())
 }
 
-fn small_primes(below: u32) -> Vec<u32> {
-    (2..below)
-        .filter(|&c| (2..).take_while(|d| d * d <= c).all(|d| c % d != 0))
-        .collect()
+/// The primes below `bound` (sieve of Eratosthenes).
+fn primes_below(bound: u32) -> Vec<u32> {
+    let len = usize::try_from(bound).unwrap_or(0);
+    let mut composite = vec![false; len];
+    let mut primes = Vec::new();
+    for (i, c) in (0u32..).zip(0..len) {
+        if i < 2 || composite.get(c).copied().unwrap_or(true) {
+            continue;
+        }
+        primes.push(i);
+        let mut m = c.saturating_mul(c);
+        while let Some(slot) = composite.get_mut(m) {
+            *slot = true;
+            m = m.saturating_add(c);
+        }
+    }
+    primes
+}
+
+/// The product of every prime below [`SMALL_FACTOR_BOUND`] (about 1.5 million bits), made
+/// once per process by a product tree.
+fn small_prime_product() -> Result<&'static BigNum, openssl::error::ErrorStack> {
+    static PRODUCT: OnceLock<BigNum> = OnceLock::new();
+    if let Some(p) = PRODUCT.get() {
+        return Ok(p);
+    }
+    let mut ctx = BigNumContext::new()?;
+    // Leaves: primes packed into words, then pairwise products level by level.
+    let mut level: Vec<BigNum> = Vec::new();
+    let mut word: u64 = 1;
+    for p in primes_below(SMALL_FACTOR_BOUND) {
+        match word.checked_mul(u64::from(p)) {
+            Some(w) => word = w,
+            None => {
+                level.push(BigNum::from_slice(&word.to_be_bytes())?);
+                word = u64::from(p);
+            }
+        }
+    }
+    level.push(BigNum::from_slice(&word.to_be_bytes())?);
+    while level.len() > 1 {
+        let mut next = Vec::with_capacity(level.len() / 2 + 1);
+        let mut items = level.into_iter();
+        while let Some(a) = items.next() {
+            match items.next() {
+                Some(b) => {
+                    let mut ab = BigNum::new()?;
+                    ab.checked_mul(&a, &b, &mut ctx)?;
+                    next.push(ab);
+                }
+                None => next.push(a),
+            }
+        }
+        level = next;
+    }
+    let product = match level.pop() {
+        Some(p) => p,
+        None => BigNum::from_u32(1)?,
+    };
+    Ok(PRODUCT.get_or_init(|| product))
+}
+
+/// Whether `n` has a prime factor below [`SMALL_FACTOR_BOUND`]: one reduction of the cached
+/// product modulo `n`, then one GCD.
+fn has_small_factor(n: &BigNumRef) -> Result<bool, openssl::error::ErrorStack> {
+    let mut ctx = BigNumContext::new()?;
+    let mut rem = BigNum::new()?;
+    rem.nnmod(small_prime_product()?, n, &mut ctx)?;
+    let mut gcd = BigNum::new()?;
+    gcd.gcd(&rem, n, &mut ctx)?;
+    Ok(gcd != BigNum::from_u32(1)?)
+}
+
+/// Fermat's test to base 2: `2^(n-1) ≡ 1 (mod n)` for every prime `n` (and for rare
+/// pseudoprimes, which no RSA key generator makes either). One modular exponentiation with a
+/// one-word base.
+fn probably_prime(n: &BigNumRef) -> Result<bool, openssl::error::ErrorStack> {
+    let mut ctx = BigNumContext::new()?;
+    let mut exponent = n.to_owned()?;
+    exponent.sub_word(1)?;
+    let mut r = BigNum::new()?;
+    r.mod_exp(&*BigNum::from_u32(2)?, &exponent, n, &mut ctx)?;
+    Ok(r == BigNum::from_u32(1)?)
 }
 
 /// Integer square root by Newton's method: the largest x with x² ≤ n.
@@ -242,6 +418,17 @@ fn isqrt(n: &BigNumRef, ctx: &mut BigNumContext) -> Result<BigNum, openssl::erro
     }
 }
 
+/// Moduli of the quick square test: 64·63·65·11. A square is a square modulo each of them;
+/// about 1 in 140 non-squares passes all four, so few rounds need a square root.
+const SQUARE_FILTER: u32 = 64 * 63 * 65 * 11;
+
+/// Whether `r` (a residue modulo [`SQUARE_FILTER`]) is a square modulo 64, 63, 65 and 11.
+fn may_be_square(r: u32) -> bool {
+    [64u32, 63, 65, 11]
+        .into_iter()
+        .all(|m| (0..m).any(|x| x * x % m == r % m))
+}
+
 /// Whether `n = a² - b²` for some `a` within `rounds` steps of ⌈√n⌉ (primes too close).
 fn fermat_factors(n: &BigNumRef, rounds: u32) -> Result<bool, openssl::error::ErrorStack> {
     let mut ctx = BigNumContext::new()?;
@@ -251,18 +438,28 @@ fn fermat_factors(n: &BigNumRef, rounds: u32) -> Result<bool, openssl::error::Er
     if &*sq < n {
         a.add_word(1)?;
     }
+    // b² = a² - n, then b² grows by 2a + 1 as a grows by 1.
+    let mut a2 = BigNum::new()?;
+    a2.sqr(&a, &mut ctx)?;
+    let mut b2 = BigNum::new()?;
+    b2.checked_sub(&a2, n)?;
     for _ in 0..rounds {
-        // b² = a² - n; a perfect square means n = (a-b)(a+b).
-        let mut a2 = BigNum::new()?;
-        a2.sqr(&a, &mut ctx)?;
-        let mut b2 = BigNum::new()?;
-        b2.checked_sub(&a2, n)?;
-        let b = isqrt(&b2, &mut ctx)?;
-        let mut check = BigNum::new()?;
-        check.sqr(&b, &mut ctx)?;
-        if check == b2 {
-            return Ok(true);
+        // A perfect square b² means n = (a-b)(a+b).
+        let residue = u32::try_from(b2.mod_word(SQUARE_FILTER)?).unwrap_or(u32::MAX);
+        if may_be_square(residue) {
+            let b = isqrt(&b2, &mut ctx)?;
+            let mut check = BigNum::new()?;
+            check.sqr(&b, &mut ctx)?;
+            if check == b2 {
+                return Ok(true);
+            }
         }
+        let mut step = BigNum::new()?;
+        step.lshift1(&a)?;
+        step.add_word(1)?;
+        let mut next = BigNum::new()?;
+        next.checked_add(&b2, &step)?;
+        b2 = next;
         a.add_word(1)?;
     }
     Ok(false)
@@ -328,7 +525,7 @@ fn requested_email(req: &CertReq) -> Result<Option<String>, RaError> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
     use super::*;
     use openssl::rsa::Rsa;
@@ -375,12 +572,151 @@ mod tests {
             .unwrap();
         let e = BigNum::from_u32(65537).unwrap();
         assert!(
-            matches!(check_rsa_modulus(&n, &e), Err(RaError::KeyWeak(m)) if m.contains("small factor"))
+            matches!(check_rsa_modulus(&n, &e), Err(RaError::KeyWeak(m)) if m.contains("below 2^20"))
         );
         let three = BigNum::from_u32(3).unwrap();
         assert!(
             matches!(check_rsa_modulus(rsa.n(), &three), Err(RaError::KeyWeak(m)) if m.contains("exponent"))
         );
+    }
+
+    /// A random prime of `bits` bits (top two bits set, so products have full length).
+    fn prime(bits: i32) -> BigNum {
+        let mut p = BigNum::new().unwrap();
+        p.generate_prime(bits, false, None, None).unwrap();
+        p
+    }
+
+    fn weak_reason(n: &BigNumRef) -> String {
+        let e = BigNum::from_u32(65537).unwrap();
+        match check_rsa_modulus(n, &e) {
+            Err(RaError::KeyWeak(m)) => m,
+            other => panic!("not refused as weak: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_prime_modulus_is_weak() {
+        let p = prime(2048);
+        assert!(weak_reason(&p).contains("prime"));
+    }
+
+    #[test]
+    fn factors_up_to_two_to_the_twentieth_are_found() {
+        let mut ctx = BigNumContext::new().unwrap();
+        // Just above the old trial-division bound (1000), 65537, and the largest prime below
+        // 2^20; then the smallest prime above 2^20, out of reach by design.
+        for small in [1009u32, 65537, 1_048_573] {
+            assert!(BigNum::from_u32(small)
+                .unwrap()
+                .is_prime(20, &mut ctx)
+                .unwrap());
+            let q = prime(2048 - 20);
+            let mut n = BigNum::new().unwrap();
+            n.checked_mul(&q, &BigNum::from_u32(small).unwrap(), &mut ctx)
+                .unwrap();
+            assert!(
+                weak_reason(&n).contains("below 2^20"),
+                "{small}: {}",
+                weak_reason(&n)
+            );
+        }
+        assert!(BigNum::from_u32(1_048_583)
+            .unwrap()
+            .is_prime(20, &mut ctx)
+            .unwrap());
+        let q = prime(2048 - 21);
+        let mut n = BigNum::new().unwrap();
+        n.checked_mul(&q, &BigNum::from_u32(1_048_583).unwrap(), &mut ctx)
+            .unwrap();
+        assert!(!has_small_factor(&n).unwrap(), "1048583 > 2^20");
+    }
+
+    #[test]
+    fn the_small_prime_product_covers_exactly_the_primes_below_the_bound() {
+        let primes = primes_below(SMALL_FACTOR_BOUND);
+        assert_eq!(primes.len(), 82_025);
+        assert_eq!(primes.first(), Some(&2));
+        assert_eq!(primes.last(), Some(&1_048_573));
+        let product = small_prime_product().unwrap();
+        let mut ctx = BigNumContext::new().unwrap();
+        let mut r = BigNum::new().unwrap();
+        for p in [2u32, 3, 997, 1009, 65537, 1_048_573] {
+            r.nnmod(product, &BigNum::from_u32(p).unwrap(), &mut ctx)
+                .unwrap();
+            assert_eq!(r, BigNum::from_u32(0).unwrap(), "{p}");
+        }
+        r.nnmod(product, &BigNum::from_u32(1_048_583).unwrap(), &mut ctx)
+            .unwrap();
+        assert_ne!(r, BigNum::from_u32(0).unwrap());
+    }
+
+    #[test]
+    fn good_keys_of_every_size_pass_the_modulus_checks() {
+        for bits in [2048, 3072, 4096] {
+            let rsa = Rsa::generate(bits).unwrap();
+            check_rsa_modulus(rsa.n(), rsa.e()).unwrap();
+            assert!(!probably_prime(rsa.n()).unwrap());
+        }
+    }
+
+    #[test]
+    fn only_sha2_signature_algorithms_prove_possession() {
+        use const_oid::db::rfc5912 as oids;
+        use der::asn1::Any;
+        let alg = |oid, parameters: Option<Any>| spki::AlgorithmIdentifierOwned { oid, parameters };
+        let null = || Some(Any::from(der::asn1::Null));
+        for ok in [
+            alg(oids::SHA_256_WITH_RSA_ENCRYPTION, null()),
+            alg(oids::SHA_512_WITH_RSA_ENCRYPTION, None),
+            alg(oids::ECDSA_WITH_SHA_256, None),
+            alg(oids::ECDSA_WITH_SHA_384, None),
+        ] {
+            check_signature_algorithm(&ok).unwrap();
+        }
+        for weak in [
+            alg(oids::MD_5_WITH_RSA_ENCRYPTION, null()),
+            alg(oids::SHA_1_WITH_RSA_ENCRYPTION, null()),
+            alg(oids::SHA_224_WITH_RSA_ENCRYPTION, null()),
+            alg(oids::ECDSA_WITH_SHA_224, None),
+            alg(oids::DSA_WITH_SHA_256, None),
+            alg(oids::ID_RSASSA_PSS, None),
+        ] {
+            assert!(
+                matches!(
+                    check_signature_algorithm(&weak),
+                    Err(RaError::CsrSignatureAlgorithmNotAllowed(_))
+                ),
+                "{}",
+                weak.oid
+            );
+        }
+        let pss = |hash, mgf_hash| {
+            let params = PssParams {
+                hash: Some(alg(hash, null())),
+                mask_gen: Some(alg(
+                    oids::ID_MGF_1,
+                    Some(Any::encode_from(&alg(mgf_hash, null())).unwrap()),
+                )),
+                salt_length: Some(32),
+                trailer_field: None,
+            };
+            alg(
+                oids::ID_RSASSA_PSS,
+                Some(Any::encode_from(&params).unwrap()),
+            )
+        };
+        check_signature_algorithm(&pss(oids::ID_SHA_256, oids::ID_SHA_256)).unwrap();
+        check_signature_algorithm(&pss(oids::ID_SHA_512, oids::ID_SHA_512)).unwrap();
+        for (hash, mgf) in [
+            (oids::ID_SHA_1, oids::ID_SHA_1),
+            (oids::ID_SHA_256, oids::ID_SHA_1),
+        ] {
+            assert!(matches!(
+                check_signature_algorithm(&pss(hash, mgf)),
+                Err(RaError::CsrSignatureAlgorithmNotAllowed(_))
+            ));
+        }
     }
 
     #[test]

@@ -27,6 +27,7 @@ use chrono::{DateTime, Utc};
 use crate::ca::{CaError, Issuer, PreparedCertificate, RevocationReason, Serial};
 use crate::clock::Clock;
 use crate::digital_id::VerifiedConsent;
+use crate::key_identity::KeyIdentity;
 use crate::store::{
     db_time, Application, ApplicationStatus, AuditEntry, BlockedKey, Certificate, CertificateKind,
     CertificateStatus, OutboxMessage, Store, StoreError, Tx,
@@ -74,6 +75,13 @@ pub enum RaError {
     /// The key is weak.
     #[error("weak key: {0}")]
     KeyWeak(String),
+    /// The key is not in the canonical encoding of RFC 3279 / RFC 5480 (explicit curve
+    /// parameters, a compressed or hybrid point, RSA without NULL parameters).
+    #[error("the public key's encoding is not accepted: {0}")]
+    KeyEncodingInvalid(String),
+    /// The CSR is signed with a hash weaker than SHA-256 (or an unknown algorithm).
+    #[error("the certificate request's signature algorithm is not accepted: {0}")]
+    CsrSignatureAlgorithmNotAllowed(String),
     /// The key is already certified.
     #[error("this public key is already certified; generate a new key pair")]
     KeyReused,
@@ -166,6 +174,8 @@ impl RaError {
             RaError::KeyAlgorithmNotAllowed(_) => "key_algorithm_not_allowed",
             RaError::KeyTooSmall(_) => "key_too_small",
             RaError::KeyWeak(_) => "key_weak",
+            RaError::KeyEncodingInvalid(_) => "key_encoding_invalid",
+            RaError::CsrSignatureAlgorithmNotAllowed(_) => "csr_signature_algorithm_not_allowed",
             RaError::KeyReused => "key_reused",
             RaError::KeyBlocked => "key_blocked",
             RaError::SameKeyForAuthAndSign => "same_key_for_auth_and_sign",
@@ -330,7 +340,7 @@ impl ApplicationForm {
                 }
             }
         }
-        if auth.spki_sha256() == sign.spki_sha256() {
+        if auth.identity() == sign.identity() {
             return Err(RaError::SameKeyForAuthAndSign);
         }
         Ok(CheckedForm {
@@ -356,8 +366,7 @@ pub struct ApprovedRequest {
     given_name: String,
     patronymic: Option<String>,
     email: Option<EmailAddress>,
-    spki_der: Vec<u8>,
-    spki_sha256: String,
+    key: KeyIdentity,
     key_type: SubjectKeyType,
     validity_years: u32,
 }
@@ -380,8 +389,7 @@ impl ApprovedRequest {
             given_name: app.given_name.clone(),
             patronymic: app.patronymic.clone(),
             email,
-            spki_der: csr.spki_der().to_vec(),
-            spki_sha256: csr.spki_sha256().to_owned(),
+            key: csr.identity().clone(),
             key_type: csr.key_type(),
             validity_years: storage.validity_years(),
         })
@@ -414,13 +422,13 @@ impl ApprovedRequest {
     pub fn email(&self) -> Option<&str> {
         self.email.as_ref().map(EmailAddress::as_str)
     }
-    /// SubjectPublicKeyInfo, DER.
+    /// SubjectPublicKeyInfo, DER: always the canonical encoding.
     pub fn spki_der(&self) -> &[u8] {
-        &self.spki_der
+        self.key.canonical_der()
     }
-    /// SHA-256 of the SPKI, hex.
-    pub fn spki_sha256(&self) -> &str {
-        &self.spki_sha256
+    /// The key's identity.
+    pub fn key_identity(&self) -> &KeyIdentity {
+        &self.key
     }
     /// Key type (decides key usage).
     pub fn key_type(&self) -> SubjectKeyType {
@@ -736,8 +744,8 @@ impl Registrar {
     ) -> Result<(Application, String, Vec<PreparedCertificate>), RaError> {
         let iin = consent.iin().as_str();
         let keys = [
-            form.auth.spki_sha256().to_owned(),
-            form.sign.spki_sha256().to_owned(),
+            form.auth.identity().sha256_hex().to_owned(),
+            form.sign.identity().sha256_hex().to_owned(),
         ];
         // Cheap refusals first, without a write lock; they are checked again in the transaction.
         self.store.read(|tx| -> Result<(), RaError> {
@@ -1188,7 +1196,10 @@ impl Registrar {
                 now,
             )?,
         ];
-        let keys = [auth.spki_sha256().to_owned(), sign.spki_sha256().to_owned()];
+        let keys = [
+            auth.identity().sha256_hex().to_owned(),
+            sign.identity().sha256_hex().to_owned(),
+        ];
         let actor = format!("operator:{operator}");
         self.store.write(|tx| -> Result<(), RaError> {
             let moved = tx.decide_application(

@@ -3,9 +3,10 @@
 //! Owns: the connection pool over SQLite or PostgreSQL (one `DbConnection` type for both),
 //! its bounded waits (pool, connect and TCP timeouts) and the classification of failures as
 //! the database being unavailable ([`StoreError::is_unavailable`], [`Store::unreachable`]),
-//! the embedded migrations applied at start, write transactions that serialise correctly on
-//! both backends, and typed rows for every table. Must never: decide policy (what may be
-//! issued, revoked or sent) — it stores what the authorities decided, atomically.
+//! the embedded migrations applied at start (then the data migrations SQL cannot express),
+//! write transactions that serialise correctly on both backends, and typed rows for every
+//! table. Must never: decide policy (what may be issued, revoked or sent) — it stores what the
+//! authorities decided, atomically.
 //!
 //! Every write goes through [`Store::write`]: one database transaction, committed only if the
 //! closure returns `Ok`, so a failed request leaves no half-written rows. On SQLite it is a
@@ -14,6 +15,7 @@
 //! serialising (the audit chain, an issuer's CRL numbers, one IIN's rate-limit count) take a
 //! transaction-scoped advisory lock.
 
+mod data_migrations;
 mod models;
 mod schema;
 
@@ -28,6 +30,7 @@ use diesel::sqlite::SqliteConnection;
 use diesel::Connection;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
+pub use data_migrations::{RekeyReport, CANONICAL_KEY_IDENTITY};
 pub use models::*;
 
 use crate::config::{DatabaseConfig, DatabaseUrl};
@@ -264,7 +267,8 @@ impl fmt::Debug for Store {
 }
 
 impl Store {
-    /// Connect, apply pending migrations, and build the pool.
+    /// Connect, apply pending migrations (schema, then data: see `data_migrations`), and build
+    /// the pool.
     pub fn open(url: &DatabaseUrl, config: &DatabaseConfig) -> Result<Store, StoreError> {
         let url = match url {
             DatabaseUrl::Postgres(raw) => {
@@ -318,12 +322,14 @@ impl Store {
             Backend::Sqlite => Some(Arc::new(Mutex::new(()))),
             Backend::Postgres => None,
         };
-        Ok(Store {
+        let store = Store {
             pool,
             backend,
             unreachable: Arc::new(AtomicBool::new(false)),
             sqlite_writer,
-        })
+        };
+        store.run_data_migrations()?;
+        Ok(store)
     }
 
     /// A pooled connection (checked with `SELECT 1` on the way out of the pool), waiting at

@@ -144,6 +144,13 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    data_migrations (name) {
+        name -> Text,
+        applied_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(certificates -> applications (application_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -158,4 +165,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     expiry_notices,
     authority_revocations,
     rate_limit_events,
+    data_migrations,
 );

@@ -19,6 +19,7 @@ mod enroll_client;
 mod faults;
 mod hsm;
 mod identity;
+mod keys;
 mod limits;
 mod notify;
 mod ocsp;
