@@ -29,7 +29,8 @@ use super::routes;
 /// The refusal of a request that declares a body its route (method and path as sent) will
 /// not take: longer than the route's limit, or any body — a length above 0 or a chunked one —
 /// for a route that takes none. A chunked body of unknown length on a route that takes one is
-/// left to the route's reader (its limit and `[server] body_timeout_ms`).
+/// left to the route's reader (its limit and `[server] body_timeout_ms`). A method a POST route
+/// does not take is refused as the router would refuse it: 405 with `Allow: POST`.
 pub fn refused(head: &RequestHead) -> Option<ApiError> {
     let limit = routes::body_limit(&head.method, head.uri.path());
     let declared = head
@@ -41,7 +42,17 @@ pub fn refused(head: &RequestHead) -> Option<ApiError> {
         Some(length) => length > limit as u64,
         None => limit == 0 && head.headers.contains_key(header::TRANSFER_ENCODING),
     };
-    too_large.then_some(ApiError::BodyTooLarge(limit))
+    if !too_large {
+        return None;
+    }
+    // Another method on a route that answers only POST: what the router would say (405, with
+    // `Allow`), not that the body is too large for a method it never takes.
+    if head.method != actix_web::http::Method::POST
+        && routes::post_body_limit(head.uri.path()).is_some()
+    {
+        return Some(ApiError::MethodNotAllowed { allow: "POST" });
+    }
+    Some(ApiError::BodyTooLarge(limit))
 }
 
 /// An answer's body that keeps the request's unread body alive until it is written: while

@@ -47,11 +47,16 @@ pub fn body_limit(method: &actix_web::http::Method, path: &str) -> usize {
     if method != actix_web::http::Method::POST {
         return 0;
     }
+    post_body_limit(path).unwrap_or(0)
+}
+
+/// The body limit of a route that answers only POST, or `None` for any other path.
+pub fn post_body_limit(path: &str) -> Option<usize> {
     match path {
-        "/api/v1/applications" => portal::APPLICATION_BODY_LIMIT,
-        "/api/v1/revocations" => portal::REVOCATION_BODY_LIMIT,
-        "/ocsp" => crate::ocsp::MAX_REQUEST_LEN,
-        _ => 0,
+        "/api/v1/applications" => Some(portal::APPLICATION_BODY_LIMIT),
+        "/api/v1/revocations" => Some(portal::REVOCATION_BODY_LIMIT),
+        "/ocsp" => Some(crate::ocsp::MAX_REQUEST_LEN),
+        _ => None,
     }
 }
 

@@ -388,6 +388,22 @@ Expect: 100-continue\r\n\r\n",
         assert_eq!(problem_code(&body), "body_too_large", "{shown}");
         assert!(closed(&mut stream, Duration::from_secs(3)), "{shown}");
     }
+    // A method a POST route does not take, with a body (and without waiting for `100
+    // Continue`): 405 with `Allow`, as the router answers it, not 413.
+    for request in [
+        &b"TRACE /api/v1/applications HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\n\
+Expect: 100-continue\r\n\r\n"[..],
+        b"PUT /ocsp HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello",
+    ] {
+        let shown = String::from_utf8_lossy(request).into_owned();
+        let mut stream = connect(to);
+        stream.write_all(request).unwrap();
+        let mut buf = Vec::new();
+        let (status, head, body) = read_response(&mut stream, &mut buf).expect(&shown);
+        assert_eq!(status, 405, "{shown}\n{head}");
+        assert!(head.to_ascii_lowercase().contains("allow: post"), "{head}");
+        assert_eq!(problem_code(&body), "method_not_allowed", "{shown}");
+    }
     // Without `Expect`, the same: a body the route does not take is refused before any
     // handler runs, and a chunked body a handler did not read does not keep its connection
     // (here the portal refuses the missing token without reading the body).
