@@ -290,7 +290,7 @@ pub fn extension_names(text: &str) -> Vec<String> {
 /// certificate of `kind` (auth or sign), in its order, plus the e-mail subjectAltName.
 pub fn assert_reference_extensions(dir: &Path, cert_text: &str, kind: &str) {
     let reference_file = format!(
-        "{}/../shared/reference/nca-test-2020/{kind}.pem",
+        "{}/tests/data/nca-test-2020/{kind}.pem",
         env!("CARGO_MANIFEST_DIR")
     );
     let reference = openssl(dir, &["x509", "-in", &reference_file, "-noout", "-text"]);
