@@ -326,7 +326,7 @@ impl Metrics {
             .set(i64::from(health.failing_since.is_some()));
         self.crl
             .omitted_invalidity_dates
-            .set(i64::try_from(health.omitted_invalidity_dates).unwrap_or(i64::MAX));
+            .set(i64::try_from(health.omitted_invalidity_dates()).unwrap_or(i64::MAX));
     }
 
     /// Seconds until the newest full CRL expires.

@@ -163,7 +163,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         let (root_crl, (crl, newest_crl)) = if database.is_ok() {
             (root_crl_state(&checks), crl_state(&checks))
         } else {
-            ("unknown", ("unknown", None))
+            ("unknown", ("unknown", (None, None)))
         };
         let crl_publication = crl_publication_state(&checks.crl.health(), newest_crl);
         Ok::<_, ApiError>((database, issuing, ocsp, root_crl, crl, crl_publication))
@@ -217,19 +217,22 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// This instance's CRL publication for /readyz.
-fn crl_publication_state(health: &crate::crl::CrlHealth, newest: Option<i64>) -> &'static str {
+fn crl_publication_state(
+    health: &crate::crl::CrlHealth,
+    (newest_full, newest_delta): (Option<i64>, Option<i64>),
+) -> &'static str {
     if health.failing_since.is_some() {
         "failing"
-    } else if health.newest_is_degraded(newest) {
+    } else if health.newest_is_degraded(newest_full, newest_delta) {
         "degraded"
     } else {
         "ok"
     }
 }
 
-/// The issuing CA's newest CRLs for /readyz, and the newest CRL number, updating the expiry
-/// gauge on the way.
-fn crl_state(state: &AppState) -> (&'static str, Option<i64>) {
+/// The issuing CA's newest CRLs for /readyz, and the numbers of the newest full and delta CRL,
+/// updating the expiry gauge on the way.
+fn crl_state(state: &AppState) -> (&'static str, (Option<i64>, Option<i64>)) {
     let id = state.issuer.id();
     let latest = state.store.read(|tx| {
         Ok::<_, crate::store::StoreError>((
@@ -245,11 +248,11 @@ fn crl_state(state: &AppState) -> (&'static str, Option<i64>) {
                 .crl_expires_in((full.next_update - now).num_seconds());
             let expired =
                 full.next_update <= now || delta.as_ref().is_some_and(|d| d.next_update <= now);
-            let newest = delta.map_or(full.crl_number, |d| d.crl_number.max(full.crl_number));
-            (if expired { "expired" } else { "ok" }, Some(newest))
+            let numbers = (Some(full.crl_number), delta.map(|d| d.crl_number));
+            (if expired { "expired" } else { "ok" }, numbers)
         }
-        Ok((None, _)) => ("missing", None),
-        Err(_) => ("unknown", None),
+        Ok((None, _)) => ("missing", (None, None)),
+        Err(_) => ("unknown", (None, None)),
     }
 }
 

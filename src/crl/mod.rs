@@ -93,20 +93,42 @@ pub struct CrlHealth {
     pub last_error: Option<String>,
     /// Attempts that failed in a row.
     pub consecutive_failures: u64,
-    /// Entries the newest CRL this instance made listed without their stored invalidity
-    /// date (`tamga crl check --repair` corrects such rows).
+    /// The newest full CRL this instance made.
+    pub full: Option<MadeCrl>,
+    /// The newest delta CRL this instance made.
+    pub delta: Option<MadeCrl>,
+}
+
+/// A CRL this instance made, and how many entries it listed without their stored invalidity
+/// date (`tamga crl check --repair` corrects such rows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MadeCrl {
+    /// Its number.
+    pub number: i64,
+    /// Entries listed without their invalidity date.
     pub omitted_invalidity_dates: u64,
-    /// The number of the newest CRL this instance made. When a newer one exists (made by
-    /// another instance or `tamga crl publish`), `omitted_invalidity_dates` is about an older
-    /// CRL.
-    pub last_number: Option<i64>,
 }
 
 impl CrlHealth {
-    /// Whether the newest CRL, numbered `newest`, left out invalidity dates, as far as this
-    /// instance knows (it knows only of the CRLs it made itself).
-    pub fn newest_is_degraded(&self, newest: Option<i64>) -> bool {
-        self.omitted_invalidity_dates > 0 && self.last_number >= newest
+    /// Entries listed without their invalidity date in the newest full or delta CRL this
+    /// instance made (the larger count).
+    pub fn omitted_invalidity_dates(&self) -> u64 {
+        [self.full, self.delta]
+            .iter()
+            .flatten()
+            .map(|m| m.omitted_invalidity_dates)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Whether the newest full CRL (numbered `newest_full`) or delta CRL (`newest_delta`)
+    /// left out invalidity dates, as far as this instance knows: it knows only the CRLs it made
+    /// itself, so one made since by another instance or `tamga crl publish` counts as clean.
+    pub fn newest_is_degraded(&self, newest_full: Option<i64>, newest_delta: Option<i64>) -> bool {
+        let degraded = |made: Option<MadeCrl>, newest: Option<i64>| {
+            made.is_some_and(|m| m.omitted_invalidity_dates > 0 && Some(m.number) >= newest)
+        };
+        degraded(self.full, newest_full) || degraded(self.delta, newest_delta)
     }
 }
 
@@ -231,19 +253,23 @@ impl CrlPublisher {
             .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
     }
 
-    fn record(&self, outcome: Result<Option<(i64, u64)>, &CrlError>) {
+    /// Record one attempt to publish a CRL of `kind`: the CRL it made (if one was due), or
+    /// its failure.
+    fn record(&self, kind: CrlKind, outcome: Result<Option<MadeCrl>, &CrlError>) {
         let mut health = self
             .health
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         match outcome {
-            Ok(omitted) => {
+            Ok(made) => {
                 health.failing_since = None;
                 health.last_error = None;
                 health.consecutive_failures = 0;
-                if let Some((number, omitted)) = omitted {
-                    health.omitted_invalidity_dates = omitted;
-                    health.last_number = Some(number);
+                if made.is_some() {
+                    match kind {
+                        CrlKind::Full => health.full = made,
+                        CrlKind::Delta => health.delta = made,
+                    }
                 }
             }
             // A database outage is the database's problem, reported as such; it says nothing
@@ -315,21 +341,6 @@ impl CrlPublisher {
     /// instance already made one that is not due yet. Runs under the issuer's CRL lock, so
     /// every number is produced exactly once.
     pub fn publish(&self, kind: CrlKind, force: bool) -> Result<Option<CrlInfo>, CrlError> {
-        let result = self.publish_inner(kind, force);
-        match &result {
-            Ok(made) => self.record(Ok(made
-                .as_ref()
-                .map(|(info, omitted)| (info.crl_number, *omitted)))),
-            Err(e) => self.record(Err(e)),
-        }
-        result.map(|made| made.map(|(info, _)| info))
-    }
-
-    fn publish_inner(
-        &self,
-        kind: CrlKind,
-        force: bool,
-    ) -> Result<Option<(CrlInfo, u64)>, CrlError> {
         if kind == CrlKind::Delta
             && self
                 .store
@@ -338,6 +349,20 @@ impl CrlPublisher {
         {
             self.publish(CrlKind::Full, true)?;
         }
+        let result = self.publish_one(kind, force);
+        let made = result.as_ref().map(|made| {
+            made.as_ref().map(|(info, omitted)| MadeCrl {
+                number: info.crl_number,
+                omitted_invalidity_dates: *omitted,
+            })
+        });
+        self.record(kind, made);
+        result.map(|made| made.map(|(info, _)| info))
+    }
+
+    /// Make, sign and store one CRL of `kind`, with the count of entries listed without their
+    /// invalidity date.
+    fn publish_one(&self, kind: CrlKind, force: bool) -> Result<Option<(CrlInfo, u64)>, CrlError> {
         self.store
             .write(|tx| -> Result<Option<(CrlInfo, u64)>, CrlError> {
                 let id = self.issuer.id();
@@ -498,6 +523,7 @@ pub fn assemble(
     let reserve = 6 + small.len() + 6 + 6;
     let mut buf = vec![0u8; reserve];
     let mut omitted_invalidity_dates = 0u64;
+    let mut first_omitted = String::new();
     let mut after = String::new();
     loop {
         let page = next_page(&after)?;
@@ -507,10 +533,9 @@ pub fn assemble(
             let released = e.status != "revoked";
             let (entry, omitted) = entry_der(e, released)?;
             if omitted {
-                tracing::warn!(
-                    serial = %e.serial,
-                    "a stored invalidity date cannot be carried by a CRL entry: listed without it (tamga crl check --repair)"
-                );
+                if omitted_invalidity_dates == 0 {
+                    first_omitted.clone_from(&e.serial);
+                }
                 omitted_invalidity_dates += 1;
             }
             buf.extend(entry);
@@ -520,6 +545,13 @@ pub fn assemble(
         }
     }
     let entries_len = buf.len() - reserve;
+    if omitted_invalidity_dates > 0 {
+        tracing::warn!(
+            entries = omitted_invalidity_dates,
+            first = %first_omitted,
+            "stored invalidity dates no CRL can carry: these entries are listed without them (tamga crl check --repair)"
+        );
+    }
 
     let mut extensions = vec![
         ext(

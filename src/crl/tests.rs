@@ -182,10 +182,18 @@ fn an_invalidity_date_no_crl_can_carry_does_not_stop_publication() {
     fine.invalidity_date = Some(fine_date);
     let (_dir, _, store, publisher) = publisher_with(vec![pre_epoch, after_revocation, fine]);
 
-    publisher.publish(CrlKind::Full, true).unwrap().unwrap();
+    let full = publisher.publish(CrlKind::Full, true).unwrap().unwrap();
     let health = publisher.health();
-    assert_eq!(health.omitted_invalidity_dates, 2);
+    assert_eq!(health.omitted_invalidity_dates(), 2);
     assert!(health.failing_since.is_none());
+    assert!(health.newest_is_degraded(Some(full.crl_number), None));
+    // A delta that changes nothing leaves nothing out, but the full CRL still does.
+    let delta = publisher.publish(CrlKind::Delta, true).unwrap().unwrap();
+    let health = publisher.health();
+    assert_eq!(health.delta.unwrap().omitted_invalidity_dates, 0);
+    assert!(health.newest_is_degraded(Some(full.crl_number), Some(delta.crl_number)));
+    // A newer full CRL made elsewhere is not known to be degraded.
+    assert!(!health.newest_is_degraded(Some(full.crl_number + 2), Some(delta.crl_number)));
     let stored = store
         .read(|tx| tx.latest_crl("nca_rsa_dev", false))
         .unwrap()
