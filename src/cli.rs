@@ -605,8 +605,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         } => {
             let report = crate::bench::key_checks(keys)
                 .map_err(|e| Failure::Internal(anyhow::anyhow!("{e}")))?;
-            println!("{report}");
-            Ok(())
+            out!("{report}")
         }
         Command::Certs { command } => certs(&config, command),
         Command::Applications { command } => applications(&config, command),
@@ -1077,6 +1076,13 @@ fn ra_failure(e: crate::ra::RaError) -> Failure {
     }
 }
 
+/// `--invalidity-date`, read as the portal reads it (its rules are the RA's, at revocation).
+fn invalidity_arg(text: Option<&str>) -> Result<Option<chrono::DateTime<chrono::Utc>>, Failure> {
+    text.map(crate::ra::InvalidityDate::parse)
+        .transpose()
+        .map_err(ra_failure)
+}
+
 fn certs(config: &ValidConfig, command: CertsCommand) -> Result<(), Failure> {
     let services = Services::open(config, Arc::new(SystemClock))?;
     let (cert, json) = match command {
@@ -1141,11 +1147,7 @@ fn certs(config: &ValidConfig, command: CertsCommand) -> Result<(), Failure> {
             let serial = ca::Serial::parse(&serial).map_err(|e| Failure::Usage(e.to_string()))?;
             let reason = ca::RevocationReason::parse(&reason)
                 .ok_or_else(|| ra_failure(crate::ra::RaError::RevocationReasonInvalid))?;
-            let invalidity = invalidity_date
-                .as_deref()
-                .map(crate::ra::InvalidityDate::parse)
-                .transpose()
-                .map_err(ra_failure)?;
+            let invalidity = invalidity_arg(invalidity_date.as_deref())?;
             let operator = operator.unwrap_or_else(operator_name);
             let cert = services
                 .registrar
@@ -1166,11 +1168,7 @@ fn certs(config: &ValidConfig, command: CertsCommand) -> Result<(), Failure> {
             json,
         } => {
             let serial = ca::Serial::parse(&serial).map_err(|e| Failure::Usage(e.to_string()))?;
-            let date = invalidity_date
-                .as_deref()
-                .map(crate::ra::InvalidityDate::parse)
-                .transpose()
-                .map_err(ra_failure)?;
+            let date = invalidity_arg(invalidity_date.as_deref())?;
             let operator = operator.unwrap_or_else(operator_name);
             let cert = services
                 .registrar
@@ -1598,10 +1596,12 @@ fn audit(config: &ValidConfig, command: AuditCommand) -> Result<(), Failure> {
                             "the recorded head {seq}:{hash} is not in the log (it has {} entries): the log was truncated or rewritten",
                             v.entries
                         );
+                        let verdict = Err(Failure::Verification(message.clone()));
                         if json {
-                            out!("{}", serde_json::json!({"ok": false, "error": message}))?;
+                            let shown = serde_json::json!({"ok": false, "error": message});
+                            return report(&shown.to_string(), verdict);
                         }
-                        return Err(Failure::Verification(message));
+                        return verdict;
                     }
                 }
                 if json {
@@ -1621,13 +1621,12 @@ fn audit(config: &ValidConfig, command: AuditCommand) -> Result<(), Failure> {
             }
             Err(crate::audit::AuditError::Store(e)) => Err(Failure::Internal(e.into())),
             Err(e) => {
+                let verdict = Err(Failure::Verification(e.to_string()));
                 if json {
-                    out!(
-                        "{}",
-                        serde_json::json!({"ok": false, "error": e.to_string()})
-                    )?;
+                    let shown = serde_json::json!({"ok": false, "error": e.to_string()});
+                    return report(&shown.to_string(), verdict);
                 }
-                Err(Failure::Verification(e.to_string()))
+                verdict
             }
         },
         AuditCommand::Tail { n, json } => {
@@ -1820,9 +1819,9 @@ fn crl_check(
         .registrar
         .revocation_defects()
         .map_err(|e| Failure::Internal(e.into()))?;
-    let mut repaired = Vec::new();
-    if repair {
+    let repaired: Vec<&crate::ra::RevocationDefect> = if repair {
         let operator = operator.unwrap_or_else(operator_name);
+        let mut repaired = Vec::new();
         for defect in found.iter().filter(|d| d.repairable) {
             let serial = ca::Serial::parse(&defect.serial)
                 .map_err(|e| Failure::Internal(anyhow::anyhow!("stored serial: {e}")))?;
@@ -1830,13 +1829,14 @@ fn crl_check(
                 .registrar
                 .correct_invalidity_date(&serial, None, &operator)
                 .map_err(ra_failure)?;
-            repaired.push(defect.serial.clone());
+            repaired.push(defect);
         }
-    }
-    let left: Vec<_> = found
-        .iter()
-        .filter(|d| !repaired.contains(&d.serial) || !d.repairable)
-        .collect();
+        repaired
+    } else {
+        Vec::new()
+    };
+    // Each certificate has at most one repairable defect: what was not repaired is left.
+    let left = found.len() - repaired.len();
     if !repaired.is_empty() {
         for kind in [CrlKind::Full, CrlKind::Delta] {
             services
@@ -1845,46 +1845,51 @@ fn crl_check(
                 .map_err(|e| Failure::Internal(anyhow::anyhow!("publishing the CRL: {e}")))?;
         }
     }
-    if json {
-        out!(
-            "{}",
-            serde_json::json!({ "defects": found, "repaired": repaired, "remaining": left.len() })
-        )?;
-    } else {
-        for d in &found {
-            let state = if repaired.contains(&d.serial) && d.repairable {
-                "repaired (invalidity date removed)"
-            } else if d.repairable {
-                "repair with --repair, or tamga certs correct-revocation"
-            } else {
-                "cannot be repaired here"
-            };
-            out!(
-                "{} {} {} {}: {}",
-                d.issuer_id,
-                d.serial,
-                d.problem,
-                d.value,
-                state
-            )?;
-        }
-        if found.is_empty() {
-            out!("every stored revocation can be carried by a CRL")?;
-        } else if !repaired.is_empty() {
-            out!(
-                "repaired {} revocation(s) and published new CRLs",
-                repaired.len()
-            )?;
-        }
-    }
-    if left.is_empty() {
+    let verdict = if left == 0 {
         Ok(())
     } else {
         Err(Failure::Verification(format!(
-            "{} stored revocation(s) cannot be carried by a CRL as they are",
-            left.len()
+            "{left} stored revocation(s) cannot be carried by a CRL as they are"
         )))
-    }
+    };
+    let text = if json {
+        let serials: Vec<&str> = repaired.iter().map(|d| d.serial.as_str()).collect();
+        serde_json::json!({ "defects": found, "repaired": serials, "remaining": left }).to_string()
+    } else {
+        let mut lines: Vec<String> = found
+            .iter()
+            .map(|d| {
+                let state = if repaired.contains(&d) {
+                    "repaired (invalidity date removed)"
+                } else if d.repairable {
+                    "repair with --repair, or tamga certs correct-revocation"
+                } else {
+                    "cannot be repaired here"
+                };
+                format!(
+                    "{} {} {} {}: {state}",
+                    d.issuer_id, d.serial, d.problem, d.value
+                )
+            })
+            .collect();
+        if found.is_empty() {
+            lines.push("every stored revocation can be carried by a CRL".to_owned());
+        } else if !repaired.is_empty() {
+            lines.push(format!(
+                "repaired {} revocation(s) and published new CRLs",
+                repaired.len()
+            ));
+        }
+        lines.join("\n")
+    };
+    report(&text, verdict)
+}
+
+/// Print `text`, then give `verdict`: a failed check keeps its exit code even when standard
+/// output is gone (`tamga crl check | head -1`), which alone would end quietly with 0.
+fn report(text: &str, verdict: Result<(), Failure>) -> Result<(), Failure> {
+    let printed = out!("{text}");
+    verdict.and(printed)
 }
 
 fn crl_publish(config: &ValidConfig, json: bool) -> Result<(), Failure> {

@@ -20,7 +20,7 @@ use base64::Engine;
 
 pub use csr::{SubjectKeyType, ValidatedCsr};
 pub use email::{EmailAddress, EmailError};
-pub use invalidity::InvalidityDate;
+pub use invalidity::{InvalidityDate, RevocationDefect};
 
 use chrono::{DateTime, Utc};
 
