@@ -7,6 +7,7 @@
 //! block), or read a file whole before knowing it fits its limit.
 
 use std::io::{self, Read};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 /// A TOML configuration file.
@@ -32,7 +33,12 @@ pub fn read_bounded(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
     if !std::fs::metadata(path)?.is_file() {
         return Err(not_regular());
     }
-    let file = std::fs::File::open(path)?;
+    // Non-blocking, so that a FIFO swapped in after the check cannot hang the open (a regular
+    // file reads the same either way); never the controlling terminal.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)?;
     // The path may have been replaced between the two calls: check what was opened.
     if !file.metadata()?.is_file() {
         return Err(not_regular());
