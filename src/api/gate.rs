@@ -74,7 +74,7 @@ impl Admission {
                 cfg.limits.client_burst,
             ),
             limit_ocsp_crl: cfg.limits.client_limit_ocsp_crl,
-            trusted_proxies: config.trusted_proxies().to_vec(),
+            trusted_proxies: super::limits::canonical_proxies(config.trusted_proxies()),
             connections: ConnectionCounter::new(cfg.limits.connections_per_address),
             metrics,
         }
@@ -89,7 +89,7 @@ impl Admission {
         let Some(counter) = &self.connections else {
             return;
         };
-        let Some(peer) = tls::peer_addr(connection).map(|a| a.ip()) else {
+        let Some(peer) = tls::peer_addr(connection).map(|a| a.ip().to_canonical()) else {
             return;
         };
         if self.trusted_proxies.contains(&peer)

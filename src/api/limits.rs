@@ -176,14 +176,22 @@ pub fn limit_key(addr: IpAddr) -> IpAddr {
     }
 }
 
+/// The configured proxy addresses in canonical form (an IPv4-mapped IPv6 address as IPv4), as
+/// [`client_address`] and the connection cap compare them.
+pub fn canonical_proxies(configured: &[IpAddr]) -> Vec<IpAddr> {
+    configured.iter().map(IpAddr::to_canonical).collect()
+}
+
 /// The client's address: the peer's, unless the peer is a trusted proxy, in which case the
-/// right-most `X-Forwarded-For` entry that is not itself a trusted proxy.
+/// right-most `X-Forwarded-For` entry that is not itself a trusted proxy. Addresses are
+/// compared in canonical form (`trusted_proxies` is given so, see [`canonical_proxies`]).
 pub fn client_address(
     peer: Option<IpAddr>,
     forwarded_for: Option<&str>,
     trusted_proxies: &[IpAddr],
 ) -> Option<IpAddr> {
-    let peer = peer?;
+    // An IPv4 peer of a dual-stack listener arrives as ::ffff:a.b.c.d.
+    let peer = peer?.to_canonical();
     if trusted_proxies.is_empty() || !trusted_proxies.contains(&peer) {
         return Some(peer);
     }
@@ -191,7 +199,7 @@ pub fn client_address(
         return Some(peer);
     };
     for entry in header.rsplit(',') {
-        let Ok(addr) = entry.trim().parse::<IpAddr>() else {
+        let Ok(addr) = entry.trim().parse::<IpAddr>().map(|a| a.to_canonical()) else {
             // Whatever lies left of an unreadable entry was written by someone we cannot
             // trust: stop at the last proxy we can.
             return Some(peer);
@@ -306,5 +314,15 @@ mod tests {
         );
         // Without trusted proxies the header never counts.
         assert_eq!(client_address(Some(proxy), header, &[]), Some(proxy));
+        // The proxy seen through a dual-stack listener (::ffff:10.0.0.1), or configured so.
+        assert_eq!(
+            client_address(Some(ip("::ffff:10.0.0.1")), header, &trusted),
+            Some(ip("198.51.100.1"))
+        );
+        let mapped = canonical_proxies(&[ip("::ffff:10.0.0.1"), ip("10.0.0.2")]);
+        assert_eq!(
+            client_address(Some(proxy), header, &mapped),
+            Some(ip("198.51.100.1"))
+        );
     }
 }
