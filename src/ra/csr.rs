@@ -150,7 +150,7 @@ pub fn validate(text: &str) -> Result<ValidatedCsr, RaError> {
     if !req.verify(&public).unwrap_or(false) {
         return Err(RaError::CsrSignatureInvalid);
     }
-    let key_type = check_key(&public)?;
+    // The encoding (a re-encode and a comparison) before the costly weak-key checks.
     let identity = KeyIdentity::of_key(&public).map_err(|e| match e {
         KeyIdentityError::Encoding(_) | KeyIdentityError::Undecodable => {
             RaError::KeyEncodingInvalid(e.to_string())
@@ -162,6 +162,7 @@ pub fn validate(text: &str) -> Result<ValidatedCsr, RaError> {
     if let Some(reason) = key_identity::non_canonical(&spki_der, &identity) {
         return Err(RaError::KeyEncodingInvalid(reason));
     }
+    let key_type = check_key(&public)?;
     let email = requested_email(&parsed)?;
     Ok(ValidatedCsr {
         der,
