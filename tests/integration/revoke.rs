@@ -70,6 +70,14 @@ fn crl_number(dir: &Path, file: &str) -> i64 {
     .unwrap()
 }
 
+/// `openssl crl -text` of the DER CRL `file` in `dir`.
+fn crl_text(dir: &Path, file: &str) -> String {
+    openssl(
+        dir,
+        &["crl", "-inform", "DER", "-in", file, "-noout", "-text"],
+    )
+}
+
 /// Wait until the delta CRL lists `serial` (a revocation reaches it within seconds).
 fn wait_for_delta(server: &Server, issuer: &str, needle: &str) -> Vec<u8> {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -80,18 +88,7 @@ fn wait_for_delta(server: &Server, issuer: &str, needle: &str) -> Vec<u8> {
             .unwrap()
             .to_vec();
         std::fs::write(server.dir.join("probe.crl"), &bytes).unwrap();
-        let shown = openssl(
-            &server.dir,
-            &[
-                "crl",
-                "-inform",
-                "DER",
-                "-in",
-                "probe.crl",
-                "-noout",
-                "-text",
-            ],
-        );
+        let shown = crl_text(&server.dir, "probe.crl");
         if shown.contains(needle) {
             return bytes;
         }
@@ -332,18 +329,7 @@ fn revocation_and_crls(env: Env) {
             ],
         );
     }
-    let delta_text = openssl(
-        &dir,
-        &[
-            "crl",
-            "-inform",
-            "DER",
-            "-in",
-            "delta.crl",
-            "-noout",
-            "-text",
-        ],
-    );
+    let delta_text = crl_text(&dir, "delta.crl");
     assert!(
         delta_text.contains("Delta CRL Indicator: critical"),
         "{delta_text}"
@@ -352,12 +338,7 @@ fn revocation_and_crls(env: Env) {
         delta_text.contains("Key Compromise") && delta_text.contains("Invalidity Date"),
         "{delta_text}"
     );
-    let full_text = openssl(
-        &dir,
-        &[
-            "crl", "-inform", "DER", "-in", "full.crl", "-noout", "-text",
-        ],
-    );
+    let full_text = crl_text(&dir, "full.crl");
     assert!(
         full_text.contains("Freshest CRL") && full_text.contains("nca_rsa_dev-delta.crl"),
         "{full_text}"
@@ -604,10 +585,7 @@ fn two_instances_on_postgres_share_one_crl_sequence() {
     }
     let full = b.get("/crl/nca_rsa_dev.crl").bytes().unwrap();
     std::fs::write(a.dir().join("f.crl"), &full).unwrap();
-    let shown = openssl(
-        a.dir(),
-        &["crl", "-inform", "DER", "-in", "f.crl", "-noout", "-text"],
-    );
+    let shown = crl_text(a.dir(), "f.crl");
     assert!(
         shown.contains(&s1) && shown.contains(&s2),
         "both revocations, made through different instances: {shown}"
@@ -688,18 +666,7 @@ fn stored_revocations_no_crl_can_carry_are_reported_and_repaired() {
         .bytes()
         .unwrap();
     std::fs::write(env.dir().join("delta.crl"), &bytes).unwrap();
-    let shown = openssl(
-        env.dir(),
-        &[
-            "crl",
-            "-inform",
-            "DER",
-            "-in",
-            "delta.crl",
-            "-noout",
-            "-text",
-        ],
-    );
+    let shown = crl_text(env.dir(), "delta.crl");
     assert!(shown.contains(&auth), "{shown}");
     assert!(!shown.contains("Invalidity Date"), "{shown}");
     let metrics = env.server.get("/metrics").text().unwrap();
