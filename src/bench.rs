@@ -15,12 +15,13 @@ use openssl::nid::Nid;
 use openssl::pkey::PKey;
 use openssl::x509::X509ReqBuilder;
 
-use crate::ca::{Hierarchy, HierarchyFiles, Issuer, RevocationReason, Serial};
+use crate::ca::{Hierarchy, HierarchyFiles, Issuer, Serial};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Mode, ValidConfig};
 use crate::digital_id::{self, Purpose, TrustedKeys};
 use crate::ra::{ApplicationForm, Registrar, Revoker};
 use crate::store::Store;
+use crate::vocab::RevocationReason;
 
 /// Consent-token claims for benchmark holder number `i` (IINs 8501013xxxxC, born 1985-01-01;
 /// `None` where the check digit does not exist). Liveness and register match are set, so the

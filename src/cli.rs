@@ -18,6 +18,7 @@ use crate::crl::{CrlKind, CrlPublisher};
 use crate::digital_id::{self, TrustedKeys};
 use crate::ra::Registrar;
 use crate::store::{AuditEntry, Store};
+use crate::vocab::{KeyType, RevocationReason};
 
 /// `println!` that returns a write error (stdout closed: `tamga certs list | head -1`) as
 /// [`Failure::Output`] instead of panicking; use as `out!(…)?`.
@@ -1145,7 +1146,7 @@ fn certs(config: &ValidConfig, command: CertsCommand) -> Result<(), Failure> {
             json,
         } => {
             let serial = ca::Serial::parse(&serial).map_err(|e| Failure::Usage(e.to_string()))?;
-            let reason = ca::RevocationReason::parse(&reason)
+            let reason = RevocationReason::parse(&reason)
                 .ok_or_else(|| ra_failure(crate::ra::RaError::RevocationReasonInvalid))?;
             let invalidity = invalidity_arg(invalidity_date.as_deref())?;
             let operator = operator.unwrap_or_else(operator_name);
@@ -1765,7 +1766,7 @@ fn ca_revoke_issuer(
     operator: Option<String>,
 ) -> Result<(), Failure> {
     let cfg = config.get();
-    let reason = ca::RevocationReason::parse(reason)
+    let reason = RevocationReason::parse(reason)
         .ok_or_else(|| Failure::Usage(format!("--reason {reason}: not an accepted reason")))?;
     let hierarchy = Hierarchy::load(&cfg.ca, cfg.mode).map_err(anyhow::Error::from)?;
     let store =
@@ -2000,7 +2001,7 @@ fn describe(cert: &openssl::x509::X509Ref, key_location: &str) -> serde_json::Va
     let key_type = cert
         .public_key()
         .ok()
-        .and_then(|k| ca::KeyType::of(&k))
+        .and_then(|k| KeyType::of(&k))
         .map(|t| t.to_string())
         .unwrap_or_else(|| "unsupported".to_owned());
     serde_json::json!({

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::ca::KeyType;
+use crate::vocab::KeyType;
 
 /// The development defaults written into the binary. `config/tamga.toml` repeats them with
 /// comments; a missing default config file falls back to these.

@@ -17,6 +17,7 @@ pub mod config;
 pub mod crl;
 pub mod digital_id;
 pub mod enroll;
+pub mod error_code;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod input;
@@ -25,3 +26,4 @@ pub mod notify;
 pub mod ocsp;
 pub mod ra;
 pub mod store;
+pub mod vocab;

@@ -7,7 +7,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::types::{
     ApplicationRequest, ApplicationResponse, ApplicationState, CertificateKind, CsrPair, Der,
-    ErrorCode, IssuedCertificate, Language, ProblemDocument, Reason, RevocationRequest,
+    ErrorCode, IssuedCertificate, Language, ProblemDocument, RevocationReason, RevocationRequest,
     RevocationResponse, Storage,
 };
 use super::{ocsp, portal, public, routes};
@@ -141,7 +141,7 @@ impl Modify for FloodGuard {
         Storage,
         ApplicationState,
         CertificateKind,
-        Reason,
+        RevocationReason,
         Der,
         routes::Readiness,
         routes::Checks

@@ -10,10 +10,11 @@ use futures_util::StreamExt;
 use super::problem::ApiError;
 use super::types::{ApplicationRequest, ApplicationResponse, IssuedCertificate, RevocationRequest};
 use super::AppState;
-use crate::ca::{RevocationReason, Serial};
+use crate::ca::Serial;
 use crate::digital_id::{ConsentError, Purpose};
 use crate::ra::{ApplicationForm, RaError};
 use crate::store::{Application, Certificate};
+use crate::vocab::RevocationReason;
 
 /// Largest application body (two CSRs and a small form).
 pub const APPLICATION_BODY_LIMIT: usize = 64 * 1024;

@@ -4,6 +4,9 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+pub use crate::error_code::ErrorCode;
+pub use crate::vocab::{Language, RevocationReason, Storage};
+
 /// `POST /api/v1/applications` body.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -40,29 +43,6 @@ pub struct CsrPair {
     pub sign: String,
 }
 
-/// Languages of messages (the values of [`ApplicationRequest::language`]).
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-#[allow(missing_docs)]
-pub enum Language {
-    Kk,
-    Ru,
-    En,
-}
-
-/// Key storage types (the values of [`ApplicationRequest::storage`]).
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-#[allow(missing_docs)]
-pub enum Storage {
-    Pkcs12,
-    IdCard,
-    Kaztoken,
-    Etoken,
-    Jacarta,
-    Akey,
-}
-
 /// States of an application (the values of [`ApplicationResponse::status`]).
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -81,21 +61,6 @@ pub enum ApplicationState {
 pub enum CertificateKind {
     Auth,
     Sign,
-}
-
-/// RFC 5280 revocation reasons (the values of [`RevocationRequest::reason`]; case and
-/// underscores are not significant in requests).
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-#[allow(missing_docs)]
-pub enum Reason {
-    Unspecified,
-    KeyCompromise,
-    AffiliationChanged,
-    Superseded,
-    CessationOfOperation,
-    CertificateHold,
-    PrivilegeWithdrawn,
 }
 
 /// An application and, once issued, its certificates.
@@ -153,7 +118,7 @@ pub struct RevocationRequest {
     pub serial: String,
     /// RFC 5280 reason: `unspecified`, `keyCompromise`, `affiliationChanged`, `superseded`,
     /// `cessationOfOperation`, `certificateHold`, `privilegeWithdrawn`.
-    #[schema(value_type = Reason, example = "keyCompromise")]
+    #[schema(value_type = RevocationReason, example = "keyCompromise")]
     pub reason: String,
     /// When the key was (suspected) compromised, RFC 3339; not in the future.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -170,7 +135,7 @@ pub struct RevocationResponse {
     #[schema(example = "revoked")]
     pub status: String,
     /// RFC 5280 reason.
-    #[schema(value_type = Reason)]
+    #[schema(value_type = RevocationReason)]
     pub reason: String,
     /// When it was revoked (RFC 3339, UTC).
     #[schema(format = DateTime)]
@@ -196,79 +161,6 @@ pub struct ProblemDocument {
     /// What happened in this case.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
-}
-
-/// Every error code the API answers with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-#[allow(missing_docs)]
-pub enum ErrorCode {
-    ConsentTokenMissing,
-    ConsentTokenMalformed,
-    ConsentTokenSignatureInvalid,
-    ConsentTokenUntrustedKey,
-    ConsentTokenAlgorithmNotAllowed,
-    ConsentTokenExpired,
-    ConsentTokenNotYetValid,
-    ConsentTokenLifetimeTooLong,
-    ConsentTokenLifetimeInvalid,
-    ConsentTokenWrongAudience,
-    ConsentTokenWrongIssuer,
-    ConsentTokenReplayed,
-    ConsentTokenWrongPurpose,
-    IinInvalid,
-    NameInvalid,
-    AgreementNotAccepted,
-    AgreementVersionMismatch,
-    EmailInvalid,
-    LanguageInvalid,
-    StorageTypeInvalid,
-    CsrMalformed,
-    CsrSignatureInvalid,
-    CsrEmailMismatch,
-    KeyAlgorithmNotAllowed,
-    KeyTooSmall,
-    KeyWeak,
-    KeyEncodingInvalid,
-    CsrSignatureAlgorithmNotAllowed,
-    KeyReused,
-    KeyBlocked,
-    SameKeyForAuthAndSign,
-    BodyTooLarge,
-    RequestMalformed,
-    ApplicationNotFound,
-    AccessTokenInvalid,
-    SerialInvalid,
-    RevocationReasonInvalid,
-    InvalidityDateInvalid,
-    CertificateNotFound,
-    NotCertificateHolder,
-    AlreadyRevoked,
-    NotOnHold,
-    NotRevoked,
-    CrlNotFound,
-    ApplicationNotPending,
-    ReasonRequired,
-    CaCertificateNotFound,
-    NotFound,
-    ClientCertificateRequired,
-    ClientCertificateUntrusted,
-    RateLimitedIin,
-    RateLimitedClient,
-    RateLimitedConnections,
-    BodyTimeout,
-    MethodNotAllowed,
-    ServiceUnavailable,
-    DatabaseUnavailable,
-    DatabaseError,
-    InternalError,
-}
-
-impl ErrorCode {
-    /// Look a wire code up.
-    pub fn parse(code: &str) -> Option<ErrorCode> {
-        serde_json::from_value(serde_json::Value::String(code.to_owned())).ok()
-    }
 }
 
 /// A DER document in a request or response body (OCSP, certificates, CRLs).

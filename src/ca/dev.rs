@@ -24,8 +24,9 @@ use openssl::x509::{X509Builder, X509Extension, X509Name, X509NameBuilder, X509R
 
 use super::files::{write_new, HierarchyFiles};
 use super::pkcs11::{self, Pkcs11Key, Pkcs11Location};
-use super::{CaError, KeyType, SigningKey};
+use super::{CaError, SigningKey};
 use crate::config::{CaConfig, KeyConfig};
+use crate::vocab::KeyType;
 
 /// OID of id-pkix-ocsp-nocheck.
 const OID_OCSP_NOCHECK: &str = "1.3.6.1.5.5.7.48.1.5";

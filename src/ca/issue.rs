@@ -27,9 +27,10 @@ use x509_cert::serial_number::SerialNumber;
 use x509_cert::time::{Time, Validity};
 use x509_cert::{Certificate as X509Certificate, TbsCertificate, Version};
 
-use super::{CaError, Hierarchy, KeyType};
+use super::{CaError, Hierarchy};
 use crate::ra::ApprovedRequest;
 use crate::store::{db_time, Certificate, CertificateKind, CertificateStatus};
+use crate::vocab::KeyType;
 
 /// Extended key usage: individual (natural person).
 pub const OID_NCA_INDIVIDUAL: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.398.3.3.4.1.1");

@@ -20,90 +20,23 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use openssl::hash::MessageDigest;
-use openssl::nid::Nid;
 use openssl::pkey::{PKey, Private, Public};
 use openssl::sign::{Signer, Verifier};
 use openssl::x509::X509;
-use serde::{Deserialize, Serialize};
 
+use crate::vocab::KeyType;
 pub use files::HierarchyFiles;
 pub use issue::{
     Issuer, PreparedCertificate, OID_NCA_INDIVIDUAL, OID_NCA_REMOTE_DIGITAL_ID, OID_POLICY_AUTH,
     OID_POLICY_SIGN,
 };
-pub use revocation::{RevocationReason, Serial, SerialError};
+pub use revocation::{Serial, SerialError};
 pub use time::{carried_invalidity_date, TimeOutOfRange, X509Time};
 
 use crate::config::{CaConfig, KeyConfig, Mode};
 
 /// OID of id-kp-OCSPSigning.
 const OID_KP_OCSP_SIGNING: &str = "1.3.6.1.5.5.7.3.9";
-
-/// Key algorithms the CA can generate for its own keys.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum KeyType {
-    /// RSA, 2048-bit modulus, exponent 65537.
-    #[serde(rename = "rsa2048")]
-    Rsa2048,
-    /// RSA, 3072-bit modulus.
-    #[serde(rename = "rsa3072")]
-    Rsa3072,
-    /// RSA, 4096-bit modulus.
-    #[serde(rename = "rsa4096")]
-    Rsa4096,
-    /// ECDSA on NIST P-256.
-    #[serde(rename = "ec-p256")]
-    EcP256,
-    /// ECDSA on NIST P-384.
-    #[serde(rename = "ec-p384")]
-    EcP384,
-}
-
-impl KeyType {
-    /// Whether this is an RSA key type.
-    pub fn is_rsa(self) -> bool {
-        matches!(self, KeyType::Rsa2048 | KeyType::Rsa3072 | KeyType::Rsa4096)
-    }
-
-    /// The digest a key of this type signs with.
-    pub fn digest(self) -> MessageDigest {
-        match self {
-            KeyType::EcP384 => MessageDigest::sha384(),
-            _ => MessageDigest::sha256(),
-        }
-    }
-
-    /// Identify the type of an existing key, if it is one we support.
-    pub fn of<T: openssl::pkey::HasPublic>(key: &PKey<T>) -> Option<KeyType> {
-        if let Ok(rsa) = key.rsa() {
-            return match rsa.n().num_bits() {
-                2048 => Some(KeyType::Rsa2048),
-                3072 => Some(KeyType::Rsa3072),
-                4096 => Some(KeyType::Rsa4096),
-                _ => None,
-            };
-        }
-        let ec = key.ec_key().ok()?;
-        match ec.group().curve_name()? {
-            Nid::X9_62_PRIME256V1 => Some(KeyType::EcP256),
-            Nid::SECP384R1 => Some(KeyType::EcP384),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for KeyType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            KeyType::Rsa2048 => "rsa2048",
-            KeyType::Rsa3072 => "rsa3072",
-            KeyType::Rsa4096 => "rsa4096",
-            KeyType::EcP256 => "ec-p256",
-            KeyType::EcP384 => "ec-p384",
-        })
-    }
-}
 
 /// What went wrong with the CA hierarchy.
 #[derive(Debug, thiserror::Error)]

@@ -31,8 +31,9 @@ use openssl::bn::BigNum;
 use openssl::ecdsa::EcdsaSig;
 use openssl::pkey::{PKey, Public};
 
-use super::{CaError, KeyType};
+use super::CaError;
 use crate::config::{KeyConfig, KeyKind};
+use crate::vocab::KeyType;
 
 /// DER prefix of a DigestInfo for SHA-256 (RFC 8017 §9.2, note 1).
 const SHA256_DIGEST_INFO: [u8; 19] = [

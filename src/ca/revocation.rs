@@ -1,4 +1,4 @@
-//! Serial numbers as users write them, and RFC 5280 revocation reasons.
+//! Serial numbers as users write them.
 
 use std::fmt;
 
@@ -56,82 +56,6 @@ impl fmt::Display for Serial {
     }
 }
 
-/// The revocation reasons Tamga accepts (RFC 5280 §5.3.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RevocationReason {
-    /// No reason given.
-    Unspecified,
-    /// The private key is (suspected to be) compromised: the key is blocked for ever.
-    KeyCompromise,
-    /// The holder's affiliation changed.
-    AffiliationChanged,
-    /// Replaced by a new certificate.
-    Superseded,
-    /// No longer needed.
-    CessationOfOperation,
-    /// Suspended; can be lifted with `tamga certs release`.
-    CertificateHold,
-    /// The right to use it was withdrawn.
-    PrivilegeWithdrawn,
-}
-
-impl RevocationReason {
-    /// All accepted reasons.
-    pub const ALL: [RevocationReason; 7] = [
-        RevocationReason::Unspecified,
-        RevocationReason::KeyCompromise,
-        RevocationReason::AffiliationChanged,
-        RevocationReason::Superseded,
-        RevocationReason::CessationOfOperation,
-        RevocationReason::CertificateHold,
-        RevocationReason::PrivilegeWithdrawn,
-    ];
-
-    /// The RFC 5280 name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RevocationReason::Unspecified => "unspecified",
-            RevocationReason::KeyCompromise => "keyCompromise",
-            RevocationReason::AffiliationChanged => "affiliationChanged",
-            RevocationReason::Superseded => "superseded",
-            RevocationReason::CessationOfOperation => "cessationOfOperation",
-            RevocationReason::CertificateHold => "certificateHold",
-            RevocationReason::PrivilegeWithdrawn => "privilegeWithdrawn",
-        }
-    }
-
-    /// The CRLReason code.
-    pub fn code(self) -> u8 {
-        match self {
-            RevocationReason::Unspecified => 0,
-            RevocationReason::KeyCompromise => 1,
-            RevocationReason::AffiliationChanged => 3,
-            RevocationReason::Superseded => 4,
-            RevocationReason::CessationOfOperation => 5,
-            RevocationReason::CertificateHold => 6,
-            RevocationReason::PrivilegeWithdrawn => 9,
-        }
-    }
-
-    /// Parse the RFC 5280 name (also accepted in snake_case).
-    pub fn parse(s: &str) -> Option<RevocationReason> {
-        let folded: String = s
-            .chars()
-            .filter(|c| *c != '_')
-            .collect::<String>()
-            .to_ascii_lowercase();
-        RevocationReason::ALL
-            .into_iter()
-            .find(|r| r.as_str().to_ascii_lowercase() == folded)
-    }
-}
-
-impl fmt::Display for RevocationReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,20 +78,5 @@ mod tests {
         for bad in ["", "0x", "xyz", "12-34", &"A".repeat(65)] {
             assert!(Serial::parse(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn reasons() {
-        assert_eq!(
-            RevocationReason::parse("keyCompromise"),
-            Some(RevocationReason::KeyCompromise)
-        );
-        assert_eq!(
-            RevocationReason::parse("key_compromise"),
-            Some(RevocationReason::KeyCompromise)
-        );
-        assert_eq!(RevocationReason::parse("removeFromCRL"), None);
-        assert_eq!(RevocationReason::parse("caCompromise"), None);
-        assert_eq!(RevocationReason::PrivilegeWithdrawn.code(), 9);
     }
 }

@@ -24,10 +24,11 @@ use x509_cert::ext::Extension;
 use x509_cert::serial_number::SerialNumber;
 use x509_cert::time::Time;
 
-use crate::ca::{carried_invalidity_date, CaError, Issuer, RevocationReason, X509Time};
+use crate::ca::{carried_invalidity_date, CaError, Issuer, X509Time};
 use crate::clock::Clock;
 use crate::config::CrlConfig;
 use crate::store::{db_time, CrlInfo, RevocationEntry, Store, StoreError, StoredCrl, Tx};
+use crate::vocab::RevocationReason;
 
 /// Entries read from the database per query while a CRL is built.
 const PAGE: i64 = 5_000;

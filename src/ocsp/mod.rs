@@ -32,10 +32,11 @@ use x509_ocsp::{
 
 pub use cache::ResponseCache;
 
-use crate::ca::{CaError, Hierarchy, IssuerKey, RevocationReason};
+use crate::ca::{CaError, Hierarchy, IssuerKey};
 use crate::clock::Clock;
 use crate::config::OcspConfig;
 use crate::store::{Store, StoreError};
+use crate::vocab::RevocationReason;
 
 /// Largest request accepted.
 pub const MAX_REQUEST_LEN: usize = 4 * 1024;

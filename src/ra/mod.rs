@@ -24,7 +24,7 @@ pub use invalidity::{InvalidityDate, RevocationDefect};
 
 use chrono::{DateTime, Utc};
 
-use crate::ca::{CaError, Issuer, PreparedCertificate, RevocationReason, Serial};
+use crate::ca::{CaError, Issuer, PreparedCertificate, Serial};
 use crate::clock::Clock;
 use crate::digital_id::VerifiedConsent;
 use crate::key_identity::KeyIdentity;
@@ -32,6 +32,7 @@ use crate::store::{
     db_time, Application, ApplicationStatus, AuditEntry, BlockedKey, Certificate, CertificateKind,
     CertificateStatus, OutboxMessage, Store, StoreError, Tx,
 };
+use crate::vocab::{Language, RevocationReason, Storage};
 
 /// Why the RA refused or failed a request. Each refusal has a stable wire code.
 #[derive(Debug, thiserror::Error)]
@@ -196,87 +197,6 @@ impl RaError {
             RaError::Ca(CaError::KeyUnavailable(_)) => "signing_key_unavailable",
             RaError::Ca(_) => "internal_error",
             RaError::Store(e) => e.code(),
-        }
-    }
-}
-
-/// The citizen's language for messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Language {
-    /// Kazakh.
-    Kk,
-    /// Russian.
-    Ru,
-    /// English.
-    En,
-}
-
-impl Language {
-    /// Parse `kk`, `ru` or `en`.
-    pub fn parse(s: &str) -> Option<Language> {
-        match s {
-            "kk" => Some(Language::Kk),
-            "ru" => Some(Language::Ru),
-            "en" => Some(Language::En),
-            _ => None,
-        }
-    }
-    /// The code.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Language::Kk => "kk",
-            Language::Ru => "ru",
-            Language::En => "en",
-        }
-    }
-}
-
-/// Where the citizen keeps the keys; decides the certificates' validity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Storage {
-    /// A password-protected file on the PC: 1 year.
-    Pkcs12,
-    /// The national ID card: 3 years.
-    IdCard,
-    /// KazToken: 3 years.
-    Kaztoken,
-    /// eToken: 3 years.
-    Etoken,
-    /// JaCarta: 3 years.
-    Jacarta,
-    /// aKey: 3 years.
-    Akey,
-}
-
-impl Storage {
-    /// Parse the form value.
-    pub fn parse(s: &str) -> Option<Storage> {
-        Some(match s {
-            "pkcs12" => Storage::Pkcs12,
-            "id_card" => Storage::IdCard,
-            "kaztoken" => Storage::Kaztoken,
-            "etoken" => Storage::Etoken,
-            "jacarta" => Storage::Jacarta,
-            "akey" => Storage::Akey,
-            _ => return None,
-        })
-    }
-    /// The form value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Storage::Pkcs12 => "pkcs12",
-            Storage::IdCard => "id_card",
-            Storage::Kaztoken => "kaztoken",
-            Storage::Etoken => "etoken",
-            Storage::Jacarta => "jacarta",
-            Storage::Akey => "akey",
-        }
-    }
-    /// Certificate validity in years: 1 for a file, 3 for hardware.
-    pub fn validity_years(self) -> u32 {
-        match self {
-            Storage::Pkcs12 => 1,
-            _ => 3,
         }
     }
 }
