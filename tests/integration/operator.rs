@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 
-use crate::support::{free_port, run, tamga, text};
+use crate::support::{free_port, run, serve_command, tamga, text};
 
 /// Run `cmd`, killing it (and failing the test) if it has not finished within `limit`.
 fn run_within(cmd: &mut Command, limit: Duration) -> Output {
@@ -49,15 +49,8 @@ fn config_check(dir: &Path) -> Command {
 
 /// `tamga serve` on a free port, as a test would start it.
 fn serve(dir: &Path) -> Command {
-    let port = free_port();
-    let mut cmd = tamga(dir);
-    cmd.arg("serve")
-        .env("TAMGA_SERVER__BIND", format!("127.0.0.1:{port}"))
-        .env(
-            "TAMGA_SERVER__PUBLIC_URL",
-            format!("http://127.0.0.1:{port}"),
-        )
-        .env("TAMGA_SERVER__WORKERS", "1");
+    let mut cmd = serve_command(dir, free_port(), "http");
+    cmd.env("TAMGA_SERVER__WORKERS", "1");
     cmd
 }
 
