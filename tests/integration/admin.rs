@@ -9,6 +9,15 @@ use serde_json::Value;
 use crate::enroll::{assert_reference_extensions, body, claims, csr, fresh_iin, lint, Env};
 use crate::support::{run, tamga, text, verify_chain, x509_text_utf8};
 
+/// The text `field` of each row of the JSON array `rows`.
+fn texts_of<'a>(rows: &'a Value, field: &str) -> Vec<&'a str> {
+    rows.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r[field].as_str().unwrap())
+        .collect()
+}
+
 fn cli(dir: &Path, args: &[&str]) -> (i32, String, String) {
     let out = run(tamga(dir).args(args));
     (
@@ -190,12 +199,7 @@ fn moderation_listings_and_audit_verification() {
         serde_json::json!([])
     );
     let outbox = json(&dir, &["outbox", "list", "--json"]);
-    let events: Vec<&str> = outbox
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["event"].as_str().unwrap())
-        .collect();
+    let events = texts_of(&outbox, "event");
     for event in [
         "application_received",
         "certificates_issued",
@@ -211,12 +215,7 @@ fn moderation_listings_and_audit_verification() {
     assert_eq!(code, 5, "a pending row is not dead");
     json(&dir, &["crl", "publish", "--json"]);
     let tail = json(&dir, &["audit", "tail", "-n", "50", "--json"]);
-    let actions: Vec<&str> = tail
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["action"].as_str().unwrap())
-        .collect();
+    let actions = texts_of(&tail, "action");
     for action in [
         "application.submitted",
         "application.approved",

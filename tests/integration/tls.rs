@@ -137,12 +137,27 @@ impl TestPki {
 
 /// A fresh `TestPki` and an empty Tamga working directory beside it, both in the returned
 /// temporary directory.
-fn pki_and_workdir() -> (tempfile::TempDir, TestPki, PathBuf) {
+pub fn pki_and_workdir() -> (tempfile::TempDir, TestPki, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let pki = TestPki::generate(&tmp.path().join("pki"));
     let work = tmp.path().join("tamga");
     std::fs::create_dir_all(&work).unwrap();
     (tmp, pki, work)
+}
+
+/// For a test that talks to the server with `curl`: a TLS server from a fresh `TestPki` (with
+/// the portal's client CA when `mtls`), or `None` when curl is missing and `test` was reported
+/// skipped.
+fn curl_and_tls_server(
+    test: &str,
+    mtls: bool,
+) -> Option<(tempfile::TempDir, TestPki, PathBuf, Server)> {
+    if !have_curl(test) {
+        return None;
+    }
+    let (tmp, pki, work) = pki_and_workdir();
+    let server = pki.server(&work, mtls, &[]);
+    Some((tmp, pki, work, server))
 }
 
 /// What `curl` got: status, headers (lower-case names), body.
@@ -224,11 +239,9 @@ fn enroll_bin() -> PathBuf {
 #[test]
 fn mtls_admits_only_the_portal_to_the_api_and_everyone_to_public_routes() {
     let test = "mtls_admits_only_the_portal_to_the_api_and_everyone_to_public_routes";
-    if !have_curl(test) {
+    let Some((_tmp, pki, work, server)) = curl_and_tls_server(test, true) else {
         return;
-    }
-    let (_tmp, pki, work) = pki_and_workdir();
-    let server = pki.server(&work, true, &[]);
+    };
     let base = server.base.clone();
     let dir = work.as_path();
     let portal = pki.client_cert_args("portal");
@@ -496,11 +509,9 @@ fn mtls_admits_only_the_portal_to_the_api_and_everyone_to_public_routes() {
 #[test]
 fn tls_without_client_ca_leaves_the_api_to_consent_tokens() {
     let test = "tls_without_client_ca_leaves_the_api_to_consent_tokens";
-    if !have_curl(test) {
+    let Some((_tmp, pki, work, server)) = curl_and_tls_server(test, false) else {
         return;
-    }
-    let (_tmp, pki, work) = pki_and_workdir();
-    let server = pki.server(&work, false, &[]);
+    };
     let base = &server.base;
     // The handler answers a request without a client certificate, and one with any.
     let applications = format!("{base}/api/v1/applications");
