@@ -197,7 +197,7 @@ fn each_event_reaches_a_real_smtp_server_in_the_holders_language() {
     ]));
     assert!(out.status.success(), "{}", text(&out));
     let serial = en["certificates"][1]["serial"].as_str().unwrap();
-    let resp = env.revoke_as_holder(&en_iin, &serial, "keyCompromise");
+    let resp = env.revoke_as_holder(&en_iin, serial, "keyCompromise");
     assert_eq!(resp.status(), 200);
 
     // A certificate 10 days from expiry (moved in the database, as time would move it): the
