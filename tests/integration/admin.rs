@@ -7,7 +7,16 @@ use std::process::Command;
 use serde_json::Value;
 
 use crate::enroll::{assert_reference_extensions, body, claims, csr, fresh_iin, lint, Env};
-use crate::support::{openssl, run, tamga, text};
+use crate::support::{run, tamga, text, verify_chain, x509_text_utf8};
+
+/// The text `field` of each row of the JSON array `rows`.
+fn texts_of<'a>(rows: &'a Value, field: &str) -> Vec<&'a str> {
+    rows.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r[field].as_str().unwrap())
+        .collect()
+}
 
 fn cli(dir: &Path, args: &[&str]) -> (i32, String, String) {
     let out = run(tamga(dir).args(args));
@@ -42,14 +51,9 @@ fn pending(env: &Env, email: Option<&str>) -> (String, Value) {
 
 /// Stop the server and close the store, keeping the directory.
 fn stop(env: Env) -> tempfile::TempDir {
-    let Env {
-        server,
-        store,
-        _dir_guard,
-        db,
-    } = env;
+    let (server, store, dir, db) = env.into_parts();
     drop((server, store, db));
-    _dir_guard
+    dir
 }
 
 /// Run one SQL statement on the SQLite file behind the server's back (Python's sqlite3, an
@@ -110,22 +114,9 @@ fn moderation_listings_and_audit_verification() {
         let kind = cert["kind"].as_str().unwrap();
         let file = format!("approved-{kind}.pem");
         std::fs::write(dir.join(&file), cert["pem"].as_str().unwrap()).unwrap();
-        let verified = openssl(
-            &dir,
-            &[
-                "verify",
-                "-CAfile",
-                "certs-dev/root.pem",
-                "-untrusted",
-                "chain.pem",
-                &file,
-            ],
-        );
+        let verified = verify_chain(&dir, "chain.pem", &[&file]);
         assert!(verified.contains(": OK"), "{verified}");
-        let shown = openssl(
-            &dir,
-            &["x509", "-in", &file, "-noout", "-text", "-nameopt", "utf8"],
-        );
+        let shown = x509_text_utf8(&dir, &file);
         assert!(shown.contains(&format!("serialNumber=IIN{iin}")), "{shown}");
         assert_reference_extensions(&dir, &shown, kind);
         lint(&dir, &file);
@@ -208,12 +199,7 @@ fn moderation_listings_and_audit_verification() {
         serde_json::json!([])
     );
     let outbox = json(&dir, &["outbox", "list", "--json"]);
-    let events: Vec<&str> = outbox
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["event"].as_str().unwrap())
-        .collect();
+    let events = texts_of(&outbox, "event");
     for event in [
         "application_received",
         "certificates_issued",
@@ -229,12 +215,7 @@ fn moderation_listings_and_audit_verification() {
     assert_eq!(code, 5, "a pending row is not dead");
     json(&dir, &["crl", "publish", "--json"]);
     let tail = json(&dir, &["audit", "tail", "-n", "50", "--json"]);
-    let actions: Vec<&str> = tail
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["action"].as_str().unwrap())
-        .collect();
+    let actions = texts_of(&tail, "action");
     for action in [
         "application.submitted",
         "application.approved",

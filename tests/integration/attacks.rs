@@ -486,10 +486,7 @@ fn refused_of<S: Read + Write>(n: usize, slow: &[u8], open: impl Fn() -> S) -> (
 #[test]
 fn the_connection_cap_spares_trusted_proxies_and_the_verified_portal() {
     use openssl::ssl::{SslConnector, SslFiletype, SslMethod, SslVerifyMode};
-    let tmp = tempfile::tempdir().unwrap();
-    let pki = crate::tls::TestPki::generate(&tmp.path().join("pki"));
-    let work = tmp.path().join("tamga");
-    std::fs::create_dir_all(&work).unwrap();
+    let (_tmp, pki, work) = crate::tls::pki_and_workdir();
     let server = pki.server(
         &work,
         true,

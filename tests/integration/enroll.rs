@@ -17,8 +17,8 @@ use tamga::digital_id::{
 use tamga::store::{BlockedKey, Store, TableCounts};
 
 use crate::support::{
-    client, openssl, postgres_url, run, skipped, softhsm_available, softhsm_hierarchy, tamga, text,
-    PgDatabase, Server,
+    client, openssl, post_json, postgres_url, run, softhsm_available, softhsm_hierarchy, tamga,
+    text, tool_present, verify_chain, x509_text, PgDatabase, Server,
 };
 
 const AGREEMENT: &str = "2026-1";
@@ -86,8 +86,71 @@ impl Env {
         }
     }
 
+    /// A server on a fresh PostgreSQL database, or `None` when `TAMGA_TEST_POSTGRES_URL` is not
+    /// set and `test` was reported skipped.
+    pub fn postgres_for(test: &str) -> Option<Env> {
+        postgres_url(test).map(|admin| Env::postgres(&admin))
+    }
+
+    /// A second `tamga serve` on this PostgreSQL database, in a new working directory holding
+    /// a copy of this one's CA hierarchy (`certs-dev`), with `env` added to its environment.
+    /// The directory is returned with it: it must outlive the server.
+    pub fn second_instance(&self, env: &[(&str, &str)]) -> (tempfile::TempDir, Server) {
+        let url = &self.db.as_ref().expect("an Env on PostgreSQL").url;
+        let dir = tempfile::tempdir().unwrap();
+        let (from, to) = (self.dir().join("certs-dev"), dir.path().join("certs-dev"));
+        std::fs::create_dir_all(&to).unwrap();
+        for entry in std::fs::read_dir(&from).unwrap() {
+            let name = entry.unwrap().file_name();
+            std::fs::copy(from.join(&name), to.join(&name)).unwrap();
+        }
+        let mut all = vec![("TAMGA_DATABASE__URL", url.as_str())];
+        all.extend_from_slice(env);
+        let server = Server::start(dir.path(), &all);
+        (dir, server)
+    }
+
+    /// Take the environment apart, to stop or restart its server while the store, the working
+    /// directory and the database live on: (server, store, directory, database).
+    pub fn into_parts(self) -> (Server, Store, tempfile::TempDir, Option<PgDatabase>) {
+        (self.server, self.store, self._dir_guard, self.db)
+    }
+
+    /// A new holder enrolled at once (an RSA 2048 AUTH key, an EC SIGN key, `email` if any);
+    /// returns (IIN, the application JSON).
+    pub fn enroll_holder(&self, email: Option<&str>) -> (String, Value) {
+        let dir = self.dir();
+        let iin = fresh_iin();
+        let (a, _) = csr(dir, "rsa:2048", &[]);
+        let (s, _) = csr(dir, "ec", &[]);
+        let (status, created) = self.post(Some(&self.minted(&claims(&iin))), &body(&a, &s, email));
+        assert_eq!(status, 201, "{created}");
+        (iin, created)
+    }
+
     pub fn dir(&self) -> &Path {
         &self.server.dir
+    }
+
+    /// A consent token of the holder `iin` for revoking (purpose `eds_revocation`).
+    pub fn revocation_token(&self, iin: &str) -> String {
+        let mut c = claims(iin);
+        c.purpose = "eds_revocation".into();
+        self.minted(&c)
+    }
+
+    /// The holder `iin` asks, through the API, to revoke `serial` for `reason`.
+    pub fn revoke_as_holder(
+        &self,
+        iin: &str,
+        serial: &str,
+        reason: &str,
+    ) -> reqwest::blocking::Response {
+        post_json(
+            &format!("{}/api/v1/revocations", self.server.base),
+            &self.revocation_token(iin),
+            &json!({"serial": serial, "reason": reason}),
+        )
     }
 
     pub fn counts(&self) -> TableCounts {
@@ -293,7 +356,7 @@ pub fn assert_reference_extensions(dir: &Path, cert_text: &str, kind: &str) {
         "{}/tests/data/nca-test-2020/{kind}.pem",
         env!("CARGO_MANIFEST_DIR")
     );
-    let reference = openssl(dir, &["x509", "-in", &reference_file, "-noout", "-text"]);
+    let reference = x509_text(dir, &reference_file);
     let mut expected = extension_names(&reference);
     expected.push("X509v3 Subject Alternative Name".to_owned());
     assert_eq!(extension_names(cert_text), expected, "{kind}: {cert_text}");
@@ -306,15 +369,14 @@ pub fn lint(dir: &Path, pem_file: &str) {
 /// Run a pkilint command; exit 0 means it loaded the document and found nothing at WARNING or
 /// above.
 pub fn lint_with(dir: &Path, tool: &str, args: &[&str]) {
-    if Command::new(tool).arg("--help").output().is_err() {
-        assert!(
-            std::env::var_os("TAMGA_TEST_REQUIRE_PKILINT").is_none(),
-            "pkilint is required here but {tool} is not installed"
-        );
-        skipped(
-            "pkilint check",
-            "install pkilint (pip install pkilint) to run it",
-        );
+    let installed = Command::new(tool).arg("--help").output().is_ok();
+    let missing = format!("{tool} is not installed (pip install pkilint)");
+    if !tool_present(
+        installed,
+        "TAMGA_TEST_REQUIRE_PKILINT",
+        "pkilint check",
+        &missing,
+    ) {
         return;
     }
     let out = Command::new(tool)
@@ -366,17 +428,7 @@ pub fn both_flows(env: &Env) {
         let kind = cert["kind"].as_str().unwrap();
         let file = format!("{kind}.pem");
         std::fs::write(dir.join(&file), cert["pem"].as_str().unwrap()).unwrap();
-        let verified = openssl(
-            dir,
-            &[
-                "verify",
-                "-CAfile",
-                "certs-dev/root.pem",
-                "-untrusted",
-                "chain.pem",
-                &file,
-            ],
-        );
+        let verified = verify_chain(dir, "chain.pem", &[&file]);
         assert!(verified.contains(": OK"), "{verified}");
         let shown = openssl(
             dir,
@@ -547,10 +599,9 @@ fn enrollment_on_sqlite() {
 
 #[test]
 fn enrollment_on_postgres() {
-    let Some(admin) = postgres_url("enrollment_on_postgres") else {
-        return;
-    };
-    both_flows(&Env::postgres(&admin));
+    if let Some(env) = Env::postgres_for("enrollment_on_postgres") {
+        both_flows(&env);
+    }
 }
 
 /// Assert a refusal with `status` and `code`, and that the request wrote nothing.
@@ -1017,10 +1068,9 @@ fn concurrent_applications_on_sqlite() {
 
 #[test]
 fn concurrent_applications_on_postgres() {
-    let Some(admin) = postgres_url("concurrent_applications_on_postgres") else {
-        return;
-    };
-    concurrency(&Env::postgres(&admin));
+    if let Some(env) = Env::postgres_for("concurrent_applications_on_postgres") {
+        concurrency(&env);
+    }
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use crate::enroll::{assert_reference_extensions, claims, fresh_iin, lint, Env};
-use crate::support::{openssl, run, tamga, tamga_bin, text};
+use crate::support::{openssl, run, tamga, tamga_bin, text, verify_chain, x509_text};
 
 fn enroll_bin() -> PathBuf {
     tamga_bin().with_file_name("tamga-enroll")
@@ -19,6 +19,43 @@ fn client(env: &Env, args: &[&str]) -> Output {
         .args(args)
         .output()
         .unwrap()
+}
+
+/// `tamga-enroll` with the consent token in `token_file`, the containers' password in
+/// `password_file`, writing to `out`, plus `extra` arguments.
+fn enroll(env: &Env, token_file: &str, out: &str, password_file: &str, extra: &[&str]) -> Output {
+    let mut args = vec!["--token-file", token_file, "--out", out];
+    args.extend(["--password-file", password_file]);
+    args.extend_from_slice(extra);
+    client(env, &args)
+}
+
+/// The containers a successful `tamga-enroll` run wrote into `dir/out`, copied into `dir`
+/// (beside `password.txt`); their names, sorted.
+fn containers_written(run: &Output, dir: &Path, out: &str) -> Vec<String> {
+    assert!(run.status.success(), "{}", text(run));
+    let files = p12s(&dir.join(out));
+    for f in &files {
+        std::fs::copy(dir.join(out).join(f), dir.join(f)).unwrap();
+    }
+    files
+}
+
+/// `openssl pkcs12` arguments opening the container `file` (password in `password.txt`),
+/// with `-legacy` when `legacy`, then `rest`.
+fn pkcs12_args<'a>(file: &'a str, legacy: bool, rest: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["pkcs12"];
+    if legacy {
+        args.push("-legacy");
+    }
+    args.extend(["-in", file, "-passin", "file:password.txt"]);
+    args.extend_from_slice(rest);
+    args
+}
+
+/// What `openssl pkcs12 -info` says of how the container `file` is protected.
+fn p12_encryption(dir: &Path, file: &str, legacy: bool) -> String {
+    p12_info(dir, &pkcs12_args(file, legacy, &["-info", "-noout"]))
 }
 
 /// `openssl pkcs12 -info` prints what it found on stderr.
@@ -47,17 +84,7 @@ fn p12s(dir: &Path) -> Vec<String> {
 
 /// Open a container with openssl and check key, certificate and chain.
 fn check_container(dir: &Path, file: &str, legacy: bool) {
-    let legacy_flag: &[&str] = if legacy { &["-legacy"] } else { &[] };
-    let mut args = vec!["pkcs12"];
-    args.extend_from_slice(legacy_flag);
-    args.extend([
-        "-in",
-        file,
-        "-passin",
-        "file:password.txt",
-        "-info",
-        "-nodes",
-    ]);
+    let args = pkcs12_args(file, legacy, &["-info", "-nodes"]);
     let shown = p12_info(dir, &args);
     assert!(
         shown.contains("PRIVATE KEY") && shown.contains("BEGIN CERTIFICATE"),
@@ -68,19 +95,8 @@ fn check_container(dir: &Path, file: &str, legacy: bool) {
         ("cert.pem", vec!["-clcerts", "-nokeys"]),
         ("cas.pem", vec!["-cacerts", "-nokeys"]),
     ] {
-        let mut a = vec!["pkcs12"];
-        a.extend_from_slice(legacy_flag);
-        a.extend([
-            "-in",
-            file,
-            "-passin",
-            "file:password.txt",
-            "-nodes",
-            "-out",
-            what,
-        ]);
-        a.extend(extra);
-        openssl(dir, &a);
+        let rest = [&["-nodes", "-out", what][..], &extra].concat();
+        openssl(dir, &pkcs12_args(file, legacy, &rest));
     }
     let from_key = openssl(dir, &["pkey", "-in", "key.pem", "-pubout"]);
     let from_cert = openssl(dir, &["x509", "-in", "cert.pem", "-pubkey", "-noout"]);
@@ -88,19 +104,9 @@ fn check_container(dir: &Path, file: &str, legacy: bool) {
         from_key, from_cert,
         "{file}: the key inside matches the certificate"
     );
-    let verified = openssl(
-        dir,
-        &[
-            "verify",
-            "-CAfile",
-            "certs-dev/root.pem",
-            "-untrusted",
-            "cas.pem",
-            "cert.pem",
-        ],
-    );
+    let verified = verify_chain(dir, "cas.pem", &["cert.pem"]);
     assert!(verified.contains("cert.pem: OK"), "{verified}");
-    let text = openssl(dir, &["x509", "-in", "cert.pem", "-noout", "-text"]);
+    let text = x509_text(dir, "cert.pem");
     let kind = if file.starts_with("AUTH_") {
         "auth"
     } else {
@@ -132,72 +138,33 @@ fn tamga_enroll_writes_two_containers_that_openssl_opens() {
     std::fs::write(dir.join("weak.txt"), "secret\n").unwrap();
     std::fs::write(dir.join("token.txt"), env.cli_token(&fresh_iin(), &[])).unwrap();
     let before = env.counts();
-    let out = client(
-        &env,
-        &[
-            "--token-file",
-            "token.txt",
-            "--out",
-            "weak-out",
-            "--password-file",
-            "weak.txt",
-        ],
-    );
+    let out = enroll(&env, "token.txt", "weak-out", "weak.txt", &[]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("upper-case letter"), "{}", text(&out));
     assert_eq!(env.counts(), before, "nothing was sent");
     assert!(!dir.join("weak-out").exists(), "no keys were generated");
 
     // RSA, modern PBES2/AES containers.
-    let out = client(
+    let out = enroll(
         &env,
-        &[
-            "--token-file",
-            "token.txt",
-            "--out",
-            "keys",
-            "--password-file",
-            "password.txt",
-            "--email",
-            "holder@example.kz",
-        ],
+        "token.txt",
+        "keys",
+        "password.txt",
+        &["--email", "holder@example.kz"],
     );
-    assert!(out.status.success(), "{}", text(&out));
-    let files = p12s(&dir.join("keys"));
+    let files = containers_written(&out, &dir, "keys");
     assert_eq!(files.len(), 2, "{files:?}");
     assert!(
         files[0].starts_with("AUTH_RSA256_") && files[1].starts_with("RSA256_"),
         "{files:?}"
     );
     for f in &files {
-        std::fs::copy(dir.join("keys").join(f), dir.join(f)).unwrap();
-        let info = p12_info(
-            &dir,
-            &[
-                "pkcs12",
-                "-in",
-                f,
-                "-passin",
-                "file:password.txt",
-                "-info",
-                "-noout",
-            ],
-        );
+        let info = p12_encryption(&dir, f, false);
         assert!(info.contains("AES-256-CBC"), "{info}");
         check_container(&dir, f, false);
     }
     // The same token again: the server's refusal is shown with its code.
-    let out = client(
-        &env,
-        &[
-            "--token-file",
-            "token.txt",
-            "--out",
-            "again",
-            "--password-file",
-            "password.txt",
-        ],
-    );
+    let out = enroll(&env, "token.txt", "again", "password.txt", &[]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     assert!(
         text(&out).contains("consent_token_replayed"),
@@ -207,15 +174,12 @@ fn tamga_enroll_writes_two_containers_that_openssl_opens() {
 
     // EC keys, legacy 3DES/RC2 containers.
     std::fs::write(dir.join("token2.txt"), env.cli_token(&fresh_iin(), &[])).unwrap();
-    let out = client(
+    let out = enroll(
         &env,
+        "token2.txt",
+        "legacy",
+        "password.txt",
         &[
-            "--token-file",
-            "token2.txt",
-            "--out",
-            "legacy",
-            "--password-file",
-            "password.txt",
             "--key-type",
             "ec-p256",
             "--legacy-p12",
@@ -223,27 +187,13 @@ fn tamga_enroll_writes_two_containers_that_openssl_opens() {
             "holder@example.kz",
         ],
     );
-    assert!(out.status.success(), "{}", text(&out));
-    let files = p12s(&dir.join("legacy"));
+    let files = containers_written(&out, &dir, "legacy");
     assert!(
         files[0].starts_with("AUTH_ECDSA256_") && files[1].starts_with("ECDSA256_"),
         "{files:?}"
     );
     for f in &files {
-        std::fs::copy(dir.join("legacy").join(f), dir.join(f)).unwrap();
-        let info = p12_info(
-            &dir,
-            &[
-                "pkcs12",
-                "-legacy",
-                "-in",
-                f,
-                "-passin",
-                "file:password.txt",
-                "-info",
-                "-noout",
-            ],
-        );
+        let info = p12_encryption(&dir, f, true);
         assert!(
             info.contains("RC2") || info.contains("3DES") || info.contains("TripleDES"),
             "{info}"
@@ -260,20 +210,12 @@ fn tamga_enroll_polls_a_pending_application_and_resumes_after_approval() {
     let mut c = claims(&fresh_iin());
     c.verification.register_match = false;
     std::fs::write(dir.join("token.txt"), env.minted(&c)).unwrap();
-    let out = client(
+    let out = enroll(
         &env,
-        &[
-            "--token-file",
-            "token.txt",
-            "--out",
-            "keys",
-            "--password-file",
-            "password.txt",
-            "--poll-timeout",
-            "3",
-            "--email",
-            "p@example.kz",
-        ],
+        "token.txt",
+        "keys",
+        "password.txt",
+        &["--poll-timeout", "3", "--email", "p@example.kz"],
     );
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     let shown = text(&out);

@@ -8,7 +8,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::enroll::{body, both_flows, csr, fresh_iin, Env};
-use crate::support::{client, openssl, run, skipped, tamga, text, SOFTHSM_MODULE, SOFTHSM_PIN};
+use crate::support::{
+    client, run, tamga, text, tool_present, verify_chain, x509_text, DEV_ISSUING, DEV_OCSP,
+    SOFTHSM_MODULE, SOFTHSM_PIN,
+};
 
 #[test]
 fn enrollment_with_keys_in_softhsm() {
@@ -41,40 +44,12 @@ fn enrollment_with_ecdsa_issuing_key_in_softhsm() {
         return;
     };
     let dir = env.dir();
-    let issuing = openssl(
-        dir,
-        &[
-            "x509",
-            "-in",
-            "certs-dev/nca_rsa_dev.pem",
-            "-noout",
-            "-text",
-        ],
-    );
+    let issuing = x509_text(dir, DEV_ISSUING);
     assert!(issuing.contains("NIST CURVE: P-384"), "{issuing}");
-    let ocsp = openssl(
-        dir,
-        &[
-            "x509",
-            "-in",
-            "certs-dev/ocsp_nca_rsa_dev.pem",
-            "-noout",
-            "-text",
-        ],
-    );
+    let ocsp = x509_text(dir, DEV_OCSP);
     assert!(ocsp.contains("ecdsa-with-SHA384"), "{ocsp}");
     assert!(ocsp.contains("Public-Key: (2048 bit)"), "{ocsp}");
-    let verified = openssl(
-        dir,
-        &[
-            "verify",
-            "-CAfile",
-            "certs-dev/root.pem",
-            "-untrusted",
-            "certs-dev/nca_rsa_dev.pem",
-            "certs-dev/ocsp_nca_rsa_dev.pem",
-        ],
-    );
+    let verified = verify_chain(dir, DEV_ISSUING, &[DEV_OCSP]);
     assert!(verified.contains(": OK"), "{verified}");
     let iin = fresh_iin();
     let token = env.cli_token(&iin, &[]);
@@ -89,19 +64,9 @@ fn enrollment_with_ecdsa_issuing_key_in_softhsm() {
     .unwrap();
     for cert in created["certificates"].as_array().unwrap() {
         std::fs::write(dir.join("leaf.pem"), cert["pem"].as_str().unwrap()).unwrap();
-        let shown = openssl(dir, &["x509", "-in", "leaf.pem", "-noout", "-text"]);
+        let shown = x509_text(dir, "leaf.pem");
         assert!(shown.contains("ecdsa-with-SHA384"), "{shown}");
-        let verified = openssl(
-            dir,
-            &[
-                "verify",
-                "-CAfile",
-                "certs-dev/root.pem",
-                "-untrusted",
-                "chain.pem",
-                "leaf.pem",
-            ],
-        );
+        let verified = verify_chain(dir, "chain.pem", &["leaf.pem"]);
         assert!(verified.contains("leaf.pem: OK"), "{verified}");
         // The responder's RSA key in the token signs OCSP answers openssl accepts.
         let out = Command::new("openssl")
@@ -133,15 +98,9 @@ fn enrollment_with_ecdsa_issuing_key_in_softhsm() {
 #[test]
 fn token_keys_are_sensitive_and_not_extractable() {
     let test = "token_keys_are_sensitive_and_not_extractable";
-    if Command::new("pkcs11-tool").arg("--help").output().is_err() {
-        assert!(
-            std::env::var_os("TAMGA_TEST_REQUIRE_SOFTHSM").is_none(),
-            "pkcs11-tool (Debian package opensc) is required in CI"
-        );
-        skipped(
-            test,
-            "pkcs11-tool is not installed (apt-get install opensc)",
-        );
+    let pkcs11_tool = Command::new("pkcs11-tool").arg("--help").output().is_ok();
+    let missing = "pkcs11-tool is not installed (apt-get install opensc)";
+    if !tool_present(pkcs11_tool, "TAMGA_TEST_REQUIRE_SOFTHSM", test, missing) {
         return;
     }
     if !crate::support::softhsm_available(test) {

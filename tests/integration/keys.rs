@@ -14,7 +14,7 @@ use der::{Decode, Encode};
 use diesel::connection::SimpleConnection;
 use diesel::Connection;
 use openssl::bn::{BigNum, BigNumContext};
-use serde_json::{json, Value};
+use serde_json::Value;
 use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 use tamga::config::{DatabaseConfig, DatabaseUrl};
 use tamga::key_identity::KeyIdentity;
@@ -23,7 +23,7 @@ use tamga::store::{
 };
 
 use crate::enroll::{body, claims, csr, csr_for_key, fresh_iin, Env};
-use crate::support::{client, openssl, postgres_url, PgDatabase};
+use crate::support::{openssl, postgres_url, PgDatabase};
 
 /// A PEM CSR for `spki_der`, signed by `sign` over the request info with `algorithm`.
 fn raw_csr(
@@ -192,14 +192,7 @@ fn one_key_has_one_identity_and_weak_requests_are_refused() {
     let sign_serial = certs[1]["serial"].as_str().unwrap().to_owned();
 
     // The holder reports the SIGN key compromised.
-    let mut c = claims(&iin);
-    c.purpose = "eds_revocation".into();
-    let resp = client()
-        .post(format!("{}/api/v1/revocations", env.server.base))
-        .bearer_auth(env.minted(&c))
-        .json(&json!({"serial": sign_serial, "reason": "keyCompromise"}))
-        .send()
-        .unwrap();
+    let resp = env.revoke_as_holder(&iin, &sign_serial, "keyCompromise");
     assert_eq!(resp.status(), 200);
 
     // The same key, canonical: blocked. In any other encoding: refused before it is looked up.

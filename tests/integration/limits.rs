@@ -8,16 +8,11 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::enroll::{body, claims, csr, fresh_iin, Env};
-use crate::support::{client, postgres_url, Server};
+use crate::support::{client, post_json, postgres_url};
 
 /// POST a JSON body with a bearer token; (status, Retry-After, body).
 fn post(base: &str, path: &str, token: &str, body: &Value) -> (u16, Option<u64>, Value) {
-    let resp = client()
-        .post(format!("{base}{path}"))
-        .bearer_auth(token)
-        .json(body)
-        .send()
-        .unwrap();
+    let resp = post_json(&format!("{base}{path}"), token, body);
     let status = resp.status().as_u16();
     let retry = resp
         .headers()
@@ -31,12 +26,6 @@ fn application(env: &Env) -> Value {
     let (a, _) = csr(env.dir(), "ec", &[]);
     let (s, _) = csr(env.dir(), "ec", &[]);
     body(&a, &s, None)
-}
-
-fn revocation_token(env: &Env, iin: &str) -> String {
-    let mut c = claims(iin);
-    c.purpose = "eds_revocation".into();
-    env.minted(&c)
 }
 
 fn assert_iin_limited(status: u16, retry: Option<u64>, problem: &Value, what: &str) {
@@ -96,7 +85,7 @@ fn iin_limits_refuse_the_extra_application_and_revocation_and_write_nothing() {
     let (status, _, revoked) = post(
         &base,
         "/api/v1/revocations",
-        &revocation_token(&env, &iin),
+        &env.revocation_token(&iin),
         &json!({"serial": serial(0, 0), "reason": "superseded"}),
     );
     assert_eq!(status, 200, "{revoked}");
@@ -104,7 +93,7 @@ fn iin_limits_refuse_the_extra_application_and_revocation_and_write_nothing() {
     let (status, retry, problem) = post(
         &base,
         "/api/v1/revocations",
-        &revocation_token(&env, &iin),
+        &env.revocation_token(&iin),
         &json!({"serial": serial(0, 1), "reason": "keyCompromise"}),
     );
     assert_iin_limited(status, retry, &problem, "revocations");
@@ -212,19 +201,8 @@ fn iin_limit_holds_across_two_instances_on_postgres() {
     };
     let limit = [("TAMGA_LIMITS__APPLICATIONS_PER_IIN_PER_DAY", "3")];
     let a = Env::postgres_with(&admin, &limit);
-    let url = a.db.as_ref().unwrap().url.clone();
     // Instance B: the same CA hierarchy and database, its own process.
-    let dir_b = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir_b.path().join("certs-dev")).unwrap();
-    for entry in std::fs::read_dir(a.dir().join("certs-dev")).unwrap() {
-        let name = entry.unwrap().file_name();
-        std::fs::copy(
-            a.dir().join("certs-dev").join(&name),
-            dir_b.path().join("certs-dev").join(&name),
-        )
-        .unwrap();
-    }
-    let b = Server::start(dir_b.path(), &[("TAMGA_DATABASE__URL", &url), limit[0]]);
+    let (_dir_b, b) = a.second_instance(&limit);
     // Eight applications for one IIN at once, alternating between the instances.
     let iin = fresh_iin();
     let jobs: Vec<(String, String, Value)> = (0..8)

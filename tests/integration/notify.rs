@@ -9,15 +9,35 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::enroll::{body, claims, csr, fresh_iin, Env};
-use crate::support::{client, free_port, run, skipped, tamga, text, Server};
+use crate::support::{free_port, run, tamga, text, tool_present, Server};
 
-/// Where the SMTP peer keeps what it received.
-struct MailDir(PathBuf);
+/// Where the SMTP peer keeps what it received: `maildir` in a temporary directory of its
+/// own (aiosmtpd creates the Maildir itself; an existing empty directory is not one).
+struct MailDir {
+    _root: tempfile::TempDir,
+    path: PathBuf,
+}
 
 impl MailDir {
-    fn path(&self) -> &Path {
-        &self.0
+    fn new() -> MailDir {
+        let root = tempfile::tempdir().unwrap();
+        let path = root.path().join("maildir");
+        MailDir { _root: root, path }
     }
+
+    fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// A free port for an SMTP peer and an empty Maildir for it; `None` (the test reported
+/// skipped) when aiosmtpd is not installed.
+fn smtp_port_and_maildir() -> Option<(u16, MailDir)> {
+    if !aiosmtpd_available() {
+        SmtpPeer::start(0, Path::new("."));
+        return None;
+    }
+    Some((free_port(), MailDir::new()))
 }
 
 /// An aiosmtpd process writing every message it accepts into a Maildir.
@@ -32,15 +52,8 @@ impl SmtpPeer {
             .args(["-c", "import aiosmtpd"])
             .status()
             .is_ok_and(|s| s.success());
-        if !available {
-            assert!(
-                std::env::var_os("TAMGA_TEST_REQUIRE_SMTP").is_none(),
-                "aiosmtpd is required here but not installed"
-            );
-            skipped(
-                "SMTP test",
-                "install aiosmtpd (pip install aiosmtpd) to run it",
-            );
+        let missing = "aiosmtpd is not installed (pip install aiosmtpd)";
+        if !tool_present(available, "TAMGA_TEST_REQUIRE_SMTP", "SMTP test", missing) {
             return None;
         }
         let child = Command::new("python3")
@@ -164,14 +177,9 @@ fn find<'a>(msgs: &'a [Value], to: &str) -> Vec<&'a Value> {
 
 #[test]
 fn each_event_reaches_a_real_smtp_server_in_the_holders_language() {
-    if !aiosmtpd_available() {
-        SmtpPeer::start(0, Path::new("."));
+    let Some((port, maildir)) = smtp_port_and_maildir() else {
         return;
-    }
-    let port = free_port();
-    let mail_root = tempfile::tempdir().unwrap();
-    // aiosmtpd creates the Maildir itself (an existing empty directory is not one).
-    let maildir = MailDir(mail_root.path().join("maildir"));
+    };
     let _peer = SmtpPeer::start(port, maildir.path()).unwrap();
     let env = start_env(&smtp_env(port));
     let dir = env.dir().to_path_buf();
@@ -189,14 +197,7 @@ fn each_event_reaches_a_real_smtp_server_in_the_holders_language() {
     ]));
     assert!(out.status.success(), "{}", text(&out));
     let serial = en["certificates"][1]["serial"].as_str().unwrap();
-    let mut c = claims(&en_iin);
-    c.purpose = "eds_revocation".into();
-    let resp = client()
-        .post(format!("{}/api/v1/revocations", env.server.base))
-        .bearer_auth(env.minted(&c))
-        .json(&json!({"serial": serial, "reason": "keyCompromise"}))
-        .send()
-        .unwrap();
+    let resp = env.revoke_as_holder(&en_iin, serial, "keyCompromise");
     assert_eq!(resp.status(), 200);
 
     // A certificate 10 days from expiry (moved in the database, as time would move it): the
@@ -312,14 +313,9 @@ fn each_event_reaches_a_real_smtp_server_in_the_holders_language() {
 
 #[test]
 fn messages_queued_during_an_smtp_outage_arrive_exactly_once() {
-    if !aiosmtpd_available() {
-        SmtpPeer::start(0, Path::new("."));
+    let Some((port, maildir)) = smtp_port_and_maildir() else {
         return;
-    }
-    let port = free_port();
-    let mail_root = tempfile::tempdir().unwrap();
-    // aiosmtpd creates the Maildir itself (an existing empty directory is not one).
-    let maildir = MailDir(mail_root.path().join("maildir"));
+    };
     let env = start_env(&smtp_env(port));
     for i in 0..3 {
         apply(&env, Some(&format!("outage{i}@example.kz")), "en", true);
@@ -356,24 +352,14 @@ fn messages_queued_during_an_smtp_outage_arrive_exactly_once() {
 
 #[test]
 fn a_message_committed_before_a_crash_is_delivered_after_restart() {
-    if !aiosmtpd_available() {
-        SmtpPeer::start(0, Path::new("."));
+    let Some((port, maildir)) = smtp_port_and_maildir() else {
         return;
-    }
-    let port = free_port();
-    let mail_root = tempfile::tempdir().unwrap();
-    // aiosmtpd creates the Maildir itself (an existing empty directory is not one).
-    let maildir = MailDir(mail_root.path().join("maildir"));
+    };
     let env_vars = smtp_env(port);
     let env = start_env(&env_vars);
     apply(&env, Some("crash@example.kz"), "kk", true);
     // Killed (SIGKILL) with the message committed but not sent.
-    let Env {
-        server,
-        store,
-        _dir_guard,
-        db,
-    } = env;
+    let (server, store, _dir_guard, db) = env.into_parts();
     let dir: PathBuf = server.dir.clone();
     drop(server);
     drop((store, db));

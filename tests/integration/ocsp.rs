@@ -10,8 +10,8 @@ use der::Decode;
 use serde_json::json;
 use x509_ocsp::{OcspResponse, OcspResponseStatus};
 
-use crate::enroll::{body, claims, csr, fresh_iin, lint_with, Env};
-use crate::support::{client, text, Server};
+use crate::enroll::{lint_with, Env};
+use crate::support::{client, post_json, text};
 
 /// Run `openssl ocsp` against `base` with the dev hierarchy; returns everything it printed.
 pub fn ocsp(dir: &Path, base: &str, args: &[&str]) -> String {
@@ -36,11 +36,7 @@ pub fn ocsp(dir: &Path, base: &str, args: &[&str]) -> String {
 
 pub fn enroll(env: &Env) -> (String, String, String) {
     let dir = env.dir();
-    let iin = fresh_iin();
-    let (a, _) = csr(dir, "rsa:2048", &[]);
-    let (s, _) = csr(dir, "ec", &[]);
-    let (status, created) = env.post(Some(&env.minted(&claims(&iin))), &body(&a, &s, None));
-    assert_eq!(status, 201, "{created}");
+    let (iin, created) = env.enroll_holder(None);
     for c in created["certificates"].as_array().unwrap() {
         let kind = c["kind"].as_str().unwrap();
         std::fs::write(
@@ -58,14 +54,11 @@ pub fn enroll(env: &Env) -> (String, String, String) {
 }
 
 fn revoke(base: &str, env: &Env, iin: &str, serial: &str, reason: &str) {
-    let mut c = claims(iin);
-    c.purpose = "eds_revocation".into();
-    let resp = client()
-        .post(format!("{base}/api/v1/revocations"))
-        .bearer_auth(env.minted(&c))
-        .json(&json!({"serial": serial, "reason": reason}))
-        .send()
-        .unwrap();
+    let resp = post_json(
+        &format!("{base}/api/v1/revocations"),
+        &env.revocation_token(iin),
+        &json!({"serial": serial, "reason": reason}),
+    );
     assert_eq!(resp.status(), 200, "{}", resp.text().unwrap());
 }
 
@@ -358,18 +351,7 @@ fn ocsp_revocation_through_one_instance_reaches_the_other_on_postgres() {
         return;
     };
     let a = Env::postgres(&admin);
-    let url = a.db.as_ref().unwrap().url.clone();
-    let dir_b = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir_b.path().join("certs-dev")).unwrap();
-    for entry in std::fs::read_dir(a.dir().join("certs-dev")).unwrap() {
-        let name = entry.unwrap().file_name();
-        std::fs::copy(
-            a.dir().join("certs-dev").join(&name),
-            dir_b.path().join("certs-dev").join(&name),
-        )
-        .unwrap();
-    }
-    let b = Server::start(dir_b.path(), &[("TAMGA_DATABASE__URL", &url)]);
+    let (dir_b, b) = a.second_instance(&[]);
     let (iin, _, sign_serial) = enroll(&a);
     let sign = a.dir().join(format!("sign-{iin}.pem"));
     std::fs::copy(&sign, dir_b.path().join("sign.pem")).unwrap();

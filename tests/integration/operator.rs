@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 
-use crate::support::{free_port, run, tamga, text};
+use crate::support::{free_port, run, serve_command, tamga, text};
 
 /// Run `cmd`, killing it (and failing the test) if it has not finished within `limit`.
 fn run_within(cmd: &mut Command, limit: Duration) -> Output {
@@ -35,6 +35,16 @@ fn run_within(cmd: &mut Command, limit: Duration) -> Output {
     }
 }
 
+/// Run `cmd` (within `QUICK`): it must end without a panic and with exit `code`; returns
+/// what it printed.
+fn quick_exit(cmd: &mut Command, code: i32) -> String {
+    let out = run_within(cmd, QUICK);
+    no_panic(&out);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(code), "{shown}");
+    shown
+}
+
 fn no_panic(out: &Output) {
     let shown = text(out);
     assert_ne!(out.status.code(), Some(101), "{shown}");
@@ -49,15 +59,8 @@ fn config_check(dir: &Path) -> Command {
 
 /// `tamga serve` on a free port, as a test would start it.
 fn serve(dir: &Path) -> Command {
-    let port = free_port();
-    let mut cmd = tamga(dir);
-    cmd.arg("serve")
-        .env("TAMGA_SERVER__BIND", format!("127.0.0.1:{port}"))
-        .env(
-            "TAMGA_SERVER__PUBLIC_URL",
-            format!("http://127.0.0.1:{port}"),
-        )
-        .env("TAMGA_SERVER__WORKERS", "1");
+    let mut cmd = serve_command(dir, free_port(), "http");
+    cmd.env("TAMGA_SERVER__WORKERS", "1");
     cmd
 }
 
@@ -72,33 +75,19 @@ fn environment_values_that_are_not_utf8() {
     assert!(out.status.success(), "{}", text(&out));
 
     // A configuration override is named, its value never shown.
-    let out = run_within(
-        config_check(dir.path()).env("TAMGA_DATABASE__URL", bad),
-        QUICK,
-    );
-    no_panic(&out);
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
-    let shown = text(&out);
+    let shown = quick_exit(config_check(dir.path()).env("TAMGA_DATABASE__URL", bad), 3);
     assert!(shown.contains("TAMGA_DATABASE__URL"), "{shown}");
     assert!(shown.contains("not UTF-8"), "{shown}");
     assert!(!shown.contains("secret"), "{shown}");
 
     // The same for serve, and for a variable name that is not UTF-8 either.
     let name = std::ffi::OsStr::from_bytes(b"TAMGA_\xffX");
-    let out = run_within(serve(dir.path()).env(name, "x"), QUICK);
-    no_panic(&out);
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    quick_exit(serve(dir.path()).env(name, "x"), 3);
 
     // --config from the environment as bytes: a path like any other (this one is absent).
     let path = std::ffi::OsStr::from_bytes(b"conf-\xff.toml");
-    let out = run_within(config_check(dir.path()).env("TAMGA_CONFIG", path), QUICK);
-    no_panic(&out);
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
-    assert!(
-        text(&out).contains("cannot read config file"),
-        "{}",
-        text(&out)
-    );
+    let shown = quick_exit(config_check(dir.path()).env("TAMGA_CONFIG", path), 3);
+    assert!(shown.contains("cannot read config file"), "{shown}");
 }
 
 #[test]
@@ -110,16 +99,10 @@ fn durations_are_bounded_per_key_and_never_wrap() {
         "[ocsp]\nvalidity = \"144115188075855874d\"\n",
     )
     .unwrap();
-    let out = run_within(
-        config_check(dir.path()).args(["--config", "wrap.toml"]),
-        QUICK,
-    );
-    no_panic(&out);
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let shown = quick_exit(config_check(dir.path()).args(["--config", "wrap.toml"]), 3);
     assert!(
-        text(&out).contains("ocsp.validity: must be at most 31d"),
-        "{}",
-        text(&out)
+        shown.contains("ocsp.validity: must be at most 31d"),
+        "{shown}"
     );
 
     for (var, value, shown) in [
@@ -361,13 +344,8 @@ fn public_and_cps_urls_hold_only_uri_characters() {
 fn files_that_never_end_are_refused_quickly() {
     let dir = tempfile::tempdir().unwrap();
     // --config /dev/zero
-    let out = run_within(
-        config_check(dir.path()).args(["--config", "/dev/zero"]),
-        QUICK,
-    );
-    no_panic(&out);
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
-    assert!(text(&out).contains("not a regular file"), "{}", text(&out));
+    let shown = quick_exit(config_check(dir.path()).args(["--config", "/dev/zero"]), 3);
+    assert!(shown.contains("not a regular file"), "{shown}");
 
     // A configuration file larger than 1 MiB.
     let big = format!("# {}\n", "x".repeat(1024 * 1024));
@@ -402,30 +380,18 @@ fn files_that_never_end_are_refused_quickly() {
     std::fs::rename(&key, &saved).unwrap();
     std::os::unix::fs::symlink("/dev/zero", &key).unwrap();
     for mut cmd in [config_check(dir.path()), serve(dir.path())] {
-        let out = run_within(&mut cmd, QUICK);
-        no_panic(&out);
-        assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+        let shown = quick_exit(&mut cmd, 3);
         assert!(
-            text(&out).contains("nca_rsa_dev.key.pem") && text(&out).contains("not a regular file"),
-            "{}",
-            text(&out)
+            shown.contains("nca_rsa_dev.key.pem") && shown.contains("not a regular file"),
+            "{shown}"
         );
     }
     std::fs::remove_file(&key).unwrap();
     std::fs::rename(&saved, &key).unwrap();
 
     // crl import /dev/zero: refused (5), naming the file.
-    let out = run_within(
-        tamga(dir.path()).args(["crl", "import", "/dev/zero"]),
-        QUICK,
-    );
-    no_panic(&out);
-    assert_eq!(out.status.code(), Some(5), "{}", text(&out));
-    assert!(
-        text(&out).contains("/dev/zero: not a regular file"),
-        "{}",
-        text(&out)
-    );
+    let shown = quick_exit(tamga(dir.path()).args(["crl", "import", "/dev/zero"]), 5);
+    assert!(shown.contains("/dev/zero: not a regular file"), "{shown}");
 }
 
 #[test]

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::enroll::{body, claims, csr, fresh_iin, lint_with, Env};
-use crate::support::{client, openssl, postgres_url, run, tamga, text, Server};
+use crate::enroll::{claims, lint_with, Env};
+use crate::support::{client, openssl, post_json, postgres_url, run, tamga, text, Server};
 
 /// Settings for these tests: a full CRL only when asked for (`tamga crl publish`), so that a
 /// revocation shows in the delta first.
@@ -16,31 +16,23 @@ const CRL_ENV: [(&str, &str); 2] = [
     ("TAMGA_CRL__VALIDITY", "31d"),
 ];
 
-/// Enroll a holder; returns (iin, application JSON) with `auth.pem`, `sign.pem` written.
-fn enroll(env: &Env, email: Option<&str>) -> (String, Value) {
-    let dir = env.dir();
-    let iin = fresh_iin();
-    let (a, _) = csr(dir, "rsa:2048", &[]);
-    let (s, _) = csr(dir, "ec", &[]);
-    let (status, created) = env.post(Some(&env.minted(&claims(&iin))), &body(&a, &s, email));
-    assert_eq!(status, 201, "{created}");
-    (iin, created)
-}
-
-fn revocation_token(env: &Env, iin: &str) -> String {
-    let mut c = claims(iin);
-    c.purpose = "eds_revocation".into();
-    env.minted(&c)
-}
-
 fn revoke(base: &str, token: &str, body: &Value) -> (u16, Value) {
-    let resp = client()
-        .post(format!("{base}/api/v1/revocations"))
-        .bearer_auth(token)
-        .json(body)
-        .send()
-        .unwrap();
+    let resp = post_json(&format!("{base}/api/v1/revocations"), token, body);
     (resp.status().as_u16(), resp.json().unwrap())
+}
+
+/// The holder `iin` asks `env`'s server to revoke what `body` names.
+fn holder_revokes(env: &Env, iin: &str, body: &Value) -> (u16, Value) {
+    revoke(&env.server.base, &env.revocation_token(iin), body)
+}
+
+/// The answer was the problem `code` with `want` as its status.
+fn assert_problem(status: u16, problem: &Value, want: u16, code: &str) {
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (want, Some(code)),
+        "{problem}"
+    );
 }
 
 fn fetch(server: &Server, path: &str, file: &str) -> reqwest::blocking::Response {
@@ -135,7 +127,7 @@ fn revocation_and_crls_with_keys_in_softhsm() {
 /// the CRL number across a restart. The server runs with `CRL_ENV`.
 fn revocation_and_crls(env: Env) {
     let dir = env.dir().to_path_buf();
-    let (iin, created) = enroll(&env, Some("holder@example.kz"));
+    let (iin, created) = env.enroll_holder(Some("holder@example.kz"));
     let certs = created["certificates"].as_array().unwrap();
     for c in certs {
         std::fs::write(
@@ -156,18 +148,14 @@ fn revocation_and_crls(env: Env) {
         .join(":");
 
     // Another person's token: refused, nothing changes.
-    let (stranger, _) = enroll(&env, None);
+    let (stranger, _) = env.enroll_holder(None);
     let before = env.counts();
-    let (status, problem) = revoke(
-        &env.server.base,
-        &revocation_token(&env, &stranger),
+    let (status, problem) = holder_revokes(
+        &env,
+        &stranger,
         &json!({"serial": colon_form, "reason": "keyCompromise"}),
     );
-    assert_eq!(
-        (status, problem["code"].as_str()),
-        (403, Some("not_certificate_holder")),
-        "{problem}"
-    );
+    assert_problem(status, &problem, 403, "not_certificate_holder");
     assert_eq!(env.counts(), before);
     // The issuance token may not revoke.
     let (status, problem) = revoke(
@@ -175,10 +163,7 @@ fn revocation_and_crls(env: Env) {
         &env.minted(&claims(&iin)),
         &json!({"serial": sign_serial, "reason": "superseded"}),
     );
-    assert_eq!(
-        (status, problem["code"].as_str()),
-        (403, Some("consent_token_wrong_purpose"))
-    );
+    assert_problem(status, &problem, 403, "consent_token_wrong_purpose");
     for (body, code) in [
         (
             json!({"serial": "zz", "reason": "superseded"}),
@@ -216,7 +201,7 @@ fn revocation_and_crls(env: Env) {
             "certificate_not_found",
         ),
     ] {
-        let (_, problem) = revoke(&env.server.base, &revocation_token(&env, &iin), &body);
+        let (_, problem) = revoke(&env.server.base, &env.revocation_token(&iin), &body);
         assert_eq!(problem["code"], code, "{problem}");
         assert_eq!(env.counts(), before, "{code} changed something");
     }
@@ -232,9 +217,9 @@ fn revocation_and_crls(env: Env) {
     let invalidity = (sign_cert_before.not_before + chrono::Duration::seconds(1))
         .and_utc()
         .to_rfc3339();
-    let (status, revoked) = revoke(
-        &env.server.base,
-        &revocation_token(&env, &iin),
+    let (status, revoked) = holder_revokes(
+        &env,
+        &iin,
         &json!({"serial": colon_form, "reason": "keyCompromise", "invalidity_date": invalidity}),
     );
     assert_eq!(status, 200, "{revoked}");
@@ -259,16 +244,12 @@ fn revocation_and_crls(env: Env) {
     );
     // Again: already revoked, nothing changes.
     let before = env.counts();
-    let (status, problem) = revoke(
-        &env.server.base,
-        &revocation_token(&env, &iin),
+    let (status, problem) = holder_revokes(
+        &env,
+        &iin,
         &json!({"serial": sign_serial, "reason": "superseded"}),
     );
-    assert_eq!(
-        (status, problem["code"].as_str()),
-        (409, Some("already_revoked")),
-        "{problem}"
-    );
+    assert_problem(status, &problem, 409, "already_revoked");
     // The delta CRL that the first revocation triggers may be published (and audited) in the
     // meantime: compare everything but the audit log.
     let no_audit = |c: tamga::store::TableCounts| tamga::store::TableCounts { audit_log: 0, ..c };
@@ -360,31 +341,17 @@ fn revocation_and_crls(env: Env) {
         "sign.pem",
     );
     assert!(only_full.contains("sign.pem: OK"), "{only_full}");
-    let with_delta = verify(
-        &dir,
-        &[
-            "-crl_check",
-            "-use_deltas",
-            "-CRLfile",
-            "full.crl.pem",
-            "-CRLfile",
-            "delta.crl.pem",
-        ],
-        "sign.pem",
-    );
+    let full_and_delta = [
+        "-crl_check",
+        "-use_deltas",
+        "-CRLfile",
+        "full.crl.pem",
+        "-CRLfile",
+        "delta.crl.pem",
+    ];
+    let with_delta = verify(&dir, &full_and_delta, "sign.pem");
     assert!(with_delta.contains("certificate revoked"), "{with_delta}");
-    let good = verify(
-        &dir,
-        &[
-            "-crl_check",
-            "-use_deltas",
-            "-CRLfile",
-            "full.crl.pem",
-            "-CRLfile",
-            "delta.crl.pem",
-        ],
-        "auth.pem",
-    );
+    let good = verify(&dir, &full_and_delta, "auth.pem");
     assert!(good.contains("auth.pem: OK"), "{good}");
 
     // The operator publishes a new full CRL from the CLI: it lists the revocation.
@@ -488,12 +455,7 @@ fn revocation_and_crls(env: Env) {
     );
 
     // The CRL number survives a restart.
-    let Env {
-        server,
-        store,
-        _dir_guard,
-        db,
-    } = env;
+    let (server, store, _dir_guard, db) = env.into_parts();
     let (clean, log) = server.terminate();
     assert!(clean, "{log}");
     let server = Server::start(&dir, &CRL_ENV);
@@ -517,35 +479,17 @@ fn two_instances_on_postgres_share_one_crl_sequence() {
     let a = Env::postgres_with(&admin, &CRL_ENV);
     let url = a.db.as_ref().unwrap().url.clone();
     // A second instance on the same database and the same CA hierarchy.
-    let dir_b = tempfile::tempdir().unwrap();
-    let copy = |name: &str| {
-        std::fs::copy(
-            a.dir().join("certs-dev").join(name),
-            dir_b.path().join("certs-dev").join(name),
-        )
-        .unwrap()
-    };
-    std::fs::create_dir_all(dir_b.path().join("certs-dev")).unwrap();
-    for name in std::fs::read_dir(a.dir().join("certs-dev")).unwrap() {
-        copy(name.unwrap().file_name().to_str().unwrap());
-    }
-    let mut env_b = vec![("TAMGA_DATABASE__URL", url.as_str())];
-    env_b.extend_from_slice(&CRL_ENV);
-    let b = Server::start(dir_b.path(), &env_b);
+    let (_dir_b, b) = a.second_instance(&CRL_ENV);
 
-    let (iin1, c1) = enroll(&a, None);
-    let (iin2, c2) = enroll(&a, None);
+    let (iin1, c1) = a.enroll_holder(None);
+    let (iin2, c2) = a.enroll_holder(None);
     let s1 = c1["certificates"][1]["serial"].as_str().unwrap().to_owned();
     let s2 = c2["certificates"][0]["serial"].as_str().unwrap().to_owned();
-    let (st, v) = revoke(
-        &a.server.base,
-        &revocation_token(&a, &iin1),
-        &json!({"serial": s1, "reason": "superseded"}),
-    );
+    let (st, v) = holder_revokes(&a, &iin1, &json!({"serial": s1, "reason": "superseded"}));
     assert_eq!(st, 200, "{v}");
     let (st, v) = revoke(
         &b.base,
-        &revocation_token(&a, &iin2),
+        &a.revocation_token(&iin2),
         &json!({"serial": s2, "reason": "cessationOfOperation"}),
     );
     assert_eq!(st, 200, "{v}");
@@ -625,7 +569,7 @@ fn stored_revocations_no_crl_can_carry_are_reported_and_repaired() {
     use diesel::{Connection, RunQueryDsl};
 
     let env = Env::sqlite_with(&CRL_ENV);
-    let (iin, created) = enroll(&env, None);
+    let (iin, created) = env.enroll_holder(None);
     let auth = created["certificates"][0]["serial"]
         .as_str()
         .unwrap()
@@ -635,9 +579,9 @@ fn stored_revocations_no_crl_can_carry_are_reported_and_repaired() {
         .unwrap()
         .to_owned();
     for serial in [&auth, &sign] {
-        let (status, body) = revoke(
-            &env.server.base,
-            &revocation_token(&env, &iin),
+        let (status, body) = holder_revokes(
+            &env,
+            &iin,
             &json!({"serial": serial, "reason": "superseded"}),
         );
         assert_eq!(status, 200, "{body}");
@@ -711,7 +655,7 @@ fn stored_revocations_no_crl_can_carry_are_reported_and_repaired() {
     ]));
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("invalidity_date"), "{}", text(&out));
-    let (_, other) = enroll(&env, None);
+    let (_, other) = env.enroll_holder(None);
     let other = other["certificates"][0]["serial"].as_str().unwrap();
     let out = run(tamga(env.dir()).args([
         "certs",
@@ -726,12 +670,7 @@ fn stored_revocations_no_crl_can_carry_are_reported_and_repaired() {
 
     // A revocation date no CRL can encode (a row altered by hand): publication fails, loudly,
     // and a restarted server starts anyway and says so.
-    let Env {
-        server,
-        store,
-        _dir_guard: dir,
-        ..
-    } = env;
+    let (server, store, dir, _db) = env.into_parts();
     let (clean, log) = server.terminate();
     assert!(clean, "{log}");
     let mut conn =

@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::enroll::{body, claims, csr, fresh_iin, lint_with, Env};
-use crate::support::{client, openssl, run, tamga, text};
+use crate::support::{client, openssl, run, tamga, text, x509_text, DEV_ISSUING};
 
 /// The first `URI:` after `heading` in `openssl x509 -text`.
 fn uri_after(cert_text: &str, heading: &str) -> String {
@@ -35,6 +35,22 @@ fn download_crl(dir: &Path, url: &str, file: &str) {
             file,
         ],
     );
+}
+
+/// pkilint finds nothing at WARNING or above in the downloaded root CRL (`root.crl.der`), an
+/// ARL checked under PKIX.
+fn lint_root_crl(dir: &Path) {
+    let args = [
+        "lint",
+        "-t",
+        "ARL",
+        "-p",
+        "PKIX",
+        "-s",
+        "WARNING",
+        "root.crl.der",
+    ];
+    lint_with(dir, "lint_crl", &args);
 }
 
 fn verify_all(dir: &Path, leaf: &str) -> String {
@@ -74,37 +90,15 @@ fn strict_relying_parties_find_revocation_data_for_the_whole_path() {
         )
         .unwrap();
     }
-    let leaf_text = openssl(&dir, &["x509", "-in", "sign.pem", "-noout", "-text"]);
-    let issuing_text = openssl(
-        &dir,
-        &[
-            "x509",
-            "-in",
-            "certs-dev/nca_rsa_dev.pem",
-            "-noout",
-            "-text",
-        ],
-    );
+    let leaf_text = x509_text(&dir, "sign.pem");
+    let issuing_text = x509_text(&dir, DEV_ISSUING);
     let issuing_crl_url = uri_after(&leaf_text, "CRL Distribution Points");
     let root_crl_url = uri_after(&issuing_text, "CRL Distribution Points");
     assert_eq!(root_crl_url, format!("{}/crl/root.crl", env.server.base));
     assert!(uri_after(&issuing_text, "CA Issuers").ends_with("/ca/root.crt"));
     download_crl(&dir, &root_crl_url, "root.crl");
     download_crl(&dir, &issuing_crl_url, "issuing.crl");
-    lint_with(
-        &dir,
-        "lint_crl",
-        &[
-            "lint",
-            "-t",
-            "ARL",
-            "-p",
-            "PKIX",
-            "-s",
-            "WARNING",
-            "root.crl.der",
-        ],
-    );
+    lint_root_crl(&dir);
     for leaf in ["auth.pem", "sign.pem"] {
         let shown = verify_all(&dir, leaf);
         assert!(shown.contains(&format!("{leaf}: OK")), "{shown}");
@@ -159,20 +153,7 @@ fn strict_relying_parties_find_revocation_data_for_the_whole_path() {
         );
         std::thread::sleep(Duration::from_millis(250));
     }
-    lint_with(
-        &dir,
-        "lint_crl",
-        &[
-            "lint",
-            "-t",
-            "ARL",
-            "-p",
-            "PKIX",
-            "-s",
-            "WARNING",
-            "root.crl.der",
-        ],
-    );
+    lint_root_crl(&dir);
     let shown = verify_all(&dir, "auth.pem");
     assert!(
         shown.contains("certificate revoked") && shown.contains("at 1 depth"),

@@ -4,7 +4,9 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use crate::support::{client, openssl, postgres_url, PgDatabase, Server};
+use crate::support::{
+    client, openssl, postgres_url, verify_chain_to, x509_text_utf8, PgDatabase, Server, DEV_OCSP,
+};
 
 const ISSUING_CN: &str = "ҰЛТТЫҚ КУӘЛАНДЫРУШЫ ОРТАЛЫҚ (RSA) DEV";
 
@@ -50,32 +52,10 @@ fn check_running_server(server: &Server) {
         std::fs::read(dir.join("root.pem")).unwrap(),
         std::fs::read(dir.join("certs-dev/root.pem")).unwrap()
     );
-    let verified = openssl(
-        dir,
-        &[
-            "verify",
-            "-CAfile",
-            "root.pem",
-            "-untrusted",
-            "issuing.pem",
-            "issuing.pem",
-            "certs-dev/ocsp_nca_rsa_dev.pem",
-        ],
-    );
+    let verified = verify_chain_to(dir, "root.pem", "issuing.pem", &["issuing.pem", DEV_OCSP]);
     assert_eq!(verified.matches(": OK").count(), 2, "{verified}");
 
-    let issuing = openssl(
-        dir,
-        &[
-            "x509",
-            "-in",
-            "issuing.pem",
-            "-noout",
-            "-text",
-            "-nameopt",
-            "utf8",
-        ],
-    );
+    let issuing = x509_text_utf8(dir, "issuing.pem");
     assert!(
         issuing.contains(&format!("Subject: C=KZ, CN={ISSUING_CN}")),
         "{issuing}"
@@ -83,29 +63,13 @@ fn check_running_server(server: &Server) {
     assert!(issuing.contains("CA:TRUE, pathlen:0"), "{issuing}");
     assert!(issuing.contains("Certificate Sign, CRL Sign"), "{issuing}");
     assert!(issuing.contains("Public-Key: (2048 bit)"), "{issuing}");
-    let root = openssl(
-        dir,
-        &[
-            "x509", "-in", "root.pem", "-noout", "-text", "-nameopt", "utf8",
-        ],
-    );
+    let root = x509_text_utf8(dir, "root.pem");
     assert!(
         root.contains("ТҮБІРЛІК КУӘЛАНДЫРУШЫ ОРТАЛЫҒЫ (RSA) DEV"),
         "{root}"
     );
     assert!(root.contains("Public-Key: (4096 bit)"), "{root}");
-    let responder = openssl(
-        dir,
-        &[
-            "x509",
-            "-in",
-            "certs-dev/ocsp_nca_rsa_dev.pem",
-            "-noout",
-            "-text",
-            "-nameopt",
-            "utf8",
-        ],
-    );
+    let responder = x509_text_utf8(dir, DEV_OCSP);
     assert!(responder.contains("OCSP Signing"), "{responder}");
     assert!(responder.contains("OCSP No Check"), "{responder}");
     assert!(responder.contains("NIST CURVE: P-256"), "{responder}");

@@ -35,22 +35,36 @@ pub const SOFTHSM_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 /// The user PIN of test tokens.
 pub const SOFTHSM_PIN: &str = "246810";
 
+/// Whether an outside tool `test` needs is `present`. When it is not, the test fails where
+/// the CI variable `require` is set, and otherwise reports itself skipped, saying `missing`.
+pub fn tool_present(present: bool, require: &str, test: &str, missing: &str) -> bool {
+    if !present {
+        assert!(
+            std::env::var_os(require).is_none(),
+            "{require} is set but {missing}"
+        );
+        skipped(test, missing);
+    }
+    present
+}
+
+/// Whether `program --version` runs and succeeds.
+pub fn answers_version(program: &str) -> bool {
+    Command::new(program)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
 /// Whether SoftHSM2 is installed; otherwise report `test` skipped (or fail, where
 /// `TAMGA_TEST_REQUIRE_SOFTHSM` is set, as in CI).
 pub fn softhsm_available(test: &str) -> bool {
-    let present = Path::new(SOFTHSM_MODULE).exists()
-        && Command::new("softhsm2-util")
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success());
-    if !present {
-        assert!(
-            std::env::var_os("TAMGA_TEST_REQUIRE_SOFTHSM").is_none(),
-            "TAMGA_TEST_REQUIRE_SOFTHSM is set but SoftHSM2 is not installed (apt-get install softhsm2)"
-        );
-        skipped(test, "SoftHSM2 is not installed (apt-get install softhsm2)");
-    }
-    present
+    tool_present(
+        Path::new(SOFTHSM_MODULE).exists() && answers_version("softhsm2-util"),
+        "TAMGA_TEST_REQUIRE_SOFTHSM",
+        test,
+        "SoftHSM2 is not installed (apt-get install softhsm2)",
+    )
 }
 
 /// Make `dir` a Tamga working directory whose issuing CA and OCSP responder keys live in a
@@ -197,6 +211,51 @@ pub fn openssl(dir: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The development root certificate, in a directory after `tamga ca init --dev`.
+pub const DEV_ROOT: &str = "certs-dev/root.pem";
+/// The development issuing CA's certificate.
+pub const DEV_ISSUING: &str = "certs-dev/nca_rsa_dev.pem";
+/// The development OCSP responder's certificate.
+pub const DEV_OCSP: &str = "certs-dev/ocsp_nca_rsa_dev.pem";
+
+/// What `openssl x509 -text` prints about the certificate in `file`.
+pub fn x509_text(dir: &Path, file: &str) -> String {
+    openssl(dir, &["x509", "-in", file, "-noout", "-text"])
+}
+
+/// `x509_text` with names printed as UTF-8.
+pub fn x509_text_utf8(dir: &Path, file: &str) -> String {
+    openssl(
+        dir,
+        &["x509", "-in", file, "-noout", "-text", "-nameopt", "utf8"],
+    )
+}
+
+/// `openssl verify` of `certs` up to the development root through the intermediates in
+/// `untrusted`, asserting that openssl ran; returns what it printed.
+pub fn verify_chain(dir: &Path, untrusted: &str, certs: &[&str]) -> String {
+    verify_chain_to(dir, DEV_ROOT, untrusted, certs)
+}
+
+/// `verify_chain` up to the root certificate in `root`.
+pub fn verify_chain_to(dir: &Path, root: &str, untrusted: &str, certs: &[&str]) -> String {
+    let mut args = vec!["verify", "-CAfile", root, "-untrusted", untrusted];
+    args.extend_from_slice(certs);
+    openssl(dir, &args)
+}
+
+/// `tamga serve` in `dir` listening on 127.0.0.1:`port`, its public URL speaking `scheme`.
+pub fn serve_command(dir: &Path, port: u16, scheme: &str) -> Command {
+    let mut cmd = tamga(dir);
+    cmd.arg("serve")
+        .env("TAMGA_SERVER__BIND", format!("127.0.0.1:{port}"))
+        .env(
+            "TAMGA_SERVER__PUBLIC_URL",
+            format!("{scheme}://127.0.0.1:{port}"),
+        );
+    cmd
+}
+
 /// Makes HTTP clients for talking to a server.
 type HttpClients = std::sync::Arc<dyn Fn() -> reqwest::blocking::Client + Send + Sync>;
 
@@ -263,15 +322,8 @@ impl Server {
         http: HttpClients,
         log: Option<&Path>,
     ) -> Server {
-        let mut cmd = tamga(dir);
-        cmd.arg("serve")
-            .env("TAMGA_SERVER__BIND", format!("127.0.0.1:{port}"))
-            .env(
-                "TAMGA_SERVER__PUBLIC_URL",
-                format!("{scheme}://127.0.0.1:{port}"),
-            )
-            .env("TAMGA_SERVER__WORKERS", "2")
-            .stdout(Stdio::null());
+        let mut cmd = serve_command(dir, port, scheme);
+        cmd.env("TAMGA_SERVER__WORKERS", "2").stdout(Stdio::null());
         match log {
             Some(path) => {
                 let file = std::fs::OpenOptions::new()
@@ -367,6 +419,16 @@ impl Drop for Server {
             let _ = child.wait();
         }
     }
+}
+
+/// POST `body` as JSON to `url` with the bearer `token`.
+pub fn post_json(url: &str, token: &str, body: &serde_json::Value) -> reqwest::blocking::Response {
+    client()
+        .post(url)
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .unwrap()
 }
 
 /// An HTTP client with short timeouts.

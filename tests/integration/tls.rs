@@ -11,25 +11,19 @@ use serde_json::Value;
 use tamga::digital_id;
 
 use crate::enroll::{body, claims, csr, fresh_iin};
-use crate::support::{openssl, run, skipped, tamga, tamga_bin, text, Server};
+use crate::support::{answers_version, openssl, run, tamga, tamga_bin, text, tool_present, Server};
 
 /// Set in CI: the tests fail instead of skipping when `curl` is missing.
 const REQUIRE_CURL: &str = "TAMGA_TEST_REQUIRE_CURL";
 
 /// Whether `curl` can run here; otherwise report the test skipped (or fail in CI).
 fn have_curl(test: &str) -> bool {
-    let present = Command::new("curl")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !present {
-        assert!(
-            std::env::var_os(REQUIRE_CURL).is_none(),
-            "{REQUIRE_CURL} is set but curl is not installed"
-        );
-        skipped(test, "curl is not installed");
-    }
-    present
+    tool_present(
+        answers_version("curl"),
+        REQUIRE_CURL,
+        test,
+        "curl is not installed",
+    )
 }
 
 /// A throw-away PKI: a CA for the server's certificate, the portal's client CA, and a
@@ -41,72 +35,36 @@ pub struct TestPki {
 impl TestPki {
     pub fn generate(dir: &Path) -> TestPki {
         std::fs::create_dir_all(dir).unwrap();
+        // `openssl req` with a new unencrypted P-256 key in `{name}.key`, writing
+        // `{name}.{ext}`.
+        let req = |new: &str, name: &str, ext: &str, rest: &[&str]| {
+            let (key, out) = (format!("{name}.key"), format!("{name}.{ext}"));
+            let mut args = vec!["req", new, "-newkey", "ec"];
+            args.extend(["-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]);
+            args.extend(["-keyout", &key, "-out", &out]);
+            args.extend_from_slice(rest);
+            openssl(dir, &args);
+        };
         let ca = |name: &str, cn: &str| {
-            openssl(
-                dir,
-                &[
-                    "req",
-                    "-x509",
-                    "-newkey",
-                    "ec",
-                    "-pkeyopt",
-                    "ec_paramgen_curve:P-256",
-                    "-nodes",
-                    "-keyout",
-                    &format!("{name}.key"),
-                    "-out",
-                    &format!("{name}.pem"),
-                    "-days",
-                    "30",
-                    "-subj",
-                    &format!("/CN={cn}"),
-                    "-addext",
-                    "basicConstraints=critical,CA:TRUE",
-                    "-addext",
-                    "keyUsage=critical,keyCertSign,cRLSign",
-                ],
-            );
+            let subject = format!("/CN={cn}");
+            let mut rest = vec!["-days", "30", "-subj", &subject];
+            rest.extend(["-addext", "basicConstraints=critical,CA:TRUE"]);
+            rest.extend(["-addext", "keyUsage=critical,keyCertSign,cRLSign"]);
+            req("-x509", name, "pem", &rest);
         };
         let leaf = |name: &str, ca: &str, cn: &str, ext: &str| {
             std::fs::write(dir.join(format!("{name}.ext")), ext).unwrap();
-            openssl(
-                dir,
-                &[
-                    "req",
-                    "-new",
-                    "-newkey",
-                    "ec",
-                    "-pkeyopt",
-                    "ec_paramgen_curve:P-256",
-                    "-nodes",
-                    "-keyout",
-                    &format!("{name}.key"),
-                    "-out",
-                    &format!("{name}.csr"),
-                    "-subj",
-                    &format!("/CN={cn}"),
-                ],
+            req("-new", name, "csr", &["-subj", &format!("/CN={cn}")]);
+            let (csr, ca_cert, ca_key) = (
+                format!("{name}.csr"),
+                format!("{ca}.pem"),
+                format!("{ca}.key"),
             );
-            openssl(
-                dir,
-                &[
-                    "x509",
-                    "-req",
-                    "-in",
-                    &format!("{name}.csr"),
-                    "-CA",
-                    &format!("{ca}.pem"),
-                    "-CAkey",
-                    &format!("{ca}.key"),
-                    "-CAcreateserial",
-                    "-days",
-                    "10",
-                    "-extfile",
-                    &format!("{name}.ext"),
-                    "-out",
-                    &format!("{name}.pem"),
-                ],
-            );
+            let (extfile, cert) = (format!("{name}.ext"), format!("{name}.pem"));
+            let mut args = vec!["x509", "-req", "-in", &csr, "-CA", &ca_cert];
+            args.extend(["-CAkey", &ca_key, "-CAcreateserial", "-days", "10"]);
+            args.extend(["-extfile", &extfile, "-out", &cert]);
+            openssl(dir, &args);
         };
         ca("server-ca", "Test Server CA");
         ca("portal-ca", "Test Portal Client CA");
@@ -138,6 +96,16 @@ impl TestPki {
         self.dir.join(file).display().to_string()
     }
 
+    /// `curl` arguments presenting the client certificate `name` (`portal`, `stranger`).
+    pub fn client_cert_args(&self, name: &str) -> [String; 4] {
+        [
+            "--cert".to_owned(),
+            self.path(&format!("{name}.pem")),
+            "--key".to_owned(),
+            self.path(&format!("{name}.key")),
+        ]
+    }
+
     /// The `[server.tls]` environment; with the portal's client CA when `mtls`.
     pub fn env(&self, mtls: bool) -> Vec<(&'static str, String)> {
         let mut env = vec![
@@ -165,6 +133,31 @@ impl TestPki {
                 .unwrap()
         })
     }
+}
+
+/// A fresh `TestPki` and an empty Tamga working directory beside it, both in the returned
+/// temporary directory.
+pub fn pki_and_workdir() -> (tempfile::TempDir, TestPki, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = TestPki::generate(&tmp.path().join("pki"));
+    let work = tmp.path().join("tamga");
+    std::fs::create_dir_all(&work).unwrap();
+    (tmp, pki, work)
+}
+
+/// For a test that talks to the server with `curl`: a TLS server from a fresh `TestPki` (with
+/// the portal's client CA when `mtls`), or `None` when curl is missing and `test` was reported
+/// skipped.
+fn curl_and_tls_server(
+    test: &str,
+    mtls: bool,
+) -> Option<(tempfile::TempDir, TestPki, PathBuf, Server)> {
+    if !have_curl(test) {
+        return None;
+    }
+    let (tmp, pki, work) = pki_and_workdir();
+    let server = pki.server(&work, mtls, &[]);
+    Some((tmp, pki, work, server))
 }
 
 /// What `curl` got: status, headers (lower-case names), body.
@@ -246,30 +239,13 @@ fn enroll_bin() -> PathBuf {
 #[test]
 fn mtls_admits_only_the_portal_to_the_api_and_everyone_to_public_routes() {
     let test = "mtls_admits_only_the_portal_to_the_api_and_everyone_to_public_routes";
-    if !have_curl(test) {
+    let Some((_tmp, pki, work, server)) = curl_and_tls_server(test, true) else {
         return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let pki = TestPki::generate(&tmp.path().join("pki"));
-    let work = tmp.path().join("tamga");
-    std::fs::create_dir_all(&work).unwrap();
-    let server = pki.server(&work, true, &[]);
+    };
     let base = server.base.clone();
     let dir = work.as_path();
-    let portal = [
-        "--cert",
-        &pki.path("portal.pem"),
-        "--key",
-        &pki.path("portal.key"),
-    ]
-    .map(str::to_owned);
-    let stranger = [
-        "--cert",
-        &pki.path("stranger.pem"),
-        "--key",
-        &pki.path("stranger.key"),
-    ]
-    .map(str::to_owned);
+    let portal = pki.client_cert_args("portal");
+    let stranger = pki.client_cert_args("stranger");
     let with = |cert: &[String], rest: &[&str]| -> Answer {
         let mut args: Vec<&str> = cert.iter().map(String::as_str).collect();
         args.extend_from_slice(rest);
@@ -533,42 +509,18 @@ fn mtls_admits_only_the_portal_to_the_api_and_everyone_to_public_routes() {
 #[test]
 fn tls_without_client_ca_leaves_the_api_to_consent_tokens() {
     let test = "tls_without_client_ca_leaves_the_api_to_consent_tokens";
-    if !have_curl(test) {
+    let Some((_tmp, pki, work, server)) = curl_and_tls_server(test, false) else {
         return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let pki = TestPki::generate(&tmp.path().join("pki"));
-    let work = tmp.path().join("tamga");
-    std::fs::create_dir_all(&work).unwrap();
-    let server = pki.server(&work, false, &[]);
+    };
     let base = &server.base;
     // The handler answers a request without a client certificate, and one with any.
-    assert_refused(
-        &curl(
-            &pki,
-            &work,
-            &["-X", "POST", &format!("{base}/api/v1/applications")],
-        ),
-        401,
-        "consent_token_missing",
-    );
-    assert_refused(
-        &curl(
-            &pki,
-            &work,
-            &[
-                "--cert",
-                &pki.path("stranger.pem"),
-                "--key",
-                &pki.path("stranger.key"),
-                "-X",
-                "POST",
-                &format!("{base}/api/v1/applications"),
-            ],
-        ),
-        401,
-        "consent_token_missing",
-    );
+    let applications = format!("{base}/api/v1/applications");
+    let no_cert = ["-X", "POST", applications.as_str()];
+    assert_refused(&curl(&pki, &work, &no_cert), 401, "consent_token_missing");
+    let stranger = pki.client_cert_args("stranger");
+    let mut args: Vec<&str> = stranger.iter().map(String::as_str).collect();
+    args.extend(["-X", "POST", &applications]);
+    assert_refused(&curl(&pki, &work, &args), 401, "consent_token_missing");
     // The server asks for no client certificate at all.
     let shown = s_client(&pki, &work, base);
     assert!(shown.contains("Verification: OK"), "{shown}");
@@ -582,10 +534,7 @@ fn tls_without_client_ca_leaves_the_api_to_consent_tokens() {
 
 #[test]
 fn config_check_names_the_faulty_tls_file() {
-    let tmp = tempfile::tempdir().unwrap();
-    let pki = TestPki::generate(&tmp.path().join("pki"));
-    let work = tmp.path().join("tamga");
-    std::fs::create_dir_all(&work).unwrap();
+    let (_tmp, pki, work) = pki_and_workdir();
     // An encrypted copy of the server key, and a file that is not PEM.
     openssl(
         &pki.dir,
@@ -622,42 +571,47 @@ fn config_check_names_the_faulty_tls_file() {
             .map(|(k, v)| (*k, if *k == key { value.clone() } else { v.clone() }))
             .collect()
     };
+    // (variable, file in the PKI directory, what `config check` must say)
     let cases = [
         (
-            with("TAMGA_SERVER__TLS__CERT", pki.path("missing.pem")),
+            "TAMGA_SERVER__TLS__CERT",
+            "missing.pem",
             "server.tls.cert: cannot read",
         ),
+        ("TAMGA_SERVER__TLS__CERT", "junk.pem", "server.tls.cert: "),
         (
-            with("TAMGA_SERVER__TLS__CERT", pki.path("junk.pem")),
-            "server.tls.cert: ",
-        ),
-        (
-            with("TAMGA_SERVER__TLS__KEY", pki.path("portal.key")),
+            "TAMGA_SERVER__TLS__KEY",
+            "portal.key",
             "does not match the certificate",
         ),
         (
-            with("TAMGA_SERVER__TLS__KEY", pki.path("encrypted.key")),
+            "TAMGA_SERVER__TLS__KEY",
+            "encrypted.key",
             "is an encrypted private key",
         ),
         (
-            with("TAMGA_SERVER__TLS__KEY", pki.path("server.pem")),
+            "TAMGA_SERVER__TLS__KEY",
+            "server.pem",
             "holds no unencrypted PEM private key",
         ),
         (
-            with("TAMGA_SERVER__TLS__CLIENT_CA", pki.path("junk.pem")),
+            "TAMGA_SERVER__TLS__CLIENT_CA",
+            "junk.pem",
             "server.tls.client_ca: ",
         ),
         (
-            with("TAMGA_SERVER__TLS__CLIENT_CA", pki.path("portal.pem")),
+            "TAMGA_SERVER__TLS__CLIENT_CA",
+            "portal.pem",
             "is not a CA certificate",
         ),
         (
-            with("TAMGA_SERVER__TLS__CLIENT_CA", pki.path("missing-ca.pem")),
+            "TAMGA_SERVER__TLS__CLIENT_CA",
+            "missing-ca.pem",
             "server.tls.client_ca: cannot read",
         ),
     ];
-    for (env, expected) in &cases {
-        let out = check(env);
+    for (key, file, expected) in cases {
+        let out = check(&with(key, pki.path(file)));
         let shown = text(&out);
         assert_eq!(out.status.code(), Some(3), "{expected}: {shown}");
         assert!(shown.contains(expected), "{expected}: {shown}");
