@@ -140,7 +140,6 @@ const RESUME_AFTER: chrono::Duration = chrono::Duration::seconds(30);
 /// for the pool timeout and logging.
 fn spawn_maintenance(state: AppState) {
     let responder = Arc::clone(&state.ocsp);
-    let store = state.store.clone();
     actix_web::rt::spawn(async move {
         let mut tick = actix_web::rt::time::interval(OCSP_INVALIDATION_POLL);
         // A poll that does not finish in time (a frozen database) counts as failed, and is
@@ -149,8 +148,8 @@ fn spawn_maintenance(state: AppState) {
         loop {
             tick.tick().await;
             let mut poll = running.take().unwrap_or_else(|| {
-                let (responder, store) = (Arc::clone(&responder), store.clone());
-                Box::pin(web::block(move || responder.invalidate_changed(&store)))
+                let responder = Arc::clone(&responder);
+                Box::pin(web::block(move || responder.invalidate_changed()))
             });
             match actix_web::rt::time::timeout(OCSP_POLL_DEADLINE, &mut poll).await {
                 Ok(Ok(Ok(0))) => {}
