@@ -78,6 +78,23 @@ fn revocation_columns() -> (
     )
 }
 
+/// The frame of every CRL page: certificates of `issuer_id` still valid at `valid_at`, with
+/// serial after `after`, in serial order, at most `limit`.
+fn crl_page<'a>(
+    issuer_id: &'a str,
+    after: &'a str,
+    valid_at: NaiveDateTime,
+    limit: i64,
+) -> certificates::BoxedQuery<'a, super::MultiBackend> {
+    certificates::table
+        .filter(certificates::issuer_id.eq(issuer_id))
+        .filter(certificates::serial.gt(after))
+        .filter(certificates::not_after.ge(valid_at))
+        .order(certificates::serial.asc())
+        .limit(limit)
+        .into_boxed()
+}
+
 /// An issuer's full (or delta) CRLs, newest first.
 fn newest_first(issuer_id: &str, delta: bool) -> crls::BoxedQuery<'_, super::MultiBackend> {
     crls::table
@@ -162,16 +179,10 @@ impl Tx<'_> {
         valid_at: NaiveDateTime,
         limit: i64,
     ) -> Result<Vec<RevocationEntry>, StoreError> {
-        Ok(certificates::table
-            .filter(certificates::issuer_id.eq(issuer_id))
+        let page = crl_page(issuer_id, after, valid_at, limit)
             .filter(certificates::status.eq(CertificateStatus::Revoked.as_str()))
-            .filter(certificates::serial.gt(after))
-            .filter(certificates::revocation_seq.le(max_seq))
-            .filter(certificates::not_after.ge(valid_at))
-            .order(certificates::serial.asc())
-            .limit(limit)
-            .select(revocation_columns())
-            .load(self.conn)?)
+            .filter(certificates::revocation_seq.le(max_seq));
+        Ok(page.select(revocation_columns()).load(self.conn)?)
     }
 
     /// One page of a delta CRL: certificates whose revocation state changed at counter values
@@ -185,15 +196,9 @@ impl Tx<'_> {
         valid_at: NaiveDateTime,
         limit: i64,
     ) -> Result<Vec<RevocationEntry>, StoreError> {
-        Ok(certificates::table
-            .filter(certificates::issuer_id.eq(issuer_id))
-            .filter(certificates::serial.gt(after))
+        let page = crl_page(issuer_id, after, valid_at, limit)
             .filter(certificates::revocation_seq.gt(after_seq))
-            .filter(certificates::revocation_seq.le(max_seq))
-            .filter(certificates::not_after.ge(valid_at))
-            .order(certificates::serial.asc())
-            .limit(limit)
-            .select(revocation_columns())
-            .load(self.conn)?)
+            .filter(certificates::revocation_seq.le(max_seq));
+        Ok(page.select(revocation_columns()).load(self.conn)?)
     }
 }
