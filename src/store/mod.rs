@@ -14,6 +14,13 @@
 //! lock upgrade); on PostgreSQL a read-committed transaction in which the rows that need
 //! serialising (the audit chain, an issuer's CRL numbers, one IIN's rate-limit count) take a
 //! transaction-scoped advisory lock.
+//!
+//! This file keeps the connection and transaction machinery; each table (or aggregate) has a
+//! file of its own with its rows and the [`Tx`] methods that touch it: `applications`,
+//! `certificates` (with blocked keys and expiry notices), `revocations` (the revocation
+//! counter, revoked CA certificates), `crls`, `outbox`, `audit_log`, `consent_tokens`,
+//! `rate_limits`; `rows` holds what they share. The store imports no authority: the audit
+//! chain's hash comes from `audit` through [`AuditChain`].
 
 #[macro_use]
 mod rows;
