@@ -1,8 +1,10 @@
 //! The tamper-evident audit log: every state change is appended as an entry whose hash covers
 //! the previous entry's hash, so rewriting or deleting history breaks the chain.
 //!
-//! Owns: the hash construction and the verification of a chain. Must never: update or delete
-//! an entry (the store offers no such call), or record secrets (keys, tokens, passwords).
+//! Owns: the hash construction (the store's [`AuditChain`], through which [`Tx::append_audit`]
+//! appends: the store reads the head, asks for the new entry's hash and inserts it under the
+//! chain's lock) and the verification of a chain. Must never: update or delete an entry (the
+//! store offers no such call), or record secrets (keys, tokens, passwords).
 //!
 //! Verification detects altered, deleted, inserted and reordered entries. Removing the newest
 //! entries leaves a valid shorter chain: that is detected only against a head recorded
@@ -11,7 +13,7 @@
 use chrono::NaiveDateTime;
 use sha2::{Digest, Sha256};
 
-use crate::store::{AuditRecord, Store, StoreError};
+use crate::store::{AuditChain, AuditEntry, AuditRecord, Store, StoreError, Tx};
 
 /// `prev_hash` of the first entry.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -39,6 +41,44 @@ pub fn chain_hash(
         h.update(field.as_bytes());
     }
     hex::encode(h.finalize())
+}
+
+/// The hash of a record over its `prev_hash` and content ([`chain_hash`]); its `hash` is not
+/// read.
+fn record_hash(record: &AuditRecord) -> String {
+    chain_hash(
+        &record.prev_hash,
+        record.seq,
+        record.at,
+        &record.actor,
+        &record.action,
+        &record.subject,
+        &record.details,
+    )
+}
+
+/// The chain as this module builds it, handed to the store's append.
+struct Sha256Chain;
+
+impl AuditChain for Sha256Chain {
+    fn genesis(&self) -> &str {
+        GENESIS_HASH
+    }
+
+    fn hash(&self, record: &AuditRecord) -> String {
+        record_hash(record)
+    }
+}
+
+impl Tx<'_> {
+    /// Append an entry to the audit chain; returns the stored record with its hash.
+    ///
+    /// Serialised against concurrent appends (advisory lock on PostgreSQL, the write lock on
+    /// SQLite), so the chain never forks. Call it inside [`Store::write`] together with the
+    /// state change it records.
+    pub fn append_audit(&mut self, entry: &AuditEntry) -> Result<AuditRecord, StoreError> {
+        self.append_chained(entry, &Sha256Chain)
+    }
 }
 
 /// Why a chain does not verify.
@@ -94,16 +134,7 @@ pub fn check_record(
     if record.prev_hash != prev_hash {
         return Err(AuditError::Unlinked { seq: record.seq });
     }
-    let recomputed = chain_hash(
-        &record.prev_hash,
-        record.seq,
-        record.at,
-        &record.actor,
-        &record.action,
-        &record.subject,
-        &record.details,
-    );
-    if recomputed != record.hash {
+    if record_hash(record) != record.hash {
         return Err(AuditError::Altered { seq: record.seq });
     }
     Ok(())

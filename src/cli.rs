@@ -773,7 +773,7 @@ fn serve(config: ValidConfig) -> Result<(), Failure> {
     )
     .map_err(|e| Failure::Internal(anyhow::anyhow!("OCSP responder: {e}")))?;
     responder
-        .prime(&services.store)
+        .prime()
         .map_err(|e| Failure::Internal(anyhow::anyhow!("OCSP responder: {e}")))?;
     let validity = chrono::Duration::days(i64::from(cfg.ca.ocsp_validity_days));
     if responder

@@ -2,7 +2,7 @@
 //!
 //! Owns: parsing requests (bounded size and CertID count), matching CertIDs to the issuer we
 //! operate (SHA-1, SHA-256, SHA-384 and SHA-512 CertIDs), reading status through a
-//! [`StatusSource`], building and signing responses with the delegated responder key, the
+//! [`StatusSource`] (`source`: the one trait through which OCSP reads), building and signing responses with the delegated responder key, the
 //! per-instance cache of pre-signed responses and its invalidation by the revocation counter,
 //! the bound on on-demand signing, and renewal of the responder certificate. Must never:
 //! answer `good` for a certificate whose issuance is not committed (unknown answers are never
@@ -14,6 +14,7 @@
 //! the cache cannot answer gets `tryLater` at once: see [`Responder::invalidate_changed`].
 
 mod cache;
+mod source;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
@@ -31,11 +32,12 @@ use x509_ocsp::{
 };
 
 pub use cache::ResponseCache;
+pub use source::{CertState, StatusSource};
 
 use crate::ca::{CaError, Hierarchy, IssuerKey};
 use crate::clock::Clock;
 use crate::config::OcspConfig;
-use crate::store::{Store, StoreError};
+use crate::store::StoreError;
 use crate::vocab::RevocationReason;
 
 /// Largest request accepted.
@@ -63,42 +65,6 @@ const HASHES: [(&str, Digest); 4] = [
         openssl::sha::sha512(d).to_vec()
     }),
 ];
-
-/// The state of one certificate, as the status source knows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CertState {
-    /// Issued by this issuer, committed, not revoked.
-    Good,
-    /// Revoked at this time, for this reason.
-    Revoked(NaiveDateTime, Option<RevocationReason>),
-    /// Never issued by this issuer (or not yet committed).
-    Unknown,
-}
-
-/// Where OCSP learns a certificate's state: one method, so a cache or a replica can stand
-/// behind it.
-pub trait StatusSource: Send + Sync {
-    /// The state of `serial` (normalised upper-case hex) issued by `issuer_id`.
-    fn status(&self, issuer_id: &str, serial: &str) -> Result<CertState, StoreError>;
-}
-
-impl StatusSource for Store {
-    fn status(&self, issuer_id: &str, serial: &str) -> Result<CertState, StoreError> {
-        let row = self.read(|tx| tx.certificate_state(serial))?;
-        Ok(match row {
-            Some((issuer, status, _, _)) if issuer == issuer_id && status == "issued" => {
-                CertState::Good
-            }
-            Some((issuer, status, at, reason)) if issuer == issuer_id && status == "revoked" => {
-                CertState::Revoked(
-                    at.unwrap_or_default(),
-                    reason.as_deref().and_then(RevocationReason::parse),
-                )
-            }
-            _ => CertState::Unknown,
-        })
-    }
-}
 
 /// What kind of answer was given (for metrics and HTTP headers).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -519,7 +485,7 @@ impl Responder {
             .iter()
             .map(|s| match s {
                 CertState::Good => "good",
-                CertState::Revoked(..) => "revoked",
+                CertState::Revoked { .. } => "revoked",
                 CertState::Unknown => "unknown",
             })
             .collect();
@@ -567,7 +533,7 @@ impl Responder {
             let cert_status = match state {
                 CertState::Good => CertStatus::Good(Null),
                 CertState::Unknown => CertStatus::Unknown(Null),
-                CertState::Revoked(at, reason) => CertStatus::Revoked(RevokedInfo {
+                CertState::Revoked { at, reason, .. } => CertStatus::Revoked(RevokedInfo {
                     revocation_time: generalized(*at)?,
                     revocation_reason: reason
                         .filter(|r| *r != RevocationReason::Unspecified)
@@ -608,7 +574,7 @@ impl Responder {
     }
 
     /// Drop cached answers for certificates whose revocation state changed since the last
-    /// call, by the store's revocation counter. Returns how many serials changed.
+    /// call, by the status source's revocation counter. Returns how many serials changed.
     ///
     /// Its outcome decides the degraded mode. When it fails, the cache can no longer learn of
     /// revocations, and the database that would sign new answers is out of reach: the
@@ -618,8 +584,8 @@ impl Responder {
     /// the response until nextUpdate), and a revocation cannot be committed while the one
     /// database is down. The first successful poll applies every change since the last one
     /// and ends the degraded mode.
-    pub fn invalidate_changed(&self, store: &Store) -> Result<usize, StoreError> {
-        let result = self.apply_changes(store);
+    pub fn invalidate_changed(&self) -> Result<usize, StoreError> {
+        let result = self.apply_changes();
         self.set_degraded(result.is_err());
         result
     }
@@ -642,20 +608,20 @@ impl Responder {
         }
     }
 
-    fn apply_changes(&self, store: &Store) -> Result<usize, StoreError> {
+    fn apply_changes(&self) -> Result<usize, StoreError> {
         let seen = self.cache.seen_seq();
-        let current = store.read(|tx| tx.current_revocation_seq())?;
+        let current = self.source.revocation_mark()?;
         if current <= seen {
             return Ok(0);
         }
-        let changed = store.read(|tx| tx.serials_changed(seen, current))?;
+        let changed = self.source.changed_between(seen, current)?;
         self.cache.invalidate(&changed, current);
         Ok(changed.len())
     }
 
-    /// Start the invalidation mark at the store's current revocation counter.
-    pub fn prime(&self, store: &Store) -> Result<(), StoreError> {
-        let current = store.read(|tx| tx.current_revocation_seq())?;
+    /// Start the invalidation mark at the status source's current revocation counter.
+    pub fn prime(&self) -> Result<(), StoreError> {
+        let current = self.source.revocation_mark()?;
         self.cache.invalidate(&[], current);
         Ok(())
     }

@@ -26,6 +26,14 @@ impl StatusSource for Slow {
         }
         Ok(CertState::Good)
     }
+
+    fn revocation_mark(&self) -> Result<i64, StoreError> {
+        Ok(0)
+    }
+
+    fn changed_between(&self, _after: i64, _upto: i64) -> Result<Vec<String>, StoreError> {
+        Ok(Vec::new())
+    }
 }
 
 fn hierarchy() -> (tempfile::TempDir, Hierarchy) {
@@ -282,6 +290,14 @@ impl StatusSource for Switchable {
         } else {
             Err(StoreError::Connect("connection refused".to_owned()))
         }
+    }
+
+    fn revocation_mark(&self) -> Result<i64, StoreError> {
+        Ok(0)
+    }
+
+    fn changed_between(&self, _after: i64, _upto: i64) -> Result<Vec<String>, StoreError> {
+        Ok(Vec::new())
     }
 }
 

@@ -14,9 +14,26 @@
 //! lock upgrade); on PostgreSQL a read-committed transaction in which the rows that need
 //! serialising (the audit chain, an issuer's CRL numbers, one IIN's rate-limit count) take a
 //! transaction-scoped advisory lock.
+//!
+//! This file keeps the connection and transaction machinery; each table (or aggregate) has a
+//! file of its own with its rows and the [`Tx`] methods that touch it: `applications`,
+//! `certificates` (with blocked keys and expiry notices), `revocations` (the revocation
+//! counter, revoked CA certificates), `crls`, `outbox`, `audit_log`, `consent_tokens`,
+//! `rate_limits`; `rows` holds what they share. The store imports no authority: the audit
+//! chain's hash comes from `audit` through [`AuditChain`].
 
+#[macro_use]
+mod rows;
+
+mod applications;
+mod audit_log;
+mod certificates;
+mod consent_tokens;
+mod crls;
 mod data_migrations;
-mod models;
+mod outbox;
+mod rate_limits;
+mod revocations;
 mod schema;
 
 use std::fmt;
@@ -30,8 +47,15 @@ use diesel::sqlite::SqliteConnection;
 use diesel::Connection;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
+pub use applications::{Application, ApplicationStatus};
+pub use audit_log::{AuditChain, AuditEntry, AuditRecord};
+pub use certificates::{
+    BlockedKey, Certificate, CertificateKind, CertificateState, CertificateStatus,
+};
+pub use crls::{CrlInfo, RevocationEntry, StoredCrl};
 pub use data_migrations::{RekeyReport, CANONICAL_KEY_IDENTITY};
-pub use models::*;
+pub use outbox::{OutboxMessage, OutboxStatus};
+pub use rows::{db_time, TableCounts};
 
 use crate::config::{DatabaseConfig, DatabaseUrl};
 

@@ -1,0 +1,123 @@
+//! The `audit_log` table: appending an entry at the chain's head under the chain's lock, and
+//! reading records back. Must never: compute or judge an entry's hash (`audit` does), update
+//! or delete an entry.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel::OptionalExtension;
+
+use super::rows::db_time;
+use super::schema::*;
+use super::{StoreError, Tx};
+
+/// One entry of the hash-chained audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = audit_log)]
+pub struct AuditRecord {
+    /// Position in the chain, from 1.
+    pub seq: i64,
+    /// When (UTC, microseconds).
+    pub at: NaiveDateTime,
+    /// Who: an operator's name, `system`, or `holder:<IIN>`.
+    pub actor: String,
+    /// What, e.g. `ca.hierarchy_generated`.
+    pub action: String,
+    /// On what, e.g. an application id or a serial.
+    pub subject: String,
+    /// Details, JSON.
+    pub details: String,
+    /// Hash of the previous entry (64 zeros for the first).
+    pub prev_hash: String,
+    /// Hash of this entry, chained over `prev_hash`.
+    pub hash: String,
+}
+
+/// How entries are linked into the chain. The `audit` module owns the construction; the store
+/// only asks it, under the chain's lock, for the hash of the entry it is about to append.
+pub trait AuditChain {
+    /// `prev_hash` of the first entry.
+    fn genesis(&self) -> &str;
+    /// The hash of `record` over every field but `hash` (which is not read).
+    fn hash(&self, record: &AuditRecord) -> String;
+}
+
+/// An audit entry before it has a place in the chain.
+#[derive(Debug, Clone)]
+pub struct AuditEntry {
+    /// When (UTC).
+    pub at: NaiveDateTime,
+    /// Who.
+    pub actor: String,
+    /// What.
+    pub action: String,
+    /// On what.
+    pub subject: String,
+    /// Details, JSON.
+    pub details: serde_json::Value,
+}
+
+impl Tx<'_> {
+    /// Append an entry at the head of the audit chain; returns the stored record with its
+    /// hash, which `chain` computes (the `audit` module's [`AuditChain`]; callers use its
+    /// `Tx::append_audit`).
+    ///
+    /// Serialised against concurrent appends (advisory lock on PostgreSQL, the write lock on
+    /// SQLite): the head is read, hashed over and extended under the lock, so the chain never
+    /// forks. Call it inside [`super::Store::write`] together with the state change it records.
+    pub(crate) fn append_chained(
+        &mut self,
+        entry: &AuditEntry,
+        chain: &dyn AuditChain,
+    ) -> Result<AuditRecord, StoreError> {
+        self.lock_audit_chain()?;
+        let last: Option<(i64, String)> = audit_log::table
+            .order(audit_log::seq.desc())
+            .select((audit_log::seq, audit_log::hash))
+            .first(self.conn)
+            .optional()?;
+        let (seq, prev_hash) = match last {
+            Some((seq, hash)) => (seq + 1, hash),
+            None => (1, chain.genesis().to_owned()),
+        };
+        let mut record = AuditRecord {
+            seq,
+            at: db_time(entry.at.and_utc()),
+            actor: entry.actor.clone(),
+            action: entry.action.clone(),
+            subject: entry.subject.clone(),
+            details: entry.details.to_string(),
+            prev_hash,
+            hash: String::new(),
+        };
+        record.hash = chain.hash(&record);
+        diesel::insert_into(audit_log::table)
+            .values(&record)
+            .execute(self.conn)?;
+        Ok(record)
+    }
+
+    /// The last `n` audit records, oldest first.
+    pub fn audit_tail(&mut self, n: i64) -> Result<Vec<AuditRecord>, StoreError> {
+        let mut rows: Vec<AuditRecord> = audit_log::table
+            .order(audit_log::seq.desc())
+            .limit(n)
+            .select(AuditRecord::as_select())
+            .load(self.conn)?;
+        rows.reverse();
+        Ok(rows)
+    }
+
+    /// Audit records with `seq > after`, in order, at most `limit`.
+    pub fn audit_records(
+        &mut self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        Ok(audit_log::table
+            .filter(audit_log::seq.gt(after))
+            .order(audit_log::seq.asc())
+            .limit(limit)
+            .select(AuditRecord::as_select())
+            .load(self.conn)?)
+    }
+}

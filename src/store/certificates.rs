@@ -1,0 +1,354 @@
+//! The `certificates`, `blocked_keys` and `expiry_notices` tables: reserved, issued and
+//! revoked certificates, keys that may never be certified again, and the expiry reminders
+//! already queued. Must never: sign or decide (the CA does); revocation state changes are in
+//! `revocations`.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel::OptionalExtension;
+
+use super::rows::first_insert;
+use super::schema::*;
+use super::{StoreError, Tx};
+
+text_enum!(
+    /// Which of the citizen's two certificates.
+    CertificateKind, "certificates" {
+        /// Authentication certificate.
+        Auth = "auth",
+        /// Signing certificate.
+        Sign = "sign",
+    }
+);
+
+text_enum!(
+    /// Life of a certificate row.
+    CertificateStatus, "certificates" {
+        /// Serial reserved and TBS stored; not yet signed.
+        Reserved = "reserved",
+        /// Signed and valid (unless expired).
+        Issued = "issued",
+        /// Revoked (possibly on hold).
+        Revoked = "revoked",
+    }
+);
+
+/// A certificate the CA reserved, issued or revoked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Certificate {
+    /// Serial number, upper-case hex without separators.
+    pub serial: String,
+    /// Issuing CA id.
+    pub issuer_id: String,
+    /// Application it was issued for.
+    pub application_id: Option<String>,
+    /// AUTH or SIGN.
+    pub kind: CertificateKind,
+    /// Holder's IIN.
+    pub holder_iin: String,
+    /// Start of validity (UTC).
+    pub not_before: NaiveDateTime,
+    /// End of validity (UTC).
+    pub not_after: NaiveDateTime,
+    /// The exact to-be-signed bytes, stored before signing.
+    pub tbs_der: Vec<u8>,
+    /// The signed certificate, once issued.
+    pub der: Option<Vec<u8>>,
+    /// SHA-256 of the SubjectPublicKeyInfo, hex: one holder per key.
+    pub spki_sha256: String,
+    /// Reserved, issued or revoked.
+    pub status: CertificateStatus,
+    /// When it was revoked.
+    pub revoked_at: Option<NaiveDateTime>,
+    /// RFC 5280 reason name.
+    pub revocation_reason: Option<String>,
+    /// Invalidity date given with the revocation.
+    pub invalidity_date: Option<NaiveDateTime>,
+    /// Row created (serial reserved).
+    pub created_at: NaiveDateTime,
+    /// Signed.
+    pub issued_at: Option<NaiveDateTime>,
+    /// Revocation-counter value of the last revocation or release (see `counters`).
+    pub revocation_seq: Option<i64>,
+}
+
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = certificates)]
+struct CertificateRow {
+    serial: String,
+    issuer_id: String,
+    application_id: Option<String>,
+    kind: String,
+    holder_iin: String,
+    not_before: NaiveDateTime,
+    not_after: NaiveDateTime,
+    tbs_der: Vec<u8>,
+    der: Option<Vec<u8>>,
+    spki_sha256: String,
+    status: String,
+    revoked_at: Option<NaiveDateTime>,
+    revocation_reason: Option<String>,
+    invalidity_date: Option<NaiveDateTime>,
+    created_at: NaiveDateTime,
+    issued_at: Option<NaiveDateTime>,
+    revocation_seq: Option<i64>,
+}
+
+impl From<&Certificate> for CertificateRow {
+    fn from(c: &Certificate) -> Self {
+        CertificateRow {
+            serial: c.serial.clone(),
+            issuer_id: c.issuer_id.clone(),
+            application_id: c.application_id.clone(),
+            kind: c.kind.as_str().to_owned(),
+            holder_iin: c.holder_iin.clone(),
+            not_before: c.not_before,
+            not_after: c.not_after,
+            tbs_der: c.tbs_der.clone(),
+            der: c.der.clone(),
+            spki_sha256: c.spki_sha256.clone(),
+            status: c.status.as_str().to_owned(),
+            revoked_at: c.revoked_at,
+            revocation_reason: c.revocation_reason.clone(),
+            invalidity_date: c.invalidity_date,
+            created_at: c.created_at,
+            issued_at: c.issued_at,
+            revocation_seq: c.revocation_seq,
+        }
+    }
+}
+
+impl TryFrom<CertificateRow> for Certificate {
+    type Error = StoreError;
+    fn try_from(r: CertificateRow) -> Result<Self, StoreError> {
+        Ok(Certificate {
+            kind: CertificateKind::decode(&r.kind)?,
+            status: CertificateStatus::decode(&r.status)?,
+            serial: r.serial,
+            issuer_id: r.issuer_id,
+            application_id: r.application_id,
+            holder_iin: r.holder_iin,
+            not_before: r.not_before,
+            not_after: r.not_after,
+            tbs_der: r.tbs_der,
+            der: r.der,
+            spki_sha256: r.spki_sha256,
+            revoked_at: r.revoked_at,
+            revocation_reason: r.revocation_reason,
+            invalidity_date: r.invalidity_date,
+            created_at: r.created_at,
+            issued_at: r.issued_at,
+            revocation_seq: r.revocation_seq,
+        })
+    }
+}
+
+/// One certificate's revocation state, without its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateState {
+    /// Issuing CA id.
+    pub issuer_id: String,
+    /// Reserved, issued or revoked.
+    pub status: CertificateStatus,
+    /// When it was revoked.
+    pub revoked_at: Option<NaiveDateTime>,
+    /// RFC 5280 reason name.
+    pub revocation_reason: Option<String>,
+    /// Invalidity date given with the revocation.
+    pub invalidity_date: Option<NaiveDateTime>,
+}
+
+/// [`CertificateState`] as stored.
+#[derive(Queryable)]
+struct StateRow {
+    issuer_id: String,
+    status: String,
+    revoked_at: Option<NaiveDateTime>,
+    revocation_reason: Option<String>,
+    invalidity_date: Option<NaiveDateTime>,
+}
+
+/// A public key that may never be certified again.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = blocked_keys)]
+pub struct BlockedKey {
+    /// SHA-256 of the SubjectPublicKeyInfo, hex.
+    pub spki_sha256: String,
+    /// Why (e.g. `keyCompromise`).
+    pub reason: String,
+    /// The certificate whose revocation blocked it.
+    pub serial: Option<String>,
+    /// When.
+    pub created_at: NaiveDateTime,
+}
+
+row_decoders!(CertificateQuery, certificates, CertificateRow => Certificate, first_certificate, load_certificates);
+
+impl Tx<'_> {
+    /// Reserve or record a certificate row.
+    pub fn insert_certificate(&mut self, cert: &Certificate) -> Result<(), StoreError> {
+        diesel::insert_into(certificates::table)
+            .values(CertificateRow::from(cert))
+            .execute(self.conn)?;
+        Ok(())
+    }
+
+    /// The certificate with `serial` (upper-case hex), if any.
+    pub fn certificate(&mut self, serial: &str) -> Result<Option<Certificate>, StoreError> {
+        self.first_certificate(certificates::table.find(serial).into_boxed())
+    }
+
+    /// The certificate (of any status) that certifies the key with this SPKI hash.
+    pub fn certificate_by_key(
+        &mut self,
+        spki_sha256: &str,
+    ) -> Result<Option<Certificate>, StoreError> {
+        self.first_certificate(
+            certificates::table
+                .filter(certificates::spki_sha256.eq(spki_sha256))
+                .into_boxed(),
+        )
+    }
+
+    /// The certificates issued for an application, AUTH first.
+    pub fn certificates_of_application(
+        &mut self,
+        application_id: &str,
+    ) -> Result<Vec<Certificate>, StoreError> {
+        self.load_certificates(
+            certificates::table
+                .filter(certificates::application_id.eq(application_id))
+                .order(certificates::kind.asc())
+                .into_boxed(),
+        )
+    }
+
+    /// Signed certificates (issued or revoked), newest first, optionally of one holder.
+    pub fn list_certificates(
+        &mut self,
+        iin: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Certificate>, StoreError> {
+        let mut query = certificates::table
+            .filter(certificates::status.ne(CertificateStatus::Reserved.as_str()))
+            .into_boxed();
+        if let Some(iin) = iin {
+            query = query.filter(certificates::holder_iin.eq(iin.to_owned()));
+        }
+        self.load_certificates(query.order(certificates::created_at.desc()).limit(limit))
+    }
+
+    /// Record the signed certificate for a reserved serial. Returns `false` (and changes
+    /// nothing) unless the row is still `reserved`, so a certificate is never marked issued
+    /// twice: of two processes completing the same issuance, one wins.
+    pub fn mark_certificate_issued(
+        &mut self,
+        serial: &str,
+        der: &[u8],
+        at: NaiveDateTime,
+    ) -> Result<bool, StoreError> {
+        let n = diesel::update(
+            certificates::table
+                .find(serial)
+                .filter(certificates::status.eq(CertificateStatus::Reserved.as_str())),
+        )
+        .set((
+            certificates::der.eq(Some(der)),
+            certificates::status.eq(CertificateStatus::Issued.as_str()),
+            certificates::issued_at.eq(Some(at)),
+        ))
+        .execute(self.conn)?;
+        Ok(n == 1)
+    }
+
+    /// The revocation state of one certificate, read cheaply (OCSP's status source).
+    pub fn certificate_state(
+        &mut self,
+        serial: &str,
+    ) -> Result<Option<CertificateState>, StoreError> {
+        let row: Option<StateRow> = certificates::table
+            .find(serial)
+            .select((
+                certificates::issuer_id,
+                certificates::status,
+                certificates::revoked_at,
+                certificates::revocation_reason,
+                certificates::invalidity_date,
+            ))
+            .first(self.conn)
+            .optional()?;
+        row.map(|r| {
+            Ok(CertificateState {
+                status: CertificateStatus::decode(&r.status)?,
+                issuer_id: r.issuer_id,
+                revoked_at: r.revoked_at,
+                revocation_reason: r.revocation_reason,
+                invalidity_date: r.invalidity_date,
+            })
+        })
+        .transpose()
+    }
+
+    /// Block a key for ever; blocking an already blocked key keeps the first record.
+    pub fn block_key(&mut self, key: &BlockedKey) -> Result<(), StoreError> {
+        if self.blocked_key(&key.spki_sha256)?.is_none() {
+            diesel::insert_into(blocked_keys::table)
+                .values(key)
+                .execute(self.conn)?;
+        }
+        Ok(())
+    }
+
+    /// The block record of a key, if blocked.
+    pub fn blocked_key(&mut self, spki_sha256: &str) -> Result<Option<BlockedKey>, StoreError> {
+        Ok(blocked_keys::table
+            .find(spki_sha256)
+            .select(BlockedKey::as_select())
+            .first(self.conn)
+            .optional()?)
+    }
+
+    /// Issued, unrevoked certificates whose notAfter falls in `(after, until]`.
+    pub fn expiring_certificates(
+        &mut self,
+        after: NaiveDateTime,
+        until: NaiveDateTime,
+        limit: i64,
+    ) -> Result<Vec<Certificate>, StoreError> {
+        self.load_certificates(
+            certificates::table
+                .filter(certificates::status.eq(CertificateStatus::Issued.as_str()))
+                .filter(certificates::not_after.gt(after))
+                .filter(certificates::not_after.le(until))
+                .order(certificates::not_after.asc())
+                .limit(limit)
+                .into_boxed(),
+        )
+    }
+
+    /// The expiry thresholds already queued for a certificate.
+    pub fn expiry_notices(&mut self, serial: &str) -> Result<Vec<i32>, StoreError> {
+        Ok(expiry_notices::table
+            .filter(expiry_notices::serial.eq(serial))
+            .select(expiry_notices::threshold_days)
+            .load(self.conn)?)
+    }
+
+    /// Record that the reminder for `threshold_days` was queued. Returns `false` if it was
+    /// already (another instance got there first).
+    pub fn record_expiry_notice(
+        &mut self,
+        serial: &str,
+        threshold_days: i32,
+        at: NaiveDateTime,
+    ) -> Result<bool, StoreError> {
+        let inserted = diesel::insert_into(expiry_notices::table)
+            .values((
+                expiry_notices::serial.eq(serial),
+                expiry_notices::threshold_days.eq(threshold_days),
+                expiry_notices::queued_at.eq(at),
+            ))
+            .execute(self.conn);
+        first_insert(inserted)
+    }
+}

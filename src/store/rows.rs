@@ -1,0 +1,154 @@
+//! What every table's file shares: enums stored as text, decoding rows into domain types,
+//! inserts whose unique key may be taken, advisory-lock keys, the database's time precision,
+//! and the row counts of the main tables.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::schema::*;
+use super::{StoreError, Tx};
+
+/// The domain value of the row a query found, if any.
+pub(super) fn decode_one<R, T>(row: Option<R>) -> Result<Option<T>, StoreError>
+where
+    T: TryFrom<R, Error = StoreError>,
+{
+    row.map(T::try_from).transpose()
+}
+
+/// The domain values of the rows a query found.
+pub(super) fn decode_all<R, T>(rows: Vec<R>) -> Result<Vec<T>, StoreError>
+where
+    T: TryFrom<R, Error = StoreError>,
+{
+    rows.into_iter().map(T::try_from).collect()
+}
+
+/// Declares, for a table whose rows decode into a domain type, the boxed query type and the
+/// two private `Tx` methods every query of that table ends with: the first row decoded, and
+/// every row decoded.
+macro_rules! row_decoders {
+    ($query:ident, $table:ident, $row:ident => $domain:ident, $first:ident, $load:ident) => {
+        /// A query over the table, boxed so that one decoder serves every query.
+        type $query<'a> = $table::BoxedQuery<'a, super::MultiBackend>;
+
+        impl Tx<'_> {
+            /// The first row `query` selects, decoded.
+            fn $first(&mut self, query: $query<'_>) -> Result<Option<$domain>, StoreError> {
+                let row = query
+                    .select($row::as_select())
+                    .first(self.conn)
+                    .optional()?;
+                super::rows::decode_one(row)
+            }
+
+            /// Every row `query` selects, decoded.
+            pub(super) fn $load(&mut self, query: $query<'_>) -> Result<Vec<$domain>, StoreError> {
+                super::rows::decode_all(query.select($row::as_select()).load(self.conn)?)
+            }
+        }
+    };
+}
+
+/// Declares an enum stored as text, with `as_str` and a checked parse.
+macro_rules! text_enum {
+    ($(#[$meta:meta])* $name:ident, $table:literal { $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+        pub enum $name {
+            $($(#[$vmeta])* #[serde(rename = $text)] $variant),+
+        }
+        impl $name {
+            /// The stable name stored in the database and shown in the API.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+            /// Parse a stored name.
+            pub fn parse(s: &str) -> Option<$name> {
+                match s { $($text => Some($name::$variant),)+ _ => None }
+            }
+            fn decode(s: &str) -> Result<$name, StoreError> {
+                $name::parse(s).ok_or_else(|| StoreError::Corrupt {
+                    table: $table,
+                    message: format!("unknown {} `{}`", stringify!($name), s),
+                })
+            }
+        }
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+/// An insert whose unique key may already exist: `true` if it inserted, `false` if the key
+/// was taken. On PostgreSQL the violation aborts the transaction, so a caller that gets
+/// `false` must end it rather than write on.
+pub(super) fn first_insert(result: diesel::QueryResult<usize>) -> Result<bool, StoreError> {
+    match result.map_err(StoreError::from) {
+        Ok(_) => Ok(true),
+        Err(e) if e.is_unique_violation() => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Truncate a timestamp to the microsecond, the precision both databases keep, so what is
+/// read back (and hashed) equals what was written.
+pub fn db_time(t: chrono::DateTime<chrono::Utc>) -> NaiveDateTime {
+    let naive = t.naive_utc();
+    let micros = naive.and_utc().timestamp_micros();
+    chrono::DateTime::from_timestamp_micros(micros)
+        .map(|d| d.naive_utc())
+        .unwrap_or(naive)
+}
+
+/// How many rows the main tables hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableCounts {
+    /// Applications.
+    pub applications: i64,
+    /// Certificates (any status).
+    pub certificates: i64,
+    /// Recorded consent-token ids.
+    pub used_consent_tokens: i64,
+    /// Audit entries.
+    pub audit_log: i64,
+    /// Outbox rows.
+    pub outbox: i64,
+    /// Counted actions of the per-IIN rate limits.
+    pub rate_limit_events: i64,
+}
+
+/// A stable 63-bit advisory-lock key for a name.
+fn lock_key(name: &str) -> i64 {
+    let digest = openssl::sha::sha256(name.as_bytes());
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(digest.get(..8).unwrap_or(&[0; 8]));
+    i64::from_be_bytes(bytes) & i64::MAX
+}
+
+impl Tx<'_> {
+    /// Serialise on `name` across instances until the transaction ends (a PostgreSQL
+    /// transaction-scoped advisory lock; on SQLite the write transaction already excludes
+    /// every other writer).
+    pub(super) fn lock_named(&mut self, name: &str) -> Result<(), StoreError> {
+        if self.backend == super::Backend::Postgres {
+            let key = lock_key(name);
+            diesel::sql_query(format!("SELECT pg_advisory_xact_lock({key})")).execute(self.conn)?;
+        }
+        Ok(())
+    }
+
+    /// Row counts of the main tables (tests, operations).
+    pub fn table_counts(&mut self) -> Result<TableCounts, StoreError> {
+        Ok(TableCounts {
+            applications: applications::table.count().get_result(self.conn)?,
+            certificates: certificates::table.count().get_result(self.conn)?,
+            used_consent_tokens: used_consent_tokens::table.count().get_result(self.conn)?,
+            audit_log: audit_log::table.count().get_result(self.conn)?,
+            outbox: outbox::table.count().get_result(self.conn)?,
+            rate_limit_events: rate_limit_events::table.count().get_result(self.conn)?,
+        })
+    }
+}
