@@ -8,6 +8,7 @@
 //! in the outbox (events are written by the authorities in the transaction of the state change
 //! itself), lose a row, or log a password.
 
+mod event;
 mod templates;
 
 use std::path::PathBuf;
@@ -19,7 +20,8 @@ use lettre::message::{header::ContentType, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{Message, SmtpTransport, Transport as _};
 
-pub use templates::{render, Rendered};
+pub use event::EmailEvent;
+pub use templates::{render, render_event, Rendered};
 
 use crate::clock::Clock;
 use crate::config::NotifyConfig;
@@ -346,7 +348,7 @@ impl Mailer {
                     return Ok(false);
                 };
                 tx.enqueue_message(&OutboxMessage::pending(
-                    "certificate_expiring",
+                    EmailEvent::CertificateExpiring.as_str(),
                     &email,
                     &app.language,
                     serde_json::json!({
