@@ -1,8 +1,9 @@
 //! E-mail notifications: delivery of the transactional outbox over SMTP (or into .eml files),
 //! the templates in Kazakh, Russian and English, and the expiry reminders.
 //!
-//! Owns: leasing due outbox rows (one worker per row; a dead worker's lease expires and the row
-//! is retried), rendering, sending with a stable Message-ID per row, retries with exponential
+//! Owns: the e-mail events ([`EmailEvent`], stored in the outbox as their stable text and read
+//! back before rendering), leasing due outbox rows (one worker per row; a dead worker's lease
+//! expires and the row is retried), rendering, sending with a stable Message-ID per row, retries with exponential
 //! back-off and jitter, the `dead` state after `max_attempts`, and queueing the 30/14/7-day
 //! expiry reminders once per certificate and threshold. Must never: send anything that is not
 //! in the outbox (events are written by the authorities in the transaction of the state change

@@ -352,17 +352,9 @@ fn tamga_enroll_shows_signing_key_unavailable_while_the_token_is_away() {
         ready(&env.server.base).0 == 503
     });
     let before = env.counts();
-    let out = crate::enroll_client::client(
-        &env,
-        &[
-            "--token-file",
-            "token.txt",
-            "--out",
-            "keys",
-            "--password-file",
-            "password.txt",
-        ],
-    );
+    let args = "--token-file token.txt --out keys --password-file password.txt";
+    let args: Vec<&str> = args.split(' ').collect();
+    let out = crate::enroll_client::client(&env, &args);
     let shown = text(&out);
     assert_eq!(out.status.code(), Some(3), "{shown}");
     assert!(

@@ -283,8 +283,8 @@ fn readme_table() -> BTreeMap<String, u16> {
 /// Every code the OpenAPI document names in a response's description, with that response's
 /// status; and the text of the document's other descriptions.
 fn openapi_mentions() -> (Vec<(ErrorCode, u16)>, String, Vec<String>) {
-    let doc = serde_json::to_value(<crate::api::openapi::ApiDoc as utoipa::OpenApi>::openapi())
-        .unwrap();
+    let doc =
+        serde_json::to_value(<crate::api::openapi::ApiDoc as utoipa::OpenApi>::openapi()).unwrap();
     let schema: Vec<String> = doc["components"]["schemas"]["ErrorCode"]["enum"]
         .as_array()
         .unwrap()
@@ -346,10 +346,17 @@ fn every_error_has_a_code_in_the_table_the_readme_and_the_openapi_document() {
     }
     // Where a response names a code, it is under that code's status.
     for (code, status) in answered {
-        assert_eq!(status, status_of(code).as_u16(), "OpenAPI names {code} under {status}");
+        assert_eq!(
+            status,
+            status_of(code).as_u16(),
+            "OpenAPI names {code} under {status}"
+        );
     }
     // Nothing in the README's table that the code does not know.
     for text in readme.keys() {
-        assert!(ErrorCode::parse(text).is_some(), "README lists unknown `{text}`");
+        assert!(
+            ErrorCode::parse(text).is_some(),
+            "README lists unknown `{text}`"
+        );
     }
 }
