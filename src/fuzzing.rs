@@ -12,7 +12,7 @@ use crate::api::types::{ApplicationRequest, RevocationRequest};
 use crate::ra::ApplicationForm;
 
 /// The code a handler answers a body that is not the JSON it expects with.
-const REQUEST_MALFORMED: &str = "request_malformed";
+const REQUEST_MALFORMED: &str = crate::error_code::ErrorCode::RequestMalformed.as_str();
 
 /// `POST /api/v1/applications` after the consent token: the JSON body, then every rule of the
 /// form and both CSRs (everything the RA checks before it reads the database).
@@ -22,7 +22,7 @@ pub fn application_body(body: &[u8], current_agreement: &str) -> Result<(), &'st
     ApplicationForm::from(request)
         .check(current_agreement)
         .map(|_| ())
-        .map_err(|e| e.code())
+        .map_err(|e| e.code().as_str())
 }
 
 /// `POST /api/v1/revocations` after the consent token: the JSON body, then its serial, reason
@@ -31,7 +31,7 @@ pub fn revocation_body(body: &[u8]) -> Result<(), &'static str> {
     let request: RevocationRequest = serde_json::from_slice(body).map_err(|_| REQUEST_MALFORMED)?;
     revocation_fields(&request)
         .map(|_| ())
-        .map_err(|e| e.code())
+        .map_err(|e| e.code().as_str())
 }
 
 /// `GET /ocsp/{base64}`: the DER request of a request path, as the handler decodes it.

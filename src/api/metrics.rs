@@ -264,8 +264,8 @@ impl Metrics {
     }
 
     /// Count a refused request by its error code.
-    pub fn rejection(&self, code: &'static str) {
-        self.rejections.with_label_values(&[code]).inc();
+    pub fn rejection(&self, code: crate::error_code::ErrorCode) {
+        self.rejections.with_label_values(&[code.as_str()]).inc();
     }
 
     /// Count a revocation by reason.

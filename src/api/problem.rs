@@ -1,11 +1,14 @@
 //! The one place where errors become HTTP responses: RFC 9457 `application/problem+json`
-//! documents with a stable `code`. Internal detail is logged, never sent.
+//! documents with a stable `code`, and the one table from [`ErrorCode`] to HTTP status
+//! ([`status_of`], an exhaustive match: a new code does not compile until it has a status).
+//! Internal detail is logged, never sent.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
 use crate::digital_id::ConsentError;
+use crate::error_code::ErrorCode;
 use crate::ra::RaError;
 use crate::store::StoreError;
 
@@ -41,7 +44,7 @@ pub enum ApiError {
     #[error("not found")]
     NotFound {
         /// Stable code, e.g. `not_found`.
-        code: &'static str,
+        code: ErrorCode,
         /// What was not found.
         detail: String,
     },
@@ -85,30 +88,30 @@ struct Problem<'a> {
     kind: String,
     title: &'a str,
     status: u16,
-    code: &'a str,
+    code: ErrorCode,
     #[serde(skip_serializing_if = "Option::is_none")]
     detail: Option<String>,
 }
 
 impl ApiError {
     /// The stable code sent to the client.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
             ApiError::Consent(e) => e.code(),
             ApiError::Ra(e) => e.code(),
-            ApiError::BodyTooLarge(_) => "body_too_large",
-            ApiError::BodyTimeout(_) => "body_timeout",
-            ApiError::RateLimitedConnections { .. } => "rate_limited_connections",
-            ApiError::RequestMalformed(_) => "request_malformed",
-            ApiError::NotFound { code, .. } => code,
-            ApiError::ClientCertificateRequired => "client_certificate_required",
-            ApiError::ClientCertificateUntrusted(_) => "client_certificate_untrusted",
-            ApiError::RateLimitedClient { .. } => "rate_limited_client",
+            ApiError::BodyTooLarge(_) => ErrorCode::BodyTooLarge,
+            ApiError::BodyTimeout(_) => ErrorCode::BodyTimeout,
+            ApiError::RateLimitedConnections { .. } => ErrorCode::RateLimitedConnections,
+            ApiError::RequestMalformed(_) => ErrorCode::RequestMalformed,
+            ApiError::NotFound { code, .. } => *code,
+            ApiError::ClientCertificateRequired => ErrorCode::ClientCertificateRequired,
+            ApiError::ClientCertificateUntrusted(_) => ErrorCode::ClientCertificateUntrusted,
+            ApiError::RateLimitedClient { .. } => ErrorCode::RateLimitedClient,
             ApiError::Store(e) => e.code(),
-            ApiError::DatabaseTimeout(_) => "database_unavailable",
-            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
-            ApiError::Unavailable(_) => "service_unavailable",
-            ApiError::Internal(_) => "internal_error",
+            ApiError::DatabaseTimeout(_) => ErrorCode::DatabaseUnavailable,
+            ApiError::MethodNotAllowed { .. } => ErrorCode::MethodNotAllowed,
+            ApiError::Unavailable(_) => ErrorCode::ServiceUnavailable,
+            ApiError::Internal(_) => ErrorCode::InternalError,
         }
     }
 
@@ -156,74 +159,90 @@ impl ApiError {
     }
 }
 
-/// A database that failed or cannot be reached is a temporary condition: 503 with
-/// Retry-After, never a 500. Only a row that cannot be decoded (a bug or corruption) is a 500.
-fn store_status(e: &StoreError) -> StatusCode {
-    match e {
-        StoreError::Corrupt { .. } | StoreError::Migration(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        _ => StatusCode::SERVICE_UNAVAILABLE,
-    }
-}
-
-fn ra_status(e: &RaError) -> StatusCode {
-    match e {
-        RaError::CsrMalformed(_) | RaError::SerialInvalid(_) => StatusCode::BAD_REQUEST,
-        RaError::NotCertificateHolder(_) => StatusCode::FORBIDDEN,
-        RaError::CertificateNotFound(_) => StatusCode::NOT_FOUND,
-        RaError::AlreadyRevoked { .. }
-        | RaError::NotOnHold(_)
-        | RaError::NotRevoked(_)
-        | RaError::NotPendingReview { .. } => StatusCode::CONFLICT,
-        RaError::AccessTokenInvalid => StatusCode::UNAUTHORIZED,
-        RaError::IinRateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-        RaError::ApplicationNotFound => StatusCode::NOT_FOUND,
-        RaError::ConsentReplayed | RaError::KeyReused | RaError::KeyBlocked => StatusCode::CONFLICT,
-        RaError::Store(e) => store_status(e),
-        RaError::Ca(crate::ca::CaError::KeyUnavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
-        RaError::Ca(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        _ => StatusCode::UNPROCESSABLE_ENTITY,
+/// The HTTP status of each code. A database that failed or cannot be reached is a temporary
+/// condition (503 with Retry-After, never a 500); only a row that cannot be decoded or a failed
+/// migration (a bug or corruption, `internal_error`) is a 500. TLS client authentication has no
+/// HTTP challenge to send with a 401: the request is understood and refused (403).
+pub fn status_of(code: ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::CsrMalformed | ErrorCode::SerialInvalid | ErrorCode::RequestMalformed => {
+            StatusCode::BAD_REQUEST
+        }
+        ErrorCode::ConsentTokenMissing
+        | ErrorCode::ConsentTokenMalformed
+        | ErrorCode::ConsentTokenSignatureInvalid
+        | ErrorCode::ConsentTokenUntrustedKey
+        | ErrorCode::ConsentTokenAlgorithmNotAllowed
+        | ErrorCode::ConsentTokenExpired
+        | ErrorCode::ConsentTokenNotYetValid
+        | ErrorCode::ConsentTokenLifetimeTooLong
+        | ErrorCode::ConsentTokenLifetimeInvalid
+        | ErrorCode::ConsentTokenWrongAudience
+        | ErrorCode::ConsentTokenWrongIssuer
+        | ErrorCode::AccessTokenInvalid => StatusCode::UNAUTHORIZED,
+        ErrorCode::ConsentTokenWrongPurpose
+        | ErrorCode::NotCertificateHolder
+        | ErrorCode::ClientCertificateRequired
+        | ErrorCode::ClientCertificateUntrusted => StatusCode::FORBIDDEN,
+        ErrorCode::ApplicationNotFound
+        | ErrorCode::CertificateNotFound
+        | ErrorCode::CrlNotFound
+        | ErrorCode::CaCertificateNotFound
+        | ErrorCode::NotFound => StatusCode::NOT_FOUND,
+        ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        ErrorCode::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+        ErrorCode::ConsentTokenReplayed
+        | ErrorCode::KeyReused
+        | ErrorCode::KeyBlocked
+        | ErrorCode::AlreadyRevoked
+        | ErrorCode::NotOnHold
+        | ErrorCode::NotRevoked
+        | ErrorCode::ApplicationNotPending => StatusCode::CONFLICT,
+        ErrorCode::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::IinInvalid
+        | ErrorCode::NameInvalid
+        | ErrorCode::AgreementNotAccepted
+        | ErrorCode::AgreementVersionMismatch
+        | ErrorCode::EmailInvalid
+        | ErrorCode::LanguageInvalid
+        | ErrorCode::StorageTypeInvalid
+        | ErrorCode::CsrSignatureInvalid
+        | ErrorCode::CsrEmailMismatch
+        | ErrorCode::KeyAlgorithmNotAllowed
+        | ErrorCode::KeyTooSmall
+        | ErrorCode::KeyWeak
+        | ErrorCode::KeyEncodingInvalid
+        | ErrorCode::CsrSignatureAlgorithmNotAllowed
+        | ErrorCode::SameKeyForAuthAndSign
+        | ErrorCode::RevocationReasonInvalid
+        | ErrorCode::InvalidityDateInvalid
+        | ErrorCode::ReasonRequired => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorCode::RateLimitedIin
+        | ErrorCode::RateLimitedClient
+        | ErrorCode::RateLimitedConnections => StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::ServiceUnavailable
+        | ErrorCode::DatabaseUnavailable
+        | ErrorCode::DatabaseError
+        | ErrorCode::SigningKeyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        match self {
-            ApiError::Consent(ConsentError::WrongPurpose { .. }) => StatusCode::FORBIDDEN,
-            ApiError::Consent(ConsentError::IinInvalid(_) | ConsentError::NameInvalid { .. }) => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
-            ApiError::Consent(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Ra(e) => ra_status(e),
-            ApiError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
-            ApiError::RateLimitedConnections { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::RequestMalformed(_) => StatusCode::BAD_REQUEST,
-            ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
-            // TLS client authentication has no HTTP challenge to send with a 401: the request
-            // is understood and refused.
-            ApiError::ClientCertificateRequired | ApiError::ClientCertificateUntrusted(_) => {
-                StatusCode::FORBIDDEN
-            }
-            ApiError::RateLimitedClient { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Store(e) => store_status(e),
-            ApiError::DatabaseTimeout(_) | ApiError::Unavailable(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+        status_of(self.code())
     }
 
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
         if status == StatusCode::SERVICE_UNAVAILABLE {
             // Temporary (the database is down): the store logs the outage itself.
-            tracing::warn!(code = self.code(), error = %self, "request failed");
+            tracing::warn!(code = self.code().as_str(), error = %self, "request failed");
         } else if status.is_server_error() {
             // Full detail stays in the log; the client sees only the code.
-            tracing::error!(code = self.code(), error = %self, "request failed");
+            tracing::error!(code = self.code().as_str(), error = %self, "request failed");
         } else {
-            tracing::debug!(code = self.code(), "request refused");
+            tracing::debug!(code = self.code().as_str(), "request refused");
         }
         let code = self.code();
         let body = Problem {
@@ -259,3 +278,6 @@ impl ResponseError for ApiError {
         response.json(body)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -55,7 +55,7 @@ pub async fn crl(
         Some(n) if n.strip_suffix("-delta") == Some(issuer) && !root => true,
         _ => {
             return Err(ApiError::NotFound {
-                code: "crl_not_found",
+                code: crate::error_code::ErrorCode::CrlNotFound,
                 detail: format!("no CRL named {name}"),
             })
         }

@@ -310,7 +310,7 @@ pub async fn ca_certificate(
         Some(id) if id == hierarchy.issuing().id() => hierarchy.issuing().certificate(),
         _ => {
             return Err(ApiError::NotFound {
-                code: "ca_certificate_not_found",
+                code: crate::error_code::ErrorCode::CaCertificateNotFound,
                 detail: format!("no CA certificate named {name}"),
             })
         }
@@ -323,7 +323,7 @@ pub async fn ca_certificate(
 
 async fn not_found(req: actix_web::HttpRequest) -> Result<HttpResponse, ApiError> {
     Err(ApiError::NotFound {
-        code: "not_found",
+        code: crate::error_code::ErrorCode::NotFound,
         detail: format!("no route for {} {}", req.method(), req.path()),
     })
 }

@@ -157,10 +157,54 @@ pub struct ProblemDocument {
     /// HTTP status.
     pub status: u16,
     /// Stable machine-readable code.
-    pub code: ErrorCode,
+    #[schema(value_type = ErrorCode)]
+    pub code: ProblemCode,
     /// What happened in this case.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+}
+
+/// The `code` of a problem document as a client reads it: one of the codes this build knows,
+/// or, from a newer server, a code it does not know yet, kept as its text so the client can
+/// still show the problem's title and detail. On the wire it is always the bare string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProblemCode {
+    /// A code of [`ErrorCode`].
+    Known(ErrorCode),
+    /// A code this build does not know.
+    Unknown(String),
+}
+
+impl ProblemCode {
+    /// The code's text, as sent.
+    pub fn as_str(&self) -> &str {
+        match self {
+            ProblemCode::Known(code) => code.as_str(),
+            ProblemCode::Unknown(text) => text,
+        }
+    }
+}
+
+impl From<ErrorCode> for ProblemCode {
+    fn from(code: ErrorCode) -> Self {
+        ProblemCode::Known(code)
+    }
+}
+
+impl Serialize for ProblemCode {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for ProblemCode {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Ok(match ErrorCode::parse(&text) {
+            Some(code) => ProblemCode::Known(code),
+            None => ProblemCode::Unknown(text),
+        })
+    }
 }
 
 /// A DER document in a request or response body (OCSP, certificates, CRLs).

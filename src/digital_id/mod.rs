@@ -25,6 +25,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use openssl::pkey::{PKey, Private, Public};
 use serde::{Deserialize, Serialize};
 
+use crate::error_code::ErrorCode;
+
 pub use iin::{check_digit as iin_check_digit, Iin, IinError, EARLIEST_BIRTH_DATE};
 pub use jws::Algorithm;
 
@@ -120,22 +122,22 @@ pub enum ConsentError {
 
 impl ConsentError {
     /// The stable code of this refusal.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            ConsentError::Missing => "consent_token_missing",
-            ConsentError::Malformed(_) => "consent_token_malformed",
-            ConsentError::AlgorithmNotAllowed(_) => "consent_token_algorithm_not_allowed",
-            ConsentError::UntrustedKey(_) => "consent_token_untrusted_key",
-            ConsentError::SignatureInvalid => "consent_token_signature_invalid",
-            ConsentError::WrongIssuer(_) => "consent_token_wrong_issuer",
-            ConsentError::WrongAudience => "consent_token_wrong_audience",
-            ConsentError::Expired(_) => "consent_token_expired",
-            ConsentError::NotYetValid(_) => "consent_token_not_yet_valid",
-            ConsentError::LifetimeTooLong(_) => "consent_token_lifetime_too_long",
-            ConsentError::LifetimeInvalid(_) => "consent_token_lifetime_invalid",
-            ConsentError::WrongPurpose { .. } => "consent_token_wrong_purpose",
-            ConsentError::IinInvalid(_) => "iin_invalid",
-            ConsentError::NameInvalid { .. } => "name_invalid",
+            ConsentError::Missing => ErrorCode::ConsentTokenMissing,
+            ConsentError::Malformed(_) => ErrorCode::ConsentTokenMalformed,
+            ConsentError::AlgorithmNotAllowed(_) => ErrorCode::ConsentTokenAlgorithmNotAllowed,
+            ConsentError::UntrustedKey(_) => ErrorCode::ConsentTokenUntrustedKey,
+            ConsentError::SignatureInvalid => ErrorCode::ConsentTokenSignatureInvalid,
+            ConsentError::WrongIssuer(_) => ErrorCode::ConsentTokenWrongIssuer,
+            ConsentError::WrongAudience => ErrorCode::ConsentTokenWrongAudience,
+            ConsentError::Expired(_) => ErrorCode::ConsentTokenExpired,
+            ConsentError::NotYetValid(_) => ErrorCode::ConsentTokenNotYetValid,
+            ConsentError::LifetimeTooLong(_) => ErrorCode::ConsentTokenLifetimeTooLong,
+            ConsentError::LifetimeInvalid(_) => ErrorCode::ConsentTokenLifetimeInvalid,
+            ConsentError::WrongPurpose { .. } => ErrorCode::ConsentTokenWrongPurpose,
+            ConsentError::IinInvalid(_) => ErrorCode::IinInvalid,
+            ConsentError::NameInvalid { .. } => ErrorCode::NameInvalid,
         }
     }
 }

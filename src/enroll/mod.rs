@@ -27,7 +27,9 @@ use openssl::symm::Cipher;
 use openssl::x509::extension::SubjectAlternativeName;
 use openssl::x509::{X509NameBuilder, X509ReqBuilder, X509};
 
-use crate::api::types::{ApplicationRequest, ApplicationResponse, CsrPair, ProblemDocument};
+use crate::api::types::{
+    ApplicationRequest, ApplicationResponse, CsrPair, ProblemCode, ProblemDocument,
+};
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -326,16 +328,23 @@ fn refusal(resp: reqwest::blocking::Response) -> Failure {
         .map(|secs| format!(" (retry after {secs} s)"))
         .unwrap_or_default();
     match resp.json::<ProblemDocument>() {
-        Ok(p) => Failure::Refused(format!(
-            "{} ({}): {}{retry}",
-            serde_json::to_value(p.code)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default(),
-            status.as_u16(),
-            p.detail.unwrap_or(p.title)
-        )),
+        Ok(p) => Failure::Refused(format!("{}{retry}", describe(status.as_u16(), p))),
         Err(_) => Failure::Error(format!("unexpected answer: HTTP {status}")),
+    }
+}
+
+/// What the citizen reads about a problem document: its code and status, then the server's
+/// detail (or title). A code this client does not know yet (a newer server) is still shown
+/// with the problem's title and detail, never as an unexpected answer.
+fn describe(status: u16, problem: ProblemDocument) -> String {
+    let code = problem.code.as_str();
+    match (&problem.code, problem.detail) {
+        (ProblemCode::Known(_), Some(detail)) => format!("{code} ({status}): {detail}"),
+        (ProblemCode::Known(_), None) => format!("{code} ({status}): {}", problem.title),
+        (ProblemCode::Unknown(_), Some(detail)) => {
+            format!("{code} ({status}): {}: {detail}", problem.title)
+        }
+        (ProblemCode::Unknown(_), None) => format!("{code} ({status}): {}", problem.title),
     }
 }
 
@@ -566,9 +575,50 @@ fn write_containers(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
     use super::check_password;
+
+    /// A code this client does not know (a newer server's) is read, not refused: the citizen
+    /// sees the code, the problem's title and its detail. A known code reads as before.
+    #[test]
+    fn a_problem_with_an_unknown_code_shows_its_title_and_detail() {
+        let body = r#"{"type":"urn:tamga:problem:hsm_on_fire","title":"Service unavailable","status":503,"code":"hsm_on_fire","detail":"the token is being replaced"}"#;
+        let problem: super::ProblemDocument = serde_json::from_str(body).unwrap();
+        assert_eq!(
+            problem.code,
+            super::ProblemCode::Unknown("hsm_on_fire".to_owned())
+        );
+        assert_eq!(
+            super::describe(503, problem.clone()),
+            "hsm_on_fire (503): Service unavailable: the token is being replaced"
+        );
+        // Sent back as it came.
+        assert_eq!(
+            serde_json::to_value(&problem).unwrap()["code"],
+            serde_json::json!("hsm_on_fire")
+        );
+        let without_detail =
+            r#"{"type":"urn:tamga:problem:x","title":"Conflict","status":409,"code":"x"}"#;
+        let problem: super::ProblemDocument = serde_json::from_str(without_detail).unwrap();
+        assert_eq!(super::describe(409, problem), "x (409): Conflict");
+        let known = r#"{"type":"urn:tamga:problem:signing_key_unavailable","title":"Service unavailable","status":503,"code":"signing_key_unavailable"}"#;
+        let problem: super::ProblemDocument = serde_json::from_str(known).unwrap();
+        assert_eq!(
+            problem.code,
+            super::ProblemCode::Known(crate::error_code::ErrorCode::SigningKeyUnavailable)
+        );
+        assert_eq!(
+            super::describe(503, problem),
+            "signing_key_unavailable (503): Service unavailable"
+        );
+        let refused = r#"{"type":"urn:tamga:problem:key_weak","title":"Unprocessable request","status":422,"code":"key_weak","detail":"weak key: ROCA"}"#;
+        let problem: super::ProblemDocument = serde_json::from_str(refused).unwrap();
+        assert_eq!(
+            super::describe(422, problem),
+            "key_weak (422): weak key: ROCA"
+        );
+    }
 
     #[test]
     fn the_password_policy() {

@@ -1,13 +1,15 @@
 //! E-mail notifications: delivery of the transactional outbox over SMTP (or into .eml files),
 //! the templates in Kazakh, Russian and English, and the expiry reminders.
 //!
-//! Owns: leasing due outbox rows (one worker per row; a dead worker's lease expires and the row
-//! is retried), rendering, sending with a stable Message-ID per row, retries with exponential
+//! Owns: the e-mail events ([`EmailEvent`], stored in the outbox as their stable text and read
+//! back before rendering), leasing due outbox rows (one worker per row; a dead worker's lease
+//! expires and the row is retried), rendering, sending with a stable Message-ID per row, retries with exponential
 //! back-off and jitter, the `dead` state after `max_attempts`, and queueing the 30/14/7-day
 //! expiry reminders once per certificate and threshold. Must never: send anything that is not
 //! in the outbox (events are written by the authorities in the transaction of the state change
 //! itself), lose a row, or log a password.
 
+mod event;
 mod templates;
 
 use std::path::PathBuf;
@@ -19,7 +21,8 @@ use lettre::message::{header::ContentType, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{Message, SmtpTransport, Transport as _};
 
-pub use templates::{render, Rendered};
+pub use event::EmailEvent;
+pub use templates::{render, render_event, Rendered};
 
 use crate::clock::Clock;
 use crate::config::NotifyConfig;
@@ -346,7 +349,7 @@ impl Mailer {
                     return Ok(false);
                 };
                 tx.enqueue_message(&OutboxMessage::pending(
-                    "certificate_expiring",
+                    EmailEvent::CertificateExpiring.as_str(),
                     &email,
                     &app.language,
                     serde_json::json!({

@@ -3,6 +3,8 @@
 
 use serde_json::Value;
 
+use super::EmailEvent;
+
 /// A rendered message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rendered {
@@ -70,37 +72,44 @@ fn escape(text: &str) -> String {
         .replace('\'', "&#39;")
 }
 
-/// Render `event` for `language` (kk, ru, en; anything else falls back to en) from the JSON
-/// payload the authority queued.
+/// Render the event an outbox row stores (its text, read back into an [`EmailEvent`]) for
+/// `language` (kk, ru, en; anything else falls back to en) from the JSON payload the
+/// authority queued.
 pub fn render(event: &str, language: &str, payload: &str) -> Result<Rendered, String> {
+    let event = EmailEvent::parse(event).ok_or_else(|| format!("no template for event {event}"))?;
+    render_event(event, language, payload)
+}
+
+/// Render `event` for `language` from its payload.
+pub fn render_event(event: EmailEvent, language: &str, payload: &str) -> Result<Rendered, String> {
     let p: Value = serde_json::from_str(payload).map_err(|e| format!("payload: {e}"))?;
     let lang = match language {
         "kk" | "ru" => language,
         _ => "en",
     };
     let (subject, paragraphs): (String, Vec<String>) = match (event, lang) {
-        ("application_received", "kk") => (
+        (EmailEvent::ApplicationReceived, "kk") => (
             "Өтінішіңіз қабылданды".into(),
             vec![
                 format!("Сертификаттарға өтінішіңіз ({}) қабылданды және оператордың тексеруін күтуде.", s(&p, "application_id")),
                 "Шешім қабылданғанда сізге хабарлаймыз.".into(),
             ],
         ),
-        ("application_received", "ru") => (
+        (EmailEvent::ApplicationReceived, "ru") => (
             "Ваша заявка принята".into(),
             vec![
                 format!("Ваша заявка на сертификаты ({}) принята и ожидает проверки оператором.", s(&p, "application_id")),
                 "Мы сообщим вам, когда решение будет принято.".into(),
             ],
         ),
-        ("application_received", _) => (
+        (EmailEvent::ApplicationReceived, _) => (
             "Your application was received".into(),
             vec![
                 format!("Your application for certificates ({}) was received and is waiting for an operator's review.", s(&p, "application_id")),
                 "We will write to you when it is decided.".into(),
             ],
         ),
-        ("certificates_issued", _) => {
+        (EmailEvent::CertificatesIssued, _) => {
             let list: Vec<String> = p
                 .get("certificates")
                 .and_then(Value::as_array)
@@ -138,28 +147,28 @@ pub fn render(event: &str, language: &str, payload: &str) -> Result<Rendered, St
             paragraphs.push(next.to_owned());
             (subject.to_owned(), paragraphs)
         }
-        ("application_rejected", "kk") => (
+        (EmailEvent::ApplicationRejected, "kk") => (
             "Өтінішіңіз қабылданбады".into(),
             vec![
                 format!("Өтінішіңіз ({}) қабылданбады.", s(&p, "application_id")),
                 format!("Себебі: {}", s(&p, "reason")),
             ],
         ),
-        ("application_rejected", "ru") => (
+        (EmailEvent::ApplicationRejected, "ru") => (
             "Ваша заявка отклонена".into(),
             vec![
                 format!("Ваша заявка ({}) отклонена.", s(&p, "application_id")),
                 format!("Причина: {}", s(&p, "reason")),
             ],
         ),
-        ("application_rejected", _) => (
+        (EmailEvent::ApplicationRejected, _) => (
             "Your application was rejected".into(),
             vec![
                 format!("Your application ({}) was rejected.", s(&p, "application_id")),
                 format!("Reason: {}", s(&p, "reason")),
             ],
         ),
-        ("certificate_revoked", "kk") => (
+        (EmailEvent::CertificateRevoked, "kk") => (
             "Сертификат кері қайтарылды".into(),
             vec![format!(
                 "{} сертификаты {} {} кері қайтарылды. Себебі: {}.",
@@ -169,7 +178,7 @@ pub fn render(event: &str, language: &str, payload: &str) -> Result<Rendered, St
                 reason(lang, s(&p, "reason"))
             )],
         ),
-        ("certificate_revoked", "ru") => (
+        (EmailEvent::CertificateRevoked, "ru") => (
             "Сертификат отозван".into(),
             vec![format!(
                 "Сертификат {} {} отозван {}. Причина: {}.",
@@ -179,7 +188,7 @@ pub fn render(event: &str, language: &str, payload: &str) -> Result<Rendered, St
                 reason(lang, s(&p, "reason"))
             )],
         ),
-        ("certificate_revoked", _) => (
+        (EmailEvent::CertificateRevoked, _) => (
             "Your certificate was revoked".into(),
             vec![format!(
                 "Your {} certificate {} was revoked at {}. Reason: {}.",
@@ -189,7 +198,7 @@ pub fn render(event: &str, language: &str, payload: &str) -> Result<Rendered, St
                 reason(lang, s(&p, "reason"))
             )],
         ),
-        ("certificate_expiring", _) => {
+        (EmailEvent::CertificateExpiring, _) => {
             let days = p.get("days").and_then(Value::as_i64).unwrap_or(0);
             let (subject, body) = match lang {
                 "kk" => (
@@ -222,7 +231,6 @@ pub fn render(event: &str, language: &str, payload: &str) -> Result<Rendered, St
             };
             (subject, vec![body])
         }
-        (other, _) => return Err(format!("no template for event {other}")),
     };
     let signature = match lang {
         "kk" => "Ұлттық куәландырушы орталық",

@@ -298,3 +298,25 @@ fn a_message_that_keeps_failing_becomes_dead_and_can_be_retried() {
         "the old lease is gone"
     );
 }
+
+/// The event texts stored in the outbox are the ones rows already carry, and each reads back
+/// as its event; a text that is no event is refused, not guessed.
+#[test]
+fn every_event_text_reads_back_and_is_the_stored_one() {
+    let stored: Vec<&str> = EmailEvent::ALL.iter().map(|e| e.as_str()).collect();
+    assert_eq!(
+        stored,
+        [
+            "application_received",
+            "certificates_issued",
+            "application_rejected",
+            "certificate_revoked",
+            "certificate_expiring"
+        ]
+    );
+    for event in EmailEvent::ALL {
+        assert_eq!(EmailEvent::parse(event.as_str()), Some(event));
+    }
+    assert_eq!(EmailEvent::parse("Application_Received"), None);
+    assert_eq!(EmailEvent::parse(""), None);
+}

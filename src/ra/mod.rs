@@ -27,7 +27,9 @@ use chrono::{DateTime, Utc};
 use crate::ca::{CaError, Issuer, PreparedCertificate, Serial};
 use crate::clock::Clock;
 use crate::digital_id::VerifiedConsent;
+use crate::error_code::ErrorCode;
 use crate::key_identity::KeyIdentity;
+use crate::notify::EmailEvent;
 use crate::store::{
     db_time, Application, ApplicationStatus, AuditEntry, BlockedKey, Certificate, CertificateKind,
     CertificateStatus, OutboxMessage, Store, StoreError, Tx,
@@ -162,40 +164,42 @@ pub enum RaError {
 
 impl RaError {
     /// The stable code of this error.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            RaError::AgreementNotAccepted => "agreement_not_accepted",
-            RaError::AgreementVersionMismatch { .. } => "agreement_version_mismatch",
-            RaError::EmailInvalid(_) => "email_invalid",
-            RaError::LanguageInvalid => "language_invalid",
-            RaError::StorageTypeInvalid => "storage_type_invalid",
-            RaError::CsrMalformed(_) => "csr_malformed",
-            RaError::CsrSignatureInvalid => "csr_signature_invalid",
-            RaError::CsrEmailMismatch => "csr_email_mismatch",
-            RaError::KeyAlgorithmNotAllowed(_) => "key_algorithm_not_allowed",
-            RaError::KeyTooSmall(_) => "key_too_small",
-            RaError::KeyWeak(_) => "key_weak",
-            RaError::KeyEncodingInvalid(_) => "key_encoding_invalid",
-            RaError::CsrSignatureAlgorithmNotAllowed(_) => "csr_signature_algorithm_not_allowed",
-            RaError::KeyReused => "key_reused",
-            RaError::KeyBlocked => "key_blocked",
-            RaError::SameKeyForAuthAndSign => "same_key_for_auth_and_sign",
-            RaError::ConsentReplayed => "consent_token_replayed",
-            RaError::ApplicationNotFound => "application_not_found",
-            RaError::AccessTokenInvalid => "access_token_invalid",
-            RaError::SerialInvalid(_) => "serial_invalid",
-            RaError::RevocationReasonInvalid => "revocation_reason_invalid",
-            RaError::InvalidityDateInvalid(_) => "invalidity_date_invalid",
-            RaError::CertificateNotFound(_) => "certificate_not_found",
-            RaError::NotCertificateHolder(_) => "not_certificate_holder",
-            RaError::AlreadyRevoked { .. } => "already_revoked",
-            RaError::NotOnHold(_) => "not_on_hold",
-            RaError::NotRevoked(_) => "not_revoked",
-            RaError::NotPendingReview { .. } => "application_not_pending",
-            RaError::ReasonRequired => "reason_required",
-            RaError::IinRateLimited { .. } => "rate_limited_iin",
-            RaError::Ca(CaError::KeyUnavailable(_)) => "signing_key_unavailable",
-            RaError::Ca(_) => "internal_error",
+            RaError::AgreementNotAccepted => ErrorCode::AgreementNotAccepted,
+            RaError::AgreementVersionMismatch { .. } => ErrorCode::AgreementVersionMismatch,
+            RaError::EmailInvalid(_) => ErrorCode::EmailInvalid,
+            RaError::LanguageInvalid => ErrorCode::LanguageInvalid,
+            RaError::StorageTypeInvalid => ErrorCode::StorageTypeInvalid,
+            RaError::CsrMalformed(_) => ErrorCode::CsrMalformed,
+            RaError::CsrSignatureInvalid => ErrorCode::CsrSignatureInvalid,
+            RaError::CsrEmailMismatch => ErrorCode::CsrEmailMismatch,
+            RaError::KeyAlgorithmNotAllowed(_) => ErrorCode::KeyAlgorithmNotAllowed,
+            RaError::KeyTooSmall(_) => ErrorCode::KeyTooSmall,
+            RaError::KeyWeak(_) => ErrorCode::KeyWeak,
+            RaError::KeyEncodingInvalid(_) => ErrorCode::KeyEncodingInvalid,
+            RaError::CsrSignatureAlgorithmNotAllowed(_) => {
+                ErrorCode::CsrSignatureAlgorithmNotAllowed
+            }
+            RaError::KeyReused => ErrorCode::KeyReused,
+            RaError::KeyBlocked => ErrorCode::KeyBlocked,
+            RaError::SameKeyForAuthAndSign => ErrorCode::SameKeyForAuthAndSign,
+            RaError::ConsentReplayed => ErrorCode::ConsentTokenReplayed,
+            RaError::ApplicationNotFound => ErrorCode::ApplicationNotFound,
+            RaError::AccessTokenInvalid => ErrorCode::AccessTokenInvalid,
+            RaError::SerialInvalid(_) => ErrorCode::SerialInvalid,
+            RaError::RevocationReasonInvalid => ErrorCode::RevocationReasonInvalid,
+            RaError::InvalidityDateInvalid(_) => ErrorCode::InvalidityDateInvalid,
+            RaError::CertificateNotFound(_) => ErrorCode::CertificateNotFound,
+            RaError::NotCertificateHolder(_) => ErrorCode::NotCertificateHolder,
+            RaError::AlreadyRevoked { .. } => ErrorCode::AlreadyRevoked,
+            RaError::NotOnHold(_) => ErrorCode::NotOnHold,
+            RaError::NotRevoked(_) => ErrorCode::NotRevoked,
+            RaError::NotPendingReview { .. } => ErrorCode::ApplicationNotPending,
+            RaError::ReasonRequired => ErrorCode::ReasonRequired,
+            RaError::IinRateLimited { .. } => ErrorCode::RateLimitedIin,
+            RaError::Ca(CaError::KeyUnavailable(_)) => ErrorCode::SigningKeyUnavailable,
+            RaError::Ca(_) => ErrorCode::InternalError,
             RaError::Store(e) => e.code(),
         }
     }
@@ -760,7 +764,7 @@ impl Registrar {
                 queue_email(
                     tx,
                     &application,
-                    "application_received",
+                    EmailEvent::ApplicationReceived,
                     serde_json::json!({ "application_id": application.id }),
                     at,
                 )?;
@@ -838,7 +842,7 @@ impl Registrar {
                 queue_email(
                     tx,
                     &app,
-                    "certificates_issued",
+                    EmailEvent::CertificatesIssued,
                     serde_json::json!({ "application_id": app.id, "certificates": issued }),
                     at,
                 )?;
@@ -1038,7 +1042,7 @@ impl Registrar {
                 queue_email(
                     tx,
                     &app,
-                    "certificate_revoked",
+                    EmailEvent::CertificateRevoked,
                     serde_json::json!({
                         "serial": cert.serial,
                         "kind": cert.kind.as_str(),
@@ -1189,7 +1193,7 @@ impl Registrar {
             queue_email(
                 tx,
                 &app,
-                "application_rejected",
+                EmailEvent::ApplicationRejected,
                 serde_json::json!({ "application_id": id, "reason": reason }),
                 at,
             )?;
@@ -1212,7 +1216,7 @@ impl Registrar {
 fn queue_email(
     tx: &mut crate::store::Tx<'_>,
     app: &Application,
-    event: &str,
+    event: EmailEvent,
     payload: serde_json::Value,
     at: chrono::NaiveDateTime,
 ) -> Result<(), StoreError> {
@@ -1220,7 +1224,7 @@ fn queue_email(
         return Ok(());
     };
     tx.enqueue_message(&OutboxMessage::pending(
-        event,
+        event.as_str(),
         email,
         &app.language,
         payload.to_string(),

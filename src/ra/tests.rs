@@ -264,7 +264,7 @@ fn the_per_iin_limit_counts_over_a_sliding_day_and_frees_slots_as_they_age() {
         ),
         "{refused:?}"
     );
-    assert_eq!(refused.code(), "rate_limited_iin");
+    assert_eq!(refused.code().as_str(), "rate_limited_iin");
     assert_eq!(f.store.read(|tx| tx.table_counts()).unwrap(), counts);
     // The first application leaves the window after 24 hours: one slot, then the second's wait.
     let next_day = hours(24) + chrono::Duration::seconds(1);

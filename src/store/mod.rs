@@ -58,6 +58,7 @@ pub use outbox::{OutboxMessage, OutboxStatus};
 pub use rows::{db_time, TableCounts};
 
 use crate::config::{DatabaseConfig, DatabaseUrl};
+use crate::error_code::ErrorCode;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
@@ -136,11 +137,14 @@ impl StoreError {
     /// The stable code a caller answers with: `database_unavailable` (temporary, see
     /// [`StoreError::is_unavailable`]), `database_error` (the database answered with an
     /// error), or `internal_error` (a row that cannot be decoded, a failed migration).
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            _ if self.is_unavailable() => "database_unavailable",
-            StoreError::Query(_) => "database_error",
-            _ => "internal_error",
+            _ if self.is_unavailable() => ErrorCode::DatabaseUnavailable,
+            StoreError::Query(_) => ErrorCode::DatabaseError,
+            StoreError::Connect(_)
+            | StoreError::Pool(_)
+            | StoreError::Migration(_)
+            | StoreError::Corrupt { .. } => ErrorCode::InternalError,
         }
     }
 
@@ -523,7 +527,7 @@ mod tests {
             StoreError::Query(Error::BrokenTransactionManager),
         ] {
             assert!(unavailable.is_unavailable(), "{unavailable}");
-            assert_eq!(unavailable.code(), "database_unavailable");
+            assert_eq!(unavailable.code().as_str(), "database_unavailable");
         }
         for other in [
             db(DatabaseErrorKind::Unknown, "syntax error"),
@@ -531,12 +535,12 @@ mod tests {
             StoreError::Query(Error::NotFound),
         ] {
             assert!(!other.is_unavailable(), "{other}");
-            assert_eq!(other.code(), "database_error");
+            assert_eq!(other.code().as_str(), "database_error");
         }
         let corrupt = StoreError::Corrupt {
             table: "certificates",
             message: "bad".to_owned(),
         };
-        assert_eq!(corrupt.code(), "internal_error");
+        assert_eq!(corrupt.code().as_str(), "internal_error");
     }
 }

@@ -12,7 +12,7 @@ fn enroll_bin() -> PathBuf {
     tamga_bin().with_file_name("tamga-enroll")
 }
 
-fn client(env: &Env, args: &[&str]) -> Output {
+pub(crate) fn client(env: &Env, args: &[&str]) -> Output {
     Command::new(enroll_bin())
         .current_dir(env.dir())
         .args(["--server", &env.server.base])

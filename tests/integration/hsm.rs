@@ -289,3 +289,47 @@ fn a_token_that_disappears_is_reported_and_signing_recovers() {
     assert!(with_nonce.contains("Response verify OK"), "{with_nonce}");
     assert!(with_nonce.contains("auth.pem: good"), "{with_nonce}");
 }
+
+/// While the token is away, `tamga-enroll` tells the citizen why: the server's
+/// `signing_key_unavailable` (503, with its Retry-After), not "unexpected answer"; no key file
+/// is written and the application can be made again once the token is back.
+#[test]
+fn tamga_enroll_shows_signing_key_unavailable_while_the_token_is_away() {
+    let test = "tamga_enroll_shows_signing_key_unavailable_while_the_token_is_away";
+    let Some(env) = Env::sqlite_softhsm(test, "", &[]) else {
+        return;
+    };
+    let dir = env.dir().to_path_buf();
+    std::fs::write(dir.join("password.txt"), "Secret2026\n").unwrap();
+    // (`tamga dev consent-token` loads the hierarchy, keys included: mint before the outage.)
+    std::fs::write(dir.join("token.txt"), env.cli_token(&fresh_iin(), &[])).unwrap();
+    let tokens = dir.join("softhsm-tokens");
+    let away = dir.join("tokens-away");
+    std::fs::create_dir(&away).unwrap();
+    move_tokens(&tokens, &away);
+    wait_for("readyz reports the keys", Duration::from_secs(10), || {
+        ready(&env.server.base).0 == 503
+    });
+    let before = env.counts();
+    let args = "--token-file token.txt --out keys --password-file password.txt";
+    let args: Vec<&str> = args.split(' ').collect();
+    let out = crate::enroll_client::client(&env, &args);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{shown}");
+    assert!(
+        shown.contains("the server refused: signing_key_unavailable (503)"),
+        "{shown}"
+    );
+    assert!(shown.contains("retry after"), "{shown}");
+    assert!(!shown.contains("unexpected answer"), "{shown}");
+    assert_eq!(
+        env.counts(),
+        before,
+        "nothing written while the key is away"
+    );
+    let written = std::fs::read_dir(dir.join("keys"))
+        .map(|d| d.flatten().count())
+        .unwrap_or(0);
+    assert_eq!(written, 0, "no container without certificates");
+    move_tokens(&away, &tokens);
+}
