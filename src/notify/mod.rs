@@ -8,6 +8,7 @@
 //! in the outbox (events are written by the authorities in the transaction of the state change
 //! itself), lose a row, or log a password.
 
+pub mod outbox;
 mod templates;
 
 use std::path::PathBuf;
