@@ -1,8 +1,18 @@
 //! The `tamga` command line: argument parsing (clap) and the commands, with one place that
 //! turns errors into exit codes.
 //!
+//! Layout: `args` holds the clap types (every command and flag); one file per command group
+//! (`ca`, `certs`, `applications`, `crl`, `outbox`, `audit`, `dev`, `configuration` for
+//! `config check`); `serve` wires the authorities into the HTTP server; `preflight` opens what
+//! the configuration names (files, keys, the token, mail settings) for the commands that need
+//! it; `output` prints rows and JSON. This file parses, dispatches and maps a [`Failure`] to
+//! its exit code.
+//!
 //! Owns: what each subcommand prints and which exit code it returns. Must never: reach into
-//! the database or keys other than through the store and the CA module's APIs.
+//! the database or keys other than through the store and the CA module's APIs, run a domain
+//! transaction itself (those belong to the authority that owns them, e.g.
+//! `notify::outbox::retry_dead`, `crl::issuer::revoke_issuer`), or open a key or token for a
+//! command that signs nothing.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
