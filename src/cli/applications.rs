@@ -36,16 +36,11 @@ pub(super) fn applications(
             limit,
             json,
         } => {
-            let status = status
-                .as_deref()
-                .map(|s| {
-                    crate::store::ApplicationStatus::parse(s).ok_or_else(|| {
-                        Failure::Usage(format!(
-                            "--status {s}: expected pending_review, approved, issued or rejected"
-                        ))
-                    })
-                })
-                .transpose()?;
+            let status = status_arg(
+                status.as_deref(),
+                crate::store::ApplicationStatus::parse,
+                "pending_review, approved, issued or rejected",
+            )?;
             let apps = services
                 .store
                 .read(|tx| tx.list_applications(status, iin.as_deref(), limit.clamp(1, 100_000)))

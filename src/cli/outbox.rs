@@ -13,14 +13,11 @@ pub(super) fn outbox(config: &ValidConfig, command: OutboxCommand) -> Result<(),
             limit,
             json,
         } => {
-            let status = status
-                .as_deref()
-                .map(|s| {
-                    crate::store::OutboxStatus::parse(s).ok_or_else(|| {
-                        Failure::Usage(format!("--status {s}: expected pending, sent or dead"))
-                    })
-                })
-                .transpose()?;
+            let status = status_arg(
+                status.as_deref(),
+                crate::store::OutboxStatus::parse,
+                "pending, sent or dead",
+            )?;
             let rows = store
                 .read(|tx| tx.list_messages(status, limit.clamp(1, 100_000)))
                 .map_err(internal)?;

@@ -99,3 +99,15 @@ pub(super) fn print_one(value: &serde_json::Value, json: bool) -> Result<(), Fai
     }
     Ok(())
 }
+
+/// `--status S` read with `parse`; otherwise a usage error saying which values are `expected`.
+pub(super) fn status_arg<T>(
+    raw: Option<&str>,
+    parse: impl Fn(&str) -> Option<T>,
+    expected: &str,
+) -> Result<Option<T>, Failure> {
+    raw.map(|s| {
+        parse(s).ok_or_else(|| Failure::Usage(format!("--status {s}: expected {expected}")))
+    })
+    .transpose()
+}
