@@ -44,3 +44,74 @@ pub fn retry_dead(
         Ok(RetryOutcome::Queued)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{DatabaseConfig, DatabaseUrl};
+    use crate::store::{OutboxMessage, OutboxStatus};
+
+    fn row(id: &str, status: OutboxStatus, now: DateTime<Utc>) -> OutboxMessage {
+        OutboxMessage {
+            id: id.into(),
+            event: "application_received".into(),
+            recipient: "x@example.kz".into(),
+            language: "en".into(),
+            payload: r#"{"application_id":"A"}"#.into(),
+            status,
+            attempts: 2,
+            next_attempt_at: db_time(now),
+            lease_owner: None,
+            lease_until: None,
+            last_error: None,
+            created_at: db_time(now),
+            sent_at: None,
+        }
+    }
+
+    #[test]
+    fn only_a_dead_message_is_queued_again_and_each_retry_is_audited() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(
+            &DatabaseUrl::Sqlite(dir.path().join("t.db")),
+            &DatabaseConfig::default(),
+        )
+        .unwrap();
+        let now = Utc::now();
+        store
+            .write(|tx| {
+                tx.enqueue_message(&row("pending", OutboxStatus::Pending, now))?;
+                tx.enqueue_message(&row("dead", OutboxStatus::Dead, now))
+            })
+            .unwrap();
+        let audited = || {
+            store
+                .read(|tx| tx.audit_tail(10))
+                .unwrap()
+                .iter()
+                .filter(|r| r.action == "outbox.retried")
+                .count()
+        };
+        assert_eq!(
+            retry_dead(&store, "missing", "aliya", now).unwrap(),
+            RetryOutcome::NotFound
+        );
+        assert_eq!(
+            retry_dead(&store, "pending", "aliya", now).unwrap(),
+            RetryOutcome::NotDead
+        );
+        assert_eq!(audited(), 0, "nothing changed, nothing recorded");
+        assert_eq!(
+            retry_dead(&store, "dead", "aliya", now).unwrap(),
+            RetryOutcome::Queued
+        );
+        let again = store.read(|tx| tx.message("dead")).unwrap().unwrap();
+        assert_eq!(again.status, OutboxStatus::Pending);
+        assert_eq!(audited(), 1);
+        assert_eq!(
+            retry_dead(&store, "dead", "aliya", now).unwrap(),
+            RetryOutcome::NotDead,
+            "a second retry finds it pending"
+        );
+    }
+}
