@@ -46,6 +46,7 @@ pub fn retry_dead(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::config::{DatabaseConfig, DatabaseUrl};
