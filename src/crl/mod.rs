@@ -623,6 +623,7 @@ pub struct AssembledCrl {
     pub omitted_invalidity_dates: u64,
 }
 
+pub mod issuer;
 pub mod root;
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 //! itself), lose a row, or log a password.
 
 mod event;
+pub mod outbox;
 mod templates;
 
 use std::path::PathBuf;

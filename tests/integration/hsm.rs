@@ -235,7 +235,7 @@ fn a_token_that_disappears_is_reported_and_signing_recovers() {
     };
     let first = ocsp(&["-no_nonce"]);
     assert!(first.contains("auth.pem: good"), "{first}");
-    // (`tamga dev consent-token` loads the hierarchy, keys included: mint before the outage.)
+    // (Minted before the outage; `dev consent-token` needs no token, see the test below.)
     let refused_token = env.cli_token(&fresh_iin(), &[]);
 
     // The token goes away.
@@ -301,7 +301,6 @@ fn tamga_enroll_shows_signing_key_unavailable_while_the_token_is_away() {
     };
     let dir = env.dir().to_path_buf();
     std::fs::write(dir.join("password.txt"), "Secret2026\n").unwrap();
-    // (`tamga dev consent-token` loads the hierarchy, keys included: mint before the outage.)
     std::fs::write(dir.join("token.txt"), env.cli_token(&fresh_iin(), &[])).unwrap();
     let tokens = dir.join("softhsm-tokens");
     let away = dir.join("tokens-away");
@@ -332,4 +331,73 @@ fn tamga_enroll_shows_signing_key_unavailable_while_the_token_is_away() {
         .unwrap_or(0);
     assert_eq!(written, 0, "no container without certificates");
     move_tokens(&away, &tokens);
+}
+
+/// With the token away, the commands that sign nothing keep working (`audit verify`,
+/// `dev consent-token`, `outbox list`); `config check` fails naming the unreachable token, and
+/// `serve` refuses to start, naming it too. Once the token is back, `config check` passes.
+#[test]
+fn only_the_commands_that_sign_need_the_token() {
+    let test = "only_the_commands_that_sign_need_the_token";
+    if !crate::support::softhsm_available(test) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    crate::support::softhsm_hierarchy(dir, "");
+    let checked = run(tamga(dir).args(["config", "check"]));
+    assert!(checked.status.success(), "{}", text(&checked));
+
+    let tokens = dir.join("softhsm-tokens");
+    let away = dir.join("tokens-away");
+    std::fs::create_dir(&away).unwrap();
+    move_tokens(&tokens, &away);
+
+    let verified = run(tamga(dir).args(["audit", "verify"]));
+    assert!(verified.status.success(), "{}", text(&verified));
+    assert!(
+        text(&verified).contains("audit log intact"),
+        "{}",
+        text(&verified)
+    );
+    let minted = run(tamga(dir)
+        .args(["dev", "consent-token", "--iin", &fresh_iin()])
+        .args(["--surname", "ӘБІЛҚАСЫМОВА", "--name", "АЙГҮЛ"]));
+    assert!(minted.status.success(), "{}", text(&minted));
+    let token = String::from_utf8(minted.stdout.clone()).unwrap();
+    assert_eq!(token.lines().count(), 1, "{token}");
+    assert_eq!(token.trim().split('.').count(), 3, "a compact JWS: {token}");
+    let listed = run(tamga(dir).args(["outbox", "list"]));
+    assert!(listed.status.success(), "{}", text(&listed));
+
+    let quick = Duration::from_secs(30);
+    let checked = crate::operator::run_within(tamga(dir).args(["config", "check"]), quick);
+    assert_eq!(checked.status.code(), Some(3), "{}", text(&checked));
+    assert!(
+        text(&checked).contains(r#"token "tamga-test""#)
+            && text(&checked).contains("no token with this label is present"),
+        "{}",
+        text(&checked)
+    );
+    let port = crate::support::free_port();
+    let served = crate::operator::run_within(
+        tamga(dir)
+            .arg("serve")
+            .env("TAMGA_SERVER__BIND", format!("127.0.0.1:{port}"))
+            .env(
+                "TAMGA_SERVER__PUBLIC_URL",
+                format!("http://127.0.0.1:{port}"),
+            ),
+        quick,
+    );
+    assert_eq!(served.status.code(), Some(3), "{}", text(&served));
+    assert!(
+        text(&served).contains(r#"token "tamga-test""#),
+        "{}",
+        text(&served)
+    );
+
+    move_tokens(&away, &tokens);
+    let checked = run(tamga(dir).args(["config", "check"]));
+    assert!(checked.status.success(), "{}", text(&checked));
 }

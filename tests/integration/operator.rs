@@ -14,7 +14,7 @@ use base64::Engine;
 use crate::support::{free_port, run, serve_command, tamga, text};
 
 /// Run `cmd`, killing it (and failing the test) if it has not finished within `limit`.
-fn run_within(cmd: &mut Command, limit: Duration) -> Output {
+pub(crate) fn run_within(cmd: &mut Command, limit: Duration) -> Output {
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

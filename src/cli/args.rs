@@ -1,0 +1,460 @@
+//! The `tamga` command line as clap types: every command, flag and help text. No command
+//! code here: what each command does lives in the file of its group.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  internal error (I/O, database, cryptography)
+  2  usage error (bad arguments)
+  3  invalid configuration
+  4  not found
+  5  refused (the operation is not allowed in this state)
+  6  verification failed (audit verify found a broken chain)";
+
+/// Tamga: certification and registration authority server.
+#[derive(Debug, Parser)]
+#[command(name = "tamga", version, about, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// Configuration file [default: config/tamga.toml, or the embedded defaults if absent]
+    #[arg(long, global = true, env = config::CONFIG_PATH_ENV, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server (in dev mode, generates the CA hierarchy on first start).
+    Serve,
+    /// Configuration commands.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// CA hierarchy commands.
+    Ca {
+        #[command(subcommand)]
+        command: CaCommand,
+    },
+    /// Certificates.
+    Certs {
+        #[command(subcommand)]
+        command: CertsCommand,
+    },
+    /// Certificate revocation lists.
+    Crl {
+        #[command(subcommand)]
+        command: CrlCommand,
+    },
+    /// Applications and the moderation queue.
+    Applications {
+        #[command(subcommand)]
+        command: ApplicationsCommand,
+    },
+    /// The e-mail outbox.
+    Outbox {
+        #[command(subcommand)]
+        command: OutboxCommand,
+    },
+    /// The hash-chained audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Development helpers (refused unless mode = "dev").
+    Dev {
+        #[command(subcommand)]
+        command: DevCommand,
+    },
+}
+
+/// `tamga certs …`
+#[derive(Debug, Subcommand)]
+pub enum CertsCommand {
+    /// List signed certificates, newest first.
+    List {
+        /// Only this holder's.
+        #[arg(long)]
+        iin: Option<String>,
+        /// valid, revoked or expired.
+        #[arg(long, value_enum)]
+        status: Option<CertFilter>,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one certificate, with its PEM.
+    Show {
+        /// Serial number.
+        serial: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a certificate (exit 4 if unknown, 5 if already revoked).
+    Revoke {
+        /// Serial number: hex in any case, with or without colons or 0x.
+        serial: String,
+        /// unspecified, keyCompromise, affiliationChanged, superseded, cessationOfOperation,
+        /// certificateHold or privilegeWithdrawn.
+        #[arg(long)]
+        reason: String,
+        /// When the key was compromised (RFC 3339, e.g. 2026-11-20T08:00:00Z).
+        #[arg(long)]
+        invalidity_date: Option<String>,
+        /// Operator recorded in the audit log [default: the OS user].
+        #[arg(long)]
+        operator: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Correct a revoked certificate's invalidity date (audited; the next delta CRL lists the
+    /// corrected entry). Exit 5 if it is not revoked, 2 for a date that breaks the rules.
+    CorrectRevocation {
+        /// Serial number.
+        serial: String,
+        /// The invalidity date (RFC 3339): not before the certificate's notBefore, not after
+        /// its revocation.
+        #[arg(
+            long,
+            conflicts_with = "no_invalidity_date",
+            required_unless_present = "no_invalidity_date"
+        )]
+        invalidity_date: Option<String>,
+        /// Remove the stored invalidity date.
+        #[arg(long)]
+        no_invalidity_date: bool,
+        /// Operator recorded in the audit log [default: the OS user].
+        #[arg(long)]
+        operator: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Lift a certificateHold (exit 5 if the certificate is not on hold).
+    Release {
+        /// Serial number.
+        serial: String,
+        /// Operator recorded in the audit log [default: the OS user].
+        #[arg(long)]
+        operator: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `--status` of `certs list`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CertFilter {
+    /// Issued, not revoked, not expired.
+    Valid,
+    /// Revoked (including on hold).
+    Revoked,
+    /// Past notAfter and not revoked.
+    Expired,
+}
+
+/// `tamga applications …`
+#[derive(Debug, Subcommand)]
+pub enum ApplicationsCommand {
+    /// List applications, newest first.
+    List {
+        /// pending_review, approved, issued or rejected.
+        #[arg(long)]
+        status: Option<String>,
+        /// Only this holder's.
+        #[arg(long)]
+        iin: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one application and its certificates.
+    Show {
+        /// Application id.
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve a pending_review application: its certificates are issued (exit 5 if it is
+    /// not pending review).
+    Approve {
+        /// Application id.
+        id: String,
+        /// Operator recorded in the audit log [default: the OS user].
+        #[arg(long)]
+        operator: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Reject a pending_review application with a reason the holder will read.
+    Reject {
+        /// Application id.
+        id: String,
+        /// Why (shown to the holder).
+        #[arg(long)]
+        reason: String,
+        /// Operator recorded in the audit log [default: the OS user].
+        #[arg(long)]
+        operator: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `tamga outbox …`
+#[derive(Debug, Subcommand)]
+pub enum OutboxCommand {
+    /// List queued, sent and dead e-mails, newest first.
+    List {
+        /// pending, sent or dead.
+        #[arg(long)]
+        status: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Queue a dead e-mail again (exit 5 if it is not dead).
+    Retry {
+        /// Outbox row id.
+        id: String,
+        /// Operator recorded in the audit log [default: the OS user].
+        #[arg(long)]
+        operator: Option<String>,
+    },
+}
+
+/// `tamga audit …`
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Walk the hash chain; exit 6 naming the first entry that was altered, removed or
+    /// reordered.
+    Verify {
+        /// A head recorded earlier, `SEQ:HASH` (as `audit verify` prints it): the chain must
+        /// still contain that entry with that hash, which detects a truncated or rewritten log.
+        #[arg(long, value_name = "SEQ:HASH")]
+        expect: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The newest entries.
+    Tail {
+        /// How many.
+        #[arg(short = 'n', default_value_t = 20)]
+        n: i64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `tamga crl …`
+#[derive(Debug, Subcommand)]
+pub enum CrlCommand {
+    /// Publish a new full CRL and a delta CRL now.
+    Publish {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List stored revocations that CRLs cannot carry as they are (exit 6 if any is left);
+    /// with --repair, remove every invalidity date a CRL cannot carry (audited, one entry per
+    /// certificate) and publish new CRLs.
+    Check {
+        /// Correct what can be corrected.
+        #[arg(long)]
+        repair: bool,
+        /// Operator recorded in the audit log [default: the OS user].
+        #[arg(long)]
+        operator: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Verify a root CRL file (signed offline by `tamga ca root-crl`) against the root
+    /// certificate and publish it at /crl/root.crl (exit 5 if it is not newer, expired, or
+    /// not signed by the root).
+    Import {
+        /// The CRL file, DER or PEM.
+        file: PathBuf,
+        /// Operator recorded in the audit log [default: the OS user].
+        #[arg(long)]
+        operator: Option<String>,
+    },
+}
+
+/// `tamga dev …`
+#[derive(Debug, Subcommand)]
+pub enum DevCommand {
+    /// Print a consent token signed with the development Digital ID key (and nothing else).
+    ConsentToken(ConsentTokenArgs),
+    /// Fill the database with applications issued through the real RA path (benchmarks),
+    /// revoke a share of their certificates, and write OCSP requests and an `openssl ocsp`
+    /// index for the same certificates into --out.
+    Seed {
+        /// Applications (each has two certificates).
+        #[arg(long, default_value_t = 5000)]
+        applications: u32,
+        /// Percentage of the certificates to revoke.
+        #[arg(long, default_value_t = 10)]
+        revoked_percent: u32,
+        /// Directory for ocsp-requests.txt, ocsp-requests-nonce.txt and index.txt.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Benchmark load: send complete applications (tokens and CSRs made beforehand) to a
+    /// running server over several connections; print applications/s and latency as JSON.
+    LoadIssuance {
+        /// Base URL of the server.
+        #[arg(long)]
+        url: String,
+        /// Applications to send.
+        #[arg(long, default_value_t = 1000)]
+        applications: u32,
+        /// Concurrent connections.
+        #[arg(long, default_value_t = 16)]
+        concurrency: u32,
+        /// Number of the first benchmark holder (runs use different holders).
+        #[arg(long, default_value_t = 0)]
+        first: u32,
+    },
+    /// Benchmark data: insert revoked certificate rows straight into the database (for CRL
+    /// generation) and write an `openssl ca` index.txt with the same entries into --out.
+    SeedRevoked {
+        /// Revoked certificates to insert.
+        #[arg(long)]
+        count: u32,
+        /// Directory for index.txt.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Benchmark: time the weak-RSA-key checks per key (2048/3072/4096 bits) against one RSA
+    /// public and one private operation; print JSON. Needs no configuration or database.
+    BenchKeys {
+        /// Keys per size.
+        #[arg(long, default_value_t = 50)]
+        keys: u32,
+    },
+}
+
+/// `tamga dev consent-token`
+#[derive(Debug, Args)]
+pub struct ConsentTokenArgs {
+    /// The citizen's IIN (12 digits with a valid check digit).
+    #[arg(long)]
+    pub iin: String,
+    /// Surname, as the register gives it.
+    #[arg(long)]
+    pub surname: String,
+    /// Given name.
+    #[arg(long)]
+    pub name: String,
+    /// Patronymic.
+    #[arg(long)]
+    pub patronymic: Option<String>,
+    /// What the consent is for.
+    #[arg(long, value_enum, default_value = "eds_issuance")]
+    pub purpose: PurposeArg,
+    /// Digital ID's state-register match.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub register_match: bool,
+    /// Digital ID's liveness check.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub liveness: bool,
+    /// Lifetime in seconds (more than 900 makes a token the server refuses).
+    #[arg(long, default_value_t = 300)]
+    pub ttl: u32,
+}
+
+/// `--purpose` values.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum PurposeArg {
+    /// Issue certificates.
+    #[value(name = "eds_issuance")]
+    EdsIssuance,
+    /// Revoke a certificate.
+    #[value(name = "eds_revocation")]
+    EdsRevocation,
+}
+
+/// `tamga config …`
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate the configuration; exits 3 with a message naming the problem if it is bad.
+    Check,
+}
+
+/// `tamga ca …`
+#[derive(Debug, Subcommand)]
+pub enum CaCommand {
+    /// Generate a CA hierarchy in `[ca] dir`.
+    Init(CaInit),
+    /// Sign the next root CRL with the root key on this machine and write it to a file
+    /// (publish it with `tamga crl import FILE`).
+    RootCrl {
+        /// Where to write the CRL (DER).
+        #[arg(long)]
+        out: PathBuf,
+        /// CRL number [default: the published root CRL's number + 1].
+        #[arg(long)]
+        number: Option<i64>,
+    },
+    /// Reissue the issuing CA certificate with the same key (adds the root CRL distribution
+    /// point and caIssuers to an older development hierarchy). Needs the root key.
+    ReissueIssuing,
+    /// Revoke the issuing CA certificate through the root CRL (the day its key is
+    /// compromised; see docs/architecture.md for the whole procedure).
+    RevokeIssuer {
+        /// keyCompromise (the usual case), cessationOfOperation, superseded, …
+        #[arg(long)]
+        reason: String,
+        /// Operator recorded in the audit log [default: the OS user].
+        #[arg(long)]
+        operator: Option<String>,
+    },
+    /// Show the hierarchy: names, validity, key types and where each key lives.
+    Show {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `tamga ca init`
+#[derive(Debug, Args)]
+pub struct CaInit {
+    /// Generate a development hierarchy (root, issuing CA, OCSP responder, Digital ID key).
+    #[arg(long)]
+    pub dev: bool,
+    /// Replace an existing hierarchy (its keys are lost).
+    #[arg(long)]
+    pub force: bool,
+    /// Generate the keys that `[ca.issuing_key]` / `[ca.ocsp_key]` place in a PKCS#11 token
+    /// (kind = "pkcs11") inside that token: sensitive, not extractable. The root is a
+    /// development root, as with --dev.
+    #[arg(long)]
+    pub pkcs11: bool,
+}

@@ -1,0 +1,264 @@
+//! `tamga ca …`: the hierarchy (init, show), the root CRL signed offline, and the issuing CA's
+//! reissue and revocation.
+
+use super::*;
+
+pub(super) fn ca_init(config: &ValidConfig, args: &CaInit) -> Result<(), Failure> {
+    let cfg = config.get();
+    if !args.dev && !args.pkcs11 {
+        return Err(Failure::Refused(
+            "pass --dev (every key in a file) or --pkcs11 (the keys configured with \
+             kind = \"pkcs11\" generated inside their token)"
+                .to_owned(),
+        ));
+    }
+    if cfg.mode != Mode::Dev {
+        return Err(Failure::Refused(
+            "`ca init` generates a development root and runs only with mode = \"dev\"".to_owned(),
+        ));
+    }
+    let in_token = keys_in_token(&cfg.ca);
+    if args.pkcs11 && in_token.is_empty() {
+        return Err(Failure::Refused(
+            "--pkcs11: neither [ca.issuing_key] nor [ca.ocsp_key] has kind = \"pkcs11\"".to_owned(),
+        ));
+    }
+    if !args.pkcs11 && !in_token.is_empty() {
+        return Err(Failure::Refused(format!(
+            "{} kind = \"pkcs11\": pass --pkcs11 to generate {} inside the token",
+            in_token.join(" and "),
+            if in_token.len() == 1 {
+                "that key"
+            } else {
+                "those keys"
+            }
+        )));
+    }
+    let clock = SystemClock;
+    let outcome = match crate::ca::dev::init(&cfg.ca, config.public_url(), args.force, clock.now())
+    {
+        Ok(o) => o,
+        Err(e @ crate::ca::CaError::AlreadyExists(_)) => {
+            return Err(Failure::Refused(e.to_string()))
+        }
+        Err(e) => return Err(Failure::Internal(e.into())),
+    };
+    let hierarchy = Hierarchy::load(&cfg.ca, cfg.mode).map_err(anyhow::Error::from)?;
+    match Store::open(config.database(), &cfg.database) {
+        Ok(store) => record_hierarchy_generated(&store, &hierarchy, &clock, &operator_name())?,
+        Err(e) => tracing::warn!(error = %e, "the database is unavailable: generation not audited"),
+    }
+    out!(
+        "{} development CA hierarchy in {}",
+        if outcome.replaced {
+            "Replaced the"
+        } else {
+            "Generated a"
+        },
+        outcome.files.dir.display()
+    )?;
+    print_described(&describe_hierarchy(&hierarchy, &outcome.files, cfg.mode))?;
+    Ok(())
+}
+
+pub(super) fn ca_root_crl(
+    config: &ValidConfig,
+    out: &Path,
+    number: Option<i64>,
+) -> Result<(), Failure> {
+    let cfg = config.get();
+    let hierarchy = Hierarchy::load(&cfg.ca, cfg.mode).map_err(anyhow::Error::from)?;
+    let now = SystemClock.now();
+    let validity = cfg.crl.root_validity.chrono();
+    let der = match number {
+        Some(n) => {
+            let store = Store::open(config.database(), &cfg.database).ok();
+            let revoked = store
+                .and_then(|s| s.read(|tx| tx.authority_revocations()).ok())
+                .unwrap_or_default();
+            crate::crl::root::sign(&hierarchy, config.public_url(), n, revoked, now, validity)
+        }
+        None => {
+            let store = Store::open(config.database(), &cfg.database).map_err(|e| {
+                Failure::Usage(format!(
+                    "no database to take the next number from ({e}): pass --number"
+                ))
+            })?;
+            crate::crl::root::sign_next(&store, &hierarchy, config.public_url(), now, validity)
+        }
+    }
+    .map_err(root_crl_failure)?;
+    let crl = crate::crl::root::verify(&hierarchy, &der).map_err(root_crl_failure)?;
+    std::fs::write(out, &der)
+        .map_err(|e| Failure::Internal(anyhow::anyhow!("{}: {e}", out.display())))?;
+    out!(
+        "root CRL number {} written to {} (valid until {})",
+        crl.number,
+        out.display(),
+        crl.next_update.and_utc().to_rfc3339()
+    )?;
+    Ok(())
+}
+
+pub(super) fn ca_reissue_issuing(config: &ValidConfig) -> Result<(), Failure> {
+    let cfg = config.get();
+    let hierarchy = Hierarchy::load(&cfg.ca, cfg.mode).map_err(anyhow::Error::from)?;
+    let cert = hierarchy
+        .reissue_issuing(&cfg.ca, config.public_url(), SystemClock.now())
+        .map_err(|e| Failure::Refused(e.to_string()))?;
+    match Store::open(config.database(), &cfg.database) {
+        Ok(store) => crate::crl::issuer::record_reissue(
+            &store,
+            &cfg.ca.issuer_id,
+            &cert.not_after().to_string(),
+            &format!("operator:{}", operator_name()),
+            SystemClock.now(),
+        )
+        .map_err(|e| {
+            Failure::Internal(anyhow::anyhow!(
+                "reissued the issuing CA certificate (valid until {}), but writing its audit \
+                 record failed: {e}",
+                cert.not_after()
+            ))
+        })?,
+        Err(e) => tracing::warn!(error = %e, "the database is unavailable: reissue not audited"),
+    }
+    out!(
+        "reissued the issuing CA certificate (same key), valid until {}; restart the servers",
+        cert.not_after()
+    )?;
+    Ok(())
+}
+
+pub(super) fn ca_revoke_issuer(
+    config: &ValidConfig,
+    reason: &str,
+    operator: Option<String>,
+) -> Result<(), Failure> {
+    let cfg = config.get();
+    let reason = RevocationReason::parse(reason)
+        .ok_or_else(|| Failure::Usage(format!("--reason {reason}: not an accepted reason")))?;
+    let hierarchy = Hierarchy::load(&cfg.ca, cfg.mode).map_err(anyhow::Error::from)?;
+    let store =
+        Store::open(config.database(), &cfg.database).map_err(|e| Failure::Internal(e.into()))?;
+    let actor = format!("operator:{}", operator.unwrap_or_else(operator_name));
+    let serial =
+        crate::crl::issuer::revoke_issuer(&store, &hierarchy, reason, &actor, SystemClock.now())
+            .map_err(|e| match e {
+                crate::crl::issuer::IssuerError::AlreadyRevoked(_) => {
+                    Failure::Refused(e.to_string())
+                }
+                other => Failure::Internal(other.into()),
+            })?;
+    out!(
+        "issuing CA certificate {serial} revoked ({reason}); the next root CRL lists it \
+         (dev: within seconds; production: `tamga ca root-crl` on the root machine, then `tamga crl import`)"
+    )?;
+    Ok(())
+}
+
+pub(super) fn ca_show(config: &ValidConfig, json: bool) -> Result<(), Failure> {
+    let cfg = config.get();
+    let files = HierarchyFiles::for_config(&cfg.ca);
+    if !files.all().iter().any(|p| p.exists()) && cfg.mode == Mode::Dev {
+        return Err(Failure::Refused(format!(
+            "no CA hierarchy in {} yet (run `tamga ca init --dev` or `tamga serve`)",
+            cfg.ca.dir.display()
+        )));
+    }
+    let hierarchy = Hierarchy::load(&cfg.ca, cfg.mode).map_err(anyhow::Error::from)?;
+    if let Ok(store) = Store::open(config.database(), &cfg.database) {
+        warn_root_crl_expiry(&store);
+    }
+    let described = describe_hierarchy(&hierarchy, &files, cfg.mode);
+    if json {
+        let doc: serde_json::Map<String, serde_json::Value> = described
+            .into_iter()
+            .map(|(role, d)| (role.to_owned(), d))
+            .collect();
+        out!("{:#}", serde_json::Value::Object(doc))?;
+    } else {
+        print_described(&described)?;
+    }
+    Ok(())
+}
+
+/// Each certificate of the hierarchy with its role, and where its key lives.
+pub(super) fn describe_hierarchy(
+    h: &Hierarchy,
+    files: &HierarchyFiles,
+    mode: Mode,
+) -> Vec<(&'static str, serde_json::Value)> {
+    let root_key = match mode {
+        Mode::Dev => format!("file {} (development only)", files.root_key.display()),
+        Mode::Production => "offline (not held by this server)".to_owned(),
+    };
+    vec![
+        ("root", describe(h.root().x509(), &root_key)),
+        (
+            "issuing",
+            describe(
+                h.issuing().certificate().x509(),
+                &h.issuing().key_location(),
+            ),
+        ),
+        (
+            "ocsp_responder",
+            describe(
+                h.ocsp_responder().certificate().x509(),
+                &h.ocsp_responder().key_location(),
+            ),
+        ),
+    ]
+}
+
+pub(super) fn describe(cert: &openssl::x509::X509Ref, key_location: &str) -> serde_json::Value {
+    let serial = cert
+        .serial_number()
+        .to_bn()
+        .and_then(|bn| bn.to_hex_str().map(|s| s.to_string()))
+        .unwrap_or_default();
+    let fingerprint = cert
+        .digest(openssl::hash::MessageDigest::sha256())
+        .map(hex::encode_upper)
+        .unwrap_or_default();
+    let key_type = cert
+        .public_key()
+        .ok()
+        .and_then(|k| KeyType::of(&k))
+        .map(|t| t.to_string())
+        .unwrap_or_else(|| "unsupported".to_owned());
+    serde_json::json!({
+        "subject": crate::ca::display_name(cert.subject_name()),
+        "issuer": crate::ca::display_name(cert.issuer_name()),
+        "serial": serial,
+        "not_before": cert.not_before().to_string(),
+        "not_after": cert.not_after().to_string(),
+        "key_type": key_type,
+        "key": key_location,
+        "sha256_fingerprint": fingerprint,
+    })
+}
+
+pub(super) fn print_described(
+    described: &[(&'static str, serde_json::Value)],
+) -> Result<(), Failure> {
+    const FIELDS: [&str; 8] = [
+        "subject",
+        "issuer",
+        "serial",
+        "not_before",
+        "not_after",
+        "key_type",
+        "key",
+        "sha256_fingerprint",
+    ];
+    for (role, d) in described {
+        out!("{role}:")?;
+        for field in FIELDS {
+            let value = d.get(field).and_then(|v| v.as_str()).unwrap_or("");
+            out!("  {field:<19} {value}")?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,166 @@
+//! `tamga crl …`: publication, import of the offline root CRL, and the check (and repair) of
+//! stored revocations a CRL must carry.
+
+use super::*;
+
+pub(super) fn root_crl_failure(e: crate::crl::root::RootCrlError) -> Failure {
+    use crate::crl::root::RootCrlError;
+    match e {
+        RootCrlError::Store(_) | RootCrlError::Crl(_) => Failure::Internal(anyhow::Error::new(e)),
+        other => Failure::Refused(other.to_string()),
+    }
+}
+
+/// Warn on stderr when the published root CRL expires within two weeks.
+pub(super) fn warn_root_crl_expiry(store: &Store) {
+    if let Ok(Some(info)) = store.read(|tx| tx.latest_crl_info(crate::crl::root::ROOT_ID, false)) {
+        let left = info.next_update - chrono::Utc::now().naive_utc();
+        if left < chrono::Duration::days(14) {
+            eprintln!(
+                "tamga: warning: the root CRL (number {}) expires at {}: sign and import the next one (`tamga ca root-crl`, `tamga crl import`)",
+                info.crl_number, info.next_update
+            );
+        }
+    }
+}
+
+pub(super) fn crl_import(
+    config: &ValidConfig,
+    file: &Path,
+    operator: Option<String>,
+) -> Result<(), Failure> {
+    let cfg = config.get();
+    let hierarchy = Hierarchy::load(&cfg.ca, cfg.mode).map_err(anyhow::Error::from)?;
+    let store =
+        Store::open(config.database(), &cfg.database).map_err(|e| Failure::Internal(e.into()))?;
+    let bytes = crate::input::read_bounded(file, crate::input::CRL_LIMIT).map_err(|e| {
+        let message = format!("{}: {e}", file.display());
+        match e.kind() {
+            std::io::ErrorKind::InvalidInput | std::io::ErrorKind::FileTooLarge => {
+                Failure::Refused(message)
+            }
+            _ => Failure::Usage(message),
+        }
+    })?;
+    let crl = crate::crl::root::verify(&hierarchy, &bytes).map_err(root_crl_failure)?;
+    let actor = format!("operator:{}", operator.unwrap_or_else(operator_name));
+    crate::crl::root::import(&store, &crl, SystemClock.now(), &actor).map_err(root_crl_failure)?;
+    out!(
+        "published root CRL number {} (valid until {})",
+        crl.number,
+        crl.next_update.and_utc().to_rfc3339()
+    )?;
+    warn_root_crl_expiry(&store);
+    Ok(())
+}
+
+pub(super) fn crl_check(
+    config: &ValidConfig,
+    repair: bool,
+    operator: Option<String>,
+    json: bool,
+) -> Result<(), Failure> {
+    let services = Services::open(config, Arc::new(SystemClock))?;
+    let found = services
+        .registrar
+        .revocation_defects()
+        .map_err(|e| Failure::Internal(e.into()))?;
+    let repaired: Vec<&crate::ra::RevocationDefect> = if repair {
+        let operator = operator.unwrap_or_else(operator_name);
+        let mut repaired = Vec::new();
+        for defect in found.iter().filter(|d| d.repairable) {
+            let serial = crate::ca::Serial::parse(&defect.serial)
+                .map_err(|e| Failure::Internal(anyhow::anyhow!("stored serial: {e}")))?;
+            services
+                .registrar
+                .correct_invalidity_date(&serial, None, &operator)
+                .map_err(ra_failure)?;
+            repaired.push(defect);
+        }
+        repaired
+    } else {
+        Vec::new()
+    };
+    // Each certificate has at most one repairable defect: what was not repaired is left.
+    let left = found.len() - repaired.len();
+    if !repaired.is_empty() {
+        for kind in [CrlKind::Full, CrlKind::Delta] {
+            services
+                .crl
+                .publish(kind, true)
+                .map_err(|e| Failure::Internal(anyhow::anyhow!("publishing the CRL: {e}")))?;
+        }
+    }
+    let verdict = if left == 0 {
+        Ok(())
+    } else {
+        Err(Failure::Verification(format!(
+            "{left} stored revocation(s) cannot be carried by a CRL as they are"
+        )))
+    };
+    let text = if json {
+        let serials: Vec<&str> = repaired.iter().map(|d| d.serial.as_str()).collect();
+        serde_json::json!({ "defects": found, "repaired": serials, "remaining": left }).to_string()
+    } else {
+        let mut lines: Vec<String> = found
+            .iter()
+            .map(|d| {
+                let state = if repaired.contains(&d) {
+                    "repaired (invalidity date removed)"
+                } else if d.repairable {
+                    "repair with --repair, or tamga certs correct-revocation"
+                } else {
+                    "cannot be repaired here"
+                };
+                format!(
+                    "{} {} {} {}: {state}",
+                    d.issuer_id, d.serial, d.problem, d.value
+                )
+            })
+            .collect();
+        if found.is_empty() {
+            lines.push("every stored revocation can be carried by a CRL".to_owned());
+        } else if !repaired.is_empty() {
+            lines.push(format!(
+                "repaired {} revocation(s) and published new CRLs",
+                repaired.len()
+            ));
+        }
+        lines.join("\n")
+    };
+    report(&text, verdict)
+}
+
+pub(super) fn crl_publish(config: &ValidConfig, json: bool) -> Result<(), Failure> {
+    let services = Services::open(config, Arc::new(SystemClock))?;
+    let mut published = Vec::new();
+    for kind in [CrlKind::Full, CrlKind::Delta] {
+        let info = services
+            .crl
+            .publish(kind, true)
+            .map_err(|e| Failure::Internal(anyhow::anyhow!("publishing the CRL: {e}")))?;
+        if let Some(info) = info {
+            published.push(serde_json::json!({
+                "issuer": services.crl.issuer_id(),
+                "kind": if kind == CrlKind::Full { "full" } else { "delta" },
+                "crl_number": info.crl_number,
+                "this_update": info.this_update.and_utc().to_rfc3339(),
+                "next_update": info.next_update.and_utc().to_rfc3339(),
+            }));
+        }
+    }
+    if json {
+        out!("{}", serde_json::Value::Array(published))?;
+    } else {
+        for p in &published {
+            out!(
+                "published {} CRL number {} for {} (next update {})",
+                p["kind"].as_str().unwrap_or(""),
+                p["crl_number"],
+                p["issuer"].as_str().unwrap_or(""),
+                p["next_update"].as_str().unwrap_or("")
+            )?;
+        }
+    }
+    Ok(())
+}

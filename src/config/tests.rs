@@ -1,0 +1,255 @@
+use super::checks::*;
+use super::load::*;
+use super::*;
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+#[test]
+fn empty_file_gives_the_embedded_defaults() -> Result<(), ConfigError> {
+    let c = parse_with_env("", "test", env(&[]))?;
+    assert_eq!(c.mode, Mode::Dev);
+    assert_eq!(c.server.bind, "127.0.0.1:8080");
+    assert_eq!(c.database.url, "sqlite://data/tamga.db");
+    assert_eq!(c.ca.issuer_id, "nca_rsa_dev");
+    Ok(())
+}
+
+#[test]
+fn committed_config_file_equals_the_embedded_defaults() -> Result<(), ConfigError> {
+    let text = include_str!("../../config/tamga.toml");
+    let from_file = parse_with_env(text, "config/tamga.toml", env(&[]))?;
+    let defaults = Config::default();
+    assert_eq!(
+        toml::to_string(&from_file).ok(),
+        toml::to_string(&defaults).ok()
+    );
+    Ok(())
+}
+
+#[test]
+fn unknown_key_is_named() {
+    let err = parse_with_env("[server]\nbnd = \"x\"\n", "f.toml", env(&[]))
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(err.contains("bnd"), "{err}");
+    assert!(err.contains("f.toml"), "{err}");
+    let err = parse_with_env("colour = 1\n", "f.toml", env(&[]))
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(err.contains("colour"), "{err}");
+}
+
+#[test]
+fn environment_overrides_sections_and_top_level() -> Result<(), ConfigError> {
+    let c = parse_with_env(
+        "",
+        "test",
+        env(&[
+            ("TAMGA_SERVER__BIND", "0.0.0.0:9000"),
+            ("TAMGA_DATABASE__POOL_SIZE", "3"),
+            ("TAMGA_MODE", "production"),
+            ("TAMGA_DIGITAL_ID__KEYS", "a.pem, b.pem"),
+            ("TAMGA_CONFIG", "ignored.toml"),
+            ("HOME", "/root"),
+        ]),
+    )?;
+    assert_eq!(c.server.bind, "0.0.0.0:9000");
+    assert_eq!(c.database.pool_size, 3);
+    assert_eq!(c.mode, Mode::Production);
+    assert_eq!(
+        c.digital_id.keys,
+        vec![PathBuf::from("a.pem"), PathBuf::from("b.pem")]
+    );
+    Ok(())
+}
+
+#[test]
+fn environment_override_of_unknown_key_is_an_error() {
+    let r = parse_with_env("", "test", env(&[("TAMGA_SERVER__BINDD", "x")]));
+    assert!(matches!(r, Err(ConfigError::UnknownEnvKey { ref key, .. }) if key == "server.bindd"));
+    let r = parse_with_env("", "test", env(&[("TAMGA_NOSUCH__KEY", "x")]));
+    assert!(matches!(r, Err(ConfigError::UnknownEnvKey { .. })));
+    let r = parse_with_env("", "test", env(&[("TAMGA_DATABASE__POOL_SIZE", "many")]));
+    assert!(matches!(r, Err(ConfigError::Parse { .. })));
+}
+
+#[test]
+fn environment_reaches_nested_tables() -> Result<(), ConfigError> {
+    let c = parse_with_env(
+        "",
+        "test",
+        env(&[
+            ("TAMGA_SERVER__TLS__CERT", "/etc/tamga/server.pem"),
+            ("TAMGA_LIMITS__TRUSTED_PROXIES", "10.0.0.1, 10.0.0.2"),
+        ]),
+    )?;
+    assert_eq!(c.server.tls.cert, PathBuf::from("/etc/tamga/server.pem"));
+    assert!(c.server.tls.enabled() && !c.server.tls.client_auth());
+    assert_eq!(c.limits.trusted_proxies, vec!["10.0.0.1", "10.0.0.2"]);
+    for bad in [
+        "TAMGA_SERVER__TLS",
+        "TAMGA_SERVER__TLS__CERTS",
+        "TAMGA_SERVER__TLS__CERT__X",
+    ] {
+        assert!(
+            matches!(
+                parse_with_env("", "test", env(&[(bad, "x")])),
+                Err(ConfigError::UnknownEnvKey { .. })
+            ),
+            "{bad}"
+        );
+    }
+    Ok(())
+}
+
+fn validated(toml: &str) -> Result<ValidConfig, ConfigError> {
+    let mut c = parse_with_env(toml, "test", env(&[]))?;
+    c.ca.dir = PathBuf::from("/nonexistent/tamga-test-ca");
+    validate(c, Source::EmbeddedDefaults)
+}
+
+#[test]
+fn tls_and_limits_are_checked() {
+    let message = |toml: &str| {
+        validated(toml)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    };
+    let m = message("[server.tls]\nkey = \"k.pem\"\n");
+    assert!(m.starts_with("server.tls.cert: is empty"), "{m}");
+    let m = message("[server.tls]\ncert = \"c.pem\"\n");
+    assert!(m.starts_with("server.tls.key: is empty"), "{m}");
+    let m = message("[server.tls]\nclient_ca = \"ca.pem\"\n");
+    assert!(m.starts_with("server.tls.client_ca: needs"), "{m}");
+    // (Whether the files can be read is checked where they are opened: cli::preflight.)
+    let m = message("[limits]\nclient_burst = 0\n");
+    assert!(m.starts_with("limits.client_burst"), "{m}");
+    let m = message("[limits]\ntrusted_proxies = [\"proxy.local\"]\n");
+    assert!(m.contains("`proxy.local` is not an IP address"), "{m}");
+    assert!(validated("[limits]\nclient_requests_per_second = 0\nclient_burst = 0\n").is_ok());
+    let ok = validated("[limits]\ntrusted_proxies = [\"10.0.0.1\", \"::1\"]\n");
+    assert_eq!(ok.map(|c| c.trusted_proxies().len()).ok(), Some(2));
+    for bad in [0, 99, 600_001] {
+        let m = message(&format!("[server]\nbody_timeout_ms = {bad}\n"));
+        assert!(m.starts_with("server.body_timeout_ms"), "{bad}: {m}");
+    }
+    assert!(validated("[server]\nbody_timeout_ms = 100\n").is_ok());
+    assert!(validated("[limits]\nconnections_per_address = 0\n").is_ok());
+}
+
+#[test]
+fn database_urls() {
+    assert_eq!(
+        DatabaseUrl::parse("sqlite://data/x.db"),
+        Ok(DatabaseUrl::Sqlite(PathBuf::from("data/x.db")))
+    );
+    assert!(matches!(
+        DatabaseUrl::parse("postgres://u:p@localhost/db"),
+        Ok(DatabaseUrl::Postgres(_))
+    ));
+    assert!(DatabaseUrl::parse("mysql://x").is_err());
+    assert!(DatabaseUrl::parse("sqlite://").is_err());
+    let shown = DatabaseUrl::Postgres("postgres://u:secret@h/db".into()).redacted();
+    assert!(!shown.contains("secret"), "{shown}");
+}
+
+#[test]
+fn public_url_checks() {
+    assert_eq!(
+        check_public_url("https://pki.example.kz/").ok().as_deref(),
+        Some("https://pki.example.kz")
+    );
+    assert!(check_public_url("htp:/x").is_err());
+    assert!(check_public_url("not a url").is_err());
+    assert!(check_public_url("ftp://x.kz").is_err());
+    assert!(check_public_url("http://x.kz/?a=b").is_err());
+}
+
+#[test]
+fn public_url_holds_only_uri_characters_within_a_bound() {
+    for bad in [
+        "https://pki.example.kz/\"",
+        "https://pki.example.kz/\n",
+        "https://pki.example.kz\t",
+        "https://pki.example.kz/a b",
+        "https://pki.example.kz/<x>",
+        "https://pki.example.kz/%4",
+        "https://pki.example.kz/\u{202e}",
+        "https://:secret@pki.example.kz",
+    ] {
+        assert!(check_public_url(bad).is_err(), "{bad:?}");
+    }
+    let long = format!("https://pki.example.kz/{}", "a".repeat(URL_MAX_LEN));
+    let m = check_public_url(&long)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(m.contains("at most 200") && m.len() < 200, "{m}");
+    assert!(check_public_url("https://pki.example.kz/a%20b/~x").is_ok());
+}
+
+#[test]
+fn durations_never_wrap() {
+    // 144115188075855874 d × 86400 s wraps to 2 days in 64-bit arithmetic.
+    assert_eq!(Span::parse("144115188075855874d"), Ok(Span::OVERFLOW));
+    assert_eq!(Span::parse("99999999999999999999999s"), Ok(Span::OVERFLOW));
+    assert_eq!(Span::OVERFLOW.chrono(), chrono::Duration::MAX);
+    assert!(Span::parse("0s").is_err() && Span::parse("5w").is_err());
+    assert!(Span::parse("-1d").is_err() && Span::parse("d").is_err());
+    let m = validated("[ocsp]\nvalidity = \"144115188075855874d\"\n")
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(m.starts_with("ocsp.validity: must be at most 31d"), "{m}");
+    let m = validated("[crl]\nroot_validity = \"367d\"\n")
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert_eq!(m, "crl.root_validity: must be at most 366d, got 367d");
+}
+
+#[test]
+fn only_tamga_variables_are_read_and_must_be_utf8() {
+    use std::ffi::OsString;
+    use std::os::unix::ffi::OsStringExt;
+    let bytes = |b: &[u8]| OsString::from_vec(b.to_vec());
+    let vars = vec![
+        (bytes(b"OTHER"), bytes(b"\xff")),
+        (bytes(b"\xffNAME"), bytes(b"x")),
+        (bytes(b"TAMGA_CONFIG"), bytes(b"conf-\xff.toml")),
+        (bytes(b"TAMGA_MODE"), bytes(b"dev")),
+    ];
+    assert_eq!(
+        tamga_variables(vars).ok(),
+        Some(vec![("TAMGA_MODE".to_owned(), "dev".to_owned())])
+    );
+    let vars = vec![(
+        bytes(b"TAMGA_DATABASE__URL"),
+        bytes(b"postgres://u:p\xff@h/db"),
+    )];
+    let m = tamga_variables(vars)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert_eq!(
+        m,
+        "environment variable TAMGA_DATABASE__URL: the value is not UTF-8"
+    );
+}
+
+#[test]
+fn issuer_id_checks() {
+    assert!(check_issuer_id("nca_rsa_dev").is_ok());
+    assert!(check_issuer_id("root").is_err());
+    assert!(check_issuer_id("NCA").is_err());
+    assert!(check_issuer_id("a/b").is_err());
+    assert!(check_issuer_id("").is_err());
+}
