@@ -577,7 +577,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     revoked_percent,
                     out,
                 },
-        } => crate::bench::seed(&config, applications, revoked_percent, &out)
+        } => crate::dev::bench::seed(&config, applications, revoked_percent, &out)
             .map_err(|e| Failure::Internal(anyhow::anyhow!("{e}"))),
         Command::Dev {
             command:
@@ -589,7 +589,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 },
         } => {
             let report =
-                crate::bench::load_issuance(&config, &url, applications, concurrency, first)
+                crate::dev::bench::load_issuance(&config, &url, applications, concurrency, first)
                     .map_err(|e| Failure::Internal(anyhow::anyhow!("{e}")))?;
             out!(
                 "{}",
@@ -599,12 +599,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Dev {
             command: DevCommand::SeedRevoked { count, out },
-        } => crate::bench::seed_revoked(&config, count, &out)
+        } => crate::dev::bench::seed_revoked(&config, count, &out)
             .map_err(|e| Failure::Internal(anyhow::anyhow!("{e}"))),
         Command::Dev {
             command: DevCommand::BenchKeys { keys },
         } => {
-            let report = crate::bench::key_checks(keys)
+            let report = crate::dev::bench::key_checks(keys)
                 .map_err(|e| Failure::Internal(anyhow::anyhow!("{e}")))?;
             out!("{report}")
         }
@@ -852,7 +852,7 @@ fn ensure_dev_hierarchy(config: &ValidConfig, clock: &dyn Clock) -> Result<bool,
         )));
     }
     tracing::info!(dir = %cfg.ca.dir.display(), "generating the development CA hierarchy");
-    ca::dev::init(&cfg.ca, config.public_url(), false, clock.now())
+    crate::dev::hierarchy::init(&cfg.ca, config.public_url(), false, clock.now())
         .map_err(|e| Failure::Internal(anyhow::anyhow!("generating the CA hierarchy: {e}")))?;
     Ok(true)
 }
@@ -982,11 +982,12 @@ fn ca_init(config: &ValidConfig, args: &CaInit) -> Result<(), Failure> {
         )));
     }
     let clock = SystemClock;
-    let outcome = match ca::dev::init(&cfg.ca, config.public_url(), args.force, clock.now()) {
-        Ok(o) => o,
-        Err(e @ ca::CaError::AlreadyExists(_)) => return Err(Failure::Refused(e.to_string())),
-        Err(e) => return Err(Failure::Internal(e.into())),
-    };
+    let outcome =
+        match crate::dev::hierarchy::init(&cfg.ca, config.public_url(), args.force, clock.now()) {
+            Ok(o) => o,
+            Err(e @ ca::CaError::AlreadyExists(_)) => return Err(Failure::Refused(e.to_string())),
+            Err(e) => return Err(Failure::Internal(e.into())),
+        };
     let hierarchy = Hierarchy::load(&cfg.ca, cfg.mode).map_err(anyhow::Error::from)?;
     match Store::open(config.database(), &cfg.database) {
         Ok(store) => record_hierarchy_generated(&store, &hierarchy, &clock, &operator_name())?,

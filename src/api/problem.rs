@@ -167,7 +167,9 @@ fn store_status(e: &StoreError) -> StatusCode {
 
 fn ra_status(e: &RaError) -> StatusCode {
     match e {
-        RaError::CsrMalformed(_) | RaError::SerialInvalid(_) => StatusCode::BAD_REQUEST,
+        RaError::Csr(crate::csr::CsrError::Malformed(_)) | RaError::SerialInvalid(_) => {
+            StatusCode::BAD_REQUEST
+        }
         RaError::NotCertificateHolder(_) => StatusCode::FORBIDDEN,
         RaError::CertificateNotFound(_) => StatusCode::NOT_FOUND,
         RaError::AlreadyRevoked { .. }
