@@ -89,6 +89,27 @@ pub(crate) fn base_builder<K: HasPublic>(
     Ok(b)
 }
 
+/// keyUsage of a CA certificate: critical, keyCertSign and cRLSign.
+pub(crate) fn ca_key_usage() -> Result<X509Extension, CaError> {
+    Ok(KeyUsage::new()
+        .critical()
+        .key_cert_sign()
+        .crl_sign()
+        .build()?)
+}
+
+/// subjectKeyIdentifier of the certificate being built, and authorityKeyIdentifier (key id)
+/// of `issuer`, which signs it.
+fn append_key_identifiers(b: &mut X509Builder, issuer: &X509Ref) -> Result<(), CaError> {
+    let ski = SubjectKeyIdentifier::new().build(&b.x509v3_context(Some(issuer), None))?;
+    b.append_extension(ski)?;
+    let aki = AuthorityKeyIdentifier::new()
+        .keyid(true)
+        .build(&b.x509v3_context(Some(issuer), None))?;
+    b.append_extension(aki)?;
+    Ok(())
+}
+
 /// The issuing CA certificate for `key`, signed by the root: CA with pathlen 0, keyCertSign
 /// and cRLSign, SKI/AKI, and — so that strict relying parties find revocation data for it —
 /// a CRL distribution point `{public_url}/crl/root.crl` and AIA caIssuers
@@ -104,19 +125,8 @@ pub fn build_issuing(
     let not_after = add_years(not_before, ISSUING_VALIDITY_YEARS);
     let mut b = base_builder(name, root.subject_name(), key, not_before, not_after)?;
     b.append_extension(BasicConstraints::new().critical().ca().pathlen(0).build()?)?;
-    b.append_extension(
-        KeyUsage::new()
-            .critical()
-            .key_cert_sign()
-            .crl_sign()
-            .build()?,
-    )?;
-    let ski = SubjectKeyIdentifier::new().build(&b.x509v3_context(Some(root), None))?;
-    b.append_extension(ski)?;
-    let aki = AuthorityKeyIdentifier::new()
-        .keyid(true)
-        .build(&b.x509v3_context(Some(root), None))?;
-    b.append_extension(aki)?;
+    b.append_extension(ca_key_usage()?)?;
+    append_key_identifiers(&mut b, root)?;
     b.append_extension(root_crl_distribution_point(public_url)?)?;
     b.append_extension(root_ca_issuers(public_url)?)?;
     root_key.sign_x509(b, ROOT_KEY_TYPE)
@@ -190,11 +200,6 @@ pub fn issue_ocsp_responder(
     // The extension's value is an ASN.1 NULL.
     let null = Asn1OctetString::new_from_bytes(&[0x05, 0x00])?;
     b.append_extension(X509Extension::new_from_der(&nocheck_oid, false, &null)?)?;
-    let ski = SubjectKeyIdentifier::new().build(&b.x509v3_context(Some(issuing_cert), None))?;
-    b.append_extension(ski)?;
-    let aki = AuthorityKeyIdentifier::new()
-        .keyid(true)
-        .build(&b.x509v3_context(Some(issuing_cert), None))?;
-    b.append_extension(aki)?;
+    append_key_identifiers(&mut b, issuing_cert)?;
     issuing_key.sign_x509(b, issuing_key_type)
 }

@@ -14,12 +14,12 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use openssl::pkey::{PKey, Private, Public};
-use openssl::x509::extension::{BasicConstraints, KeyUsage, SubjectKeyIdentifier};
+use openssl::x509::extension::{BasicConstraints, SubjectKeyIdentifier};
 use openssl::x509::{X509Name, X509};
 
 use crate::ca::build::{
-    add_years, base_builder, build_issuing, generate_key, issue_ocsp_responder, utf8_name,
-    ROOT_KEY_TYPE,
+    add_years, base_builder, build_issuing, ca_key_usage, generate_key, issue_ocsp_responder,
+    utf8_name, ROOT_KEY_TYPE,
 };
 use crate::ca::pkcs11::{self, Pkcs11Key, Pkcs11Location};
 use crate::ca::{write_new, CaError, HierarchyFiles, SigningKey};
@@ -211,13 +211,7 @@ fn build_root(
     let not_after = add_years(not_before, ROOT_VALIDITY_YEARS);
     let mut b = base_builder(name, name, key, not_before, not_after)?;
     b.append_extension(BasicConstraints::new().critical().ca().build()?)?;
-    b.append_extension(
-        KeyUsage::new()
-            .critical()
-            .key_cert_sign()
-            .crl_sign()
-            .build()?,
-    )?;
+    b.append_extension(ca_key_usage()?)?;
     let ski = SubjectKeyIdentifier::new().build(&b.x509v3_context(None, None))?;
     b.append_extension(ski)?;
     b.sign(key, ROOT_KEY_TYPE.digest())?;
