@@ -8,7 +8,7 @@
 //! so that a compressed point, explicit curve parameters or a missing NULL name the same key
 //! as its canonical encoding. Also [`non_canonical`]: why submitted bytes differ from the
 //! canonical encoding. Must never: decide whether a key is acceptable (sizes, curves, weak
-//! keys belong to `ra::csr`), or touch the database.
+//! keys belong to `csr::key`), or touch the database.
 
 use openssl::bn::BigNumContext;
 use openssl::ec::{EcGroup, EcKey, EcPoint, PointConversionForm};

@@ -9,17 +9,16 @@
 
 pub mod api;
 pub mod audit;
-pub mod bench;
 pub mod ca;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod crl;
+pub mod csr;
+pub mod dev;
 pub mod digital_id;
 pub mod enroll;
 pub mod error_code;
-#[doc(hidden)]
-pub mod fuzzing;
 pub mod input;
 pub mod key_identity;
 pub mod notify;

@@ -9,10 +9,10 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let agreement = tamga::config::RaConfig::default().agreement_version;
-    if let Err(code) = tamga::fuzzing::application_body(data, &agreement) {
+    if let Err(code) = tamga::dev::fuzzing::application_body(data, &agreement) {
         assert!(!code.is_empty());
     }
-    if let Err(code) = tamga::fuzzing::revocation_body(data) {
+    if let Err(code) = tamga::dev::fuzzing::revocation_body(data) {
         assert!(!code.is_empty());
     }
 });

@@ -1,4 +1,4 @@
-//! The RA's CSR policy (`tamga::ra::csr::validate`): size, PEM or base64 DER, both parsers,
+//! The CSR policy (`tamga::csr::validate`): size, PEM or base64 DER, both parsers,
 //! proof of possession, key types and sizes, weak keys, the requested e-mail.
 //!
 //! Input: a mode byte, then the rest. Mode 0 (mod 3): the rest is the submitted text (PEM or
@@ -11,7 +11,7 @@
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use libfuzzer_sys::fuzz_target;
-use tamga::ra::csr::{check_key, validate};
+use tamga::csr::{check_key, validate};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else {

@@ -10,7 +10,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(segment) = std::str::from_utf8(data) else {
         return;
     };
-    let request = tamga::fuzzing::ocsp_get_path(&format!("/ocsp/{segment}"));
+    let request = tamga::dev::fuzzing::ocsp_get_path(&format!("/ocsp/{segment}"));
     if let Some(der) = &request {
         assert!(der.len() <= 2 * tamga::ocsp::MAX_REQUEST_LEN);
     }

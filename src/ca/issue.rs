@@ -27,9 +27,9 @@ use x509_cert::serial_number::SerialNumber;
 use x509_cert::time::{Time, Validity};
 use x509_cert::{Certificate as X509Certificate, TbsCertificate, Version};
 
+use super::approved::{ApprovedRequest, PreparedCertificate, ToBeSigned};
 use super::{CaError, Hierarchy};
-use crate::ra::ApprovedRequest;
-use crate::store::{db_time, Certificate, CertificateKind, CertificateStatus};
+use crate::store::CertificateKind;
 use crate::vocab::KeyType;
 
 /// Extended key usage: individual (natural person).
@@ -59,31 +59,6 @@ const OID_AD_CA_ISSUERS: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.
 /// End-entity certificates start this much before the moment of issuance, so a relying party
 /// whose clock is a little behind accepts them.
 const BACKDATE: Duration = Duration::from_secs(5 * 60);
-
-/// A certificate whose serial is reserved and whose to-be-signed bytes are fixed, ready to be
-/// stored and then signed.
-#[derive(Debug, Clone)]
-pub struct PreparedCertificate {
-    row: Certificate,
-}
-
-impl PreparedCertificate {
-    /// The reserved serial, upper-case hex.
-    pub fn serial(&self) -> &str {
-        &self.row.serial
-    }
-    /// The row to insert before signing (status `reserved`, TBS stored).
-    pub fn reserved_row(&self) -> &Certificate {
-        &self.row
-    }
-    /// Resume from a row reserved earlier (crash recovery). Only rows in `reserved` status.
-    pub fn from_reserved(row: &Certificate) -> Result<PreparedCertificate, CaError> {
-        if row.status != CertificateStatus::Reserved {
-            return Err(CaError::NotReserved(row.serial.clone()));
-        }
-        Ok(PreparedCertificate { row: row.clone() })
-    }
-}
 
 /// The issuing CA, ready to build and sign end-entity certificates.
 pub struct Issuer {
@@ -291,27 +266,16 @@ impl Issuer {
             extensions: Some(self.extensions(req, ski)?),
         };
         let tbs_der = tbs.to_der()?;
-        let at = db_time(now);
         Ok(PreparedCertificate {
-            row: Certificate {
-                serial: serial_hex,
-                issuer_id: self.id().to_owned(),
-                application_id: Some(req.application_id().to_owned()),
-                kind: req.kind(),
-                holder_iin: req.iin().to_owned(),
-                not_before: not_before.naive_utc(),
-                not_after: not_after.naive_utc(),
-                tbs_der,
-                der: None,
-                spki_sha256: req.key_identity().sha256_hex().to_owned(),
-                status: CertificateStatus::Reserved,
-                revoked_at: None,
-                revocation_reason: None,
-                invalidity_date: None,
-                created_at: at,
-                issued_at: None,
-                revocation_seq: None,
-            },
+            tbs: ToBeSigned::reserved(&serial_hex, &tbs_der),
+            issuer_id: self.id().to_owned(),
+            application_id: req.application_id().to_owned(),
+            kind: req.kind(),
+            holder_iin: req.iin().to_owned(),
+            not_before,
+            not_after,
+            spki_sha256: req.key_identity().sha256_hex().to_owned(),
+            prepared_at: now,
         })
     }
 
@@ -428,8 +392,6 @@ impl Issuer {
         Ok(exts)
     }
 
-    /// Sign a prepared certificate and check that what was signed is byte-for-byte the stored
-    /// TBS. Returns the certificate, DER.
     /// Whether the issuing key can sign now (for a token key: a logged-in session is there
     /// or can be opened). Checked before an application is accepted, so that an HSM outage
     /// refuses applications instead of leaving them half-issued.
@@ -437,11 +399,13 @@ impl Issuer {
         self.hierarchy.issuing().signing_key().ready()
     }
 
-    pub fn sign(&self, prepared: &PreparedCertificate) -> Result<Vec<u8>, CaError> {
-        let tbs_der = &prepared.row.tbs_der;
+    /// Sign a prepared certificate and check that what was signed is byte-for-byte the stored
+    /// TBS. Returns the certificate, DER.
+    pub fn sign(&self, prepared: &ToBeSigned) -> Result<Vec<u8>, CaError> {
+        let tbs_der = prepared.der();
         let tbs = TbsCertificate::from_der(tbs_der)?;
         if tbs.signature != self.signature_algorithm || tbs.issuer != self.issuer_name {
-            return Err(CaError::TbsMismatch(prepared.row.serial.clone()));
+            return Err(CaError::TbsMismatch(prepared.serial().to_owned()));
         }
         let signature = self.hierarchy.issuing().sign(tbs_der)?;
         let cert = X509Certificate {
@@ -452,7 +416,7 @@ impl Issuer {
         let der = cert.to_der()?;
         let reparsed = X509Certificate::from_der(&der)?;
         if reparsed.tbs_certificate.to_der()? != *tbs_der {
-            return Err(CaError::TbsMismatch(prepared.row.serial.clone()));
+            return Err(CaError::TbsMismatch(prepared.serial().to_owned()));
         }
         // The signature must verify with the issuing certificate's key (OpenSSL, not the
         // signer: a token or key that signs wrongly is caught here).
@@ -462,7 +426,7 @@ impl Issuer {
         )?;
         verifier.update(tbs_der)?;
         if !verifier.verify(&signature)? {
-            return Err(CaError::SignatureCheck(prepared.row.serial.clone()));
+            return Err(CaError::SignatureCheck(prepared.serial().to_owned()));
         }
         Ok(der)
     }

@@ -4,12 +4,16 @@
 //! Owns: loading and checking the root certificate, the issuing CA certificate and key, the
 //! delegated OCSP responder certificate and key, and the development Digital ID key pair;
 //! the one signing abstraction [`SigningKey`] (a key file, or a PKCS#11 token object through
-//! [`pkcs11`]) that certificates, CRLs and OCSP responses all go through; generating a
-//! development hierarchy ([`dev`]). Must never: sign anything that did not come through the
-//! RA's approved-request type, write a private key with permissions wider than 0600, read a
-//! token key's value, or overwrite an existing hierarchy unless explicitly told to.
+//! [`pkcs11`]) that certificates, CRLs and OCSP responses all go through; the building of CA
+//! certificates (`build`: keys, the issuing CA under the root, the OCSP responder); what it
+//! signs and returns ([`ApprovedRequest`], [`PreparedCertificate`], [`ToBeSigned`]), its own
+//! types, not the RA's or the store's rows. Must never: sign anything that did not come
+//! through an [`ApprovedRequest`], import the RA or development code (`crate::dev`), write a
+//! private key with permissions wider than 0600, read a token key's value, or overwrite an
+//! existing hierarchy unless explicitly told to.
 
-pub mod dev;
+mod approved;
+pub(crate) mod build;
 mod files;
 mod issue;
 pub mod pkcs11;
@@ -25,10 +29,12 @@ use openssl::sign::{Signer, Verifier};
 use openssl::x509::X509;
 
 use crate::vocab::KeyType;
+pub(crate) use approved::VerifiedSubject;
+pub use approved::{ApprovedRequest, PreparedCertificate, ToBeSigned};
+pub(crate) use files::write_new;
 pub use files::HierarchyFiles;
 pub use issue::{
-    Issuer, PreparedCertificate, OID_NCA_INDIVIDUAL, OID_NCA_REMOTE_DIGITAL_ID, OID_POLICY_AUTH,
-    OID_POLICY_SIGN,
+    Issuer, OID_NCA_INDIVIDUAL, OID_NCA_REMOTE_DIGITAL_ID, OID_POLICY_AUTH, OID_POLICY_SIGN,
 };
 pub use revocation::{Serial, SerialError};
 pub use time::{carried_invalidity_date, TimeOutOfRange, X509Time};
@@ -202,7 +208,7 @@ impl SigningKey {
                 Ok(builder.build())
             }
             SigningKey::Pkcs11(_) => {
-                let placeholder = dev::generate_key(if key_type.is_rsa() {
+                let placeholder = build::generate_key(if key_type.is_rsa() {
                     KeyType::Rsa2048
                 } else {
                     key_type
@@ -289,7 +295,7 @@ impl IssuerKey {
     ) -> Result<IssuerKey, CaError> {
         let cert_path = &self.cert_path;
         let public = self.cert.cert.public_key()?;
-        let cert = dev::issue_ocsp_responder(
+        let cert = build::issue_ocsp_responder(
             &public,
             issuing.cert.x509(),
             &issuing.key,
@@ -445,7 +451,7 @@ impl Hierarchy {
         let files = HierarchyFiles::new(&ca.dir, &ca.issuer_id);
         let old = self.issuing.cert.x509();
         let public = old.public_key()?;
-        let cert = dev::build_issuing(
+        let cert = build::build_issuing(
             old.subject_name(),
             &public,
             root.cert.x509(),

@@ -35,14 +35,14 @@ pub(super) fn ca_init(config: &ValidConfig, args: &CaInit) -> Result<(), Failure
         )));
     }
     let clock = SystemClock;
-    let outcome = match crate::ca::dev::init(&cfg.ca, config.public_url(), args.force, clock.now())
-    {
-        Ok(o) => o,
-        Err(e @ crate::ca::CaError::AlreadyExists(_)) => {
-            return Err(Failure::Refused(e.to_string()))
-        }
-        Err(e) => return Err(Failure::Internal(e.into())),
-    };
+    let outcome =
+        match crate::dev::hierarchy::init(&cfg.ca, config.public_url(), args.force, clock.now()) {
+            Ok(o) => o,
+            Err(e @ crate::ca::CaError::AlreadyExists(_)) => {
+                return Err(Failure::Refused(e.to_string()))
+            }
+            Err(e) => return Err(Failure::Internal(e.into())),
+        };
     let hierarchy = Hierarchy::load(&cfg.ca, cfg.mode).map_err(anyhow::Error::from)?;
     match Store::open(config.database(), &cfg.database) {
         Ok(store) => record_hierarchy_generated(&store, &hierarchy, &clock, &operator_name())?,

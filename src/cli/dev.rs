@@ -10,7 +10,7 @@ pub(super) fn dev(config: &ValidConfig, command: DevCommand) -> Result<(), Failu
             applications,
             revoked_percent,
             out,
-        } => crate::bench::seed(config, applications, revoked_percent, &out)
+        } => crate::dev::bench::seed(config, applications, revoked_percent, &out)
             .map_err(|e| Failure::Internal(anyhow::anyhow!("{e}"))),
         DevCommand::LoadIssuance {
             url,
@@ -19,7 +19,7 @@ pub(super) fn dev(config: &ValidConfig, command: DevCommand) -> Result<(), Failu
             first,
         } => {
             let report =
-                crate::bench::load_issuance(config, &url, applications, concurrency, first)
+                crate::dev::bench::load_issuance(config, &url, applications, concurrency, first)
                     .map_err(|e| Failure::Internal(anyhow::anyhow!("{e}")))?;
             out!(
                 "{}",
@@ -27,10 +27,12 @@ pub(super) fn dev(config: &ValidConfig, command: DevCommand) -> Result<(), Failu
             )?;
             Ok(())
         }
-        DevCommand::SeedRevoked { count, out } => crate::bench::seed_revoked(config, count, &out)
-            .map_err(|e| Failure::Internal(anyhow::anyhow!("{e}"))),
+        DevCommand::SeedRevoked { count, out } => {
+            crate::dev::bench::seed_revoked(config, count, &out)
+                .map_err(|e| Failure::Internal(anyhow::anyhow!("{e}")))
+        }
         DevCommand::BenchKeys { keys } => {
-            let report = crate::bench::key_checks(keys)
+            let report = crate::dev::bench::key_checks(keys)
                 .map_err(|e| Failure::Internal(anyhow::anyhow!("{e}")))?;
             out!("{report}")
         }

@@ -207,7 +207,7 @@ pub(super) fn ensure_dev_hierarchy(
         )));
     }
     tracing::info!(dir = %cfg.ca.dir.display(), "generating the development CA hierarchy");
-    crate::ca::dev::init(&cfg.ca, config.public_url(), false, clock.now())
+    crate::dev::hierarchy::init(&cfg.ca, config.public_url(), false, clock.now())
         .map_err(|e| Failure::Internal(anyhow::anyhow!("generating the CA hierarchy: {e}")))?;
     Ok(true)
 }

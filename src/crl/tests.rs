@@ -6,9 +6,10 @@ use chrono::Utc;
 use der::Decode;
 
 use super::*;
-use crate::ca::{dev, Hierarchy, Issuer};
+use crate::ca::{Hierarchy, Issuer};
 use crate::clock::SystemClock;
 use crate::config::{CaConfig, CrlConfig, DatabaseConfig, DatabaseUrl, Mode};
+use crate::dev::hierarchy as dev;
 use crate::store::{Certificate, CertificateKind, CertificateStatus};
 
 fn revoked_row(serial: String, not_after: NaiveDateTime, seq: i64) -> Certificate {

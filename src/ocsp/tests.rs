@@ -7,9 +7,9 @@ use openssl::hash::MessageDigest;
 use openssl::ocsp::{OcspCertId, OcspRequest as OpensslRequest};
 
 use super::*;
-use crate::ca::dev;
 use crate::clock::SystemClock;
 use crate::config::{CaConfig, Mode, OcspConfig};
+use crate::dev::hierarchy as dev;
 
 /// A status source that answers `good` slowly and counts calls.
 struct Slow {

@@ -9,10 +9,12 @@ use openssl::pkey::PKey;
 use openssl::x509::X509ReqBuilder;
 
 use super::*;
-use crate::ca::{dev, Hierarchy, HierarchyFiles};
+use crate::ca::{Hierarchy, HierarchyFiles};
 use crate::clock::{FixedClock, SystemClock};
 use crate::config::{CaConfig, DatabaseConfig, DatabaseUrl, Mode};
-use crate::digital_id::{self, Purpose, TrustedKeys};
+use crate::dev::hierarchy as dev;
+use crate::digital_id::{self, Purpose, TrustedKeys, VerifiedConsent};
+use crate::store::{ApplicationStatus, CertificateStatus};
 
 struct Fixture {
     _dir: tempfile::TempDir,

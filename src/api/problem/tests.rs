@@ -21,6 +21,7 @@ use actix_web::ResponseError;
 
 use super::{status_of, ApiError};
 use crate::ca::{CaError, SerialError};
+use crate::csr::CsrError;
 use crate::digital_id::ConsentError;
 use crate::error_code::ErrorCode;
 use crate::ra::{EmailError, RaError};
@@ -157,6 +158,24 @@ fn next_consent(e: &ConsentError) -> ConsentError {
     }
 }
 
+fn first_csr() -> CsrError {
+    CsrError::Malformed("x".to_owned())
+}
+
+fn next_csr(e: &CsrError) -> CsrError {
+    match e {
+        CsrError::Malformed(_) => CsrError::SignatureInvalid,
+        CsrError::SignatureInvalid => CsrError::SignatureAlgorithmNotAllowed("x".to_owned()),
+        CsrError::SignatureAlgorithmNotAllowed(_) => {
+            CsrError::KeyAlgorithmNotAllowed("x".to_owned())
+        }
+        CsrError::KeyAlgorithmNotAllowed(_) => CsrError::KeyTooSmall("x".to_owned()),
+        CsrError::KeyTooSmall(_) => CsrError::KeyWeak("x".to_owned()),
+        CsrError::KeyWeak(_) => CsrError::KeyEncodingInvalid("x".to_owned()),
+        CsrError::KeyEncodingInvalid(_) => first_csr(),
+    }
+}
+
 fn next_ra(e: &RaError) -> RaError {
     match e {
         RaError::AgreementNotAccepted => RaError::AgreementVersionMismatch {
@@ -166,15 +185,9 @@ fn next_ra(e: &RaError) -> RaError {
         RaError::AgreementVersionMismatch { .. } => RaError::EmailInvalid(EmailError::MissingAt),
         RaError::EmailInvalid(_) => RaError::LanguageInvalid,
         RaError::LanguageInvalid => RaError::StorageTypeInvalid,
-        RaError::StorageTypeInvalid => RaError::CsrMalformed("x".to_owned()),
-        RaError::CsrMalformed(_) => RaError::CsrSignatureInvalid,
-        RaError::CsrSignatureInvalid => RaError::CsrEmailMismatch,
-        RaError::CsrEmailMismatch => RaError::KeyAlgorithmNotAllowed("x".to_owned()),
-        RaError::KeyAlgorithmNotAllowed(_) => RaError::KeyTooSmall("x".to_owned()),
-        RaError::KeyTooSmall(_) => RaError::KeyWeak("x".to_owned()),
-        RaError::KeyWeak(_) => RaError::KeyEncodingInvalid("x".to_owned()),
-        RaError::KeyEncodingInvalid(_) => RaError::CsrSignatureAlgorithmNotAllowed("x".to_owned()),
-        RaError::CsrSignatureAlgorithmNotAllowed(_) => RaError::KeyReused,
+        RaError::StorageTypeInvalid => RaError::Csr(first_csr()),
+        RaError::Csr(_) => RaError::CsrEmailMismatch,
+        RaError::CsrEmailMismatch => RaError::KeyReused,
         RaError::KeyReused => RaError::KeyBlocked,
         RaError::KeyBlocked => RaError::SameKeyForAuthAndSign,
         RaError::SameKeyForAuthAndSign => RaError::ConsentReplayed,
@@ -210,6 +223,7 @@ fn next_ra(e: &RaError) -> RaError {
 /// Every RA error: each variant once, then every CA and store failure inside it.
 fn every_ra_error() -> Vec<RaError> {
     let mut all = walk(RaError::AgreementNotAccepted, next_ra);
+    all.extend(walk(first_csr(), next_csr).into_iter().map(RaError::Csr));
     all.extend(walk(first_ca(), next_ca).into_iter().map(RaError::Ca));
     all.extend(every_store_error().into_iter().map(RaError::Store));
     all
@@ -217,7 +231,7 @@ fn every_ra_error() -> Vec<RaError> {
 
 fn next_api(e: &ApiError) -> ApiError {
     match e {
-        ApiError::Consent(_) => ApiError::Ra(RaError::KeyWeak("x".to_owned())),
+        ApiError::Consent(_) => ApiError::Ra(RaError::Csr(first_csr())),
         ApiError::Ra(_) => ApiError::BodyTooLarge(65536),
         ApiError::BodyTooLarge(_) => ApiError::BodyTimeout(10_000),
         ApiError::BodyTimeout(_) => ApiError::RateLimitedConnections { limit: 64 },

@@ -1,28 +1,17 @@
-//! PKCS#10 certification requests: size limit, PEM or base64 DER, parse, proof of possession
-//! (a signature with SHA-256 or stronger), and the key policy of SPEC §2 (types and sizes, the
-//! canonical encoding of RFC 3279 / RFC 5480, weak keys). What survives is a [`ValidatedCsr`]:
-//! the public key as its [`KeyIdentity`] and, at most, an e-mail address. Must never: accept a
-//! key in a non-canonical encoding (the certificate would copy it, and its identity would
-//! depend on bytes), or a signature whose hash is weaker than SHA-256.
+//! The key policy, in the manner of a `goodkey` check: the accepted key types and sizes of
+//! SPEC §2, then the weak-key checks (an RSA exponent other than 65537, a prime modulus,
+//! small prime factors, Fermat near-squares, the ROCA fingerprint; an EC point that is not a
+//! valid public key on P-256 or P-384). Pure functions over a public key: no parsing of
+//! requests (that is [`super`]), no I/O. Must never: pass a key because a check could not run
+//! (an internal failure refuses).
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
-use der::{Decode, Encode};
 use std::sync::OnceLock;
 
 use openssl::bn::{BigNum, BigNumContext, BigNumRef};
 use openssl::nid::Nid;
 use openssl::pkey::{Id, PKey, Public};
-use openssl::x509::X509Req;
-use x509_cert::ext::pkix::name::GeneralName;
-use x509_cert::ext::pkix::SubjectAltName;
-use x509_cert::request::CertReq;
 
-use super::RaError;
-use crate::key_identity::{self, KeyIdentity, KeyIdentityError};
-
-/// Largest CSR accepted (as submitted text) before parsing.
-pub const MAX_CSR_LEN: usize = 16 * 1024;
+use super::CsrError;
 
 /// Rounds of Fermat factorisation tried on every RSA modulus (CA/B Forum BR 6.1.1.3: at
 /// least 100).
@@ -30,9 +19,6 @@ const FERMAT_ROUNDS: u32 = 100;
 
 /// Every prime below this bound is ruled out as a factor of an RSA modulus, with one GCD.
 const SMALL_FACTOR_BOUND: u32 = 1 << 20;
-
-/// OID of the PKCS#9 extensionRequest attribute.
-const OID_EXTENSION_REQUEST: const_oid::ObjectIdentifier = const_oid::db::rfc5912::ID_EXTENSION_REQ;
 
 /// The accepted subject key types (SPEC §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,243 +38,52 @@ impl SubjectKeyType {
     }
 }
 
-/// A request whose encoding, signature and key all passed. Only [`validate`] makes one.
-#[derive(Debug, Clone)]
-pub struct ValidatedCsr {
-    der: Vec<u8>,
-    identity: KeyIdentity,
-    key_type: SubjectKeyType,
-    email: Option<String>,
-}
-
-impl ValidatedCsr {
-    /// The request, DER.
-    pub fn der(&self) -> &[u8] {
-        &self.der
-    }
-    /// The SubjectPublicKeyInfo, DER (the canonical encoding: the request carried exactly it).
-    pub fn spki_der(&self) -> &[u8] {
-        self.identity.canonical_der()
-    }
-    /// The key's identity.
-    pub fn identity(&self) -> &KeyIdentity {
-        &self.identity
-    }
-    /// The key's type.
-    pub fn key_type(&self) -> SubjectKeyType {
-        self.key_type
-    }
-    /// The rfc822Name of a requested subjectAltName, if any.
-    pub fn email(&self) -> Option<&str> {
-        self.email.as_deref()
-    }
-}
-
-/// Decode PEM (`CERTIFICATE REQUEST` or `NEW CERTIFICATE REQUEST`) or bare base64 DER.
-fn decode(text: &str) -> Result<Vec<u8>, RaError> {
-    let malformed = |m: &str| RaError::CsrMalformed(m.to_owned());
-    let trimmed = text.trim();
-    // PEM is only armour around base64: take the body out here and leave every parse of the
-    // request to `validate` (one OpenSSL parse per request, not two).
-    let body = if trimmed.starts_with("-----BEGIN") {
-        let label = ["CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST"]
-            .into_iter()
-            .find(|l| trimmed.starts_with(&format!("-----BEGIN {l}-----")))
-            .ok_or_else(|| malformed("not a PEM CERTIFICATE REQUEST"))?;
-        trimmed
-            .strip_prefix(&format!("-----BEGIN {label}-----"))
-            .and_then(|rest| rest.strip_suffix(&format!("-----END {label}-----")))
-            .ok_or_else(|| malformed("not a PEM CERTIFICATE REQUEST"))?
-    } else {
-        trimmed
-    };
-    let compact: String = body.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-    STANDARD
-        .decode(compact)
-        .map_err(|_| malformed("neither PEM nor base64 DER"))
-}
-
-/// Check one CSR completely.
-pub fn validate(text: &str) -> Result<ValidatedCsr, RaError> {
-    if text.len() > MAX_CSR_LEN {
-        return Err(RaError::CsrMalformed(format!(
-            "larger than {MAX_CSR_LEN} bytes"
-        )));
-    }
-    let der = decode(text)?;
-    // Two independent parsers must agree that this is one whole, well-formed request.
-    let parsed = CertReq::from_der(&der)
-        .map_err(|e| RaError::CsrMalformed(format!("not a DER PKCS#10 request: {e}")))?;
-    let req = X509Req::from_der(&der)
-        .map_err(|_| RaError::CsrMalformed("not a DER PKCS#10 request".to_owned()))?;
-    let spki_der = parsed
-        .info
-        .public_key
-        .to_der()
-        .map_err(|e| RaError::CsrMalformed(e.to_string()))?;
-    let is_ec = parsed.info.public_key.algorithm.oid == const_oid::db::rfc5912::ID_EC_PUBLIC_KEY;
-    let public = match req.public_key() {
-        Ok(k) => k,
-        // OpenSSL refuses an EC point that is not on its curve at decoding.
-        Err(_) if is_ec => {
-            return Err(RaError::KeyWeak(
-                "the EC point is not on the curve".to_owned(),
-            ))
-        }
-        Err(_) => {
-            return Err(RaError::KeyAlgorithmNotAllowed(
-                "unrecognised public key".to_owned(),
-            ))
-        }
-    };
-    // The key's type first: a key Tamga never certifies is named as such, whatever it signed
-    // with (an Ed25519 request is `key_algorithm_not_allowed`, not a signature problem).
-    if !matches!(public.id(), Id::RSA | Id::EC) {
-        return Err(RaError::KeyAlgorithmNotAllowed(ACCEPTED_KEYS.to_owned()));
-    }
-    check_signature_algorithm(&parsed.algorithm)?;
-    if !req.verify(&public).unwrap_or(false) {
-        return Err(RaError::CsrSignatureInvalid);
-    }
-    // The encoding (a re-encode and a comparison) before the costly weak-key checks.
-    let identity = KeyIdentity::of_key(&public).map_err(|e| match e {
-        KeyIdentityError::Encoding(_) | KeyIdentityError::Undecodable => {
-            RaError::KeyEncodingInvalid(e.to_string())
-        }
-        KeyIdentityError::UnnamedCurve | KeyIdentityError::UnsupportedType => {
-            RaError::KeyAlgorithmNotAllowed(e.to_string())
-        }
-    })?;
-    if let Some(reason) = key_identity::non_canonical(&spki_der, &identity) {
-        return Err(RaError::KeyEncodingInvalid(reason));
-    }
-    let key_type = check_key(&public)?;
-    let email = requested_email(&parsed)?;
-    Ok(ValidatedCsr {
-        der,
-        identity,
-        key_type,
-        email,
-    })
-}
-
-/// RSASSA-PSS-params (RFC 4055 §3.1); absent fields take the SHA-1 defaults, which are refused.
-#[derive(der::Sequence)]
-struct PssParams {
-    #[asn1(context_specific = "0", tag_mode = "EXPLICIT", optional = "true")]
-    hash: Option<spki::AlgorithmIdentifierOwned>,
-    #[asn1(context_specific = "1", tag_mode = "EXPLICIT", optional = "true")]
-    mask_gen: Option<spki::AlgorithmIdentifierOwned>,
-    #[asn1(context_specific = "2", tag_mode = "EXPLICIT", optional = "true")]
-    salt_length: Option<u32>,
-    #[asn1(context_specific = "3", tag_mode = "EXPLICIT", optional = "true")]
-    trailer_field: Option<u32>,
-}
-
-/// Proof of possession only with SHA-256 or stronger: sha256/384/512WithRSAEncryption,
-/// ecdsa-with-SHA256/384/512, or RSASSA-PSS with SHA-256/384/512 and MGF1 over the same hash.
-fn check_signature_algorithm(alg: &spki::AlgorithmIdentifierOwned) -> Result<(), RaError> {
-    use const_oid::db::rfc5912 as oids;
-    let refuse = |m: String| Err(RaError::CsrSignatureAlgorithmNotAllowed(m));
-    let strong_hash = |oid: &const_oid::ObjectIdentifier| {
-        [oids::ID_SHA_256, oids::ID_SHA_384, oids::ID_SHA_512].contains(oid)
-    };
-    let name = |oid: &const_oid::ObjectIdentifier| {
-        const_oid::db::DB
-            .by_oid(oid)
-            .map_or_else(|| oid.to_string(), str::to_owned)
-    };
-    if [
-        oids::SHA_256_WITH_RSA_ENCRYPTION,
-        oids::SHA_384_WITH_RSA_ENCRYPTION,
-        oids::SHA_512_WITH_RSA_ENCRYPTION,
-        oids::ECDSA_WITH_SHA_256,
-        oids::ECDSA_WITH_SHA_384,
-        oids::ECDSA_WITH_SHA_512,
-    ]
-    .contains(&alg.oid)
-    {
-        return Ok(());
-    }
-    if alg.oid != oids::ID_RSASSA_PSS {
-        return refuse(format!(
-            "{}; accepted: sha256/384/512WithRSAEncryption, RSASSA-PSS with SHA-256/384/512, ecdsa-with-SHA256/384/512",
-            name(&alg.oid)
-        ));
-    }
-    let params: PssParams = alg
-        .parameters
-        .as_ref()
-        .and_then(|p| p.decode_as().ok())
-        .ok_or_else(|| {
-            RaError::CsrSignatureAlgorithmNotAllowed(
-                "RSASSA-PSS without readable parameters".to_owned(),
-            )
-        })?;
-    let Some(hash) = params.hash.filter(|h| strong_hash(&h.oid)) else {
-        return refuse("RSASSA-PSS with a hash weaker than SHA-256".to_owned());
-    };
-    let mgf_hash = params
-        .mask_gen
-        .filter(|m| m.oid == oids::ID_MGF_1)
-        .and_then(|m| m.parameters)
-        .and_then(|p| p.decode_as::<spki::AlgorithmIdentifierOwned>().ok());
-    if mgf_hash.map(|h| h.oid) != Some(hash.oid) {
-        return refuse(
-            "RSASSA-PSS whose mask generation is not MGF1 with the same hash".to_owned(),
-        );
-    }
-    if params.trailer_field.is_some_and(|t| t != 1) || params.salt_length.is_some_and(|s| s > 512) {
-        return refuse("RSASSA-PSS with an unusual salt length or trailer field".to_owned());
-    }
-    Ok(())
-}
-
 /// What [`check_key`] accepts, for refusals.
-const ACCEPTED_KEYS: &str = "only RSA (2048/3072/4096) and ECDSA (P-256/P-384) keys are accepted";
+pub(super) const ACCEPTED_KEYS: &str =
+    "only RSA (2048/3072/4096) and ECDSA (P-256/P-384) keys are accepted";
 
 /// The key policy: types and sizes of SPEC §2, then weak-key checks.
-pub fn check_key(key: &PKey<Public>) -> Result<SubjectKeyType, RaError> {
+pub fn check_key(key: &PKey<Public>) -> Result<SubjectKeyType, CsrError> {
     match key.id() {
         Id::RSA => {
             let rsa = key
                 .rsa()
-                .map_err(|_| RaError::KeyWeak("unreadable RSA key".to_owned()))?;
+                .map_err(|_| CsrError::KeyWeak("unreadable RSA key".to_owned()))?;
             let bits = rsa.n().num_bits();
             if bits < 2048 {
-                return Err(RaError::KeyTooSmall(format!(
+                return Err(CsrError::KeyTooSmall(format!(
                     "RSA-{bits}; at least 2048 bits"
                 )));
             }
             if ![2048, 3072, 4096].contains(&bits) {
-                return Err(RaError::KeyAlgorithmNotAllowed(format!(
+                return Err(CsrError::KeyAlgorithmNotAllowed(format!(
                     "RSA-{bits}; RSA keys must be 2048, 3072 or 4096 bits"
                 )));
             }
             check_rsa_modulus(rsa.n(), rsa.e())?;
             u32::try_from(bits)
                 .map(SubjectKeyType::Rsa)
-                .map_err(|_| RaError::KeyTooSmall(String::new()))
+                .map_err(|_| CsrError::KeyTooSmall(String::new()))
         }
         Id::EC => {
             let ec = key
                 .ec_key()
-                .map_err(|_| RaError::KeyWeak("unreadable EC key".to_owned()))?;
+                .map_err(|_| CsrError::KeyWeak("unreadable EC key".to_owned()))?;
             let key_type = match ec.group().curve_name() {
                 Some(Nid::X9_62_PRIME256V1) => SubjectKeyType::EcP256,
                 Some(Nid::SECP384R1) => SubjectKeyType::EcP384,
                 _ => {
-                    return Err(RaError::KeyAlgorithmNotAllowed(
+                    return Err(CsrError::KeyAlgorithmNotAllowed(
                         "EC keys must be on P-256 or P-384".to_owned(),
                     ))
                 }
             };
             ec.check_key().map_err(|_| {
-                RaError::KeyWeak("the EC point is not a valid public key".to_owned())
+                CsrError::KeyWeak("the EC point is not a valid public key".to_owned())
             })?;
             Ok(key_type)
         }
-        _ => Err(RaError::KeyAlgorithmNotAllowed(ACCEPTED_KEYS.to_owned())),
+        _ => Err(CsrError::KeyAlgorithmNotAllowed(ACCEPTED_KEYS.to_owned())),
     }
 }
 
@@ -296,10 +91,10 @@ pub fn check_key(key: &PKey<Public>) -> Result<SubjectKeyType, RaError> {
 /// the ROCA fingerprint. Not caught (no CA checks these per request): a factor of more than 20
 /// bits that is still small (say 64 bits), primes far apart but with a special form, the
 /// Debian 2008 weak keys (no maintained list is packaged any more; see docs/architecture.md).
-pub fn check_rsa_modulus(n: &BigNumRef, e: &BigNumRef) -> Result<(), RaError> {
-    let weak = |m: &str| Err(RaError::KeyWeak(m.to_owned()));
+pub fn check_rsa_modulus(n: &BigNumRef, e: &BigNumRef) -> Result<(), CsrError> {
+    let weak = |m: &str| Err(CsrError::KeyWeak(m.to_owned()));
     // An internal OpenSSL failure counts as a failed check: refuse rather than pass.
-    let failed = |_| RaError::KeyWeak("the modulus could not be checked".to_owned());
+    let failed = |_| CsrError::KeyWeak("the modulus could not be checked".to_owned());
     if e.to_dec_str().map(|s| s.to_string()).ok().as_deref() != Some("65537") {
         return weak("the RSA public exponent must be 65537");
     }
@@ -542,34 +337,6 @@ pub fn roca_fingerprint(n: &BigNumRef) -> bool {
     })
 }
 
-/// The e-mail of an rfc822Name in a requested subjectAltName, if any. Every other requested
-/// extension is ignored (the certificate profile decides them).
-fn requested_email(req: &CertReq) -> Result<Option<String>, RaError> {
-    for attr in req.info.attributes.iter() {
-        if attr.oid != OID_EXTENSION_REQUEST {
-            continue;
-        }
-        for value in attr.values.iter() {
-            let exts: x509_cert::ext::Extensions = value
-                .decode_as()
-                .map_err(|e| RaError::CsrMalformed(format!("extensionRequest: {e}")))?;
-            for ext in exts {
-                if ext.extn_id != const_oid::db::rfc5280::ID_CE_SUBJECT_ALT_NAME {
-                    continue;
-                }
-                let san = SubjectAltName::from_der(ext.extn_value.as_bytes())
-                    .map_err(|e| RaError::CsrMalformed(format!("subjectAltName: {e}")))?;
-                for name in san.0 {
-                    if let GeneralName::Rfc822Name(email) = name {
-                        return Ok(Some(email.to_string()));
-                    }
-                }
-            }
-        }
-    }
-    Ok(None)
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -603,7 +370,7 @@ mod tests {
         let e = BigNum::from_u32(65537).unwrap();
         assert!(matches!(
             check_rsa_modulus(&n, &e),
-            Err(RaError::KeyWeak(_))
+            Err(CsrError::KeyWeak(_))
         ));
         // A real key's primes are far apart.
         let rsa = Rsa::generate(2048).unwrap();
@@ -619,11 +386,11 @@ mod tests {
             .unwrap();
         let e = BigNum::from_u32(65537).unwrap();
         assert!(
-            matches!(check_rsa_modulus(&n, &e), Err(RaError::KeyWeak(m)) if m.contains("below 2^20"))
+            matches!(check_rsa_modulus(&n, &e), Err(CsrError::KeyWeak(m)) if m.contains("below 2^20"))
         );
         let three = BigNum::from_u32(3).unwrap();
         assert!(
-            matches!(check_rsa_modulus(rsa.n(), &three), Err(RaError::KeyWeak(m)) if m.contains("exponent"))
+            matches!(check_rsa_modulus(rsa.n(), &three), Err(CsrError::KeyWeak(m)) if m.contains("exponent"))
         );
     }
 
@@ -637,7 +404,7 @@ mod tests {
     fn weak_reason(n: &BigNumRef) -> String {
         let e = BigNum::from_u32(65537).unwrap();
         match check_rsa_modulus(n, &e) {
-            Err(RaError::KeyWeak(m)) => m,
+            Err(CsrError::KeyWeak(m)) => m,
             other => panic!("not refused as weak: {other:?}"),
         }
     }
@@ -713,66 +480,6 @@ mod tests {
             assert!(!probably_prime(rsa.n()).unwrap());
         }
     }
-
-    #[test]
-    fn only_sha2_signature_algorithms_prove_possession() {
-        use const_oid::db::rfc5912 as oids;
-        use der::asn1::Any;
-        let alg = |oid, parameters: Option<Any>| spki::AlgorithmIdentifierOwned { oid, parameters };
-        let null = || Some(Any::from(der::asn1::Null));
-        for ok in [
-            alg(oids::SHA_256_WITH_RSA_ENCRYPTION, null()),
-            alg(oids::SHA_512_WITH_RSA_ENCRYPTION, None),
-            alg(oids::ECDSA_WITH_SHA_256, None),
-            alg(oids::ECDSA_WITH_SHA_384, None),
-        ] {
-            check_signature_algorithm(&ok).unwrap();
-        }
-        for weak in [
-            alg(oids::MD_5_WITH_RSA_ENCRYPTION, null()),
-            alg(oids::SHA_1_WITH_RSA_ENCRYPTION, null()),
-            alg(oids::SHA_224_WITH_RSA_ENCRYPTION, null()),
-            alg(oids::ECDSA_WITH_SHA_224, None),
-            alg(oids::DSA_WITH_SHA_256, None),
-            alg(oids::ID_RSASSA_PSS, None),
-        ] {
-            assert!(
-                matches!(
-                    check_signature_algorithm(&weak),
-                    Err(RaError::CsrSignatureAlgorithmNotAllowed(_))
-                ),
-                "{}",
-                weak.oid
-            );
-        }
-        let pss = |hash, mgf_hash| {
-            let params = PssParams {
-                hash: Some(alg(hash, null())),
-                mask_gen: Some(alg(
-                    oids::ID_MGF_1,
-                    Some(Any::encode_from(&alg(mgf_hash, null())).unwrap()),
-                )),
-                salt_length: Some(32),
-                trailer_field: None,
-            };
-            alg(
-                oids::ID_RSASSA_PSS,
-                Some(Any::encode_from(&params).unwrap()),
-            )
-        };
-        check_signature_algorithm(&pss(oids::ID_SHA_256, oids::ID_SHA_256)).unwrap();
-        check_signature_algorithm(&pss(oids::ID_SHA_512, oids::ID_SHA_512)).unwrap();
-        for (hash, mgf) in [
-            (oids::ID_SHA_1, oids::ID_SHA_1),
-            (oids::ID_SHA_256, oids::ID_SHA_1),
-        ] {
-            assert!(matches!(
-                check_signature_algorithm(&pss(hash, mgf)),
-                Err(RaError::CsrSignatureAlgorithmNotAllowed(_))
-            ));
-        }
-    }
-
     #[test]
     fn roca_fingerprint_is_recognised() {
         // Build a modulus whose residues are all in <65537>: n ≡ 65537 (mod p) for every p,

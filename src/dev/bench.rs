@@ -524,7 +524,7 @@ pub fn seed_revoked(config: &ValidConfig, count: u32, out: &Path) -> Result<(), 
     Ok(())
 }
 
-/// Time per key of the weak-RSA checks (`ra::csr::check_rsa_modulus`) on fresh keys of each
+/// Time per key of the weak-RSA checks (`csr::check_rsa_modulus`) on fresh keys of each
 /// accepted size, next to the time of one RSA public and one private operation of the same
 /// size (OpenSSL, this process, this machine), as JSON. Keys are generated before timing.
 pub fn key_checks(keys: u32) -> Result<serde_json::Value, String> {
@@ -533,7 +533,7 @@ pub fn key_checks(keys: u32) -> Result<serde_json::Value, String> {
     // The cached product of the small primes is built on first use: not per key.
     let warm = openssl::rsa::Rsa::generate(2048).map_err(e)?;
     let started = Instant::now();
-    crate::ra::csr::check_rsa_modulus(warm.n(), warm.e()).map_err(|err| err.to_string())?;
+    crate::csr::check_rsa_modulus(warm.n(), warm.e()).map_err(|err| err.to_string())?;
     let first_call_ms = started.elapsed().as_secs_f64() * 1e3;
     let mut sizes = Vec::new();
     for bits in [2048u32, 3072, 4096] {
@@ -542,7 +542,7 @@ pub fn key_checks(keys: u32) -> Result<serde_json::Value, String> {
             .collect::<Result<Vec<_>, _>>()?;
         let started = Instant::now();
         for rsa in &pairs {
-            crate::ra::csr::check_rsa_modulus(rsa.n(), rsa.e()).map_err(|err| err.to_string())?;
+            crate::csr::check_rsa_modulus(rsa.n(), rsa.e()).map_err(|err| err.to_string())?;
         }
         let checks_ms = started.elapsed().as_secs_f64() * 1e3 / f64::from(keys.max(1));
         // Baselines: raw RSA operations with the same keys (no padding work to speak of).

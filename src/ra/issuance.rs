@@ -1,0 +1,273 @@
+//! Issuance of approved applications, in the crash-safe order: the approved requests the CA
+//! signs (built here from a validated CSR and the verified subject), the reserved rows
+//! (serial and exact TBS) stored before anything is signed, the signature, and the
+//! transaction that marks the certificates and the application issued; recovery completes
+//! what a crash or an outage interrupted. Must never: sign anything itself (the CA does), or
+//! mark a certificate issued that is not the signature of its stored TBS.
+
+use super::{queue_email, EmailAddress, RaError, Registrar};
+use crate::ca::{ApprovedRequest, CaError, PreparedCertificate, ToBeSigned, VerifiedSubject};
+use crate::csr::ValidatedCsr;
+use crate::store::{
+    db_time, Application, ApplicationStatus, AuditEntry, Certificate, CertificateKind,
+    CertificateStatus, StoreError,
+};
+use crate::vocab::Storage;
+
+/// The approved request for `app`'s certificate of `kind`; its e-mail is checked again (an
+/// application stored by an older version may hold one that is no longer accepted).
+pub(super) fn approved_request(
+    app: &Application,
+    kind: CertificateKind,
+    csr: &ValidatedCsr,
+    storage: Storage,
+) -> Result<ApprovedRequest, RaError> {
+    let email = app.email.as_deref().map(EmailAddress::parse).transpose()?;
+    let subject = VerifiedSubject {
+        iin: app.holder_iin.clone(),
+        surname: app.surname.clone(),
+        given_name: app.given_name.clone(),
+        patronymic: app.patronymic.clone(),
+        email: email.map(|e| e.as_str().to_owned()),
+    };
+    Ok(ApprovedRequest::new(
+        &app.id,
+        kind,
+        subject,
+        csr,
+        storage.validity_years(),
+    ))
+}
+
+/// The row that reserves a prepared certificate: status `reserved`, its TBS stored, nothing
+/// signed yet.
+fn reserved_row(p: &PreparedCertificate) -> Certificate {
+    Certificate {
+        serial: p.serial().to_owned(),
+        issuer_id: p.issuer_id().to_owned(),
+        application_id: Some(p.application_id().to_owned()),
+        kind: p.kind(),
+        holder_iin: p.holder_iin().to_owned(),
+        not_before: p.not_before().naive_utc(),
+        not_after: p.not_after().naive_utc(),
+        tbs_der: p.tbs().der().to_vec(),
+        der: None,
+        spki_sha256: p.spki_sha256().to_owned(),
+        status: CertificateStatus::Reserved,
+        revoked_at: None,
+        revocation_reason: None,
+        invalidity_date: None,
+        created_at: db_time(p.prepared_at()),
+        issued_at: None,
+        revocation_seq: None,
+    }
+}
+
+/// The bytes to sign of a row reserved earlier (crash recovery). Only rows in `reserved`
+/// status.
+fn reserved_tbs(row: &Certificate) -> Result<ToBeSigned, CaError> {
+    if row.status != CertificateStatus::Reserved {
+        return Err(CaError::NotReserved(row.serial.clone()));
+    }
+    Ok(ToBeSigned::reserved(&row.serial, &row.tbs_der))
+}
+
+impl Registrar {
+    /// Sign reserved certificates and mark them and their application issued. Used right after
+    /// submission or approval, and for applications whose issuance was interrupted (a crash,
+    /// a database outage between the two transactions). Two processes may complete the same
+    /// application at once (a restarted instance and a repeated request, say): each
+    /// certificate is marked issued only while still reserved, so one of them records the
+    /// issuance and the other returns what it recorded.
+    pub(super) fn complete_issuance(
+        &self,
+        application_id: &str,
+        prepared: &[impl AsRef<ToBeSigned>],
+        actor: &str,
+    ) -> Result<(Application, Vec<Certificate>), RaError> {
+        let mut signed = Vec::with_capacity(prepared.len());
+        for p in prepared.iter().map(AsRef::as_ref) {
+            signed.push((p.serial().to_owned(), self.issuer.sign(p)?));
+        }
+        let at = db_time(self.clock.now());
+        let completed = self.store.write(
+            |tx| -> Result<Option<(Application, Vec<Certificate>)>, RaError> {
+                let mut marked = 0;
+                for (serial, der) in &signed {
+                    if tx.mark_certificate_issued(serial, der, at)? {
+                        marked += 1;
+                    }
+                }
+                if marked == 0 {
+                    // Completed meanwhile by another process: nothing to record.
+                    return Ok(None);
+                }
+                if marked != signed.len() {
+                    return Err(RaError::Store(StoreError::Corrupt {
+                        table: "certificates",
+                        message: format!(
+                            "application {application_id}: {marked} of {} reserved certificates were still reserved",
+                            signed.len()
+                        ),
+                    }));
+                }
+                tx.set_application_status(application_id, ApplicationStatus::Issued, at)?;
+                tx.append_audit(&AuditEntry {
+                    at,
+                    actor: actor.to_owned(),
+                    action: "application.issued".to_owned(),
+                    subject: application_id.to_owned(),
+                    details: serde_json::json!({
+                        "serials": signed.iter().map(|(s, _)| s.as_str()).collect::<Vec<_>>(),
+                        "issuer": self.issuer.id(),
+                    }),
+                })?;
+                let app = tx
+                    .application(application_id)?
+                    .ok_or(RaError::ApplicationNotFound)?;
+                let certs = tx.certificates_of_application(application_id)?;
+                let issued: Vec<serde_json::Value> = certs
+                    .iter()
+                    .map(|c| {
+                        serde_json::json!({
+                            "kind": c.kind.as_str(),
+                            "serial": c.serial,
+                            "not_before": c.not_before.and_utc().to_rfc3339(),
+                            "not_after": c.not_after.and_utc().to_rfc3339(),
+                        })
+                    })
+                    .collect();
+                queue_email(
+                    tx,
+                    &app,
+                    crate::notify::EmailEvent::CertificatesIssued,
+                    serde_json::json!({ "application_id": app.id, "certificates": issued }),
+                    at,
+                )?;
+                Ok(Some((app, certs)))
+            },
+        )?;
+        match completed {
+            Some(done) => Ok(done),
+            None => self.current(application_id),
+        }
+    }
+
+    /// An application and its signed certificates, as stored now.
+    pub(super) fn current(
+        &self,
+        application_id: &str,
+    ) -> Result<(Application, Vec<Certificate>), RaError> {
+        self.store.read(|tx| -> Result<_, RaError> {
+            let app = tx
+                .application(application_id)?
+                .ok_or(RaError::ApplicationNotFound)?;
+            let certs = tx
+                .certificates_of_application(application_id)?
+                .into_iter()
+                .filter(|c| c.der.is_some() && c.status != CertificateStatus::Reserved)
+                .collect();
+            Ok((app, certs))
+        })
+    }
+
+    /// Complete the issuance of an approved application from its reserved rows (serial and
+    /// stored TBS).
+    pub(super) fn resume(
+        &self,
+        application_id: &str,
+        actor: &str,
+    ) -> Result<(Application, Vec<Certificate>), RaError> {
+        let certs = self
+            .store
+            .read(|tx| tx.certificates_of_application(application_id))?;
+        let prepared: Vec<ToBeSigned> = certs
+            .iter()
+            .filter(|c| c.status == CertificateStatus::Reserved)
+            .map(reserved_tbs)
+            .collect::<Result<_, _>>()?;
+        self.complete_issuance(application_id, &prepared, actor)
+    }
+
+    /// Finish every application that was approved but not completely issued (a crash between
+    /// reserving and marking issued); `tamga serve` runs it before it starts listening.
+    /// Returns how many were completed.
+    pub fn resume_approved(&self) -> Result<usize, RaError> {
+        self.resume_approved_since(None)
+    }
+
+    /// [`Registrar::resume_approved`] for applications unchanged for at least `age` (`None`:
+    /// all). The server runs this periodically, so that nothing waits for a restart: issuance
+    /// postponed by an unavailable key finishes when the key is back, and issuance
+    /// interrupted while this instance kept running (a database outage between the two
+    /// transactions, another instance or an operator's command that died) is completed. The
+    /// age keeps it off issuances still in flight.
+    pub fn resume_approved_since(&self, age: Option<chrono::Duration>) -> Result<usize, RaError> {
+        let cutoff = age.map(|age| db_time(self.clock.now() - age));
+        let pending = self
+            .store
+            .read(|tx| tx.applications_with_status(ApplicationStatus::Approved))?;
+        let mut done = 0;
+        for app in pending
+            .into_iter()
+            .filter(|a| cutoff.is_none_or(|c| a.updated_at <= c))
+        {
+            match self.resume(&app.id, "system:recovery") {
+                Ok((after, _)) if after.status == ApplicationStatus::Issued => {
+                    tracing::warn!(application = %app.id, "completed an interrupted issuance");
+                    done += 1;
+                }
+                Ok((after, _)) => tracing::error!(
+                    application = %app.id,
+                    status = after.status.as_str(),
+                    "an approved application has no reserved certificates left to sign"
+                ),
+                // No point trying the others now (database or key unavailable); the next
+                // round will.
+                Err(RaError::Store(e)) if e.is_unavailable() => return Err(RaError::Store(e)),
+                Err(RaError::Ca(e @ CaError::KeyUnavailable(_))) => return Err(RaError::Ca(e)),
+                // One application that cannot be completed must not hold up the others (or
+                // keep the server from starting): it is logged, and tried again next time.
+                Err(e) => tracing::error!(
+                    application = %app.id,
+                    error = %e,
+                    "cannot complete an interrupted issuance"
+                ),
+            }
+        }
+        Ok(done)
+    }
+}
+
+/// Insert the reserved rows (serial and exact TBS) of prepared certificates; a key certified
+/// meanwhile by a racing request hits the unique SPKI index and is refused as reused.
+pub(super) fn reserve(
+    tx: &mut crate::store::Tx<'_>,
+    prepared: &[PreparedCertificate],
+) -> Result<(), RaError> {
+    for p in prepared {
+        tx.insert_certificate(&reserved_row(p)).map_err(|e| {
+            if e.is_unique_violation() {
+                RaError::KeyReused
+            } else {
+                e.into()
+            }
+        })?;
+    }
+    Ok(())
+}
+
+pub(super) fn check_keys_unused(
+    tx: &mut crate::store::Tx<'_>,
+    keys: &[String],
+) -> Result<(), RaError> {
+    for key in keys {
+        if tx.blocked_key(key)?.is_some() {
+            return Err(RaError::KeyBlocked);
+        }
+        if tx.certificate_by_key(key)?.is_some() {
+            return Err(RaError::KeyReused);
+        }
+    }
+    Ok(())
+}
