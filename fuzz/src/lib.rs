@@ -112,14 +112,23 @@ impl StatusSource for Table {
             .unwrap_or(15);
         Ok(match digit {
             0..=4 => CertState::Good,
-            5..=9 => CertState::Revoked(
-                DateTime::<Utc>::from_timestamp(1_700_000_000, 0)
+            5..=9 => CertState::Revoked {
+                at: DateTime::<Utc>::from_timestamp(1_700_000_000, 0)
                     .map(|t| t.naive_utc())
                     .unwrap_or(NaiveDateTime::MIN),
-                RevocationReason::ALL.get(digit as usize - 5).copied(),
-            ),
+                reason: RevocationReason::ALL.get(digit as usize - 5).copied(),
+                invalidity: None,
+            },
             _ => CertState::Unknown,
         })
+    }
+
+    fn revocation_mark(&self) -> Result<i64, StoreError> {
+        Ok(0)
+    }
+
+    fn changed_between(&self, _after: i64, _upto: i64) -> Result<Vec<String>, StoreError> {
+        Ok(Vec::new())
     }
 }
 
