@@ -160,6 +160,19 @@ impl StoreError {
     }
 }
 
+#[cfg(test)]
+impl StoreError {
+    /// A query failure that is not a lost database (`database_error`), for other modules' tests.
+    pub(crate) fn sample_query_failure() -> StoreError {
+        StoreError::Query(diesel::result::Error::NotFound)
+    }
+
+    /// A query failure from a broken transaction manager, for other modules' tests.
+    pub(crate) fn sample_broken_transaction() -> StoreError {
+        StoreError::Query(diesel::result::Error::BrokenTransactionManager)
+    }
+}
+
 fn query_unavailable(e: &diesel::result::Error) -> bool {
     use diesel::result::{DatabaseErrorKind, Error};
     match e {

@@ -89,7 +89,7 @@ fn next_store(e: &StoreError) -> StoreError {
     match e {
         StoreError::Connect(_) => StoreError::Pool(r2d2_error()),
         StoreError::Pool(_) => StoreError::Migration("failed".to_owned()),
-        StoreError::Migration(_) => StoreError::Query(diesel::result::Error::NotFound),
+        StoreError::Migration(_) => StoreError::sample_query_failure(),
         StoreError::Query(_) => StoreError::Corrupt {
             table: "certificates",
             message: "bad".to_owned(),
@@ -125,9 +125,7 @@ fn r2d2_error() -> r2d2::Error {
 /// `database_unavailable`, another query error `database_error`).
 fn every_store_error() -> Vec<StoreError> {
     let mut all = walk(StoreError::Connect("refused".to_owned()), next_store);
-    all.push(StoreError::Query(
-        diesel::result::Error::BrokenTransactionManager,
-    ));
+    all.push(StoreError::sample_broken_transaction());
     all
 }
 
