@@ -1,9 +1,12 @@
 //! Tamga: a certification authority and registration authority server for a national
 //! e-signature programme.
 //!
-//! The crate is split by authority (see `docs/architecture.md`): [`config`], [`store`] (the
-//! only module that touches the database), [`ca`] (the CA hierarchy and its keys), [`audit`]
-//! (the hash-chained log), [`api`] (HTTP routes) and [`cli`] (the `tamga` command).
+//! The crate is split by authority (see `docs/architecture.md`, which also says which module
+//! may import which): the ground floor ([`vocab`], [`error_code`], [`clock`], [`input`],
+//! [`key_identity`]); [`config`], [`csr`] and [`digital_id`]; [`store`] (the only module that
+//! touches the database); [`ca`] (the CA hierarchy and its keys), [`audit`] (the hash-chained
+//! log) and [`notify`]; [`ra`], [`crl`] and [`ocsp`]; [`api`] (HTTP routes); [`dev`]
+//! (development only) and [`enroll`] (the citizen's client); [`cli`] (the `tamga` command).
 
 #![forbid(unsafe_code)]
 

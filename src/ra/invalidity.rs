@@ -98,7 +98,7 @@ impl super::Registrar {
     /// Every stored revocation a CRL cannot carry as it is: an invalidity date outside the
     /// encodable range or after the revocation (rows written before dates were checked where
     /// they enter; such an entry is published without its invalidity date), a revocation date
-    /// a CRL cannot encode (that CRL fails: [`crate::crl`] never leaves a revocation out).
+    /// a CRL cannot encode (that CRL fails: the CRL module never leaves a revocation out).
     pub fn revocation_defects(&self) -> Result<Vec<RevocationDefect>, RaError> {
         const PAGE: i64 = 5_000;
         let mut defects = Vec::new();
