@@ -23,8 +23,31 @@ use actix_web::web::Bytes;
 use actix_web::HttpMessage;
 use futures_util::{Stream, StreamExt};
 
+use super::portal;
 use super::problem::ApiError;
-use super::routes;
+
+/// Body size limit for routes that take no larger body.
+pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+
+/// The largest body a request may declare for the route its method and path (as sent) name:
+/// 0 for every route that takes none. Read before `100 Continue` is sent, so that a body the
+/// route will refuse is never invited.
+pub fn body_limit(method: &actix_web::http::Method, path: &str) -> usize {
+    if method != actix_web::http::Method::POST {
+        return 0;
+    }
+    post_body_limit(path).unwrap_or(0)
+}
+
+/// The body limit of a route that answers only POST, or `None` for any other path.
+pub fn post_body_limit(path: &str) -> Option<usize> {
+    match path {
+        "/api/v1/applications" => Some(portal::APPLICATION_BODY_LIMIT),
+        "/api/v1/revocations" => Some(portal::REVOCATION_BODY_LIMIT),
+        "/ocsp" => Some(crate::ocsp::MAX_REQUEST_LEN),
+        _ => None,
+    }
+}
 
 /// The refusal of a request that declares a body its route (method and path as sent) will
 /// not take: longer than the route's limit, or any body — a length above 0 or a chunked one —
@@ -32,7 +55,7 @@ use super::routes;
 /// left to the route's reader (its limit and `[server] body_timeout_ms`). A method a POST route
 /// does not take is refused as the router would refuse it: 405 with `Allow: POST`.
 pub fn refused(head: &RequestHead) -> Option<ApiError> {
-    let limit = routes::body_limit(&head.method, head.uri.path());
+    let limit = body_limit(&head.method, head.uri.path());
     let declared = head
         .headers
         .get(header::CONTENT_LENGTH)
@@ -47,9 +70,7 @@ pub fn refused(head: &RequestHead) -> Option<ApiError> {
     }
     // Another method on a route that answers only POST: what the router would say (405, with
     // `Allow`), not that the body is too large for a method it never takes.
-    if head.method != actix_web::http::Method::POST
-        && routes::post_body_limit(head.uri.path()).is_some()
-    {
+    if head.method != actix_web::http::Method::POST && post_body_limit(head.uri.path()).is_some() {
         return Some(ApiError::MethodNotAllowed { allow: "POST" });
     }
     Some(ApiError::BodyTooLarge(limit))

@@ -15,6 +15,7 @@ mod limits;
 mod metrics;
 pub(crate) mod ocsp;
 mod openapi;
+mod ops;
 pub(crate) mod portal;
 pub mod problem;
 mod public;
@@ -102,7 +103,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg: &mut web::ServiceConfig| {
         let admission = Arc::clone(&state.admission);
         cfg.app_data(web::Data::new(state))
-            .app_data(web::PayloadConfig::new(routes::DEFAULT_BODY_LIMIT))
+            .app_data(web::PayloadConfig::new(body::DEFAULT_BODY_LIMIT))
             .configure(routes::configure(admission));
     }
 }

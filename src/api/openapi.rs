@@ -10,7 +10,7 @@ use super::types::{
     ErrorCode, IssuedCertificate, Language, ProblemDocument, RevocationReason, RevocationRequest,
     RevocationResponse, Storage,
 };
-use super::{ocsp, portal, public, routes};
+use super::{ocsp, ops, portal, public};
 
 struct BearerSchemes;
 
@@ -123,10 +123,10 @@ impl Modify for FloodGuard {
         ocsp::post,
         ocsp::get,
         document,
-        routes::healthz,
-        routes::readyz,
-        routes::metrics,
-        routes::ca_certificate,
+        ops::healthz,
+        ops::readyz,
+        ops::metrics,
+        ops::ca_certificate,
     ),
     components(schemas(
         ApplicationRequest,
@@ -143,8 +143,8 @@ impl Modify for FloodGuard {
         CertificateKind,
         RevocationReason,
         Der,
-        routes::Readiness,
-        routes::Checks
+        ops::Readiness,
+        ops::Checks
     )),
     modifiers(&BearerSchemes, &FloodGuard),
     tags(

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use actix_web::web;
 
-use super::{routes, AppState};
+use super::{ops, AppState};
 use crate::store::Store;
 
 /// How often used consent-token ids are pruned.
@@ -197,7 +197,7 @@ fn spawn_crl_publication(state: &AppState) {
                     s.clock.now(),
                     cfg.crl.root_validity.chrono(),
                 );
-                routes::root_crl_state(&s);
+                ops::root_crl_state(&s);
                 fresh
             })
             .await;

@@ -1,0 +1,245 @@
+//! The operations and public CA endpoints: liveness, readiness, metrics and the CA
+//! certificates (`/healthz`, `/readyz`, `/metrics`, `/ca/{file}`).
+
+use std::sync::Arc;
+
+use actix_web::http::header;
+use actix_web::{web, HttpResponse};
+use serde::Serialize;
+
+use super::problem::ApiError;
+use super::AppState;
+
+/// Media type of DER certificates (RFC 2585).
+const PKIX_CERT: &str = "application/pkix-cert";
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses(
+    (status = 200, description = "Alive: `{\"status\": \"alive\"}`", body = Object, content_type = "application/json")
+))]
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "status": "alive" }))
+}
+
+/// The readiness report.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Readiness {
+    /// `ready` or `not_ready`.
+    #[schema(example = "ready")]
+    status: &'static str,
+    /// Each check.
+    checks: Checks,
+}
+
+/// The result of each readiness check.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Checks {
+    /// `ok` or `failed`.
+    database: &'static str,
+    /// `ok` or `failed`.
+    issuing_key: &'static str,
+    /// `ok` or `failed`.
+    ocsp_key: &'static str,
+    /// `ok`, `expiring` (within 14 days), `expired` or `missing` (`unknown` when the database
+    /// does not answer). Reported, but not a reason to take the instance out of service: OCSP
+    /// and the issuing CA's CRLs still work.
+    root_crl: &'static str,
+    /// The issuing CA's newest CRLs: `ok`, `expired` (the full or the delta CRL is past its
+    /// nextUpdate, so `/crl/…` answers 503 for it), `missing` (none published yet), `unknown`
+    /// (no database). Reported, not a reason to leave the load balancer: every instance
+    /// serves the same CRLs from the same database.
+    crl: &'static str,
+    /// This instance's CRL publication: `ok`, `failing` (its attempts fail: the log and `tamga
+    /// crl check` say why), `degraded` (the newest CRL left out invalidity dates no CRL can
+    /// carry; `tamga crl check --repair`).
+    crl_publication: &'static str,
+    /// The OCSP responder: `ok`, or `degraded` (it cannot read the database: pre-signed
+    /// answers are served until their nextUpdate, the rest gets `tryLater`).
+    ocsp: &'static str,
+}
+
+fn check_label(ok: bool) -> &'static str {
+    if ok {
+        "ok"
+    } else {
+        "failed"
+    }
+}
+
+/// Ready when this instance can do its core job: the database answers and the issuing and
+/// OCSP keys can sign. Parts that every instance shares (CRLs, the root CRL) and a degraded
+/// OCSP responder are reported in `checks` with status 200: taking every instance out of the
+/// load balancer over one of them would also take OCSP out.
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses(
+    (status = 200, description = "Ready: database and keys usable; `checks` also reports `root_crl`, `crl`, `crl_publication` and `ocsp`, which may be degraded", body = Readiness),
+    (status = 503, description = "Not ready (database, issuing_key or ocsp_key failed); the body names the failing check", body = Readiness),
+))]
+pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let state = state.into_inner();
+    let checks = Arc::clone(&state);
+    let result = super::blocking(&state, move || {
+        let database = checks.store.ping();
+        let issuing = checks.hierarchy.issuing().self_test();
+        let ocsp = checks.hierarchy.ocsp_responder().self_test();
+        // Without the database the root CRL's state is unknown; asking would only wait for
+        // the pool timeout a second time.
+        let (root_crl, (crl, newest_crl)) = if database.is_ok() {
+            (root_crl_state(&checks), crl_state(&checks))
+        } else {
+            ("unknown", ("unknown", (None, None)))
+        };
+        let crl_publication = crl_publication_state(&checks.crl.health(), newest_crl);
+        Ok::<_, ApiError>((database, issuing, ocsp, root_crl, crl, crl_publication))
+    })
+    .await;
+    let (database, issuing, ocsp, root_crl, crl, crl_publication) = match result {
+        Ok(checks) => checks,
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check did not finish");
+            return HttpResponse::ServiceUnavailable()
+                .insert_header((header::RETRY_AFTER, "5"))
+                .json(serde_json::json!({ "status": "not_ready", "checks": { "database": "failed" } }));
+        }
+    };
+    for (what, err) in [
+        ("database", database.as_ref().err().map(ToString::to_string)),
+        (
+            "issuing_key",
+            issuing.as_ref().err().map(ToString::to_string),
+        ),
+        ("ocsp_key", ocsp.as_ref().err().map(ToString::to_string)),
+    ] {
+        if let Some(err) = err {
+            tracing::warn!(check = what, error = %err, "not ready");
+        }
+    }
+    let ready = database.is_ok() && issuing.is_ok() && ocsp.is_ok();
+    let body = Readiness {
+        status: if ready { "ready" } else { "not_ready" },
+        checks: Checks {
+            database: check_label(database.is_ok()),
+            issuing_key: check_label(issuing.is_ok()),
+            ocsp_key: check_label(ocsp.is_ok()),
+            root_crl,
+            crl,
+            crl_publication,
+            ocsp: if state.ocsp.degraded() {
+                "degraded"
+            } else {
+                "ok"
+            },
+        },
+    };
+    if ready {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable()
+            .insert_header((header::RETRY_AFTER, "5"))
+            .json(body)
+    }
+}
+
+/// This instance's CRL publication for /readyz.
+fn crl_publication_state(
+    health: &crate::crl::CrlHealth,
+    (newest_full, newest_delta): (Option<i64>, Option<i64>),
+) -> &'static str {
+    if health.failing_since.is_some() {
+        "failing"
+    } else if health.newest_is_degraded(newest_full, newest_delta) {
+        "degraded"
+    } else {
+        "ok"
+    }
+}
+
+/// The issuing CA's newest CRLs for /readyz, and the numbers of the newest full and delta CRL,
+/// updating the expiry gauge on the way.
+fn crl_state(state: &AppState) -> (&'static str, (Option<i64>, Option<i64>)) {
+    let id = state.issuer.id();
+    let latest = state.store.read(|tx| {
+        Ok::<_, crate::store::StoreError>((
+            tx.latest_crl_info(id, false)?,
+            tx.latest_crl_info(id, true)?,
+        ))
+    });
+    let now = state.clock.now().naive_utc();
+    match latest {
+        Ok((Some(full), delta)) => {
+            state
+                .metrics
+                .crl_expires_in((full.next_update - now).num_seconds());
+            let expired =
+                full.next_update <= now || delta.as_ref().is_some_and(|d| d.next_update <= now);
+            let numbers = (Some(full.crl_number), delta.map(|d| d.crl_number));
+            (if expired { "expired" } else { "ok" }, numbers)
+        }
+        Ok((None, _)) => ("missing", (None, None)),
+        Err(_) => ("unknown", (None, None)),
+    }
+}
+
+/// The root CRL's state for /readyz, updating its expiry gauge on the way.
+pub fn root_crl_state(state: &AppState) -> &'static str {
+    let latest = state
+        .store
+        .read(|tx| tx.latest_crl_info(crate::crl::root::ROOT_ID, false));
+    match latest {
+        Ok(Some(info)) => {
+            let left = (info.next_update - state.clock.now().naive_utc()).num_seconds();
+            state.metrics.root_crl_expires_in(left);
+            if left <= 0 {
+                "expired"
+            } else if left < 14 * 86_400 {
+                "expiring"
+            } else {
+                "ok"
+            }
+        }
+        Ok(None) => "missing",
+        Err(_) => "unknown",
+    }
+}
+
+/// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses(
+    (status = 200, description = "Prometheus text exposition format", content_type = "text/plain")
+))]
+pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let text = state
+        .metrics
+        .render()
+        .map_err(|e| ApiError::Internal(format!("rendering metrics: {e}")))?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(text))
+}
+
+/// `GET /ca/root.crt` and `GET /ca/{issuer_id}.crt`: DER certificates.
+#[utoipa::path(get, path = "/ca/{file}", tag = "public",
+    params(("file" = String, Path, description = "`root.crt` or `{issuer_id}.crt`", example = "root.crt")),
+    responses(
+        (status = 200, description = "The certificate, DER", body = super::types::Der, content_type = "application/pkix-cert"),
+        (status = 404, description = "`ca_certificate_not_found`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
+    ))]
+pub async fn ca_certificate(
+    state: web::Data<AppState>,
+    file: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let hierarchy = &state.hierarchy;
+    let name = file.as_str();
+    let cert = match name.strip_suffix(".crt") {
+        Some("root") => hierarchy.root(),
+        Some(id) if id == hierarchy.issuing().id() => hierarchy.issuing().certificate(),
+        _ => {
+            return Err(ApiError::NotFound {
+                code: crate::error_code::ErrorCode::CaCertificateNotFound,
+                detail: format!("no CA certificate named {name}"),
+            })
+        }
+    };
+    Ok(HttpResponse::Ok()
+        .content_type(PKIX_CERT)
+        .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+        .body(cert.der().to_vec()))
+}
