@@ -93,6 +93,21 @@ pub(super) fn first_insert(result: diesel::QueryResult<usize>) -> Result<bool, S
     }
 }
 
+/// The answer of a conditional update: `true` when it touched exactly one row, `false` when
+/// no row was in the state the update requires (or none has the key).
+pub(super) fn touched_one(result: diesel::QueryResult<usize>) -> Result<bool, StoreError> {
+    Ok(result? == 1)
+}
+
+/// The answer of an update by key that must touch its row: `NotFound` when no row has the key.
+pub(super) fn touched_the_row(result: diesel::QueryResult<usize>) -> Result<(), StoreError> {
+    if touched_one(result)? {
+        Ok(())
+    } else {
+        Err(StoreError::Query(diesel::result::Error::NotFound))
+    }
+}
+
 /// Truncate a timestamp to the microsecond, the precision both databases keep, so what is
 /// read back (and hashed) equals what was written.
 pub fn db_time(t: chrono::DateTime<chrono::Utc>) -> NaiveDateTime {
