@@ -1,6 +1,6 @@
 //! What every table's file shares: enums stored as text, decoding rows into domain types,
-//! inserts whose unique key may be taken, advisory-lock keys, the database's time precision,
-//! and the row counts of the main tables.
+//! inserts whose unique key may be taken, the answer of a conditional update, advisory-lock
+//! keys, the database's time precision, and the row counts of the main tables.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
