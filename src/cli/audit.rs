@@ -3,9 +3,7 @@
 use super::*;
 
 pub(super) fn audit(config: &ValidConfig, command: AuditCommand) -> Result<(), Failure> {
-    let cfg = config.get();
-    let store = Store::open(config.database(), &cfg.database)
-        .map_err(|e| Failure::Internal(anyhow::anyhow!("opening the database: {e}")))?;
+    let store = open_store(config)?;
     match command {
         AuditCommand::Verify { expect, json } => match crate::audit::verify(&store) {
             Ok(v) => {

@@ -43,7 +43,7 @@ pub(super) fn ca_init(config: &ValidConfig, args: &CaInit) -> Result<(), Failure
             }
             Err(e) => return Err(Failure::Internal(e.into())),
         };
-    let hierarchy = Hierarchy::load(&cfg.ca, cfg.mode).map_err(anyhow::Error::from)?;
+    let hierarchy = load_hierarchy(config)?;
     match Store::open(config.database(), &cfg.database) {
         Ok(store) => record_hierarchy_generated(&store, &hierarchy, &clock, &operator_name())?,
         Err(e) => tracing::warn!(error = %e, "the database is unavailable: generation not audited"),
@@ -67,7 +67,7 @@ pub(super) fn ca_root_crl(
     number: Option<i64>,
 ) -> Result<(), Failure> {
     let cfg = config.get();
-    let hierarchy = Hierarchy::load(&cfg.ca, cfg.mode).map_err(anyhow::Error::from)?;
+    let hierarchy = load_hierarchy(config)?;
     let now = SystemClock.now();
     let validity = cfg.crl.root_validity.chrono();
     let der = match number {
@@ -102,7 +102,7 @@ pub(super) fn ca_root_crl(
 
 pub(super) fn ca_reissue_issuing(config: &ValidConfig) -> Result<(), Failure> {
     let cfg = config.get();
-    let hierarchy = Hierarchy::load(&cfg.ca, cfg.mode).map_err(anyhow::Error::from)?;
+    let hierarchy = load_hierarchy(config)?;
     let cert = hierarchy
         .reissue_issuing(&cfg.ca, config.public_url(), SystemClock.now())
         .map_err(|e| Failure::Refused(e.to_string()))?;
@@ -111,7 +111,7 @@ pub(super) fn ca_reissue_issuing(config: &ValidConfig) -> Result<(), Failure> {
             &store,
             &cfg.ca.issuer_id,
             &cert.not_after().to_string(),
-            &format!("operator:{}", operator_name()),
+            &operator_actor(None),
             SystemClock.now(),
         )
         .map_err(|e| {
@@ -135,13 +135,11 @@ pub(super) fn ca_revoke_issuer(
     reason: &str,
     operator: Option<String>,
 ) -> Result<(), Failure> {
-    let cfg = config.get();
     let reason = RevocationReason::parse(reason)
         .ok_or_else(|| Failure::Usage(format!("--reason {reason}: not an accepted reason")))?;
-    let hierarchy = Hierarchy::load(&cfg.ca, cfg.mode).map_err(anyhow::Error::from)?;
-    let store =
-        Store::open(config.database(), &cfg.database).map_err(|e| Failure::Internal(e.into()))?;
-    let actor = format!("operator:{}", operator.unwrap_or_else(operator_name));
+    let hierarchy = load_hierarchy(config)?;
+    let store = open_store(config)?;
+    let actor = operator_actor(operator);
     let serial =
         crate::crl::issuer::revoke_issuer(&store, &hierarchy, reason, &actor, SystemClock.now())
             .map_err(|e| match e {
@@ -166,7 +164,7 @@ pub(super) fn ca_show(config: &ValidConfig, json: bool) -> Result<(), Failure> {
             cfg.ca.dir.display()
         )));
     }
-    let hierarchy = Hierarchy::load(&cfg.ca, cfg.mode).map_err(anyhow::Error::from)?;
+    let hierarchy = load_hierarchy(config)?;
     if let Ok(store) = Store::open(config.database(), &cfg.database) {
         warn_root_crl_expiry(&store);
     }

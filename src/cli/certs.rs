@@ -55,8 +55,7 @@ pub(super) fn certs(config: &ValidConfig, command: CertsCommand) -> Result<(), F
             );
         }
         CertsCommand::Show { serial, json } => {
-            let serial =
-                crate::ca::Serial::parse(&serial).map_err(|e| Failure::Usage(e.to_string()))?;
+            let serial = serial_arg(&serial)?;
             let cert = services
                 .store
                 .read(|tx| tx.certificate(serial.as_str()))
@@ -73,8 +72,7 @@ pub(super) fn certs(config: &ValidConfig, command: CertsCommand) -> Result<(), F
             operator,
             json,
         } => {
-            let serial =
-                crate::ca::Serial::parse(&serial).map_err(|e| Failure::Usage(e.to_string()))?;
+            let serial = serial_arg(&serial)?;
             let reason = RevocationReason::parse(&reason)
                 .ok_or_else(|| ra_failure(crate::ra::RaError::RevocationReasonInvalid))?;
             let invalidity = invalidity_arg(invalidity_date.as_deref())?;
@@ -97,8 +95,7 @@ pub(super) fn certs(config: &ValidConfig, command: CertsCommand) -> Result<(), F
             operator,
             json,
         } => {
-            let serial =
-                crate::ca::Serial::parse(&serial).map_err(|e| Failure::Usage(e.to_string()))?;
+            let serial = serial_arg(&serial)?;
             let date = invalidity_arg(invalidity_date.as_deref())?;
             let operator = operator.unwrap_or_else(operator_name);
             let cert = services
@@ -112,8 +109,7 @@ pub(super) fn certs(config: &ValidConfig, command: CertsCommand) -> Result<(), F
             operator,
             json,
         } => {
-            let serial =
-                crate::ca::Serial::parse(&serial).map_err(|e| Failure::Usage(e.to_string()))?;
+            let serial = serial_arg(&serial)?;
             let operator = operator.unwrap_or_else(operator_name);
             let cert = services
                 .registrar
@@ -124,10 +120,7 @@ pub(super) fn certs(config: &ValidConfig, command: CertsCommand) -> Result<(), F
     };
     let shown = api::revocation_json(&cert);
     if json {
-        out!(
-            "{}",
-            serde_json::to_string_pretty(&shown).map_err(anyhow::Error::from)?
-        )?;
+        print_json(&shown)?;
     } else if cert.status == crate::store::CertificateStatus::Revoked {
         out!(
             "certificate {} revoked ({}) at {}",
@@ -179,4 +172,9 @@ pub(super) fn certificate_json(
         }
     }
     v
+}
+
+/// A `SERIAL` argument, parsed; a malformed one is a usage error.
+fn serial_arg(raw: &str) -> Result<crate::ca::Serial, Failure> {
+    crate::ca::Serial::parse(raw).map_err(|e| Failure::Usage(e.to_string()))
 }

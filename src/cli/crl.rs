@@ -29,10 +29,8 @@ pub(super) fn crl_import(
     file: &Path,
     operator: Option<String>,
 ) -> Result<(), Failure> {
-    let cfg = config.get();
-    let hierarchy = Hierarchy::load(&cfg.ca, cfg.mode).map_err(anyhow::Error::from)?;
-    let store =
-        Store::open(config.database(), &cfg.database).map_err(|e| Failure::Internal(e.into()))?;
+    let hierarchy = load_hierarchy(config)?;
+    let store = open_store(config)?;
     let bytes = crate::input::read_bounded(file, crate::input::CRL_LIMIT).map_err(|e| {
         let message = format!("{}: {e}", file.display());
         match e.kind() {
@@ -43,7 +41,7 @@ pub(super) fn crl_import(
         }
     })?;
     let crl = crate::crl::root::verify(&hierarchy, &bytes).map_err(root_crl_failure)?;
-    let actor = format!("operator:{}", operator.unwrap_or_else(operator_name));
+    let actor = operator_actor(operator);
     crate::crl::root::import(&store, &crl, SystemClock.now(), &actor).map_err(root_crl_failure)?;
     out!(
         "published root CRL number {} (valid until {})",

@@ -242,6 +242,24 @@ fn report(text: &str, verdict: Result<(), Failure>) -> Result<(), Failure> {
     verdict.and(printed)
 }
 
+/// The CA hierarchy of the configuration; a failure to load it is internal (missing files, an
+/// unreachable token).
+fn load_hierarchy(config: &ValidConfig) -> Result<Hierarchy, Failure> {
+    let cfg = config.get();
+    Ok(Hierarchy::load(&cfg.ca, cfg.mode).map_err(anyhow::Error::from)?)
+}
+
+/// The database of the configuration, for a command that cannot work without it.
+fn open_store(config: &ValidConfig) -> Result<Store, Failure> {
+    Store::open(config.database(), &config.get().database)
+        .map_err(|e| Failure::Internal(anyhow::anyhow!("opening the database: {e}")))
+}
+
+/// The audit actor of an operator's command: `--operator`, or the login name.
+fn operator_actor(operator: Option<String>) -> String {
+    format!("operator:{}", operator.unwrap_or_else(operator_name))
+}
+
 fn operator_name() -> String {
     std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))

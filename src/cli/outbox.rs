@@ -4,8 +4,7 @@ use super::*;
 use crate::notify::outbox::RetryOutcome;
 
 pub(super) fn outbox(config: &ValidConfig, command: OutboxCommand) -> Result<(), Failure> {
-    let store = Store::open(config.database(), &config.get().database)
-        .map_err(|e| Failure::Internal(anyhow::anyhow!("opening the database: {e}")))?;
+    let store = open_store(config)?;
     let internal = |e: crate::store::StoreError| Failure::Internal(e.into());
     match command {
         OutboxCommand::List {

@@ -2,7 +2,6 @@
 
 use super::*;
 
-/// Print rows as a table of `columns`, or all of them as a JSON array.
 /// A list of strings on one line, separated by "; " (the review reasons).
 pub(super) fn joined(values: &[serde_json::Value]) -> String {
     values
@@ -16,17 +15,22 @@ pub(super) fn joined(values: &[serde_json::Value]) -> String {
         .join("; ")
 }
 
+/// Print a value as pretty JSON.
+pub(super) fn print_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<(), Failure> {
+    out!(
+        "{}",
+        serde_json::to_string_pretty(value).map_err(anyhow::Error::from)?
+    )
+}
+
+/// Print rows as a table of `columns`, or all of them as a JSON array.
 pub(super) fn print_rows(
     rows: &[serde_json::Value],
     json: bool,
     columns: &[&str],
 ) -> Result<(), Failure> {
     if json {
-        out!(
-            "{}",
-            serde_json::to_string_pretty(rows).map_err(anyhow::Error::from)?
-        )?;
-        return Ok(());
+        return print_json(rows);
     }
     let cell = |row: &serde_json::Value, col: &str| match row.get(col) {
         Some(serde_json::Value::String(s)) => s.clone(),
@@ -71,11 +75,7 @@ pub(super) fn print_rows(
 /// Print one object as `key: value` lines, or as JSON.
 pub(super) fn print_one(value: &serde_json::Value, json: bool) -> Result<(), Failure> {
     if json {
-        out!(
-            "{}",
-            serde_json::to_string_pretty(value).map_err(anyhow::Error::from)?
-        )?;
-        return Ok(());
+        return print_json(value);
     }
     if let Some(obj) = value.as_object() {
         for (k, v) in obj {

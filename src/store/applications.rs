@@ -5,6 +5,7 @@ use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
 use diesel::OptionalExtension;
 
+use super::rows::{touched_one, touched_the_row};
 use super::schema::*;
 use super::{StoreError, Tx};
 
@@ -210,7 +211,7 @@ impl Tx<'_> {
         decided_by: &str,
         at: NaiveDateTime,
     ) -> Result<bool, StoreError> {
-        let n = diesel::update(
+        let updated = diesel::update(
             applications::table
                 .find(id)
                 .filter(applications::status.eq(from.as_str())),
@@ -221,8 +222,8 @@ impl Tx<'_> {
             applications::decided_by.eq(Some(decided_by)),
             applications::updated_at.eq(at),
         ))
-        .execute(self.conn)?;
-        Ok(n == 1)
+        .execute(self.conn);
+        touched_one(updated)
     }
 
     /// Applications, newest first, optionally filtered by status and holder.
@@ -249,17 +250,13 @@ impl Tx<'_> {
         status: ApplicationStatus,
         at: NaiveDateTime,
     ) -> Result<(), StoreError> {
-        let n = diesel::update(applications::table.find(id))
+        let updated = diesel::update(applications::table.find(id))
             .set((
                 applications::status.eq(status.as_str()),
                 applications::updated_at.eq(at),
             ))
-            .execute(self.conn)?;
-        if n == 1 {
-            Ok(())
-        } else {
-            Err(StoreError::Query(diesel::result::Error::NotFound))
-        }
+            .execute(self.conn);
+        touched_the_row(updated)
     }
 
     /// The application created with the consent token `jti`, if any.
@@ -276,13 +273,9 @@ impl Tx<'_> {
 
     /// Replace an application's access token (only its hash is stored).
     pub fn set_access_token_hash(&mut self, id: &str, hash: &[u8]) -> Result<(), StoreError> {
-        let n = diesel::update(applications::table.find(id))
+        let updated = diesel::update(applications::table.find(id))
             .set(applications::access_token_hash.eq(hash))
-            .execute(self.conn)?;
-        if n == 1 {
-            Ok(())
-        } else {
-            Err(StoreError::Query(diesel::result::Error::NotFound))
-        }
+            .execute(self.conn);
+        touched_the_row(updated)
     }
 }

@@ -7,7 +7,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel::OptionalExtension;
 
-use super::rows::first_insert;
+use super::rows::{first_insert, touched_one};
 use super::schema::*;
 use super::{StoreError, Tx};
 
@@ -182,6 +182,16 @@ pub struct BlockedKey {
     pub created_at: NaiveDateTime,
 }
 
+/// The certificate with `serial`, only while it is in `status`: the target of every update
+/// that moves a certificate from one state to the next.
+#[diesel::dsl::auto_type(no_type_alias)]
+pub(super) fn certificate_in<'a>(serial: &'a str, status: CertificateStatus) -> _ {
+    let status: &'static str = status.as_str();
+    certificates::table
+        .find(serial)
+        .filter(certificates::status.eq(status))
+}
+
 row_decoders!(CertificateQuery, certificates, CertificateRow => Certificate, first_certificate, load_certificates);
 
 impl Tx<'_> {
@@ -247,18 +257,14 @@ impl Tx<'_> {
         der: &[u8],
         at: NaiveDateTime,
     ) -> Result<bool, StoreError> {
-        let n = diesel::update(
-            certificates::table
-                .find(serial)
-                .filter(certificates::status.eq(CertificateStatus::Reserved.as_str())),
-        )
-        .set((
-            certificates::der.eq(Some(der)),
-            certificates::status.eq(CertificateStatus::Issued.as_str()),
-            certificates::issued_at.eq(Some(at)),
-        ))
-        .execute(self.conn)?;
-        Ok(n == 1)
+        let updated = diesel::update(certificate_in(serial, CertificateStatus::Reserved))
+            .set((
+                certificates::der.eq(Some(der)),
+                certificates::status.eq(CertificateStatus::Issued.as_str()),
+                certificates::issued_at.eq(Some(at)),
+            ))
+            .execute(self.conn);
+        touched_one(updated)
     }
 
     /// The revocation state of one certificate, read cheaply (OCSP's status source).

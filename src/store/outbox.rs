@@ -5,6 +5,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel::OptionalExtension;
 
+use super::rows::touched_one;
 use super::schema::*;
 use super::{StoreError, Tx};
 
@@ -220,7 +221,7 @@ impl Tx<'_> {
         owner: &str,
         at: NaiveDateTime,
     ) -> Result<bool, StoreError> {
-        let n = diesel::update(outbox::table.find(id).filter(outbox::lease_owner.eq(owner)))
+        let updated = diesel::update(outbox::table.find(id).filter(outbox::lease_owner.eq(owner)))
             .set((
                 outbox::status.eq(OutboxStatus::Sent.as_str()),
                 outbox::sent_at.eq(Some(at)),
@@ -229,8 +230,8 @@ impl Tx<'_> {
                 outbox::lease_until.eq(None::<NaiveDateTime>),
                 outbox::last_error.eq(None::<String>),
             ))
-            .execute(self.conn)?;
-        Ok(n == 1)
+            .execute(self.conn);
+        touched_one(updated)
     }
 
     /// Record a failed attempt by the lease holder: retry at `next_attempt_at`, or `dead`.
@@ -247,7 +248,7 @@ impl Tx<'_> {
         } else {
             OutboxStatus::Pending
         };
-        let n = diesel::update(outbox::table.find(id).filter(outbox::lease_owner.eq(owner)))
+        let updated = diesel::update(outbox::table.find(id).filter(outbox::lease_owner.eq(owner)))
             .set((
                 outbox::status.eq(status.as_str()),
                 outbox::attempts.eq(outbox::attempts + 1),
@@ -256,8 +257,8 @@ impl Tx<'_> {
                 outbox::lease_owner.eq(None::<String>),
                 outbox::lease_until.eq(None::<NaiveDateTime>),
             ))
-            .execute(self.conn)?;
-        Ok(n == 1)
+            .execute(self.conn);
+        touched_one(updated)
     }
 
     /// Outbox rows per status.
@@ -270,7 +271,7 @@ impl Tx<'_> {
 
     /// Put a `dead` outbox row back in the queue, due now. Returns `false` if it is not dead.
     pub fn retry_message(&mut self, id: &str, at: NaiveDateTime) -> Result<bool, StoreError> {
-        let n = diesel::update(
+        let updated = diesel::update(
             outbox::table
                 .find(id)
                 .filter(outbox::status.eq(OutboxStatus::Dead.as_str())),
@@ -282,7 +283,7 @@ impl Tx<'_> {
             outbox::lease_owner.eq(None::<String>),
             outbox::lease_until.eq(None::<NaiveDateTime>),
         ))
-        .execute(self.conn)?;
-        Ok(n == 1)
+        .execute(self.conn);
+        touched_one(updated)
     }
 }

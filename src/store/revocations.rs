@@ -6,6 +6,8 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+use super::certificates::certificate_in;
+use super::rows::touched_one;
 use super::schema::*;
 use super::{Certificate, CertificateStatus, RevocationEntry, StoreError, Tx};
 
@@ -36,20 +38,16 @@ impl Tx<'_> {
         invalidity_date: Option<NaiveDateTime>,
         seq: i64,
     ) -> Result<bool, StoreError> {
-        let n = diesel::update(
-            certificates::table
-                .find(serial)
-                .filter(certificates::status.eq(CertificateStatus::Issued.as_str())),
-        )
-        .set((
-            certificates::status.eq(CertificateStatus::Revoked.as_str()),
-            certificates::revoked_at.eq(Some(revoked_at)),
-            certificates::revocation_reason.eq(Some(reason)),
-            certificates::invalidity_date.eq(invalidity_date),
-            certificates::revocation_seq.eq(Some(seq)),
-        ))
-        .execute(self.conn)?;
-        Ok(n == 1)
+        let updated = diesel::update(certificate_in(serial, CertificateStatus::Issued))
+            .set((
+                certificates::status.eq(CertificateStatus::Revoked.as_str()),
+                certificates::revoked_at.eq(Some(revoked_at)),
+                certificates::revocation_reason.eq(Some(reason)),
+                certificates::invalidity_date.eq(invalidity_date),
+                certificates::revocation_seq.eq(Some(seq)),
+            ))
+            .execute(self.conn);
+        touched_one(updated)
     }
 
     /// Correct a revoked certificate's invalidity date, with a new revocation-counter value so
@@ -61,25 +59,19 @@ impl Tx<'_> {
         invalidity_date: Option<NaiveDateTime>,
         seq: i64,
     ) -> Result<bool, StoreError> {
-        let n = diesel::update(
-            certificates::table
-                .find(serial)
-                .filter(certificates::status.eq(CertificateStatus::Revoked.as_str())),
-        )
-        .set((
-            certificates::invalidity_date.eq(invalidity_date),
-            certificates::revocation_seq.eq(Some(seq)),
-        ))
-        .execute(self.conn)?;
-        Ok(n == 1)
+        let updated = diesel::update(certificate_in(serial, CertificateStatus::Revoked))
+            .set((
+                certificates::invalidity_date.eq(invalidity_date),
+                certificates::revocation_seq.eq(Some(seq)),
+            ))
+            .execute(self.conn);
+        touched_one(updated)
     }
 
     /// Lift a `certificateHold`. Returns `false` when the certificate is not on hold.
     pub fn release_certificate(&mut self, serial: &str, seq: i64) -> Result<bool, StoreError> {
-        let n = diesel::update(
-            certificates::table
-                .find(serial)
-                .filter(certificates::status.eq(CertificateStatus::Revoked.as_str()))
+        let updated = diesel::update(
+            certificate_in(serial, CertificateStatus::Revoked)
                 .filter(certificates::revocation_reason.eq("certificateHold")),
         )
         .set((
@@ -89,8 +81,8 @@ impl Tx<'_> {
             certificates::invalidity_date.eq(None::<NaiveDateTime>),
             certificates::revocation_seq.eq(Some(seq)),
         ))
-        .execute(self.conn)?;
-        Ok(n == 1)
+        .execute(self.conn);
+        touched_one(updated)
     }
 
     /// Revoked certificates of every issuer, expired ones included, in serial order after

@@ -1,6 +1,6 @@
 //! What every table's file shares: enums stored as text, decoding rows into domain types,
-//! inserts whose unique key may be taken, advisory-lock keys, the database's time precision,
-//! and the row counts of the main tables.
+//! inserts whose unique key may be taken, the answer of a conditional update, advisory-lock
+//! keys, the database's time precision, and the row counts of the main tables.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -90,6 +90,21 @@ pub(super) fn first_insert(result: diesel::QueryResult<usize>) -> Result<bool, S
         Ok(_) => Ok(true),
         Err(e) if e.is_unique_violation() => Ok(false),
         Err(e) => Err(e),
+    }
+}
+
+/// The answer of a conditional update: `true` when it touched exactly one row, `false` when
+/// no row was in the state the update requires (or none has the key).
+pub(super) fn touched_one(result: diesel::QueryResult<usize>) -> Result<bool, StoreError> {
+    Ok(result? == 1)
+}
+
+/// The answer of an update by key that must touch its row: `NotFound` when no row has the key.
+pub(super) fn touched_the_row(result: diesel::QueryResult<usize>) -> Result<(), StoreError> {
+    if touched_one(result)? {
+        Ok(())
+    } else {
+        Err(StoreError::Query(diesel::result::Error::NotFound))
     }
 }
 
