@@ -90,6 +90,13 @@ fn code(r: Result<VerifiedConsent, ConsentError>) -> &'static str {
     r.map(|_| "ok").unwrap_or_else(|e| e.code().as_str())
 }
 
+/// The verification, at [`now`], of claims signed with a fresh key that is trusted.
+fn fresh_key_verifier() -> impl Fn(&Claims) -> Result<VerifiedConsent, ConsentError> {
+    let key = ec_key();
+    let keys = trust(&[&key]);
+    move |c| keys.verify(&mint_es256(&key, c).unwrap(), Purpose::EdsIssuance, now())
+}
+
 #[test]
 fn a_minted_es256_token_verifies() {
     let key = ec_key();
@@ -139,10 +146,8 @@ fn rs256_and_ps256_verify_with_a_trusted_rsa_key() {
 
 #[test]
 fn every_refusal_has_its_code() {
-    let key = ec_key();
-    let keys = trust(&[&key]);
-    let verify =
-        |c: &Claims| code(keys.verify(&mint_es256(&key, c).unwrap(), Purpose::EdsIssuance, now()));
+    let verify_fresh = fresh_key_verifier();
+    let verify = |c: &Claims| code(verify_fresh(c));
 
     let mut c = claims();
     c.iss = "https://evil".into();
@@ -288,10 +293,8 @@ fn jwks_files_are_trusted_by_their_kid() {
 
 #[test]
 fn a_token_whose_times_contradict_each_other_is_refused_within_the_skew() {
-    let key = ec_key();
-    let keys = trust(&[&key]);
-    let verify =
-        |c: &Claims| code(keys.verify(&mint_es256(&key, c).unwrap(), Purpose::EdsIssuance, now()));
+    let verify_fresh = fresh_key_verifier();
+    let verify = |c: &Claims| code(verify_fresh(c));
     let t = now().timestamp();
     let mut c = claims();
     // exp 30 s before iat: both within the 60 s allowance of now.
@@ -313,10 +316,7 @@ fn a_token_whose_times_contradict_each_other_is_refused_within_the_skew() {
 
 #[test]
 fn a_name_with_a_refused_character_is_refused_with_the_code_point() {
-    let key = ec_key();
-    let keys = trust(&[&key]);
-    let verify =
-        |c: &Claims| keys.verify(&mint_es256(&key, c).unwrap(), Purpose::EdsIssuance, now());
+    let verify = fresh_key_verifier();
     let mut c = claims();
     c.identity.patronymic = Some("ТЕСТ\u{202E}ОВИЧ".into());
     let e = verify(&c).unwrap_err();
