@@ -97,6 +97,12 @@ fn fresh_key_verifier() -> impl Fn(&Claims) -> Result<VerifiedConsent, ConsentEr
     move |c| keys.verify(&mint_es256(&key, c).unwrap(), Purpose::EdsIssuance, now())
 }
 
+/// The code of that verification: `ok` or the refusal's.
+fn fresh_key_codes() -> impl Fn(&Claims) -> &'static str {
+    let verify = fresh_key_verifier();
+    move |c| code(verify(c))
+}
+
 #[test]
 fn a_minted_es256_token_verifies() {
     let key = ec_key();
@@ -146,8 +152,7 @@ fn rs256_and_ps256_verify_with_a_trusted_rsa_key() {
 
 #[test]
 fn every_refusal_has_its_code() {
-    let verify_fresh = fresh_key_verifier();
-    let verify = |c: &Claims| code(verify_fresh(c));
+    let verify = fresh_key_codes();
 
     let mut c = claims();
     c.iss = "https://evil".into();
@@ -293,8 +298,7 @@ fn jwks_files_are_trusted_by_their_kid() {
 
 #[test]
 fn a_token_whose_times_contradict_each_other_is_refused_within_the_skew() {
-    let verify_fresh = fresh_key_verifier();
-    let verify = |c: &Claims| code(verify_fresh(c));
+    let verify = fresh_key_codes();
     let t = now().timestamp();
     let mut c = claims();
     // exp 30 s before iat: both within the 60 s allowance of now.

@@ -9,7 +9,7 @@ use openssl::pkey::PKey;
 use openssl::x509::X509ReqBuilder;
 
 use super::*;
-use crate::ca::HierarchyFiles;
+use crate::ca::{HierarchyFiles, PreparedCertificate};
 use crate::clock::{FixedClock, SystemClock};
 use crate::dev::test_ca::{self, TestCa};
 use crate::digital_id::{self, Purpose, TrustedKeys, VerifiedConsent};
@@ -127,13 +127,23 @@ fn form() -> ApplicationForm {
     }
 }
 
+/// Only the durable half of an issuance, as a process that dies before signing leaves it:
+/// `request` accepted, its application approved and its serials reserved.
+fn accepted_unsigned(
+    registrar: &Registrar,
+    consent: &VerifiedConsent,
+    request: ApplicationForm,
+) -> (Application, String, Vec<PreparedCertificate>) {
+    let checked = request.check("2026-1").unwrap();
+    registrar.accept(consent, &checked).unwrap()
+}
+
 #[test]
 fn an_issuance_interrupted_after_reservation_is_completed_from_the_stored_tbs() {
     let f = fixture();
     let registrar = f.registrar();
     // The process "dies" after the durable half: application approved, serials reserved.
-    let checked = form().check("2026-1").unwrap();
-    let (app, access_token, prepared) = registrar.accept(&consent(&f), &checked).unwrap();
+    let (app, access_token, prepared) = accepted_unsigned(&registrar, &consent(&f), form());
     assert_eq!(app.status, ApplicationStatus::Approved);
     assert_eq!(prepared.len(), 2);
     let view = registrar.view(&app.id, &access_token).unwrap();
@@ -331,8 +341,7 @@ fn a_repeated_request_completes_an_interrupted_issuance_once() {
     let registrar = f.registrar();
     let consent = consent(&f);
     let request = form();
-    let checked = request.clone().check("2026-1").unwrap();
-    let (app, _, prepared) = registrar.accept(&consent, &checked).unwrap();
+    let (app, _, prepared) = accepted_unsigned(&registrar, &consent, request.clone());
     assert_eq!(app.status, ApplicationStatus::Approved);
 
     let again = registrar.submit(&consent, request).unwrap();
@@ -367,8 +376,7 @@ fn a_repeated_request_completes_an_interrupted_issuance_once() {
 fn stalled_issuance_is_completed_only_after_it_has_been_idle() {
     let f = fixture();
     let registrar = f.registrar();
-    let checked = form().check("2026-1").unwrap();
-    let (app, access_token, _) = registrar.accept(&consent(&f), &checked).unwrap();
+    let (app, access_token, _) = accepted_unsigned(&registrar, &consent(&f), form());
     let idle = chrono::Duration::seconds(30);
     assert_eq!(
         registrar.resume_approved_since(Some(idle)).unwrap(),

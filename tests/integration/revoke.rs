@@ -26,6 +26,13 @@ fn holder_revokes(env: &Env, iin: &str, body: &Value) -> (u16, Value) {
     revoke(&env.server.base, &env.revocation_token(iin), body)
 }
 
+/// The holder of `iin` asks to revoke with `body` and gets the problem `code` with `want` as
+/// its status.
+fn assert_holder_refused(env: &Env, iin: &str, body: &Value, want: u16, code: &str) {
+    let (status, problem) = holder_revokes(env, iin, body);
+    assert_problem(status, &problem, want, code);
+}
+
 /// The answer was the problem `code` with `want` as its status.
 fn assert_problem(status: u16, problem: &Value, want: u16, code: &str) {
     assert_eq!(
@@ -150,12 +157,13 @@ fn revocation_and_crls(env: Env) {
     // Another person's token: refused, nothing changes.
     let (stranger, _) = env.enroll_holder(None);
     let before = env.counts();
-    let (status, problem) = holder_revokes(
+    assert_holder_refused(
         &env,
         &stranger,
         &json!({"serial": colon_form, "reason": "keyCompromise"}),
+        403,
+        "not_certificate_holder",
     );
-    assert_problem(status, &problem, 403, "not_certificate_holder");
     assert_eq!(env.counts(), before);
     // The issuance token may not revoke.
     let (status, problem) = revoke(
@@ -244,12 +252,13 @@ fn revocation_and_crls(env: Env) {
     );
     // Again: already revoked, nothing changes.
     let before = env.counts();
-    let (status, problem) = holder_revokes(
+    assert_holder_refused(
         &env,
         &iin,
         &json!({"serial": sign_serial, "reason": "superseded"}),
+        409,
+        "already_revoked",
     );
-    assert_problem(status, &problem, 409, "already_revoked");
     // The delta CRL that the first revocation triggers may be published (and audited) in the
     // meantime: compare everything but the audit log.
     let no_audit = |c: tamga::store::TableCounts| tamga::store::TableCounts { audit_log: 0, ..c };
