@@ -77,6 +77,11 @@ fn crl_text(dir: &Path, file: &str) -> String {
     )
 }
 
+/// The DER CRL `file` in `dir` written again as PEM to `pem`.
+fn crl_to_pem(dir: &Path, file: &str, pem: &str) {
+    openssl(dir, &["crl", "-inform", "DER", "-in", file, "-out", pem]);
+}
+
 /// Wait until the delta CRL lists `serial` (a revocation reaches it within seconds).
 fn wait_for_delta(server: &Server, issuer: &str, needle: &str) -> Vec<u8> {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -306,18 +311,7 @@ fn revocation_and_crls(env: Env) {
             "lint_crl",
             &["lint", "-t", "CRL", "-p", "PKIX", "-s", "WARNING", file],
         );
-        openssl(
-            &dir,
-            &[
-                "crl",
-                "-inform",
-                "DER",
-                "-in",
-                file,
-                "-out",
-                &format!("{file}.pem"),
-            ],
-        );
+        crl_to_pem(&dir, file, &format!("{file}.pem"));
     }
     let delta_text = crl_text(&dir, "delta.crl");
     assert!(
@@ -371,18 +365,7 @@ fn revocation_and_crls(env: Env) {
     assert_eq!(published.as_array().unwrap().len(), 2, "{published}");
     fetch(&env.server, "/crl/nca_rsa_dev.crl", "full2.crl");
     assert!(crl_number(&dir, "full2.crl") > full_number);
-    openssl(
-        &dir,
-        &[
-            "crl",
-            "-inform",
-            "DER",
-            "-in",
-            "full2.crl",
-            "-out",
-            "full2.pem",
-        ],
-    );
+    crl_to_pem(&dir, "full2.crl", "full2.pem");
     let revoked_now = verify(&dir, &["-crl_check", "-CRLfile", "full2.pem"], "sign.pem");
     assert!(revoked_now.contains("certificate revoked"), "{revoked_now}");
     lint_with(
