@@ -9,9 +9,14 @@ fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The embedded defaults under the environment `pairs`, with no file.
+fn defaults_with_env(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    parse_with_env("", "test", env(pairs))
+}
+
 #[test]
 fn empty_file_gives_the_embedded_defaults() -> Result<(), ConfigError> {
-    let c = parse_with_env("", "test", env(&[]))?;
+    let c = defaults_with_env(&[])?;
     assert_eq!(c.mode, Mode::Dev);
     assert_eq!(c.server.bind, "127.0.0.1:8080");
     assert_eq!(c.database.url, "sqlite://data/tamga.db");
@@ -48,18 +53,14 @@ fn unknown_key_is_named() {
 
 #[test]
 fn environment_overrides_sections_and_top_level() -> Result<(), ConfigError> {
-    let c = parse_with_env(
-        "",
-        "test",
-        env(&[
-            ("TAMGA_SERVER__BIND", "0.0.0.0:9000"),
-            ("TAMGA_DATABASE__POOL_SIZE", "3"),
-            ("TAMGA_MODE", "production"),
-            ("TAMGA_DIGITAL_ID__KEYS", "a.pem, b.pem"),
-            ("TAMGA_CONFIG", "ignored.toml"),
-            ("HOME", "/root"),
-        ]),
-    )?;
+    let c = defaults_with_env(&[
+        ("TAMGA_SERVER__BIND", "0.0.0.0:9000"),
+        ("TAMGA_DATABASE__POOL_SIZE", "3"),
+        ("TAMGA_MODE", "production"),
+        ("TAMGA_DIGITAL_ID__KEYS", "a.pem, b.pem"),
+        ("TAMGA_CONFIG", "ignored.toml"),
+        ("HOME", "/root"),
+    ])?;
     assert_eq!(c.server.bind, "0.0.0.0:9000");
     assert_eq!(c.database.pool_size, 3);
     assert_eq!(c.mode, Mode::Production);
@@ -72,24 +73,20 @@ fn environment_overrides_sections_and_top_level() -> Result<(), ConfigError> {
 
 #[test]
 fn environment_override_of_unknown_key_is_an_error() {
-    let r = parse_with_env("", "test", env(&[("TAMGA_SERVER__BINDD", "x")]));
+    let r = defaults_with_env(&[("TAMGA_SERVER__BINDD", "x")]);
     assert!(matches!(r, Err(ConfigError::UnknownEnvKey { ref key, .. }) if key == "server.bindd"));
-    let r = parse_with_env("", "test", env(&[("TAMGA_NOSUCH__KEY", "x")]));
+    let r = defaults_with_env(&[("TAMGA_NOSUCH__KEY", "x")]);
     assert!(matches!(r, Err(ConfigError::UnknownEnvKey { .. })));
-    let r = parse_with_env("", "test", env(&[("TAMGA_DATABASE__POOL_SIZE", "many")]));
+    let r = defaults_with_env(&[("TAMGA_DATABASE__POOL_SIZE", "many")]);
     assert!(matches!(r, Err(ConfigError::Parse { .. })));
 }
 
 #[test]
 fn environment_reaches_nested_tables() -> Result<(), ConfigError> {
-    let c = parse_with_env(
-        "",
-        "test",
-        env(&[
-            ("TAMGA_SERVER__TLS__CERT", "/etc/tamga/server.pem"),
-            ("TAMGA_LIMITS__TRUSTED_PROXIES", "10.0.0.1, 10.0.0.2"),
-        ]),
-    )?;
+    let c = defaults_with_env(&[
+        ("TAMGA_SERVER__TLS__CERT", "/etc/tamga/server.pem"),
+        ("TAMGA_LIMITS__TRUSTED_PROXIES", "10.0.0.1, 10.0.0.2"),
+    ])?;
     assert_eq!(c.server.tls.cert, PathBuf::from("/etc/tamga/server.pem"));
     assert!(c.server.tls.enabled() && !c.server.tls.client_auth());
     assert_eq!(c.limits.trusted_proxies, vec!["10.0.0.1", "10.0.0.2"]);
@@ -100,7 +97,7 @@ fn environment_reaches_nested_tables() -> Result<(), ConfigError> {
     ] {
         assert!(
             matches!(
-                parse_with_env("", "test", env(&[(bad, "x")])),
+                defaults_with_env(&[(bad, "x")]),
                 Err(ConfigError::UnknownEnvKey { .. })
             ),
             "{bad}"

@@ -6,10 +6,10 @@ use chrono::Utc;
 use der::Decode;
 
 use super::*;
-use crate::ca::{Hierarchy, Issuer};
+use crate::ca::Hierarchy;
 use crate::clock::SystemClock;
-use crate::config::{CaConfig, CrlConfig, DatabaseConfig, DatabaseUrl, Mode};
-use crate::dev::hierarchy as dev;
+use crate::config::CrlConfig;
+use crate::dev::test_ca;
 use crate::store::{Certificate, CertificateKind, CertificateStatus};
 
 fn revoked_row(serial: String, not_after: NaiveDateTime, seq: i64) -> Certificate {
@@ -125,26 +125,9 @@ fn der_headers() {
 fn publisher_with(
     rows: Vec<Certificate>,
 ) -> (tempfile::TempDir, Arc<Hierarchy>, Store, CrlPublisher) {
-    let dir = tempfile::tempdir().unwrap();
-    let ca = CaConfig {
-        dir: dir.path().join("ca"),
-        ..CaConfig::default()
-    };
-    dev::init(&ca, "http://ca.test", false, Utc::now()).unwrap();
-    let hierarchy = Arc::new(Hierarchy::load(&ca, Mode::Dev).unwrap());
-    let store = Store::open(
-        &DatabaseUrl::Sqlite(dir.path().join("t.db")),
-        &DatabaseConfig::default(),
-    )
-    .unwrap();
-    let issuer = Arc::new(
-        Issuer::new(
-            Arc::clone(&hierarchy),
-            "http://ca.test",
-            "http://ca.test/cps",
-        )
-        .unwrap(),
-    );
+    let ca = test_ca::dev_ca();
+    let store = ca.store();
+    let issuer = ca.issuer();
     store
         .write(|tx| -> Result<(), StoreError> {
             for mut row in rows {
@@ -160,7 +143,7 @@ fn publisher_with(
         Arc::new(SystemClock),
         CrlConfig::default(),
     );
-    (dir, hierarchy, store, publisher)
+    (ca.dir, ca.hierarchy, store, publisher)
 }
 
 fn at(s: &str) -> NaiveDateTime {

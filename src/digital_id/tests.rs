@@ -90,6 +90,24 @@ fn code(r: Result<VerifiedConsent, ConsentError>) -> &'static str {
     r.map(|_| "ok").unwrap_or_else(|e| e.code().as_str())
 }
 
+/// The code of the verification of `token` for issuance, at [`now`]: `ok` or the refusal's.
+fn verdict(keys: &TrustedKeys, token: &str) -> &'static str {
+    code(keys.verify(token, Purpose::EdsIssuance, now()))
+}
+
+/// The verification, at [`now`], of claims signed with a fresh key that is trusted.
+fn fresh_key_verifier() -> impl Fn(&Claims) -> Result<VerifiedConsent, ConsentError> {
+    let key = ec_key();
+    let keys = trust(&[&key]);
+    move |c| keys.verify(&mint_es256(&key, c).unwrap(), Purpose::EdsIssuance, now())
+}
+
+/// The code of that verification: `ok` or the refusal's.
+fn fresh_key_codes() -> impl Fn(&Claims) -> &'static str {
+    let verify = fresh_key_verifier();
+    move |c| code(verify(c))
+}
+
 #[test]
 fn a_minted_es256_token_verifies() {
     let key = ec_key();
@@ -118,11 +136,7 @@ fn rs256_and_ps256_verify_with_a_trusted_rsa_key() {
             &rsa,
             pss,
         );
-        assert_eq!(
-            code(keys.verify(&token, Purpose::EdsIssuance, now())),
-            "ok",
-            "{alg}"
-        );
+        assert_eq!(verdict(&keys, &token), "ok", "{alg}");
     }
     // PKCS#1 v1.5 signature presented as PS256 does not verify.
     let token = sign_raw(
@@ -131,18 +145,12 @@ fn rs256_and_ps256_verify_with_a_trusted_rsa_key() {
         &rsa,
         false,
     );
-    assert_eq!(
-        code(keys.verify(&token, Purpose::EdsIssuance, now())),
-        "consent_token_signature_invalid"
-    );
+    assert_eq!(verdict(&keys, &token), "consent_token_signature_invalid");
 }
 
 #[test]
 fn every_refusal_has_its_code() {
-    let key = ec_key();
-    let keys = trust(&[&key]);
-    let verify =
-        |c: &Claims| code(keys.verify(&mint_es256(&key, c).unwrap(), Purpose::EdsIssuance, now()));
+    let verify = fresh_key_codes();
 
     let mut c = claims();
     c.iss = "https://evil".into();
@@ -196,7 +204,9 @@ fn hostile_headers_and_shapes_are_refused() {
     let kid = jws::VerifyingKey::from_pkey(public(&key))
         .unwrap()
         .thumbprint();
-    let v = |t: &str| code(keys.verify(t, Purpose::EdsIssuance, now()));
+    let v = |t: &str| verdict(&keys, t);
+    // The claims signed (PKCS#1 v1.5 or ECDSA) under the JOSE `header`.
+    let under = |header: serde_json::Value| sign_raw(&header, &payload, &key, false);
 
     assert_eq!(v(""), "consent_token_malformed");
     assert_eq!(v("a.b"), "consent_token_malformed");
@@ -209,26 +219,16 @@ fn hostile_headers_and_shapes_are_refused() {
         URL_SAFE_NO_PAD.encode(&payload)
     );
     assert_eq!(v(&none), "consent_token_algorithm_not_allowed");
-    let hs = sign_raw(
-        &serde_json::json!({"alg": "HS256", "kid": kid}),
-        &payload,
-        &key,
-        false,
-    );
+    let hs = under(serde_json::json!({"alg": "HS256", "kid": kid}));
     assert_eq!(v(&hs), "consent_token_algorithm_not_allowed");
     // An EC key presented as RS256 (algorithm confusion).
-    let rs = sign_raw(
-        &serde_json::json!({"alg": "RS256", "kid": kid}),
-        &payload,
-        &key,
-        false,
-    );
+    let rs = under(serde_json::json!({"alg": "RS256", "kid": kid}));
     assert_eq!(v(&rs), "consent_token_algorithm_not_allowed");
     let nokid = mint_es256(&key, &claims()).unwrap();
     let other = ec_key();
     let foreign = mint_es256(&other, &claims()).unwrap();
     assert_eq!(v(&foreign), "consent_token_untrusted_key");
-    let unkid = sign_raw(&serde_json::json!({"alg": "ES256"}), &payload, &key, false);
+    let unkid = under(serde_json::json!({"alg": "ES256"}));
     assert_eq!(v(&unkid), "consent_token_untrusted_key");
     // Tamper with the payload: same kid, signature no longer matches.
     let mut parts: Vec<&str> = nokid.split('.').collect();
@@ -237,12 +237,7 @@ fn hostile_headers_and_shapes_are_refused() {
     let forged = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&c).unwrap());
     parts[1] = &forged;
     assert_eq!(v(&parts.join(".")), "consent_token_signature_invalid");
-    let crit = sign_raw(
-        &serde_json::json!({"alg": "ES256", "kid": kid, "crit": ["exp"]}),
-        &payload,
-        &key,
-        false,
-    );
+    let crit = under(serde_json::json!({"alg": "ES256", "kid": kid, "crit": ["exp"]}));
     assert_eq!(v(&crit), "consent_token_malformed");
 }
 
@@ -276,22 +271,16 @@ fn jwks_files_are_trusted_by_their_kid() {
     let mut raw = sig.r().to_vec_padded(32).unwrap();
     raw.extend(sig.s().to_vec_padded(32).unwrap());
     let token = format!("{input}.{}", URL_SAFE_NO_PAD.encode(&raw));
-    assert_eq!(code(keys.verify(&token, Purpose::EdsIssuance, now())), "ok");
+    assert_eq!(verdict(&keys, &token), "ok");
     // The same signature under a kid nobody published.
     let other = URL_SAFE_NO_PAD.encode(br#"{"alg":"ES256","kid":"did-2027"}"#);
     let unknown = format!("{other}.{body}.{}", URL_SAFE_NO_PAD.encode(&raw));
-    assert_eq!(
-        code(keys.verify(&unknown, Purpose::EdsIssuance, now())),
-        "consent_token_untrusted_key"
-    );
+    assert_eq!(verdict(&keys, &unknown), "consent_token_untrusted_key");
 }
 
 #[test]
 fn a_token_whose_times_contradict_each_other_is_refused_within_the_skew() {
-    let key = ec_key();
-    let keys = trust(&[&key]);
-    let verify =
-        |c: &Claims| code(keys.verify(&mint_es256(&key, c).unwrap(), Purpose::EdsIssuance, now()));
+    let verify = fresh_key_codes();
     let t = now().timestamp();
     let mut c = claims();
     // exp 30 s before iat: both within the 60 s allowance of now.
@@ -313,10 +302,7 @@ fn a_token_whose_times_contradict_each_other_is_refused_within_the_skew() {
 
 #[test]
 fn a_name_with_a_refused_character_is_refused_with_the_code_point() {
-    let key = ec_key();
-    let keys = trust(&[&key]);
-    let verify =
-        |c: &Claims| keys.verify(&mint_es256(&key, c).unwrap(), Purpose::EdsIssuance, now());
+    let verify = fresh_key_verifier();
     let mut c = claims();
     c.identity.patronymic = Some("ТЕСТ\u{202E}ОВИЧ".into());
     let e = verify(&c).unwrap_err();

@@ -9,7 +9,7 @@ use openssl::ocsp::{OcspCertId, OcspRequest as OpensslRequest};
 use super::*;
 use crate::clock::SystemClock;
 use crate::config::{CaConfig, Mode, OcspConfig};
-use crate::dev::hierarchy as dev;
+use crate::dev::test_ca;
 
 /// A status source that answers `good` slowly and counts calls.
 struct Slow {
@@ -36,15 +36,24 @@ impl StatusSource for Slow {
     }
 }
 
-fn hierarchy() -> (tempfile::TempDir, Hierarchy) {
-    let dir = tempfile::tempdir().unwrap();
-    let ca = CaConfig {
-        dir: dir.path().join("ca"),
-        ..CaConfig::default()
-    };
-    dev::init(&ca, "http://ca.test", false, chrono::Utc::now()).unwrap();
-    let h = Hierarchy::load(&ca, Mode::Dev).unwrap();
-    (dir, h)
+impl Slow {
+    /// A counter at zero; with a `gate`, the first lookup waits there and then lingers.
+    fn new(gate: Option<Arc<Barrier>>) -> Arc<Slow> {
+        Arc::new(Slow {
+            calls: AtomicUsize::new(0),
+            gate,
+        })
+    }
+}
+
+fn hierarchy() -> (tempfile::TempDir, Arc<Hierarchy>) {
+    let ca = test_ca::dev_ca();
+    (ca.dir, ca.hierarchy)
+}
+
+/// A responder with the default configuration on the system clock.
+fn default_responder(h: &Hierarchy, source: Arc<dyn StatusSource>) -> Responder {
+    Responder::new(h, source, OcspConfig::default(), Arc::new(SystemClock)).unwrap()
 }
 
 /// A request for the OCSP responder certificate's own serial (any certificate of the issuing
@@ -66,17 +75,8 @@ fn request(h: &Hierarchy, ids: usize) -> Vec<u8> {
 #[test]
 fn presigned_answers_are_cached_and_on_demand_signing_is_bounded() {
     let (_dir, h) = hierarchy();
-    let source = Arc::new(Slow {
-        calls: AtomicUsize::new(0),
-        gate: None,
-    });
-    let responder = Responder::new(
-        &h,
-        source.clone(),
-        OcspConfig::default(),
-        Arc::new(SystemClock),
-    )
-    .unwrap();
+    let source = Slow::new(None);
+    let responder = default_responder(&h, source.clone());
     let single = request(&h, 1);
     let first = responder.respond(&single);
     assert!(
@@ -97,10 +97,7 @@ fn presigned_answers_are_cached_and_on_demand_signing_is_bounded() {
 
     // Two on-demand requests at once with room for one: the second gets tryLater.
     let gate = Arc::new(Barrier::new(2));
-    let slow = Arc::new(Slow {
-        calls: AtomicUsize::new(0),
-        gate: Some(Arc::clone(&gate)),
-    });
+    let slow = Slow::new(Some(Arc::clone(&gate)));
     let config = OcspConfig {
         max_inflight_signing: 1,
         ..OcspConfig::default()
@@ -138,12 +135,8 @@ fn serial_hex_of(h: &Hierarchy) -> String {
 #[test]
 fn an_answer_signed_across_an_invalidation_is_not_cached() {
     let (_dir, h) = hierarchy();
-    let source = Arc::new(Slow {
-        calls: AtomicUsize::new(0),
-        gate: None,
-    });
-    let responder =
-        Responder::new(&h, source, OcspConfig::default(), Arc::new(SystemClock)).unwrap();
+    let source = Slow::new(None);
+    let responder = default_responder(&h, source);
     let mark = responder.cache().mark();
     responder.cache().invalidate(&[], 7);
     let kept = responder.cache().insert(
@@ -168,12 +161,8 @@ fn an_answer_signed_across_an_invalidation_is_not_cached() {
 #[test]
 fn junk_and_foreign_issuers_get_error_statuses() {
     let (_dir, h) = hierarchy();
-    let source = Arc::new(Slow {
-        calls: AtomicUsize::new(0),
-        gate: None,
-    });
-    let responder =
-        Responder::new(&h, source, OcspConfig::default(), Arc::new(SystemClock)).unwrap();
+    let source = Slow::new(None);
+    let responder = default_responder(&h, source);
     for junk in [
         &b""[..],
         &[0x30, 0x00],
@@ -206,17 +195,8 @@ fn junk_and_foreign_issuers_get_error_statuses() {
 #[test]
 fn the_responder_certificate_is_renewed_with_the_same_key_before_it_expires() {
     let (dir, h) = hierarchy();
-    let source = Arc::new(Slow {
-        calls: AtomicUsize::new(0),
-        gate: None,
-    });
-    let not_due = Responder::new(
-        &h,
-        source.clone(),
-        OcspConfig::default(),
-        Arc::new(SystemClock),
-    )
-    .unwrap();
+    let source = Slow::new(None);
+    let not_due = default_responder(&h, source.clone());
     assert!(
         !not_due
             .renew_if_due(&h, chrono::Duration::days(30))

@@ -9,16 +9,14 @@ use openssl::pkey::PKey;
 use openssl::x509::X509ReqBuilder;
 
 use super::*;
-use crate::ca::{Hierarchy, HierarchyFiles};
+use crate::ca::{HierarchyFiles, PreparedCertificate};
 use crate::clock::{FixedClock, SystemClock};
-use crate::config::{CaConfig, DatabaseConfig, DatabaseUrl, Mode};
-use crate::dev::hierarchy as dev;
+use crate::dev::test_ca::{self, TestCa};
 use crate::digital_id::{self, Purpose, TrustedKeys, VerifiedConsent};
 use crate::store::{ApplicationStatus, CertificateStatus};
 
 struct Fixture {
-    _dir: tempfile::TempDir,
-    hierarchy: Arc<Hierarchy>,
+    ca: TestCa,
     store: Store,
     issuer: Arc<Issuer>,
     keys: TrustedKeys,
@@ -26,42 +24,44 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let ca = CaConfig {
-        dir: dir.path().join("ca"),
-        ..CaConfig::default()
-    };
-    dev::init(&ca, "http://ca.test", false, chrono::Utc::now()).unwrap();
-    let hierarchy = Arc::new(Hierarchy::load(&ca, Mode::Dev).unwrap());
-    let store = Store::open(
-        &DatabaseUrl::Sqlite(dir.path().join("t.db")),
-        &DatabaseConfig::default(),
-    )
-    .unwrap();
-    let issuer = Arc::new(
-        Issuer::new(
-            Arc::clone(&hierarchy),
-            "http://ca.test",
-            "http://ca.test/cps",
-        )
-        .unwrap(),
-    );
+    let ca = test_ca::dev_ca();
     let keys = TrustedKeys::load(
         &[],
-        &[hierarchy.digital_id_dev_key().unwrap().clone()],
+        &[ca.hierarchy.digital_id_dev_key().unwrap().clone()],
         "iss",
         "aud",
     )
     .unwrap();
-    let files = HierarchyFiles::new(&ca.dir, &ca.issuer_id);
+    let files = HierarchyFiles::new(&ca.ca.dir, &ca.ca.issuer_id);
     let signing_key = digital_id::read_signing_key(&files.digital_id_key).unwrap();
     Fixture {
-        _dir: dir,
-        hierarchy,
-        store,
-        issuer,
+        store: ca.store(),
+        issuer: ca.issuer(),
+        ca,
         keys,
         signing_key,
+    }
+}
+
+impl Fixture {
+    /// A registrar over the fixture's store and issuer, reading the system clock.
+    fn registrar(&self) -> Registrar {
+        Registrar::new(
+            self.store.clone(),
+            Arc::clone(&self.issuer),
+            Arc::new(SystemClock),
+            "2026-1",
+        )
+    }
+
+    /// The same registrar with its clock stopped at `at`.
+    fn registrar_at(&self, at: chrono::DateTime<chrono::Utc>) -> Registrar {
+        Registrar::new(
+            self.store.clone(),
+            Arc::clone(&self.issuer),
+            Arc::new(FixedClock(at)),
+            "2026-1",
+        )
     }
 }
 
@@ -127,18 +127,23 @@ fn form() -> ApplicationForm {
     }
 }
 
+/// Only the durable half of an issuance, as a process that dies before signing leaves it:
+/// `request` accepted, its application approved and its serials reserved.
+fn accepted_unsigned(
+    registrar: &Registrar,
+    consent: &VerifiedConsent,
+    request: ApplicationForm,
+) -> (Application, String, Vec<PreparedCertificate>) {
+    let checked = request.check("2026-1").unwrap();
+    registrar.accept(consent, &checked).unwrap()
+}
+
 #[test]
 fn an_issuance_interrupted_after_reservation_is_completed_from_the_stored_tbs() {
     let f = fixture();
-    let registrar = Registrar::new(
-        f.store.clone(),
-        Arc::clone(&f.issuer),
-        Arc::new(SystemClock),
-        "2026-1",
-    );
+    let registrar = f.registrar();
     // The process "dies" after the durable half: application approved, serials reserved.
-    let checked = form().check("2026-1").unwrap();
-    let (app, access_token, prepared) = registrar.accept(&consent(&f), &checked).unwrap();
+    let (app, access_token, prepared) = accepted_unsigned(&registrar, &consent(&f), form());
     assert_eq!(app.status, ApplicationStatus::Approved);
     assert_eq!(prepared.len(), 2);
     let view = registrar.view(&app.id, &access_token).unwrap();
@@ -156,12 +161,7 @@ fn an_issuance_interrupted_after_reservation_is_completed_from_the_stored_tbs() 
         .all(|c| c.status == CertificateStatus::Reserved && c.der.is_none()));
 
     // A new process resumes it.
-    let restarted = Registrar::new(
-        f.store.clone(),
-        Arc::clone(&f.issuer),
-        Arc::new(SystemClock),
-        "2026-1",
-    );
+    let restarted = f.registrar();
     assert_eq!(restarted.resume_approved().unwrap(), 1);
     assert_eq!(
         restarted.resume_approved().unwrap(),
@@ -171,13 +171,13 @@ fn an_issuance_interrupted_after_reservation_is_completed_from_the_stored_tbs() 
     let view = restarted.view(&app.id, &access_token).unwrap();
     assert_eq!(view.application.status, ApplicationStatus::Issued);
     assert_eq!(view.certificates.len(), 2);
-    let issuing_key = f
-        .hierarchy
-        .issuing()
-        .certificate()
-        .x509()
-        .public_key()
-        .unwrap();
+    let issuing_key =
+        f.ca.hierarchy
+            .issuing()
+            .certificate()
+            .x509()
+            .public_key()
+            .unwrap();
     for cert in &view.certificates {
         let before = reserved.iter().find(|r| r.serial == cert.serial).unwrap();
         let der = cert.der.as_deref().unwrap();
@@ -200,32 +200,13 @@ fn an_issuance_interrupted_after_reservation_is_completed_from_the_stored_tbs() 
 fn used_token_ids_are_pruned_only_after_they_can_no_longer_be_accepted() {
     let f = fixture();
     let consent = consent(&f);
-    let registrar = Registrar::new(
-        f.store.clone(),
-        Arc::clone(&f.issuer),
-        Arc::new(SystemClock),
-        "2026-1",
-    );
+    let registrar = f.registrar();
     registrar.submit(&consent, form()).unwrap();
     assert_eq!(registrar.prune_used_tokens().unwrap(), 0);
     // Just past expiry, the token is still within the skew: kept.
-    let at_expiry = Registrar::new(
-        f.store.clone(),
-        Arc::clone(&f.issuer),
-        Arc::new(FixedClock(
-            consent.expires_at() + chrono::Duration::seconds(30),
-        )),
-        "2026-1",
-    );
+    let at_expiry = f.registrar_at(consent.expires_at() + chrono::Duration::seconds(30));
     assert_eq!(at_expiry.prune_used_tokens().unwrap(), 0);
-    let later = Registrar::new(
-        f.store.clone(),
-        Arc::clone(&f.issuer),
-        Arc::new(FixedClock(
-            consent.expires_at() + chrono::Duration::seconds(121),
-        )),
-        "2026-1",
-    );
+    let later = f.registrar_at(consent.expires_at() + chrono::Duration::seconds(121));
     assert_eq!(later.prune_used_tokens().unwrap(), 1);
     assert!(!f
         .store
@@ -241,15 +222,7 @@ fn the_per_iin_limit_counts_over_a_sliding_day_and_frees_slots_as_they_age() {
         applications_per_day: 2,
         revocations_per_day: 0,
     };
-    let at = |offset: chrono::Duration| {
-        Registrar::new(
-            f.store.clone(),
-            Arc::clone(&f.issuer),
-            Arc::new(FixedClock(t0 + offset)),
-            "2026-1",
-        )
-        .with_iin_limits(limits)
-    };
+    let at = |offset: chrono::Duration| f.registrar_at(t0 + offset).with_iin_limits(limits);
     let hours = chrono::Duration::hours;
     at(hours(0)).submit(&consent(&f), form()).unwrap();
     at(hours(1)).submit(&consent(&f), form()).unwrap();
@@ -283,12 +256,7 @@ fn the_per_iin_limit_counts_over_a_sliding_day_and_frees_slots_as_they_age() {
         "{refused:?}"
     );
     // Without limits (operators' tools, tests) nothing is counted against anyone.
-    let unlimited = Registrar::new(
-        f.store.clone(),
-        Arc::clone(&f.issuer),
-        Arc::new(FixedClock(t0 + next_day)),
-        "2026-1",
-    );
+    let unlimited = f.registrar_at(t0 + next_day);
     unlimited.submit(&consent(&f), form()).unwrap();
     // Pruning forgets what left the window and nothing else.
     assert_eq!(at(next_day).prune_rate_events().unwrap(), 1);
@@ -313,12 +281,7 @@ fn audit_actions(store: &Store) -> Vec<String> {
 #[test]
 fn the_same_request_again_gets_its_application_under_a_new_access_token() {
     let f = fixture();
-    let registrar = Registrar::new(
-        f.store.clone(),
-        Arc::clone(&f.issuer),
-        Arc::new(SystemClock),
-        "2026-1",
-    );
+    let registrar = f.registrar();
     let consent = consent(&f);
     let request = form();
     let first = registrar.submit(&consent, request.clone()).unwrap();
@@ -375,16 +338,10 @@ fn the_same_request_again_gets_its_application_under_a_new_access_token() {
 #[test]
 fn a_repeated_request_completes_an_interrupted_issuance_once() {
     let f = fixture();
-    let registrar = Registrar::new(
-        f.store.clone(),
-        Arc::clone(&f.issuer),
-        Arc::new(SystemClock),
-        "2026-1",
-    );
+    let registrar = f.registrar();
     let consent = consent(&f);
     let request = form();
-    let checked = request.clone().check("2026-1").unwrap();
-    let (app, _, prepared) = registrar.accept(&consent, &checked).unwrap();
+    let (app, _, prepared) = accepted_unsigned(&registrar, &consent, request.clone());
     assert_eq!(app.status, ApplicationStatus::Approved);
 
     let again = registrar.submit(&consent, request).unwrap();
@@ -418,28 +375,15 @@ fn a_repeated_request_completes_an_interrupted_issuance_once() {
 #[test]
 fn stalled_issuance_is_completed_only_after_it_has_been_idle() {
     let f = fixture();
-    let registrar = Registrar::new(
-        f.store.clone(),
-        Arc::clone(&f.issuer),
-        Arc::new(SystemClock),
-        "2026-1",
-    );
-    let checked = form().check("2026-1").unwrap();
-    let (app, access_token, _) = registrar.accept(&consent(&f), &checked).unwrap();
+    let registrar = f.registrar();
+    let (app, access_token, _) = accepted_unsigned(&registrar, &consent(&f), form());
     let idle = chrono::Duration::seconds(30);
     assert_eq!(
         registrar.resume_approved_since(Some(idle)).unwrap(),
         0,
         "in progress"
     );
-    let later = Registrar::new(
-        f.store.clone(),
-        Arc::clone(&f.issuer),
-        Arc::new(FixedClock(
-            chrono::Utc::now() + chrono::Duration::seconds(31),
-        )),
-        "2026-1",
-    );
+    let later = f.registrar_at(chrono::Utc::now() + chrono::Duration::seconds(31));
     assert_eq!(later.resume_approved_since(Some(idle)).unwrap(), 1);
     let view = registrar.view(&app.id, &access_token).unwrap();
     assert_eq!(view.application.status, ApplicationStatus::Issued);

@@ -4,6 +4,7 @@
 //! with the reason), invalid e-mail addresses (refused) and an internationalised domain
 //! (issued with its A-label in the certificate and the message).
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -46,8 +47,7 @@ fn claims_for(iin: &str, birth: chrono::NaiveDate, sex: &str) -> Claims {
 fn hostile_identities_and_addresses_are_refused_with_precise_codes() {
     let env = Env::sqlite();
     let dir = env.dir();
-    let (auth, _) = csr(dir, "ec", &[]);
-    let (sign, _) = csr(dir, "ec", &[]);
+    let (auth, sign) = ec_csrs(dir, &[]);
     let good = body(&auth, &sign, None);
     let date = |y, m, d| chrono::NaiveDate::from_ymd_opt(y, m, d).unwrap();
 
@@ -163,8 +163,7 @@ fn hostile_identities_and_addresses_are_refused_with_precise_codes() {
 fn a_surname_mixing_scripts_waits_for_an_operator_with_the_reason() {
     let env = Env::sqlite();
     let dir = env.dir();
-    let (auth, _) = csr(dir, "ec", &[]);
-    let (sign, _) = csr(dir, "ec", &[]);
+    let (auth, sign) = ec_csrs(dir, &[]);
     let mut c = claims(&fresh_iin());
     // A Latin A (U+0041) inside a Cyrillic surname; Digital ID's checks all passed.
     c.identity.surname = "ИВAНОВ".into();
@@ -188,8 +187,7 @@ fn a_surname_mixing_scripts_waits_for_an_operator_with_the_reason() {
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("U+0041"), "{}", text(&out));
     // A name in one script is issued at once, as before.
-    let (auth, _) = csr(dir, "ec", &[]);
-    let (sign, _) = csr(dir, "ec", &[]);
+    let (auth, sign) = ec_csrs(dir, &[]);
     let (status, created) = env.post(
         Some(&env.minted(&claims(&fresh_iin()))),
         &body(&auth, &sign, None),
@@ -197,17 +195,28 @@ fn a_surname_mixing_scripts_waits_for_an_operator_with_the_reason() {
     assert_eq!((status, created["status"].as_str()), (201, Some("issued")));
 }
 
+/// An AUTH and a SIGN CSR for new EC keys, the SIGN one made with the `openssl req`
+/// arguments `sign_extra`.
+fn ec_csrs(dir: &Path, sign_extra: &[&str]) -> (String, String) {
+    let (auth, _) = csr(dir, "ec", &[]);
+    let (sign, _) = csr(dir, "ec", sign_extra);
+    (auth, sign)
+}
+
+/// An AUTH CSR, and a SIGN CSR asking for `mailbox` as its e-mail address.
+fn csrs_naming_mailbox(dir: &Path, mailbox: &str) -> (String, String) {
+    ec_csrs(
+        dir,
+        &["-addext", &format!("subjectAltName=email:{mailbox}")],
+    )
+}
+
 #[test]
 fn an_internationalised_domain_is_certified_and_mailed_as_its_a_label() {
     let env = Env::sqlite();
     let dir = env.dir();
-    let (auth, _) = csr(dir, "ec", &[]);
     // The CSR asks for the A-label form, the form gives the U-label: the same mailbox.
-    let (sign, _) = csr(
-        dir,
-        "ec",
-        &["-addext", "subjectAltName=email:ivan@xn--e1afmkfd.kz"],
-    );
+    let (auth, sign) = csrs_naming_mailbox(dir, "ivan@xn--e1afmkfd.kz");
     let token = env.minted(&claims(&fresh_iin()));
     let (status, created) = env.post(Some(&token), &body(&auth, &sign, Some("ivan@пример.kz")));
     assert_eq!(status, 201, "{created}");
@@ -251,12 +260,7 @@ fn an_internationalised_domain_is_certified_and_mailed_as_its_a_label() {
     assert!(to.contains("ivan@xn--e1afmkfd.kz"), "{to}");
 
     // A CSR asking for another mailbox is still refused.
-    let (auth, _) = csr(dir, "ec", &[]);
-    let (sign, _) = csr(
-        dir,
-        "ec",
-        &["-addext", "subjectAltName=email:ivan@xn--80awbu3c.kz"],
-    );
+    let (auth, sign) = csrs_naming_mailbox(dir, "ivan@xn--80awbu3c.kz");
     let token = env.minted(&claims(&fresh_iin()));
     refused(
         &env,

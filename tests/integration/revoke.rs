@@ -26,6 +26,13 @@ fn holder_revokes(env: &Env, iin: &str, body: &Value) -> (u16, Value) {
     revoke(&env.server.base, &env.revocation_token(iin), body)
 }
 
+/// The holder of `iin` asks to revoke with `body` and gets the problem `code` with `want` as
+/// its status.
+fn assert_holder_refused(env: &Env, iin: &str, body: &Value, want: u16, code: &str) {
+    let (status, problem) = holder_revokes(env, iin, body);
+    assert_problem(status, &problem, want, code);
+}
+
 /// The answer was the problem `code` with `want` as its status.
 fn assert_problem(status: u16, problem: &Value, want: u16, code: &str) {
     assert_eq!(
@@ -68,6 +75,11 @@ fn crl_text(dir: &Path, file: &str) -> String {
         dir,
         &["crl", "-inform", "DER", "-in", file, "-noout", "-text"],
     )
+}
+
+/// The DER CRL `file` in `dir` written again as PEM to `pem`.
+fn crl_to_pem(dir: &Path, file: &str, pem: &str) {
+    openssl(dir, &["crl", "-inform", "DER", "-in", file, "-out", pem]);
 }
 
 /// Wait until the delta CRL lists `serial` (a revocation reaches it within seconds).
@@ -150,12 +162,13 @@ fn revocation_and_crls(env: Env) {
     // Another person's token: refused, nothing changes.
     let (stranger, _) = env.enroll_holder(None);
     let before = env.counts();
-    let (status, problem) = holder_revokes(
+    assert_holder_refused(
         &env,
         &stranger,
         &json!({"serial": colon_form, "reason": "keyCompromise"}),
+        403,
+        "not_certificate_holder",
     );
-    assert_problem(status, &problem, 403, "not_certificate_holder");
     assert_eq!(env.counts(), before);
     // The issuance token may not revoke.
     let (status, problem) = revoke(
@@ -244,12 +257,13 @@ fn revocation_and_crls(env: Env) {
     );
     // Again: already revoked, nothing changes.
     let before = env.counts();
-    let (status, problem) = holder_revokes(
+    assert_holder_refused(
         &env,
         &iin,
         &json!({"serial": sign_serial, "reason": "superseded"}),
+        409,
+        "already_revoked",
     );
-    assert_problem(status, &problem, 409, "already_revoked");
     // The delta CRL that the first revocation triggers may be published (and audited) in the
     // meantime: compare everything but the audit log.
     let no_audit = |c: tamga::store::TableCounts| tamga::store::TableCounts { audit_log: 0, ..c };
@@ -297,18 +311,7 @@ fn revocation_and_crls(env: Env) {
             "lint_crl",
             &["lint", "-t", "CRL", "-p", "PKIX", "-s", "WARNING", file],
         );
-        openssl(
-            &dir,
-            &[
-                "crl",
-                "-inform",
-                "DER",
-                "-in",
-                file,
-                "-out",
-                &format!("{file}.pem"),
-            ],
-        );
+        crl_to_pem(&dir, file, &format!("{file}.pem"));
     }
     let delta_text = crl_text(&dir, "delta.crl");
     assert!(
@@ -362,18 +365,7 @@ fn revocation_and_crls(env: Env) {
     assert_eq!(published.as_array().unwrap().len(), 2, "{published}");
     fetch(&env.server, "/crl/nca_rsa_dev.crl", "full2.crl");
     assert!(crl_number(&dir, "full2.crl") > full_number);
-    openssl(
-        &dir,
-        &[
-            "crl",
-            "-inform",
-            "DER",
-            "-in",
-            "full2.crl",
-            "-out",
-            "full2.pem",
-        ],
-    );
+    crl_to_pem(&dir, "full2.crl", "full2.pem");
     let revoked_now = verify(&dir, &["-crl_check", "-CRLfile", "full2.pem"], "sign.pem");
     assert!(revoked_now.contains("certificate revoked"), "{revoked_now}");
     lint_with(
