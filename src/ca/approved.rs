@@ -7,24 +7,40 @@
 use chrono::{DateTime, Utc};
 
 use crate::csr::{SubjectKeyType, ValidatedCsr};
+use crate::email::EmailAddress;
 use crate::key_identity::KeyIdentity;
 use crate::store::CertificateKind;
 
 /// The subject of a certificate, as the RA verified it (from a verified consent token, or an
-/// application stored from one). The e-mail, if any, is checked: ASCII, the domain in
-/// A-labels.
+/// application stored from one). The e-mail, if any, is an [`EmailAddress`]: checked, ASCII,
+/// the domain in A-labels.
 #[derive(Debug, Clone)]
 pub(crate) struct VerifiedSubject {
-    /// Holder's IIN.
-    pub iin: String,
-    /// Surname.
-    pub surname: String,
-    /// Given name.
-    pub given_name: String,
-    /// Patronymic.
-    pub patronymic: Option<String>,
-    /// E-mail for the SAN.
-    pub email: Option<String>,
+    iin: String,
+    surname: String,
+    given_name: String,
+    patronymic: Option<String>,
+    email: Option<EmailAddress>,
+}
+
+impl VerifiedSubject {
+    /// The identity the RA verified: IIN and names from the consent token (or the application
+    /// stored from it), and the checked e-mail address.
+    pub(crate) fn new(
+        iin: &str,
+        surname: &str,
+        given_name: &str,
+        patronymic: Option<&str>,
+        email: Option<EmailAddress>,
+    ) -> VerifiedSubject {
+        VerifiedSubject {
+            iin: iin.to_owned(),
+            surname: surname.to_owned(),
+            given_name: given_name.to_owned(),
+            patronymic: patronymic.map(str::to_owned),
+            email,
+        }
+    }
 }
 
 /// A certificate request the RA approved: the identity it verified, a key from a validated
@@ -84,7 +100,7 @@ impl ApprovedRequest {
     }
     /// E-mail for the SAN: checked, ASCII, the domain in A-labels.
     pub fn email(&self) -> Option<&str> {
-        self.subject.email.as_deref()
+        self.subject.email.as_ref().map(EmailAddress::as_str)
     }
     /// SubjectPublicKeyInfo, DER: always the canonical encoding.
     pub fn spki_der(&self) -> &[u8] {

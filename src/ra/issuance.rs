@@ -23,13 +23,13 @@ pub(super) fn approved_request(
     storage: Storage,
 ) -> Result<ApprovedRequest, RaError> {
     let email = app.email.as_deref().map(EmailAddress::parse).transpose()?;
-    let subject = VerifiedSubject {
-        iin: app.holder_iin.clone(),
-        surname: app.surname.clone(),
-        given_name: app.given_name.clone(),
-        patronymic: app.patronymic.clone(),
-        email: email.map(|e| e.as_str().to_owned()),
-    };
+    let subject = VerifiedSubject::new(
+        &app.holder_iin,
+        &app.surname,
+        &app.given_name,
+        app.patronymic.as_deref(),
+        email,
+    );
     Ok(ApprovedRequest::new(
         &app.id,
         kind,

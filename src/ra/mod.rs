@@ -11,7 +11,6 @@
 //! itself, trust a CSR's subject or requested extensions (only an e-mail SAN equal to the
 //! form's e-mail), or leave half an application behind.
 
-pub mod email;
 mod form;
 mod intake;
 mod invalidity;
@@ -25,7 +24,7 @@ use std::sync::Arc;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 
-pub use email::{EmailAddress, EmailError};
+use crate::email::{EmailAddress, EmailError};
 pub use form::ApplicationForm;
 pub use intake::{ApplicationView, Submitted};
 pub use invalidity::{InvalidityDate, RevocationDefect};

@@ -23,8 +23,9 @@ use super::{status_of, ApiError};
 use crate::ca::{CaError, SerialError};
 use crate::csr::CsrError;
 use crate::digital_id::ConsentError;
+use crate::email::EmailError;
 use crate::error_code::ErrorCode;
-use crate::ra::{EmailError, RaError};
+use crate::ra::RaError;
 use crate::store::StoreError;
 
 /// Follow a cycle from `first` until it comes back to `first`'s variant; every variant is met

@@ -1,6 +1,9 @@
 //! The citizen's e-mail address, as the form gives it and as the certificate and the mailer
 //! use it.
 //!
+//! Stands on the ground floor (it imports no other module), so the RA that checks the form
+//! and the CA that puts the address in a certificate share one proof of it.
+//!
 //! Owns: the one check that turns the form's text into an [`EmailAddress`] — an RFC 5321
 //! mailbox with a dot-atom local part (RFC 5322 `atext` characters, no leading, trailing or
 //! double dot, at most 64 octets) and a domain name, at most 254 octets in all. An
