@@ -27,7 +27,7 @@ use crate::config::{self, LogFormat, Mode, ValidConfig};
 use crate::crl::{CrlKind, CrlPublisher};
 use crate::digital_id::{self, TrustedKeys};
 use crate::ra::Registrar;
-use crate::store::{AuditEntry, Store};
+use crate::store::Store;
 use crate::vocab::{KeyType, RevocationReason};
 
 /// `println!` that returns a write error (stdout closed: `tamga certs list | head -1`) as

@@ -224,27 +224,13 @@ pub(super) fn keys_in_token(ca: &crate::config::CaConfig) -> Vec<&'static str> {
     .collect()
 }
 
+/// Audit a newly generated hierarchy (the entry is the CA's; the CLI only reports a failure).
 pub(super) fn record_hierarchy_generated(
     store: &Store,
     hierarchy: &Hierarchy,
     clock: &dyn Clock,
     actor: &str,
 ) -> Result<(), Failure> {
-    let details = serde_json::json!({
-        "root": crate::ca::display_name(hierarchy.root().x509().subject_name()),
-        "issuing": crate::ca::display_name(hierarchy.issuing().certificate().x509().subject_name()),
-        "issuing_key_type": hierarchy.issuing().key_type().to_string(),
-        "ocsp_key_type": hierarchy.ocsp_responder().key_type().to_string(),
-    });
-    let entry = AuditEntry {
-        at: clock.now().naive_utc(),
-        actor: actor.to_owned(),
-        action: "ca.hierarchy_generated".to_owned(),
-        subject: hierarchy.issuing().id().to_owned(),
-        details,
-    };
-    store
-        .write(|tx| tx.append_audit(&entry))
-        .map_err(|e| Failure::Internal(anyhow::anyhow!("writing the audit record: {e}")))?;
-    Ok(())
+    crate::crl::issuer::record_generated(store, hierarchy, actor, clock.now())
+        .map_err(|e| Failure::Internal(anyhow::anyhow!("writing the audit record: {e}")))
 }

@@ -2,7 +2,8 @@
 //! to list) or reissued with the same key, each with its audit entry.
 //!
 //! Owns: the authority revocation of the issuing CA certificate and its `ca.issuer_revoked`
-//! audit entry (one transaction), and the `ca.issuing_reissued` audit entry. Must never:
+//! audit entry (one transaction), the `ca.issuing_reissued` audit entry, and the
+//! `ca.hierarchy_generated` entry of a newly generated hierarchy. Must never:
 //! revoke the certificate twice, or report success when the audit entry was not written.
 
 use chrono::{DateTime, Utc};
@@ -79,6 +80,30 @@ pub fn record_reissue(
         action: "ca.issuing_reissued".to_owned(),
         subject: issuer_id.to_owned(),
         details: serde_json::json!({ "not_after": not_after }),
+    };
+    store.write(|tx| tx.append_audit(&entry))?;
+    Ok(())
+}
+
+/// Record that `hierarchy` was generated (root, issuing CA and OCSP responder), by `actor`.
+pub fn record_generated(
+    store: &Store,
+    hierarchy: &Hierarchy,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<(), IssuerError> {
+    let issuing = hierarchy.issuing();
+    let entry = AuditEntry {
+        at: db_time(now),
+        actor: actor.to_owned(),
+        action: "ca.hierarchy_generated".to_owned(),
+        subject: issuing.id().to_owned(),
+        details: serde_json::json!({
+            "root": display_name(hierarchy.root().x509().subject_name()),
+            "issuing": display_name(issuing.certificate().x509().subject_name()),
+            "issuing_key_type": issuing.key_type().to_string(),
+            "ocsp_key_type": hierarchy.ocsp_responder().key_type().to_string(),
+        }),
     };
     store.write(|tx| tx.append_audit(&entry))?;
     Ok(())
