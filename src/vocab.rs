@@ -1,5 +1,6 @@
 //! The small words every authority shares: the CA's key types, the citizen's key storage and
-//! language, and the RFC 5280 revocation reasons.
+//! language, the two certificate kinds, the states of an application, and the RFC 5280
+//! revocation reasons.
 //!
 //! Owns: each of these enums once, with its stable text form (the one in configuration files,
 //! the API and the database) and its parsing. Must never: import another module of the crate,
@@ -161,6 +162,85 @@ impl Storage {
     }
 }
 
+/// Which of the citizen's two certificates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CertificateKind {
+    /// Authentication certificate.
+    Auth,
+    /// Signing certificate.
+    Sign,
+}
+
+impl CertificateKind {
+    /// The stable name (database, API, e-mails).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CertificateKind::Auth => "auth",
+            CertificateKind::Sign => "sign",
+        }
+    }
+    /// Parse the stable name.
+    pub fn parse(s: &str) -> Option<CertificateKind> {
+        match s {
+            "auth" => Some(CertificateKind::Auth),
+            "sign" => Some(CertificateKind::Sign),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for CertificateKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where an application stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[schema(as = ApplicationState)]
+pub enum ApplicationStatus {
+    /// Waiting for an operator's decision.
+    PendingReview,
+    /// Approved; its certificates are reserved and being signed.
+    Approved,
+    /// Both certificates were issued.
+    Issued,
+    /// An operator refused it.
+    Rejected,
+}
+
+impl ApplicationStatus {
+    /// All states.
+    pub const ALL: [ApplicationStatus; 4] = [
+        ApplicationStatus::PendingReview,
+        ApplicationStatus::Approved,
+        ApplicationStatus::Issued,
+        ApplicationStatus::Rejected,
+    ];
+
+    /// The stable name (database, API).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApplicationStatus::PendingReview => "pending_review",
+            ApplicationStatus::Approved => "approved",
+            ApplicationStatus::Issued => "issued",
+            ApplicationStatus::Rejected => "rejected",
+        }
+    }
+    /// Parse the stable name.
+    pub fn parse(s: &str) -> Option<ApplicationStatus> {
+        ApplicationStatus::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+}
+
+impl fmt::Display for ApplicationStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The revocation reasons Tamga accepts (RFC 5280 §5.3.1); case and underscores are not
 /// significant in requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -276,6 +356,16 @@ mod tests {
         for reason in RevocationReason::ALL {
             let wire = serde_json::to_value(reason).ok();
             assert_eq!(wire, Some(serde_json::Value::from(reason.as_str())));
+        }
+        for kind in [CertificateKind::Auth, CertificateKind::Sign] {
+            let wire = serde_json::to_value(kind).ok();
+            assert_eq!(wire, Some(serde_json::Value::from(kind.as_str())));
+            assert_eq!(CertificateKind::parse(kind.as_str()), Some(kind));
+        }
+        for status in ApplicationStatus::ALL {
+            let wire = serde_json::to_value(status).ok();
+            assert_eq!(wire, Some(serde_json::Value::from(status.as_str())));
+            assert_eq!(ApplicationStatus::parse(status.as_str()), Some(status));
         }
         for language in [Language::Kk, Language::Ru, Language::En] {
             let wire = serde_json::to_value(language).ok();

@@ -6,7 +6,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::types::{
-    ApplicationRequest, ApplicationResponse, ApplicationState, CertificateKind, CsrPair, Der,
+    ApplicationRequest, ApplicationResponse, ApplicationStatus, CertificateKind, CsrPair, Der,
     ErrorCode, IssuedCertificate, Language, ProblemDocument, RevocationReason, RevocationRequest,
     RevocationResponse, Storage,
 };
@@ -139,7 +139,7 @@ impl Modify for FloodGuard {
         RevocationResponse,
         Language,
         Storage,
-        ApplicationState,
+        ApplicationStatus,
         CertificateKind,
         RevocationReason,
         Der,

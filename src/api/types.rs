@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 pub use crate::error_code::ErrorCode;
-pub use crate::vocab::{Language, RevocationReason, Storage};
+pub use crate::vocab::{ApplicationStatus, CertificateKind, Language, RevocationReason, Storage};
 
 /// `POST /api/v1/applications` body.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -43,33 +43,13 @@ pub struct CsrPair {
     pub sign: String,
 }
 
-/// States of an application (the values of [`ApplicationResponse::status`]).
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-#[allow(missing_docs)]
-pub enum ApplicationState {
-    PendingReview,
-    Approved,
-    Issued,
-    Rejected,
-}
-
-/// Certificate kinds (the values of [`IssuedCertificate::kind`]).
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-#[allow(missing_docs)]
-pub enum CertificateKind {
-    Auth,
-    Sign,
-}
-
 /// An application and, once issued, its certificates.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ApplicationResponse {
     /// Application id.
     pub id: String,
     /// `issued`, `pending_review`, `approved` (being signed) or `rejected`.
-    #[schema(value_type = ApplicationState, example = "issued")]
+    #[schema(value_type = ApplicationStatus, example = "issued")]
     pub status: String,
     /// Bearer token for `GET /api/v1/applications/{id}`; returned once, by the POST only.
     #[serde(default, skip_serializing_if = "Option::is_none")]

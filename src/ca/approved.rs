@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use crate::csr::{SubjectKeyType, ValidatedCsr};
 use crate::email::EmailAddress;
 use crate::key_identity::KeyIdentity;
-use crate::store::CertificateKind;
+use crate::vocab::CertificateKind;
 
 /// The subject of a certificate, as the RA verified it (from a verified consent token, or an
 /// application stored from one). The e-mail, if any, is an [`EmailAddress`]: checked, ASCII,

@@ -29,7 +29,7 @@ use x509_cert::{Certificate as X509Certificate, TbsCertificate, Version};
 
 use super::approved::{ApprovedRequest, PreparedCertificate, ToBeSigned};
 use super::{CaError, Hierarchy};
-use crate::store::CertificateKind;
+use crate::vocab::CertificateKind;
 use crate::vocab::KeyType;
 
 /// Extended key usage: individual (natural person).

@@ -9,19 +9,7 @@ use super::rows::{touched_one, touched_the_row};
 use super::schema::*;
 use super::{StoreError, Tx};
 
-text_enum!(
-    /// Where an application stands.
-    ApplicationStatus, "applications" {
-        /// Waiting for an operator's decision.
-        PendingReview = "pending_review",
-        /// Approved; its certificates are reserved and being signed.
-        Approved = "approved",
-        /// Both certificates were issued.
-        Issued = "issued",
-        /// An operator refused it.
-        Rejected = "rejected",
-    }
-);
+pub use crate::vocab::ApplicationStatus;
 
 /// An application for the pair of certificates.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,7 +132,7 @@ impl TryFrom<ApplicationRow> for Application {
             })?,
         };
         Ok(Application {
-            status: ApplicationStatus::decode(&r.status)?,
+            status: super::rows::decode_text("applications", &r.status, ApplicationStatus::parse)?,
             id: r.id,
             holder_iin: r.holder_iin,
             surname: r.surname,

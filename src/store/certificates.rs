@@ -11,15 +11,7 @@ use super::rows::{first_insert, touched_one};
 use super::schema::*;
 use super::{StoreError, Tx};
 
-text_enum!(
-    /// Which of the citizen's two certificates.
-    CertificateKind, "certificates" {
-        /// Authentication certificate.
-        Auth = "auth",
-        /// Signing certificate.
-        Sign = "sign",
-    }
-);
+pub use crate::vocab::CertificateKind;
 
 text_enum!(
     /// Life of a certificate row.
@@ -122,7 +114,7 @@ impl TryFrom<CertificateRow> for Certificate {
     type Error = StoreError;
     fn try_from(r: CertificateRow) -> Result<Self, StoreError> {
         Ok(Certificate {
-            kind: CertificateKind::decode(&r.kind)?,
+            kind: super::rows::decode_text("certificates", &r.kind, CertificateKind::parse)?,
             status: CertificateStatus::decode(&r.status)?,
             serial: r.serial,
             issuer_id: r.issuer_id,

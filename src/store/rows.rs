@@ -50,6 +50,26 @@ macro_rules! row_decoders {
     };
 }
 
+/// A value of the shared vocabulary read back from its stored text; a text no value has is a
+/// corrupt row of `table`.
+pub(super) fn decode_text<T>(
+    table: &'static str,
+    text: &str,
+    parse: fn(&str) -> Option<T>,
+) -> Result<T, StoreError> {
+    parse(text).ok_or_else(|| StoreError::Corrupt {
+        table,
+        message: format!(
+            "unknown {} `{}`",
+            std::any::type_name::<T>()
+                .rsplit("::")
+                .next()
+                .unwrap_or("value"),
+            text
+        ),
+    })
+}
+
 /// Declares an enum stored as text, with `as_str` and a checked parse.
 macro_rules! text_enum {
     ($(#[$meta:meta])* $name:ident, $table:literal { $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
