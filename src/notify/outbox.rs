@@ -53,21 +53,7 @@ mod tests {
     use crate::store::{OutboxMessage, OutboxStatus};
 
     fn row(id: &str, status: OutboxStatus, now: DateTime<Utc>) -> OutboxMessage {
-        OutboxMessage {
-            id: id.into(),
-            event: "application_received".into(),
-            recipient: "x@example.kz".into(),
-            language: "en".into(),
-            payload: r#"{"application_id":"A"}"#.into(),
-            status,
-            attempts: 2,
-            next_attempt_at: db_time(now),
-            lease_owner: None,
-            lease_until: None,
-            last_error: None,
-            created_at: db_time(now),
-            sent_at: None,
-        }
+        crate::notify::tests::message(id, status, 2, now)
     }
 
     #[test]

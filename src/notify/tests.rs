@@ -222,21 +222,7 @@ fn a_message_that_keeps_failing_becomes_dead_and_can_be_retried() {
         max_attempts: 2,
         ..NotifyConfig::default()
     };
-    let row = OutboxMessage {
-        id: "row-1".into(),
-        event: "application_received".into(),
-        recipient: "x@example.kz".into(),
-        language: "en".into(),
-        payload: r#"{"application_id":"A"}"#.into(),
-        status: OutboxStatus::Pending,
-        attempts: 0,
-        next_attempt_at: db_time(now),
-        lease_owner: None,
-        lease_until: None,
-        last_error: None,
-        created_at: db_time(now),
-        sent_at: None,
-    };
+    let row = message("row-1", OutboxStatus::Pending, 0, now);
     store.write(|tx| tx.enqueue_message(&row)).unwrap();
     let first = Mailer::new(store.clone(), &config, Arc::new(FixedClock(now))).unwrap();
     assert_eq!(
@@ -319,4 +305,28 @@ fn every_event_text_reads_back_and_is_the_stored_one() {
     }
     assert_eq!(EmailEvent::parse("Application_Received"), None);
     assert_eq!(EmailEvent::parse(""), None);
+}
+
+/// An outbox row of an `application_received` e-mail to `x@example.kz`.
+pub(super) fn message(
+    id: &str,
+    status: OutboxStatus,
+    attempts: i32,
+    now: chrono::DateTime<Utc>,
+) -> OutboxMessage {
+    OutboxMessage {
+        id: id.into(),
+        event: "application_received".into(),
+        recipient: "x@example.kz".into(),
+        language: "en".into(),
+        payload: r#"{"application_id":"A"}"#.into(),
+        status,
+        attempts,
+        next_attempt_at: db_time(now),
+        lease_owner: None,
+        lease_until: None,
+        last_error: None,
+        created_at: db_time(now),
+        sent_at: None,
+    }
 }
