@@ -580,11 +580,22 @@ fn has_ocsp_signing_eku(cert: &X509) -> bool {
         .any(|eku| eku.0.contains(&ocsp_oid))
 }
 
+/// Why the configured hierarchy cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum HierarchyProblem {
+    /// Files are missing, unreadable or do not fit together: the configuration must change.
+    #[error("{0}")]
+    Files(String),
+    /// Everything is configured, but a key cannot be reached now (a PKCS#11 token away).
+    #[error("{0}")]
+    KeyUnavailable(String),
+}
+
 /// Which hierarchy files are present, as `tamga config check` and start-up see them.
 ///
 /// Dev mode: all present (checked by loading them) or none (generated at start).
 /// Production: the root certificate, the issuing and OCSP certificates and keys must exist.
-pub fn check_hierarchy_files(ca: &CaConfig, mode: Mode) -> Result<(), String> {
+pub fn check_hierarchy_files(ca: &CaConfig, mode: Mode) -> Result<(), HierarchyProblem> {
     let files = HierarchyFiles::for_config(ca);
     let required = files.required(mode);
     let missing: Vec<&Path> = required.iter().copied().filter(|p| !p.exists()).collect();
@@ -614,11 +625,15 @@ pub fn check_hierarchy_files(ca: &CaConfig, mode: Mode) -> Result<(), String> {
             }
             Mode::Production => "",
         };
-        return Err(format!("{}{hint}", parts.join("; ")));
+        return Err(HierarchyProblem::Files(format!(
+            "{}{hint}",
+            parts.join("; ")
+        )));
     }
-    Hierarchy::load(ca, mode)
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+    Hierarchy::load(ca, mode).map(|_| ()).map_err(|e| match e {
+        CaError::KeyUnavailable(_) => HierarchyProblem::KeyUnavailable(e.to_string()),
+        e => HierarchyProblem::Files(e.to_string()),
+    })
 }
 
 /// An X.509 name as `CN=…, C=…` in UTF-8, in the order the certificate lists it.

@@ -73,6 +73,9 @@ pub enum Failure {
     Usage(String),
     /// Exit 3.
     Config(config::ConfigError),
+    /// Exit 3: the configuration is valid but something it names (a PKCS#11 token) cannot be
+    /// reached now.
+    Unreachable(String),
     /// Exit 4.
     NotFound(String),
     /// Exit 5.
@@ -95,7 +98,7 @@ impl Failure {
         match self {
             Failure::Internal(_) => 1,
             Failure::Usage(_) => 2,
-            Failure::Config(_) => 3,
+            Failure::Config(_) | Failure::Unreachable(_) => 3,
             Failure::NotFound(_) => 4,
             Failure::Refused(_) => 5,
             Failure::Verification(_) => 6,
@@ -115,6 +118,7 @@ pub fn main() -> ExitCode {
                 Failure::Internal(e) => eprintln!("tamga: error: {e:#}"),
                 Failure::Usage(m) => eprintln!("tamga: {m}"),
                 Failure::Config(e) => eprintln!("tamga: invalid configuration: {e}"),
+                Failure::Unreachable(m) => eprintln!("tamga: unreachable: {m}"),
                 Failure::NotFound(m) => eprintln!("tamga: not found: {m}"),
                 Failure::Refused(m) => eprintln!("tamga: refused: {m}"),
                 Failure::Verification(m) => eprintln!("tamga: verification failed: {m}"),

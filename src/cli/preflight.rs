@@ -8,6 +8,7 @@
 //! keep working while a token is away. Must never: print a secret it reads.
 
 use super::*;
+use crate::ca::HierarchyProblem;
 use crate::config::{ConfigError, TlsConfig};
 
 /// Every check, in the order `serve` needs them; the first failure is a configuration error
@@ -28,13 +29,19 @@ pub(super) fn check_all(config: &ValidConfig) -> Result<(), Failure> {
 }
 
 /// The CA hierarchy's files, loaded with their keys (a token is opened and logged in to).
+/// A token that is configured right but cannot be reached now is said to be unreachable, not
+/// a configuration error (the exit code is the same, 3: nothing can start without it).
 pub(super) fn hierarchy(config: &ValidConfig) -> Result<(), Failure> {
     let cfg = config.get();
-    crate::ca::check_hierarchy_files(&cfg.ca, cfg.mode).map_err(|message| {
-        Failure::Config(ConfigError::MissingFile {
+    crate::ca::check_hierarchy_files(&cfg.ca, cfg.mode).map_err(|problem| match problem {
+        HierarchyProblem::Files(message) => Failure::Config(ConfigError::MissingFile {
             key: "ca.dir",
             message,
-        })
+        }),
+        HierarchyProblem::KeyUnavailable(message) => Failure::Unreachable(format!(
+            "the CA's signing key cannot be reached (the configuration itself is valid): \
+             {message}"
+        )),
     })
 }
 
