@@ -110,6 +110,11 @@ impl Failure {
 
 /// Parse arguments, run the command, and map the outcome to an exit code.
 pub fn main() -> ExitCode {
+    // OpenSSL is initialised by us, first, and without its exit-time clean-up: libpq shares
+    // it, and a clean-up that runs while a pooled PostgreSQL connection is still closing its
+    // TLS session crashes the process after its work is done (exit by SIGSEGV, seen on
+    // commands that load no key before they open the database).
+    openssl::init();
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,

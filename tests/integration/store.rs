@@ -326,6 +326,35 @@ fn postgres_migrations_tolerate_instances_starting_together() {
     });
 }
 
+/// Commands that open only the database (no key, so nothing of ours touches OpenSSL before
+/// libpq does) finish with their own exit code: OpenSSL's exit-time clean-up once crashed
+/// them (SIGSEGV) while a pooled connection was closing its TLS session, in about one run in
+/// three.
+#[test]
+fn database_only_commands_exit_cleanly_on_postgres() {
+    let Some(admin) = postgres_url("database_only_commands_exit_cleanly_on_postgres") else {
+        return;
+    };
+    let db = PgDatabase::create(&admin);
+    let dir = tempfile::tempdir().unwrap();
+    for round in 0..12 {
+        for args in [["audit", "verify"], ["outbox", "list"]] {
+            let out = crate::support::run(
+                crate::support::tamga(dir.path())
+                    .env("TAMGA_DATABASE__URL", &db.url)
+                    .args(args),
+            );
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "round {round}, `tamga {}`: {}",
+                args.join(" "),
+                crate::support::text(&out)
+            );
+        }
+    }
+}
+
 #[test]
 fn unreachable_database_is_a_clear_error() {
     let url = DatabaseUrl::Postgres("postgres://tamga:secret@127.0.0.1:1/none".to_owned());
