@@ -192,7 +192,10 @@ fn query_unavailable(e: &diesel::result::Error) -> bool {
 /// libpq parameters added to a PostgreSQL URL unless it sets them: bounded connection
 /// attempts, and TCP keepalives plus `tcp_user_timeout` so that a connection to a host that
 /// vanished (no RST, packets dropped) fails within about 30 s instead of the kernel's
-/// retransmission limit of many minutes.
+/// retransmission limit of many minutes; and no GSSAPI encryption (`gssencmode=disable`):
+/// Tamga authenticates by password or TLS, libpq's default first tries Kerberos on every
+/// connection, and Kerberos torn down at process exit under a closing connection aborted
+/// short commands. A URL that wants GSSAPI says `gssencmode=prefer` or `require`.
 fn pg_url_with_timeouts(raw: &str, connect_timeout_secs: u32) -> String {
     let Ok(mut url) = url::Url::parse(raw) else {
         return raw.to_owned();
@@ -206,6 +209,7 @@ fn pg_url_with_timeouts(raw: &str, connect_timeout_secs: u32) -> String {
         ("keepalives_interval", "5"),
         ("keepalives_count", "3"),
         ("tcp_user_timeout", "30000"),
+        ("gssencmode", "disable"),
     ];
     let missing: Vec<(&str, &str)> = defaults
         .into_iter()
@@ -307,10 +311,31 @@ impl fmt::Debug for Store {
     }
 }
 
+/// Who opens the store, which decides whether its pool keeps a connection ready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolUse {
+    /// A long-lived server: one idle connection is kept ready, re-opened in the background
+    /// whenever it is taken.
+    Server,
+    /// A command that runs and exits: connections are opened only when asked for, so none is
+    /// half-open in a background thread when the process exits (libpq and the libraries it
+    /// uses, Kerberos included, crash when torn down under a connection being made).
+    Command,
+}
+
 impl Store {
     /// Connect, apply pending migrations (schema, then data: see `data_migrations`), and build
-    /// the pool.
+    /// the pool of a server ([`PoolUse::Server`]).
     pub fn open(url: &DatabaseUrl, config: &DatabaseConfig) -> Result<Store, StoreError> {
+        Store::open_for(url, config, PoolUse::Server)
+    }
+
+    /// [`Store::open`] for `pool_use`.
+    pub fn open_for(
+        url: &DatabaseUrl,
+        config: &DatabaseConfig,
+        pool_use: PoolUse,
+    ) -> Result<Store, StoreError> {
         let url = match url {
             DatabaseUrl::Postgres(raw) => {
                 DatabaseUrl::Postgres(pg_url_with_timeouts(raw, config.connect_timeout_secs))
@@ -355,7 +380,10 @@ impl Store {
         };
         let pool = r2d2::Pool::builder()
             .max_size(config.pool_size)
-            .min_idle(Some(1))
+            .min_idle(Some(match pool_use {
+                PoolUse::Server => 1,
+                PoolUse::Command => 0,
+            }))
             .connection_timeout(Duration::from_millis(u64::from(config.pool_timeout_ms)))
             .error_handler(Box::new(ConnectAttempts))
             .build(manager)?;
@@ -498,6 +526,7 @@ mod tests {
         assert_eq!(pairs["connect_timeout"], "7");
         assert_eq!(pairs["keepalives"], "1");
         assert_eq!(pairs["tcp_user_timeout"], "30000");
+        assert_eq!(pairs["gssencmode"], "disable");
         assert_eq!(parsed.password(), Some("p"));
         assert_eq!(parsed.path(), "/tamga");
 

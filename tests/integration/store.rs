@@ -329,7 +329,8 @@ fn postgres_migrations_tolerate_instances_starting_together() {
 /// Commands that open only the database (no key, so nothing of ours touches OpenSSL before
 /// libpq does) finish with their own exit code: OpenSSL's exit-time clean-up once crashed
 /// them (SIGSEGV) while a pooled connection was closing its TLS session, in about one run in
-/// three.
+/// three, and Kerberos (libpq's default GSSAPI attempt) aborted about one in a hundred while
+/// the pool re-opened a connection in the background.
 #[test]
 fn database_only_commands_exit_cleanly_on_postgres() {
     let Some(admin) = postgres_url("database_only_commands_exit_cleanly_on_postgres") else {
@@ -337,7 +338,7 @@ fn database_only_commands_exit_cleanly_on_postgres() {
     };
     let db = PgDatabase::create(&admin);
     let dir = tempfile::tempdir().unwrap();
-    for round in 0..12 {
+    for round in 0..25 {
         for args in [["audit", "verify"], ["outbox", "list"]] {
             let out = crate::support::run(
                 crate::support::tamga(dir.path())
