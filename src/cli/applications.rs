@@ -27,7 +27,7 @@ pub(super) fn applications(
     config: &ValidConfig,
     command: ApplicationsCommand,
 ) -> Result<(), Failure> {
-    let services = Services::open(config, Arc::new(SystemClock), PoolUse::Command)?;
+    let services = Services::open(config, Arc::new(SystemClock))?;
     let internal = |e: crate::store::StoreError| Failure::Internal(e.into());
     match command {
         ApplicationsCommand::List {

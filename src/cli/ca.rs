@@ -44,11 +44,7 @@ pub(super) fn ca_init(config: &ValidConfig, args: &CaInit) -> Result<(), Failure
             Err(e) => return Err(Failure::Internal(e.into())),
         };
     let hierarchy = load_hierarchy(config)?;
-    match Store::open_for(
-        config.database(),
-        &cfg.database,
-        crate::store::PoolUse::Command,
-    ) {
+    match Store::open(config.database(), &cfg.database) {
         Ok(store) => record_hierarchy_generated(&store, &hierarchy, &clock, &operator_name())?,
         Err(e) => tracing::warn!(error = %e, "the database is unavailable: generation not audited"),
     }
@@ -76,24 +72,14 @@ pub(super) fn ca_root_crl(
     let validity = cfg.crl.root_validity.chrono();
     let der = match number {
         Some(n) => {
-            let store = Store::open_for(
-                config.database(),
-                &cfg.database,
-                crate::store::PoolUse::Command,
-            )
-            .ok();
+            let store = Store::open(config.database(), &cfg.database).ok();
             let revoked = store
                 .and_then(|s| s.read(|tx| tx.authority_revocations()).ok())
                 .unwrap_or_default();
             crate::crl::root::sign(&hierarchy, config.public_url(), n, revoked, now, validity)
         }
         None => {
-            let store = Store::open_for(
-                config.database(),
-                &cfg.database,
-                crate::store::PoolUse::Command,
-            )
-            .map_err(|e| {
+            let store = Store::open(config.database(), &cfg.database).map_err(|e| {
                 Failure::Usage(format!(
                     "no database to take the next number from ({e}): pass --number"
                 ))
@@ -120,11 +106,7 @@ pub(super) fn ca_reissue_issuing(config: &ValidConfig) -> Result<(), Failure> {
     let cert = hierarchy
         .reissue_issuing(&cfg.ca, config.public_url(), SystemClock.now())
         .map_err(|e| Failure::Refused(e.to_string()))?;
-    match Store::open_for(
-        config.database(),
-        &cfg.database,
-        crate::store::PoolUse::Command,
-    ) {
+    match Store::open(config.database(), &cfg.database) {
         Ok(store) => crate::crl::issuer::record_reissue(
             &store,
             &cfg.ca.issuer_id,
@@ -183,11 +165,7 @@ pub(super) fn ca_show(config: &ValidConfig, json: bool) -> Result<(), Failure> {
         )));
     }
     let hierarchy = load_hierarchy(config)?;
-    if let Ok(store) = Store::open_for(
-        config.database(),
-        &cfg.database,
-        crate::store::PoolUse::Command,
-    ) {
+    if let Ok(store) = Store::open(config.database(), &cfg.database) {
         warn_root_crl_expiry(&store);
     }
     let described = describe_hierarchy(&hierarchy, &files, cfg.mode);

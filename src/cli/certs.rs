@@ -12,7 +12,7 @@ pub(super) fn invalidity_arg(
 }
 
 pub(super) fn certs(config: &ValidConfig, command: CertsCommand) -> Result<(), Failure> {
-    let services = Services::open(config, Arc::new(SystemClock), PoolUse::Command)?;
+    let services = Services::open(config, Arc::new(SystemClock))?;
     let (cert, json) = match command {
         CertsCommand::List {
             iin,

@@ -58,7 +58,7 @@ pub(super) fn crl_check(
     operator: Option<String>,
     json: bool,
 ) -> Result<(), Failure> {
-    let services = Services::open(config, Arc::new(SystemClock), PoolUse::Command)?;
+    let services = Services::open(config, Arc::new(SystemClock))?;
     let found = services
         .registrar
         .revocation_defects()
@@ -130,7 +130,7 @@ pub(super) fn crl_check(
 }
 
 pub(super) fn crl_publish(config: &ValidConfig, json: bool) -> Result<(), Failure> {
-    let services = Services::open(config, Arc::new(SystemClock), PoolUse::Command)?;
+    let services = Services::open(config, Arc::new(SystemClock))?;
     let mut published = Vec::new();
     for kind in [CrlKind::Full, CrlKind::Delta] {
         let info = services

@@ -27,7 +27,7 @@ use crate::config::{self, LogFormat, Mode, ValidConfig};
 use crate::crl::{CrlKind, CrlPublisher};
 use crate::digital_id::{self, TrustedKeys};
 use crate::ra::Registrar;
-use crate::store::{PoolUse, Store};
+use crate::store::Store;
 use crate::vocab::{KeyType, RevocationReason};
 
 /// `println!` that returns a write error (stdout closed: `tamga certs list | head -1`) as
@@ -260,7 +260,7 @@ fn load_hierarchy(config: &ValidConfig) -> Result<Hierarchy, Failure> {
 
 /// The database of the configuration, for a command that cannot work without it.
 fn open_store(config: &ValidConfig) -> Result<Store, Failure> {
-    Store::open_for(config.database(), &config.get().database, PoolUse::Command)
+    Store::open(config.database(), &config.get().database)
         .map_err(|e| Failure::Internal(anyhow::anyhow!("opening the database: {e}")))
 }
 

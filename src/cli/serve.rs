@@ -15,15 +15,11 @@ pub(super) struct Services {
 }
 
 impl Services {
-    pub(super) fn open(
-        config: &ValidConfig,
-        clock: Arc<dyn Clock>,
-        pool_use: PoolUse,
-    ) -> Result<Services, Failure> {
+    pub(super) fn open(config: &ValidConfig, clock: Arc<dyn Clock>) -> Result<Services, Failure> {
         let cfg = config.get();
         let hierarchy = Hierarchy::load(&cfg.ca, cfg.mode)
             .map_err(|e| Failure::Internal(anyhow::anyhow!("loading the CA hierarchy: {e}")))?;
-        let store = Store::open_for(config.database(), &cfg.database, pool_use).map_err(|e| {
+        let store = Store::open(config.database(), &cfg.database).map_err(|e| {
             Failure::Internal(anyhow::anyhow!(
                 "opening {}: {e}",
                 config.database().redacted()
@@ -69,7 +65,7 @@ pub(super) fn serve(config: ValidConfig) -> Result<(), Failure> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let cfg = config.get();
     let generated = ensure_dev_hierarchy(&config, clock.as_ref())?;
-    let services = Services::open(&config, clock, PoolUse::Server)?;
+    let services = Services::open(&config, clock)?;
     tracing::info!(
         mode = %cfg.mode,
         database = %config.database().redacted(),

@@ -152,12 +152,7 @@ pub fn seed(
     }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let hierarchy = Arc::new(Hierarchy::load(&cfg.ca, cfg.mode).map_err(|e| e.to_string())?);
-    let store = Store::open_for(
-        config.database(),
-        &cfg.database,
-        crate::store::PoolUse::Command,
-    )
-    .map_err(|e| e.to_string())?;
+    let store = Store::open(config.database(), &cfg.database).map_err(|e| e.to_string())?;
     let issuer = Arc::new(
         Issuer::new(
             Arc::clone(&hierarchy),
@@ -453,12 +448,7 @@ pub fn seed_revoked(config: &ValidConfig, count: u32, out: &Path) -> Result<(), 
     if cfg.mode != Mode::Dev {
         return Err("`dev seed-revoked` runs only with mode = \"dev\"".to_owned());
     }
-    let store = Store::open_for(
-        config.database(),
-        &cfg.database,
-        crate::store::PoolUse::Command,
-    )
-    .map_err(|e| e.to_string())?;
+    let store = Store::open(config.database(), &cfg.database).map_err(|e| e.to_string())?;
     std::fs::create_dir_all(out).map_err(|e| e.to_string())?;
     let mut index = std::io::BufWriter::new(
         std::fs::File::create(out.join("index.txt")).map_err(|e| e.to_string())?,

@@ -311,31 +311,10 @@ impl fmt::Debug for Store {
     }
 }
 
-/// Who opens the store, which decides whether its pool keeps a connection ready.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PoolUse {
-    /// A long-lived server: one idle connection is kept ready, re-opened in the background
-    /// whenever it is taken.
-    Server,
-    /// A command that runs and exits: connections are opened only when asked for, so none is
-    /// half-open in a background thread when the process exits (libpq and the libraries it
-    /// uses, Kerberos included, crash when torn down under a connection being made).
-    Command,
-}
-
 impl Store {
     /// Connect, apply pending migrations (schema, then data: see `data_migrations`), and build
-    /// the pool of a server ([`PoolUse::Server`]).
+    /// the pool.
     pub fn open(url: &DatabaseUrl, config: &DatabaseConfig) -> Result<Store, StoreError> {
-        Store::open_for(url, config, PoolUse::Server)
-    }
-
-    /// [`Store::open`] for `pool_use`.
-    pub fn open_for(
-        url: &DatabaseUrl,
-        config: &DatabaseConfig,
-        pool_use: PoolUse,
-    ) -> Result<Store, StoreError> {
         let url = match url {
             DatabaseUrl::Postgres(raw) => {
                 DatabaseUrl::Postgres(pg_url_with_timeouts(raw, config.connect_timeout_secs))
@@ -380,10 +359,7 @@ impl Store {
         };
         let pool = r2d2::Pool::builder()
             .max_size(config.pool_size)
-            .min_idle(Some(match pool_use {
-                PoolUse::Server => 1,
-                PoolUse::Command => 0,
-            }))
+            .min_idle(Some(1))
             .connection_timeout(Duration::from_millis(u64::from(config.pool_timeout_ms)))
             .error_handler(Box::new(ConnectAttempts))
             .build(manager)?;

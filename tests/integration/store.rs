@@ -330,7 +330,7 @@ fn postgres_migrations_tolerate_instances_starting_together() {
 /// libpq does) finish with their own exit code: OpenSSL's exit-time clean-up once crashed
 /// them (SIGSEGV) while a pooled connection was closing its TLS session, in about one run in
 /// three, and Kerberos (libpq's default GSSAPI attempt) aborted about one in a hundred while
-/// the pool re-opened a connection in the background.
+/// the pool re-opened its idle connection in the background.
 #[test]
 fn database_only_commands_exit_cleanly_on_postgres() {
     let Some(admin) = postgres_url("database_only_commands_exit_cleanly_on_postgres") else {
