@@ -132,7 +132,12 @@ impl TryFrom<ApplicationRow> for Application {
             })?,
         };
         Ok(Application {
-            status: super::rows::decode_text("applications", &r.status, ApplicationStatus::parse)?,
+            status: super::rows::decode_text(
+                "applications",
+                "ApplicationStatus",
+                &r.status,
+                ApplicationStatus::parse,
+            )?,
             id: r.id,
             holder_iin: r.holder_iin,
             surname: r.surname,

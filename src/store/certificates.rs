@@ -114,7 +114,12 @@ impl TryFrom<CertificateRow> for Certificate {
     type Error = StoreError;
     fn try_from(r: CertificateRow) -> Result<Self, StoreError> {
         Ok(Certificate {
-            kind: super::rows::decode_text("certificates", &r.kind, CertificateKind::parse)?,
+            kind: super::rows::decode_text(
+                "certificates",
+                "CertificateKind",
+                &r.kind,
+                CertificateKind::parse,
+            )?,
             status: CertificateStatus::decode(&r.status)?,
             serial: r.serial,
             issuer_id: r.issuer_id,

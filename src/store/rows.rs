@@ -50,23 +50,17 @@ macro_rules! row_decoders {
     };
 }
 
-/// A value of the shared vocabulary read back from its stored text; a text no value has is a
-/// corrupt row of `table`.
+/// A value stored as text (a `text_enum!` or a value of the shared vocabulary), read back; a
+/// text no `what` has is a corrupt row of `table`.
 pub(super) fn decode_text<T>(
     table: &'static str,
+    what: &str,
     text: &str,
     parse: fn(&str) -> Option<T>,
 ) -> Result<T, StoreError> {
     parse(text).ok_or_else(|| StoreError::Corrupt {
         table,
-        message: format!(
-            "unknown {} `{}`",
-            std::any::type_name::<T>()
-                .rsplit("::")
-                .next()
-                .unwrap_or("value"),
-            text
-        ),
+        message: format!("unknown {what} `{text}`"),
     })
 }
 
@@ -88,10 +82,7 @@ macro_rules! text_enum {
                 match s { $($text => Some($name::$variant),)+ _ => None }
             }
             fn decode(s: &str) -> Result<$name, StoreError> {
-                $name::parse(s).ok_or_else(|| StoreError::Corrupt {
-                    table: $table,
-                    message: format!("unknown {} `{}`", stringify!($name), s),
-                })
+                super::rows::decode_text($table, stringify!($name), s, $name::parse)
             }
         }
         impl std::fmt::Display for $name {
