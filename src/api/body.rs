@@ -14,7 +14,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
-use actix_web::body::{BodySize, MessageBody};
+use actix_web::body::{BodySize, EitherBody, MessageBody};
 use actix_web::dev::{Payload, RequestHead, ServiceRequest, ServiceResponse};
 use actix_web::error::PayloadError;
 use actix_web::http::header;
@@ -128,7 +128,7 @@ impl Stream for SharedBody {
 /// the answer keeps the body until it is written (see the module documentation).
 pub async fn keep_unread(
     mut req: ServiceRequest,
-    next: Next<impl MessageBody>,
+    next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let kept = if req.headers().contains_key(header::TRANSFER_ENCODING) {
         let shared = Rc::new(RefCell::new(req.take_payload()));
@@ -140,8 +140,13 @@ pub async fn keep_unread(
         None
     };
     let response = next.call(req).await?;
-    Ok(response.map_body(|_, body| KeepUnread {
-        body: Box::pin(body),
-        _request_body: kept,
+    // Only a chunked request's answer is wrapped: every other answer (OCSP's among them)
+    // passes through as it is, with no allocation.
+    Ok(response.map_body(|_, body| match kept {
+        Some(kept) => EitherBody::right(KeepUnread {
+            body: Box::pin(body),
+            _request_body: Some(kept),
+        }),
+        None => EitherBody::left(body),
     }))
 }
