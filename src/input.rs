@@ -60,6 +60,13 @@ pub fn read_bounded_text(path: &Path, limit: u64) -> io::Result<String> {
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8 text"))
 }
 
+/// A secret kept in a file (a password, a PIN): its first line, without the line ending, read
+/// with [`SECRET_LIMIT`].
+pub fn read_secret_line(path: &Path) -> io::Result<String> {
+    let text = read_bounded_text(path, SECRET_LIMIT)?;
+    Ok(text.lines().next().unwrap_or("").to_owned())
+}
+
 fn not_regular() -> io::Error {
     io::Error::new(
         io::ErrorKind::InvalidInput,

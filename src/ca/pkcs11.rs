@@ -70,12 +70,10 @@ impl Pkcs11Location {
             return Ok(None);
         }
         let pin = if k.pin_env.is_empty() {
-            let text = crate::input::read_bounded_text(&k.pin_file, crate::input::SECRET_LIMIT)
-                .map_err(|source| CaError::Read {
-                    path: k.pin_file.clone(),
-                    source,
-                })?;
-            text.trim_end_matches(['\r', '\n']).to_owned()
+            crate::input::read_secret_line(&k.pin_file).map_err(|source| CaError::Read {
+                path: k.pin_file.clone(),
+                source,
+            })?
         } else {
             std::env::var(&k.pin_env).map_err(|e| {
                 let why = match e {

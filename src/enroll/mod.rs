@@ -206,12 +206,8 @@ pub fn check_password(password: &str) -> Result<(), String> {
 
 fn read_password(common: &Common) -> Result<String, Failure> {
     let password = match &common.password_file {
-        Some(path) => crate::input::read_bounded_text(path, crate::input::SECRET_LIMIT)
-            .map_err(|e| Failure::Usage(format!("--password-file {}: {e}", path.display())))?
-            .lines()
-            .next()
-            .unwrap_or("")
-            .to_owned(),
+        Some(path) => crate::input::read_secret_line(path)
+            .map_err(|e| Failure::Usage(format!("--password-file {}: {e}", path.display())))?,
         None => {
             let first = rpassword::prompt_password("Container password: ").map_err(err)?;
             let again = rpassword::prompt_password("Repeat the password: ").map_err(err)?;

@@ -137,12 +137,8 @@ fn password(config: &NotifyConfig) -> Result<String, String> {
         });
     }
     if !config.password_file.is_empty() {
-        let text = crate::input::read_bounded_text(
-            std::path::Path::new(&config.password_file),
-            crate::input::SECRET_LIMIT,
-        )
-        .map_err(|e| format!("password_file {}: {e}", config.password_file))?;
-        return Ok(text.lines().next().unwrap_or("").to_owned());
+        return crate::input::read_secret_line(std::path::Path::new(&config.password_file))
+            .map_err(|e| format!("password_file {}: {e}", config.password_file));
     }
     Err("username is set but neither password_env nor password_file is".to_owned())
 }
