@@ -25,6 +25,7 @@ mod notify;
 mod ocsp;
 mod operator;
 mod readme;
+mod relying_parties;
 mod revoke;
 mod root_crl;
 mod server;
