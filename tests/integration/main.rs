@@ -1,5 +1,6 @@
 //! Integration tests, in one binary to keep linking cheap: the store on SQLite and
-//! PostgreSQL, the `tamga` command line, and a running server checked with the `openssl` CLI.
+//! PostgreSQL, the `tamga` command line, and a running server checked with the `openssl` CLI
+//! and other relying parties' validators (GnuTLS, NSS, the JDK, pyhanko-certvalidator).
 //!
 //! PostgreSQL tests need `TAMGA_TEST_POSTGRES_URL` (a role allowed to create databases);
 //! without it they print that they were skipped. `.ci/run` always sets it.
@@ -25,6 +26,7 @@ mod notify;
 mod ocsp;
 mod operator;
 mod readme;
+mod relying_parties;
 mod revoke;
 mod root_crl;
 mod server;

@@ -13,6 +13,13 @@
 //   --end-entity-only     check revocation of the end entity only (ONLY_END_ENTITY)
 //   --crl FILE            a CRL to use (repeatable)
 //   --crl-dp              fetch CRLs from the distribution points (com.sun.security.enableCRLDP)
+//   --delta-crl FILE      a delta CRL to apply after the JDK's own check (repeatable; with --crl
+//                         giving the full CRLs). The JDK has no delta CRL support: it skips a
+//                         delta given as --crl (its Delta CRL Indicator is critical) and never
+//                         reads the Freshest CRL extension. Each delta must be signed by the
+//                         issuer of the certificate it speaks about, be current, and extend a
+//                         full CRL given here (its base CRL number at most that CRL's number);
+//                         a listed certificate is revoked unless the entry is removeFromCRL.
 //   --at EPOCH_SECONDS    validate at this time instead of now
 //
 // Prints one line and exits: 0 "VALID policies=[...]", 2 "REVOKED ...", 1 "INVALID ..."
@@ -44,6 +51,7 @@ public class PkixValidate {
         List<X509Certificate> path = new ArrayList<>();
         Set<String> policies = new HashSet<>();
         List<CRL> crls = new ArrayList<>();
+        List<X509CRL> deltas = new ArrayList<>();
         boolean explicit = false, endEntityOnly = false, crlDp = false;
         String mode = "none";
         Date at = new Date();
@@ -59,6 +67,7 @@ public class PkixValidate {
                 case "--end-entity-only" -> endEntityOnly = true;
                 case "--crl" -> { crls.add(cf.generateCRL(new ByteArrayInputStream(read(v)))); i++; }
                 case "--crl-dp" -> crlDp = true;
+                case "--delta-crl" -> { deltas.add((X509CRL) cf.generateCRL(new ByteArrayInputStream(read(v)))); i++; }
                 case "--at" -> { at = new Date(Long.parseLong(v) * 1000L); i++; }
                 default -> usage("unknown argument " + a);
             }
@@ -96,6 +105,13 @@ public class PkixValidate {
         try {
             PKIXCertPathValidatorResult result =
                 (PKIXCertPathValidatorResult) validator.validate(cf.generateCertPath(path), params);
+            if (!deltas.isEmpty()) {
+                String revoked = checkDeltas(path, anchor, crls, deltas, at, endEntityOnly);
+                if (revoked != null) {
+                    System.out.println("REVOKED " + revoked);
+                    System.exit(2);
+                }
+            }
             List<String> valid = new ArrayList<>();
             PolicyNode tree = result.getPolicyTree();
             if (tree != null) collect(tree, valid);
@@ -109,6 +125,76 @@ public class PkixValidate {
             System.out.println("INVALID reason=" + e.getReason() + " index=" + e.getIndex() + " " + e.getMessage());
             System.exit(1);
         }
+    }
+
+    static final String DELTA_CRL_INDICATOR = "2.5.29.27", CRL_NUMBER = "2.5.29.20";
+
+    /**
+     * RFC 5280 6.3.3 for the delta CRLs the JDK cannot apply: returns why a certificate of the
+     * (already validated) path is revoked, or null. Throws CertPathValidatorException
+     * (INVALID) when a delta cannot be used: unsigned by the issuer, stale, or extending a
+     * full CRL newer than any given.
+     */
+    static String checkDeltas(List<X509Certificate> path, X509Certificate anchor, List<CRL> fulls,
+                              List<X509CRL> deltas, Date at, boolean endEntityOnly) throws Exception {
+        int last = endEntityOnly ? 1 : path.size();
+        for (int i = 0; i < last; i++) {
+            X509Certificate cert = path.get(i);
+            X509Certificate issuer = (i + 1 < path.size()) ? path.get(i + 1) : anchor;
+            for (X509CRL delta : deltas) {
+                if (!delta.getIssuerX500Principal().equals(issuer.getSubjectX500Principal())) continue;
+                try {
+                    delta.verify(issuer.getPublicKey());
+                } catch (Exception e) {
+                    throw new CertPathValidatorException("delta CRL not signed by " + issuer.getSubjectX500Principal());
+                }
+                if (delta.getThisUpdate().after(at) || delta.getNextUpdate() == null || delta.getNextUpdate().before(at)) {
+                    throw new CertPathValidatorException("delta CRL not current");
+                }
+                java.math.BigInteger base = integerExtension(delta, DELTA_CRL_INDICATOR);
+                if (base == null) throw new CertPathValidatorException("not a delta CRL");
+                boolean extendsAFull = false;
+                for (CRL c : fulls) {
+                    X509CRL full = (X509CRL) c;
+                    java.math.BigInteger number = integerExtension(full, CRL_NUMBER);
+                    if (full.getIssuerX500Principal().equals(delta.getIssuerX500Principal())
+                        && number != null && base.compareTo(number) <= 0) extendsAFull = true;
+                }
+                if (!extendsAFull) {
+                    throw new CertPathValidatorException("delta CRL extends CRL number " + base + ", newer than every full CRL given");
+                }
+                X509CRLEntry entry = delta.getRevokedCertificate(cert);
+                if (entry != null && entry.getRevocationReason() != CRLReason.REMOVE_FROM_CRL) {
+                    return "index=" + i + " listed on the delta CRL, reason: " + entry.getRevocationReason();
+                }
+            }
+        }
+        return null;
+    }
+
+    /** The INTEGER inside the extension `oid` of `crl` (DER in an OCTET STRING), or null. */
+    static java.math.BigInteger integerExtension(X509CRL crl, String oid) throws Exception {
+        byte[] octets = crl.getExtensionValue(oid);
+        if (octets == null) return null;
+        byte[] inner = derValue(octets, (byte) 0x04);
+        return new java.math.BigInteger(derValue(inner, (byte) 0x02));
+    }
+
+    /** The contents of the DER element of type `tag` at the start of `der`. */
+    static byte[] derValue(byte[] der, byte tag) throws CertPathValidatorException {
+        if (der.length < 2 || der[0] != tag) throw new CertPathValidatorException("bad extension");
+        int len = der[1] & 0xff, off = 2;
+        if (len > 0x80) {
+            int n = len - 0x80;
+            if (n > 3 || der.length < 2 + n) throw new CertPathValidatorException("bad extension");
+            len = 0;
+            for (int k = 0; k < n; k++) len = (len << 8) | (der[2 + k] & 0xff);
+            off = 2 + n;
+        } else if (len == 0x80) {
+            throw new CertPathValidatorException("bad extension");
+        }
+        if (der.length < off + len) throw new CertPathValidatorException("bad extension");
+        return Arrays.copyOfRange(der, off, off + len);
     }
 
     static void collect(PolicyNode node, List<String> out) {
