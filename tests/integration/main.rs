@@ -24,6 +24,7 @@ mod limits;
 mod notify;
 mod ocsp;
 mod operator;
+mod policy;
 mod readme;
 mod revoke;
 mod root_crl;
