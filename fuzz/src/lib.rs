@@ -76,7 +76,7 @@ fn load() -> Result<Fixture, String> {
             false,
             Utc::now(),
         )
-            .map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string())?;
     }
     let hierarchy = Hierarchy::load(&ca, Mode::Dev).map_err(|e| e.to_string())?;
     let digital_id_key = tamga::digital_id::read_signing_key(&files.digital_id_key)?;

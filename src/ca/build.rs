@@ -1,8 +1,9 @@
 //! Building CA certificates with OpenSSL, for every hierarchy: fresh key pairs, the issuing
 //! CA certificate under the root with its certificate policies (also for a renewal of the
 //! issuing CA), the delegated OCSP responder certificate (renewed while serving), and the
-//! pieces a certificate builder needs (names, serials, times). Production code: `Hierarchy` and the development hierarchy
-//! (`crate::dev::hierarchy`) both use it. Must never: write files, or import development code.
+//! pieces a certificate builder needs (names, serials, times). Production code: `Hierarchy`
+//! and the development hierarchy (`crate::dev::hierarchy`) both use it. Must never: write
+//! files, or import development code.
 
 use chrono::{DateTime, Utc};
 use openssl::asn1::{Asn1Integer, Asn1Object, Asn1OctetString, Asn1Time, Asn1Type};
