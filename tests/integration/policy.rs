@@ -512,9 +512,10 @@ fn jdk_explicit_policy(dir: &Path, cert: &str, policy: &str) -> (Option<i32>, St
     (out.status.code(), text(&out))
 }
 
-/// NSS's `vfychain` through `CERT_PKIXVerifyCert` (`-pp`) with `policy` as the required policy
-/// (`-o`, which NSS validates with an explicit policy required) and `usage`; returns whether
-/// it succeeded and what it printed.
+/// NSS's `vfychain` through `CERT_PKIXVerifyCert` (`-pp`) with `policy` as the policy the path
+/// must be valid under (`-o`; a path without it fails with -8032,
+/// SEC_ERROR_POLICY_VALIDATION_FAILED) and `usage`; returns whether it succeeded and what it
+/// printed.
 fn nss_explicit_policy(dir: &Path, cert: &str, policy: &str, usage: &str) -> (bool, String) {
     let out = Command::new("vfychain")
         .current_dir(dir)
