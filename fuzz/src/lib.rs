@@ -69,8 +69,14 @@ fn load() -> Result<Fixture, String> {
     };
     let files = HierarchyFiles::new(&ca.dir, &ca.issuer_id);
     if !files.issuing_cert.exists() {
-        tamga::dev::hierarchy::init(&ca, "http://127.0.0.1:8080", false, Utc::now())
-            .map_err(|e| e.to_string())?;
+        tamga::dev::hierarchy::init(
+            &ca,
+            "http://127.0.0.1:8080",
+            "http://127.0.0.1:8080/cps",
+            false,
+            Utc::now(),
+        )
+        .map_err(|e| e.to_string())?;
     }
     let hierarchy = Hierarchy::load(&ca, Mode::Dev).map_err(|e| e.to_string())?;
     let digital_id_key = tamga::digital_id::read_signing_key(&files.digital_id_key)?;

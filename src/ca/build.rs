@@ -1,8 +1,9 @@
 //! Building CA certificates with OpenSSL, for every hierarchy: fresh key pairs, the issuing
-//! CA certificate under the root (a renewal of the issuing CA), the delegated OCSP responder
-//! certificate (renewed while serving), and the pieces a certificate builder needs (names,
-//! serials, times). Production code: `Hierarchy` and the development hierarchy
-//! (`crate::dev::hierarchy`) both use it. Must never: write files, or import development code.
+//! CA certificate under the root with its certificate policies (also for a renewal of the
+//! issuing CA), the delegated OCSP responder certificate (renewed while serving), and the
+//! pieces a certificate builder needs (names, serials, times). Production code: `Hierarchy`
+//! and the development hierarchy (`crate::dev::hierarchy`) both use it. Must never: write
+//! files, or import development code.
 
 use chrono::{DateTime, Utc};
 use openssl::asn1::{Asn1Integer, Asn1Object, Asn1OctetString, Asn1Time, Asn1Type};
@@ -16,8 +17,14 @@ use openssl::x509::extension::{
 };
 use openssl::x509::{X509Builder, X509Extension, X509Name, X509NameBuilder, X509Ref, X509};
 
+use super::issue::{OID_POLICY_AUTH, OID_POLICY_SIGN};
 use super::{CaError, SigningKey};
 use crate::vocab::KeyType;
+
+/// NCA's certificate policy of its certification authorities, which its issuing CA
+/// certificates carry.
+pub const OID_POLICY_CA: const_oid::ObjectIdentifier =
+    const_oid::ObjectIdentifier::new_unwrap("1.2.398.3.3.1.1");
 
 /// OID of id-pkix-ocsp-nocheck.
 const OID_OCSP_NOCHECK: &str = "1.3.6.1.5.5.7.48.1.5";
@@ -111,15 +118,17 @@ fn append_key_identifiers(b: &mut X509Builder, issuer: &X509Ref) -> Result<(), C
 }
 
 /// The issuing CA certificate for `key`, signed by the root: CA with pathlen 0, keyCertSign
-/// and cRLSign, SKI/AKI, and — so that strict relying parties find revocation data for it —
-/// a CRL distribution point `{public_url}/crl/root.crl` and AIA caIssuers
-/// `{public_url}/ca/root.crt`.
+/// and cRLSign, SKI/AKI, the certificate policies of [`issuing_ca_policies`] (so a relying
+/// party that requires an explicit policy accepts the certificates it issues), and — so that
+/// strict relying parties find revocation data for it — a CRL distribution point
+/// `{public_url}/crl/root.crl` and AIA caIssuers `{public_url}/ca/root.crt`.
 pub fn build_issuing(
     name: &openssl::x509::X509NameRef,
     key: &PKeyRef<impl HasPublic>,
     root: &X509Ref,
     root_key: &SigningKey,
     public_url: &str,
+    cps_url: &str,
     not_before: DateTime<Utc>,
 ) -> Result<X509, CaError> {
     let not_after = add_years(not_before, ISSUING_VALIDITY_YEARS);
@@ -129,7 +138,38 @@ pub fn build_issuing(
     append_key_identifiers(&mut b, root)?;
     b.append_extension(root_crl_distribution_point(public_url)?)?;
     b.append_extension(root_ca_issuers(public_url)?)?;
+    b.append_extension(issuing_ca_policies(cps_url)?)?;
     root_key.sign_x509(b, ROOT_KEY_TYPE)
+}
+
+/// certificatePolicies of every issuing CA certificate, not critical: NCA's CA policy
+/// [`OID_POLICY_CA`] with `cps_url` as an id-qt-cps qualifier (the form of NCA's own test
+/// issuing CA), then the end-entity policies the CA issues under, [`OID_POLICY_AUTH`] and
+/// [`OID_POLICY_SIGN`], without qualifiers (the end-entity certificates carry theirs). NCA's
+/// issuing CA lists only its CA policy, so its chains fail where an explicit policy is
+/// required (`openssl verify -explicit_policy`, the JDK's `setExplicitPolicyRequired`, NSS);
+/// listing the end-entity policies makes them valid along the whole path.
+pub fn issuing_ca_policies(cps_url: &str) -> Result<X509Extension, CaError> {
+    use x509_cert::ext::pkix::certpolicy::{PolicyInformation, PolicyQualifierInfo};
+    let cps = der::asn1::Ia5String::new(cps_url)?;
+    let policies = x509_cert::ext::pkix::CertificatePolicies(vec![
+        PolicyInformation {
+            policy_identifier: OID_POLICY_CA,
+            policy_qualifiers: Some(vec![PolicyQualifierInfo {
+                policy_qualifier_id: const_oid::db::rfc5280::ID_QT_CPS,
+                qualifier: Some(der::Any::from(&cps)),
+            }]),
+        },
+        PolicyInformation {
+            policy_identifier: OID_POLICY_AUTH,
+            policy_qualifiers: None,
+        },
+        PolicyInformation {
+            policy_identifier: OID_POLICY_SIGN,
+            policy_qualifiers: None,
+        },
+    ]);
+    from_der_extension("2.5.29.32", &policies)
 }
 
 fn uri(url: &str) -> Result<x509_cert::ext::pkix::name::GeneralName, CaError> {

@@ -31,6 +31,7 @@ use openssl::x509::X509;
 use crate::vocab::KeyType;
 pub(crate) use approved::VerifiedSubject;
 pub use approved::{ApprovedRequest, PreparedCertificate, ToBeSigned};
+pub use build::OID_POLICY_CA;
 pub(crate) use files::write_new;
 pub use files::HierarchyFiles;
 pub use issue::{
@@ -434,14 +435,16 @@ impl Hierarchy {
         self.root_key.as_ref()
     }
 
-    /// A new issuing CA certificate for the same key (with the root CRL distribution point
-    /// and caIssuers of `public_url`), signed by the root key; the old certificate is kept as
+    /// A new issuing CA certificate for the same key, built as `ca init` builds one (the root
+    /// CRL distribution point and caIssuers of `public_url`, the certificate policies with
+    /// `cps_url`), signed by the root key; the old certificate is kept as
     /// `<issuer_id>.pem.<serial>.old`. Certificates already issued still chain: the name and
     /// key identifier do not change.
     pub fn reissue_issuing(
         &self,
         ca: &CaConfig,
         public_url: &str,
+        cps_url: &str,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<X509, CaError> {
         let root = self.root_key.as_ref().ok_or_else(|| CaError::Invalid {
@@ -457,6 +460,7 @@ impl Hierarchy {
             root.cert.x509(),
             &root.key,
             public_url,
+            cps_url,
             now - chrono::Duration::hours(1),
         )?;
         let serial = old

@@ -35,14 +35,19 @@ pub(super) fn ca_init(config: &ValidConfig, args: &CaInit) -> Result<(), Failure
         )));
     }
     let clock = SystemClock;
-    let outcome =
-        match crate::dev::hierarchy::init(&cfg.ca, config.public_url(), args.force, clock.now()) {
-            Ok(o) => o,
-            Err(e @ crate::ca::CaError::AlreadyExists(_)) => {
-                return Err(Failure::Refused(e.to_string()))
-            }
-            Err(e) => return Err(Failure::Internal(e.into())),
-        };
+    let outcome = match crate::dev::hierarchy::init(
+        &cfg.ca,
+        config.public_url(),
+        config.cps_url(),
+        args.force,
+        clock.now(),
+    ) {
+        Ok(o) => o,
+        Err(e @ crate::ca::CaError::AlreadyExists(_)) => {
+            return Err(Failure::Refused(e.to_string()))
+        }
+        Err(e) => return Err(Failure::Internal(e.into())),
+    };
     let hierarchy = load_hierarchy(config)?;
     match Store::open(config.database(), &cfg.database) {
         Ok(store) => record_hierarchy_generated(&store, &hierarchy, &clock, &operator_name())?,
@@ -104,7 +109,12 @@ pub(super) fn ca_reissue_issuing(config: &ValidConfig) -> Result<(), Failure> {
     let cfg = config.get();
     let hierarchy = load_hierarchy(config)?;
     let cert = hierarchy
-        .reissue_issuing(&cfg.ca, config.public_url(), SystemClock.now())
+        .reissue_issuing(
+            &cfg.ca,
+            config.public_url(),
+            config.cps_url(),
+            SystemClock.now(),
+        )
         .map_err(|e| Failure::Refused(e.to_string()))?;
     match Store::open(config.database(), &cfg.database) {
         Ok(store) => crate::crl::issuer::record_reissue(

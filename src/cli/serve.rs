@@ -207,8 +207,14 @@ pub(super) fn ensure_dev_hierarchy(
         )));
     }
     tracing::info!(dir = %cfg.ca.dir.display(), "generating the development CA hierarchy");
-    crate::dev::hierarchy::init(&cfg.ca, config.public_url(), false, clock.now())
-        .map_err(|e| Failure::Internal(anyhow::anyhow!("generating the CA hierarchy: {e}")))?;
+    crate::dev::hierarchy::init(
+        &cfg.ca,
+        config.public_url(),
+        config.cps_url(),
+        false,
+        clock.now(),
+    )
+    .map_err(|e| Failure::Internal(anyhow::anyhow!("generating the CA hierarchy: {e}")))?;
     Ok(true)
 }
 

@@ -39,13 +39,15 @@ pub struct InitOutcome {
     pub replaced: bool,
 }
 
-/// Generate a development hierarchy in `ca.dir`.
+/// Generate a development hierarchy in `ca.dir`, its certificates pointing relying parties at
+/// `public_url` and the issuing CA's certificate policies at `cps_url`.
 ///
 /// Refuses (with [`CaError::AlreadyExists`]) when any hierarchy file is already there, unless
 /// `force` is set, in which case the old files are replaced.
 pub fn init(
     ca: &CaConfig,
     public_url: &str,
+    cps_url: &str,
     force: bool,
     now: DateTime<Utc>,
 ) -> Result<InitOutcome, CaError> {
@@ -68,7 +70,7 @@ pub fn init(
         source,
     })?;
     let staged = files.in_dir(&staging);
-    let result = generate_into(&staged, ca, public_url, now).and_then(|()| {
+    let result = generate_into(&staged, ca, public_url, cps_url, now).and_then(|()| {
         for (from, to) in staged.all().into_iter().zip(files.all()) {
             std::fs::rename(from, to).map_err(|source| CaError::Write {
                 path: to.to_path_buf(),
@@ -98,6 +100,7 @@ fn generate_into(
     files: &HierarchyFiles,
     ca: &CaConfig,
     public_url: &str,
+    cps_url: &str,
     now: DateTime<Utc>,
 ) -> Result<(), CaError> {
     let not_before = now - BACKDATE;
@@ -123,6 +126,7 @@ fn generate_into(
         &root_cert,
         &root_signer,
         public_url,
+        cps_url,
         not_before,
     )?;
 

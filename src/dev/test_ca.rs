@@ -27,7 +27,14 @@ pub(crate) fn dev_ca() -> TestCa {
         dir: dir.path().join("ca"),
         ..CaConfig::default()
     };
-    dev::init(&ca, "http://ca.test", false, chrono::Utc::now()).unwrap();
+    dev::init(
+        &ca,
+        "http://ca.test",
+        "http://ca.test/cps",
+        false,
+        chrono::Utc::now(),
+    )
+    .unwrap();
     let hierarchy = Arc::new(Hierarchy::load(&ca, Mode::Dev).unwrap());
     TestCa { dir, ca, hierarchy }
 }

@@ -25,6 +25,7 @@ mod limits;
 mod notify;
 mod ocsp;
 mod operator;
+mod policy;
 mod readme;
 mod relying_parties;
 mod revoke;
