@@ -19,7 +19,7 @@ use x509_cert::Certificate;
 use crate::enroll::{lint, Env};
 use crate::support::{
     answers_version, openssl, run, softhsm_available, softhsm_hierarchy, tamga, text, tool_present,
-    verify_chain, x509_text, DEV_ISSUING, DEV_ROOT,
+    verify_chain, x509_text, DEV_ISSUING, DEV_OCSP, DEV_ROOT,
 };
 
 const POLICY_CA: &str = "1.2.398.3.3.1.1";
@@ -377,7 +377,11 @@ fn issuing_ca_profile_is_ncas_test_issuing_ca_with_listed_differences() {
     assert!(out.status.success(), "{}", text(&out));
     // The default `public_url`, and `[ca] cps_url` empty: `{public_url}/cps`.
     assert_profile_as_nca(dir.path(), DEV_ISSUING, "http://127.0.0.1:8080");
-    lint(dir.path(), DEV_ISSUING);
+    // pkilint on every CA certificate of the hierarchy: the root, the issuing CA and its
+    // delegated OCSP responder.
+    for cert in [DEV_ROOT, DEV_ISSUING, DEV_OCSP] {
+        lint(dir.path(), cert);
+    }
 }
 
 #[test]
