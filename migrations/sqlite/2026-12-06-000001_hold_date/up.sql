@@ -7,7 +7,8 @@ ALTER TABLE certificates ADD COLUMN held_at TIMESTAMP;
 -- Releases made before this column existed cleared revoked_at. The hold's date is recovered
 -- from the audit log: the hold's `certificate.revoked` entry (details reason certificateHold)
 -- is written at the revocation date itself, and the last one is the hold that was released
--- (only a hold can be released, and a released certificate is not on hold again).
+-- (only a hold can be released; a certificate held again since is revoked, not issued, and
+-- keeps its date in revoked_at).
 UPDATE certificates SET held_at = (
     SELECT MAX(a.at) FROM audit_log a
     WHERE a.action = 'certificate.revoked'
