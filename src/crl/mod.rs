@@ -10,7 +10,8 @@
 //! Coverage is tracked by the revocation counter: every revocation or release takes the next
 //! counter value in commit order, and each CRL stores the highest value it reflects. A delta
 //! CRL lists every change after its base full CRL's value (`removeFromCRL` for certificates
-//! released from hold).
+//! released from hold, dated with the hold's revocation date: the store keeps it in `held_at`
+//! when the hold is released).
 
 use std::sync::{Arc, Mutex};
 
@@ -194,8 +195,9 @@ fn entry_der(e: &RevocationEntry, released: bool) -> Result<(Vec<u8>, bool), Crl
     let serial = SerialNumber::new(&encoded)?;
     let mut extensions = Vec::new();
     let (date, code) = if released {
-        // removeFromCRL: the hold is lifted. The date is when it had been revoked, if known.
-        (e.revoked_at, Some(REMOVE_FROM_CRL))
+        // removeFromCRL: the hold is lifted. RFC 5280 has no placeholder date: the entry
+        // carries the hold's own revocation date, kept when the hold was released.
+        (e.held_at, Some(REMOVE_FROM_CRL))
     } else {
         let reason = e
             .reason
@@ -218,8 +220,10 @@ fn entry_der(e: &RevocationEntry, released: bool) -> Result<(Vec<u8>, bool), Crl
             None => omitted = true,
         }
     }
-    // A certificate released from hold has no revocation date any more (removeFromCRL).
-    let date = date.unwrap_or_default();
+    // Never a made-up date: a row without one (no release writes one, and the migration that
+    // brought `held_at` filled it for every earlier release) fails the CRL, like a date no CRL
+    // can encode.
+    let date = date.ok_or_else(|| CrlError::Entry(format!("{}: no revocation date", e.serial)))?;
     let revoked = x509_cert::crl::RevokedCert {
         serial_number: serial,
         revocation_date: crl_time(date)

@@ -224,3 +224,88 @@ fn a_revocation_date_no_crl_can_carry_fails_loudly_and_is_reported() {
         .unwrap()
         .is_none());
 }
+
+/// The delta CRL's entries, by serial (upper-case hex as stored).
+fn delta_entries(store: &Store) -> Vec<x509_cert::crl::RevokedCert> {
+    let stored = store
+        .read(|tx| tx.latest_crl("nca_rsa_dev", true))
+        .unwrap()
+        .unwrap();
+    let crl = x509_cert::crl::CertificateList::from_der(&stored.der).unwrap();
+    crl.tbs_cert_list.revoked_certificates.unwrap_or_default()
+}
+
+fn reason_code(entry: &x509_cert::crl::RevokedCert) -> Option<u8> {
+    entry
+        .crl_entry_extensions
+        .iter()
+        .flatten()
+        .find(|x| x.extn_id == OID_CRL_REASON)
+        .map(|x| *x.extn_value.as_bytes().last().unwrap())
+}
+
+fn unix(t: NaiveDateTime) -> u64 {
+    u64::try_from(t.and_utc().timestamp()).unwrap()
+}
+
+/// A hold, then its release: the delta lists the release as removeFromCRL dated with the
+/// hold's own revocation date (RFC 5280 knows no placeholder date; it once said 1970).
+#[test]
+fn a_released_hold_keeps_its_date_in_the_delta_crl() {
+    let now = Utc::now().naive_utc();
+    let serial = "0C01".repeat(8);
+    let mut held = revoked_row(serial.clone(), now + chrono::Duration::days(30), 0);
+    held.revocation_reason = Some("certificateHold".into());
+    let hold_date = held.revoked_at.unwrap();
+    let (_dir, _, store, publisher) = publisher_with(vec![held]);
+    publisher.publish(CrlKind::Full, true).unwrap().unwrap();
+
+    store
+        .write(|tx| -> Result<(), StoreError> {
+            let seq = tx.next_revocation_seq()?;
+            assert!(tx.release_certificate(&serial, seq)?);
+            Ok(())
+        })
+        .unwrap();
+    let released = store.read(|tx| tx.certificate(&serial)).unwrap().unwrap();
+    assert_eq!(released.status, CertificateStatus::Issued);
+    assert_eq!(released.revoked_at, None);
+
+    publisher.publish(CrlKind::Delta, true).unwrap().unwrap();
+    let entries = delta_entries(&store);
+    assert_eq!(entries.len(), 1, "the release is listed");
+    let entry = &entries[0];
+    assert_eq!(reason_code(entry), Some(REMOVE_FROM_CRL));
+    assert_eq!(
+        entry.revocation_date.to_unix_duration().as_secs(),
+        unix(hold_date),
+        "the hold's date, not 1970"
+    );
+}
+
+/// A released row without a hold date (as a release before `held_at` existed left it, when the
+/// migration had not filled it) fails the CRL, naming the serial: no date is made up.
+#[test]
+fn a_release_without_a_hold_date_is_never_dated_1970() {
+    let now = Utc::now().naive_utc();
+    let serial = "0D01".repeat(8);
+    let mut released = revoked_row(serial.clone(), now + chrono::Duration::days(30), 0);
+    released.status = CertificateStatus::Issued;
+    released.revoked_at = None;
+    released.revocation_reason = None;
+    let (_dir, _, store, publisher) = publisher_with(vec![]);
+    publisher.publish(CrlKind::Full, true).unwrap().unwrap();
+    // Changed after the full CRL, so the delta must list it.
+    store
+        .write(|tx| -> Result<(), StoreError> {
+            released.revocation_seq = Some(tx.next_revocation_seq()?);
+            tx.insert_certificate(&released)
+        })
+        .unwrap();
+    let err = publisher.publish(CrlKind::Delta, true).unwrap_err();
+    assert!(err.to_string().contains(&serial), "{err}");
+    assert!(store
+        .read(|tx| tx.latest_crl("nca_rsa_dev", true))
+        .unwrap()
+        .is_none());
+}

@@ -59,6 +59,9 @@ pub struct RevocationEntry {
     pub reason: Option<String>,
     /// Invalidity date.
     pub invalidity_date: Option<NaiveDateTime>,
+    /// For a certificate released from hold: when the hold began (its revocation date then),
+    /// which its `removeFromCRL` entry carries.
+    pub held_at: Option<NaiveDateTime>,
 }
 
 #[allow(clippy::type_complexity)]
@@ -68,6 +71,7 @@ fn revocation_columns() -> (
     certificates::revoked_at,
     certificates::revocation_reason,
     certificates::invalidity_date,
+    certificates::held_at,
 ) {
     (
         certificates::serial,
@@ -75,6 +79,7 @@ fn revocation_columns() -> (
         certificates::revoked_at,
         certificates::revocation_reason,
         certificates::invalidity_date,
+        certificates::held_at,
     )
 }
 
@@ -146,6 +151,15 @@ impl Tx<'_> {
     /// on SQLite the write transaction already excludes every other writer).
     pub fn lock_crl_issuer(&mut self, issuer_id: &str) -> Result<(), StoreError> {
         self.lock_named(&format!("tamga-crl:{issuer_id}"))
+    }
+
+    /// The stored CRL `number` of an issuer (full or delta), if any.
+    pub fn crl(&mut self, issuer_id: &str, number: i64) -> Result<Option<StoredCrl>, StoreError> {
+        Ok(crls::table
+            .find((issuer_id, number))
+            .select(StoredCrl::as_select())
+            .first(self.conn)
+            .optional()?)
     }
 
     /// The highest CRL number used for an issuer (full and delta share the sequence).

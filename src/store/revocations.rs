@@ -1,5 +1,5 @@
 //! Revocation state: the revocation counter (`counters`), revoking, correcting and releasing
-//! a certificate, what changed since a counter value, and the revoked CA certificates
+//! a certificate (a release keeps the hold's date in `held_at` for the delta CRL), what changed since a counter value, and the revoked CA certificates
 //! (`authority_revocations`). Must never: decide whether a revocation is allowed (the RA and
 //! the CLI's issuer revocation do).
 
@@ -69,6 +69,9 @@ impl Tx<'_> {
     }
 
     /// Lift a `certificateHold`. Returns `false` when the certificate is not on hold.
+    ///
+    /// The hold's revocation date moves to `held_at` (SQL reads the row as it was before the
+    /// update): the delta CRL's `removeFromCRL` entry carries it.
     pub fn release_certificate(&mut self, serial: &str, seq: i64) -> Result<bool, StoreError> {
         let updated = diesel::update(
             certificate_in(serial, CertificateStatus::Revoked)
@@ -76,6 +79,7 @@ impl Tx<'_> {
         )
         .set((
             certificates::status.eq(CertificateStatus::Issued.as_str()),
+            certificates::held_at.eq(certificates::revoked_at),
             certificates::revoked_at.eq(None::<NaiveDateTime>),
             certificates::revocation_reason.eq(None::<String>),
             certificates::invalidity_date.eq(None::<NaiveDateTime>),
@@ -156,6 +160,7 @@ impl Tx<'_> {
                 revoked_at: Some(at),
                 reason: Some(reason),
                 invalidity_date: None,
+                held_at: None,
             })
             .collect())
     }

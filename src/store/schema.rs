@@ -46,6 +46,7 @@ diesel::table! {
         created_at -> Timestamp,
         issued_at -> Nullable<Timestamp>,
         revocation_seq -> Nullable<BigInt>,
+        held_at -> Nullable<Timestamp>,
     }
 }
 

@@ -15,6 +15,7 @@
 mod admin;
 mod attacks;
 mod cli;
+mod crl_dates;
 mod enroll;
 mod enroll_client;
 mod faults;
