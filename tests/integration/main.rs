@@ -18,6 +18,7 @@ mod enroll;
 mod enroll_client;
 mod faults;
 mod hsm;
+mod http_caching;
 mod identity;
 mod keys;
 mod limits;
