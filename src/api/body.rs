@@ -36,6 +36,10 @@ pub fn body_limit(method: &actix_web::http::Method, path: &str) -> usize {
     if method != actix_web::http::Method::POST {
         return 0;
     }
+    // `/ocsp/` (a base URL with a trailing slash) takes POST like `/ocsp`, and GET too.
+    if path == "/ocsp/" {
+        return crate::ocsp::MAX_REQUEST_LEN;
+    }
     post_body_limit(path).unwrap_or(0)
 }
 

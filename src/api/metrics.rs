@@ -83,13 +83,14 @@ const UNMATCHED: &str = "unmatched";
 
 /// The route patterns of the route table: the only values of the `route` label besides
 /// [`UNMATCHED`].
-const ROUTES: [&str; 11] = [
+const ROUTES: [&str; 12] = [
     "/api/v1/applications",
     "/api/v1/applications/{id}",
     "/api/v1/revocations",
     "/api/v1/openapi.json",
     "/crl/{file}",
     "/ocsp",
+    "/ocsp/",
     "/ocsp/{request:.*}",
     "/healthz",
     "/readyz",

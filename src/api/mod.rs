@@ -4,12 +4,14 @@
 //! Owns: routing, TLS on the listener and the portal's client certificates ([`tls`]), the
 //! per-address flood guard and connection cap ([`gate`]), request size and time limits (a
 //! declared body the route will not take is refused before `100 Continue`), the one mapping
-//! from errors to `application/problem+json` ([`problem`]), per-route metrics, and the
-//! server's lifecycle (graceful shutdown on SIGTERM/SIGINT). Must never: touch the database
+//! from errors to `application/problem+json` ([`problem`]), conditional GET of OCSP answers
+//! and CRLs (`conditional`), per-route metrics, and the server's lifecycle (graceful shutdown
+//! on SIGTERM/SIGINT). Must never: touch the database
 //! or keys directly — it calls the store and the authorities through their APIs, on the
 //! blocking thread pool.
 
 mod body;
+mod conditional;
 mod gate;
 mod limits;
 mod metrics;

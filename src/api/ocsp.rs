@@ -1,11 +1,14 @@
-//! `POST /ocsp` and `GET /ocsp/{base64}` (RFC 6960 Appendix A, RFC 5019 §5).
+//! `POST /ocsp` and `GET /ocsp/{base64}` (RFC 6960 Appendix A, RFC 5019 §5), also at a base
+//! URL written with a trailing slash (`POST /ocsp/`, `GET /ocsp//{base64}`); caching headers
+//! (RFC 5019 §6) and `304 Not Modified` on GET for pre-signed answers.
 
-use actix_web::http::header;
+use actix_web::http::header::{self, HeaderMap};
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
 use base64::Engine;
 
+use super::conditional::{http_date, not_modified};
 use super::portal::read_body;
 use super::problem::ApiError;
 use super::AppState;
@@ -25,11 +28,6 @@ const LENIENT: GeneralPurposeConfig = GeneralPurposeConfig::new()
     .with_decode_allow_trailing_bits(false);
 const STANDARD_LENIENT: GeneralPurpose = GeneralPurpose::new(&base64::alphabet::STANDARD, LENIENT);
 const URL_SAFE_LENIENT: GeneralPurpose = GeneralPurpose::new(&base64::alphabet::URL_SAFE, LENIENT);
-
-fn http_date(t: chrono::NaiveDateTime) -> String {
-    let secs = u64::try_from(t.and_utc().timestamp()).unwrap_or(0);
-    header::HttpDate::from(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs)).to_string()
-}
 
 /// Percent-decode a path (only what base64 needs; anything else undecodable is an error).
 fn percent_decode(raw: &str) -> Option<String> {
@@ -55,8 +53,18 @@ fn percent_decode(raw: &str) -> Option<String> {
 }
 
 /// The DER request of a `GET /ocsp/{base64}` path, or `None` when it cannot be decoded.
+///
+/// RFC 5019 §5 has the client join the responder's base URL and the encoded request with a
+/// `/`: a base URL that ends in `/` itself (`…/ocsp/`, as NCA publishes it) gives
+/// `/ocsp//{base64}`. So one raw `/` right after `/ocsp/` is that separator, never part of the
+/// request. This is unambiguous: a DER OCSPRequest begins with the SEQUENCE tag `0x30`, so its
+/// base64 begins with `M`, never with `/` (nor `%2F`). Anything more (`/ocsp///…`) is not a
+/// request. The rest is percent-decoded, then read as standard or URL-safe base64, padded or
+/// not.
 pub(crate) fn decode_get(path: &str) -> Option<Vec<u8>> {
-    let encoded = percent_decode(path.strip_prefix("/ocsp/")?)?;
+    let raw = path.strip_prefix("/ocsp/")?;
+    let raw = raw.strip_prefix('/').unwrap_or(raw);
+    let encoded = percent_decode(raw)?;
     if encoded.len() > MAX_REQUEST_LEN * 2 {
         return None;
     }
@@ -66,7 +74,12 @@ pub(crate) fn decode_get(path: &str) -> Option<Vec<u8>> {
         .ok()
 }
 
-fn respond(state: &AppState, answer: Answer) -> HttpResponse {
+/// The HTTP answer carrying `answer`. A pre-signed answer (no nonce, a successful status)
+/// may be cached: `Cache-Control` (RFC 5019 §6.2: max-age at most [`HTTP_MAX_AGE`] and never
+/// past nextUpdate), `ETag`, `Last-Modified` (thisUpdate) and `Expires` (nextUpdate); on a
+/// GET whose `conditions` name it, `304 Not Modified` with the same headers and no body. Nonce
+/// and error answers are `no-store` and never 304.
+fn respond(state: &AppState, answer: Answer, conditions: Option<&HeaderMap>) -> HttpResponse {
     let metrics = &state.metrics;
     match &answer.outcome {
         Outcome::CacheHit => metrics.ocsp_cache("hit"),
@@ -81,27 +94,37 @@ fn respond(state: &AppState, answer: Answer) -> HttpResponse {
     for status in &answer.statuses {
         metrics.ocsp_response(status);
     }
-    let mut response = HttpResponse::Ok();
-    response.content_type(OCSP_RESPONSE);
-    match answer.validity {
-        Some((this_update, next_update)) => {
-            let remaining = (next_update - state.clock.now().naive_utc()).num_seconds();
-            let max_age = remaining.clamp(0, HTTP_MAX_AGE);
-            let etag = answer.digest.as_deref().unwrap_or_default();
-            response
-                .insert_header((
-                    header::CACHE_CONTROL,
-                    format!("max-age={max_age}, public, no-transform, must-revalidate"),
-                ))
-                .insert_header((header::LAST_MODIFIED, http_date(this_update)))
-                .insert_header((header::EXPIRES, http_date(next_update)))
-                .insert_header((header::ETAG, format!("\"{etag}\"")));
-        }
-        None => {
-            response.insert_header((header::CACHE_CONTROL, "no-store"));
-        }
+    let (Some((this_update, next_update)), Some(digest)) =
+        (answer.validity, answer.digest.as_deref())
+    else {
+        return HttpResponse::Ok()
+            .content_type(OCSP_RESPONSE)
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .body(answer.der.as_ref().clone());
+    };
+    let now = state.clock.now().naive_utc();
+    let max_age = (next_update - now).num_seconds().clamp(0, HTTP_MAX_AGE);
+    let etag = format!("\"{digest}\"");
+    let unchanged = conditions.is_some_and(|h| not_modified(h, &etag, this_update, now));
+    let mut response = if unchanged {
+        HttpResponse::NotModified()
+    } else {
+        HttpResponse::Ok()
+    };
+    response
+        .insert_header((
+            header::CACHE_CONTROL,
+            format!("max-age={max_age}, public, no-transform, must-revalidate"),
+        ))
+        .insert_header((header::LAST_MODIFIED, http_date(this_update)))
+        .insert_header((header::EXPIRES, http_date(next_update)))
+        .insert_header((header::ETAG, etag));
+    if unchanged {
+        return response.finish();
     }
-    response.body(answer.der.as_ref().clone())
+    response
+        .content_type(OCSP_RESPONSE)
+        .body(answer.der.as_ref().clone())
 }
 
 /// An OCSPResponse with only an error status (RFC 6960: internalError 2, tryLater 3).
@@ -113,20 +136,26 @@ fn error_status(state: &AppState, status: u8, name: &'static str) -> HttpRespons
         .body(vec![0x30, 0x03, 0x0A, 0x01, status])
 }
 
-async fn answer(state: web::Data<AppState>, request: Option<Vec<u8>>) -> HttpResponse {
+/// Answer `request` (`None`: no request could be read, so `malformedRequest`); a GET passes
+/// its headers as `conditions`.
+async fn answer(
+    state: web::Data<AppState>,
+    request: Option<Vec<u8>>,
+    conditions: Option<&HeaderMap>,
+) -> HttpResponse {
     let state = state.into_inner();
     let responder = std::sync::Arc::clone(&state.ocsp);
     let request = request.unwrap_or_default();
     // The hot path: a pre-signed answer straight from the cache, on this worker.
     if let Some(hit) = responder.cached(&request) {
-        return respond(&state, hit);
+        return respond(&state, hit, conditions);
     }
     let deadline =
         std::time::Duration::from_millis(u64::from(state.config.get().database.request_timeout_ms));
     match actix_web::rt::time::timeout(deadline, web::block(move || responder.respond(&request)))
         .await
     {
-        Ok(Ok(answer)) => respond(&state, answer),
+        Ok(Ok(answer)) => respond(&state, answer, conditions),
         Ok(Err(e)) => {
             tracing::error!(error = %e, "OCSP request did not run");
             error_status(&state, 0x02, "internal_error")
@@ -135,11 +164,28 @@ async fn answer(state: web::Data<AppState>, request: Option<Vec<u8>>) -> HttpRes
     }
 }
 
+/// Whether a POST's body is to be read as an OCSP request: with `Content-Type:
+/// application/ocsp-request` (parameters aside), or with no `Content-Type` at all, as some
+/// clients send it. Any other declared type, or one that is not text, is not an OCSP request,
+/// and is answered `malformedRequest` without reading the body.
+fn takes_body(headers: &HeaderMap) -> bool {
+    let mut declared = headers.get_all(header::CONTENT_TYPE);
+    match (declared.next(), declared.next()) {
+        (None, _) => true,
+        (Some(value), None) => value.to_str().is_ok_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case(OCSP_REQUEST))
+        }),
+        (Some(_), Some(_)) => false,
+    }
+}
+
 /// OCSP over POST.
 #[utoipa::path(post, path = "/ocsp", tag = "public",
-    request_body(content = super::types::Der, content_type = "application/ocsp-request", description = "DER OCSPRequest, at most 4 KiB"),
+    request_body(content = super::types::Der, content_type = "application/ocsp-request", description = "DER OCSPRequest, at most 4 KiB. A body sent without `Content-Type` is read as one too; a body declared as any other type is answered `malformedRequest` unread. The same operation answers at `/ocsp/` (a base URL written with a trailing slash)."),
     responses(
-        (status = 200, description = "DER OCSPResponse: successful, malformedRequest, unauthorized, tryLater or internalError", body = super::types::Der, content_type = "application/ocsp-response"),
+        (status = 200, description = "DER OCSPResponse: successful, malformedRequest, unauthorized, tryLater or internalError. The same caching headers as over GET (a POST is never answered 304: HTTP caches do not keep POST answers, RFC 5019 §5 has clients use GET for that).", body = super::types::Der, content_type = "application/ocsp-response"),
         (status = 408, description = "`body_timeout` (the body did not arrive in full within `[server] body_timeout_ms`; the connection closes)", body = super::types::ProblemDocument, content_type = "application/problem+json"),
     ))]
 pub async fn post(
@@ -147,16 +193,7 @@ pub async fn post(
     req: HttpRequest,
     payload: web::Payload,
 ) -> HttpResponse {
-    let content_type_ok = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(';')
-                .next()
-                .is_some_and(|t| t.trim().eq_ignore_ascii_case(OCSP_REQUEST))
-        });
-    let body = if content_type_ok {
+    let body = if takes_body(req.headers()) {
         match read_body(&state, &req, payload, MAX_REQUEST_LEN).await {
             Ok(body) => Some(body),
             // A body that never arrives is no OCSP client's: 408 and the connection closed.
@@ -169,20 +206,57 @@ pub async fn post(
     } else {
         None
     };
-    answer(state, body).await
+    answer(state, body, None).await
+}
+
+/// OCSP over POST at a base URL written with a trailing slash (`…/ocsp/`, as NCA publishes
+/// it): the same as `POST /ocsp`.
+#[utoipa::path(post, path = "/ocsp/", tag = "public",
+    request_body(content = super::types::Der, content_type = "application/ocsp-request", description = "DER OCSPRequest, at most 4 KiB (as `POST /ocsp`)"),
+    responses(
+        (status = 200, description = "DER OCSPResponse, as `POST /ocsp`", body = super::types::Der, content_type = "application/ocsp-response"),
+        (status = 408, description = "`body_timeout` (the body did not arrive in full within `[server] body_timeout_ms`; the connection closes)", body = super::types::ProblemDocument, content_type = "application/problem+json"),
+    ))]
+pub async fn post_slash(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> HttpResponse {
+    post(state, req, payload).await
 }
 
 /// OCSP over GET: the base64 DER request as the last path segment (percent-encoded or not).
 #[utoipa::path(get, path = "/ocsp/{request}", tag = "public",
-    params(("request" = String, Path, description = "base64 of the DER OCSPRequest, URL-encoded")),
-    responses((status = 200, description = "DER OCSPResponse; pre-signed answers carry Cache-Control, ETag, Last-Modified and Expires", body = super::types::Der, content_type = "application/ocsp-response")))]
+    params(
+        ("request" = String, Path, description = "base64 (standard or URL-safe, padded or not) of the DER OCSPRequest, percent-encoded or not. It may be preceded by one `/`: a base URL written with a trailing slash (`…/ocsp/`) joined to the request with `/` as RFC 5019 §5 says, i.e. `GET /ocsp//{base64}` (a request's base64 always begins with `M`, never `/`)."),
+        ("If-None-Match" = Option<String>, Header, description = "Entity tags (or `*`) of answers the client holds: `304` if one is the current answer's `ETag` (weak comparison)"),
+        ("If-Modified-Since" = Option<String>, Header, description = "HTTP date: `304` if the current answer's thisUpdate (`Last-Modified`) is not later, at second precision; ignored when `If-None-Match` is sent, and when it is not a valid date or later than the server's clock"),
+    ),
+    responses(
+        (status = 200, description = "DER OCSPResponse. A pre-signed answer (a request without a nonce) carries `Cache-Control: max-age=N, public, no-transform, must-revalidate` (N at most 300 and never past nextUpdate), `ETag`, `Last-Modified` (thisUpdate) and `Expires` (nextUpdate); nonce answers and error statuses carry `Cache-Control: no-store`. `unknown` answers have the short nextUpdate `[ocsp] unknown_validity`.", body = super::types::Der, content_type = "application/ocsp-response",
+            headers(
+                ("Cache-Control" = String, description = "RFC 5019 §6.2 directives, or `no-store`"),
+                ("ETag" = String, description = "Strong entity tag of this answer (pre-signed answers only)"),
+                ("Last-Modified" = String, description = "thisUpdate (pre-signed answers only)"),
+                ("Expires" = String, description = "nextUpdate (pre-signed answers only)"),
+            )),
+        (status = 304, description = "Not modified: the pre-signed answer the client names in `If-None-Match` (or holds since `If-Modified-Since`) is still the current one. No body; the same `Cache-Control`, `ETag`, `Last-Modified` and `Expires` as the 200.",
+            headers(
+                ("Cache-Control" = String, description = "As on the 200"),
+                ("ETag" = String, description = "As on the 200"),
+                ("Last-Modified" = String, description = "As on the 200"),
+                ("Expires" = String, description = "As on the 200"),
+            )),
+    ))]
 pub async fn get(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     let request = decode_get(req.uri().path());
-    answer(state, request).await
+    answer(state, request, Some(req.headers())).await
 }
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     #[test]
@@ -211,5 +285,57 @@ mod tests {
         assert_eq!(percent_decode("%-1"), None);
         assert_eq!(percent_decode("%2b%2F"), Some("+/".to_owned()));
         assert_eq!(decode_get("/ocsp/!!!"), None);
+    }
+
+    /// A base URL with a trailing slash, joined to the request with `/` (RFC 5019 §5): one
+    /// raw `/` after `/ocsp/` is the separator, in the raw and the percent-encoded forms.
+    #[test]
+    fn get_paths_from_a_base_url_with_a_trailing_slash() {
+        // A DER SEQUENCE whose base64 holds `+`, `/` and `=`.
+        let der = vec![0x30, 0x3e, 0xfb, 0xff, 0x01];
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&der);
+        assert!(b64.starts_with('M') && b64.contains('/'), "{b64}");
+        let encoded = b64
+            .replace('+', "%2B")
+            .replace('/', "%2F")
+            .replace('=', "%3D");
+        for request in [&b64, &encoded] {
+            assert_eq!(decode_get(&format!("/ocsp/{request}")), Some(der.clone()));
+            assert_eq!(decode_get(&format!("/ocsp//{request}")), Some(der.clone()));
+            // One separator only.
+            assert_ne!(decode_get(&format!("/ocsp///{request}")), Some(der.clone()));
+        }
+        // An encoded `/` is data, not the separator: what follows is not this request.
+        assert_ne!(decode_get(&format!("/ocsp/%2F{b64}")), Some(der.clone()));
+        // Every base64 of a DER request begins with `M` (0x30 = 001100..), never `/` (63):
+        // the separator can never be mistaken for the first character of a request.
+        for second in [0x00u8, 0x3e, 0x81, 0xff] {
+            let b = base64::engine::general_purpose::STANDARD.encode([0x30, second, 0x00]);
+            assert!(b.starts_with('M'), "{b}");
+        }
+        assert_eq!(decode_get("/ocsp//"), Some(Vec::new()));
+        assert_eq!(decode_get("/ocsp/"), Some(Vec::new()));
+        assert_eq!(decode_get("/ocspMAA="), None);
+    }
+
+    #[test]
+    fn a_post_body_is_read_without_content_type_but_not_under_another_type() {
+        let with = |values: &[&str]| {
+            let mut map = HeaderMap::new();
+            for v in values {
+                map.append(header::CONTENT_TYPE, v.parse().unwrap());
+            }
+            takes_body(&map)
+        };
+        assert!(with(&[]));
+        assert!(with(&["application/ocsp-request"]));
+        assert!(with(&["Application/OCSP-Request; charset=binary"]));
+        assert!(!with(&["application/json"]));
+        assert!(!with(&["text/plain"]));
+        assert!(!with(&[""]));
+        assert!(!with(&[
+            "application/ocsp-request",
+            "application/ocsp-request"
+        ]));
     }
 }

@@ -121,6 +121,7 @@ impl Modify for FloodGuard {
         portal::create_revocation,
         public::crl,
         ocsp::post,
+        ocsp::post_slash,
         ocsp::get,
         document,
         ops::healthz,
@@ -233,6 +234,7 @@ mod tests {
             ("/api/v1/applications", "post"),
             ("/api/v1/revocations", "post"),
             ("/ocsp", "post"),
+            ("/ocsp/", "post"),
         ] {
             let timeout = doc["paths"][path][method]["responses"]["408"]["description"].as_str();
             assert!(
@@ -240,6 +242,28 @@ mod tests {
                 "{method} {path}: {timeout:?}"
             );
         }
+        // What relying parties fetch again and again says when it answers 304, with which
+        // headers, and to which preconditions; OCSP at a base URL with a trailing slash.
+        for path in ["/ocsp/{request}", "/crl/{file}"] {
+            let operation = &doc["paths"][path]["get"];
+            for status in ["200", "304"] {
+                for name in ["ETag", "Last-Modified", "Expires", "Cache-Control"] {
+                    assert!(
+                        operation["responses"][status]["headers"][name].is_object(),
+                        "GET {path} {status} does not declare {name}"
+                    );
+                }
+            }
+            let names: Vec<&str> = operation["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|p| p["in"] == "header")
+                .filter_map(|p| p["name"].as_str())
+                .collect();
+            assert_eq!(names, ["If-None-Match", "If-Modified-Since"], "GET {path}");
+        }
+        assert!(doc["paths"]["/ocsp/"]["post"]["responses"]["200"].is_object());
         // Health and readiness answer JSON bodies, and say so.
         assert!(
             doc["paths"]["/healthz"]["get"]["responses"]["200"]["content"]["application/json"]

@@ -1,10 +1,12 @@
-//! Public endpoints for relying parties: CRLs (`/crl/…`).
+//! Public endpoints for relying parties: CRLs (`/crl/…`), with `304 Not Modified` to
+//! `If-None-Match` and `If-Modified-Since` (see `conditional`).
 
 use std::sync::RwLock;
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 
+use super::conditional::{http_date, not_modified};
 use super::problem::ApiError;
 use super::AppState;
 use crate::store::StoredCrl;
@@ -24,16 +26,28 @@ pub struct CrlCache {
     root: RwLock<Option<std::sync::Arc<StoredCrl>>>,
 }
 
-fn http_date(t: chrono::NaiveDateTime) -> String {
-    t.and_utc().format("%a, %d %b %Y %H:%M:%S GMT").to_string()
-}
-
 /// `GET /crl/{issuer_id}.crl` and `GET /crl/{issuer_id}-delta.crl`.
 #[utoipa::path(get, path = "/crl/{file}", tag = "public",
-    params(("file" = String, Path, description = "`root.crl`, `{issuer_id}.crl` (full) or `{issuer_id}-delta.crl`", example = "root.crl")),
+    params(
+        ("file" = String, Path, description = "`root.crl`, `{issuer_id}.crl` (full) or `{issuer_id}-delta.crl`", example = "root.crl"),
+        ("If-None-Match" = Option<String>, Header, description = "Entity tags (or `*`) of CRLs the client holds: `304` if one is the newest CRL's `ETag` (weak comparison)"),
+        ("If-Modified-Since" = Option<String>, Header, description = "HTTP date: `304` if the newest CRL's thisUpdate (`Last-Modified`) is not later, at second precision; ignored when `If-None-Match` is sent, and when it is not a valid date or later than the server's clock"),
+    ),
     responses(
-        (status = 200, description = "The newest CRL, DER", body = super::types::Der, content_type = "application/pkix-crl"),
-        (status = 304, description = "Unchanged (If-None-Match)"),
+        (status = 200, description = "The newest CRL, DER", body = super::types::Der, content_type = "application/pkix-crl",
+            headers(
+                ("ETag" = String, description = "`\"{issuer}-{CRL number}\"`"),
+                ("Last-Modified" = String, description = "The CRL's thisUpdate"),
+                ("Expires" = String, description = "The CRL's nextUpdate"),
+                ("Cache-Control" = String, description = "`max-age=N, public, no-transform, must-revalidate`: N at most 600 s for a full or root CRL, 60 s for a delta, and never past nextUpdate"),
+            )),
+        (status = 304, description = "Not modified: the CRL the client names in `If-None-Match` (or holds since `If-Modified-Since`) is still the newest. No body; the same `ETag`, `Last-Modified`, `Expires` and `Cache-Control` as the 200.",
+            headers(
+                ("ETag" = String, description = "As on the 200"),
+                ("Last-Modified" = String, description = "As on the 200"),
+                ("Expires" = String, description = "As on the 200"),
+                ("Cache-Control" = String, description = "As on the 200"),
+            )),
         (status = 404, description = "`crl_not_found`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
         (status = 503, description = "`service_unavailable` (none published, or expired), `database_unavailable` (and no copy cached by this instance), `database_error`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
     ))]
@@ -114,7 +128,8 @@ pub async fn crl(
             "no CRL published yet for {issuer}"
         )));
     };
-    if crl.next_update <= state.clock.now().naive_utc() {
+    let now = state.clock.now().naive_utc();
+    if crl.next_update <= now {
         // An expired CRL is refused loudly rather than served: /readyz and the metrics say so.
         return Err(ApiError::Unavailable(format!(
             "the newest CRL of {issuer} expired at {}",
@@ -122,15 +137,11 @@ pub async fn crl(
         )));
     }
     let etag = format!("\"{issuer}-{}\"", crl.crl_number);
-    let remaining = (crl.next_update - state.clock.now().naive_utc()).num_seconds();
+    let remaining = (crl.next_update - now).num_seconds();
     let max_age = remaining.clamp(0, if delta { DELTA_MAX_AGE } else { FULL_MAX_AGE });
     let cache_control = format!("max-age={max_age}, public, no-transform, must-revalidate");
-    let not_modified = req
-        .headers()
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
-    let mut response = if not_modified {
+    let unchanged = not_modified(req.headers(), &etag, crl.this_update, now);
+    let mut response = if unchanged {
         HttpResponse::NotModified()
     } else {
         HttpResponse::Ok()
@@ -140,7 +151,7 @@ pub async fn crl(
         .insert_header((header::LAST_MODIFIED, http_date(crl.this_update)))
         .insert_header((header::EXPIRES, http_date(crl.next_update)))
         .insert_header((header::CACHE_CONTROL, cache_control));
-    if not_modified {
+    if unchanged {
         return Ok(response.finish());
     }
     Ok(response.content_type(PKIX_CRL).body(crl.der.clone()))

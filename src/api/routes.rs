@@ -24,6 +24,15 @@ pub fn configure(admission: Arc<Admission>) -> impl FnOnce(&mut web::ServiceConf
         )
         .service(get("/crl/{file}", public::crl))
         .service(post("/ocsp", ocsp::post))
+        // A base URL written with a trailing slash (`…/ocsp/`): POST there, and GET there
+        // with nothing after it (no request: `malformedRequest`, as at `/ocsp/{request}`).
+        .service(
+            web::resource("/ocsp/")
+                .route(web::post().to(ocsp::post_slash))
+                .route(web::get().to(ocsp::get))
+                .route(web::head().to(ocsp::get))
+                .default_service(web::to(|| not_allowed("GET, HEAD, POST"))),
+        )
         .service(get("/ocsp/{request:.*}", ocsp::get))
         .service(get("/healthz", healthz))
         .service(get("/readyz", readyz))

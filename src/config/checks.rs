@@ -8,7 +8,7 @@ use super::*;
 /// Every duration key with its value and the longest value it accepts. Every bound is far
 /// inside what chrono and the ASN.1 time encoders take; each is what the key's purpose can
 /// sensibly need (a CRL or an OCSP answer valid for years could never be withdrawn).
-pub(super) fn spans(config: &Config) -> [(&'static str, Span, u64); 10] {
+pub(super) fn spans(config: &Config) -> [(&'static str, Span, u64); 11] {
     const DAY: u64 = 86_400;
     [
         ("crl.full_interval", config.crl.full_interval, 366 * DAY),
@@ -17,6 +17,7 @@ pub(super) fn spans(config: &Config) -> [(&'static str, Span, u64); 10] {
         ("crl.delta_validity", config.crl.delta_validity, 31 * DAY),
         ("crl.root_validity", config.crl.root_validity, 366 * DAY),
         ("ocsp.validity", config.ocsp.validity, 31 * DAY),
+        ("ocsp.unknown_validity", config.ocsp.unknown_validity, DAY),
         ("ocsp.renew_before", config.ocsp.renew_before, 3650 * DAY),
         ("notify.retry_base", config.notify.retry_base, DAY),
         ("notify.retry_max", config.notify.retry_max, 31 * DAY),
@@ -132,6 +133,12 @@ pub fn validate(config: Config, source: Source) -> Result<ValidConfig, ConfigErr
         return Err(invalid(
             "crl.delta_validity",
             "must be at least crl.delta_interval",
+        ));
+    }
+    if config.ocsp.unknown_validity.0 > config.ocsp.validity.0 {
+        return Err(invalid(
+            "ocsp.unknown_validity",
+            "must be at most ocsp.validity (an unknown serial may be issued at any moment)",
         ));
     }
     if config.ocsp.max_inflight_signing == 0 || config.ocsp.cache_capacity == 0 {

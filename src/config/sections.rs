@@ -383,8 +383,12 @@ impl Default for CrlConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OcspConfig {
-    /// nextUpdate - thisUpdate of responses; pre-signed responses are re-signed after half.
+    /// nextUpdate - thisUpdate of `good` and `revoked` responses; pre-signed responses are
+    /// re-signed after half.
     pub validity: Span,
+    /// nextUpdate - thisUpdate of `unknown` responses: short, since the serial may be issued
+    /// a moment later (such answers are never kept in the response cache).
+    pub unknown_validity: Span,
     /// Most pre-signed responses kept per instance (the cache is emptied when it is full).
     pub cache_capacity: u32,
     /// Most responses signed on demand at once (nonce or several CertIDs); above it the
@@ -398,6 +402,7 @@ impl Default for OcspConfig {
     fn default() -> Self {
         OcspConfig {
             validity: Span(std::time::Duration::from_secs(24 * 3600)),
+            unknown_validity: Span(std::time::Duration::from_secs(5 * 60)),
             cache_capacity: 1_000_000,
             max_inflight_signing: 64,
             renew_before: Span(std::time::Duration::from_secs(10 * 86_400)),

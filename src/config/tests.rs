@@ -214,6 +214,28 @@ fn durations_never_wrap() {
 }
 
 #[test]
+fn unknown_answers_are_short_lived() {
+    assert_eq!(
+        validated("").ok().map(|c| c.get().ocsp.unknown_validity),
+        Some(Span(std::time::Duration::from_secs(300)))
+    );
+    let m = validated("[ocsp]\nunknown_validity = \"2d\"\n")
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert_eq!(m, "ocsp.unknown_validity: must be at most 1d, got 2d");
+    let m = validated("[ocsp]\nvalidity = \"1h\"\nunknown_validity = \"2h\"\n")
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        m.starts_with("ocsp.unknown_validity: must be at most ocsp.validity"),
+        "{m}"
+    );
+    assert!(validated("[ocsp]\nunknown_validity = \"30s\"\n").is_ok());
+}
+
+#[test]
 fn only_tamga_variables_are_read_and_must_be_utf8() {
     use std::ffi::OsString;
     use std::os::unix::ffi::OsStringExt;

@@ -91,8 +91,13 @@ impl ResponseCache {
     }
 
     /// Keep a response, unless an invalidation happened since `mark` was read (its status
-    /// may predate a revocation). Returns whether it was kept.
+    /// may predate a revocation), or it is `unknown` (the serial may be issued a moment
+    /// later, and nothing would invalidate it: issuance does not move the revocation counter).
+    /// Returns whether it was kept.
     pub fn insert(&self, alg: usize, serial: &str, cached: Cached, mark: u64) -> bool {
+        if cached.status == "unknown" {
+            return false;
+        }
         let mut inner = self.write();
         if inner.generation != mark {
             return false;

@@ -6,8 +6,9 @@
 //! per-instance cache of pre-signed responses and its invalidation by the revocation counter,
 //! the bound on on-demand signing, and renewal of the responder certificate. Must never:
 //! answer `good` for a certificate whose issuance is not committed (unknown answers are never
-//! cached), serve a cached answer older than a revocation it has seen, serve any answer past
-//! its nextUpdate, or panic on input.
+//! cached, and carry the short nextUpdate `[ocsp] unknown_validity`, so neither this instance
+//! nor a relying party keeps one long after the issuance), serve a cached answer older than a
+//! revocation it has seen, serve any answer past its nextUpdate, or panic on input.
 //!
 //! While the database is out of reach (the invalidation poll fails), pre-signed answers are
 //! served until their nextUpdate even past the point where they would be re-signed, and what
@@ -466,9 +467,8 @@ impl Responder {
         let this_update = DateTime::<Utc>::from_timestamp(now.timestamp(), 0)
             .unwrap_or(now)
             .naive_utc();
-        let next_update = this_update + self.config.validity.chrono();
         let started = Instant::now();
-        let der = match self.build(parsed, &states, this_update, next_update) {
+        let der = match self.build(parsed, &states, this_update) {
             Ok(d) => Arc::new(d),
             // The responder key's token is away: ask the client to come back.
             Err(e @ CaError::KeyUnavailable(_)) => {
@@ -489,6 +489,12 @@ impl Responder {
                 CertState::Unknown => "unknown",
             })
             .collect();
+        // The earliest nextUpdate of the answer bounds how long any cache may keep it.
+        let next_update = states
+            .iter()
+            .map(|state| self.next_update(this_update, state))
+            .min()
+            .unwrap_or(this_update);
         let validity = parsed.nonce.is_none().then_some((this_update, next_update));
         let digest = validity.map(|_| response_digest(&der));
         let mut cached = false;
@@ -520,12 +526,21 @@ impl Responder {
         }
     }
 
+    /// nextUpdate of an answer of `state` made at `this_update`: `unknown` answers get the short
+    /// `unknown_validity`, since the serial may be issued a moment later.
+    fn next_update(&self, this_update: NaiveDateTime, state: &CertState) -> NaiveDateTime {
+        let validity = match state {
+            CertState::Unknown => self.config.unknown_validity,
+            CertState::Good | CertState::Revoked { .. } => self.config.validity,
+        };
+        this_update + validity.chrono()
+    }
+
     fn build(
         &self,
         parsed: &Parsed,
         states: &[CertState],
         this_update: NaiveDateTime,
-        next_update: NaiveDateTime,
     ) -> Result<Vec<u8>, CaError> {
         let signer = self.signer();
         let mut responses = Vec::with_capacity(states.len());
@@ -544,7 +559,7 @@ impl Responder {
                 cert_id: id.clone(),
                 cert_status,
                 this_update: generalized(this_update)?,
-                next_update: Some(generalized(next_update)?),
+                next_update: Some(generalized(self.next_update(this_update, state))?),
                 single_extensions: None,
             });
         }

@@ -344,3 +344,120 @@ fn without_the_database_presigned_answers_are_kept_until_next_update_and_never_a
     ));
     assert_ne!(fresh.der, signed.der);
 }
+
+/// A status source for one serial that is not issued until the test says so.
+struct Issuance {
+    issued: AtomicBool,
+}
+
+impl StatusSource for Issuance {
+    fn status(&self, _issuer: &str, _serial: &str) -> Result<CertState, StoreError> {
+        Ok(if self.issued.load(Ordering::SeqCst) {
+            CertState::Good
+        } else {
+            CertState::Unknown
+        })
+    }
+
+    fn revocation_mark(&self) -> Result<i64, StoreError> {
+        Ok(0)
+    }
+
+    fn changed_between(&self, _after: i64, _upto: i64) -> Result<Vec<String>, StoreError> {
+        Ok(Vec::new())
+    }
+}
+
+/// thisUpdate and nextUpdate of each SingleResponse of a successful DER OCSPResponse.
+fn single_validities(der: &[u8]) -> Vec<(u64, u64)> {
+    let response = OcspResponse::from_der(der).unwrap();
+    let bytes = response.response_bytes.unwrap();
+    let basic = BasicOcspResponse::from_der(bytes.response.as_bytes()).unwrap();
+    basic
+        .tbs_response_data
+        .responses
+        .iter()
+        .map(|r| {
+            let next = r.next_update.unwrap();
+            (
+                r.this_update.0.to_unix_duration().as_secs(),
+                next.0.to_unix_duration().as_secs(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn unknown_answers_have_the_short_next_update_and_turn_good_once_issued() {
+    let (_dir, h) = hierarchy();
+    let source = Arc::new(Issuance {
+        issued: AtomicBool::new(false),
+    });
+    let config = OcspConfig {
+        unknown_validity: crate::config::Span(Duration::from_secs(120)),
+        ..OcspConfig::default()
+    };
+    let responder = Responder::new(&h, source.clone(), config, Arc::new(SystemClock)).unwrap();
+    let single = request(&h, 1);
+
+    let unknown = responder.respond(&single);
+    assert_eq!(unknown.statuses, vec!["unknown"]);
+    assert!(matches!(
+        unknown.outcome,
+        Outcome::Signed { cached: false, .. }
+    ));
+    let (this_update, next_update) = unknown.validity.unwrap();
+    assert_eq!((next_update - this_update).num_seconds(), 120);
+    assert_eq!(
+        single_validities(&unknown.der),
+        vec![(
+            this_update.and_utc().timestamp() as u64,
+            next_update.and_utc().timestamp() as u64
+        )],
+        "the signed nextUpdate is the short one"
+    );
+    assert!(
+        responder.cached(&single).is_none(),
+        "unknown is never cached"
+    );
+
+    // The serial is issued: the very next answer is good, with the full validity.
+    source.issued.store(true, Ordering::SeqCst);
+    let good = responder.respond(&single);
+    assert_eq!(good.statuses, vec!["good"]);
+    let (this_update, next_update) = good.validity.unwrap();
+    assert_eq!((next_update - this_update).num_seconds(), 24 * 3600);
+    assert_eq!(
+        single_validities(&good.der),
+        vec![(
+            this_update.and_utc().timestamp() as u64,
+            next_update.and_utc().timestamp() as u64
+        )]
+    );
+
+    // An answer for several CertIDs, one of them unknown: each SingleResponse has its own
+    // nextUpdate, and the answer as a whole (HTTP caching) is bounded by the earliest.
+    source.issued.store(false, Ordering::SeqCst);
+    let both = responder.respond(&request(&h, 2));
+    let (this_update, next_update) = both.validity.unwrap();
+    assert_eq!((next_update - this_update).num_seconds(), 120);
+}
+
+#[test]
+fn the_cache_refuses_unknown_answers() {
+    let cache = ResponseCache::new(8);
+    let now = chrono::Utc::now().naive_utc();
+    let kept = cache.insert(
+        0,
+        "01",
+        cache::Cached {
+            der: Arc::new(vec![1]),
+            status: "unknown",
+            this_update: now,
+            next_update: now + chrono::Duration::minutes(5),
+            digest: Arc::from("00"),
+        },
+        cache.mark(),
+    );
+    assert!(!kept && cache.is_empty());
+}

@@ -20,6 +20,7 @@ mod enroll;
 mod enroll_client;
 mod faults;
 mod hsm;
+mod http_caching;
 mod identity;
 mod keys;
 mod limits;
