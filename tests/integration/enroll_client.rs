@@ -1,5 +1,7 @@
 //! `tamga-enroll` against a live server: PKCS#12 files that `openssl pkcs12` opens, keys that
-//! match their certificates, the password policy, server refusals, and the pending/resume path.
+//! match their certificates, the containers' structure (modern: PBES2 at the default
+//! iteration count; `--legacy-p12`: NCA's own, compared with NCA's container), the password
+//! policy, server refusals, and the pending/resume path.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -7,6 +9,7 @@ use std::process::{Command, Output};
 
 use crate::enroll::{assert_reference_extensions, claims, fresh_iin, lint, Env};
 use crate::support::{openssl, run, tamga, tamga_bin, text, verify_chain, x509_text};
+use tamga::pkcs12::{self, Decoded};
 
 fn enroll_bin() -> PathBuf {
     tamga_bin().with_file_name("tamga-enroll")
@@ -82,7 +85,20 @@ fn p12s(dir: &Path) -> Vec<String> {
     v
 }
 
-/// Open a container with openssl and check key, certificate and chain.
+/// Our own decoder's reading of the container `file` in `dir` (password `Secret2026`).
+fn decoded(dir: &Path, file: &str) -> Decoded {
+    pkcs12::decode(&std::fs::read(dir.join(file)).unwrap(), "Secret2026").unwrap()
+}
+
+/// NCA's own container (`tests/data/nca-test-2020`), decoded by the same code.
+fn ncas_container() -> Decoded {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/nca-test-2020/RSA256_individual_sign.p12");
+    pkcs12::decode(&std::fs::read(path).unwrap(), "Qwerty12").unwrap()
+}
+
+/// Open a container with openssl and check key, certificate and chain. A legacy container
+/// holds no chain (as NCA's): its certificate is verified with the chain in `chain.pem`.
 fn check_container(dir: &Path, file: &str, legacy: bool) {
     let args = pkcs12_args(file, legacy, &["-info", "-nodes"]);
     let shown = p12_info(dir, &args);
@@ -104,7 +120,15 @@ fn check_container(dir: &Path, file: &str, legacy: bool) {
         from_key, from_cert,
         "{file}: the key inside matches the certificate"
     );
-    let verified = verify_chain(dir, "cas.pem", &["cert.pem"]);
+    let cas = std::fs::read_to_string(dir.join("cas.pem")).unwrap();
+    let chain = if legacy {
+        assert!(!cas.contains("BEGIN CERTIFICATE"), "no chain: {cas}");
+        "chain.pem"
+    } else {
+        assert!(cas.contains("BEGIN CERTIFICATE"), "the chain: {cas}");
+        "cas.pem"
+    };
+    let verified = verify_chain(dir, chain, &["cert.pem"]);
     assert!(verified.contains("cert.pem: OK"), "{verified}");
     let text = x509_text(dir, "cert.pem");
     let kind = if file.starts_with("AUTH_") {
@@ -120,6 +144,36 @@ fn check_container(dir: &Path, file: &str, legacy: bool) {
         shown.contains(&format!("friendlyName: {ski}")),
         "alias = SKI: {shown}"
     );
+    // localKeyID is the SKI's octets (openssl shows them in upper-case hex, spaced).
+    let octets: Vec<String> = ski
+        .as_bytes()
+        .chunks(2)
+        .map(|c| std::str::from_utf8(c).unwrap().to_uppercase())
+        .collect();
+    assert!(
+        shown.contains(&format!("localKeyID: {} ", octets.join(" "))),
+        "localKeyID = SKI: {shown}"
+    );
+    // The wrong password opens nothing.
+    let wrong = Command::new("openssl")
+        .current_dir(dir)
+        .args(pkcs12_args(file, legacy, &["-info", "-noout"]))
+        .args(["-passin", "pass:Wrong2026"])
+        .output()
+        .unwrap();
+    assert!(!wrong.status.success(), "{}", crate::support::text(&wrong));
+    // Our decoder reads the same key and certificate as openssl.
+    let ours = decoded(dir, file);
+    let key =
+        openssl::pkey::PKey::private_key_from_pem(&std::fs::read(dir.join("key.pem")).unwrap())
+            .unwrap();
+    assert_eq!(
+        ours.private_keys(),
+        [key.private_key_to_pkcs8().unwrap().as_slice()]
+    );
+    let cert =
+        openssl::x509::X509::from_pem(&std::fs::read(dir.join("cert.pem")).unwrap()).unwrap();
+    assert_eq!(ours.certificates()[0], cert.to_der().unwrap().as_slice());
     let mode = std::fs::metadata(dir.join(file))
         .unwrap()
         .permissions()
@@ -160,9 +214,40 @@ fn tamga_enroll_writes_two_containers_that_openssl_opens() {
     );
     for f in &files {
         let info = p12_encryption(&dir, f, false);
-        assert!(info.contains("AES-256-CBC"), "{info}");
+        assert!(
+            info.contains("MAC: sha256, Iteration 600000")
+                && info
+                    .contains("PBES2, PBKDF2, AES-256-CBC, Iteration 600000, PRF hmacWithSHA256"),
+            "{info}"
+        );
         check_container(&dir, f, false);
+        // By default: OWASP's iteration count for PBKDF2-HMAC-SHA256, the MAC's as high.
+        let d = decoded(&dir, f);
+        assert_eq!(pkcs12::DEFAULT_ITERATIONS, 600_000);
+        assert_eq!(
+            d.mac.as_ref().unwrap().iterations,
+            pkcs12::DEFAULT_ITERATIONS
+        );
+        for safe in &d.structure().safes {
+            for bag in &safe.bags {
+                if let pkcs12::BagKind::ShroudedKey(pkcs12::Encryption::Pbes2 {
+                    iterations, ..
+                }) = bag.kind
+                {
+                    assert_eq!(iterations, pkcs12::DEFAULT_ITERATIONS);
+                }
+            }
+            if let Some(pkcs12::Encryption::Pbes2 { iterations, .. }) = safe.encryption {
+                assert_eq!(iterations, pkcs12::DEFAULT_ITERATIONS);
+            }
+        }
+        assert!(
+            d.certificates().len() >= 2,
+            "the chain follows the certificate"
+        );
     }
+    // The chain, for checking the legacy containers (which carry none).
+    std::fs::copy(dir.join("cas.pem"), dir.join("chain.pem")).unwrap();
     // The same token again: the server's refusal is shown with its code.
     let out = enroll(&env, "token.txt", "again", "password.txt", &[]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
@@ -192,13 +277,19 @@ fn tamga_enroll_writes_two_containers_that_openssl_opens() {
         files[0].starts_with("AUTH_ECDSA256_") && files[1].starts_with("ECDSA256_"),
         "{files:?}"
     );
+    let theirs = ncas_container().structure();
     for f in &files {
         let info = p12_encryption(&dir, f, true);
-        assert!(
-            info.contains("RC2") || info.contains("3DES") || info.contains("TripleDES"),
-            "{info}"
-        );
+        for line in [
+            "MAC: sha1, Iteration 1024",
+            "Shrouded Keybag: pbeWithSHA1And3-KeyTripleDES-CBC, Iteration 1024",
+            "PKCS7 Encrypted data: pbeWithSHA1And40BitRC2-CBC, Iteration 1024",
+        ] {
+            assert!(info.contains(line), "{line}: {info}");
+        }
         check_container(&dir, f, true);
+        // NCA's container, field by field (salts, key, certificate and SKI aside).
+        assert_eq!(decoded(&dir, f).structure(), theirs, "{f}");
     }
 }
 
@@ -255,7 +346,12 @@ fn tamga_enroll_polls_a_pending_application_and_resumes_after_approval() {
     let out = Command::new(enroll_bin())
         .current_dir(&dir)
         .args(&args)
-        .args(["--password-file", "password.txt"])
+        .args([
+            "--password-file",
+            "password.txt",
+            "--p12-iterations",
+            "100000",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
@@ -269,5 +365,7 @@ fn tamga_enroll_polls_a_pending_application_and_resumes_after_approval() {
     for f in &files {
         std::fs::copy(dir.join("keys").join(f), dir.join(f)).unwrap();
         check_container(&dir, f, false);
+        let d = decoded(&dir, f);
+        assert_eq!(d.mac.unwrap().iterations, 100_000, "--p12-iterations");
     }
 }
