@@ -215,7 +215,7 @@ impl<'a> Tlv<'a> {
 
     /// The text of a BMPString (UTF-16 big-endian).
     pub(crate) fn bmp_text(&self) -> Result<String, Pkcs12Error> {
-        if self.content.len() % 2 != 0 {
+        if !self.content.len().is_multiple_of(2) {
             return malformed("a BMPString of odd length");
         }
         let units: Vec<u16> = self

@@ -201,13 +201,31 @@ fn safe_contents(bytes: &[u8], password: &str) -> Result<Vec<Bag>, Pkcs12Error> 
     Ok(bags)
 }
 
-/// A decrypted key must at least be one DER SEQUENCE (a wrong key that happens to leave
-/// valid padding does not).
+/// Whether `bytes` has the shape of a PKCS#8 `PrivateKeyInfo` (or `OneAsymmetricKey`): one
+/// definite-length SEQUENCE { version 0 or 1, AlgorithmIdentifier, OCTET STRING, … }.
+pub(super) fn is_pkcs8(bytes: &[u8]) -> bool {
+    let shape = || -> Result<bool, Pkcs12Error> {
+        let mut top = Reader::new(bytes);
+        let info = top.expect(ber::SEQUENCE)?;
+        if !top.is_empty() || bytes.get(1) == Some(&0x80) {
+            return Ok(false);
+        }
+        let mut r = info.children()?;
+        let version = r.expect(ber::INTEGER)?.small_uint()?;
+        algorithm(&r.expect(ber::SEQUENCE)?)?;
+        r.expect(ber::OCTET_STRING)?;
+        Ok(version <= 1)
+    };
+    shape().unwrap_or(false)
+}
+
+/// A decrypted key must be PKCS#8 (what a wrong key decrypts to, even when its padding
+/// happens to look valid, is not).
 fn check_der_sequence(bytes: &[u8]) -> Result<(), Pkcs12Error> {
-    let mut r = Reader::new(bytes);
-    match r.next_tlv() {
-        Ok(t) if t.tag == ber::SEQUENCE && r.is_empty() && bytes.get(1) != Some(&0x80) => Ok(()),
-        _ => Err(Pkcs12Error::WrongPassword),
+    if is_pkcs8(bytes) {
+        Ok(())
+    } else {
+        Err(Pkcs12Error::WrongPassword)
     }
 }
 

@@ -238,6 +238,9 @@ pub fn encode(
             (Digest::Sha256, iterations, PBKDF2_SALT)
         }
     };
+    if !super::decode::is_pkcs8(contents.private_key) {
+        return Err(Pkcs12Error::PrivateKey);
+    }
     let ski = subject_key_id(contents.certificate)?;
     let attributes = key_attributes(&ski)?;
 

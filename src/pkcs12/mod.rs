@@ -100,6 +100,9 @@ pub enum Pkcs12Error {
     /// The container is larger than [`MAX_CONTAINER`].
     #[error("the container is larger than {} bytes", MAX_CONTAINER)]
     TooLarge,
+    /// The private key given is not PKCS#8 `PrivateKeyInfo` DER.
+    #[error("the private key is not PKCS#8 DER")]
+    PrivateKey,
     /// The certificate is not DER, or has no subject key identifier.
     #[error("the certificate cannot name the key: {0}")]
     Certificate(&'static str),

@@ -189,6 +189,21 @@ fn modern_containers() {
             Err(Pkcs12Error::Iterations(n)) if n == bad
         ));
     }
+    // A key that is not PKCS#8 (here SEC1's ECPrivateKey) is refused.
+    let sec1 = openssl::pkey::PKey::private_key_from_der(FIXTURE_KEY)
+        .unwrap()
+        .ec_key()
+        .unwrap()
+        .private_key_to_der()
+        .unwrap();
+    let contents = Contents {
+        private_key: &sec1,
+        ..fixture()
+    };
+    assert!(matches!(
+        encode(&contents, "Abcdef1", Protection::Legacy),
+        Err(Pkcs12Error::PrivateKey)
+    ));
     // A certificate without a SKI names no key.
     let mut no_ski = openssl::x509::X509::builder().unwrap();
     let key = openssl::pkey::PKey::private_key_from_der(FIXTURE_KEY).unwrap();
