@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use crate::enroll::{assert_reference_extensions, claims, fresh_iin, lint, Env};
-use crate::support::{openssl, run, tamga, tamga_bin, text, verify_chain, x509_text};
+use crate::support::{openssl, run, tamga, tamga_bin, text, tool_present, verify_chain, x509_text};
 use tamga::pkcs12::{self, Decoded};
 
 fn enroll_bin() -> PathBuf {
@@ -95,6 +95,55 @@ fn ncas_container() -> Decoded {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/data/nca-test-2020/RSA256_individual_sign.p12");
     pkcs12::decode(&std::fs::read(path).unwrap(), "Qwerty12").unwrap()
+}
+
+/// Whether the JDK's `keytool` runs; otherwise report `test` skipped (or fail, where
+/// `TAMGA_TEST_REQUIRE_JAVA` is set, as in CI).
+fn keytool_present(test: &str) -> bool {
+    let runs = Command::new("keytool")
+        .arg("-help")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    tool_present(
+        runs,
+        "TAMGA_TEST_REQUIRE_JAVA",
+        test,
+        "the JDK's keytool is not installed",
+    )
+}
+
+/// Java's PKCS12 KeyStore (what NCA's own software is built on) opens the container `file`
+/// with the password, and not without it: one private key entry whose alias is the SKI, the
+/// chain it holds (a legacy container holds none).
+fn java_reads(dir: &Path, file: &str, legacy: bool) {
+    let ski = file.trim_end_matches(".p12").rsplit('_').next().unwrap();
+    let list = |password: &str| {
+        Command::new("keytool")
+            .current_dir(dir)
+            .args(["-list", "-v", "-storetype", "PKCS12", "-keystore", file])
+            .args(["-storepass", password])
+            .output()
+            .unwrap()
+    };
+    let out = list("Secret2026");
+    let shown = text(&out);
+    assert!(out.status.success(), "{shown}");
+    assert!(shown.contains("Your keystore contains 1 entry"), "{shown}");
+    assert!(shown.contains(&format!("Alias name: {ski}\n")), "{shown}");
+    assert!(shown.contains("Entry type: PrivateKeyEntry"), "{shown}");
+    let length: usize = shown
+        .lines()
+        .find_map(|l| l.strip_prefix("Certificate chain length: "))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    if legacy {
+        assert_eq!(length, 1, "{shown}");
+    } else {
+        assert!(length >= 2, "the chain: {shown}");
+    }
+    assert!(!list("Wrong2026").status.success());
 }
 
 /// Open a container with openssl and check key, certificate and chain. A legacy container
@@ -184,6 +233,7 @@ fn check_container(dir: &Path, file: &str, legacy: bool) {
 
 #[test]
 fn tamga_enroll_writes_two_containers_that_openssl_opens() {
+    let java = keytool_present("tamga_enroll_writes_two_containers_that_openssl_opens");
     let env = Env::sqlite();
     let dir = env.dir().to_path_buf();
     std::fs::write(dir.join("password.txt"), "Secret2026\n").unwrap();
@@ -221,6 +271,9 @@ fn tamga_enroll_writes_two_containers_that_openssl_opens() {
             "{info}"
         );
         check_container(&dir, f, false);
+        if java {
+            java_reads(&dir, f, false);
+        }
         // By default: OWASP's iteration count for PBKDF2-HMAC-SHA256, the MAC's as high.
         let d = decoded(&dir, f);
         assert_eq!(pkcs12::DEFAULT_ITERATIONS, 600_000);
@@ -288,6 +341,9 @@ fn tamga_enroll_writes_two_containers_that_openssl_opens() {
             assert!(info.contains(line), "{line}: {info}");
         }
         check_container(&dir, f, true);
+        if java {
+            java_reads(&dir, f, true);
+        }
         // NCA's container, field by field (salts, key, certificate and SKI aside).
         assert_eq!(decoded(&dir, f).structure(), theirs, "{f}");
     }
