@@ -3,7 +3,7 @@
 //!
 //! The crate is split by authority (see `docs/architecture.md`, which also says which module
 //! may import which): the ground floor ([`vocab`], [`error_code`], [`clock`], [`input`],
-//! [`key_identity`], [`email`]); [`config`], [`csr`] and [`digital_id`]; [`store`] (the only module that
+//! [`key_identity`], [`email`], [`pkcs12`]); [`config`], [`csr`] and [`digital_id`]; [`store`] (the only module that
 //! touches the database); [`ca`] (the CA hierarchy and its keys), [`audit`] (the hash-chained
 //! log) and [`notify`]; [`ra`], [`crl`] and [`ocsp`]; [`api`] (HTTP routes); [`dev`]
 //! (development only) and [`enroll`] (the citizen's client); [`cli`] (the `tamga` command).
@@ -27,6 +27,7 @@ pub mod input;
 pub mod key_identity;
 pub mod notify;
 pub mod ocsp;
+pub mod pkcs12;
 pub mod ra;
 pub mod store;
 pub mod vocab;

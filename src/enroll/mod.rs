@@ -4,10 +4,12 @@
 //! while the application waits for an operator, and writes two password-protected PKCS#12
 //! files.
 //!
-//! Owns: the password policy, local key generation, CSRs, the PKCS#12 containers and their
-//! names. Must never: send or write a private key unencrypted (a pending application's keys
-//! are kept as password-encrypted PKCS#8 until its certificates arrive), or reach into the
-//! server's internals — it speaks only the HTTP API through the shared [`crate::api::types`].
+//! Owns: the password policy, local key generation, CSRs, which containers it writes (through
+//! [`crate::pkcs12`]: modern PBES2/AES-256 with the chain by default, NCA's own 3DES/RC2
+//! container with `--legacy-p12`) and their names. Must never: send or write a private key
+//! unencrypted (a pending application's keys are kept as password-encrypted PKCS#8 until its
+//! certificates arrive), or reach into the server's internals — it speaks only the HTTP API
+//! through the shared [`crate::api::types`].
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -19,13 +21,14 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use openssl::ec::{EcGroup, EcKey};
 use openssl::hash::MessageDigest;
 use openssl::nid::Nid;
-use openssl::pkcs12::Pkcs12;
 use openssl::pkey::{PKey, Private};
 use openssl::rsa::Rsa;
 use openssl::stack::Stack;
 use openssl::symm::Cipher;
 use openssl::x509::extension::SubjectAlternativeName;
 use openssl::x509::{X509NameBuilder, X509ReqBuilder, X509};
+
+use crate::pkcs12::{self, Contents, Protection};
 
 use crate::api::types::{
     ApplicationRequest, ApplicationResponse, CsrPair, ProblemCode, ProblemDocument,
@@ -84,9 +87,19 @@ pub struct Common {
     /// File holding the container password (first line) [default: ask on the terminal].
     #[arg(long, global = true)]
     pub password_file: Option<PathBuf>,
-    /// Write 3DES/RC2 containers that old software reads, instead of PBES2/AES-256.
+    /// Write NCA's own container (3DES key, RC2-40 certificate, SHA-1 MAC, 1024 iterations,
+    /// no chain), which NCA's software reads, instead of PBES2/AES-256.
     #[arg(long, global = true)]
     pub legacy_p12: bool,
+    /// PBKDF2-HMAC-SHA256 iterations of the modern containers (also the MAC's).
+    #[arg(
+        long,
+        global = true,
+        default_value_t = pkcs12::DEFAULT_ITERATIONS,
+        value_parser = clap::value_parser!(u32).range(i64::from(pkcs12::MIN_ITERATIONS)..=i64::from(pkcs12::MAX_ITERATIONS)),
+        conflicts_with = "legacy_p12"
+    )]
+    pub p12_iterations: u32,
     /// How long to poll an application pending review before exiting (seconds).
     #[arg(long, global = true, default_value_t = 60)]
     pub poll_timeout: u64,
@@ -504,17 +517,21 @@ fn write_containers(
     auth_key: &PKey<Private>,
     sign_key: &PKey<Private>,
 ) -> Result<(), Failure> {
-    let chain =
-        X509::stack_from_pem(app.chain_pem.as_deref().unwrap_or("").as_bytes()).map_err(err)?;
-    if common.legacy_p12 {
-        // RC2 lives in OpenSSL 3's legacy provider; keep the default one available too.
-        let legacy = openssl::provider::Provider::try_load(None, "legacy", true).map_err(|e| {
-            err(format!(
-                "the OpenSSL legacy provider is needed for --legacy-p12: {e}"
-            ))
-        })?;
-        std::mem::forget(legacy);
-    }
+    let chain = X509::stack_from_pem(app.chain_pem.as_deref().unwrap_or("").as_bytes())
+        .and_then(|certs| {
+            certs
+                .iter()
+                .map(|c| c.to_der())
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .map_err(err)?;
+    let protection = if common.legacy_p12 {
+        Protection::Legacy
+    } else {
+        Protection::Modern {
+            iterations: common.p12_iterations,
+        }
+    };
     for cert in &app.certificates {
         let x509 = X509::from_pem(cert.pem.as_bytes()).map_err(err)?;
         let key = if cert.kind == "auth" {
@@ -529,10 +546,8 @@ fn write_containers(
                 cert.kind
             )));
         }
-        let ski = x509
-            .subject_key_id()
-            .map(|id| hex::encode(id.as_slice()))
-            .ok_or_else(|| err("the certificate has no subject key identifier"))?;
+        let cert_der = x509.to_der().map_err(err)?;
+        let ski = hex::encode(pkcs12::subject_key_id(&cert_der).map_err(err)?);
         let algorithm = if key.id() == openssl::pkey::Id::EC {
             "ECDSA256"
         } else {
@@ -543,21 +558,16 @@ fn write_containers(
         } else {
             format!("{algorithm}_{ski}.p12")
         };
-        let mut ca = Stack::new().map_err(err)?;
-        for c in &chain {
-            ca.push(c.clone()).map_err(err)?;
-        }
-        let mut builder = Pkcs12::builder();
-        builder.name(&ski).pkey(key).cert(&x509).ca(ca);
-        if common.legacy_p12 {
-            builder
-                .key_algorithm(Nid::PBE_WITHSHA1AND3_KEY_TRIPLEDES_CBC)
-                .cert_algorithm(Nid::PBE_WITHSHA1AND40BITRC2_CBC)
-                .mac_md(MessageDigest::sha1());
-        }
-        let p12 = builder.build2(password).map_err(err)?;
+        // The key as PKCS#8, for an encoder that does not care which algorithm it is.
+        let pkcs8 = key.private_key_to_pkcs8().map_err(err)?;
+        let contents = Contents {
+            private_key: &pkcs8,
+            certificate: &cert_der,
+            chain: &chain,
+        };
+        let p12 = pkcs12::encode(&contents, password, protection).map_err(err)?;
         let path = common.out.join(&file);
-        write_private(&path, &p12.to_der().map_err(err)?)?;
+        write_private(&path, &p12)?;
         println!("{}", path.display());
         eprintln!(
             "Wrote {} ({} certificate {}).",
@@ -645,5 +655,28 @@ mod tests {
             Ok(Some(super::Command::Resume(r))) if r.access_token == "-Iabc"
         ));
         assert!(check_password("Abcdefg").unwrap_err().contains("digit"));
+    }
+
+    /// Modern containers default to 600,000 iterations; fewer than 100,000 (or more than
+    /// 10,000,000) is a usage error, and the legacy container has NCA's fixed count.
+    #[test]
+    fn the_iteration_count_of_modern_containers() {
+        use clap::Parser;
+        let parse = |extra: &[&str]| {
+            super::Cli::try_parse_from([&["tamga-enroll", "--token", "t"][..], extra].concat())
+        };
+        assert_eq!(parse(&[]).unwrap().common.p12_iterations, 600_000);
+        assert_eq!(
+            parse(&["--p12-iterations", "100000"])
+                .unwrap()
+                .common
+                .p12_iterations,
+            100_000
+        );
+        for bad in ["99999", "10000001", "2048", "-1"] {
+            assert!(parse(&["--p12-iterations", bad]).is_err(), "{bad}");
+        }
+        assert!(parse(&["--p12-iterations", "200000", "--legacy-p12"]).is_err());
+        assert!(parse(&["--legacy-p12"]).is_ok());
     }
 }

@@ -1,12 +1,15 @@
 //! `tamga-enroll` against a live server: PKCS#12 files that `openssl pkcs12` opens, keys that
-//! match their certificates, the password policy, server refusals, and the pending/resume path.
+//! match their certificates, the containers' structure (modern: PBES2 at the default
+//! iteration count; `--legacy-p12`: NCA's own, compared with NCA's container), the password
+//! policy, server refusals, and the pending/resume path.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use crate::enroll::{assert_reference_extensions, claims, fresh_iin, lint, Env};
-use crate::support::{openssl, run, tamga, tamga_bin, text, verify_chain, x509_text};
+use crate::support::{openssl, run, tamga, tamga_bin, text, tool_present, verify_chain, x509_text};
+use tamga::pkcs12::{self, Decoded};
 
 fn enroll_bin() -> PathBuf {
     tamga_bin().with_file_name("tamga-enroll")
@@ -82,7 +85,69 @@ fn p12s(dir: &Path) -> Vec<String> {
     v
 }
 
-/// Open a container with openssl and check key, certificate and chain.
+/// Our own decoder's reading of the container `file` in `dir` (password `Secret2026`).
+fn decoded(dir: &Path, file: &str) -> Decoded {
+    pkcs12::decode(&std::fs::read(dir.join(file)).unwrap(), "Secret2026").unwrap()
+}
+
+/// NCA's own container (`tests/data/nca-test-2020`), decoded by the same code.
+fn ncas_container() -> Decoded {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/nca-test-2020/RSA256_individual_sign.p12");
+    pkcs12::decode(&std::fs::read(path).unwrap(), "Qwerty12").unwrap()
+}
+
+/// Whether the JDK's `keytool` runs; otherwise report `test` skipped (or fail, where
+/// `TAMGA_TEST_REQUIRE_JDK` is set, as in CI).
+fn keytool_present(test: &str) -> bool {
+    let runs = Command::new("keytool")
+        .arg("-help")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    tool_present(
+        runs,
+        "TAMGA_TEST_REQUIRE_JDK",
+        test,
+        "the JDK's keytool is not installed",
+    )
+}
+
+/// Java's PKCS12 KeyStore (what NCA's own software is built on) opens the container `file`
+/// with the password, and not without it: one private key entry whose alias is the SKI, the
+/// chain it holds (a legacy container holds none).
+fn java_reads(dir: &Path, file: &str, legacy: bool) {
+    let ski = file.trim_end_matches(".p12").rsplit('_').next().unwrap();
+    let list = |password: &str| {
+        Command::new("keytool")
+            .current_dir(dir)
+            .args(["-list", "-v", "-storetype", "PKCS12", "-keystore", file])
+            .args(["-storepass", password])
+            .output()
+            .unwrap()
+    };
+    let out = list("Secret2026");
+    let shown = text(&out);
+    assert!(out.status.success(), "{shown}");
+    assert!(shown.contains("Your keystore contains 1 entry"), "{shown}");
+    assert!(shown.contains(&format!("Alias name: {ski}\n")), "{shown}");
+    assert!(shown.contains("Entry type: PrivateKeyEntry"), "{shown}");
+    let length: usize = shown
+        .lines()
+        .find_map(|l| l.strip_prefix("Certificate chain length: "))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    if legacy {
+        assert_eq!(length, 1, "{shown}");
+    } else {
+        assert!(length >= 2, "the chain: {shown}");
+    }
+    assert!(!list("Wrong2026").status.success());
+}
+
+/// Open a container with openssl and check key, certificate and chain. A legacy container
+/// holds no chain (as NCA's): its certificate is verified with the chain in `chain.pem`.
 fn check_container(dir: &Path, file: &str, legacy: bool) {
     let args = pkcs12_args(file, legacy, &["-info", "-nodes"]);
     let shown = p12_info(dir, &args);
@@ -104,7 +169,15 @@ fn check_container(dir: &Path, file: &str, legacy: bool) {
         from_key, from_cert,
         "{file}: the key inside matches the certificate"
     );
-    let verified = verify_chain(dir, "cas.pem", &["cert.pem"]);
+    let cas = std::fs::read_to_string(dir.join("cas.pem")).unwrap();
+    let chain = if legacy {
+        assert!(!cas.contains("BEGIN CERTIFICATE"), "no chain: {cas}");
+        "chain.pem"
+    } else {
+        assert!(cas.contains("BEGIN CERTIFICATE"), "the chain: {cas}");
+        "cas.pem"
+    };
+    let verified = verify_chain(dir, chain, &["cert.pem"]);
     assert!(verified.contains("cert.pem: OK"), "{verified}");
     let text = x509_text(dir, "cert.pem");
     let kind = if file.starts_with("AUTH_") {
@@ -120,6 +193,36 @@ fn check_container(dir: &Path, file: &str, legacy: bool) {
         shown.contains(&format!("friendlyName: {ski}")),
         "alias = SKI: {shown}"
     );
+    // localKeyID is the SKI's octets (openssl shows them in upper-case hex, spaced).
+    let octets: Vec<String> = ski
+        .as_bytes()
+        .chunks(2)
+        .map(|c| std::str::from_utf8(c).unwrap().to_uppercase())
+        .collect();
+    assert!(
+        shown.contains(&format!("localKeyID: {} ", octets.join(" "))),
+        "localKeyID = SKI: {shown}"
+    );
+    // The wrong password opens nothing.
+    let wrong = Command::new("openssl")
+        .current_dir(dir)
+        .args(pkcs12_args(file, legacy, &["-info", "-noout"]))
+        .args(["-passin", "pass:Wrong2026"])
+        .output()
+        .unwrap();
+    assert!(!wrong.status.success(), "{}", crate::support::text(&wrong));
+    // Our decoder reads the same key and certificate as openssl.
+    let ours = decoded(dir, file);
+    let key =
+        openssl::pkey::PKey::private_key_from_pem(&std::fs::read(dir.join("key.pem")).unwrap())
+            .unwrap();
+    assert_eq!(
+        ours.private_keys(),
+        [key.private_key_to_pkcs8().unwrap().as_slice()]
+    );
+    let cert =
+        openssl::x509::X509::from_pem(&std::fs::read(dir.join("cert.pem")).unwrap()).unwrap();
+    assert_eq!(ours.certificates()[0], cert.to_der().unwrap().as_slice());
     let mode = std::fs::metadata(dir.join(file))
         .unwrap()
         .permissions()
@@ -130,6 +233,7 @@ fn check_container(dir: &Path, file: &str, legacy: bool) {
 
 #[test]
 fn tamga_enroll_writes_two_containers_that_openssl_opens() {
+    let java = keytool_present("tamga_enroll_writes_two_containers_that_openssl_opens");
     let env = Env::sqlite();
     let dir = env.dir().to_path_buf();
     std::fs::write(dir.join("password.txt"), "Secret2026\n").unwrap();
@@ -160,9 +264,43 @@ fn tamga_enroll_writes_two_containers_that_openssl_opens() {
     );
     for f in &files {
         let info = p12_encryption(&dir, f, false);
-        assert!(info.contains("AES-256-CBC"), "{info}");
+        assert!(
+            info.contains("MAC: sha256, Iteration 600000")
+                && info
+                    .contains("PBES2, PBKDF2, AES-256-CBC, Iteration 600000, PRF hmacWithSHA256"),
+            "{info}"
+        );
         check_container(&dir, f, false);
+        if java {
+            java_reads(&dir, f, false);
+        }
+        // By default: OWASP's iteration count for PBKDF2-HMAC-SHA256, the MAC's as high.
+        let d = decoded(&dir, f);
+        assert_eq!(pkcs12::DEFAULT_ITERATIONS, 600_000);
+        assert_eq!(
+            d.mac.as_ref().unwrap().iterations,
+            pkcs12::DEFAULT_ITERATIONS
+        );
+        for safe in &d.structure().safes {
+            for bag in &safe.bags {
+                if let pkcs12::BagKind::ShroudedKey(pkcs12::Encryption::Pbes2 {
+                    iterations, ..
+                }) = bag.kind
+                {
+                    assert_eq!(iterations, pkcs12::DEFAULT_ITERATIONS);
+                }
+            }
+            if let Some(pkcs12::Encryption::Pbes2 { iterations, .. }) = safe.encryption {
+                assert_eq!(iterations, pkcs12::DEFAULT_ITERATIONS);
+            }
+        }
+        assert!(
+            d.certificates().len() >= 2,
+            "the chain follows the certificate"
+        );
     }
+    // The chain, for checking the legacy containers (which carry none).
+    std::fs::copy(dir.join("cas.pem"), dir.join("chain.pem")).unwrap();
     // The same token again: the server's refusal is shown with its code.
     let out = enroll(&env, "token.txt", "again", "password.txt", &[]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
@@ -192,13 +330,22 @@ fn tamga_enroll_writes_two_containers_that_openssl_opens() {
         files[0].starts_with("AUTH_ECDSA256_") && files[1].starts_with("ECDSA256_"),
         "{files:?}"
     );
+    let theirs = ncas_container().structure();
     for f in &files {
         let info = p12_encryption(&dir, f, true);
-        assert!(
-            info.contains("RC2") || info.contains("3DES") || info.contains("TripleDES"),
-            "{info}"
-        );
+        for line in [
+            "MAC: sha1, Iteration 1024",
+            "Shrouded Keybag: pbeWithSHA1And3-KeyTripleDES-CBC, Iteration 1024",
+            "PKCS7 Encrypted data: pbeWithSHA1And40BitRC2-CBC, Iteration 1024",
+        ] {
+            assert!(info.contains(line), "{line}: {info}");
+        }
         check_container(&dir, f, true);
+        if java {
+            java_reads(&dir, f, true);
+        }
+        // NCA's container, field by field (salts, key, certificate and SKI aside).
+        assert_eq!(decoded(&dir, f).structure(), theirs, "{f}");
     }
 }
 
@@ -255,7 +402,12 @@ fn tamga_enroll_polls_a_pending_application_and_resumes_after_approval() {
     let out = Command::new(enroll_bin())
         .current_dir(&dir)
         .args(&args)
-        .args(["--password-file", "password.txt"])
+        .args([
+            "--password-file",
+            "password.txt",
+            "--p12-iterations",
+            "100000",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
@@ -269,5 +421,7 @@ fn tamga_enroll_polls_a_pending_application_and_resumes_after_approval() {
     for f in &files {
         std::fs::copy(dir.join("keys").join(f), dir.join(f)).unwrap();
         check_container(&dir, f, false);
+        let d = decoded(&dir, f);
+        assert_eq!(d.mac.unwrap().iterations, 100_000, "--p12-iterations");
     }
 }
