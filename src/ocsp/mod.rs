@@ -4,7 +4,8 @@
 //! operate (SHA-1, SHA-256, SHA-384 and SHA-512 CertIDs), reading status through a
 //! [`StatusSource`] (`source`: the one trait through which OCSP reads), building and signing responses with the delegated responder key, the
 //! per-instance cache of pre-signed responses and its invalidation by the revocation counter,
-//! the bound on on-demand signing, and renewal of the responder certificate. Must never:
+//! the bound on on-demand signing, and renewal of the responder certificate; `root` answers
+//! for the issuing CA's own certificate with responses the root signed offline. Must never:
 //! answer `good` for a certificate whose issuance is not committed (unknown answers are never
 //! cached), serve a cached answer older than a revocation it has seen, serve any answer past
 //! its nextUpdate, or panic on input.
@@ -14,6 +15,7 @@
 //! the cache cannot answer gets `tryLater` at once: see [`Responder::invalidate_changed`].
 
 mod cache;
+pub mod root;
 mod source;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -167,6 +169,8 @@ pub struct Responder {
     clock: Arc<dyn Clock>,
     /// The last invalidation poll failed: the database is out of reach.
     degraded: AtomicBool,
+    /// The root as issuer: requests for the issuing CA certificate (see `root`).
+    root: root::RootIssuer,
 }
 
 impl std::fmt::Debug for Responder {
@@ -268,6 +272,7 @@ impl Responder {
             inflight: AtomicUsize::new(0),
             clock,
             degraded: AtomicBool::new(false),
+            root: root::RootIssuer::new(hierarchy)?,
         })
     }
 
@@ -410,7 +415,14 @@ impl Responder {
                 return error_answer(OcspResponseStatus::MalformedRequest, "malformed_request")
             }
             Err(Refusal::Unauthorized) => {
-                return error_answer(OcspResponseStatus::Unauthorized, "unauthorized")
+                // The issuing CA's own certificate: answered with the root's responses.
+                let now = self.clock.now().naive_utc();
+                return self
+                    .root
+                    .answer(der, self.source.as_ref(), now)
+                    .unwrap_or_else(|| {
+                        error_answer(OcspResponseStatus::Unauthorized, "unauthorized")
+                    });
             }
         };
         let cacheable = parsed.nonce.is_none() && parsed.ids.len() == 1;

@@ -27,6 +27,7 @@ mod operator;
 mod readme;
 mod revoke;
 mod root_crl;
+mod root_ocsp;
 mod server;
 mod store;
 mod support;
