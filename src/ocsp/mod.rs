@@ -405,8 +405,8 @@ impl Responder {
         self.cached_answer(*alg, serial)
     }
 
-    /// Answer one request (DER). Never fails: junk gets `malformedRequest`, foreign issuers
-    /// `unauthorized`, a database outage `tryLater` (unless a valid pre-signed answer is
+    /// Answer one request (DER). Never fails: junk gets `malformedRequest`, a CertID naming
+    /// the root gets the root's own response (see `root`), foreign issuers `unauthorized`, a database outage `tryLater` (unless a valid pre-signed answer is
     /// cached), overload of on-demand signing `tryLater`.
     pub fn respond(&self, der: &[u8]) -> Answer {
         let parsed = match self.parse(der) {
