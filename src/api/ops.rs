@@ -44,6 +44,11 @@ pub struct Checks {
     /// does not answer). Reported, but not a reason to take the instance out of service: OCSP
     /// and the issuing CA's CRLs still work.
     root_crl: &'static str,
+    /// The root-signed OCSP responses for the issuing CA certificate (`tamga ca root-ocsp`,
+    /// `tamga ocsp import`): `ok`, `expiring` (within 30 days), `expired`, `missing` (none
+    /// imported; OCSP answers `tryLater` for the issuing CA) or `unknown` (no database).
+    /// Reported, not a reason to leave the load balancer.
+    root_ocsp: &'static str,
     /// The issuing CA's newest CRLs: `ok`, `expired` (the full or the delta CRL is past its
     /// nextUpdate, so `/crl/…` answers 503 for it), `missing` (none published yet), `unknown`
     /// (no database). Reported, not a reason to leave the load balancer: every instance
@@ -71,7 +76,7 @@ fn check_label(ok: bool) -> &'static str {
 /// OCSP responder are reported in `checks` with status 200: taking every instance out of the
 /// load balancer over one of them would also take OCSP out.
 #[utoipa::path(get, path = "/readyz", tag = "operations", responses(
-    (status = 200, description = "Ready: database and keys usable; `checks` also reports `root_crl`, `crl`, `crl_publication` and `ocsp`, which may be degraded", body = Readiness),
+    (status = 200, description = "Ready: database and keys usable; `checks` also reports `root_crl`, `root_ocsp`, `crl`, `crl_publication` and `ocsp`, which may be degraded", body = Readiness),
     (status = 503, description = "Not ready (database, issuing_key or ocsp_key failed); the body names the failing check", body = Readiness),
 ))]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
@@ -83,16 +88,27 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         let ocsp = checks.hierarchy.ocsp_responder().self_test();
         // Without the database the root CRL's state is unknown; asking would only wait for
         // the pool timeout a second time.
-        let (root_crl, (crl, newest_crl)) = if database.is_ok() {
-            (root_crl_state(&checks), crl_state(&checks))
+        let (root_crl, root_ocsp, (crl, newest_crl)) = if database.is_ok() {
+            (
+                root_crl_state(&checks),
+                root_ocsp_state(&checks),
+                crl_state(&checks),
+            )
         } else {
-            ("unknown", ("unknown", (None, None)))
+            ("unknown", "unknown", ("unknown", (None, None)))
         };
         let crl_publication = crl_publication_state(&checks.crl.health(), newest_crl);
-        Ok::<_, ApiError>((database, issuing, ocsp, root_crl, crl, crl_publication))
+        Ok::<_, ApiError>((
+            database,
+            issuing,
+            ocsp,
+            (root_crl, root_ocsp),
+            crl,
+            crl_publication,
+        ))
     })
     .await;
-    let (database, issuing, ocsp, root_crl, crl, crl_publication) = match result {
+    let (database, issuing, ocsp, (root_crl, root_ocsp), crl, crl_publication) = match result {
         Ok(checks) => checks,
         Err(e) => {
             tracing::warn!(error = %e, "readiness check did not finish");
@@ -121,6 +137,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             issuing_key: check_label(issuing.is_ok()),
             ocsp_key: check_label(ocsp.is_ok()),
             root_crl,
+            root_ocsp,
             crl,
             crl_publication,
             ocsp: if state.ocsp.degraded() {
@@ -191,6 +208,24 @@ pub fn root_crl_state(state: &AppState) -> &'static str {
             if left <= 0 {
                 "expired"
             } else if left < 14 * 86_400 {
+                "expiring"
+            } else {
+                "ok"
+            }
+        }
+        Ok(None) => "missing",
+        Err(_) => "unknown",
+    }
+}
+
+/// The root-signed OCSP responses for the issuing CA certificate, for /readyz.
+fn root_ocsp_state(state: &AppState) -> &'static str {
+    match crate::ocsp::root::issuing_expiry(&state.store, &state.hierarchy) {
+        Ok(Some(next_update)) => {
+            let left = (next_update - state.clock.now().naive_utc()).num_seconds();
+            if left <= 0 {
+                "expired"
+            } else if left < 30 * 86_400 {
                 "expiring"
             } else {
                 "ok"

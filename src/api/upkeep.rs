@@ -1,6 +1,6 @@
 //! Background upkeep inside `tamga serve`: one loop per task, each on its own timer, each
 //! turn's work a call into the authority that owns it (OCSP cache invalidation and responder
-//! renewal in `ocsp`, e-mail delivery and expiry reminders in `notify`, CRLs in `crl`,
+//! renewal in `ocsp`, the root's OCSP responses in `ocsp::root`, e-mail delivery and expiry reminders in `notify`, CRLs in `crl`,
 //! postponed issuance and pruning in `ra`). Must never: do domain work itself, or block the
 //! async runtime (every turn runs on the blocking pool).
 //!
@@ -175,7 +175,8 @@ fn spawn_mail(state: &AppState) {
     });
 }
 
-/// The root CRL kept fresh, and the issuing CA's full and delta CRLs published when due.
+/// The root CRL and the root-signed OCSP responses for the issuing CA kept fresh (where the
+/// root key is: development), and the issuing CA's full and delta CRLs published when due.
 fn spawn_crl_publication(state: &AppState) {
     let crl = state.crl.clone();
     let root_state = state.clone();
@@ -198,11 +199,24 @@ fn spawn_crl_publication(state: &AppState) {
                     cfg.crl.root_validity.chrono(),
                 );
                 ops::root_crl_state(&s);
-                fresh
+                let issuing_cert = crate::ca::HierarchyFiles::for_config(&cfg.ca).issuing_cert;
+                let ocsp = crate::ocsp::root::keep_fresh(
+                    &s.store,
+                    &s.hierarchy,
+                    &issuing_cert,
+                    s.clock.now(),
+                    cfg.crl.root_validity.chrono(),
+                );
+                (fresh, ocsp)
             })
             .await;
-            if let Ok(Err(e)) = root {
-                tracing::warn!(error = %e, "keeping the root CRL fresh failed");
+            if let Ok((crl, ocsp)) = root {
+                if let Err(e) = crl {
+                    tracing::warn!(error = %e, "keeping the root CRL fresh failed");
+                }
+                if let Err(e) = ocsp {
+                    tracing::warn!(error = %e, "keeping the root OCSP responses fresh failed");
+                }
             }
             let health_of = crl.clone();
             match web::block(move || publisher.publish_due()).await {

@@ -121,7 +121,8 @@ fn append_key_identifiers(b: &mut X509Builder, issuer: &X509Ref) -> Result<(), C
 /// and cRLSign, SKI/AKI, the certificate policies of [`issuing_ca_policies`] (so a relying
 /// party that requires an explicit policy accepts the certificates it issues), and — so that
 /// strict relying parties find revocation data for it — a CRL distribution point
-/// `{public_url}/crl/root.crl` and AIA caIssuers `{public_url}/ca/root.crt`.
+/// `{public_url}/crl/root.crl` and AIA OCSP `{public_url}/ocsp` and caIssuers
+/// `{public_url}/ca/root.crt`.
 pub fn build_issuing(
     name: &openssl::x509::X509NameRef,
     key: &PKeyRef<impl HasPublic>,
@@ -199,8 +200,14 @@ fn root_crl_distribution_point(public_url: &str) -> Result<X509Extension, CaErro
     from_der_extension("2.5.29.31", &dp)
 }
 
+/// The issuing CA's AIA: OCSP `{public_url}/ocsp` (answered with responses the root signed
+/// offline) and caIssuers `{public_url}/ca/root.crt`.
 fn root_ca_issuers(public_url: &str) -> Result<X509Extension, CaError> {
     let aia = x509_cert::ext::pkix::AuthorityInfoAccessSyntax(vec![
+        x509_cert::ext::pkix::AccessDescription {
+            access_method: const_oid::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1"),
+            access_location: uri(&format!("{public_url}/ocsp"))?,
+        },
         x509_cert::ext::pkix::AccessDescription {
             access_method: const_oid::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.2"),
             access_location: uri(&format!("{public_url}/ca/root.crt"))?,

@@ -54,6 +54,11 @@ pub enum Command {
         #[command(subcommand)]
         command: CrlCommand,
     },
+    /// OCSP for the issuing CA certificate (responses signed offline by the root).
+    Ocsp {
+        #[command(subcommand)]
+        command: OcspCommand,
+    },
     /// Applications and the moderation queue.
     Applications {
         #[command(subcommand)]
@@ -306,6 +311,22 @@ pub enum CrlCommand {
     },
 }
 
+/// `tamga ocsp …`
+#[derive(Debug, Subcommand)]
+pub enum OcspCommand {
+    /// Verify a batch of root-signed OCSP responses (made by `tamga ca root-ocsp`) and serve
+    /// them for the issuing CA certificate: each must be signed by the root, answer for a CA
+    /// certificate the root issued, be unexpired and newer than the one held (exit 5
+    /// otherwise, and nothing is imported).
+    Import {
+        /// The batch file (PEM blocks `OCSP RESPONSE`, or one DER response).
+        file: PathBuf,
+        /// Operator recorded in the audit log [default: the OS user].
+        #[arg(long)]
+        operator: Option<String>,
+    },
+}
+
 /// `tamga dev …`
 #[derive(Debug, Subcommand)]
 pub enum DevCommand {
@@ -422,8 +443,19 @@ pub enum CaCommand {
         #[arg(long)]
         number: Option<i64>,
     },
+    /// Sign OCSP responses for the root's CA certificates (the issuing CA certificate, earlier
+    /// ones still valid, and any the authority revoked) with the root key on this machine and
+    /// write them to a file (serve them with `tamga ocsp import FILE`).
+    RootOcsp {
+        /// Where to write the batch (PEM blocks `OCSP RESPONSE`).
+        #[arg(long)]
+        out: PathBuf,
+        /// Validity in days, 1 to 365 [default: `[crl] root_validity`, at most 365 days].
+        #[arg(long)]
+        validity_days: Option<i64>,
+    },
     /// Reissue the issuing CA certificate with the same key (adds the root CRL distribution
-    /// point and caIssuers to an older development hierarchy). Needs the root key.
+    /// point, the OCSP URL and caIssuers to an older hierarchy). Needs the root key.
     ReissueIssuing,
     /// Revoke the issuing CA certificate through the root CRL (the day its key is
     /// compromised; see docs/architecture.md for the whole procedure).

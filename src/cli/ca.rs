@@ -1,5 +1,5 @@
-//! `tamga ca …`: the hierarchy (init, show), the root CRL signed offline, and the issuing CA's
-//! reissue and revocation.
+//! `tamga ca …`: the hierarchy (init, show), the root CRL and the root's OCSP responses signed
+//! offline, and the issuing CA's reissue and revocation.
 
 use super::*;
 
@@ -105,6 +105,75 @@ pub(super) fn ca_root_crl(
     Ok(())
 }
 
+pub(super) fn ca_root_ocsp(
+    config: &ValidConfig,
+    out: &Path,
+    validity_days: Option<i64>,
+) -> Result<(), Failure> {
+    use crate::ocsp::root::{self, MAX_VALIDITY_DAYS};
+    let cfg = config.get();
+    let validity = match validity_days {
+        Some(d) if (1..=MAX_VALIDITY_DAYS).contains(&d) => chrono::Duration::days(d),
+        Some(d) => {
+            return Err(Failure::Usage(format!(
+                "--validity-days {d}: must be 1 to {MAX_VALIDITY_DAYS}"
+            )))
+        }
+        None => cfg
+            .crl
+            .root_validity
+            .chrono()
+            .min(chrono::Duration::days(MAX_VALIDITY_DAYS)),
+    };
+    let hierarchy = load_hierarchy(config)?;
+    if hierarchy.root_key().is_none() {
+        return Err(root_ocsp_failure(root::RootOcspError::NoRootKey));
+    }
+    // The authority's revocations decide between `good` and `revoked`: without the database
+    // a batch could say `good` for a revoked CA certificate.
+    let store = Store::open(config.database(), &cfg.database).map_err(|e| {
+        Failure::Usage(format!(
+            "no database to read the revoked CA certificates from ({e})"
+        ))
+    })?;
+    let now = SystemClock.now();
+    let revoked = store
+        .read(|tx| tx.authority_revocations())
+        .map_err(|e| Failure::Internal(e.into()))?;
+    let files = HierarchyFiles::for_config(&cfg.ca);
+    let earlier = root::earlier_issuing(&hierarchy, &files.issuing_cert, now);
+    let subjects =
+        root::subjects(&hierarchy, &earlier, &revoked).map_err(|e| Failure::Internal(e.into()))?;
+    let batch = root::sign(&hierarchy, &subjects, now, validity).map_err(root_ocsp_failure)?;
+    let known: Vec<String> = subjects.iter().map(|(s, _)| s.clone()).collect();
+    let verified = root::verify(&hierarchy, &batch, &known, now).map_err(root_ocsp_failure)?;
+    std::fs::write(out, root::to_pem(&batch))
+        .map_err(|e| Failure::Internal(anyhow::anyhow!("{}: {e}", out.display())))?;
+    let described: Vec<String> = subjects
+        .iter()
+        .map(|(serial, state)| {
+            let status = match state {
+                crate::ocsp::CertState::Revoked { .. } => "revoked",
+                _ => "good",
+            };
+            format!("{serial} {status}")
+        })
+        .collect();
+    out!(
+        "{} root-signed OCSP responses written to {} ({}), valid until {}",
+        verified.len(),
+        out.display(),
+        described.join(", "),
+        verified
+            .iter()
+            .map(|r| r.next_update)
+            .min()
+            .map(|t| t.and_utc().to_rfc3339())
+            .unwrap_or_default()
+    )?;
+    Ok(())
+}
+
 pub(super) fn ca_reissue_issuing(config: &ValidConfig) -> Result<(), Failure> {
     let cfg = config.get();
     let hierarchy = load_hierarchy(config)?;
@@ -160,7 +229,9 @@ pub(super) fn ca_revoke_issuer(
             })?;
     out!(
         "issuing CA certificate {serial} revoked ({reason}); the next root CRL lists it \
-         (dev: within seconds; production: `tamga ca root-crl` on the root machine, then `tamga crl import`)"
+         and OCSP stops answering `good` for it (dev: within seconds; production: `tamga ca \
+         root-crl` and `tamga ca root-ocsp` on the root machine, then `tamga crl import` and \
+         `tamga ocsp import`)"
     )?;
     Ok(())
 }

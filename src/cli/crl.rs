@@ -1,5 +1,6 @@
 //! `tamga crl …`: publication, import of the offline root CRL, and the check (and repair) of
-//! stored revocations a CRL must carry.
+//! stored revocations a CRL must carry; `tamga ocsp import`, the root-signed OCSP responses
+//! made in the same ceremony as the root CRL.
 
 use super::*;
 
@@ -49,6 +50,76 @@ pub(super) fn crl_import(
         crl.next_update.and_utc().to_rfc3339()
     )?;
     warn_root_crl_expiry(&store);
+    Ok(())
+}
+
+pub(super) fn root_ocsp_failure(e: crate::ocsp::root::RootOcspError) -> Failure {
+    use crate::ocsp::root::RootOcspError;
+    match e {
+        RootOcspError::Store(_) | RootOcspError::Ca(_) => Failure::Internal(anyhow::Error::new(e)),
+        RootOcspError::Validity(_) => Failure::Usage(e.to_string()),
+        other => Failure::Refused(other.to_string()),
+    }
+}
+
+/// Warn on stderr when the issuing CA certificate's root-signed OCSP responses expire within
+/// thirty days, or none is held.
+pub(super) fn warn_root_ocsp_expiry(store: &Store, hierarchy: &Hierarchy) {
+    match crate::ocsp::root::issuing_expiry(store, hierarchy) {
+        Ok(Some(next)) if next - chrono::Utc::now().naive_utc() < chrono::Duration::days(30) => {
+            eprintln!(
+                "tamga: warning: the root-signed OCSP responses for the issuing CA expire at {next}: sign and import the next batch (`tamga ca root-ocsp`, `tamga ocsp import`)"
+            );
+        }
+        Ok(None) => eprintln!(
+            "tamga: warning: no root-signed OCSP response for the issuing CA is held (`tamga ca root-ocsp`, `tamga ocsp import`)"
+        ),
+        _ => {}
+    }
+}
+
+pub(super) fn ocsp_import(
+    config: &ValidConfig,
+    file: &Path,
+    operator: Option<String>,
+) -> Result<(), Failure> {
+    use crate::ocsp::root;
+    let hierarchy = load_hierarchy(config)?;
+    let store = open_store(config)?;
+    let bytes = crate::input::read_bounded(file, crate::input::CRL_LIMIT).map_err(|e| {
+        let message = format!("{}: {e}", file.display());
+        match e.kind() {
+            std::io::ErrorKind::InvalidInput | std::io::ErrorKind::FileTooLarge => {
+                Failure::Refused(message)
+            }
+            _ => Failure::Usage(message),
+        }
+    })?;
+    let now = SystemClock.now();
+    let batch = root::from_file(&bytes).map_err(root_ocsp_failure)?;
+    let files = HierarchyFiles::for_config(&config.get().ca);
+    let known = root::known_serials(&store, &hierarchy, &files.issuing_cert, now)
+        .map_err(root_ocsp_failure)?;
+    let verified = root::verify(&hierarchy, &batch, &known, now).map_err(root_ocsp_failure)?;
+    let actor = operator_actor(operator);
+    root::import(&store, &verified, now, &actor).map_err(root_ocsp_failure)?;
+    let mut serials: Vec<String> = verified
+        .iter()
+        .map(|r| format!("{} {}", r.serial, r.status))
+        .collect();
+    serials.dedup();
+    out!(
+        "imported {} root-signed OCSP responses ({}), valid until {}",
+        verified.len(),
+        serials.join(", "),
+        verified
+            .iter()
+            .map(|r| r.next_update)
+            .min()
+            .map(|t| t.and_utc().to_rfc3339())
+            .unwrap_or_default()
+    )?;
+    warn_root_ocsp_expiry(&store, &hierarchy);
     Ok(())
 }
 

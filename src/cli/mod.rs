@@ -157,10 +157,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Certs { .. }
         | Command::Applications { .. }
         | Command::Crl { .. }
+        | Command::Ocsp { .. }
         | Command::Ca {
             command:
                 CaCommand::Show { .. }
                 | CaCommand::RootCrl { .. }
+                | CaCommand::RootOcsp { .. }
                 | CaCommand::ReissueIssuing
                 | CaCommand::RevokeIssuer { .. },
         } => preflight::hierarchy(&config)?,
@@ -204,6 +206,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Ca {
             command: CaCommand::RootCrl { out, number },
         } => ca_root_crl(&config, &out, number),
+        Command::Ca {
+            command: CaCommand::RootOcsp { out, validity_days },
+        } => ca_root_ocsp(&config, &out, validity_days),
+        Command::Ocsp {
+            command: OcspCommand::Import { file, operator },
+        } => ocsp_import(&config, &file, operator),
         Command::Ca {
             command: CaCommand::ReissueIssuing,
         } => ca_reissue_issuing(&config),

@@ -4,7 +4,8 @@
 //! operate (SHA-1, SHA-256, SHA-384 and SHA-512 CertIDs), reading status through a
 //! [`StatusSource`] (`source`: the one trait through which OCSP reads), building and signing responses with the delegated responder key, the
 //! per-instance cache of pre-signed responses and its invalidation by the revocation counter,
-//! the bound on on-demand signing, and renewal of the responder certificate. Must never:
+//! the bound on on-demand signing, and renewal of the responder certificate; `root` answers
+//! for the issuing CA's own certificate with responses the root signed offline. Must never:
 //! answer `good` for a certificate whose issuance is not committed (unknown answers are never
 //! cached, and carry the short nextUpdate `[ocsp] unknown_validity`, so neither this instance
 //! nor a relying party keeps one long after the issuance), serve a cached answer older than a
@@ -15,6 +16,7 @@
 //! the cache cannot answer gets `tryLater` at once: see [`Responder::invalidate_changed`].
 
 mod cache;
+pub mod root;
 mod source;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -168,6 +170,8 @@ pub struct Responder {
     clock: Arc<dyn Clock>,
     /// The last invalidation poll failed: the database is out of reach.
     degraded: AtomicBool,
+    /// The root as issuer: requests for the issuing CA certificate (see `root`).
+    root: root::RootIssuer,
 }
 
 impl std::fmt::Debug for Responder {
@@ -269,6 +273,7 @@ impl Responder {
             inflight: AtomicUsize::new(0),
             clock,
             degraded: AtomicBool::new(false),
+            root: root::RootIssuer::new(hierarchy)?,
         })
     }
 
@@ -401,8 +406,8 @@ impl Responder {
         self.cached_answer(*alg, serial)
     }
 
-    /// Answer one request (DER). Never fails: junk gets `malformedRequest`, foreign issuers
-    /// `unauthorized`, a database outage `tryLater` (unless a valid pre-signed answer is
+    /// Answer one request (DER). Never fails: junk gets `malformedRequest`, a CertID naming
+    /// the root gets the root's own response (see `root`), foreign issuers `unauthorized`, a database outage `tryLater` (unless a valid pre-signed answer is
     /// cached), overload of on-demand signing `tryLater`.
     pub fn respond(&self, der: &[u8]) -> Answer {
         let parsed = match self.parse(der) {
@@ -411,7 +416,14 @@ impl Responder {
                 return error_answer(OcspResponseStatus::MalformedRequest, "malformed_request")
             }
             Err(Refusal::Unauthorized) => {
-                return error_answer(OcspResponseStatus::Unauthorized, "unauthorized")
+                // The issuing CA's own certificate: answered with the root's responses.
+                let now = self.clock.now().naive_utc();
+                return self
+                    .root
+                    .answer(der, self.source.as_ref(), now)
+                    .unwrap_or_else(|| {
+                        error_answer(OcspResponseStatus::Unauthorized, "unauthorized")
+                    });
             }
         };
         let cacheable = parsed.nonce.is_none() && parsed.ids.len() == 1;

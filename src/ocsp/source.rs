@@ -5,7 +5,7 @@
 
 use chrono::NaiveDateTime;
 
-use crate::store::{CertificateStatus, Store, StoreError};
+use crate::store::{CertificateStatus, HeldRootResponse, Store, StoreError};
 use crate::vocab::RevocationReason;
 
 /// The state of one certificate, as the status source knows it.
@@ -38,6 +38,17 @@ pub trait StatusSource: Send + Sync {
 
     /// Serials whose revocation state changed at counter values in `(after, upto]`.
     fn changed_between(&self, after: i64, upto: i64) -> Result<Vec<String>, StoreError>;
+
+    /// The root-signed response held for the CA certificate `serial` and CertID hash
+    /// algorithm `hash_alg` (dotted OID), and whether the authority revoked that certificate.
+    /// A source that holds none answers with neither.
+    fn root_response(&self, serial: &str, hash_alg: &str) -> Result<HeldRootResponse, StoreError> {
+        let _ = (serial, hash_alg);
+        Ok(HeldRootResponse {
+            response: None,
+            revoked: false,
+        })
+    }
 }
 
 impl StatusSource for Store {
@@ -64,5 +75,9 @@ impl StatusSource for Store {
 
     fn changed_between(&self, after: i64, upto: i64) -> Result<Vec<String>, StoreError> {
         self.read(|tx| tx.serials_changed(after, upto))
+    }
+
+    fn root_response(&self, serial: &str, hash_alg: &str) -> Result<HeldRootResponse, StoreError> {
+        self.read(|tx| tx.held_root_response(serial, hash_alg))
     }
 }

@@ -174,17 +174,24 @@ fn junk_and_foreign_issuers_get_error_statuses() {
             Outcome::Error("malformed_request")
         );
     }
-    let mut req = OpensslRequest::new().unwrap();
-    let id = OcspCertId::from_cert(
-        MessageDigest::sha1(),
-        h.issuing().certificate().x509(),
-        h.root().x509(),
-    )
-    .unwrap();
-    req.add_id(id).unwrap();
+    let ask = |cert: &openssl::x509::X509Ref, issuer: &openssl::x509::X509Ref| {
+        let mut req = OpensslRequest::new().unwrap();
+        let id = OcspCertId::from_cert(MessageDigest::sha1(), cert, issuer).unwrap();
+        req.add_id(id).unwrap();
+        responder.respond(&req.to_der().unwrap()).outcome
+    };
+    // An issuer we do not operate.
     assert_eq!(
-        responder.respond(&req.to_der().unwrap()).outcome,
+        ask(
+            h.issuing().certificate().x509(),
+            h.ocsp_responder().certificate().x509()
+        ),
         Outcome::Error("unauthorized")
+    );
+    // The issuing CA certificate itself, with no root-signed response held: later.
+    assert_eq!(
+        ask(h.issuing().certificate().x509(), h.root().x509()),
+        Outcome::Error("try_later")
     );
     assert_eq!(
         responder.respond(&request(&h, MAX_CERT_IDS + 1)).outcome,

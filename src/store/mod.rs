@@ -18,9 +18,10 @@
 //! This file keeps the connection and transaction machinery; each table (or aggregate) has a
 //! file of its own with its rows and the [`Tx`] methods that touch it: `applications`,
 //! `certificates` (with blocked keys and expiry notices), `revocations` (the revocation
-//! counter, revoked CA certificates), `crls`, `outbox`, `audit_log`, `consent_tokens`,
-//! `rate_limits`; `rows` holds what they share. The store imports no authority: the audit
-//! chain's hash comes from `audit` through [`AuditChain`].
+//! counter, revoked CA certificates), `crls`, `root_ocsp` (root-signed OCSP responses for CA
+//! certificates), `outbox`, `audit_log`, `consent_tokens`, `rate_limits`; `rows` holds what
+//! they share. The store imports no authority: the audit chain's hash comes from `audit`
+//! through [`AuditChain`].
 
 #[macro_use]
 mod rows;
@@ -34,6 +35,7 @@ mod data_migrations;
 mod outbox;
 mod rate_limits;
 mod revocations;
+mod root_ocsp;
 mod schema;
 
 use std::fmt;
@@ -55,6 +57,7 @@ pub use certificates::{
 pub use crls::{CrlInfo, RevocationEntry, StoredCrl};
 pub use data_migrations::{RekeyReport, CANONICAL_KEY_IDENTITY};
 pub use outbox::{OutboxMessage, OutboxStatus};
+pub use root_ocsp::{HeldRootResponse, RootOcspResponse};
 pub use rows::{db_time, TableCounts};
 
 use crate::config::{DatabaseConfig, DatabaseUrl};

@@ -152,6 +152,18 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    root_ocsp_responses (serial, hash_alg) {
+        serial -> Text,
+        hash_alg -> Text,
+        status -> Text,
+        this_update -> Timestamp,
+        next_update -> Timestamp,
+        der -> Binary,
+        imported_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(certificates -> applications (application_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -167,4 +179,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     authority_revocations,
     rate_limit_events,
     data_migrations,
+    root_ocsp_responses,
 );

@@ -32,6 +32,7 @@ mod readme;
 mod relying_parties;
 mod revoke;
 mod root_crl;
+mod root_ocsp;
 mod server;
 mod store;
 mod support;

@@ -147,15 +147,16 @@ fn ocsp_answers(env: Env) {
         out.contains("0x1234: unknown") && out.contains("Response verify OK"),
         "{out}"
     );
-    // An issuer we do not operate.
+    // An issuer we do not operate (the responder certificate is no CA; the root is answered
+    // for, with its own responses: see root_ocsp.rs).
     let out = Command::new("openssl")
         .current_dir(&dir)
         .args([
             "ocsp",
             "-issuer",
-            "certs-dev/root.pem",
-            "-cert",
-            "certs-dev/nca_rsa_dev.pem",
+            "certs-dev/ocsp_nca_rsa_dev.pem",
+            "-serial",
+            "0x77",
             "-url",
             &format!("{base}/ocsp"),
             "-no_nonce",
