@@ -90,6 +90,13 @@ const INTENDED_DIFFERENCES: &[(&str, &str, &str, &str)] = &[
         "the root certificate where our server publishes it",
     ),
     (
+        "authorityInfoAccess ocsp",
+        "absent",
+        "{public_url}/ocsp",
+        "OCSP for the issuing CA certificate, answered with responses the root signed offline, \
+         so OCSP-only validators check the whole path",
+    ),
+    (
         "cRLDistributionPoints",
         "{public_url}/crl/root_rsa.crl",
         "{public_url}/crl/root.crl",
