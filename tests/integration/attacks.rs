@@ -34,9 +34,14 @@ fn rss_kib(pid: u32) -> u64 {
 }
 
 /// Open file descriptors of a process.
+/// The sockets the process holds open (its connections and listeners). Files are left out:
+/// the database pool opens its connections (and their journal files) lazily, whenever a
+/// background loop first needs one, which says nothing about what an attack left behind.
 fn open_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap()
+        .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+        .filter(|target| target.to_string_lossy().starts_with("socket:"))
         .count()
 }
 
@@ -276,7 +281,7 @@ fn slow_bodies_time_out_and_connections_per_address_are_capped() {
     // client from another address is served at once.
     let fds_during = open_fds(pid);
     assert!(
-        fds_during <= fds_before + CAP + 8,
+        (fds_before + CAP..=fds_before + CAP + 8).contains(&fds_during),
         "{fds_before} descriptors before, {fds_during} during the attack"
     );
     let other = client_from(Ipv4Addr::new(127, 0, 0, 2));
