@@ -135,12 +135,6 @@ pub fn validate(config: Config, source: Source) -> Result<ValidConfig, ConfigErr
             "must be at least crl.delta_interval",
         ));
     }
-    if config.ocsp.unknown_validity.0 > config.ocsp.validity.0 {
-        return Err(invalid(
-            "ocsp.unknown_validity",
-            "must be at most ocsp.validity (an unknown serial may be issued at any moment)",
-        ));
-    }
     if config.ocsp.max_inflight_signing == 0 || config.ocsp.cache_capacity == 0 {
         return Err(invalid(
             "ocsp",

@@ -270,7 +270,7 @@ impl Default for RaConfig {
 /// Parsing checks the syntax and computes the seconds with checked arithmetic: a number too
 /// large for 64-bit seconds becomes [`Span::OVERFLOW`], never a wrapped small value, so that
 /// [`super::validate`] refuses it against the key's own maximum and names the key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Span(pub std::time::Duration);
 
 impl Span {

@@ -224,14 +224,9 @@ fn unknown_answers_are_short_lived() {
         .map(|e| e.to_string())
         .unwrap_or_default();
     assert_eq!(m, "ocsp.unknown_validity: must be at most 1d, got 2d");
-    let m = validated("[ocsp]\nvalidity = \"1h\"\nunknown_validity = \"2h\"\n")
-        .err()
-        .map(|e| e.to_string())
-        .unwrap_or_default();
-    assert!(
-        m.starts_with("ocsp.unknown_validity: must be at most ocsp.validity"),
-        "{m}"
-    );
+    // A validity set shorter than the default unknown_validity is no contradiction: unknown
+    // answers then get `validity` (ocsp::Responder::next_update takes the shorter).
+    assert!(validated("[ocsp]\nvalidity = \"3s\"\n").is_ok());
     assert!(validated("[ocsp]\nunknown_validity = \"30s\"\n").is_ok());
 }
 

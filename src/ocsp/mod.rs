@@ -539,10 +539,11 @@ impl Responder {
     }
 
     /// nextUpdate of an answer of `state` made at `this_update`: `unknown` answers get the short
-    /// `unknown_validity`, since the serial may be issued a moment later.
+    /// `unknown_validity` (never longer than `validity`, when that is set shorter still), since
+    /// the serial may be issued a moment later.
     fn next_update(&self, this_update: NaiveDateTime, state: &CertState) -> NaiveDateTime {
         let validity = match state {
-            CertState::Unknown => self.config.unknown_validity,
+            CertState::Unknown => self.config.unknown_validity.min(self.config.validity),
             CertState::Good | CertState::Revoked { .. } => self.config.validity,
         };
         this_update + validity.chrono()
