@@ -74,8 +74,20 @@ pub fn refused(head: &RequestHead) -> Option<ApiError> {
     }
     // Another method on a route that answers only POST: what the router would say (405, with
     // `Allow`), not that the body is too large for a method it never takes.
-    if head.method != actix_web::http::Method::POST && post_body_limit(head.uri.path()).is_some() {
-        return Some(ApiError::MethodNotAllowed { allow: "POST" });
+    if head.method != actix_web::http::Method::POST {
+        let path = head.uri.path();
+        if post_body_limit(path).is_some() {
+            return Some(ApiError::MethodNotAllowed { allow: "POST" });
+        }
+        // `/ocsp/` takes GET and HEAD too (without a body), as its router says.
+        if path == "/ocsp/"
+            && head.method != actix_web::http::Method::GET
+            && head.method != actix_web::http::Method::HEAD
+        {
+            return Some(ApiError::MethodNotAllowed {
+                allow: "GET, HEAD, POST",
+            });
+        }
     }
     Some(ApiError::BodyTooLarge(limit))
 }

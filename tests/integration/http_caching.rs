@@ -252,6 +252,18 @@ fn ocsp_get_is_conditional_takes_a_trailing_slash_base_url_and_unknown_is_short_
     let resp = request(&env.server, "DELETE", "/ocsp/", &[]);
     assert_eq!(resp.status(), 405);
     assert_eq!(header(&resp, "allow"), "GET, HEAD, POST");
+    // … also when it carries a body, which no method but POST may bring to `/ocsp/`: the
+    // method is what is wrong, not the body's size.
+    for method in ["TRACE", "PUT"] {
+        let resp = client()
+            .request(method.parse().unwrap(), format!("{base}/ocsp/"))
+            .header("Content-Type", "application/ocsp-request")
+            .body(vec![0x30u8, 0x03, 0x02, 0x01, 0x01])
+            .send()
+            .unwrap();
+        assert_eq!(resp.status(), 405, "{method}");
+        assert_eq!(header(&resp, "allow"), "GET, HEAD, POST", "{method}");
+    }
 
     // Nonce answers and error answers are not cacheable: never 304, always no-store.
     ocsp(&dir, &base, &["-cert", &sign, "-reqout", "nonce-req.der"]);
