@@ -745,6 +745,9 @@ fn nss_validates_through_ocsp_and_full_crls() {
     assert_eq!(vfychain(&scene, KEPT, &ocsp), Verdict::Valid);
     scene.revoke_issuer();
     assert_eq!(vfychain(&scene, KEPT, &ocsp), Verdict::Revoked);
+    // The trap: "-g leaf" alone does not ask about the issuing CA.
+    let leaf_only = ["-g", "leaf", "-m", "ocsp", "-s", "failIfNoInfo"];
+    assert_eq!(vfychain(&scene, KEPT, &leaf_only), Verdict::Valid);
 }
 
 // ---- pyhanko-certvalidator ----
