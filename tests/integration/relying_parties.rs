@@ -8,6 +8,12 @@
 //! One server and one pair per tool. The revocations are arranged so that each kind of CRL
 //! matters: the AUTH certificate is revoked and then a full CRL published (it is on the full
 //! CRL), the SIGN certificate is revoked after that (it is on the delta CRL only).
+//!
+//! OCSP is checked over the whole chain: the end entity (answered by the delegated responder)
+//! and the issuing CA (answered with responses the root signed, which the development server
+//! makes itself). At the end of each OCSP test the issuing CA is revoked (`tamga ca
+//! revoke-issuer`) and a SIGN certificate of a second holder, never revoked itself, must then
+//! fail at the issuing CA.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -28,6 +34,8 @@ const CRL_ENV: [(&str, &str); 2] = [
 /// The two certificates of one holder, by the name of their files in the scene's directory.
 const AUTH: &str = "auth";
 const SIGN: &str = "sign";
+/// A second holder's SIGN certificate, never revoked: it tells the issuing CA's revocation.
+const KEPT: &str = "kept-sign";
 
 /// A server with one issued pair and the files relying parties use: `root.pem`,
 /// `issuing.pem`, `auth.pem`, `sign.pem`, `auth-chain.pem` / `sign-chain.pem` (the certificate
@@ -67,6 +75,18 @@ impl Scene {
                 .map(|(_, s)| s.clone())
                 .unwrap()
         };
+        let (_, kept) = env.enroll_holder(None);
+        let kept = kept["certificates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["kind"] == SIGN)
+            .unwrap()["pem"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        std::fs::write(dir.join(format!("{KEPT}.pem")), &kept).unwrap();
+        std::fs::write(dir.join(format!("{KEPT}-chain.pem")), kept + &issuing).unwrap();
         let scene = Scene {
             auth_serial: serial(AUTH),
             sign_serial: serial(SIGN),
@@ -75,6 +95,18 @@ impl Scene {
             base,
         };
         scene.fetch("/crl/root.crl", "root-crl");
+        // The development server signs the root's responses about the issuing CA itself,
+        // within seconds of its start.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let resp = scene.env.server.get("/readyz");
+            let ready: serde_json::Value = resp.json().unwrap();
+            if ready["checks"]["root_ocsp"] == "ok" {
+                break;
+            }
+            assert!(Instant::now() < deadline, "root_ocsp never ok: {ready}");
+            std::thread::sleep(Duration::from_millis(250));
+        }
         scene
     }
 
@@ -156,6 +188,44 @@ impl Scene {
         assert!(!delta.contains(&self.auth_serial), "{delta}");
     }
 
+    /// Revoke the issuing CA and wait until its OCSP status says so (the development server
+    /// signs the root's `revoked` response within seconds; meanwhile it answers `tryLater`).
+    fn revoke_issuer(&self) {
+        self.tamga(&["ca", "revoke-issuer", "--reason", "keyCompromise"]);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let shown = text(&self.ask_about_issuing());
+            if shown.contains("issuing.pem: revoked") {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the issuing CA's OCSP status never became revoked: {shown}"
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    /// `openssl ocsp` about the issuing CA: issuer the root, the URL of the issuing CA's AIA,
+    /// the answer (signed by the root itself) verified against the root.
+    fn ask_about_issuing(&self) -> Output {
+        let url = format!("{}/ocsp", self.base);
+        self.run(
+            "openssl",
+            &[
+                "ocsp",
+                "-issuer",
+                "root.pem",
+                "-cert",
+                "issuing.pem",
+                "-url",
+                &url,
+                "-CAfile",
+                "root.pem",
+            ],
+        )
+    }
+
     /// `program args` in the scene's directory.
     fn run(&self, program: &str, args: &[&str]) -> Output {
         Command::new(program)
@@ -194,7 +264,10 @@ impl Scene {
 #[derive(Debug, PartialEq)]
 enum Verdict {
     Valid,
+    /// The end entity is revoked.
     Revoked,
+    /// The issuing CA is revoked (said by whole-chain OCSP checks only).
+    IssuerRevoked,
 }
 
 /// Valid or revoked by exit code and output; anything else fails the test with the output.
@@ -222,15 +295,29 @@ fn openssl_verify(scene: &Scene, kind: &str, extra: &[&str]) -> Verdict {
     )
 }
 
+/// The path first, then the status of the end entity and of the issuing CA (two queries).
 fn openssl_ocsp_verdict(scene: &Scene, kind: &str) -> Verdict {
-    // The path first, then its status.
     assert_eq!(openssl_verify(scene, kind, &[]), Verdict::Valid);
     let shown = scene.openssl_ocsp(kind);
     let (good, revoked) = (format!("{kind}.pem: good"), format!("{kind}.pem: revoked"));
-    Verdict::verdict_text(&shown, &good, &revoked)
+    let leaf = Verdict::verdict_text(&shown, &good, &revoked);
+    let out = scene.ask_about_issuing();
+    let shown = text(&out);
+    assert!(out.status.success(), "{shown}");
+    assert!(shown.contains("Response verify OK"), "{shown}");
+    let issuing = Verdict::verdict_text(&shown, "issuing.pem: good", "issuing.pem: revoked");
+    Verdict::of_chain(leaf, issuing)
 }
 
 impl Verdict {
+    /// The whole chain's verdict from the end entity's and the issuing CA's own.
+    fn of_chain(leaf: Verdict, issuing: Verdict) -> Verdict {
+        match (leaf, issuing) {
+            (leaf, Verdict::Valid) => leaf,
+            (_, _) => Verdict::IssuerRevoked,
+        }
+    }
+
     /// From text that names one of two outcomes.
     fn verdict_text(shown: &str, valid: &str, revoked: &str) -> Verdict {
         match (shown.contains(valid), shown.contains(revoked)) {
@@ -319,6 +406,10 @@ fn openssl_validates_through_ocsp_full_and_delta_crls() {
         &["-CRLfile", "delta-after.pem"],
     );
     assert_eq!(check(AUTH, &stale), Verdict::Valid);
+    // The issuing CA revoked: the second query says so for a certificate never revoked.
+    assert_eq!(openssl_ocsp_verdict(&scene, KEPT), Verdict::Valid);
+    scene.revoke_issuer();
+    assert_eq!(openssl_ocsp_verdict(&scene, KEPT), Verdict::IssuerRevoked);
 }
 
 // ---- GnuTLS ----
@@ -356,20 +447,11 @@ fn certtool_verify(scene: &Scene, kind: &str, crls: &[&str]) -> Verdict {
     )
 }
 
-/// `ocsptool --ask` (the URL from the certificate's AIA), the response verified with the
-/// issuing CA that delegated the responder; after `certtool --verify` of the path.
-fn ocsptool_verdict(scene: &Scene, kind: &str) -> Verdict {
-    assert_eq!(certtool_verify(scene, kind, &[]), Verdict::Valid);
-    let cert = format!("{kind}.pem");
+/// `ocsptool --ask` about `cert` (the URL from its AIA), the response verified with `issuer`.
+fn ocsptool_ask(scene: &Scene, cert: &str, issuer: &str) -> Verdict {
     let out = scene.run(
         "ocsptool",
-        &[
-            "--ask",
-            "--load-cert",
-            &cert,
-            "--load-issuer",
-            "issuing.pem",
-        ],
+        &["--ask", "--load-cert", cert, "--load-issuer", issuer],
     );
     let shown = text(&out);
     assert!(out.status.success(), "{shown}");
@@ -384,13 +466,22 @@ fn ocsptool_verdict(scene: &Scene, kind: &str) -> Verdict {
     )
 }
 
+/// After `certtool --verify` of the path: `ocsptool` about the end entity (the response
+/// verified with the issuing CA, which delegated the responder) and about the issuing CA (the
+/// response verified with the root, which signs it itself).
+fn ocsptool_verdict(scene: &Scene, kind: &str) -> Verdict {
+    assert_eq!(certtool_verify(scene, kind, &[]), Verdict::Valid);
+    let leaf = ocsptool_ask(scene, &format!("{kind}.pem"), "issuing.pem");
+    Verdict::of_chain(leaf, ocsptool_ask(scene, "issuing.pem", "root.pem"))
+}
+
 /// The delta CRL checked in a pass of its own, after the full CRL's.
 fn certtool_full_then_delta(scene: &Scene, kind: &str, tag: &str) -> Verdict {
     let full = format!("full-{tag}");
     let delta = format!("delta-{tag}");
     match certtool_verify(scene, kind, &["root-crl", &full]) {
-        Verdict::Revoked => Verdict::Revoked,
         Verdict::Valid => certtool_verify(scene, kind, &["root-crl", &delta]),
+        refused => refused,
     }
 }
 
@@ -424,6 +515,10 @@ fn gnutls_validates_through_ocsp_full_and_delta_crls() {
     let together = ["root-crl", "full-after", "delta-after"];
     assert_eq!(certtool_verify(&scene, AUTH, &together), Verdict::Valid);
     assert_eq!(certtool_verify(&scene, SIGN, &together), Verdict::Revoked);
+    // The issuing CA revoked: the second ocsptool run says so.
+    assert_eq!(ocsptool_verdict(&scene, KEPT), Verdict::Valid);
+    scene.revoke_issuer();
+    assert_eq!(ocsptool_verdict(&scene, KEPT), Verdict::IssuerRevoked);
 }
 
 // ---- The JDK ----
@@ -453,6 +548,9 @@ fn pkix_validate(scene: &Scene, kind: &str, args: &[&str]) -> Verdict {
     all.extend_from_slice(args);
     let out = scene.run("java", &all);
     let shown = text(&out);
+    if out.status.code() == Some(2) && shown.starts_with("REVOKED index=1") {
+        return Verdict::IssuerRevoked;
+    }
     verdict(
         &out,
         out.status.code() == Some(0) && shown.starts_with("VALID"),
@@ -468,8 +566,8 @@ fn the_jdk_validates_through_ocsp_full_and_delta_crls() {
     }
     let scene = Scene::start();
     scene.fetch_crls("before");
-    // Until the issuing CA answers OCSP: the end entity's status only.
-    let ocsp = ["--revocation", "ocsp", "--end-entity-only"];
+    // OCSP only, for the whole path.
+    let ocsp = ["--revocation", "ocsp"];
     let crl_dp = ["--revocation", "crl", "--crl-dp"];
     let files = |tag: &str| {
         [
@@ -511,6 +609,10 @@ fn the_jdk_validates_through_ocsp_full_and_delta_crls() {
         "delta-after.der",
     ];
     assert_eq!(pkix_validate(&scene, SIGN, &skipped), Verdict::Valid);
+    // The issuing CA revoked: OCSP says so at index 1.
+    assert_eq!(pkix_validate(&scene, KEPT, &ocsp), Verdict::Valid);
+    scene.revoke_issuer();
+    assert_eq!(pkix_validate(&scene, KEPT, &ocsp), Verdict::IssuerRevoked);
 }
 
 // ---- NSS ----
@@ -586,8 +688,21 @@ fn nss_validates_through_ocsp_and_full_crls() {
     }
     let scene = Scene::start();
     nss_database(&scene);
-    // Until the issuing CA answers OCSP: the leaf only.
-    let ocsp = ["-g", "leaf", "-m", "ocsp", "-s", "failIfNoInfo"];
+    // OCSP for the leaf and for the CA certificates above it.
+    let ocsp = [
+        "-g",
+        "leaf",
+        "-m",
+        "ocsp",
+        "-s",
+        "failIfNoInfo",
+        "-g",
+        "chain",
+        "-m",
+        "ocsp",
+        "-s",
+        "failIfNoInfo",
+    ];
     // The full CRL fetched from the certificate's distribution point.
     let crl = ["-g", "leaf", "-m", "crl"];
     for kind in [AUTH, SIGN] {
@@ -626,6 +741,13 @@ fn nss_validates_through_ocsp_and_full_crls() {
     // "-g chain" alone sets the flags of the CA certificates, not of the leaf.
     let chain_only = ["-g", "chain", "-m", "ocsp", "-s", "failIfNoInfo"];
     assert_eq!(vfychain(&scene, SIGN, &chain_only), Verdict::Valid);
+    // The issuing CA revoked: whole-chain OCSP refuses a certificate never revoked itself.
+    assert_eq!(vfychain(&scene, KEPT, &ocsp), Verdict::Valid);
+    scene.revoke_issuer();
+    assert_eq!(vfychain(&scene, KEPT, &ocsp), Verdict::Revoked);
+    // The trap: "-g leaf" alone does not ask about the issuing CA.
+    let leaf_only = ["-g", "leaf", "-m", "ocsp", "-s", "failIfNoInfo"];
+    assert_eq!(vfychain(&scene, KEPT, &leaf_only), Verdict::Valid);
 }
 
 // ---- pyhanko-certvalidator ----
@@ -659,10 +781,14 @@ fn pyhanko(scene: &Scene, kind: &str, args: &[&str]) -> Verdict {
     all.extend_from_slice(args);
     let out = scene.run("python3", &all);
     let shown = text(&out);
+    let revoked = out.status.code() == Some(2) && shown.starts_with("REVOKED");
+    if revoked && shown.contains("intermediate certificate") {
+        return Verdict::IssuerRevoked;
+    }
     verdict(
         &out,
         out.status.code() == Some(0) && shown.starts_with("VALID"),
-        out.status.code() == Some(2) && shown.starts_with("REVOKED"),
+        revoked && shown.contains("end-entity certificate"),
     )
 }
 
@@ -674,8 +800,8 @@ fn pyhanko_certvalidator_validates_through_ocsp_full_and_delta_crls() {
     }
     let scene = Scene::start();
     scene.fetch_crls("before");
-    // Until the issuing CA answers OCSP: the end entity's status only.
-    let ocsp = ["--revocation", "ocsp", "--end-entity-only", "--fetch"];
+    // OCSP required for the whole path, fetched from the certificates' AIA.
+    let ocsp = ["--revocation", "ocsp", "--fetch"];
     // Full and delta CRLs from the certificates' URLs, for the whole path.
     let crl = ["--revocation", "crl", "--fetch"];
     let files = |full: &str, delta: &str| {
@@ -733,4 +859,8 @@ fn pyhanko_certvalidator_validates_through_ocsp_full_and_delta_crls() {
     // comparing its base CRL number with the full CRL's, and AUTH (revoked between the
     // two full CRLs) passes.
     assert_eq!(offline(AUTH, "before", "after"), Verdict::Valid);
+    // The issuing CA revoked: OCSP says so for the intermediate certificate.
+    assert_eq!(pyhanko(&scene, KEPT, &ocsp), Verdict::Valid);
+    scene.revoke_issuer();
+    assert_eq!(pyhanko(&scene, KEPT, &ocsp), Verdict::IssuerRevoked);
 }
