@@ -225,6 +225,17 @@ pub async fn post_slash(
     post(state, req, payload).await
 }
 
+/// `GET /ocsp/`: the base URL written with a trailing slash, asked without a request. The
+/// route exists so that the base URL answers as an OCSP responder does (`malformedRequest`)
+/// rather than 404; a request follows it as `GET /ocsp//{base64}`.
+#[utoipa::path(get, path = "/ocsp/", tag = "public",
+    responses(
+        (status = 200, description = "DER OCSPResponse `malformedRequest` (no request was given), `Cache-Control: no-store`", body = super::types::Der, content_type = "application/ocsp-response"),
+    ))]
+pub async fn get_slash(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    get(state, req).await
+}
+
 /// OCSP over GET: the base64 DER request as the last path segment (percent-encoded or not).
 #[utoipa::path(get, path = "/ocsp/{request}", tag = "public",
     params(

@@ -122,6 +122,7 @@ impl Modify for FloodGuard {
         public::crl,
         ocsp::post,
         ocsp::post_slash,
+        ocsp::get_slash,
         ocsp::get,
         document,
         ops::healthz,

@@ -29,8 +29,8 @@ pub fn configure(admission: Arc<Admission>) -> impl FnOnce(&mut web::ServiceConf
         .service(
             web::resource("/ocsp/")
                 .route(web::post().to(ocsp::post_slash))
-                .route(web::get().to(ocsp::get))
-                .route(web::head().to(ocsp::get))
+                .route(web::get().to(ocsp::get_slash))
+                .route(web::head().to(ocsp::get_slash))
                 .default_service(web::to(|| not_allowed("GET, HEAD, POST"))),
         )
         .service(get("/ocsp/{request:.*}", ocsp::get))

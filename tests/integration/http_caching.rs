@@ -248,6 +248,14 @@ fn ocsp_get_is_conditional_takes_a_trailing_slash_base_url_and_unknown_is_short_
         shown.contains("Response verify OK") && shown.contains(&format!("{sign}: good")),
         "{shown}"
     );
+    // The base URL alone, asked without a request: malformedRequest (status 1), not stored.
+    let resp = request(&env.server, "GET", "/ocsp/", &[]);
+    assert_eq!(resp.status(), 200);
+    assert_eq!(header(&resp, "cache-control"), "no-store");
+    assert_eq!(
+        resp.bytes().unwrap().as_ref(),
+        [0x30, 0x03, 0x0a, 0x01, 0x01]
+    );
     // Other methods at `/ocsp/`: 405 naming the ones it takes.
     let resp = request(&env.server, "DELETE", "/ocsp/", &[]);
     assert_eq!(resp.status(), 405);
