@@ -164,12 +164,7 @@ pub(super) fn ca_root_ocsp(
         verified.len(),
         out.display(),
         described.join(", "),
-        verified
-            .iter()
-            .map(|r| r.next_update)
-            .min()
-            .map(|t| t.and_utc().to_rfc3339())
-            .unwrap_or_default()
+        crate::ocsp::root::valid_until(&verified)
     )?;
     Ok(())
 }

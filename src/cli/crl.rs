@@ -25,14 +25,11 @@ pub(super) fn warn_root_crl_expiry(store: &Store) {
     }
 }
 
-pub(super) fn crl_import(
-    config: &ValidConfig,
-    file: &Path,
-    operator: Option<String>,
-) -> Result<(), Failure> {
-    let hierarchy = load_hierarchy(config)?;
-    let store = open_store(config)?;
-    let bytes = crate::input::read_bounded(file, crate::input::CRL_LIMIT).map_err(|e| {
+/// A file to import (a root CRL, a batch of root-signed OCSP responses), at most 16 MiB: one
+/// that is not a regular file or is too large is refused (exit 5), one that cannot be read is
+/// a usage error (exit 2).
+fn read_import_file(file: &Path) -> Result<Vec<u8>, Failure> {
+    crate::input::read_bounded(file, crate::input::CRL_LIMIT).map_err(|e| {
         let message = format!("{}: {e}", file.display());
         match e.kind() {
             std::io::ErrorKind::InvalidInput | std::io::ErrorKind::FileTooLarge => {
@@ -40,7 +37,17 @@ pub(super) fn crl_import(
             }
             _ => Failure::Usage(message),
         }
-    })?;
+    })
+}
+
+pub(super) fn crl_import(
+    config: &ValidConfig,
+    file: &Path,
+    operator: Option<String>,
+) -> Result<(), Failure> {
+    let hierarchy = load_hierarchy(config)?;
+    let store = open_store(config)?;
+    let bytes = read_import_file(file)?;
     let crl = crate::crl::root::verify(&hierarchy, &bytes).map_err(root_crl_failure)?;
     let actor = operator_actor(operator);
     crate::crl::root::import(&store, &crl, SystemClock.now(), &actor).map_err(root_crl_failure)?;
@@ -86,15 +93,7 @@ pub(super) fn ocsp_import(
     use crate::ocsp::root;
     let hierarchy = load_hierarchy(config)?;
     let store = open_store(config)?;
-    let bytes = crate::input::read_bounded(file, crate::input::CRL_LIMIT).map_err(|e| {
-        let message = format!("{}: {e}", file.display());
-        match e.kind() {
-            std::io::ErrorKind::InvalidInput | std::io::ErrorKind::FileTooLarge => {
-                Failure::Refused(message)
-            }
-            _ => Failure::Usage(message),
-        }
-    })?;
+    let bytes = read_import_file(file)?;
     let now = SystemClock.now();
     let batch = root::from_file(&bytes).map_err(root_ocsp_failure)?;
     let files = HierarchyFiles::for_config(&config.get().ca);
@@ -112,12 +111,7 @@ pub(super) fn ocsp_import(
         "imported {} root-signed OCSP responses ({}), valid until {}",
         verified.len(),
         serials.join(", "),
-        verified
-            .iter()
-            .map(|r| r.next_update)
-            .min()
-            .map(|t| t.and_utc().to_rfc3339())
-            .unwrap_or_default()
+        root::valid_until(&verified)
     )?;
     warn_root_ocsp_expiry(&store, &hierarchy);
     Ok(())

@@ -473,6 +473,17 @@ pub struct VerifiedResponse {
     pub der: Vec<u8>,
 }
 
+/// The earliest nextUpdate of `responses` (RFC 3339), when the batch as a whole stops being
+/// valid; empty for no responses.
+pub fn valid_until(responses: &[VerifiedResponse]) -> String {
+    responses
+        .iter()
+        .map(|r| r.next_update)
+        .min()
+        .map(|t| t.and_utc().to_rfc3339())
+        .unwrap_or_default()
+}
+
 fn naive(t: &x509_ocsp::OcspGeneralizedTime) -> NaiveDateTime {
     DateTime::<Utc>::from_timestamp(
         i64::try_from(t.0.to_unix_duration().as_secs()).unwrap_or(0),
