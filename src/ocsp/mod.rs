@@ -113,9 +113,28 @@ fn response_digest(der: &[u8]) -> Arc<str> {
     Arc::from(hex::encode(full.get(..16).unwrap_or(&full)))
 }
 
-/// The issuer's CertID hashes, per supported hash algorithm.
-struct IssuerHashes {
-    by_alg: Vec<(ObjectIdentifier, Vec<u8>, Vec<u8>)>,
+/// The issuer's CertID hashes, per supported hash algorithm: (algorithm, name hash, key hash).
+#[derive(Debug)]
+pub(super) struct IssuerHashes {
+    pub(super) by_alg: Vec<(ObjectIdentifier, Vec<u8>, Vec<u8>)>,
+}
+
+impl IssuerHashes {
+    /// The hashes of an issuer whose subject name encodes as `name_der` and whose public key's
+    /// bits are `key_bits`.
+    pub(super) fn new(name_der: &[u8], key_bits: &[u8]) -> IssuerHashes {
+        let by_alg = HASHES
+            .iter()
+            .map(|(oid, hash)| {
+                (
+                    ObjectIdentifier::new_unwrap(oid),
+                    hash(name_der),
+                    hash(key_bits),
+                )
+            })
+            .collect();
+        IssuerHashes { by_alg }
+    }
 }
 
 /// The responder key and what goes into every response with it.
@@ -253,19 +272,9 @@ impl Responder {
         let cert = x509_cert::Certificate::from_der(issuing.certificate().der())?;
         let name_der = cert.tbs_certificate.subject.to_der()?;
         let key_bits = issuing.public_key_bits()?;
-        let by_alg = HASHES
-            .iter()
-            .map(|(oid, hash)| {
-                (
-                    ObjectIdentifier::new_unwrap(oid),
-                    hash(&name_der),
-                    hash(&key_bits),
-                )
-            })
-            .collect();
         Ok(Responder {
             issuer_id: issuing.id().to_owned(),
-            issuer: IssuerHashes { by_alg },
+            issuer: IssuerHashes::new(&name_der, &key_bits),
             signer: RwLock::new(Arc::new(Signer::new(hierarchy.ocsp_responder().clone())?)),
             source,
             cache: ResponseCache::new(config.cache_capacity as usize),

@@ -27,8 +27,8 @@ use x509_ocsp::{
 };
 
 use super::{
-    crl_reason, error_answer, generalized, response_digest, serial_hex, Answer, CertState, Outcome,
-    StatusSource, HASHES, OID_BASIC,
+    crl_reason, error_answer, generalized, response_digest, serial_hex, Answer, CertState,
+    IssuerHashes, Outcome, StatusSource, HASHES, OID_BASIC,
 };
 use crate::ca::{signature_algorithm, CaError, Hierarchy, Serial};
 use crate::store::{db_time, AuditEntry, RevocationEntry, RootOcspResponse, Store, StoreError};
@@ -101,7 +101,7 @@ pub enum RootOcspError {
 /// The root as the issuer named in a CertID: its name and key hashes per hash algorithm.
 #[derive(Debug)]
 pub(super) struct RootIssuer {
-    by_alg: Vec<(ObjectIdentifier, Vec<u8>, Vec<u8>)>,
+    hashes: IssuerHashes,
     /// The current issuing CA certificate's serial (a request for it without a held response
     /// is `tryLater`, for anything else `unauthorized`).
     issuing_serial: String,
@@ -132,18 +132,8 @@ impl RootIssuer {
         let root = x509_cert::Certificate::from_der(hierarchy.root().der())?;
         let name_der = root.tbs_certificate.subject.to_der()?;
         let key_bits = root_key_bits(hierarchy)?;
-        let by_alg = HASHES
-            .iter()
-            .map(|(oid, hash)| {
-                (
-                    ObjectIdentifier::new_unwrap(oid),
-                    hash(&name_der),
-                    hash(&key_bits),
-                )
-            })
-            .collect();
         Ok(RootIssuer {
-            by_alg,
+            hashes: IssuerHashes::new(&name_der, &key_bits),
             issuing_serial: serial_of(hierarchy.issuing().certificate().x509())?,
         })
     }
@@ -155,7 +145,8 @@ impl RootIssuer {
             .parameters
             .as_ref()
             .is_none_or(|p| der::Tagged::tag(p) == der::Tag::Null);
-        self.by_alg
+        self.hashes
+            .by_alg
             .iter()
             .find(|(oid, name, key)| {
                 params_ok
@@ -339,7 +330,7 @@ pub fn sign(
         .unwrap_or(now)
         .naive_utc();
     let next_update = this_update + validity;
-    let mut batch = Vec::with_capacity(subjects.len() * issuer.by_alg.len());
+    let mut batch = Vec::with_capacity(subjects.len() * issuer.hashes.by_alg.len());
     for (serial, state) in subjects {
         let serial_number = serial_number(serial)?;
         let cert_status = match state {
@@ -351,7 +342,7 @@ pub fn sign(
             }),
             _ => CertStatus::Good(Null),
         };
-        for (oid, name_hash, key_hash_alg) in &issuer.by_alg {
+        for (oid, name_hash, key_hash_alg) in &issuer.hashes.by_alg {
             let id = CertId {
                 hash_algorithm: spki::AlgorithmIdentifierOwned {
                     oid: *oid,
