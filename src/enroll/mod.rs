@@ -75,6 +75,16 @@ pub enum KeyType {
     EcP256,
 }
 
+/// The key type as the citizen names it on the command line (`rsa2048`, `ec-p256`).
+impl std::fmt::Display for KeyType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.to_possible_value() {
+            Some(value) => f.write_str(value.get_name()),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Options shared by submitting and resuming.
 #[derive(Debug, Args)]
 pub struct Common {
@@ -330,14 +340,13 @@ fn http(common: &Common) -> Result<reqwest::blocking::Client, Failure> {
 /// Turn a non-success answer into a refusal naming the server's code.
 fn refusal(resp: reqwest::blocking::Response) -> Failure {
     let status = resp.status();
-    let retry = resp
+    let retry_after = resp
         .headers()
         .get(reqwest::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
-        .map(|secs| format!(" (retry after {secs} s)"))
-        .unwrap_or_default();
+        .map(|secs| secs.trim().to_owned());
     match resp.json::<ProblemDocument>() {
-        Ok(p) => Failure::Refused(format!("{}{retry}", describe(status.as_u16(), p))),
+        Ok(p) => Failure::Refused(refused_text(status.as_u16(), p, retry_after.as_deref())),
         Err(_) => Failure::Error(format!("unexpected answer: HTTP {status}")),
     }
 }
@@ -345,6 +354,16 @@ fn refusal(resp: reqwest::blocking::Response) -> Failure {
 /// What the citizen reads about a problem document: its code and status, then the server's
 /// detail (or title). A code this client does not know yet (a newer server) is still shown
 /// with the problem's title and detail, never as an unexpected answer.
+/// A refusal as the citizen reads it: the problem, then the wait `Retry-After` asks for,
+/// unless the server's own words already give that wait ("retry in 60 s").
+fn refused_text(status: u16, problem: ProblemDocument, retry_after: Option<&str>) -> String {
+    let described = describe(status, problem);
+    match retry_after.map(|secs| format!("{secs} s")) {
+        Some(wait) if !described.contains(&wait) => format!("{described} (retry after {wait})"),
+        _ => described,
+    }
+}
+
 fn describe(status: u16, problem: ProblemDocument) -> String {
     let code = problem.code.as_str();
     match (&problem.code, problem.detail) {
@@ -380,7 +399,7 @@ fn submit(common: &Common, args: &SubmitArgs) -> Result<(), Failure> {
     std::fs::create_dir_all(&common.out)
         .map_err(|e| err(format!("{}: {e}", common.out.display())))?;
     eprintln!(
-        "Generating the AUTH and SIGN key pairs ({:?}) on this machine…",
+        "Generating the AUTH and SIGN key pairs ({}) on this machine…",
         args.key_type
     );
     let auth_key = generate(args.key_type)?;
@@ -584,6 +603,29 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
     use super::check_password;
+
+    /// The wait is said once: the server's detail names it, or `Retry-After` does.
+    #[test]
+    fn a_refusal_names_its_wait_once() {
+        let limit = r#"{"type":"urn:tamga:problem:rate_limited_iin","title":"Too many requests","status":429,"code":"rate_limited_iin","detail":"this IIN has reached its limit of 3 applications in 24 hours; retry in 86400 s"}"#;
+        let problem: super::ProblemDocument = serde_json::from_str(limit).unwrap();
+        let shown = super::refused_text(429, problem, Some("86400"));
+        assert_eq!(shown.matches("86400 s").count(), 1, "{shown}");
+        assert!(!shown.contains("retry after"), "{shown}");
+        let busy = r#"{"type":"urn:tamga:problem:signing_key_unavailable","title":"Service unavailable","status":503,"code":"signing_key_unavailable","detail":"the issuing key cannot sign"}"#;
+        let problem: super::ProblemDocument = serde_json::from_str(busy).unwrap();
+        assert_eq!(
+            super::refused_text(503, problem, Some("5")),
+            "signing_key_unavailable (503): the issuing key cannot sign (retry after 5 s)"
+        );
+    }
+
+    /// Key types are shown as the command line names them, never as Rust names.
+    #[test]
+    fn key_types_read_as_their_flag_values() {
+        assert_eq!(super::KeyType::Rsa2048.to_string(), "rsa2048");
+        assert_eq!(super::KeyType::EcP256.to_string(), "ec-p256");
+    }
 
     /// A code this client does not know (a newer server's) is read, not refused: the citizen
     /// sees the code, the problem's title and its detail. A known code reads as before.
