@@ -177,7 +177,10 @@ fn expectation(
 pub async fn run(state: AppState) -> std::io::Result<()> {
     let config = Arc::clone(&state.config);
     let server_cfg = &config.get().server;
-    let listener = std::net::TcpListener::bind(config.bind())?;
+    let address = config.bind();
+    // The error names the address: "Address already in use" alone does not say which.
+    let listener = std::net::TcpListener::bind(address)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {address}: {e}")))?;
     let local = listener.local_addr()?;
     let mut builder =
         actix_server::Server::build().shutdown_timeout(u64::from(server_cfg.shutdown_timeout_secs));

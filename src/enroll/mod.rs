@@ -44,7 +44,13 @@ Exit codes:
 
 /// The citizen's signing client for Tamga.
 #[derive(Debug, Parser)]
-#[command(name = "tamga-enroll", version, about, after_help = EXIT_CODES)]
+#[command(
+    name = "tamga-enroll",
+    version,
+    about = "The citizen's client of Tamga: generates the AUTH and SIGN key pairs on this \
+             machine, applies for their certificates and writes the key containers",
+    after_help = EXIT_CODES
+)]
 pub struct Cli {
     /// Options of every command.
     #[command(flatten)]

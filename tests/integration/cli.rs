@@ -1,4 +1,4 @@
-//! `tamga config check` and `tamga ca init|show` as an operator runs them.
+//! `tamga config check`, `tamga ca init|show` and `tamga serve`'s start-up refusals as an operator meets them.
 
 use std::path::Path;
 
@@ -196,4 +196,20 @@ fn ca_init_generates_the_selected_key_types() {
         "certs-dev/nca_ec_dev.pem",
         &["certs-dev/nca_ec_dev.pem", "certs-dev/ocsp_nca_ec_dev.pem"],
     );
+}
+
+#[test]
+fn serve_names_the_address_it_cannot_listen_on() {
+    let dir = tempfile::tempdir().unwrap();
+    // The port is held by another listener for the whole run.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let out = run(&mut crate::support::serve_command(dir.path(), port, "http"));
+    let shown = text(&out);
+    assert!(!out.status.success(), "{shown}");
+    assert!(
+        shown.contains(&format!("cannot listen on 127.0.0.1:{port}")),
+        "{shown}"
+    );
+    drop(taken);
 }

@@ -425,3 +425,16 @@ fn tamga_enroll_polls_a_pending_application_and_resumes_after_approval() {
         assert_eq!(d.mac.unwrap().iterations, 100_000, "--p12-iterations");
     }
 }
+
+#[test]
+fn tamga_enroll_help_names_the_client_not_the_server() {
+    let out = run(Command::new(enroll_bin()).arg("--help"));
+    let shown = text(&out);
+    assert!(out.status.success(), "{shown}");
+    let headline = shown.lines().next().unwrap_or_default();
+    assert!(
+        headline.starts_with("The citizen's client of Tamga"),
+        "{shown}"
+    );
+    assert!(!shown.contains("registration authority server"), "{shown}");
+}
