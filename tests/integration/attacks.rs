@@ -281,7 +281,9 @@ fn slow_bodies_time_out_and_connections_per_address_are_capped() {
     // client from another address is served at once.
     let fds_during = open_fds(pid);
     assert!(
-        (fds_before + CAP..=fds_before + CAP + 8).contains(&fds_during),
+        // The held connections show in the count (give or take a few sockets the server
+        // opens and closes on its own, such as a readiness probe's).
+        (fds_before + CAP - 4..=fds_before + CAP + 8).contains(&fds_during),
         "{fds_before} descriptors before, {fds_during} during the attack"
     );
     let other = client_from(Ipv4Addr::new(127, 0, 0, 2));
