@@ -111,6 +111,19 @@ pub(super) fn serve(config: ValidConfig) -> Result<(), Failure> {
     ) {
         tracing::error!(error = %e, "publishing the root CRL failed at start-up; serving anyway (see /readyz)");
     }
+    // Where the root key is (development), the root-signed OCSP responses for the issuing CA
+    // are made before the first request too, as the root CRL is, rather than by the first
+    // turn of the publication task while requests are already being answered.
+    let issuing_cert = crate::ca::HierarchyFiles::for_config(&cfg.ca).issuing_cert;
+    if let Err(e) = crate::ocsp::root::keep_fresh(
+        &services.store,
+        &services.hierarchy,
+        &issuing_cert,
+        services.clock.now(),
+        cfg.crl.root_validity.chrono(),
+    ) {
+        tracing::error!(error = %e, "signing the root's OCSP responses failed at start-up; serving anyway (see /readyz)");
+    }
     if services.hierarchy.root_key().is_none() {
         warn_root_crl_expiry(&services.store);
     }
