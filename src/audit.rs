@@ -142,10 +142,18 @@ pub fn check_record(
 
 /// Walk the whole chain from the first entry and check every link.
 pub fn verify(store: &Store) -> Result<Verified, AuditError> {
+    verify_with(|after, limit| store.read(|tx| tx.audit_records(after, limit)))
+}
+
+/// [`verify`] over any reader of the records: `read(after, limit)` returns at most `limit`
+/// records with `seq > after`, in order (a store, or a backup's database file).
+pub fn verify_with(
+    mut read: impl FnMut(i64, i64) -> Result<Vec<AuditRecord>, StoreError>,
+) -> Result<Verified, AuditError> {
     let mut head = GENESIS_HASH.to_owned();
     let mut last = 0i64;
     loop {
-        let batch = store.read(|tx| tx.audit_records(last, VERIFY_BATCH))?;
+        let batch = read(last, VERIFY_BATCH)?;
         if batch.is_empty() {
             return Ok(Verified {
                 entries: last,

@@ -74,6 +74,12 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Back up the database while the server runs (SQLite), or check a database with
+    /// --verify (SQLite or PostgreSQL).
+    Backup(BackupArgs),
+    /// Restore a backup made by `tamga backup` into the configured database, re-applying the
+    /// revocations of the newest published CRLs.
+    Restore(RestoreArgs),
     /// Development helpers (refused unless mode = "dev").
     Dev {
         #[command(subcommand)]
@@ -489,4 +495,50 @@ pub struct CaInit {
     /// development root, as with --dev.
     #[arg(long)]
     pub pkcs11: bool,
+}
+
+/// `tamga backup`
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// The backup directory to create (it must not exist): `tamga.db` and `manifest.json`.
+    /// SQLite only; a PostgreSQL database is backed up with pg_dump.
+    #[arg(long, value_name = "DIR", required_unless_present = "verify")]
+    pub out: Option<PathBuf>,
+    /// Check the configured database instead (after a restore, or after pg_restore): schema
+    /// version, audit chain, and with --published-crl the CRL numbers and revocations (exit 6
+    /// if a check fails).
+    #[arg(long, conflicts_with = "out")]
+    pub verify: bool,
+    /// With --verify: the newest CRLs relying parties hold (DER or PEM); the database must
+    /// hold every revocation they list and a CRL number at least as high.
+    #[arg(long, value_name = "FILE", num_args = 1.., requires = "verify")]
+    pub published_crl: Vec<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `tamga restore`
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The backup directory made by `tamga backup --out` (SQLite). Without it, the published
+    /// CRLs are applied to the configured database as it stands (after pg_restore).
+    #[arg(long, value_name = "DIR")]
+    pub from: Option<PathBuf>,
+    /// The newest CRLs relying parties hold (full and delta, from the CDN or any instance;
+    /// DER or PEM), verified against the CA certificates: every revocation they list that the
+    /// backup lacks is applied again, and the next CRL number is above theirs.
+    /// Without it (or --accept-revocation-loss) the restore is refused (exit 5).
+    #[arg(long, value_name = "FILE", num_args = 1..)]
+    pub published_crl: Vec<PathBuf>,
+    /// Restore without published CRLs: certificates revoked after the backup answer `good`
+    /// again (audited). Only when no CRL was ever published since the backup.
+    #[arg(long, conflicts_with = "published_crl")]
+    pub accept_revocation_loss: bool,
+    /// Replace an existing database (it is kept beside, renamed `….replaced-<time>`).
+    #[arg(long)]
+    pub force: bool,
+    /// Operator recorded in the audit log [default: the OS user].
+    #[arg(long)]
+    pub operator: Option<String>,
 }

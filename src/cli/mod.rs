@@ -2,8 +2,8 @@
 //! turns errors into exit codes.
 //!
 //! Layout: `args` holds the clap types (every command and flag); one file per command group
-//! (`ca`, `certs`, `applications`, `crl`, `outbox`, `audit`, `dev`, `configuration` for
-//! `config check`); `serve` wires the authorities into the HTTP server; `preflight` opens what
+//! (`ca`, `certs`, `applications`, `crl`, `outbox`, `audit`, `backup` (with restore), `dev`,
+//! `configuration` for `config check`); `serve` wires the authorities into the HTTP server; `preflight` opens what
 //! the configuration names (files, keys, the token, mail settings) for the commands that need
 //! it; `output` prints rows and JSON. This file parses, dispatches and maps a [`Failure`] to
 //! its exit code.
@@ -42,6 +42,7 @@ macro_rules! out {
 mod applications;
 mod args;
 mod audit;
+mod backup;
 mod ca;
 mod certs;
 mod configuration;
@@ -55,6 +56,7 @@ mod serve;
 use applications::*;
 pub use args::*;
 use audit::*;
+use backup::*;
 use ca::*;
 use certs::*;
 use configuration::*;
@@ -166,6 +168,11 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 | CaCommand::ReissueIssuing
                 | CaCommand::RevokeIssuer { .. },
         } => preflight::hierarchy(&config)?,
+        // Restore signs the CRLs that follow the published ones.
+        Command::Restore(_) => preflight::hierarchy(&config)?,
+        // A backup opens only the database (--verify with published CRLs reads the CA
+        // certificates).
+        Command::Backup(_) => {}
         Command::Ca {
             command: CaCommand::Init(_),
         }
@@ -189,6 +196,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Applications { command } => applications(&config, command),
         Command::Outbox { command } => outbox(&config, command),
         Command::Audit { command } => audit(&config, command),
+        Command::Backup(args) => backup(&config, args),
+        Command::Restore(args) => restore(&config, args),
         Command::Crl {
             command: CrlCommand::Publish { json },
         } => crl_publish(&config, json),

@@ -628,6 +628,7 @@ pub struct AssembledCrl {
 }
 
 pub mod issuer;
+pub mod restore;
 pub mod root;
 
 #[cfg(test)]

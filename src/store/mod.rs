@@ -17,7 +17,8 @@
 //!
 //! This file keeps the connection and transaction machinery; each table (or aggregate) has a
 //! file of its own with its rows and the [`Tx`] methods that touch it: `applications`,
-//! `certificates` (with blocked keys and expiry notices), `revocations` (the revocation
+//! `certificates` (with blocked keys and expiry notices), `backup` (a consistent copy of a
+//! live SQLite database and the facts a backup's manifest records), `revocations` (the revocation
 //! counter, revoked CA certificates), `crls`, `root_ocsp` (root-signed OCSP responses for CA
 //! certificates), `outbox`, `audit_log`, `consent_tokens`, `rate_limits`; `rows` holds what
 //! they share. The store imports no authority: the audit chain's hash comes from `audit`
@@ -28,6 +29,7 @@ mod rows;
 
 mod applications;
 mod audit_log;
+mod backup;
 mod certificates;
 mod consent_tokens;
 mod crls;
@@ -51,6 +53,7 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 pub use applications::{Application, ApplicationStatus};
 pub use audit_log::{AuditChain, AuditEntry, AuditRecord};
+pub use backup::{known_schema_version, DatabaseFacts, SqliteFile};
 pub use certificates::{
     BlockedKey, Certificate, CertificateKind, CertificateState, CertificateStatus,
 };

@@ -1,0 +1,540 @@
+//! Backup and restore: `tamga backup` while enrollments run, revocations after the backup,
+//! the restore into a fresh directory with the newest published CRLs (OCSP and CRLs checked
+//! with `openssl`), the restore's refusals (no CRLs, a tampered backup) writing nothing, and
+//! `tamga backup --verify` of a PostgreSQL database copied with pg_dump/pg_restore.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tamga::config::{DatabaseConfig, DatabaseUrl};
+use tamga::store::Store;
+
+use crate::enroll::{body, claims, csr, fresh_iin, Env};
+use crate::support::{
+    answers_version, openssl, run, tamga, text, tool_present, PgDatabase, Server,
+};
+
+const ISSUER: &str = "nca_rsa_dev";
+/// Applications each of the four load clients sends.
+const LOAD_PER_CLIENT: usize = 8;
+
+/// The serials of an application's certificates.
+fn serials(created: &Value) -> Vec<String> {
+    created["certificates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["serial"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// `openssl ocsp` status of `serial` as `base`'s responder answers it: good, revoked or unknown.
+fn ocsp_status(dir: &Path, base: &str, serial: &str) -> String {
+    let url = format!("{base}/ocsp");
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(["ocsp", "-issuer", "certs-dev/nca_rsa_dev.pem"])
+        .args(["-VAfile", "certs-dev/ocsp_nca_rsa_dev.pem", "-url", &url])
+        .args(["-serial", &format!("0x{serial}")])
+        .output()
+        .unwrap();
+    let shown = text(&out);
+    assert!(shown.contains("Response verify OK"), "{shown}");
+    for status in ["good", "revoked", "unknown"] {
+        if shown.contains(&format!(": {status}")) {
+            return status.to_owned();
+        }
+    }
+    panic!("no status in {shown}");
+}
+
+/// GET `path` from `server` into `dir/file`.
+fn fetch(server: &Server, path: &str, dir: &Path, file: &str) {
+    let resp = server.get(path);
+    assert_eq!(resp.status(), 200, "{path}");
+    std::fs::write(dir.join(file), resp.bytes().unwrap()).unwrap();
+}
+
+fn crl_number(dir: &Path, file: &str) -> i64 {
+    let out = openssl(
+        dir,
+        &["crl", "-inform", "DER", "-in", file, "-noout", "-crlnumber"],
+    );
+    i64::from_str_radix(out.trim().trim_start_matches("crlNumber=0x"), 16).unwrap()
+}
+
+fn crl_text(dir: &Path, file: &str) -> String {
+    openssl(
+        dir,
+        &["crl", "-inform", "DER", "-in", file, "-noout", "-text"],
+    )
+}
+
+/// Wait until `server`'s delta CRL lists every one of `serials`.
+fn wait_for_delta(server: &Server, dir: &Path, serials: &[String]) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        fetch(
+            server,
+            &format!("/crl/{ISSUER}-delta.crl"),
+            dir,
+            "probe.crl",
+        );
+        let shown = crl_text(dir, "probe.crl");
+        if serials.iter().all(|s| shown.contains(s.as_str())) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "delta never listed {serials:?}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// Run `tamga` in `dir` with `env`; (exit code, stdout + stderr).
+fn cli(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> (i32, String) {
+    let mut cmd = tamga(dir);
+    cmd.args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = run(&mut cmd);
+    (out.status.code().unwrap_or(-1), text(&out))
+}
+
+/// Run SQL on a SQLite file with Python's sqlite3 module (an independent client).
+fn python_sqlite(db: &Path, sql: &str) {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.executescript(sys.argv[2]); c.commit()",
+        ])
+        .arg(db)
+        .arg(sql)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+}
+
+/// Everything in `dir` (names), sorted, or nothing if it does not exist.
+fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+#[test]
+fn backup_under_issuance_load_then_restore_with_the_published_crls() {
+    // A full CRL only when asked for, so that the revocations show in the delta first.
+    let env = Env::sqlite_with(&[
+        ("TAMGA_CRL__FULL_INTERVAL", "30d"),
+        ("TAMGA_CRL__VALIDITY", "31d"),
+    ]);
+    let dir = env.dir().to_path_buf();
+
+    // Certificates issued before the backup: some revoked before it, some after.
+    let before: Vec<(String, Vec<String>)> = (0..4)
+        .map(|_| {
+            let (iin, created) = env.enroll_holder(None);
+            (iin, serials(&created))
+        })
+        .collect();
+    let revoked_before = before[0].1[0].clone();
+    let resp = env.revoke_as_holder(&before[0].0, &revoked_before, "superseded");
+    assert_eq!(resp.status(), 200);
+
+    // The backup, taken while four clients keep applying.
+    let done = AtomicUsize::new(0);
+    let backup_dir = dir.join("backups/first");
+    let (load_serials, backup_out) = std::thread::scope(|scope| {
+        let clients: Vec<_> = (0..4)
+            .map(|_| {
+                let env = &env;
+                let done = &done;
+                scope.spawn(move || {
+                    let mut issued = Vec::new();
+                    for _ in 0..LOAD_PER_CLIENT {
+                        let (a, _) = csr(env.dir(), "ec", &[]);
+                        let (s, _) = csr(env.dir(), "ec", &[]);
+                        let token = env.minted(&claims(&fresh_iin()));
+                        let (status, created) = env.post(Some(&token), &body(&a, &s, None));
+                        assert_eq!(status, 201, "{created}");
+                        issued.extend(serials(&created));
+                        done.fetch_add(1, Ordering::SeqCst);
+                    }
+                    issued
+                })
+            })
+            .collect();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while done.load(Ordering::SeqCst) < 2 {
+            assert!(Instant::now() < deadline, "the load never got going");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let out = cli(
+            &dir,
+            &[],
+            &["backup", "--out", backup_dir.to_str().unwrap(), "--json"],
+        );
+        let during = done.load(Ordering::SeqCst);
+        let serials: Vec<String> = clients
+            .into_iter()
+            .flat_map(|c| c.join().unwrap())
+            .collect();
+        assert!(
+            during < 4 * LOAD_PER_CLIENT,
+            "the backup ran after the load had ended"
+        );
+        (serials, out)
+    });
+    assert_eq!(backup_out.0, 0, "{}", backup_out.1);
+    assert_eq!(
+        listing(&backup_dir),
+        ["manifest.json", "tamga.db"],
+        "a backup is its database and its manifest"
+    );
+    assert!(
+        listing(&dir.join("backups")).len() == 1,
+        "no temporary directory left: {:?}",
+        listing(&dir.join("backups"))
+    );
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(backup_dir.join("manifest.json")).unwrap()).unwrap();
+    let backed_up_number = manifest["crl_numbers"][ISSUER].as_i64().unwrap();
+    assert!(
+        manifest["audit_head"]["seq"].as_i64().unwrap() > 0,
+        "{manifest}"
+    );
+    assert_eq!(manifest["tamga_version"], env!("CARGO_PKG_VERSION"));
+    // A second backup to the same place is refused.
+    let (code, shown) = cli(
+        &dir,
+        &[],
+        &["backup", "--out", backup_dir.to_str().unwrap()],
+    );
+    assert_eq!(code, 5, "{shown}");
+
+    // After the backup: revocations, and the CRLs relying parties fetch.
+    let revoked_after = vec![before[1].1[0].clone(), before[2].1[1].clone()];
+    let resp = env.revoke_as_holder(&before[1].0, &revoked_after[0], "keyCompromise");
+    assert_eq!(resp.status(), 200);
+    let (code, shown) = cli(
+        &dir,
+        &[],
+        &[
+            "certs",
+            "revoke",
+            &revoked_after[1],
+            "--reason",
+            "cessationOfOperation",
+            "--operator",
+            "test",
+        ],
+    );
+    assert_eq!(code, 0, "{shown}");
+    wait_for_delta(&env.server, &dir, &revoked_after);
+    let (code, shown) = cli(&dir, &[], &["crl", "publish"]);
+    assert_eq!(code, 0, "{shown}");
+    let published = dir.join("published");
+    std::fs::create_dir_all(&published).unwrap();
+    fetch(
+        &env.server,
+        &format!("/crl/{ISSUER}.crl"),
+        &published,
+        "full.crl",
+    );
+    fetch(
+        &env.server,
+        &format!("/crl/{ISSUER}-delta.crl"),
+        &published,
+        "delta.crl",
+    );
+    let listed = crl_text(&published, "full.crl");
+    for serial in &revoked_after {
+        assert!(listed.contains(serial.as_str()), "{serial} not in {listed}");
+    }
+    let published_max = crl_number(&published, "full.crl").max(crl_number(&published, "delta.crl"));
+    assert!(published_max > backed_up_number);
+    let (stopped, log) = env.server.terminate();
+    assert!(stopped, "{log}");
+
+    // The day of the restore: a fresh directory with the CA's certificates and keys.
+    let fresh = tempfile::tempdir().unwrap();
+    let new = fresh.path();
+    copy_dir(&dir.join("certs-dev"), &new.join("certs-dev"));
+    let from = backup_dir.to_str().unwrap();
+    let full = published.join("full.crl");
+    let delta = published.join("delta.crl");
+    let (full, delta) = (full.to_str().unwrap(), delta.to_str().unwrap());
+
+    // Without the published CRLs: refused, nothing written.
+    let (code, shown) = cli(new, &[], &["restore", "--from", from]);
+    assert_eq!(code, 5, "{shown}");
+    assert!(
+        shown.contains("--published-crl") && shown.contains("--accept-revocation-loss"),
+        "{shown}"
+    );
+    assert!(listing(&new.join("data")).is_empty());
+
+    // A backup whose database was changed: the manifest does not match it.
+    let tampered = new.join("tampered");
+    copy_dir(&backup_dir, &tampered);
+    python_sqlite(
+        &tampered.join("tamga.db"),
+        "UPDATE audit_log SET actor = 'operator:nobody' WHERE seq = 2;",
+    );
+    let tampered_s = tampered.to_str().unwrap();
+    let args = [
+        "restore",
+        "--from",
+        tampered_s,
+        "--published-crl",
+        full,
+        delta,
+    ];
+    let (code, shown) = cli(new, &[], &args);
+    assert_eq!(code, 6, "{shown}");
+    assert!(shown.contains("manifest mismatch"), "{shown}");
+    assert!(
+        listing(&new.join("data")).is_empty(),
+        "{:?}",
+        listing(&new.join("data"))
+    );
+    // … and with the manifest's digest made to match: the audit chain gives it away.
+    let (sha, bytes) = {
+        use sha2::Digest;
+        let db = std::fs::read(tampered.join("tamga.db")).unwrap();
+        (hex::encode(sha2::Sha256::digest(&db)), db.len())
+    };
+    let mut forged = manifest.clone();
+    forged["database"]["sha256"] = json!(sha);
+    forged["database"]["bytes"] = json!(bytes);
+    std::fs::write(tampered.join("manifest.json"), forged.to_string()).unwrap();
+    let (code, shown) = cli(new, &[], &args);
+    assert_eq!(code, 6, "{shown}");
+    assert!(shown.contains("audit chain"), "{shown}");
+    assert!(
+        listing(&new.join("data")).is_empty(),
+        "{:?}",
+        listing(&new.join("data"))
+    );
+
+    // The restore with the newest published CRLs.
+    let (code, shown) = cli(
+        new,
+        &[],
+        &[
+            "restore",
+            "--from",
+            from,
+            "--published-crl",
+            full,
+            delta,
+            "--operator",
+            "test",
+        ],
+    );
+    assert_eq!(code, 0, "{shown}");
+    assert_eq!(listing(&new.join("data")), ["tamga.db"]);
+    let (code, shown) = cli(new, &[], &["audit", "verify"]);
+    assert_eq!(code, 0, "{shown}");
+    let (code, shown) = cli(
+        new,
+        &[],
+        &["backup", "--verify", "--published-crl", full, delta],
+    );
+    assert_eq!(code, 0, "{shown}");
+    // A second restore over it is refused.
+    let (code, shown) = cli(
+        new,
+        &[],
+        &["restore", "--from", from, "--published-crl", full, delta],
+    );
+    assert_eq!(code, 5, "{shown}");
+
+    let store = Store::open(
+        &DatabaseUrl::Sqlite(new.join("data/tamga.db")),
+        &DatabaseConfig::default(),
+    )
+    .unwrap();
+    let tail = store.read(|tx| tx.audit_tail(100)).unwrap();
+    let actions: Vec<&str> = tail.iter().map(|r| r.action.as_str()).collect();
+    assert!(actions.contains(&"restore.completed"), "{actions:?}");
+    assert!(actions.contains(&"restore.crls_applied"), "{actions:?}");
+    let reapplied = tail
+        .iter()
+        .filter(|r| r.action == "certificate.revoked" && r.actor == "operator:test")
+        .map(|r| r.subject.clone())
+        .collect::<std::collections::BTreeSet<_>>();
+    assert_eq!(
+        reapplied,
+        revoked_after.iter().cloned().collect(),
+        "each revocation after the backup applied again, audited"
+    );
+    let in_backup: Vec<bool> = load_serials
+        .iter()
+        .map(|s| store.read(|tx| tx.certificate(s)).unwrap().is_some())
+        .collect();
+    drop(store);
+
+    let server = Server::start(new, &[]);
+    for serial in &revoked_after {
+        assert_eq!(
+            ocsp_status(new, &server.base, serial),
+            "revoked",
+            "{serial}"
+        );
+    }
+    assert_eq!(ocsp_status(new, &server.base, &revoked_before), "revoked");
+    for serial in before.iter().flat_map(|(_, s)| s) {
+        if *serial != revoked_before && !revoked_after.contains(serial) {
+            assert_eq!(ocsp_status(new, &server.base, serial), "good", "{serial}");
+        }
+    }
+    // Issued during the load: good if the backup caught it, unknown if it came after.
+    for (serial, known) in load_serials.iter().zip(&in_backup) {
+        let want = if *known { "good" } else { "unknown" };
+        assert_eq!(ocsp_status(new, &server.base, serial), want, "{serial}");
+    }
+    fetch(&server, &format!("/crl/{ISSUER}.crl"), new, "full.crl");
+    fetch(
+        &server,
+        &format!("/crl/{ISSUER}-delta.crl"),
+        new,
+        "delta.crl",
+    );
+    assert!(crl_number(new, "full.crl") > published_max);
+    assert!(crl_number(new, "delta.crl") > published_max);
+    let listed = crl_text(new, "full.crl");
+    for serial in revoked_after.iter().chain([&revoked_before]) {
+        assert!(listed.contains(serial.as_str()), "{serial} not in {listed}");
+    }
+}
+
+#[test]
+fn backup_verify_checks_a_postgres_copy_made_with_pg_dump() {
+    let test = "backup_verify_checks_a_postgres_copy_made_with_pg_dump";
+    let tools = answers_version("pg_dump") && answers_version("pg_restore");
+    if !tool_present(
+        tools,
+        "TAMGA_TEST_REQUIRE_PG_DUMP",
+        test,
+        "pg_dump and pg_restore are not installed (apt-get install postgresql-client)",
+    ) {
+        return;
+    }
+    let Some(env) = Env::postgres_for(test) else {
+        return;
+    };
+    let dir = env.dir().to_path_buf();
+    let source = env.db.as_ref().unwrap().url.clone();
+    let (iin, created) = env.enroll_holder(None);
+    let ours = serials(&created);
+    let resp = env.revoke_as_holder(&iin, &ours[0], "superseded");
+    assert_eq!(resp.status(), 200);
+    wait_for_delta(&env.server, &dir, &ours[..1]);
+    fetch(&env.server, &format!("/crl/{ISSUER}.crl"), &dir, "full.crl");
+    fetch(
+        &env.server,
+        &format!("/crl/{ISSUER}-delta.crl"),
+        &dir,
+        "delta.crl",
+    );
+
+    // `tamga backup --out` leaves PostgreSQL to pg_dump.
+    let pg = [("TAMGA_DATABASE__URL", source.as_str())];
+    let (code, shown) = cli(&dir, &pg, &["backup", "--out", "b"]);
+    assert_eq!(code, 5, "{shown}");
+    assert!(shown.contains("pg_dump"), "{shown}");
+
+    let dump = dir.join("tamga.dump");
+    let out = Command::new("pg_dump")
+        .args(["-Fc", "-f"])
+        .arg(&dump)
+        .args(["-d", &source])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let copy = PgDatabase::create(&std::env::var(crate::support::POSTGRES_ENV).unwrap());
+    let out = Command::new("pg_restore")
+        .args(["--no-owner", "-d", &copy.url])
+        .arg(&dump)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let restored = [("TAMGA_DATABASE__URL", copy.url.as_str())];
+    let (code, shown) = cli(
+        &dir,
+        &restored,
+        &[
+            "backup",
+            "--verify",
+            "--published-crl",
+            "full.crl",
+            "delta.crl",
+        ],
+    );
+    assert_eq!(code, 0, "{shown}");
+    assert!(
+        shown.contains("postgres database") && shown.contains("database verified"),
+        "{shown}"
+    );
+
+    // A revocation after the dump: the copy is behind what relying parties hold …
+    let resp = env.revoke_as_holder(&iin, &ours[1], "keyCompromise");
+    assert_eq!(resp.status(), 200);
+    wait_for_delta(&env.server, &dir, &ours);
+    fetch(
+        &env.server,
+        &format!("/crl/{ISSUER}-delta.crl"),
+        &dir,
+        "delta2.crl",
+    );
+    let newer = [
+        "backup",
+        "--verify",
+        "--published-crl",
+        "full.crl",
+        "delta2.crl",
+    ];
+    let (code, shown) = cli(&dir, &restored, &newer);
+    assert_eq!(code, 6, "{shown}");
+    assert!(shown.contains(&ours[1]), "{shown}");
+    // … until the restore applies the published CRLs to it in place.
+    let (code, shown) = cli(
+        &dir,
+        &restored,
+        &[
+            "restore",
+            "--published-crl",
+            "full.crl",
+            "delta2.crl",
+            "--operator",
+            "test",
+        ],
+    );
+    assert_eq!(code, 0, "{shown}");
+    let (code, shown) = cli(&dir, &restored, &newer);
+    assert_eq!(code, 0, "{shown}");
+    let (code, shown) = cli(
+        &dir,
+        &restored,
+        &["restore", "--from", "backups/x", "--accept-revocation-loss"],
+    );
+    assert_eq!(code, 5, "{shown}");
+    assert!(shown.contains("pg_restore"), "{shown}");
+}
