@@ -185,9 +185,7 @@ fn backup_out(config: &ValidConfig, out: &Path, json: bool) -> Result<(), Failur
         .as_ref()
         .map_or("none".to_owned(), |h| format!("{}:{}", h.seq, h.hash));
     if json {
-        let mut shown = serde_json::to_value(&manifest)
-            .map_err(|e| Failure::Internal(anyhow::Error::new(e)))?;
-        shown["path"] = serde_json::json!(out.display().to_string());
+        let shown = serde_json::json!({ "path": out.display().to_string(), "manifest": manifest });
         out!("{shown}")?;
     } else {
         out!(
