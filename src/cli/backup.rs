@@ -559,8 +559,8 @@ fn restore_staged(
     Ok(summary)
 }
 
-/// Apply the published CRLs to `store` (or record the accepted loss), record the restore, and
-/// publish a new full and delta CRL, numbered above every published one. Returns what to tell
+/// Complete interrupted issuances, apply the published CRLs to `store` (or record the accepted
+/// loss), record the restore, and publish a new full and delta CRL, numbered above every published one. Returns what to tell
 /// the operator.
 fn apply(
     config: &ValidConfig,
@@ -576,6 +576,22 @@ fn apply(
         crl_restore::record_restored(store, manifest, actor, now).map_err(failed)?;
     }
     let mut lines = Vec::new();
+    let issuer = Arc::new(
+        Issuer::new(Arc::new(hierarchy), config.public_url(), config.cps_url())
+            .map_err(|e| Failure::Internal(anyhow::anyhow!("issuing CA: {e}")))?,
+    );
+    // An issuance the backup caught between its two transactions is completed first, so that
+    // a published revocation of its certificates can be applied.
+    let registrar = Registrar::new(
+        store.clone(),
+        Arc::clone(&issuer),
+        Arc::new(SystemClock),
+        &config.get().ra.agreement_version,
+    );
+    let resumed = registrar.resume_approved().map_err(ra_failure)?;
+    if resumed > 0 {
+        lines.push(format!("{resumed} interrupted issuance(s) completed"));
+    }
     let published = if crls.is_empty() {
         crl_restore::record_revocation_loss(store, actor, now).map_err(failed)?;
         lines.push(
@@ -601,11 +617,9 @@ fn apply(
         }
         done.published_numbers
     };
-    let issuer = Issuer::new(Arc::new(hierarchy), config.public_url(), config.cps_url())
-        .map_err(|e| Failure::Internal(anyhow::anyhow!("issuing CA: {e}")))?;
     let publisher = CrlPublisher::new(
         store.clone(),
-        Arc::new(issuer),
+        issuer,
         Arc::new(SystemClock),
         config.get().crl.clone(),
     );

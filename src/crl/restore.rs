@@ -99,7 +99,8 @@ pub struct PublishedCrl {
 pub struct Reapplied {
     /// Serials revoked again, as the published CRLs list them.
     pub revoked: Vec<String>,
-    /// Serials the published CRLs list that the database does not know.
+    /// Serials the published CRLs list that the database does not know (or holds only
+    /// reserved, never signed).
     pub unknown: Vec<String>,
     /// Serials revoked in the database already.
     pub already_revoked: usize,
@@ -292,8 +293,11 @@ pub fn reapply(
             let Some(cert) = tx.certificate(&serial)? else {
                 return Ok(None);
             };
-            if cert.status != CertificateStatus::Issued {
-                return Ok(Some(false));
+            match cert.status {
+                CertificateStatus::Issued => {}
+                CertificateStatus::Revoked => return Ok(Some(false)),
+                // Reserved and never signed: nothing a relying party could hold as good.
+                CertificateStatus::Reserved => return Ok(None),
             }
             let seq = tx.next_revocation_seq()?;
             let invalidity = r.invalidity_date.filter(|d| *d <= r.revoked_at);
