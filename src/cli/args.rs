@@ -15,7 +15,7 @@ Exit codes:
   3  invalid configuration
   4  not found
   5  refused (the operation is not allowed in this state)
-  6  verification failed (audit verify found a broken chain)";
+  6  verification failed (a broken audit chain, a backup or database that fails its checks)";
 
 /// Tamga: certification and registration authority server.
 #[derive(Debug, Parser)]

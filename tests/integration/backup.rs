@@ -333,6 +333,41 @@ fn backup_under_issuance_load_then_restore_with_the_published_crls() {
         listing(&new.join("data"))
     );
 
+    // With the loss accepted, it goes ahead: audited, and the revocations after the backup
+    // are not there (what the operator accepted).
+    let lossy = tempfile::tempdir().unwrap();
+    copy_dir(&dir.join("certs-dev"), &lossy.path().join("certs-dev"));
+    let (code, shown) = cli(
+        lossy.path(),
+        &[],
+        &[
+            "restore",
+            "--from",
+            from,
+            "--accept-revocation-loss",
+            "--operator",
+            "test",
+        ],
+    );
+    assert_eq!(code, 0, "{shown}");
+    let store = Store::open(
+        &DatabaseUrl::Sqlite(lossy.path().join("data/tamga.db")),
+        &DatabaseConfig::default(),
+    )
+    .unwrap();
+    let tail = store.read(|tx| tx.audit_tail(20)).unwrap();
+    assert!(
+        tail.iter()
+            .any(|r| r.action == "restore.revocation_loss_accepted" && r.actor == "operator:test"),
+        "{tail:?}"
+    );
+    let lost = store
+        .read(|tx| tx.certificate(&revoked_after[0]))
+        .unwrap()
+        .unwrap();
+    assert_eq!(lost.status.as_str(), "issued");
+    drop(store);
+
     // The restore with the newest published CRLs.
     let (code, shown) = cli(
         new,
