@@ -271,8 +271,10 @@ fn newest_revocations(crls: &[PublishedCrl], root: &str) -> BTreeMap<String, Pub
 /// published CRLs the database does not hold (so the next number is above them); and record
 /// `restore.crls_applied` (and `restore.revocations_unknown` when some serials are unknown).
 ///
-/// A certificate on hold in the database stays on hold when a published CRL no longer lists it
-/// (a release after the backup): kept revoked is the side that cannot mislead a relying party.
+/// A certificate on hold in the database takes the final reason a published CRL gives it (a
+/// release and a revocation after the backup), and stays on hold when a published CRL no longer
+/// lists it (a release after the backup): kept revoked is the side that cannot mislead a
+/// relying party.
 pub fn reapply(
     store: &Store,
     crls: &[PublishedCrl],
@@ -293,15 +295,29 @@ pub fn reapply(
             let Some(cert) = tx.certificate(&serial)? else {
                 return Ok(None);
             };
-            match cert.status {
-                CertificateStatus::Issued => {}
+            let on_hold = cert.revocation_reason.as_deref()
+                == Some(RevocationReason::CertificateHold.as_str());
+            let hold_made_final = match cert.status {
+                CertificateStatus::Issued => false,
+                // Released and revoked for good after the backup.
+                CertificateStatus::Revoked
+                    if on_hold && r.reason != RevocationReason::CertificateHold =>
+                {
+                    true
+                }
                 CertificateStatus::Revoked => return Ok(Some(false)),
                 // Reserved and never signed: nothing a relying party could hold as good.
                 CertificateStatus::Reserved => return Ok(None),
-            }
+            };
             let seq = tx.next_revocation_seq()?;
             let invalidity = r.invalidity_date.filter(|d| *d <= r.revoked_at);
-            if !tx.revoke_certificate(&serial, r.reason.as_str(), r.revoked_at, invalidity, seq)? {
+            let reason = r.reason.as_str();
+            let changed = if hold_made_final {
+                tx.finalise_hold(&serial, reason, r.revoked_at, invalidity, seq)?
+            } else {
+                tx.revoke_certificate(&serial, reason, r.revoked_at, invalidity, seq)?
+            };
+            if !changed {
                 return Ok(Some(false));
             }
             if r.reason == RevocationReason::KeyCompromise {
@@ -324,6 +340,7 @@ pub fn reapply(
                     "issuer": cert.issuer_id,
                     "revocation_seq": seq,
                     "restored_from": "published CRL",
+                    "hold_made_final": hold_made_final,
                 }),
             })?;
             Ok(Some(true))

@@ -50,6 +50,31 @@ impl Tx<'_> {
         touched_one(updated)
     }
 
+    /// Make a `certificateHold` final: the certificate keeps `revoked`, with `reason`, the
+    /// revocation date and invalidity date a published CRL gives, and a new counter value.
+    /// Returns `false` when the certificate is not on hold.
+    pub fn finalise_hold(
+        &mut self,
+        serial: &str,
+        reason: &str,
+        revoked_at: NaiveDateTime,
+        invalidity_date: Option<NaiveDateTime>,
+        seq: i64,
+    ) -> Result<bool, StoreError> {
+        let updated = diesel::update(
+            certificate_in(serial, CertificateStatus::Revoked)
+                .filter(certificates::revocation_reason.eq("certificateHold")),
+        )
+        .set((
+            certificates::revoked_at.eq(Some(revoked_at)),
+            certificates::revocation_reason.eq(Some(reason)),
+            certificates::invalidity_date.eq(invalidity_date),
+            certificates::revocation_seq.eq(Some(seq)),
+        ))
+        .execute(self.conn);
+        touched_one(updated)
+    }
+
     /// Correct a revoked certificate's invalidity date, with a new revocation-counter value so
     /// that the next delta CRL and every OCSP cache take the change. Returns `false` when the
     /// certificate is not revoked.

@@ -156,6 +156,15 @@ fn backup_under_issuance_load_then_restore_with_the_published_crls() {
     let revoked_before = before[0].1[0].clone();
     let resp = env.revoke_as_holder(&before[0].0, &revoked_before, "superseded");
     assert_eq!(resp.status(), 200);
+    // On hold at the backup; released and revoked for good after it.
+    let held = before[3].1[1].clone();
+    let operator = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--operator", "test"]);
+        let (code, shown) = cli(&dir, &[], &all);
+        assert_eq!(code, 0, "{shown}");
+    };
+    operator(&["certs", "revoke", &held, "--reason", "certificateHold"]);
 
     // The backup, taken while four clients keep applying.
     let done = AtomicUsize::new(0);
@@ -246,6 +255,8 @@ fn backup_under_issuance_load_then_restore_with_the_published_crls() {
         ],
     );
     assert_eq!(code, 0, "{shown}");
+    operator(&["certs", "release", &held]);
+    operator(&["certs", "revoke", &held, "--reason", "keyCompromise"]);
     wait_for_delta(&env.server, &dir, &revoked_after);
     let (code, shown) = cli(&dir, &[], &["crl", "publish"]);
     assert_eq!(code, 0, "{shown}");
@@ -412,13 +423,23 @@ fn backup_under_issuance_load_then_restore_with_the_published_crls() {
     assert!(actions.contains(&"restore.crls_applied"), "{actions:?}");
     let reapplied = tail
         .iter()
-        .filter(|r| r.action == "certificate.revoked" && r.actor == "operator:test")
+        .filter(|r| {
+            r.action == "certificate.revoked"
+                && r.actor == "operator:test"
+                && r.details.contains("restored_from")
+        })
         .map(|r| r.subject.clone())
         .collect::<std::collections::BTreeSet<_>>();
     assert_eq!(
         reapplied,
-        revoked_after.iter().cloned().collect(),
+        revoked_after.iter().chain([&held]).cloned().collect(),
         "each revocation after the backup applied again, audited"
+    );
+    let final_reason = store.read(|tx| tx.certificate(&held)).unwrap().unwrap();
+    assert_eq!(
+        final_reason.revocation_reason.as_deref(),
+        Some("keyCompromise"),
+        "the hold made final as published"
     );
     let in_backup: Vec<bool> = load_serials
         .iter()
@@ -435,8 +456,9 @@ fn backup_under_issuance_load_then_restore_with_the_published_crls() {
         );
     }
     assert_eq!(ocsp_status(new, &server.base, &revoked_before), "revoked");
+    assert_eq!(ocsp_status(new, &server.base, &held), "revoked");
     for serial in before.iter().flat_map(|(_, s)| s) {
-        if *serial != revoked_before && !revoked_after.contains(serial) {
+        if *serial != revoked_before && *serial != held && !revoked_after.contains(serial) {
             assert_eq!(ocsp_status(new, &server.base, serial), "good", "{serial}");
         }
     }
