@@ -188,3 +188,60 @@ impl Tx<'_> {
             .collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::config::{DatabaseConfig, DatabaseUrl};
+
+    /// The newest migration folder of `backend`, as diesel writes its version (digits only).
+    fn newest_folder(backend: &str) -> String {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("migrations")
+            .join(backend);
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| {
+                let name = e.unwrap().file_name().to_string_lossy().into_owned();
+                let stamp = name.split('_').next().unwrap().to_owned();
+                stamp
+                    .chars()
+                    .filter(char::is_ascii_digit)
+                    .collect::<String>()
+            })
+            .max()
+            .unwrap()
+    }
+
+    #[test]
+    fn the_known_schema_version_is_the_newest_migration_of_each_backend() {
+        assert_eq!(
+            known_schema_version(Backend::Sqlite).unwrap(),
+            newest_folder("sqlite")
+        );
+        assert_eq!(
+            known_schema_version(Backend::Postgres).unwrap(),
+            newest_folder("postgres")
+        );
+    }
+
+    #[test]
+    fn a_copy_holds_the_facts_of_the_database_it_was_made_from() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = DatabaseUrl::Sqlite(dir.path().join("live.db"));
+        let store = Store::open(&url, &DatabaseConfig::default()).unwrap();
+        let copy = dir.path().join("copy.db");
+        store.backup_sqlite_into(&copy).unwrap();
+        let live = store.facts().unwrap();
+        assert_eq!(
+            live.schema_version,
+            known_schema_version(Backend::Sqlite).unwrap()
+        );
+        assert_eq!(SqliteFile::open(&copy).unwrap().facts().unwrap(), live);
+        // A copy is never written over.
+        assert!(store.backup_sqlite_into(&copy).is_err());
+        assert!(SqliteFile::open(&dir.path().join("absent.db")).is_err());
+    }
+}
