@@ -480,6 +480,29 @@ fn backup_under_issuance_load_then_restore_with_the_published_crls() {
     for serial in revoked_after.iter().chain([&revoked_before]) {
         assert!(listed.contains(serial.as_str()), "{serial} not in {listed}");
     }
+
+    // --force replaces the database and keeps the old one beside it.
+    let (stopped, log) = server.terminate();
+    assert!(stopped, "{log}");
+    let (code, shown) = cli(
+        new,
+        &[],
+        &[
+            "restore",
+            "--from",
+            from,
+            "--published-crl",
+            full,
+            delta,
+            "--force",
+        ],
+    );
+    assert_eq!(code, 0, "{shown}");
+    let files = listing(&new.join("data"));
+    assert_eq!(files.len(), 2, "{files:?}");
+    assert!(files[1].starts_with("tamga.db.replaced-"), "{files:?}");
+    let (code, shown) = cli(new, &[], &["audit", "verify"]);
+    assert_eq!(code, 0, "{shown}");
 }
 
 #[test]
