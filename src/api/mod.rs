@@ -231,7 +231,7 @@ pub async fn run(state: AppState) -> std::io::Result<()> {
         })?;
         "http"
     };
-    if let Some(warning) = config.warning() {
+    for warning in config.warnings() {
         tracing::warn!("{warning}");
     }
     upkeep::spawn_maintenance(state_for_tasks);
