@@ -3,10 +3,10 @@
 //!
 //! Layout: `args` holds the clap types (every command and flag); one file per command group
 //! (`ca`, `certs`, `applications`, `crl`, `outbox`, `audit`, `dev`, `configuration` for
-//! `config check`, `completions` for the shell scripts, which read no configuration); `serve` wires the authorities into the HTTP server; `preflight` opens what
-//! the configuration names (files, keys, the token, mail settings) for the commands that need
-//! it; `output` prints rows and JSON. This file parses, dispatches and maps a [`Failure`] to
-//! its exit code.
+//! `config check`, `completions` for the shell scripts, which read no configuration); `serve`
+//! wires the authorities into the HTTP server; `preflight` opens what the configuration names
+//! (files, keys, the token, mail settings) for the commands that need it; `output` prints rows
+//! and JSON. This file parses, dispatches and maps a [`Failure`] to its exit code.
 //!
 //! Owns: what each subcommand prints and which exit code it returns. Must never: reach into
 //! the database or keys other than through the store and the CA module's APIs, run a domain
