@@ -79,6 +79,16 @@ pub enum Command {
         #[command(subcommand)]
         command: DevCommand,
     },
+    /// Print a shell completion script (e.g. `tamga completions bash >
+    /// /etc/bash_completion.d/tamga`). Needs no configuration.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+        /// The script for `tamga-enroll` instead.
+        #[arg(long)]
+        enroll: bool,
+    },
 }
 
 /// `tamga certs …`
@@ -118,7 +128,8 @@ pub enum CertsCommand {
         /// When the key was compromised (RFC 3339, e.g. 2026-11-20T08:00:00Z).
         #[arg(long)]
         invalidity_date: Option<String>,
-        /// Operator recorded in the audit log [default: the OS user].
+        /// Operator recorded in the audit log [default: $USER, else $LOGNAME, else `unknown` with a
+        /// warning].
         #[arg(long)]
         operator: Option<String>,
         /// Print JSON.
@@ -141,7 +152,8 @@ pub enum CertsCommand {
         /// Remove the stored invalidity date.
         #[arg(long)]
         no_invalidity_date: bool,
-        /// Operator recorded in the audit log [default: the OS user].
+        /// Operator recorded in the audit log [default: $USER, else $LOGNAME, else `unknown` with a
+        /// warning].
         #[arg(long)]
         operator: Option<String>,
         /// Print JSON.
@@ -152,7 +164,8 @@ pub enum CertsCommand {
     Release {
         /// Serial number.
         serial: String,
-        /// Operator recorded in the audit log [default: the OS user].
+        /// Operator recorded in the audit log [default: $USER, else $LOGNAME, else `unknown` with a
+        /// warning].
         #[arg(long)]
         operator: Option<String>,
         /// Print JSON.
@@ -203,7 +216,8 @@ pub enum ApplicationsCommand {
     Approve {
         /// Application id.
         id: String,
-        /// Operator recorded in the audit log [default: the OS user].
+        /// Operator recorded in the audit log [default: $USER, else $LOGNAME, else `unknown` with a
+        /// warning].
         #[arg(long)]
         operator: Option<String>,
         /// Print JSON.
@@ -217,7 +231,8 @@ pub enum ApplicationsCommand {
         /// Why (shown to the holder).
         #[arg(long)]
         reason: String,
-        /// Operator recorded in the audit log [default: the OS user].
+        /// Operator recorded in the audit log [default: $USER, else $LOGNAME, else `unknown` with a
+        /// warning].
         #[arg(long)]
         operator: Option<String>,
         /// Print JSON.
@@ -245,7 +260,8 @@ pub enum OutboxCommand {
     Retry {
         /// Outbox row id.
         id: String,
-        /// Operator recorded in the audit log [default: the OS user].
+        /// Operator recorded in the audit log [default: $USER, else $LOGNAME, else `unknown` with a
+        /// warning].
         #[arg(long)]
         operator: Option<String>,
     },
@@ -292,7 +308,8 @@ pub enum CrlCommand {
         /// Correct what can be corrected.
         #[arg(long)]
         repair: bool,
-        /// Operator recorded in the audit log [default: the OS user].
+        /// Operator recorded in the audit log [default: $USER, else $LOGNAME, else `unknown` with a
+        /// warning].
         #[arg(long)]
         operator: Option<String>,
         /// Print JSON.
@@ -305,7 +322,8 @@ pub enum CrlCommand {
     Import {
         /// The CRL file, DER or PEM.
         file: PathBuf,
-        /// Operator recorded in the audit log [default: the OS user].
+        /// Operator recorded in the audit log [default: $USER, else $LOGNAME, else `unknown` with a
+        /// warning].
         #[arg(long)]
         operator: Option<String>,
     },
@@ -321,7 +339,8 @@ pub enum OcspCommand {
     Import {
         /// The batch file (PEM blocks `OCSP RESPONSE`, or one DER response).
         file: PathBuf,
-        /// Operator recorded in the audit log [default: the OS user].
+        /// Operator recorded in the audit log [default: $USER, else $LOGNAME, else `unknown` with a
+        /// warning].
         #[arg(long)]
         operator: Option<String>,
     },
@@ -463,7 +482,8 @@ pub enum CaCommand {
         /// keyCompromise (the usual case), cessationOfOperation, superseded, …
         #[arg(long)]
         reason: String,
-        /// Operator recorded in the audit log [default: the OS user].
+        /// Operator recorded in the audit log [default: $USER, else $LOGNAME, else `unknown` with a
+        /// warning].
         #[arg(long)]
         operator: Option<String>,
     },

@@ -3,10 +3,10 @@
 //!
 //! Layout: `args` holds the clap types (every command and flag); one file per command group
 //! (`ca`, `certs`, `applications`, `crl`, `outbox`, `audit`, `dev`, `configuration` for
-//! `config check`); `serve` wires the authorities into the HTTP server; `preflight` opens what
-//! the configuration names (files, keys, the token, mail settings) for the commands that need
-//! it; `output` prints rows and JSON. This file parses, dispatches and maps a [`Failure`] to
-//! its exit code.
+//! `config check`, `completions` for the shell scripts, which read no configuration); `serve`
+//! wires the authorities into the HTTP server; `preflight` opens what the configuration names
+//! (files, keys, the token, mail settings) for the commands that need it; `output` prints rows
+//! and JSON. This file parses, dispatches and maps a [`Failure`] to its exit code.
 //!
 //! Owns: what each subcommand prints and which exit code it returns. Must never: reach into
 //! the database or keys other than through the store and the CA module's APIs, run a domain
@@ -44,6 +44,7 @@ mod args;
 mod audit;
 mod ca;
 mod certs;
+mod completions;
 mod configuration;
 mod crl;
 mod dev;
@@ -57,6 +58,7 @@ pub use args::*;
 use audit::*;
 use ca::*;
 use certs::*;
+use completions::*;
 use configuration::*;
 use crl::*;
 use dev::*;
@@ -146,6 +148,10 @@ fn load_config(cli: &Cli) -> Result<ValidConfig, Failure> {
 }
 
 fn run(cli: Cli) -> Result<(), Failure> {
+    // Completion scripts come from the argument types alone: no configuration is read.
+    if let Command::Completions { shell, enroll } = &cli.command {
+        return completions(*shell, *enroll);
+    }
     let config = load_config(&cli)?;
     init_logging(&config);
     // What a command opens besides the database. `serve` and `config check`: everything the
@@ -171,7 +177,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
         }
         | Command::Outbox { .. }
         | Command::Audit { .. }
-        | Command::Dev { .. } => {}
+        | Command::Dev { .. }
+        | Command::Completions { .. } => {}
     }
     match cli.command {
         Command::Serve => serve(config),
@@ -185,6 +192,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             command: CaCommand::Show { json },
         } => ca_show(&config, json),
         Command::Dev { command } => dev(&config, command),
+        Command::Completions { shell, enroll } => completions(shell, enroll),
         Command::Certs { command } => certs(&config, command),
         Command::Applications { command } => applications(&config, command),
         Command::Outbox { command } => outbox(&config, command),
@@ -277,8 +285,20 @@ fn operator_actor(operator: Option<String>) -> String {
     format!("operator:{}", operator.unwrap_or_else(operator_name))
 }
 
+/// The operator of a command given no `--operator`: `$USER`, else `$LOGNAME`, else `unknown`
+/// with a warning on standard error. The command is not refused: the name is what the
+/// operator declares (neither `--operator` nor `$USER` is authenticated), and services,
+/// containers and CI jobs often run without login variables; the warning says what the audit
+/// log will show and how to name oneself.
 fn operator_name() -> String {
-    std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".to_owned())
+    let name = ["USER", "LOGNAME"]
+        .into_iter()
+        .find_map(|key| std::env::var(key).ok().filter(|v| !v.trim().is_empty()));
+    name.unwrap_or_else(|| {
+        eprintln!(
+            "tamga: warning: no operator name (neither --operator nor $USER/$LOGNAME is set): \
+             the audit log records this action as operator:unknown"
+        );
+        "unknown".to_owned()
+    })
 }

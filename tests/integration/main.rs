@@ -27,6 +27,7 @@ mod limits;
 mod notify;
 mod ocsp;
 mod operator;
+mod ops_log;
 mod policy;
 mod readme;
 mod relying_parties;
