@@ -1,6 +1,6 @@
 //! `tamga-enroll`, the citizen-side signing client: it plays what the local signing client of
 //! the real service does. It checks the container password (every rule it breaks, at once),
-//! checks that the server answers (`/readyz`), generates the AUTH and SIGN key pairs on this
+//! checks that the server answers (`/healthz`), generates the AUTH and SIGN key pairs on this
 //! machine, sends the two certification requests with the consent token, polls while the
 //! application waits for an operator (then prints the `resume` command that finishes it, as it
 //! runs), and writes two password-protected PKCS#12 files. A run that fails takes away the
@@ -421,46 +421,42 @@ fn describe(status: u16, problem: ProblemDocument) -> String {
     }
 }
 
-/// An error and its causes, as one line ("error sending request …: connection refused").
-fn with_causes(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let more = c.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        cause = c.source();
+/// What went wrong at the bottom of an error's causes ("Connection refused (os error 111)",
+/// a TLS verification failure): the layers above it only repeat the URL.
+fn root_cause(e: &dyn std::error::Error) -> String {
+    let mut deepest = e;
+    while let Some(cause) = deepest.source() {
+        deepest = cause;
     }
-    text
+    deepest.to_string()
 }
 
-/// A request that got no answer: a `--server` that is no URL is a usage error, anything else
-/// (refused, timed out, a TLS failure) names the URL it tried.
-fn unreachable(url: &str, e: &reqwest::Error) -> Failure {
+/// A request to `url` (under `--server`) that got no answer: a `--server` that is no URL is a
+/// usage error; anything else (refused, timed out, a TLS failure) names the URL it tried.
+fn unreachable(server: &str, url: &str, e: &reqwest::Error) -> Failure {
     if e.is_builder() {
-        return Failure::Usage(format!("--server: {url} is not a URL ({})", with_causes(e)));
+        return Failure::Usage(format!(
+            "--server {server}: not an http:// or https:// URL ({})",
+            root_cause(e)
+        ));
     }
-    err(format!("cannot reach {url}: {}", with_causes(e)))
+    if e.is_timeout() {
+        return err(format!("cannot reach {url}: no answer in time"));
+    }
+    err(format!("cannot reach {url}: {}", root_cause(e)))
 }
 
-/// Ask the server's `/readyz` before anything is generated: a server that cannot be reached,
-/// or says it cannot issue now, stops the run at once. Any other answer (a proxy that does not
-/// pass `/readyz` on, say) lets the application go ahead and speak for itself.
+/// Ask the server's `/healthz` before anything is generated: a server that cannot be reached
+/// (refused, no answer, a TLS failure) stops the run at once, naming the URL. Any HTTP answer
+/// will do, even an error: whether the server can issue now is for the application's own
+/// answer to say, with its code (`signing_key_unavailable`, say).
 fn check_reachable(client: &reqwest::blocking::Client, server: &str) -> Result<(), Failure> {
-    let url = format!("{}/readyz", server.trim_end_matches('/'));
-    let resp = client
+    let url = format!("{}/healthz", server.trim_end_matches('/'));
+    client
         .get(&url)
         .timeout(Duration::from_secs(10))
         .send()
-        .map_err(|e| unreachable(&url, &e))?;
-    if resp.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE {
-        return Err(err(format!(
-            "the server at {server} cannot issue now ({url} answered {}); try again later",
-            resp.status()
-        )));
-    }
+        .map_err(|e| unreachable(server, &url, &e))?;
     Ok(())
 }
 
@@ -556,7 +552,7 @@ fn apply(
         .bearer_auth(token)
         .json(&request)
         .send()
-        .map_err(|e| unreachable(&url, &e))?;
+        .map_err(|e| unreachable(&common.server, &url, &e))?;
     if !resp.status().is_success() {
         return Err(refusal(resp));
     }
@@ -672,7 +668,7 @@ fn poll_and_write(
             .get(&url)
             .bearer_auth(access_token)
             .send()
-            .map_err(|e| unreachable(&url, &e))?;
+            .map_err(|e| unreachable(&common.server, &url, &e))?;
         if !resp.status().is_success() {
             return Err(refusal(resp));
         }
@@ -951,9 +947,11 @@ mod tests {
             "{line}"
         );
         let resumed = parse(&words);
-        let Some(super::Command::Resume(args)) = &resumed.command else {
-            panic!("not a resume command: {line}");
-        };
+        let args = resumed
+            .command
+            .as_ref()
+            .map(|super::Command::Resume(args)| args)
+            .unwrap();
         assert_eq!(
             (args.application.as_str(), args.access_token.as_str()),
             ("app-1", "-tok_en")
