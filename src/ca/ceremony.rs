@@ -139,29 +139,27 @@ pub(crate) fn write_replacing(path: &Path, bytes: &[u8], mode: u32) -> Result<()
     })
 }
 
-/// The SHA-256 of a public key's DER SubjectPublicKeyInfo, upper-case hex in pairs: what the
+/// The SHA-256 of a public key's DER SubjectPublicKeyInfo, upper-case hex: what the
 /// operators compare on both machines.
 pub fn spki_sha256(key: &PKeyRef<impl openssl::pkey::HasPublic>) -> Result<String, CaError> {
     let digest = openssl::hash::hash(
         openssl::hash::MessageDigest::sha256(),
         &key.public_key_to_der()?,
     )?;
-    Ok(colon_hex(&digest))
+    Ok(upper_hex(&digest))
 }
 
-/// The SHA-256 fingerprint of a certificate, as `openssl x509 -fingerprint -sha256` prints it.
+/// The SHA-256 fingerprint of a certificate (`openssl x509 -fingerprint -sha256` prints the
+/// same digits with colons).
 pub fn cert_sha256(cert: &X509) -> Result<String, CaError> {
-    Ok(colon_hex(
+    Ok(upper_hex(
         &cert.digest(openssl::hash::MessageDigest::sha256())?,
     ))
 }
 
-fn colon_hex(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(":")
+/// Upper-case hex, as `tamga ca show` prints fingerprints.
+fn upper_hex(bytes: &[u8]) -> String {
+    hex::encode_upper(bytes)
 }
 
 fn serial_hex(cert: &X509) -> Result<String, CaError> {

@@ -145,7 +145,7 @@ pub(super) fn ca_install_issuing(
     let actor = operator_actor(operator);
     let installed = ceremony::install_issuing(&cfg.ca, &bytes, force, SystemClock.now())
         .map_err(ceremony_failure)?;
-    let described = describe(&installed.cert, "");
+    let described = describe(&installed.cert, "as [ca.issuing_key] says (checked)");
     audit_step(
         &store,
         "ca.issuing_installed",
