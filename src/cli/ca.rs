@@ -3,7 +3,7 @@
 //! and the root's OCSP responses signed offline (also `tamga root crl|ocsp`), and the issuing
 //! CA's reissue and revocation.
 
-use super::root::{audit_step, ceremony_failure};
+use super::root::{audit_step, ceremony_failure, field};
 use super::*;
 use crate::ca::ceremony;
 
@@ -151,11 +151,11 @@ pub(super) fn ca_install_issuing(
         "ca.issuing_installed",
         &cfg.ca.issuer_id,
         serde_json::json!({
-            "serial": described["serial"],
-            "subject": described["subject"],
-            "issuer": described["issuer"],
-            "not_after": described["not_after"],
-            "sha256_fingerprint": described["sha256_fingerprint"],
+            "serial": field(&described, "serial"),
+            "subject": field(&described, "subject"),
+            "issuer": field(&described, "issuer"),
+            "not_after": field(&described, "not_after"),
+            "sha256_fingerprint": field(&described, "sha256_fingerprint"),
             "replaced": installed.replaced.as_ref().map(|p| p.display().to_string()),
         }),
         &actor,
@@ -189,11 +189,11 @@ pub(super) fn ca_init_ocsp(
         "ca.ocsp_responder_generated",
         &cfg.ca.issuer_id,
         serde_json::json!({
-            "serial": described["serial"],
-            "subject": described["subject"],
-            "not_after": described["not_after"],
+            "serial": field(&described, "serial"),
+            "subject": field(&described, "subject"),
+            "not_after": field(&described, "not_after"),
             "key": responder.key_location,
-            "sha256_fingerprint": described["sha256_fingerprint"],
+            "sha256_fingerprint": field(&described, "sha256_fingerprint"),
         }),
         &actor,
     )?;

@@ -21,6 +21,14 @@ pub(super) fn ceremony_failure(e: CeremonyError) -> Failure {
     }
 }
 
+/// One field of a described certificate (`cli::ca::describe`), `null` when absent.
+pub(super) fn field(described: &serde_json::Value, name: &str) -> serde_json::Value {
+    described
+        .get(name)
+        .cloned()
+        .unwrap_or(serde_json::Value::Null)
+}
+
 /// Append the audit entry of a ceremony step that has been done.
 pub(super) fn audit_step(
     store: &Store,
@@ -104,17 +112,21 @@ pub(super) fn root_sign_issuing(
     let pem = signed.cert.to_pem().map_err(anyhow::Error::from)?;
     crate::ca::write_new(out, &pem, 0o644).map_err(anyhow::Error::from)?;
     let described = describe(&signed.cert, "on the server (certified from its request)");
-    let serial = described["serial"].as_str().unwrap_or_default().to_owned();
+    let serial = described
+        .get("serial")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_owned();
     audit_step(
         &store,
         "root.issuing_signed",
         &serial,
         serde_json::json!({
-            "subject": described["subject"],
-            "not_after": described["not_after"],
+            "subject": field(&described, "subject"),
+            "not_after": field(&described, "not_after"),
             "key_type": signed.key_type.to_string(),
             "public_key_sha256": signed.spki_sha256,
-            "sha256_fingerprint": described["sha256_fingerprint"],
+            "sha256_fingerprint": field(&described, "sha256_fingerprint"),
         }),
         &actor,
     )?;
