@@ -305,7 +305,7 @@ pub enum CrlCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Verify a root CRL file (signed offline by `tamga ca root-crl`) against the root
+    /// Verify a root CRL file (signed offline by `tamga root crl`) against the root
     /// certificate and publish it at /crl/root.crl (exit 5 if it is not newer, expired, or
     /// not signed by the root).
     Import {
@@ -320,7 +320,7 @@ pub enum CrlCommand {
 /// `tamga ocsp …`
 #[derive(Debug, Subcommand)]
 pub enum OcspCommand {
-    /// Verify a batch of root-signed OCSP responses (made by `tamga ca root-ocsp`) and serve
+    /// Verify a batch of root-signed OCSP responses (made by `tamga root ocsp`) and serve
     /// them for the issuing CA certificate: each must be signed by the root, answer for a CA
     /// certificate the root issued, be unexpired and newer than the one held (exit 5
     /// otherwise, and nothing is imported).

@@ -56,17 +56,7 @@ pub(super) fn ca_init(config: &ValidConfig, args: &CaInit) -> Result<(), Failure
     match Store::open(config.database(), &cfg.database) {
         Ok(store) => {
             record_hierarchy_generated(&store, &hierarchy, &clock, &operator_name())?;
-            let root = hierarchy.root().x509();
-            audit_step(
-                &store,
-                "ca.development_root",
-                &crate::ca::display_name(root.subject_name()),
-                serde_json::json!({
-                    "sha256_fingerprint": ceremony::cert_sha256(root).map_err(anyhow::Error::from)?,
-                    "marker": outcome.files.dev_root_marker.display().to_string(),
-                }),
-                &operator_actor(None),
-            )?;
+            record_development_root(&store, &hierarchy, &cfg.ca, &operator_actor(None))?;
         }
         Err(e) => tracing::warn!(error = %e, "the database is unavailable: generation not audited"),
     }
@@ -81,6 +71,27 @@ pub(super) fn ca_init(config: &ValidConfig, args: &CaInit) -> Result<(), Failure
     )?;
     print_described(&describe_hierarchy(&hierarchy, &outcome.files, cfg.mode))?;
     Ok(())
+}
+
+/// The `ca.development_root` audit entry of a hierarchy `ca init` or a first `serve` in dev
+/// mode just made: its root is a development root, marked beside its key.
+pub(super) fn record_development_root(
+    store: &Store,
+    hierarchy: &Hierarchy,
+    ca: &crate::config::CaConfig,
+    actor: &str,
+) -> Result<(), Failure> {
+    let root = hierarchy.root().x509();
+    audit_step(
+        store,
+        "ca.development_root",
+        &crate::ca::display_name(root.subject_name()),
+        serde_json::json!({
+            "sha256_fingerprint": ceremony::cert_sha256(root).map_err(anyhow::Error::from)?,
+            "marker": HierarchyFiles::for_config(ca).dev_root_marker.display().to_string(),
+        }),
+        actor,
+    )
 }
 
 pub(super) fn ca_request_issuing(

@@ -221,11 +221,16 @@ fn the_key_ceremony_end_to_end_with_softhsm() {
     );
     let installed = tamga_ok(server, &["ca", "install-issuing", "--cert", "issuing.pem"]);
     assert!(installed.contains("pki/nca_rsa.pem"), "{installed}");
-    let responder = tamga_ok(server, &["ca", "init-ocsp"]);
+    let first = tamga_ok(server, &["ca", "init-ocsp"]);
     assert!(
-        responder.contains(r#"pkcs11 token "tamga-ca" key "ocsp""#),
-        "{responder}"
+        first.contains(r#"pkcs11 token "tamga-ca" key "ocsp""#),
+        "{first}"
     );
+    // A second responder replaces the first (and its token key) only when told.
+    let again = run(tamga(server).args(["ca", "init-ocsp"]));
+    assert_eq!(again.status.code(), Some(5), "{}", text(&again));
+    let responder = tamga_ok(server, &["ca", "init-ocsp", "--force"]);
+    assert_ne!(field(&responder, "serial"), field(&first, "serial"));
     // The issuing-CA profile: the policies and the root's revocation URLs of the server.
     let issuing_text = openssl(
         server,
@@ -254,6 +259,7 @@ fn the_key_ceremony_end_to_end_with_softhsm() {
         [
             "ca.issuing_requested",
             "ca.issuing_installed",
+            "ca.ocsp_responder_generated",
             "ca.ocsp_responder_generated"
         ]
     );
