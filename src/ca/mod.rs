@@ -5,7 +5,8 @@
 //! delegated OCSP responder certificate and key, and the development Digital ID key pair;
 //! the one signing abstraction [`SigningKey`] (a key file, or a PKCS#11 token object through
 //! [`pkcs11`]) that certificates, CRLs and OCSP responses all go through; the building of CA
-//! certificates (`build`: keys, the issuing CA under the root, the OCSP responder); what it
+//! certificates (`build`: keys, the issuing CA under the root, the OCSP responder); the steps
+//! of the production key ceremony (`ceremony`) and the development root's marker; what it
 //! signs and returns ([`ApprovedRequest`], [`PreparedCertificate`], [`ToBeSigned`]), its own
 //! types, not the RA's or the store's rows. Must never: sign anything that did not come
 //! through an [`ApprovedRequest`], import the RA or development code (`crate::dev`), write a

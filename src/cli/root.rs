@@ -110,7 +110,7 @@ pub(super) fn root_sign_issuing(
         ceremony::sign_issuing(&root, &text, name, validity_years, &urls, SystemClock.now())
             .map_err(ceremony_failure)?;
     let pem = signed.cert.to_pem().map_err(anyhow::Error::from)?;
-    crate::ca::write_new(out, &pem, 0o644).map_err(anyhow::Error::from)?;
+    ceremony::write_replacing(out, &pem, 0o644).map_err(anyhow::Error::from)?;
     let described = describe(&signed.cert, "on the server (certified from its request)");
     let serial = described
         .get("serial")
