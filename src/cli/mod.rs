@@ -2,11 +2,12 @@
 //! turns errors into exit codes.
 //!
 //! Layout: `args` holds the clap types (every command and flag); one file per command group
-//! (`ca`, `certs`, `applications`, `crl`, `outbox`, `audit`, `dev`, `configuration` for
-//! `config check`, `completions` for the shell scripts, which read no configuration); `serve`
-//! wires the authorities into the HTTP server; `preflight` opens what the configuration names
-//! (files, keys, the token, mail settings) for the commands that need it; `output` prints rows
-//! and JSON. This file parses, dispatches and maps a [`Failure`] to its exit code.
+//! (`ca`, `root` (the offline root), `certs`, `applications`, `crl`, `outbox`, `audit`, `dev`,
+//! `configuration` for `config check`, `completions` for the shell scripts, which read no
+//! configuration); `serve` wires the authorities into the HTTP server; `preflight` opens what
+//! the configuration names (files, keys, the token, mail settings) for the commands that need
+//! it; `output` prints rows and JSON. This file parses, dispatches and maps a [`Failure`] to
+//! its exit code.
 //!
 //! Owns: what each subcommand prints and which exit code it returns. Must never: reach into
 //! the database or keys other than through the store and the CA module's APIs, run a domain
@@ -51,6 +52,7 @@ mod dev;
 mod outbox;
 mod output;
 mod preflight;
+mod root;
 mod serve;
 
 use applications::*;
@@ -64,6 +66,7 @@ use crl::*;
 use dev::*;
 use outbox::*;
 use output::*;
+use root::*;
 use serve::*;
 
 /// A command's failure, carrying its exit code.
@@ -171,9 +174,20 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 | CaCommand::RootOcsp { .. }
                 | CaCommand::ReissueIssuing
                 | CaCommand::RevokeIssuer { .. },
+        }
+        | Command::Root {
+            command: RootCommand::Crl { .. } | RootCommand::Ocsp { .. },
         } => preflight::hierarchy(&config)?,
+        // The ceremony's steps open the keys they use themselves: the hierarchy is not whole yet.
         Command::Ca {
-            command: CaCommand::Init(_),
+            command:
+                CaCommand::Init(_)
+                | CaCommand::RequestIssuing { .. }
+                | CaCommand::InstallIssuing { .. }
+                | CaCommand::InitOcsp { .. },
+        }
+        | Command::Root {
+            command: RootCommand::Init { .. } | RootCommand::SignIssuing { .. },
         }
         | Command::Outbox { .. }
         | Command::Audit { .. }
@@ -213,10 +227,62 @@ fn run(cli: Cli) -> Result<(), Failure> {
         } => crl_check(&config, repair, operator, json),
         Command::Ca {
             command: CaCommand::RootCrl { out, number },
+        }
+        | Command::Root {
+            command: RootCommand::Crl { out, number },
         } => ca_root_crl(&config, &out, number),
         Command::Ca {
             command: CaCommand::RootOcsp { out, validity_days },
+        }
+        | Command::Root {
+            command: RootCommand::Ocsp { out, validity_days },
         } => ca_root_ocsp(&config, &out, validity_days),
+        Command::Root {
+            command:
+                RootCommand::Init {
+                    name,
+                    validity_years,
+                    force,
+                    operator,
+                },
+        } => root_init(&config, &name, validity_years, force, operator),
+        Command::Root {
+            command:
+                RootCommand::SignIssuing {
+                    csr,
+                    out,
+                    name,
+                    validity_years,
+                    operator,
+                },
+        } => root_sign_issuing(
+            &config,
+            &csr,
+            &out,
+            name.as_deref(),
+            validity_years,
+            operator,
+        ),
+        Command::Ca {
+            command:
+                CaCommand::RequestIssuing {
+                    out,
+                    name,
+                    force,
+                    operator,
+                },
+        } => ca_request_issuing(&config, &out, name, force, operator),
+        Command::Ca {
+            command:
+                CaCommand::InstallIssuing {
+                    cert,
+                    force,
+                    operator,
+                },
+        } => ca_install_issuing(&config, &cert, force, operator),
+        Command::Ca {
+            command: CaCommand::InitOcsp { force, operator },
+        } => ca_init_ocsp(&config, force, operator),
         Command::Ocsp {
             command: OcspCommand::Import { file, operator },
         } => ocsp_import(&config, &file, operator),

@@ -108,6 +108,7 @@ pub fn validate(config: Config, source: Source) -> Result<ValidConfig, ConfigErr
     check_issuer_id(&config.ca.issuer_id)?;
     check_key_config("ca.issuing_key", &config.ca.issuing_key)?;
     check_key_config("ca.ocsp_key", &config.ca.ocsp_key)?;
+    check_key_config("ca.root_key", &config.ca.root_key)?;
     if !(1..=3650).contains(&config.ca.ocsp_validity_days) {
         return Err(invalid(
             "ca.ocsp_validity_days",

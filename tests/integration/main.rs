@@ -14,6 +14,7 @@
 
 mod admin;
 mod attacks;
+mod ceremony;
 mod cli;
 mod crl_dates;
 mod enroll;
