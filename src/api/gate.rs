@@ -174,23 +174,27 @@ impl Admission {
         {
             return Ok(());
         }
-        let forwarded = if self.trusted_proxies.is_empty() {
-            None
-        } else {
-            req.headers()
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok())
-        };
-        let Some(client) = client_address(
-            req.peer_addr().map(|a| a.ip()),
-            forwarded,
-            &self.trusted_proxies,
-        ) else {
+        let Some(client) = self.client(req.peer_addr(), req.headers()) else {
             return Ok(());
         };
         limiter
             .check(limit_key(client), Instant::now())
             .map_err(|retry_after_secs| ApiError::RateLimitedClient { retry_after_secs })
+    }
+
+    /// The client's address of a request from `peer` with `headers`: the peer's, or the one a
+    /// trusted proxy forwarded (see [`client_address`]).
+    pub fn client(
+        &self,
+        peer: Option<std::net::SocketAddr>,
+        headers: &actix_web::http::header::HeaderMap,
+    ) -> Option<IpAddr> {
+        let forwarded = if self.trusted_proxies.is_empty() {
+            None
+        } else {
+            headers.get("x-forwarded-for").and_then(|v| v.to_str().ok())
+        };
+        client_address(peer.map(|a| a.ip()), forwarded, &self.trusted_proxies)
     }
 
     fn refused(&self, e: &ApiError) {

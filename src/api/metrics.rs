@@ -79,7 +79,7 @@ impl CrlGauges {
 
 /// Label used for requests that matched no route, so unknown paths cannot blow up the
 /// number of series.
-const UNMATCHED: &str = "unmatched";
+pub(super) const UNMATCHED: &str = "unmatched";
 
 /// The route patterns of the route table: the only values of the `route` label besides
 /// [`UNMATCHED`].
@@ -343,9 +343,11 @@ impl Metrics {
     }
 }
 
-/// Middleware: time the request and count it under its route pattern.
+/// Middleware: time the request, count it under its route pattern and write its access line
+/// (see [`super::access`]).
 pub async fn observe(
     metrics: Arc<Metrics>,
+    admission: Arc<super::Admission>,
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
@@ -354,18 +356,13 @@ pub async fn observe(
     let method = method_label(req.method());
     let response = next.call(req).await;
     let elapsed = started.elapsed();
-    let status = match &response {
-        Ok(r) => r.status(),
-        Err(e) => e.as_response_error().status_code(),
+    let (status, request) = match &response {
+        Ok(r) => (r.status(), Some(r.request())),
+        Err(e) => (e.as_response_error().status_code(), None),
     };
     metrics.record(route, method, status, elapsed.as_secs_f64());
-    tracing::debug!(
-        route,
-        method,
-        status = status.as_u16(),
-        micros = elapsed.as_micros() as u64,
-        "request"
-    );
+    let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+    super::access::log(&admission, request, route, method, status, micros);
     response
 }
 

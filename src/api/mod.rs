@@ -5,11 +5,13 @@
 //! per-address flood guard and connection cap ([`gate`]), request size and time limits (a
 //! declared body the route will not take is refused before `100 Continue`), the one mapping
 //! from errors to `application/problem+json` ([`problem`]), conditional GET of OCSP answers
-//! and CRLs (`conditional`), per-route metrics, and the server's lifecycle (graceful shutdown
-//! on SIGTERM/SIGINT). Must never: touch the database
-//! or keys directly — it calls the store and the authorities through their APIs, on the
+//! and CRLs (`conditional`), per-route metrics, the access log (`access`: `info` for the
+//! portal and operations routes, `debug` for the relying parties'), and the server's
+//! lifecycle (graceful shutdown on SIGTERM/SIGINT). Must never: touch the database or keys
+//! directly — it calls the store and the authorities through their APIs, on the
 //! blocking thread pool.
 
+mod access;
 mod body;
 mod conditional;
 mod gate;
@@ -192,11 +194,12 @@ pub async fn run(state: AppState) -> std::io::Result<()> {
     let state_for_tasks = state.clone();
     let app = move || {
         let metrics = Arc::clone(&state.metrics);
+        let admission = Arc::clone(&state.admission);
         let app = App::new()
             .wrap(gate::flood(Arc::clone(&state.admission)))
             .wrap(middleware::from_fn(body::keep_unread))
             .wrap(middleware::from_fn(move |req, next| {
-                metrics::observe(Arc::clone(&metrics), req, next)
+                metrics::observe(Arc::clone(&metrics), Arc::clone(&admission), req, next)
             }))
             .configure(configure(state.clone()));
         map_config(app, |()| AppConfig::default())
@@ -228,7 +231,7 @@ pub async fn run(state: AppState) -> std::io::Result<()> {
         })?;
         "http"
     };
-    if let Some(warning) = config.warning() {
+    for warning in config.warnings() {
         tracing::warn!("{warning}");
     }
     upkeep::spawn_maintenance(state_for_tasks);

@@ -31,7 +31,31 @@ const OID_OCSP_NOCHECK: &str = "1.3.6.1.5.5.7.48.1.5";
 
 pub(crate) const ROOT_KEY_TYPE: KeyType = KeyType::Rsa4096;
 
-const ISSUING_VALIDITY_YEARS: i64 = 10;
+/// Validity of an issuing CA certificate unless the root's operator chooses another.
+pub const ISSUING_VALIDITY_YEARS: i64 = 10;
+
+/// Validity of a root certificate unless its operator chooses another.
+pub const ROOT_VALIDITY_YEARS: i64 = 20;
+
+/// The root as the signer of a CA certificate: its certificate, its key (a file or a token
+/// object) and the key's type.
+pub struct RootSigner<'a> {
+    /// The root certificate (issuer name, authority key identifier).
+    pub cert: &'a X509Ref,
+    /// The root's private key.
+    pub key: &'a SigningKey,
+    /// The type of the root's key.
+    pub key_type: KeyType,
+}
+
+/// What the issuing CA certificate points relying parties at: `public_url` (the root CRL,
+/// the OCSP responder, the root certificate) and the CPS URI of its policies.
+pub struct IssuingUrls<'a> {
+    /// Base of the URLs of the CRL distribution point and the AIA.
+    pub public_url: &'a str,
+    /// The id-qt-cps qualifier of NCA's CA policy.
+    pub cps_url: &'a str,
+}
 
 /// Generate a fresh key pair of `key_type`.
 pub fn generate_key(key_type: KeyType) -> Result<PKey<Private>, CaError> {
@@ -117,30 +141,51 @@ fn append_key_identifiers(b: &mut X509Builder, issuer: &X509Ref) -> Result<(), C
     Ok(())
 }
 
-/// The issuing CA certificate for `key`, signed by the root: CA with pathlen 0, keyCertSign
-/// and cRLSign, SKI/AKI, the certificate policies of [`issuing_ca_policies`] (so a relying
-/// party that requires an explicit policy accepts the certificates it issues), and — so that
-/// strict relying parties find revocation data for it — a CRL distribution point
-/// `{public_url}/crl/root.crl` and AIA OCSP `{public_url}/ocsp` and caIssuers
-/// `{public_url}/ca/root.crt`.
+/// The issuing CA certificate for `key`, signed by the root, valid from `not_before` to
+/// `not_after`: CA with pathlen 0, keyCertSign and cRLSign, SKI/AKI, the certificate policies
+/// of [`issuing_ca_policies`] (so a relying party that requires an explicit policy accepts the
+/// certificates it issues), and — so that strict relying parties find revocation data for it —
+/// a CRL distribution point `{public_url}/crl/root.crl` and AIA OCSP `{public_url}/ocsp` and
+/// caIssuers `{public_url}/ca/root.crt`.
+///
+/// The one issuing-CA profile: the development hierarchy, `ca reissue-issuing` and the
+/// production ceremony (`root sign-issuing`) all build the certificate here; the key is
+/// always made elsewhere (in a file or a token) and only its public half comes in.
 pub fn build_issuing(
     name: &openssl::x509::X509NameRef,
     key: &PKeyRef<impl HasPublic>,
-    root: &X509Ref,
-    root_key: &SigningKey,
-    public_url: &str,
-    cps_url: &str,
+    root: &RootSigner<'_>,
+    urls: &IssuingUrls<'_>,
     not_before: DateTime<Utc>,
+    not_after: DateTime<Utc>,
 ) -> Result<X509, CaError> {
-    let not_after = add_years(not_before, ISSUING_VALIDITY_YEARS);
-    let mut b = base_builder(name, root.subject_name(), key, not_before, not_after)?;
+    let mut b = base_builder(name, root.cert.subject_name(), key, not_before, not_after)?;
     b.append_extension(BasicConstraints::new().critical().ca().pathlen(0).build()?)?;
     b.append_extension(ca_key_usage()?)?;
-    append_key_identifiers(&mut b, root)?;
-    b.append_extension(root_crl_distribution_point(public_url)?)?;
-    b.append_extension(root_ca_issuers(public_url)?)?;
-    b.append_extension(issuing_ca_policies(cps_url)?)?;
-    root_key.sign_x509(b, ROOT_KEY_TYPE)
+    append_key_identifiers(&mut b, root.cert)?;
+    b.append_extension(root_crl_distribution_point(urls.public_url)?)?;
+    b.append_extension(root_ca_issuers(urls.public_url)?)?;
+    b.append_extension(issuing_ca_policies(urls.cps_url)?)?;
+    root.key.sign_x509(b, root.key_type)
+}
+
+/// A self-signed root certificate for `key`, valid from `not_before` to `not_after`: CA
+/// without a path length limit, keyCertSign and cRLSign, a subject key identifier. The
+/// development root and the production root (`root init`) are both built here.
+pub fn build_root(
+    name: &openssl::x509::X509NameRef,
+    key: &PKeyRef<impl HasPublic>,
+    signer: &SigningKey,
+    key_type: KeyType,
+    not_before: DateTime<Utc>,
+    not_after: DateTime<Utc>,
+) -> Result<X509, CaError> {
+    let mut b = base_builder(name, name, key, not_before, not_after)?;
+    b.append_extension(BasicConstraints::new().critical().ca().build()?)?;
+    b.append_extension(ca_key_usage()?)?;
+    let ski = SubjectKeyIdentifier::new().build(&b.x509v3_context(None, None))?;
+    b.append_extension(ski)?;
+    signer.sign_x509(b, key_type)
 }
 
 /// certificatePolicies of every issuing CA certificate, not critical: NCA's CA policy

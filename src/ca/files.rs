@@ -31,6 +31,9 @@ pub struct HierarchyFiles {
     pub digital_id_key: PathBuf,
     /// Development Digital ID public key (SubjectPublicKeyInfo PEM).
     pub digital_id_pub: PathBuf,
+    /// The marker beside the root key of a development root (`ca init`); production refuses
+    /// to start while it is there.
+    pub dev_root_marker: PathBuf,
     issuer_id: String,
     /// Whether the issuing key is a file here (not in a PKCS#11 token).
     issuing_key_is_file: bool,
@@ -51,6 +54,7 @@ impl HierarchyFiles {
             ocsp_key: dir.join(format!("ocsp_{issuer_id}.key.pem")),
             digital_id_key: dir.join("digital_id_dev.key.pem"),
             digital_id_pub: dir.join("digital_id_dev.pub.pem"),
+            dev_root_marker: dir.join(super::ceremony::DEV_ROOT_MARKER),
             issuer_id: issuer_id.to_owned(),
             issuing_key_is_file: true,
             ocsp_key_is_file: true,

@@ -5,7 +5,8 @@
 //! delegated OCSP responder certificate and key, and the development Digital ID key pair;
 //! the one signing abstraction [`SigningKey`] (a key file, or a PKCS#11 token object through
 //! [`pkcs11`]) that certificates, CRLs and OCSP responses all go through; the building of CA
-//! certificates (`build`: keys, the issuing CA under the root, the OCSP responder); what it
+//! certificates (`build`: keys, the issuing CA under the root, the OCSP responder); the steps
+//! of the production key ceremony (`ceremony`) and the development root's marker; what it
 //! signs and returns ([`ApprovedRequest`], [`PreparedCertificate`], [`ToBeSigned`]), its own
 //! types, not the RA's or the store's rows. Must never: sign anything that did not come
 //! through an [`ApprovedRequest`], import the RA or development code (`crate::dev`), write a
@@ -14,6 +15,7 @@
 
 mod approved;
 pub(crate) mod build;
+pub mod ceremony;
 mod files;
 mod issue;
 pub mod pkcs11;
@@ -40,7 +42,7 @@ pub use issue::{
 pub use revocation::{Serial, SerialError};
 pub use time::{carried_invalidity_date, TimeOutOfRange, X509Time};
 
-use crate::config::{CaConfig, KeyConfig, Mode};
+use crate::config::{CaConfig, KeyConfig, KeyKind, Mode};
 
 /// OID of id-kp-OCSPSigning.
 const OID_KP_OCSP_SIGNING: &str = "1.3.6.1.5.5.7.3.9";
@@ -402,13 +404,14 @@ impl Hierarchy {
                 message: "the OCSP responder certificate lacks id-kp-OCSPSigning".to_owned(),
             });
         }
-        // The root key is here only in development (in production the root is offline).
-        let root_key = if files.root_key.exists() {
+        // The root key is here only in development and on the offline root machine (in a
+        // file, or in the token `[ca.root_key]` names); the online server has none.
+        let root_key = if ca.root_key.kind == KeyKind::Pkcs11 || files.root_key.exists() {
             Some(load_key_pair(
                 "root",
                 &files.root_cert,
                 &files.root_key,
-                &KeyConfig::default(),
+                &ca.root_key,
             )?)
         } else {
             None
@@ -454,14 +457,21 @@ impl Hierarchy {
         let files = HierarchyFiles::new(&ca.dir, &ca.issuer_id);
         let old = self.issuing.cert.x509();
         let public = old.public_key()?;
+        let not_before = now - chrono::Duration::hours(1);
         let cert = build::build_issuing(
             old.subject_name(),
             &public,
-            root.cert.x509(),
-            &root.key,
-            public_url,
-            cps_url,
-            now - chrono::Duration::hours(1),
+            &build::RootSigner {
+                cert: root.cert.x509(),
+                key: &root.key,
+                key_type: root.key_type,
+            },
+            &build::IssuingUrls {
+                public_url,
+                cps_url,
+            },
+            not_before,
+            build::add_years(not_before, build::ISSUING_VALIDITY_YEARS),
         )?;
         let serial = old
             .serial_number()
@@ -593,6 +603,18 @@ pub enum HierarchyProblem {
     /// Everything is configured, but a key cannot be reached now (a PKCS#11 token away).
     #[error("{0}")]
     KeyUnavailable(String),
+    /// Production mode with a development root (its marker is beside the root key).
+    #[error(
+        "the root certificate {root} is a development root (made by `tamga ca init`, marked \
+         by {marker}); production needs a root made in the key ceremony (`tamga root init` \
+         on the offline root machine, see docs/operations.md, section 2)"
+    )]
+    DevelopmentRoot {
+        /// The root certificate.
+        root: PathBuf,
+        /// The marker file.
+        marker: PathBuf,
+    },
 }
 
 /// Which hierarchy files are present, as `tamga config check` and start-up see them.
@@ -601,6 +623,12 @@ pub enum HierarchyProblem {
 /// Production: the root certificate, the issuing and OCSP certificates and keys must exist.
 pub fn check_hierarchy_files(ca: &CaConfig, mode: Mode) -> Result<(), HierarchyProblem> {
     let files = HierarchyFiles::for_config(ca);
+    if mode == Mode::Production && files.dev_root_marker.exists() {
+        return Err(HierarchyProblem::DevelopmentRoot {
+            root: files.root_cert.clone(),
+            marker: files.dev_root_marker.clone(),
+        });
+    }
     let required = files.required(mode);
     let missing: Vec<&Path> = required.iter().copied().filter(|p| !p.exists()).collect();
     if mode == Mode::Dev && missing.len() == required.len() {

@@ -502,6 +502,30 @@ pub fn generate(location: &Pkcs11Location, key_type: KeyType) -> Result<PKey<Pub
     public_key(&session, location, public_handle, key_type)
 }
 
+/// Destroy every object of the token at `location` labelled with its key label (a key being
+/// replaced on the operator's explicit order: `--force`). Returns how many there were.
+pub fn destroy_labelled(location: &Pkcs11Location) -> Result<usize, CaError> {
+    let module = Module::get(&location.module)?;
+    let slot = find_slot(&module.ctx, location)?;
+    let session = module
+        .ctx
+        .open_rw_session(slot)
+        .map_err(|e| unavailable(location, "opening a read-write session", e))?;
+    login(&session, location)?;
+    let existing = session
+        .find_objects(&[Attribute::Label(location.key_label.as_bytes().to_vec())])
+        .map_err(|e| unavailable(location, "finding objects", e))?;
+    for handle in &existing {
+        session.destroy_object(*handle).map_err(|e| {
+            CaError::Pkcs11(format!(
+                "{}: removing the old key: {e}",
+                location.describe()
+            ))
+        })?;
+    }
+    Ok(existing.len())
+}
+
 /// Read the public key object `handle` into an OpenSSL public key.
 fn public_key(
     session: &Session,

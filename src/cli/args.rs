@@ -44,6 +44,12 @@ pub enum Command {
         #[command(subcommand)]
         command: CaCommand,
     },
+    /// The offline root: its key and certificate, signing an issuing CA, the root CRL and
+    /// the root-signed OCSP responses (run on the root machine, where the root key is).
+    Root {
+        #[command(subcommand)]
+        command: RootCommand,
+    },
     /// Certificates.
     Certs {
         #[command(subcommand)]
@@ -85,6 +91,16 @@ pub enum Command {
         #[command(subcommand)]
         command: DevCommand,
     },
+    /// Print a shell completion script (e.g. `tamga completions bash >
+    /// /etc/bash_completion.d/tamga`). Needs no configuration.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+        /// The script for `tamga-enroll` instead.
+        #[arg(long)]
+        enroll: bool,
+    },
 }
 
 /// `tamga certs …`
@@ -124,7 +140,8 @@ pub enum CertsCommand {
         /// When the key was compromised (RFC 3339, e.g. 2026-11-20T08:00:00Z).
         #[arg(long)]
         invalidity_date: Option<String>,
-        /// Operator recorded in the audit log [default: the OS user].
+        /// Operator recorded in the audit log [default: $USER, else $LOGNAME, else `unknown` with a
+        /// warning].
         #[arg(long)]
         operator: Option<String>,
         /// Print JSON.
@@ -147,7 +164,8 @@ pub enum CertsCommand {
         /// Remove the stored invalidity date.
         #[arg(long)]
         no_invalidity_date: bool,
-        /// Operator recorded in the audit log [default: the OS user].
+        /// Operator recorded in the audit log [default: $USER, else $LOGNAME, else `unknown` with a
+        /// warning].
         #[arg(long)]
         operator: Option<String>,
         /// Print JSON.
@@ -158,7 +176,8 @@ pub enum CertsCommand {
     Release {
         /// Serial number.
         serial: String,
-        /// Operator recorded in the audit log [default: the OS user].
+        /// Operator recorded in the audit log [default: $USER, else $LOGNAME, else `unknown` with a
+        /// warning].
         #[arg(long)]
         operator: Option<String>,
         /// Print JSON.
@@ -209,7 +228,8 @@ pub enum ApplicationsCommand {
     Approve {
         /// Application id.
         id: String,
-        /// Operator recorded in the audit log [default: the OS user].
+        /// Operator recorded in the audit log [default: $USER, else $LOGNAME, else `unknown` with a
+        /// warning].
         #[arg(long)]
         operator: Option<String>,
         /// Print JSON.
@@ -223,7 +243,8 @@ pub enum ApplicationsCommand {
         /// Why (shown to the holder).
         #[arg(long)]
         reason: String,
-        /// Operator recorded in the audit log [default: the OS user].
+        /// Operator recorded in the audit log [default: $USER, else $LOGNAME, else `unknown` with a
+        /// warning].
         #[arg(long)]
         operator: Option<String>,
         /// Print JSON.
@@ -251,7 +272,8 @@ pub enum OutboxCommand {
     Retry {
         /// Outbox row id.
         id: String,
-        /// Operator recorded in the audit log [default: the OS user].
+        /// Operator recorded in the audit log [default: $USER, else $LOGNAME, else `unknown` with a
+        /// warning].
         #[arg(long)]
         operator: Option<String>,
     },
@@ -298,20 +320,22 @@ pub enum CrlCommand {
         /// Correct what can be corrected.
         #[arg(long)]
         repair: bool,
-        /// Operator recorded in the audit log [default: the OS user].
+        /// Operator recorded in the audit log [default: $USER, else $LOGNAME, else `unknown` with a
+        /// warning].
         #[arg(long)]
         operator: Option<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
     },
-    /// Verify a root CRL file (signed offline by `tamga ca root-crl`) against the root
+    /// Verify a root CRL file (signed offline by `tamga root crl`) against the root
     /// certificate and publish it at /crl/root.crl (exit 5 if it is not newer, expired, or
     /// not signed by the root).
     Import {
         /// The CRL file, DER or PEM.
         file: PathBuf,
-        /// Operator recorded in the audit log [default: the OS user].
+        /// Operator recorded in the audit log [default: $USER, else $LOGNAME, else `unknown` with a
+        /// warning].
         #[arg(long)]
         operator: Option<String>,
     },
@@ -320,14 +344,15 @@ pub enum CrlCommand {
 /// `tamga ocsp …`
 #[derive(Debug, Subcommand)]
 pub enum OcspCommand {
-    /// Verify a batch of root-signed OCSP responses (made by `tamga ca root-ocsp`) and serve
+    /// Verify a batch of root-signed OCSP responses (made by `tamga root ocsp`) and serve
     /// them for the issuing CA certificate: each must be signed by the root, answer for a CA
     /// certificate the root issued, be unexpired and newer than the one held (exit 5
     /// otherwise, and nothing is imported).
     Import {
         /// The batch file (PEM blocks `OCSP RESPONSE`, or one DER response).
         file: PathBuf,
-        /// Operator recorded in the audit log [default: the OS user].
+        /// Operator recorded in the audit log [default: $USER, else $LOGNAME, else `unknown` with a
+        /// warning].
         #[arg(long)]
         operator: Option<String>,
     },
@@ -439,8 +464,7 @@ pub enum ConfigCommand {
 pub enum CaCommand {
     /// Generate a CA hierarchy in `[ca] dir`.
     Init(CaInit),
-    /// Sign the next root CRL with the root key on this machine and write it to a file
-    /// (publish it with `tamga crl import FILE`).
+    /// Same as `tamga root crl`.
     RootCrl {
         /// Where to write the CRL (DER).
         #[arg(long)]
@@ -449,9 +473,7 @@ pub enum CaCommand {
         #[arg(long)]
         number: Option<i64>,
     },
-    /// Sign OCSP responses for the root's CA certificates (the issuing CA certificate, earlier
-    /// ones still valid, and any the authority revoked) with the root key on this machine and
-    /// write them to a file (serve them with `tamga ocsp import FILE`).
+    /// Same as `tamga root ocsp`.
     RootOcsp {
         /// Where to write the batch (PEM blocks `OCSP RESPONSE`).
         #[arg(long)]
@@ -459,6 +481,48 @@ pub enum CaCommand {
         /// Validity in days, 1 to 365 [default: `[crl] root_validity`, at most 365 days].
         #[arg(long)]
         validity_days: Option<i64>,
+    },
+    /// Key ceremony, on the server: generate the issuing CA key where `[ca.issuing_key]` says
+    /// (in the token, or a file with mode 0600) and write a PKCS#10 request for it, to be
+    /// signed on the root machine with `tamga root sign-issuing`.
+    RequestIssuing {
+        /// Where to write the request (PEM).
+        #[arg(long)]
+        out: PathBuf,
+        /// The issuing CA's common name [default: ҰЛТТЫҚ КУӘЛАНДЫРУШЫ ОРТАЛЫҚ (RSA), or
+        /// (ECDSA) for an EC key].
+        #[arg(long)]
+        name: Option<String>,
+        /// Replace an existing issuing key (it is lost) and certificate.
+        #[arg(long)]
+        force: bool,
+        /// Operator recorded in the audit log [default: the OS user].
+        #[arg(long)]
+        operator: Option<String>,
+    },
+    /// Key ceremony, on the server: check the issuing CA certificate the root signed (for the
+    /// issuing key, signed by `root.pem` in `[ca] dir`, the issuing-CA profile, valid now) and
+    /// install it (exit 5, nothing installed, if a check fails).
+    InstallIssuing {
+        /// The certificate, PEM or DER.
+        #[arg(long)]
+        cert: PathBuf,
+        /// Replace an installed issuing CA certificate (kept as `<issuer_id>.pem.<serial>.old`).
+        #[arg(long)]
+        force: bool,
+        /// Operator recorded in the audit log [default: the OS user].
+        #[arg(long)]
+        operator: Option<String>,
+    },
+    /// Key ceremony, on the server: generate the OCSP responder key where `[ca.ocsp_key]` says
+    /// and certify it with the installed issuing CA.
+    InitOcsp {
+        /// Replace an existing responder key (it is lost) and certificate.
+        #[arg(long)]
+        force: bool,
+        /// Operator recorded in the audit log [default: the OS user].
+        #[arg(long)]
+        operator: Option<String>,
     },
     /// Reissue the issuing CA certificate with the same key (adds the root CRL distribution
     /// point, the OCSP URL and caIssuers to an older hierarchy). Needs the root key.
@@ -469,7 +533,8 @@ pub enum CaCommand {
         /// keyCompromise (the usual case), cessationOfOperation, superseded, …
         #[arg(long)]
         reason: String,
-        /// Operator recorded in the audit log [default: the OS user].
+        /// Operator recorded in the audit log [default: $USER, else $LOGNAME, else `unknown` with a
+        /// warning].
         #[arg(long)]
         operator: Option<String>,
     },
@@ -541,4 +606,67 @@ pub struct RestoreArgs {
     /// Operator recorded in the audit log [default: the OS user].
     #[arg(long)]
     pub operator: Option<String>,
+}
+
+/// `tamga root …`: everything the offline root does, on the root machine.
+#[derive(Debug, Subcommand)]
+pub enum RootCommand {
+    /// Generate the root key where `[ca.root_key]` says (root.key.pem with mode 0600 in
+    /// `[ca] dir`, or in the token) and the self-signed root certificate root.pem.
+    Init {
+        /// The root's common name.
+        #[arg(long, default_value = "ҚР ТҮБІРЛІК КУӘЛАНДЫРУШЫ ОРТАЛЫҒЫ (RSA)")]
+        name: String,
+        /// Validity in years, 1 to 30.
+        #[arg(long, default_value_t = 20)]
+        validity_years: i64,
+        /// Replace an existing root (its key is lost).
+        #[arg(long)]
+        force: bool,
+        /// Operator recorded in the audit log [default: the OS user].
+        #[arg(long)]
+        operator: Option<String>,
+    },
+    /// Certify an issuing CA from its PKCS#10 request (made by `tamga ca request-issuing`)
+    /// with the issuing-CA profile; refuses (exit 5) a request whose signature does not verify
+    /// or whose key is weak or of a type an issuing CA may not have.
+    SignIssuing {
+        /// The request, PEM.
+        #[arg(long)]
+        csr: PathBuf,
+        /// Where to write the certificate (PEM).
+        #[arg(long)]
+        out: PathBuf,
+        /// The issuing CA's common name [default: the request's].
+        #[arg(long)]
+        name: Option<String>,
+        /// Validity in years, 1 to 30, never past the root's.
+        #[arg(long, default_value_t = 10)]
+        validity_years: i64,
+        /// Operator recorded in the audit log [default: the OS user].
+        #[arg(long)]
+        operator: Option<String>,
+    },
+    /// Sign the next root CRL with the root key on this machine and write it to a file
+    /// (publish it with `tamga crl import FILE`). Also `tamga ca root-crl`.
+    Crl {
+        /// Where to write the CRL (DER).
+        #[arg(long)]
+        out: PathBuf,
+        /// CRL number [default: the published root CRL's number + 1].
+        #[arg(long)]
+        number: Option<i64>,
+    },
+    /// Sign OCSP responses for the root's CA certificates (the issuing CA certificate, earlier
+    /// ones still valid, and any the authority revoked) with the root key on this machine and
+    /// write them to a file (serve them with `tamga ocsp import FILE`). Also `tamga ca
+    /// root-ocsp`.
+    Ocsp {
+        /// Where to write the batch (PEM blocks `OCSP RESPONSE`).
+        #[arg(long)]
+        out: PathBuf,
+        /// Validity in days, 1 to 365 [default: `[crl] root_validity`, at most 365 days].
+        #[arg(long)]
+        validity_days: Option<i64>,
+    },
 }

@@ -1,7 +1,11 @@
-//! `tamga ca …`: the hierarchy (init, show), the root CRL and the root's OCSP responses signed
-//! offline, and the issuing CA's reissue and revocation.
+//! `tamga ca …`: the hierarchy (init, show), the key ceremony's steps on the server (the
+//! issuing CA's key and request, installing its certificate, the OCSP responder), the root CRL
+//! and the root's OCSP responses signed offline (also `tamga root crl|ocsp`), and the issuing
+//! CA's reissue and revocation.
 
+use super::root::{audit_step, ceremony_failure, field};
 use super::*;
+use crate::ca::ceremony;
 
 pub(super) fn ca_init(config: &ValidConfig, args: &CaInit) -> Result<(), Failure> {
     let cfg = config.get();
@@ -50,7 +54,10 @@ pub(super) fn ca_init(config: &ValidConfig, args: &CaInit) -> Result<(), Failure
     };
     let hierarchy = load_hierarchy(config)?;
     match Store::open(config.database(), &cfg.database) {
-        Ok(store) => record_hierarchy_generated(&store, &hierarchy, &clock, &operator_name())?,
+        Ok(store) => {
+            record_hierarchy_generated(&store, &hierarchy, &clock, &operator_name())?;
+            record_development_root(&store, &hierarchy, &cfg.ca, &operator_actor(None))?;
+        }
         Err(e) => tracing::warn!(error = %e, "the database is unavailable: generation not audited"),
     }
     out!(
@@ -63,6 +70,149 @@ pub(super) fn ca_init(config: &ValidConfig, args: &CaInit) -> Result<(), Failure
         outcome.files.dir.display()
     )?;
     print_described(&describe_hierarchy(&hierarchy, &outcome.files, cfg.mode))?;
+    Ok(())
+}
+
+/// The `ca.development_root` audit entry of a hierarchy `ca init` or a first `serve` in dev
+/// mode just made: its root is a development root, marked beside its key.
+pub(super) fn record_development_root(
+    store: &Store,
+    hierarchy: &Hierarchy,
+    ca: &crate::config::CaConfig,
+    actor: &str,
+) -> Result<(), Failure> {
+    let root = hierarchy.root().x509();
+    audit_step(
+        store,
+        "ca.development_root",
+        &crate::ca::display_name(root.subject_name()),
+        serde_json::json!({
+            "sha256_fingerprint": ceremony::cert_sha256(root).map_err(anyhow::Error::from)?,
+            "marker": HierarchyFiles::for_config(ca).dev_root_marker.display().to_string(),
+        }),
+        actor,
+    )
+}
+
+pub(super) fn ca_request_issuing(
+    config: &ValidConfig,
+    out: &Path,
+    name: Option<String>,
+    force: bool,
+    operator: Option<String>,
+) -> Result<(), Failure> {
+    let cfg = config.get();
+    if out.exists() && !force {
+        return Err(Failure::Refused(format!(
+            "{} exists: choose another --out or pass --force",
+            out.display()
+        )));
+    }
+    let name = name.unwrap_or_else(|| {
+        let algorithm = if cfg.ca.issuing_key_type.is_rsa() {
+            "RSA"
+        } else {
+            "ECDSA"
+        };
+        format!("ҰЛТТЫҚ КУӘЛАНДЫРУШЫ ОРТАЛЫҚ ({algorithm})")
+    });
+    let store = open_store(config)?;
+    let actor = operator_actor(operator);
+    let request = ceremony::request_issuing(&cfg.ca, &name, force).map_err(ceremony_failure)?;
+    crate::ca::ceremony::write_replacing(out, &request.csr_pem, 0o644)
+        .map_err(anyhow::Error::from)?;
+    audit_step(
+        &store,
+        "ca.issuing_requested",
+        &cfg.ca.issuer_id,
+        serde_json::json!({
+            "name": name,
+            "key_type": request.key_type.to_string(),
+            "key": request.key_location,
+            "public_key_sha256": request.spki_sha256,
+        }),
+        &actor,
+    )?;
+    out!("issuing CA key generated: {}", request.key_location)?;
+    out!("  key_type            {}", request.key_type)?;
+    out!("  public_key_sha256   {}", request.spki_sha256)?;
+    out!(
+        "request written to {}: take it to the root machine (`tamga root sign-issuing`)",
+        out.display()
+    )?;
+    Ok(())
+}
+
+pub(super) fn ca_install_issuing(
+    config: &ValidConfig,
+    cert: &Path,
+    force: bool,
+    operator: Option<String>,
+) -> Result<(), Failure> {
+    let cfg = config.get();
+    let bytes = crate::input::read_bounded(cert, crate::input::PEM_LIMIT)
+        .map_err(|e| Failure::Usage(format!("--cert {}: {e}", cert.display())))?;
+    let store = open_store(config)?;
+    let actor = operator_actor(operator);
+    let installed = ceremony::install_issuing(&cfg.ca, &bytes, force, SystemClock.now())
+        .map_err(ceremony_failure)?;
+    let described = describe(&installed.cert, "as [ca.issuing_key] says (checked)");
+    audit_step(
+        &store,
+        "ca.issuing_installed",
+        &cfg.ca.issuer_id,
+        serde_json::json!({
+            "serial": field(&described, "serial"),
+            "subject": field(&described, "subject"),
+            "issuer": field(&described, "issuer"),
+            "not_after": field(&described, "not_after"),
+            "sha256_fingerprint": field(&described, "sha256_fingerprint"),
+            "replaced": installed.replaced.as_ref().map(|p| p.display().to_string()),
+        }),
+        &actor,
+    )?;
+    out!(
+        "issuing CA certificate installed as {}{}",
+        installed.path.display(),
+        installed
+            .replaced
+            .as_ref()
+            .map(|p| format!(" (the previous one kept as {})", p.display()))
+            .unwrap_or_default()
+    )?;
+    print_described(&[("issuing", described)])?;
+    Ok(())
+}
+
+pub(super) fn ca_init_ocsp(
+    config: &ValidConfig,
+    force: bool,
+    operator: Option<String>,
+) -> Result<(), Failure> {
+    let cfg = config.get();
+    let store = open_store(config)?;
+    let actor = operator_actor(operator);
+    let responder =
+        ceremony::init_ocsp(&cfg.ca, force, SystemClock.now()).map_err(ceremony_failure)?;
+    let described = describe(&responder.cert, &responder.key_location);
+    audit_step(
+        &store,
+        "ca.ocsp_responder_generated",
+        &cfg.ca.issuer_id,
+        serde_json::json!({
+            "serial": field(&described, "serial"),
+            "subject": field(&described, "subject"),
+            "not_after": field(&described, "not_after"),
+            "key": responder.key_location,
+            "sha256_fingerprint": field(&described, "sha256_fingerprint"),
+        }),
+        &actor,
+    )?;
+    out!(
+        "OCSP responder certificate written to {}",
+        responder.cert_path.display()
+    )?;
+    print_described(&[("ocsp_responder", described)])?;
     Ok(())
 }
 
@@ -224,8 +374,8 @@ pub(super) fn ca_revoke_issuer(
             })?;
     out!(
         "issuing CA certificate {serial} revoked ({reason}); the next root CRL lists it \
-         and OCSP stops answering `good` for it (dev: within seconds; production: `tamga ca \
-         root-crl` and `tamga ca root-ocsp` on the root machine, then `tamga crl import` and \
+         and OCSP stops answering `good` for it (dev: within seconds; production: `tamga root \
+         crl` and `tamga root ocsp` on the root machine, then `tamga crl import` and \
          `tamga ocsp import`)"
     )?;
     Ok(())

@@ -52,7 +52,7 @@ pub(super) fn config_check(config: &ValidConfig) -> Result<(), Failure> {
     out!("  database      {}", config.database().redacted())?;
     out!("  issuer_id     {}", cfg.ca.issuer_id)?;
     out!("  CA hierarchy  {hierarchy}")?;
-    if let Some(warning) = config.warning() {
+    for warning in config.warnings() {
         out!("warning: {warning}")?;
     }
     Ok(())

@@ -2,11 +2,12 @@
 //! turns errors into exit codes.
 //!
 //! Layout: `args` holds the clap types (every command and flag); one file per command group
-//! (`ca`, `certs`, `applications`, `crl`, `outbox`, `audit`, `backup` (with restore), `dev`,
-//! `configuration` for `config check`); `serve` wires the authorities into the HTTP server; `preflight` opens what
-//! the configuration names (files, keys, the token, mail settings) for the commands that need
-//! it; `output` prints rows and JSON. This file parses, dispatches and maps a [`Failure`] to
-//! its exit code.
+//! (`ca`, `root` (the offline root), `certs`, `applications`, `crl`, `outbox`, `audit`, `backup`
+//! (with restore), `dev`, `configuration` for `config check`, `completions` for the shell
+//! scripts, which read no configuration); `serve` wires the authorities into the HTTP server;
+//! `preflight` opens what the configuration names (files, keys, the token, mail settings) for
+//! the commands that need it; `output` prints rows and JSON. This file parses, dispatches and
+//! maps a [`Failure`] to its exit code.
 //!
 //! Owns: what each subcommand prints and which exit code it returns. Must never: reach into
 //! the database or keys other than through the store and the CA module's APIs, run a domain
@@ -45,12 +46,14 @@ mod audit;
 mod backup;
 mod ca;
 mod certs;
+mod completions;
 mod configuration;
 mod crl;
 mod dev;
 mod outbox;
 mod output;
 mod preflight;
+mod root;
 mod serve;
 
 use applications::*;
@@ -59,11 +62,13 @@ use audit::*;
 use backup::*;
 use ca::*;
 use certs::*;
+use completions::*;
 use configuration::*;
 use crl::*;
 use dev::*;
 use outbox::*;
 use output::*;
+use root::*;
 use serve::*;
 
 /// A command's failure, carrying its exit code.
@@ -148,6 +153,10 @@ fn load_config(cli: &Cli) -> Result<ValidConfig, Failure> {
 }
 
 fn run(cli: Cli) -> Result<(), Failure> {
+    // Completion scripts come from the argument types alone: no configuration is read.
+    if let Command::Completions { shell, enroll } = &cli.command {
+        return completions(*shell, *enroll);
+    }
     let config = load_config(&cli)?;
     init_logging(&config);
     // What a command opens besides the database. `serve` and `config check`: everything the
@@ -167,18 +176,30 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 | CaCommand::RootOcsp { .. }
                 | CaCommand::ReissueIssuing
                 | CaCommand::RevokeIssuer { .. },
+        }
+        | Command::Root {
+            command: RootCommand::Crl { .. } | RootCommand::Ocsp { .. },
         } => preflight::hierarchy(&config)?,
         // Restore signs the CRLs that follow the published ones.
         Command::Restore(_) => preflight::hierarchy(&config)?,
         // A backup opens only the database (--verify with published CRLs reads the CA
         // certificates).
         Command::Backup(_) => {}
+        // The ceremony's steps open the keys they use themselves: the hierarchy is not whole yet.
         Command::Ca {
-            command: CaCommand::Init(_),
+            command:
+                CaCommand::Init(_)
+                | CaCommand::RequestIssuing { .. }
+                | CaCommand::InstallIssuing { .. }
+                | CaCommand::InitOcsp { .. },
+        }
+        | Command::Root {
+            command: RootCommand::Init { .. } | RootCommand::SignIssuing { .. },
         }
         | Command::Outbox { .. }
         | Command::Audit { .. }
-        | Command::Dev { .. } => {}
+        | Command::Dev { .. }
+        | Command::Completions { .. } => {}
     }
     match cli.command {
         Command::Serve => serve(config),
@@ -192,6 +213,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             command: CaCommand::Show { json },
         } => ca_show(&config, json),
         Command::Dev { command } => dev(&config, command),
+        Command::Completions { shell, enroll } => completions(shell, enroll),
         Command::Certs { command } => certs(&config, command),
         Command::Applications { command } => applications(&config, command),
         Command::Outbox { command } => outbox(&config, command),
@@ -214,10 +236,62 @@ fn run(cli: Cli) -> Result<(), Failure> {
         } => crl_check(&config, repair, operator, json),
         Command::Ca {
             command: CaCommand::RootCrl { out, number },
+        }
+        | Command::Root {
+            command: RootCommand::Crl { out, number },
         } => ca_root_crl(&config, &out, number),
         Command::Ca {
             command: CaCommand::RootOcsp { out, validity_days },
+        }
+        | Command::Root {
+            command: RootCommand::Ocsp { out, validity_days },
         } => ca_root_ocsp(&config, &out, validity_days),
+        Command::Root {
+            command:
+                RootCommand::Init {
+                    name,
+                    validity_years,
+                    force,
+                    operator,
+                },
+        } => root_init(&config, &name, validity_years, force, operator),
+        Command::Root {
+            command:
+                RootCommand::SignIssuing {
+                    csr,
+                    out,
+                    name,
+                    validity_years,
+                    operator,
+                },
+        } => root_sign_issuing(
+            &config,
+            &csr,
+            &out,
+            name.as_deref(),
+            validity_years,
+            operator,
+        ),
+        Command::Ca {
+            command:
+                CaCommand::RequestIssuing {
+                    out,
+                    name,
+                    force,
+                    operator,
+                },
+        } => ca_request_issuing(&config, &out, name, force, operator),
+        Command::Ca {
+            command:
+                CaCommand::InstallIssuing {
+                    cert,
+                    force,
+                    operator,
+                },
+        } => ca_install_issuing(&config, &cert, force, operator),
+        Command::Ca {
+            command: CaCommand::InitOcsp { force, operator },
+        } => ca_init_ocsp(&config, force, operator),
         Command::Ocsp {
             command: OcspCommand::Import { file, operator },
         } => ocsp_import(&config, &file, operator),
@@ -286,8 +360,20 @@ fn operator_actor(operator: Option<String>) -> String {
     format!("operator:{}", operator.unwrap_or_else(operator_name))
 }
 
+/// The operator of a command given no `--operator`: `$USER`, else `$LOGNAME`, else `unknown`
+/// with a warning on standard error. The command is not refused: the name is what the
+/// operator declares (neither `--operator` nor `$USER` is authenticated), and services,
+/// containers and CI jobs often run without login variables; the warning says what the audit
+/// log will show and how to name oneself.
 fn operator_name() -> String {
-    std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".to_owned())
+    let name = ["USER", "LOGNAME"]
+        .into_iter()
+        .find_map(|key| std::env::var(key).ok().filter(|v| !v.trim().is_empty()));
+    name.unwrap_or_else(|| {
+        eprintln!(
+            "tamga: warning: no operator name (neither --operator nor $USER/$LOGNAME is set): \
+             the audit log records this action as operator:unknown"
+        );
+        "unknown".to_owned()
+    })
 }

@@ -1,6 +1,7 @@
 //! The checks that open what the configuration names: the mail settings (and the SMTP
 //! password they point to), the trusted Digital ID keys, the TLS files, and the CA hierarchy
-//! with its keys — in a PKCS#11 token, the token itself.
+//! with its keys — in a PKCS#11 token, the token itself; in production, that the root is not a
+//! development root (its marker, `root.development`, written by `tamga ca init`).
 //!
 //! `config` only checks the values (it opens nothing); `tamga config check` and `tamga serve`
 //! run these as well, so a configuration `config check` accepts is one `serve` starts with.
@@ -38,6 +39,12 @@ pub(super) fn hierarchy(config: &ValidConfig) -> Result<(), Failure> {
             key: "ca.dir",
             message,
         }),
+        problem @ HierarchyProblem::DevelopmentRoot { .. } => {
+            Failure::Config(ConfigError::Invalid {
+                key: "mode",
+                message: format!("mode = \"production\" refuses a development root: {problem}"),
+            })
+        }
         HierarchyProblem::KeyUnavailable(message) => Failure::Unreachable(format!(
             "the CA's signing key cannot be reached (the configuration itself is valid): \
              {message}"

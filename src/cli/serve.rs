@@ -80,6 +80,7 @@ pub(super) fn serve(config: ValidConfig) -> Result<(), Failure> {
             services.clock.as_ref(),
             "system",
         )?;
+        record_development_root(&services.store, &services.hierarchy, &cfg.ca, "system")?;
     }
     let metrics = Metrics::new().map_err(|e| Failure::Internal(anyhow::anyhow!("metrics: {e}")))?;
     let trusted_keys = trusted_keys(&config, &services.hierarchy)?;

@@ -108,6 +108,7 @@ pub fn validate(config: Config, source: Source) -> Result<ValidConfig, ConfigErr
     check_issuer_id(&config.ca.issuer_id)?;
     check_key_config("ca.issuing_key", &config.ca.issuing_key)?;
     check_key_config("ca.ocsp_key", &config.ca.ocsp_key)?;
+    check_key_config("ca.root_key", &config.ca.root_key)?;
     if !(1..=3650).contains(&config.ca.ocsp_validity_days) {
         return Err(invalid(
             "ca.ocsp_validity_days",
@@ -216,6 +217,31 @@ pub(super) fn check_limits(limits: &LimitsConfig) -> Result<Vec<std::net::IpAddr
             })
         })
         .collect()
+}
+
+/// The forgotten port: `public_url` names this machine (a loopback address or `localhost`) on
+/// a port other than the one `server.bind` listens on — usually `server.bind` changed and
+/// `public_url` kept the old port, so the URLs written into certificates reach nothing. A
+/// `public_url` on another host is normal (a proxy or CDN in front) and gives no warning.
+pub(super) fn forgotten_port(public_url: &str, bind: SocketAddr) -> Option<String> {
+    let url = url::Url::parse(public_url).ok()?;
+    let loopback = match url.host()? {
+        url::Host::Ipv4(ip) => ip.is_loopback(),
+        url::Host::Ipv6(ip) => ip.is_loopback(),
+        url::Host::Domain(name) => {
+            let name = name.strip_suffix('.').unwrap_or(name);
+            name.eq_ignore_ascii_case("localhost")
+        }
+    };
+    let port = url.port_or_known_default()?;
+    (loopback && bind.port() != 0 && port != bind.port()).then(|| {
+        format!(
+            "server.public_url {public_url} names this machine on port {port}, but server.bind \
+             listens on port {}: the OCSP, CRL and CA URLs written into certificates will not \
+             answer (set public_url to the port clients reach)",
+            bind.port()
+        )
+    })
 }
 
 pub(super) fn check_public_url(raw: &str) -> Result<String, ConfigError> {
@@ -346,4 +372,53 @@ pub(super) fn check_issuer_id(id: &str) -> Result<(), ConfigError> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+mod forgotten_port_tests {
+    use super::forgotten_port;
+
+    fn bind(s: &str) -> std::net::SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_loopback_public_url_on_another_port_is_warned() {
+        for url in [
+            "http://127.0.0.1:8080",
+            "http://127.1.2.3:8080",
+            "http://localhost:8080",
+            "http://LocalHost.:8080",
+            "http://[::1]:8080",
+            // No port: the scheme's.
+            "http://localhost",
+            "https://127.0.0.1",
+        ] {
+            let warning = forgotten_port(url, bind("0.0.0.0:9090"));
+            let warning = warning.unwrap_or_else(|| panic!("no warning for {url}"));
+            assert!(warning.contains("9090"), "{warning}");
+        }
+    }
+
+    #[test]
+    fn the_same_port_or_another_host_is_not_warned() {
+        for (url, listen) in [
+            ("http://127.0.0.1:9090", "127.0.0.1:9090"),
+            ("http://localhost:9090", "0.0.0.0:9090"),
+            ("http://[::1]:9090", "[::]:9090"),
+            ("http://localhost", "127.0.0.1:80"),
+            // A proxy or CDN in front: its port is its own.
+            ("https://pki.example.kz", "127.0.0.1:9090"),
+            ("http://pki.example.kz:8443", "0.0.0.0:9090"),
+            ("http://10.0.0.5:8080", "0.0.0.0:9090"),
+            ("http://localhost.example.kz:8080", "0.0.0.0:9090"),
+        ] {
+            assert_eq!(
+                forgotten_port(url, bind(listen)),
+                None,
+                "{url} with {listen}"
+            );
+        }
+    }
 }

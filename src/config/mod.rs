@@ -210,10 +210,21 @@ impl ValidConfig {
     pub fn trusted_proxies(&self) -> &[std::net::IpAddr] {
         &self.trusted_proxies
     }
-    /// A warning about the configuration that does not stop the server, if any: TLS on the
-    /// listener while `public_url` (written into certificates) names the same port over
-    /// plain HTTP, where relying parties would find nothing.
-    pub fn warning(&self) -> Option<String> {
+    /// The warnings about the configuration that do not stop the server: a `public_url`
+    /// (written into certificates) on this machine's loopback address whose port is not
+    /// `bind`'s (see `checks::forgotten_port`), and TLS on the listener while `public_url`
+    /// names the same port over plain HTTP, where relying parties would find nothing.
+    pub fn warnings(&self) -> Vec<String> {
+        [
+            checks::forgotten_port(&self.public_url, self.bind),
+            self.plain_http_on_tls_port(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+
+    fn plain_http_on_tls_port(&self) -> Option<String> {
         let tls = &self.config.server.tls;
         let url = url::Url::parse(&self.public_url).ok()?;
         let same_port = url.port_or_known_default() == Some(self.bind.port());

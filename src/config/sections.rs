@@ -177,6 +177,9 @@ pub struct CaConfig {
     pub issuing_key: KeyConfig,
     /// Where the OCSP responder's private key lives.
     pub ocsp_key: KeyConfig,
+    /// Where the root's private key lives, on the offline root machine only (`tamga root
+    /// …`): `root.key.pem` in `dir`, or a token object. The online server has no root key.
+    pub root_key: KeyConfig,
 }
 
 /// Where a CA private key lives: a PEM file in `[ca] dir` (development), or an object in a
@@ -221,6 +224,7 @@ impl Default for CaConfig {
             cps_url: String::new(),
             issuing_key: KeyConfig::default(),
             ocsp_key: KeyConfig::default(),
+            root_key: KeyConfig::default(),
         }
     }
 }

@@ -2,8 +2,9 @@
 //! to list) or reissued with the same key, each with its audit entry.
 //!
 //! Owns: the authority revocation of the issuing CA certificate and its `ca.issuer_revoked`
-//! audit entry (one transaction), the `ca.issuing_reissued` audit entry, and the
-//! `ca.hierarchy_generated` entry of a newly generated hierarchy. Must never:
+//! audit entry (one transaction), the `ca.issuing_reissued` audit entry, the
+//! `ca.hierarchy_generated` entry of a newly generated hierarchy, and the entries of the key
+//! ceremony's steps ([`record_ceremony`]). Must never:
 //! revoke the certificate twice, or report success when the audit entry was not written.
 
 use chrono::{DateTime, Utc};
@@ -104,6 +105,29 @@ pub fn record_generated(
             "issuing_key_type": issuing.key_type().to_string(),
             "ocsp_key_type": hierarchy.ocsp_responder().key_type().to_string(),
         }),
+    };
+    store.write(|tx| tx.append_audit(&entry))?;
+    Ok(())
+}
+
+/// One step of the key ceremony (`root.generated`, `root.issuing_signed`,
+/// `ca.issuing_requested`, `ca.issuing_installed`, `ca.ocsp_responder_generated`,
+/// `ca.development_root`), recorded as done by `actor` with what the operators compare
+/// (names, fingerprints, where the key lives; never a key or a PIN).
+pub fn record_ceremony(
+    store: &Store,
+    action: &str,
+    subject: &str,
+    details: serde_json::Value,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<(), IssuerError> {
+    let entry = AuditEntry {
+        at: db_time(now),
+        actor: actor.to_owned(),
+        action: action.to_owned(),
+        subject: subject.to_owned(),
+        details,
     };
     store.write(|tx| tx.append_audit(&entry))?;
     Ok(())

@@ -1,8 +1,11 @@
 //! `tamga-enroll`, the citizen-side signing client: it plays what the local signing client of
-//! the real service does. It checks the container password, generates the AUTH and SIGN key
-//! pairs on this machine, sends the two certification requests with the consent token, polls
-//! while the application waits for an operator, and writes two password-protected PKCS#12
-//! files.
+//! the real service does. It checks the container password (every rule it breaks, at once),
+//! checks that the server answers (`/healthz`), generates the AUTH and SIGN key pairs on this
+//! machine, sends the two certification requests with the consent token, polls while the
+//! application waits for an operator (then prints the `resume` command that finishes it, as it
+//! runs), and writes two password-protected PKCS#12 files. A run that fails takes away the
+//! `--out` directory it created, if nothing was written into it. Its own messages are in
+//! English; `--language` is the language of the server's e-mails.
 //!
 //! Owns: the password policy, local key generation, CSRs, which containers it writes (through
 //! [`crate::pkcs12`]: modern PBES2/AES-256 with the chain by default, NCA's own 3DES/RC2
@@ -11,7 +14,8 @@
 //! certificates arrive), or reach into the server's internals — it speaks only the HTTP API
 //! through the shared [`crate::api::types`].
 
-use std::io::Write;
+use std::ffi::{OsStr, OsString};
+use std::io::{IsTerminal, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -40,7 +44,11 @@ Exit codes:
   1  error (network, files, unexpected answer)
   2  usage error, or a password that breaks the policy
   3  the server refused the application (its code and message are shown)
-  4  still pending review when polling stopped: resume later with `tamga-enroll resume`";
+  4  still pending review when polling stopped: run the `tamga-enroll resume …` command it
+     prints once an operator approved the application
+
+The container password is read from --password-file, or asked on the terminal; without a
+terminal (stdin not one) --password-file is required.";
 
 /// The citizen's signing client for Tamga.
 #[derive(Debug, Parser)]
@@ -100,7 +108,8 @@ pub struct Common {
     /// Directory for the .p12 files (created if missing).
     #[arg(long, global = true, default_value = ".")]
     pub out: PathBuf,
-    /// File holding the container password (first line) [default: ask on the terminal].
+    /// File holding the container password (first line) [default: ask on the terminal;
+    /// required without one].
     #[arg(long, global = true)]
     pub password_file: Option<PathBuf>,
     /// Write NCA's own container (3DES key, RC2-40 certificate, SHA-1 MAC, 1024 iterations,
@@ -143,7 +152,8 @@ pub struct SubmitArgs {
     /// E-mail for notifications and the certificates' subjectAltName.
     #[arg(long)]
     pub email: Option<String>,
-    /// Language of messages.
+    /// Language of the e-mails the server sends about this application (this client's own
+    /// messages are in English).
     #[arg(long, default_value = "kk", value_parser = ["kk", "ru", "en"])]
     pub language: String,
     /// Key storage.
@@ -213,33 +223,62 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// The real service's container password policy.
-pub fn check_password(password: &str) -> Result<(), String> {
+/// The real service's container password policy: every rule `password` breaks, in the
+/// order the policy states them (none when it meets the policy).
+pub fn password_rules_broken(password: &str) -> Vec<String> {
+    let mut broken = Vec::new();
     let len = password.chars().count();
     if !(6..=32).contains(&len) {
-        return Err(format!(
-            "the password must be 6 to 32 characters long (it has {len})"
-        ));
+        broken.push(format!("it must be 6 to 32 characters long (it has {len})"));
     }
     if !password.chars().any(char::is_uppercase) {
-        return Err("the password needs at least one upper-case letter".to_owned());
+        broken.push("it needs an upper-case letter".to_owned());
     }
     if !password.chars().any(char::is_lowercase) {
-        return Err("the password needs at least one lower-case letter".to_owned());
+        broken.push("it needs a lower-case letter".to_owned());
     }
     if !password.chars().any(|c| c.is_ascii_digit()) {
-        return Err("the password needs at least one digit".to_owned());
+        broken.push("it needs a digit".to_owned());
     }
-    Ok(())
+    broken
+}
+
+/// The password policy as the citizen reads it: every rule broken, in one message.
+pub fn check_password(password: &str) -> Result<(), String> {
+    let broken = password_rules_broken(password);
+    if broken.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "the container password breaks the policy: {}",
+        broken.join("; ")
+    ))
 }
 
 fn read_password(common: &Common) -> Result<String, Failure> {
     let password = match &common.password_file {
         Some(path) => crate::input::read_secret_line(path)
             .map_err(|e| Failure::Usage(format!("--password-file {}: {e}", path.display())))?,
+        // Asked on the terminal only when the client runs in one: without a terminal (a
+        // script, a service, stdin from a file or a pipe) there is nobody to ask.
+        None if !std::io::stdin().is_terminal() => {
+            return Err(Failure::Usage(
+                "no terminal to ask for the container password: give it with \
+                 --password-file PATH (a file whose first line is the password)"
+                    .to_owned(),
+            ))
+        }
         None => {
-            let first = rpassword::prompt_password("Container password: ").map_err(err)?;
-            let again = rpassword::prompt_password("Repeat the password: ").map_err(err)?;
+            let ask = |prompt: &str| {
+                rpassword::prompt_password(prompt).map_err(|e| {
+                    err(format!(
+                        "cannot read the password from the terminal ({e}): give it with \
+                         --password-file PATH"
+                    ))
+                })
+            };
+            let first = ask("Container password: ")?;
+            let again = ask("Repeat the password: ")?;
             if first != again {
                 return Err(Failure::Usage("the passwords differ".to_owned()));
             }
@@ -382,6 +421,71 @@ fn describe(status: u16, problem: ProblemDocument) -> String {
     }
 }
 
+/// What went wrong at the bottom of an error's causes ("Connection refused (os error 111)",
+/// a TLS verification failure): the layers above it only repeat the URL.
+fn root_cause(e: &dyn std::error::Error) -> String {
+    let mut deepest = e;
+    while let Some(cause) = deepest.source() {
+        deepest = cause;
+    }
+    deepest.to_string()
+}
+
+/// A request to `url` (under `--server`) that got no answer: a `--server` that is no URL is a
+/// usage error; anything else (refused, timed out, a TLS failure) names the URL it tried.
+fn unreachable(server: &str, url: &str, e: &reqwest::Error) -> Failure {
+    if e.is_builder() {
+        return Failure::Usage(format!(
+            "--server {server}: not an http:// or https:// URL ({})",
+            root_cause(e)
+        ));
+    }
+    if e.is_timeout() {
+        return err(format!("cannot reach {url}: no answer in time"));
+    }
+    err(format!("cannot reach {url}: {}", root_cause(e)))
+}
+
+/// Ask the server's `/healthz` before anything is generated: a server that cannot be reached
+/// (refused, no answer, a TLS failure) stops the run at once, naming the URL. Any HTTP answer
+/// will do, even an error: whether the server can issue now is for the application's own
+/// answer to say, with its code (`signing_key_unavailable`, say).
+fn check_reachable(client: &reqwest::blocking::Client, server: &str) -> Result<(), Failure> {
+    let url = format!("{}/healthz", server.trim_end_matches('/'));
+    client
+        .get(&url)
+        .timeout(Duration::from_secs(10))
+        .send()
+        .map_err(|e| unreachable(server, &url, &e))?;
+    Ok(())
+}
+
+/// Create the `--out` directory; the directories this made, deepest first (none when it
+/// existed), so that a run that fails before writing into them can take them away again.
+fn create_out(out: &Path) -> Result<Vec<PathBuf>, Failure> {
+    let mut missing = Vec::new();
+    let mut dir = out;
+    while !dir.as_os_str().is_empty() && std::fs::symlink_metadata(dir).is_err() {
+        missing.push(dir.to_path_buf());
+        match dir.parent() {
+            Some(parent) => dir = parent,
+            None => break,
+        }
+    }
+    std::fs::create_dir_all(out).map_err(|e| err(format!("--out {}: {e}", out.display())))?;
+    Ok(missing)
+}
+
+/// Remove the directories a failed run created, as long as they are empty: never one that
+/// existed before, never one holding anything (pending keys, containers, someone's file).
+fn remove_if_empty(created: &[PathBuf]) {
+    for dir in created {
+        if std::fs::remove_dir(dir).is_err() {
+            break;
+        }
+    }
+}
+
 fn submit(common: &Common, args: &SubmitArgs) -> Result<(), Failure> {
     if args.token.is_none() && args.token_file.is_none() {
         return Err(Failure::Usage(
@@ -402,8 +506,25 @@ fn submit(common: &Common, args: &SubmitArgs) -> Result<(), Failure> {
             ))
         }
     };
-    std::fs::create_dir_all(&common.out)
-        .map_err(|e| err(format!("{}: {e}", common.out.display())))?;
+    let client = http(common)?;
+    check_reachable(&client, &common.server)?;
+    let created = create_out(&common.out)?;
+    let result = apply(common, args, &client, &password, &token);
+    if result.is_err() {
+        remove_if_empty(&created);
+    }
+    result
+}
+
+/// Generate the keys, send the application, and write the containers (or keep the keys
+/// while it waits for an operator).
+fn apply(
+    common: &Common,
+    args: &SubmitArgs,
+    client: &reqwest::blocking::Client,
+    password: &str,
+    token: &str,
+) -> Result<(), Failure> {
     eprintln!(
         "Generating the AUTH and SIGN key pairs ({}) on this machine…",
         args.key_type
@@ -422,15 +543,16 @@ fn submit(common: &Common, args: &SubmitArgs) -> Result<(), Failure> {
         },
     };
     eprintln!("Submitting the application to {}…", common.server);
-    let resp = http(common)?
-        .post(format!(
-            "{}/api/v1/applications",
-            common.server.trim_end_matches('/')
-        ))
-        .bearer_auth(&token)
+    let url = format!(
+        "{}/api/v1/applications",
+        common.server.trim_end_matches('/')
+    );
+    let resp = client
+        .post(&url)
+        .bearer_auth(token)
         .json(&request)
         .send()
-        .map_err(|e| err(format!("cannot reach {}: {e}", common.server)))?;
+        .map_err(|e| unreachable(&common.server, &url, &e))?;
     if !resp.status().is_success() {
         return Err(refusal(resp));
     }
@@ -441,7 +563,7 @@ fn submit(common: &Common, args: &SubmitArgs) -> Result<(), Failure> {
         .ok_or_else(|| err("the server returned no access token"))?;
     eprintln!("Application {} is {}.", created.id, created.status);
     if created.status == "issued" {
-        return write_containers(common, &password, &created, &auth_key, &sign_key);
+        return write_containers(common, password, &created, &auth_key, &sign_key);
     }
     // Keep the keys, encrypted with the container password, until the certificates come.
     for (kind, key) in [("auth", &auth_key), ("sign", &sign_key)] {
@@ -450,12 +572,83 @@ fn submit(common: &Common, args: &SubmitArgs) -> Result<(), Failure> {
             .map_err(err)?;
         write_private(&pending_key_path(&common.out, &created.id, kind), &pem)?;
     }
-    poll_and_write(common, &password, &created.id, &access_token)
+    poll_and_write(common, password, &created.id, &access_token)
 }
 
 fn resume(common: &Common, args: &ResumeArgs) -> Result<(), Failure> {
     let password = read_password(common)?;
     poll_and_write(common, &password, &args.application, &args.access_token)
+}
+
+/// `word` as a POSIX shell reads it back: as it is when no shell treats any of its characters
+/// specially, otherwise in single quotes. What the server sent (an application id, a token)
+/// is quoted too, so a printed command runs nothing else.
+fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c));
+    if plain {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
+}
+
+/// The command that finishes application `id` once an operator approved it, runnable as
+/// printed from any directory: the program as it was started (a path made absolute; a bare
+/// name is found on `PATH` again), the server, every option the connection and the
+/// containers need (TLS files, the password file, the container kind and iterations), the
+/// files made absolute, each word quoted for the shell.
+fn resume_command(program: &OsStr, common: &Common, id: &str, access_token: &str) -> String {
+    let path = |p: &Path| {
+        std::path::absolute(p)
+            .unwrap_or_else(|_| p.to_path_buf())
+            .display()
+            .to_string()
+    };
+    let program = if program.as_encoded_bytes().contains(&b'/') {
+        path(Path::new(program))
+    } else {
+        program.to_string_lossy().into_owned()
+    };
+    let mut words = vec![
+        program,
+        "resume".to_owned(),
+        "--server".to_owned(),
+        common.server.clone(),
+    ];
+    for (flag, file) in [
+        ("--ca-cert", &common.ca_cert),
+        ("--client-cert", &common.client_cert),
+        ("--client-key", &common.client_key),
+        ("--password-file", &common.password_file),
+    ] {
+        if let Some(file) = file {
+            words.extend([flag.to_owned(), path(file)]);
+        }
+    }
+    if common.legacy_p12 {
+        words.push("--legacy-p12".to_owned());
+    } else if common.p12_iterations != pkcs12::DEFAULT_ITERATIONS {
+        words.extend([
+            "--p12-iterations".to_owned(),
+            common.p12_iterations.to_string(),
+        ]);
+    }
+    words.extend([
+        "--out".to_owned(),
+        path(&common.out),
+        "--application".to_owned(),
+        id.to_owned(),
+        // With `=`: a token may begin with `-`.
+        format!("--access-token={access_token}"),
+    ]);
+    words
+        .iter()
+        .map(|w| shell_word(w))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn poll_and_write(
@@ -475,7 +668,7 @@ fn poll_and_write(
             .get(&url)
             .bearer_auth(access_token)
             .send()
-            .map_err(|e| err(format!("cannot reach {}: {e}", common.server)))?;
+            .map_err(|e| unreachable(&common.server, &url, &e))?;
         if !resp.status().is_success() {
             return Err(refusal(resp));
         }
@@ -513,20 +706,12 @@ fn poll_and_write(
                 let waited = started.elapsed().as_secs();
                 eprintln!("Application {id}: {status} (waiting for an operator, {waited} s)…");
                 if started.elapsed() >= Duration::from_secs(common.poll_timeout) {
-                    let mut tls = String::new();
-                    for (flag, path) in [
-                        ("--ca-cert", &common.ca_cert),
-                        ("--client-cert", &common.client_cert),
-                        ("--client-key", &common.client_key),
-                    ] {
-                        if let Some(p) = path {
-                            tls.push_str(&format!(" {flag} {}", p.display()));
-                        }
-                    }
+                    let program = std::env::args_os()
+                        .next()
+                        .unwrap_or_else(|| OsString::from("tamga-enroll"));
                     return Err(Failure::Pending(format!(
-                        "application {id} is still {status}. When it is approved, run:\n  tamga-enroll resume --server {}{tls} --out {} --application {id} --access-token={access_token}",
-                        common.server,
-                        common.out.display()
+                        "application {id} is still {status}. When it is approved, run:\n  {}",
+                        resume_command(&program, common, id, access_token)
                     )));
                 }
                 std::thread::sleep(Duration::from_secs(2));
@@ -688,6 +873,7 @@ mod tests {
         assert!(check_password("ABCDEF1")
             .unwrap_err()
             .contains("lower-case"));
+        assert!(check_password("Abcdefg").unwrap_err().contains("digit"));
         // Access tokens are base64url and may begin with '-'.
         use clap::Parser;
         let cli = super::Cli::try_parse_from([
@@ -702,7 +888,156 @@ mod tests {
             cli.map(|c| c.command),
             Ok(Some(super::Command::Resume(r))) if r.access_token == "-Iabc"
         ));
-        assert!(check_password("Abcdefg").unwrap_err().contains("digit"));
+    }
+
+    /// A password that breaks several rules is told all of them at once, not one per try.
+    #[test]
+    fn every_broken_rule_is_reported_at_once() {
+        let rules = super::password_rules_broken;
+        assert!(rules("Abcde1").is_empty());
+        assert_eq!(rules("abc").len(), 3, "{:?}", rules("abc"));
+        assert_eq!(rules("").len(), 4, "{:?}", rules(""));
+        assert_eq!(rules("ABCDEFGH").len(), 2, "{:?}", rules("ABCDEFGH"));
+        let shown = check_password("abc").unwrap_err();
+        for rule in ["6 to 32 characters long (it has 3)", "upper-case", "digit"] {
+            assert!(shown.contains(rule), "{rule}: {shown}");
+        }
+        assert!(!shown.contains("lower-case"), "{shown}");
+        let shown = check_password("").unwrap_err();
+        assert_eq!(shown.matches("it needs").count(), 3, "{shown}");
+        assert!(shown.contains("(it has 0)"), "{shown}");
+    }
+
+    /// The printed `resume` command carries every option of the run that the resume needs,
+    /// with its files made absolute: read back by the same parser, it is the same run.
+    #[test]
+    fn the_resume_command_carries_every_option_it_needs() {
+        use clap::Parser;
+        let parse = |words: &[&str]| super::Cli::try_parse_from(words).unwrap();
+        let cwd = std::env::current_dir().unwrap();
+        let submitted = parse(&[
+            "tamga-enroll",
+            "--server",
+            "https://ca.example.kz:8443",
+            "--token-file",
+            "token.txt",
+            "--out",
+            "keys",
+            "--password-file",
+            "password.txt",
+            "--p12-iterations",
+            "100000",
+            "--ca-cert",
+            "ca.pem",
+            "--client-cert",
+            "portal.pem",
+            "--client-key",
+            "portal.key",
+        ]);
+        let line = super::resume_command(
+            std::ffi::OsStr::new("./bin/tamga-enroll"),
+            &submitted.common,
+            "app-1",
+            "-tok_en",
+        );
+        let words: Vec<&str> = line.split(' ').collect();
+        assert_eq!(
+            words[0],
+            cwd.join("bin/tamga-enroll").display().to_string(),
+            "{line}"
+        );
+        let resumed = parse(&words);
+        let args = resumed
+            .command
+            .as_ref()
+            .map(|super::Command::Resume(args)| args)
+            .unwrap();
+        assert_eq!(
+            (args.application.as_str(), args.access_token.as_str()),
+            ("app-1", "-tok_en")
+        );
+        let (a, b) = (&submitted.common, &resumed.common);
+        assert_eq!(a.server, b.server);
+        assert_eq!(b.p12_iterations, 100_000);
+        assert!(!b.legacy_p12);
+        for (given, printed) in [
+            (&a.password_file, &b.password_file),
+            (&a.ca_cert, &b.ca_cert),
+            (&a.client_cert, &b.client_cert),
+            (&a.client_key, &b.client_key),
+        ] {
+            assert_eq!(
+                printed.as_ref(),
+                given.as_ref().map(|p| cwd.join(p)).as_ref(),
+                "{line}"
+            );
+        }
+        assert_eq!(b.out, cwd.join("keys"), "{line}");
+
+        // The legacy container; a program found on PATH stays a bare name; no password file
+        // (the password is asked again).
+        let legacy = parse(&[
+            "tamga-enroll",
+            "--token",
+            "t",
+            "--legacy-p12",
+            "--out",
+            "/tmp/k",
+        ]);
+        let line = super::resume_command(
+            std::ffi::OsStr::new("tamga-enroll"),
+            &legacy.common,
+            "app-2",
+            "tok",
+        );
+        assert_eq!(
+            line,
+            "tamga-enroll resume --server http://127.0.0.1:8080 --legacy-p12 --out /tmp/k \
+             --application app-2 --access-token=tok"
+        );
+    }
+
+    /// Words the shell would read otherwise are quoted, and read back as they were.
+    #[test]
+    fn printed_words_are_quoted_for_the_shell() {
+        assert_eq!(super::shell_word("/srv/keys-1"), "/srv/keys-1");
+        assert_eq!(super::shell_word("my keys"), "'my keys'");
+        assert_eq!(super::shell_word("a'b;rm -rf ~"), "'a'\\''b;rm -rf ~'");
+        assert_eq!(super::shell_word("$HOME"), "'$HOME'");
+        assert_eq!(super::shell_word(""), "''");
+        let out = std::process::Command::new("sh")
+            .args([
+                "-c",
+                &format!("printf %s {}", super::shell_word("a'b $X `c` \\ d")),
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8(out.stdout).unwrap(), "a'b $X `c` \\ d");
+    }
+
+    /// A failed run takes away the directories it made, while empty, and nothing else.
+    #[test]
+    fn a_failed_run_removes_only_the_empty_directories_it_made() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("a/b/c");
+        let created = super::create_out(&out).unwrap();
+        assert_eq!(
+            created,
+            [out.clone(), dir.path().join("a/b"), dir.path().join("a")]
+        );
+        super::remove_if_empty(&created);
+        assert!(!dir.path().join("a").exists());
+        assert!(dir.path().exists(), "the directory that was there stays");
+
+        // One that existed is never in the list; one that holds a file stays.
+        std::fs::create_dir(dir.path().join("kept")).unwrap();
+        assert!(super::create_out(&dir.path().join("kept"))
+            .unwrap()
+            .is_empty());
+        let created = super::create_out(&dir.path().join("x/y")).unwrap();
+        std::fs::write(dir.path().join("x/y/pending.pem"), "k").unwrap();
+        super::remove_if_empty(&created);
+        assert!(dir.path().join("x/y/pending.pem").exists());
     }
 
     /// Modern containers default to 600,000 iterations; fewer than 100,000 (or more than

@@ -62,6 +62,125 @@ fn every_event_renders_in_every_language() {
     assert!(render("application_received", "en", "not json").is_err());
 }
 
+/// A payload for every event, as the authorities queue them.
+fn payload_of(event: EmailEvent) -> &'static str {
+    match event {
+        EmailEvent::ApplicationReceived => r#"{"application_id":"A-1"}"#,
+        EmailEvent::CertificatesIssued => {
+            r#"{"application_id":"A-1","certificates":[{"kind":"auth","serial":"0A1B","not_before":"2026-11-25T00:00:00+00:00","not_after":"2027-11-25T00:00:00+00:00"},{"kind":"sign","serial":"0C1D","not_before":"2026-11-25T00:00:00+00:00","not_after":"2027-11-25T00:00:00+00:00"}]}"#
+        }
+        EmailEvent::ApplicationRejected => {
+            r#"{"application_id":"A-1","reason":"the photo is not sharp"}"#
+        }
+        EmailEvent::CertificateRevoked => {
+            r#"{"serial":"0C0D","kind":"sign","reason":"cessationOfOperation","revoked_at":"2026-11-25T10:00:00+00:00"}"#
+        }
+        EmailEvent::CertificateExpiring => {
+            r#"{"serial":"0E0F","kind":"auth","not_after":"2026-12-09T00:00:00+00:00","days":14}"#
+        }
+    }
+}
+
+/// The reviewed texts: every event exists in kk, ru and en (none falls back to another
+/// language); one word for what is issued, "сертификат" / "certificate", in the body and in
+/// every subject that names it, and never NCA's legal term beside it; nothing tells the
+/// citizen to download the certificates or set a password on a portal (the signing client
+/// wrote the containers, with the password chosen in it); every paragraph is a sentence.
+#[test]
+fn the_messages_use_one_word_and_say_what_is_left_to_do() {
+    let term = |lang: &str| {
+        if lang == "en" {
+            "certificate"
+        } else {
+            "сертификат"
+        }
+    };
+    let wrong_term = ["тіркеу куәлі", "свидетельств", "registration certificate"];
+    let wrong_steps: &[(&str, &[&str])] = &[
+        ("kk", &["жүкте", "портал", "құпиясөз орнат"]),
+        ("ru", &["скача", "загруз", "задайте пароль", "портал"]),
+        ("en", &["download", "set a password", "portal"]),
+    ];
+    for event in EmailEvent::ALL {
+        let rendered: Vec<(&str, Rendered)> = ["kk", "ru", "en"]
+            .into_iter()
+            .map(|lang| (lang, render_event(event, lang, payload_of(event)).unwrap()))
+            .collect();
+        for (lang, r) in &rendered {
+            let body = r.text.split("\n\n-- \n").next().unwrap();
+            let (subject, lower) = (r.subject.to_lowercase(), body.to_lowercase());
+            assert!(lower.contains(term(lang)), "{event}/{lang}: {body}");
+            let names_it = !matches!(
+                event,
+                EmailEvent::ApplicationReceived | EmailEvent::ApplicationRejected
+            );
+            assert_eq!(
+                subject.contains(term(lang)),
+                names_it,
+                "{event}/{lang}: {subject}"
+            );
+            for wrong in wrong_term {
+                assert!(
+                    !subject.contains(wrong) && !lower.contains(wrong),
+                    "{event}/{lang}: {wrong}"
+                );
+            }
+            for (_, words) in wrong_steps.iter().filter(|(l, _)| l == lang) {
+                for wrong in *words {
+                    assert!(
+                        !lower.contains(wrong),
+                        "{event}/{lang} says {wrong:?}: {body}"
+                    );
+                }
+            }
+            for paragraph in body.split("\n\n") {
+                let first = paragraph.chars().next().unwrap();
+                assert!(
+                    first.is_uppercase() && paragraph.ends_with(['.', '!', '?']),
+                    "{event}/{lang}: not a sentence: {paragraph:?}"
+                );
+            }
+            assert!(r.html.contains(&format!("lang=\"{lang}\"")));
+        }
+        // Three languages, not one text three times.
+        let en = &rendered[2].1;
+        for (lang, r) in &rendered[..2] {
+            assert_ne!(r.subject, en.subject, "{event}/{lang}");
+            assert_ne!(r.text, en.text, "{event}/{lang}");
+            assert!(
+                r.text.chars().any(|c| ('\u{400}'..='\u{4ff}').contains(&c)),
+                "{event}/{lang} is written in Cyrillic"
+            );
+        }
+    }
+    // The issued message names each certificate, and says how the files come about.
+    let issued = render_event(
+        EmailEvent::CertificatesIssued,
+        "en",
+        payload_of(EmailEvent::CertificatesIssued),
+    )
+    .unwrap();
+    for needle in [
+        "Your authentication (AUTH) certificate has serial number 0A1B",
+        "Your signing (SIGN) certificate has serial number 0C1D",
+        "password you chose",
+    ] {
+        assert!(issued.text.contains(needle), "{needle}: {}", issued.text);
+    }
+    let ru = render_event(
+        EmailEvent::CertificatesIssued,
+        "ru",
+        payload_of(EmailEvent::CertificatesIssued),
+    )
+    .unwrap();
+    assert!(
+        ru.text
+            .contains("Ваш сертификат аутентификации (AUTH) имеет серийный номер 0A1B"),
+        "{}",
+        ru.text
+    );
+}
+
 #[test]
 fn configuration_is_checked() {
     let ok = NotifyConfig::default();

@@ -88,6 +88,11 @@ impl Registrar {
             }
             Err(e) => return Err(e),
         };
+        tracing::info!(
+            application = %application.id,
+            status = application.status.as_str(),
+            "application accepted"
+        );
         let (application, certificates) = if prepared.is_empty() {
             (application, Vec::new())
         } else {

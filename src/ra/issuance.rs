@@ -148,7 +148,24 @@ impl Registrar {
             },
         )?;
         match completed {
-            Some(done) => Ok(done),
+            Some(done) => {
+                // One line per certificate: the event operators follow at `info` (the holder
+                // is named by the application id alone, never by IIN).
+                for cert in done
+                    .1
+                    .iter()
+                    .filter(|c| signed.iter().any(|(s, _)| *s == c.serial))
+                {
+                    tracing::info!(
+                        application = application_id,
+                        serial = %cert.serial,
+                        kind = cert.kind.as_str(),
+                        by = actor_kind(actor),
+                        "certificate issued"
+                    );
+                }
+                Ok(done)
+            }
             None => self.current(application_id),
         }
     }
@@ -236,6 +253,16 @@ impl Registrar {
             }
         }
         Ok(done)
+    }
+}
+
+/// The kind of an audit actor for a log line: `operator:NAME` and `system…` as they are, a
+/// holder (`holder:IIN`) as `holder` alone, so that no IIN reaches the log.
+pub(super) fn actor_kind(actor: &str) -> &str {
+    if actor.starts_with("holder:") {
+        "holder"
+    } else {
+        actor
     }
 }
 

@@ -85,6 +85,7 @@ impl Registrar {
             })?;
             Ok(())
         })?;
+        tracing::info!(application = id, operator, "application approved");
         self.complete_issuance(id, &prepared, &actor)
     }
 
@@ -95,7 +96,7 @@ impl Registrar {
             return Err(RaError::ReasonRequired);
         }
         let at = db_time(self.clock.now());
-        self.store.write(|tx| -> Result<Application, RaError> {
+        let rejected = self.store.write(|tx| -> Result<Application, RaError> {
             let app = tx.application(id)?.ok_or(RaError::ApplicationNotFound)?;
             let moved = tx.decide_application(
                 id,
@@ -126,6 +127,9 @@ impl Registrar {
                 at,
             )?;
             tx.application(id)?.ok_or(RaError::ApplicationNotFound)
-        })
+        })?;
+        // The reason stays in the audit log and the holder's answer: it is free text.
+        tracing::info!(application = id, operator, "application rejected");
+        Ok(rejected)
     }
 }

@@ -41,7 +41,7 @@ impl Registrar {
             Revoker::Holder(c) => format!("holder:{}", c.iin()),
             Revoker::Operator(name) => format!("operator:{name}"),
         };
-        self.store.write(|tx| -> Result<Certificate, RaError> {
+        let revoked = self.store.write(|tx| -> Result<Certificate, RaError> {
             if let Revoker::Holder(consent) = by {
                 self.check_iin_limit(tx, Limited::Revocation, consent.iin().as_str(), now, true)?;
             }
@@ -116,13 +116,22 @@ impl Registrar {
             }
             tx.certificate(&cert.serial)?
                 .ok_or_else(|| RaError::CertificateNotFound(serial.to_string()))
-        })
+        })?;
+        tracing::info!(
+            application = revoked.application_id.as_deref(),
+            serial = %revoked.serial,
+            kind = revoked.kind.as_str(),
+            reason = reason.as_str(),
+            by = super::issuance::actor_kind(&actor),
+            "certificate revoked"
+        );
+        Ok(revoked)
     }
 
     /// Lift a `certificateHold` (operators only).
     pub fn release(&self, serial: &Serial, operator: &str) -> Result<Certificate, RaError> {
         let at = db_time(self.clock.now());
-        self.store.write(|tx| -> Result<Certificate, RaError> {
+        let released = self.store.write(|tx| -> Result<Certificate, RaError> {
             let cert = tx
                 .certificate(serial.as_str())?
                 .filter(|c| c.status != CertificateStatus::Reserved)
@@ -146,6 +155,14 @@ impl Registrar {
             })?;
             tx.certificate(&cert.serial)?
                 .ok_or_else(|| RaError::CertificateNotFound(serial.to_string()))
-        })
+        })?;
+        tracing::info!(
+            application = released.application_id.as_deref(),
+            serial = %released.serial,
+            kind = released.kind.as_str(),
+            operator,
+            "certificate hold released"
+        );
+        Ok(released)
     }
 }

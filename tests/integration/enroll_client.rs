@@ -1,14 +1,18 @@
 //! `tamga-enroll` against a live server: PKCS#12 files that `openssl pkcs12` opens, keys that
 //! match their certificates, the containers' structure (modern: PBES2 at the default
 //! iteration count; `--legacy-p12`: NCA's own, compared with NCA's container), the password
-//! policy, server refusals, and the pending/resume path.
+//! policy (every broken rule at once), server refusals (no empty `--out` left behind), the
+//! pending/resume path (the printed command run as printed), and what happens without a
+//! terminal, without a server, and what `--help` says of `--language`.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 use crate::enroll::{assert_reference_extensions, claims, fresh_iin, lint, Env};
-use crate::support::{openssl, run, tamga, tamga_bin, text, tool_present, verify_chain, x509_text};
+use crate::support::{
+    free_port, openssl, run, tamga, tamga_bin, text, tool_present, verify_chain, x509_text,
+};
 use tamga::pkcs12::{self, Decoded};
 
 fn enroll_bin() -> PathBuf {
@@ -244,7 +248,11 @@ fn tamga_enroll_writes_two_containers_that_openssl_opens() {
     let before = env.counts();
     let out = enroll(&env, "token.txt", "weak-out", "weak.txt", &[]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(text(&out).contains("upper-case letter"), "{}", text(&out));
+    // Every rule it breaks, at once.
+    for rule in ["upper-case letter", "digit"] {
+        assert!(text(&out).contains(rule), "{rule}: {}", text(&out));
+    }
+    assert!(!text(&out).contains("lower-case"), "{}", text(&out));
     assert_eq!(env.counts(), before, "nothing was sent");
     assert!(!dir.join("weak-out").exists(), "no keys were generated");
 
@@ -301,14 +309,23 @@ fn tamga_enroll_writes_two_containers_that_openssl_opens() {
     }
     // The chain, for checking the legacy containers (which carry none).
     std::fs::copy(dir.join("cas.pem"), dir.join("chain.pem")).unwrap();
-    // The same token again: the server's refusal is shown with its code.
-    let out = enroll(&env, "token.txt", "again", "password.txt", &[]);
+    // The same token again: the server's refusal is shown with its code, and the --out
+    // directory the run created is gone again; one that was there stays, with its files.
+    let out = enroll(&env, "token.txt", "again/keys", "password.txt", &[]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     assert!(
         text(&out).contains("consent_token_replayed"),
         "{}",
         text(&out)
     );
+    assert!(!dir.join("again").exists(), "no empty --out is left behind");
+    std::fs::create_dir_all(dir.join("mine/empty")).unwrap();
+    std::fs::write(dir.join("mine/notes.txt"), "mine").unwrap();
+    for out in ["mine", "mine/empty"] {
+        let run = enroll(&env, "token.txt", out, "password.txt", &[]);
+        assert_eq!(run.status.code(), Some(3), "{}", text(&run));
+    }
+    assert!(dir.join("mine/empty").is_dir() && dir.join("mine/notes.txt").is_file());
 
     // EC keys, legacy 3DES/RC2 containers.
     std::fs::write(dir.join("token2.txt"), env.cli_token(&fresh_iin(), &[])).unwrap();
@@ -362,17 +379,27 @@ fn tamga_enroll_polls_a_pending_application_and_resumes_after_approval() {
         "token.txt",
         "keys",
         "password.txt",
-        &["--poll-timeout", "3", "--email", "p@example.kz"],
+        &[
+            "--poll-timeout",
+            "3",
+            "--email",
+            "p@example.kz",
+            "--p12-iterations",
+            "100000",
+        ],
     );
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     let shown = text(&out);
     assert!(shown.contains("pending_review"), "{shown}");
+    // The command is the line after "run:".
     let resume_line = shown
         .lines()
-        .find(|l| l.trim_start().starts_with("tamga-enroll resume"))
-        .unwrap()
+        .skip_while(|l| !l.ends_with("When it is approved, run:"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no resume command in: {shown}"))
         .trim()
         .to_owned();
+    assert!(resume_line.contains(" resume "), "{resume_line}");
     assert!(p12s(&dir.join("keys")).is_empty());
     // The keys wait encrypted, readable by nobody else.
     let pending: Vec<_> = std::fs::read_dir(dir.join("keys"))
@@ -394,23 +421,22 @@ fn tamga_enroll_polls_a_pending_application_and_resumes_after_approval() {
         .unwrap();
     let out = run(tamga(&dir).args(["applications", "approve", id]));
     assert!(out.status.success(), "{}", text(&out));
-    let args: Vec<&str> = resume_line.split_whitespace().skip(1).collect();
-    assert!(
-        args.iter().any(|a| a.starts_with("--access-token=")),
-        "{resume_line}"
-    );
-    let out = Command::new(enroll_bin())
-        .current_dir(&dir)
-        .args(&args)
-        .args([
-            "--password-file",
-            "password.txt",
-            "--p12-iterations",
-            "100000",
-        ])
+    for needed in [
+        "--password-file ",
+        "--p12-iterations 100000",
+        "--access-token=",
+    ] {
+        assert!(resume_line.contains(needed), "{needed}: {resume_line}");
+    }
+    // Run as printed, by a shell, from another directory, with nothing on stdin.
+    std::fs::create_dir(dir.join("elsewhere")).unwrap();
+    let out = Command::new("sh")
+        .current_dir(dir.join("elsewhere"))
+        .args(["-c", &resume_line])
+        .stdin(Stdio::null())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{resume_line}: {}", text(&out));
     let files = p12s(&dir.join("keys"));
     assert_eq!(files.len(), 2, "{files:?}");
     let leftovers = std::fs::read_dir(dir.join("keys")).unwrap().count();
@@ -437,4 +463,105 @@ fn tamga_enroll_help_names_the_client_not_the_server() {
         "{shown}"
     );
     assert!(!shown.contains("registration authority server"), "{shown}");
+}
+
+/// `--language` says what it sets: the language of the server's e-mails, not this client's.
+#[test]
+fn tamga_enroll_help_says_language_is_the_emails() {
+    let out = run(Command::new(enroll_bin()).arg("--help"));
+    let shown = text(&out);
+    let language = shown
+        .split("--language <LANGUAGE>")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{shown}"));
+    let described: String = language
+        .split("--storage")
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        described.starts_with("Language of the e-mails the server sends"),
+        "{described}"
+    );
+    assert!(
+        described.contains("own messages are in English"),
+        "{described}"
+    );
+}
+
+/// Without a terminal and without `--password-file` (a script, a service), the client says
+/// what to give it, exit 2, before it contacts anything or creates anything; it never fails
+/// with the terminal's "No such device or address".
+#[test]
+fn tamga_enroll_without_a_terminal_asks_for_a_password_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("token.txt"), "a.b.c").unwrap();
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    let out = Command::new(enroll_bin())
+        .current_dir(dir.path())
+        .args([
+            "--server",
+            &closed,
+            "--token-file",
+            "token.txt",
+            "--out",
+            "keys",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{shown}");
+    assert!(
+        shown.contains("no terminal") && shown.contains("--password-file PATH"),
+        "{shown}"
+    );
+    assert!(!shown.contains("os error"), "{shown}");
+    assert!(
+        !shown.contains("cannot reach"),
+        "the password comes first: {shown}"
+    );
+    assert!(!dir.path().join("keys").exists());
+}
+
+/// A server that does not answer stops the run before any key is generated, naming the URL
+/// it tried; the --out directory is not even created.
+#[test]
+fn tamga_enroll_checks_the_server_before_generating_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("token.txt"), "a.b.c").unwrap();
+    std::fs::write(dir.path().join("password.txt"), "Secret2026\n").unwrap();
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    let started = std::time::Instant::now();
+    let out = Command::new(enroll_bin())
+        .current_dir(dir.path())
+        .args(["--server", &closed, "--token-file", "token.txt"])
+        .args(["--password-file", "password.txt", "--out", "keys"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(
+        shown.contains(&format!("cannot reach {closed}/healthz")),
+        "{shown}"
+    );
+    assert!(!shown.contains("Generating"), "{shown}");
+    assert!(!dir.path().join("keys").exists());
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "fails fast"
+    );
+    // A --server that is no URL is a usage error.
+    let out = Command::new(enroll_bin())
+        .current_dir(dir.path())
+        .args(["--server", "127.0.0.1:8080", "--token-file", "token.txt"])
+        .args(["--password-file", "password.txt", "--out", "keys"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("--server"), "{}", text(&out));
+    assert!(!dir.path().join("keys").exists());
 }

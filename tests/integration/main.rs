@@ -15,6 +15,7 @@
 mod admin;
 mod attacks;
 mod backup;
+mod ceremony;
 mod cli;
 mod crl_dates;
 mod enroll;
@@ -28,6 +29,7 @@ mod limits;
 mod notify;
 mod ocsp;
 mod operator;
+mod ops_log;
 mod policy;
 mod readme;
 mod relying_parties;

@@ -1,7 +1,10 @@
 //! The README's commands, run as written (with `cargo run -q --bin X --` standing for the
 //! binaries this test run built), against a server started as the README says, on its
-//! embedded defaults in a fresh directory. If the README drifts from the code, this fails.
+//! embedded defaults in a fresh directory, twice in a row in the same directory: the
+//! walkthrough can be repeated, and each run's e-mails arrive. If the README drifts from the
+//! code, this fails.
 
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -94,34 +97,102 @@ fn the_readme_walkthrough_works_as_written() {
         !script.contains("cargo "),
         "every command is runnable here: {script}"
     );
-    let mut bash = Command::new("bash");
-    bash.current_dir(dir.path())
-        .args(["-euo", "pipefail", "-c", &script]);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("TAMGA_") {
-            bash.env_remove(key);
+    // The address the walkthrough gives `tamga-enroll --email`.
+    let email = script
+        .split("--email ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("the walkthrough gives no --email: {script}"))
+        .to_owned();
+    let mut runs = Vec::new();
+    for run in 1..=2 {
+        let mut bash = Command::new("bash");
+        bash.current_dir(dir.path())
+            .args(["-euo", "pipefail", "-c", &script]);
+        for (key, _) in std::env::vars() {
+            if key.starts_with("TAMGA_") {
+                bash.env_remove(key);
+            }
         }
+        let out = bash.output().unwrap();
+        let shown = text(&out);
+        // Each run leaves one AUTH and one SIGN container, its own.
+        let containers = p12s(&dir.path().join("keys"));
+        // This run's e-mail, and every earlier run's: one "issued" message each.
+        let issued = wait_for_mail(&dir.path().join("data/mail"), &email, run);
+        runs.push((out.status.success(), shown, containers, issued));
     }
-    let out = bash.output().unwrap();
     let _ = server.kill();
     let _ = server.wait();
-    let shown = text(&out);
-    assert!(out.status.success(), "the walkthrough failed:\n{shown}");
-    for expected in [
-        "\"status\":\"ready\"",
-        ": OK",
-        "ҰЛТТЫҚ КУӘЛАНДЫРУШЫ ОРТАЛЫҚ (RSA) DEV",
-        "AUTH_RSA256_",
-        "auth.pem: good",
-        "Response verify OK",
-        "crlNumber=",
-        "\"status\":\"revoked\"",
-        "auth.pem: revoked",
-        "Delta CRL Indicator",
-    ] {
-        assert!(
-            shown.contains(expected),
-            "{expected:?} missing from:\n{shown}"
+    for (run, (success, shown, containers, issued)) in runs.iter().enumerate() {
+        let run = run + 1;
+        assert!(success, "run {run}: the walkthrough failed:\n{shown}");
+        for expected in [
+            "\"status\":\"ready\"",
+            ": OK",
+            "ҰЛТТЫҚ КУӘЛАНДЫРУШЫ ОРТАЛЫҚ (RSA) DEV",
+            "AUTH_RSA256_",
+            "auth.pem: good",
+            "Response verify OK",
+            "crlNumber=",
+            "\"status\":\"revoked\"",
+            "auth.pem: revoked",
+            "Delta CRL Indicator",
+            "Subject: Your certificates were issued",
+            "Subject: Your certificate was revoked",
+        ] {
+            assert!(
+                shown.contains(expected),
+                "run {run}: {expected:?} missing from:\n{shown}"
+            );
+        }
+        assert_eq!(containers.len(), 2, "run {run}: {containers:?}");
+        assert_eq!(
+            *issued, run,
+            "run {run}: the certificates_issued e-mails to {email} in data/mail"
         );
     }
+    assert_ne!(
+        runs[0].2, runs[1].2,
+        "the second run wrote its own containers, not the first run's"
+    );
+}
+
+/// The `.p12` files in `dir`, sorted.
+fn p12s(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".p12"))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// How many "certificates issued" e-mails to `email` are in `mail_dir`, waiting (a little)
+/// until there are `expected`: the outbox delivers them a moment after the issuance.
+fn wait_for_mail(mail_dir: &Path, email: &str, expected: usize) -> usize {
+    let count = || {
+        std::fs::read_dir(mail_dir)
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.file_name().to_string_lossy().ends_with(".eml"))
+                    .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+                    .filter(|m| {
+                        m.lines().any(|l| l.starts_with("To:") && l.contains(email))
+                            && m.lines()
+                                .any(|l| l == "Subject: Your certificates were issued")
+                    })
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while count() < expected && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    count()
 }

@@ -1,0 +1,677 @@
+//! The production key ceremony, on the CA's side: generating a CA key where `[ca.*_key]`
+//! says (a file with mode 0600, or a token object that is sensitive and never extractable),
+//! the PKCS#10 request for the issuing CA's key, the offline root (its generation and its
+//! certifying of an issuing CA from a request, with the one issuing-CA profile of
+//! [`super::build::build_issuing`]), checking and installing the issuing CA certificate the
+//! root returns, the OCSP responder's key and certificate (the profile of
+//! [`super::build::issue_ocsp_responder`], as in the development hierarchy), and the marker
+//! that says a root is a development root.
+//!
+//! Must never: overwrite a key or a certificate unless told to, leave a half-written file
+//! (every file is written under a temporary name and renamed into place), certify a request
+//! whose proof of possession or key fails the key policy, install a certificate that is not
+//! for the configured key or not signed by the configured root, or import the store or
+//! development code (the CLI audits each step).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use openssl::pkey::{PKey, PKeyRef, Public};
+use openssl::x509::{X509NameRef, X509Req, X509ReqBuilder, X509};
+
+use super::build::{self, IssuingUrls, RootSigner};
+use super::pkcs11::{self, Pkcs11Key, Pkcs11Location};
+use super::{files, CaError, HierarchyFiles, IssuerKey, SigningKey};
+use crate::config::{CaConfig, KeyConfig, KeyKind};
+use crate::vocab::KeyType;
+
+/// The marker file beside the root key that says the root is a development root.
+pub const DEV_ROOT_MARKER: &str = "root.development";
+
+/// Certificates are backdated by this much so a relying party with a slow clock accepts them.
+const BACKDATE: chrono::Duration = chrono::Duration::hours(1);
+
+/// Why a ceremony step did not happen.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CeremonyError {
+    /// The step refuses: an existing key or certificate (without `--force`), a request or a
+    /// certificate that fails a check.
+    #[error("{0}")]
+    Refused(String),
+    /// A CA operation failed (I/O, cryptography, the token).
+    #[error(transparent)]
+    Ca(#[from] CaError),
+}
+
+impl From<openssl::error::ErrorStack> for CeremonyError {
+    fn from(e: openssl::error::ErrorStack) -> Self {
+        CeremonyError::Ca(CaError::Crypto(e))
+    }
+}
+
+fn refused(message: impl Into<String>) -> CeremonyError {
+    CeremonyError::Refused(message.into())
+}
+
+/// A CA key just generated: its signer (a file key in memory until written, or a token
+/// object) and its public key.
+pub struct NewCaKey {
+    signer: SigningKey,
+    public: PKey<Public>,
+    key_type: KeyType,
+}
+
+impl NewCaKey {
+    /// Generate a key of `key_type` where `config` says keys live: in memory (written by
+    /// [`NewCaKey::write`]) or inside the PKCS#11 token (sensitive, never extractable).
+    pub fn generate(config: &KeyConfig, what: &str, key_type: KeyType) -> Result<Self, CaError> {
+        match Pkcs11Location::from_config(what, config)? {
+            Some(location) => {
+                let public = pkcs11::generate(&location, key_type)?;
+                let key = Pkcs11Key::open(location, key_type)?;
+                Ok(NewCaKey {
+                    signer: SigningKey::Pkcs11(Arc::new(key)),
+                    public,
+                    key_type,
+                })
+            }
+            None => {
+                let key = build::generate_key(key_type)?;
+                let public = PKey::public_key_from_der(&key.public_key_to_der()?)?;
+                Ok(NewCaKey {
+                    signer: SigningKey::File {
+                        key,
+                        path: PathBuf::new(),
+                    },
+                    public,
+                    key_type,
+                })
+            }
+        }
+    }
+
+    /// The private key, to sign with.
+    pub fn signer(&self) -> &SigningKey {
+        &self.signer
+    }
+    /// The public key.
+    pub fn public(&self) -> &PKeyRef<Public> {
+        &self.public
+    }
+
+    /// Write a file key to `path` (mode 0600, replacing what is there); a token key stays
+    /// where it is.
+    pub fn write(&self, path: &Path) -> Result<(), CaError> {
+        match &self.signer {
+            SigningKey::File { key, .. } => {
+                write_replacing(path, &key.private_key_to_pem_pkcs8()?, 0o600)
+            }
+            SigningKey::Pkcs11(_) => Ok(()),
+        }
+    }
+
+    /// Where the key lives, for operators: `file PATH` or the token and label.
+    fn location(&self, path: &Path) -> String {
+        match &self.signer {
+            SigningKey::File { .. } => format!("file {}", path.display()),
+            SigningKey::Pkcs11(key) => key.location().describe(),
+        }
+    }
+}
+
+/// Write `bytes` to `path` with `mode` through a temporary file in the same directory and a
+/// rename: a reader sees the old file or the new one, never half of one.
+pub(crate) fn write_replacing(path: &Path, bytes: &[u8], mode: u32) -> Result<(), CaError> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp", uuid::Uuid::new_v4().simple()));
+    files::write_new(&tmp, bytes, mode)?;
+    std::fs::rename(&tmp, path).map_err(|source| {
+        let _ = std::fs::remove_file(&tmp);
+        CaError::Write {
+            path: path.to_path_buf(),
+            source,
+        }
+    })
+}
+
+/// The SHA-256 of a public key's DER SubjectPublicKeyInfo, upper-case hex: what the
+/// operators compare on both machines.
+pub fn spki_sha256(key: &PKeyRef<impl openssl::pkey::HasPublic>) -> Result<String, CaError> {
+    let digest = openssl::hash::hash(
+        openssl::hash::MessageDigest::sha256(),
+        &key.public_key_to_der()?,
+    )?;
+    Ok(upper_hex(&digest))
+}
+
+/// The SHA-256 fingerprint of a certificate (`openssl x509 -fingerprint -sha256` prints the
+/// same digits with colons).
+pub fn cert_sha256(cert: &X509) -> Result<String, CaError> {
+    Ok(upper_hex(
+        &cert.digest(openssl::hash::MessageDigest::sha256())?,
+    ))
+}
+
+/// Upper-case hex, as `tamga ca show` prints fingerprints.
+fn upper_hex(bytes: &[u8]) -> String {
+    hex::encode_upper(bytes)
+}
+
+fn serial_hex(cert: &X509) -> Result<String, CaError> {
+    Ok(cert
+        .serial_number()
+        .to_bn()
+        .and_then(|b| b.to_hex_str().map(|s| s.to_string()))?)
+}
+
+/// Make room for a new key where `config` says it lives: refuse when a key file or token
+/// object is there unless `force`, in which case the token's objects with the label are
+/// destroyed (a file is replaced when the new key is written).
+fn make_room_for_key(
+    config: &KeyConfig,
+    what: &str,
+    key_file: &Path,
+    force: bool,
+) -> Result<(), CeremonyError> {
+    match Pkcs11Location::from_config(what, config)? {
+        Some(location) => {
+            if force {
+                pkcs11::destroy_labelled(&location)?;
+            }
+            Ok(())
+        }
+        None if key_file.exists() && !force => Err(refused(format!(
+            "the {what} key {} exists; pass --force to replace it (the old key is lost)",
+            key_file.display()
+        ))),
+        None => Ok(()),
+    }
+}
+
+fn refuse_existing(path: &Path, what: &str, force: bool) -> Result<(), CeremonyError> {
+    if path.exists() && !force {
+        return Err(refused(format!(
+            "the {what} {} exists; pass --force to replace it",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+fn create_dir(dir: &Path) -> Result<(), CaError> {
+    std::fs::create_dir_all(dir).map_err(|source| CaError::Write {
+        path: dir.to_path_buf(),
+        source,
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// The development root's marker.
+
+/// The text of the marker of a development root `root`.
+pub(crate) fn dev_root_marker_text(root: &X509) -> Result<String, CaError> {
+    Ok(format!(
+        "This root was generated for development (`tamga ca init`): its key was made on the \
+         server, not in a key ceremony. Production refuses to start with it.\n\
+         root sha256 fingerprint: {}\n",
+        cert_sha256(root)?
+    ))
+}
+
+/// Whether the root of `ca.dir` is marked as a development root; the marker's path if so.
+pub fn development_root(ca: &CaConfig) -> Option<PathBuf> {
+    let marker = HierarchyFiles::for_config(ca).dev_root_marker;
+    marker.exists().then_some(marker)
+}
+
+// ---------------------------------------------------------------------------------------
+// The offline root.
+
+/// What `root init` made.
+#[derive(Debug)]
+pub struct NewRoot {
+    /// The self-signed root certificate.
+    pub cert: X509,
+    /// Where its key lives.
+    pub key_location: String,
+    /// Where the certificate was written.
+    pub cert_path: PathBuf,
+}
+
+/// Generate the root key where `[ca.root_key]` says (a file `root.key.pem` in `[ca] dir`,
+/// or a token object) and the self-signed root certificate `root.pem`, named `C=KZ,
+/// CN=<name>`, valid for `years`. Refuses when a root is there unless `force`; a
+/// development root's marker is removed.
+pub fn generate_root(
+    ca: &CaConfig,
+    name: &str,
+    years: i64,
+    force: bool,
+    now: DateTime<Utc>,
+) -> Result<NewRoot, CeremonyError> {
+    if !(1..=30).contains(&years) {
+        return Err(refused(format!("a root valid for {years} years: 1 to 30")));
+    }
+    let files = HierarchyFiles::for_config(ca);
+    create_dir(&files.dir)?;
+    refuse_existing(&files.root_cert, "root certificate", force)?;
+    make_room_for_key(&ca.root_key, "root", &files.root_key, force)?;
+    let key = NewCaKey::generate(&ca.root_key, "root", build::ROOT_KEY_TYPE)?;
+    let subject = build::utf8_name(name).map_err(|_| refused("the root's name is not valid"))?;
+    let not_before = now - BACKDATE;
+    let cert = build::build_root(
+        &subject,
+        &key.public,
+        &key.signer,
+        key.key_type,
+        not_before,
+        build::add_years(not_before, years),
+    )?;
+    key.write(&files.root_key)?;
+    write_replacing(&files.root_cert, &cert.to_pem()?, 0o644)?;
+    if files.dev_root_marker.exists() {
+        std::fs::remove_file(&files.dev_root_marker).map_err(|source| CaError::Write {
+            path: files.dev_root_marker.clone(),
+            source,
+        })?;
+    }
+    Ok(NewRoot {
+        cert,
+        key_location: key.location(&files.root_key),
+        cert_path: files.root_cert,
+    })
+}
+
+/// The root certificate and key of `[ca] dir` (the key as `[ca.root_key]` says), checked to
+/// belong together.
+pub fn load_root(ca: &CaConfig) -> Result<IssuerKey, CaError> {
+    let files = HierarchyFiles::for_config(ca);
+    super::load_key_pair("root", &files.root_cert, &files.root_key, &ca.root_key)
+}
+
+/// An issuing CA certificate the root just signed.
+#[derive(Debug)]
+pub struct SignedIssuing {
+    /// The certificate.
+    pub cert: X509,
+    /// The SHA-256 of the certified key's SubjectPublicKeyInfo.
+    pub spki_sha256: String,
+    /// The certified key's type.
+    pub key_type: KeyType,
+}
+
+/// Certify the key of the PKCS#10 request `csr` (PEM) as an issuing CA with the root `root`:
+/// the request's proof of possession and its key are checked with the key policy of every
+/// request (`csr::validate`: the accepted types and sizes, weak keys), the name is `name` or
+/// the request's common name, the validity `years` from now and never past the root's own.
+pub fn sign_issuing(
+    root: &IssuerKey,
+    csr: &str,
+    name: Option<&str>,
+    years: i64,
+    urls: &IssuingUrls<'_>,
+    now: DateTime<Utc>,
+) -> Result<SignedIssuing, CeremonyError> {
+    if !(1..=30).contains(&years) {
+        return Err(refused(format!(
+            "an issuing CA valid for {years} years: 1 to 30"
+        )));
+    }
+    let validated = crate::csr::validate(csr).map_err(|e| refused(format!("the request: {e}")))?;
+    let public = PKey::public_key_from_der(validated.spki_der())?;
+    let key_type = KeyType::of(&public).ok_or_else(|| {
+        refused("the request's key is of a type an issuing CA may not have".to_owned())
+    })?;
+    let root_public = root.certificate().x509().public_key()?;
+    if public.public_eq(&root_public) {
+        return Err(refused("the request's key is the root's own key"));
+    }
+    let common_name = match name {
+        Some(n) => n.to_owned(),
+        None => request_common_name(csr).ok_or_else(|| {
+            refused("the request has no common name: pass --name with the issuing CA's name")
+        })?,
+    };
+    let subject = build::utf8_name(&common_name)
+        .map_err(|_| refused(format!("`{common_name}` is not a valid common name")))?;
+    let not_before = now - BACKDATE;
+    let not_after = build::add_years(not_before, years);
+    let root_cert = root.certificate().x509();
+    if root_cert.not_after() < build::asn1_time(not_after)? {
+        return Err(refused(format!(
+            "an issuing CA valid until {} would outlive the root (valid until {}): choose \
+             fewer --validity-years",
+            not_after.format("%Y-%m-%d"),
+            root_cert.not_after()
+        )));
+    }
+    let cert = build::build_issuing(
+        &subject,
+        &public,
+        &RootSigner {
+            cert: root_cert,
+            key: root.signing_key(),
+            key_type: root.key_type(),
+        },
+        urls,
+        not_before,
+        not_after,
+    )?;
+    if !cert.verify(&root_public)? {
+        return Err(CaError::SignatureCheck(serial_hex(&cert)?).into());
+    }
+    Ok(SignedIssuing {
+        spki_sha256: spki_sha256(&public)?,
+        cert,
+        key_type,
+    })
+}
+
+fn request_common_name(csr: &str) -> Option<String> {
+    let req = X509Req::from_pem(csr.as_bytes()).ok()?;
+    let entry = req
+        .subject_name()
+        .entries_by_nid(openssl::nid::Nid::COMMONNAME)
+        .next()?;
+    entry.data().to_string().ok().map(|s| s.to_string())
+}
+
+// ---------------------------------------------------------------------------------------
+// The issuing CA's key and certificate, on the server.
+
+/// What `ca request-issuing` made.
+#[derive(Debug)]
+pub struct IssuingRequest {
+    /// The PKCS#10 request, PEM.
+    pub csr_pem: Vec<u8>,
+    /// The key's type.
+    pub key_type: KeyType,
+    /// Where the key lives.
+    pub key_location: String,
+    /// The SHA-256 of the key's SubjectPublicKeyInfo.
+    pub spki_sha256: String,
+}
+
+/// Generate the issuing CA's key where `[ca.issuing_key]` says, of `[ca] issuing_key_type`,
+/// and a PKCS#10 request for it named `C=KZ, CN=<name>`, signed with the new key. Refuses
+/// when the key (or an installed issuing certificate) exists unless `force`.
+pub fn request_issuing(
+    ca: &CaConfig,
+    name: &str,
+    force: bool,
+) -> Result<IssuingRequest, CeremonyError> {
+    let files = HierarchyFiles::for_config(ca);
+    create_dir(&files.dir)?;
+    refuse_existing(&files.issuing_cert, "issuing CA certificate", force)?;
+    make_room_for_key(&ca.issuing_key, "issuing", &files.issuing_key, force)?;
+    let subject = build::utf8_name(name)
+        .map_err(|_| refused(format!("`{name}` is not a valid common name")))?;
+    let key = NewCaKey::generate(&ca.issuing_key, "issuing", ca.issuing_key_type)?;
+    let csr_pem = pkcs10(&subject, &key)?;
+    key.write(&files.issuing_key)?;
+    Ok(IssuingRequest {
+        csr_pem,
+        key_type: key.key_type,
+        key_location: key.location(&files.issuing_key),
+        spki_sha256: spki_sha256(&key.public)?,
+    })
+}
+
+/// A PKCS#10 request for `key` named `subject`, signed by the key itself (in its token, if it
+/// is there): OpenSSL builds and signs it with a throw-away key of the same algorithm, and the
+/// CertificationRequestInfo is signed again with the real key.
+fn pkcs10(subject: &X509NameRef, key: &NewCaKey) -> Result<Vec<u8>, CaError> {
+    use der::{Decode, Encode};
+    let mut b = X509ReqBuilder::new()?;
+    b.set_version(0)?;
+    b.set_subject_name(subject)?;
+    b.set_pubkey(&key.public)?;
+    let placeholder = build::generate_key(if key.key_type.is_rsa() {
+        KeyType::Rsa2048
+    } else {
+        key.key_type
+    })?;
+    b.sign(&placeholder, key.key_type.digest())?;
+    let mut req = x509_cert::request::CertReq::from_der(&b.build().to_der()?)?;
+    let info = req.info.to_der()?;
+    let signature = key.signer.sign(key.key_type, &info)?;
+    req.signature = der::asn1::BitString::from_bytes(&signature)?;
+    let signed = X509Req::from_der(&req.to_der()?)?;
+    if !signed.verify(&key.public)? {
+        return Err(CaError::SignatureCheck("the issuing CA request".to_owned()));
+    }
+    Ok(signed.to_pem()?)
+}
+
+/// Parse a certificate file's content, PEM or DER.
+fn parse_cert(bytes: &[u8]) -> Result<X509, CeremonyError> {
+    X509::from_pem(bytes)
+        .or_else(|_| X509::from_der(bytes))
+        .map_err(|_| refused("not a certificate (PEM or DER)"))
+}
+
+/// What `ca install-issuing` installed.
+#[derive(Debug)]
+pub struct InstalledIssuing {
+    /// The certificate.
+    pub cert: X509,
+    /// Where it was written.
+    pub path: PathBuf,
+    /// Where the previous certificate was kept, if one was replaced.
+    pub replaced: Option<PathBuf>,
+}
+
+/// Check the issuing CA certificate `bytes` (PEM or DER) and install it as
+/// `<issuer_id>.pem`: signed by the root certificate of `[ca] dir`, a CA certificate of the
+/// issuing-CA profile, valid at `now`, and for the key `[ca.issuing_key]` names (a file key is
+/// compared; a token key signs a challenge that the certificate's key must verify). The file
+/// appears whole or not at all; an installed certificate is replaced only with `force` and kept
+/// as `<issuer_id>.pem.<serial>.old`.
+pub fn install_issuing(
+    ca: &CaConfig,
+    bytes: &[u8],
+    force: bool,
+    now: DateTime<Utc>,
+) -> Result<InstalledIssuing, CeremonyError> {
+    let files = HierarchyFiles::for_config(ca);
+    let cert = parse_cert(bytes)?;
+    if !files.root_cert.exists() {
+        return Err(refused(format!(
+            "no root certificate {}: copy the root's root.pem there first",
+            files.root_cert.display()
+        )));
+    }
+    let root = files::read_cert(&files.root_cert)?;
+    let root_public = root.public_key()?;
+    let signed_by_root = cert.issuer_name().try_cmp(root.subject_name())?
+        == std::cmp::Ordering::Equal
+        && cert.verify(&root_public)?;
+    if !signed_by_root {
+        return Err(refused(format!(
+            "the certificate is not signed by the configured root {} ({})",
+            super::display_name(root.subject_name()),
+            files.root_cert.display()
+        )));
+    }
+    check_issuing_profile(&cert)?;
+    let at = build::asn1_time(now)?;
+    if cert.not_before() > at || cert.not_after() < at {
+        return Err(refused(format!(
+            "the certificate is not valid now (valid from {} to {})",
+            cert.not_before(),
+            cert.not_after()
+        )));
+    }
+    refuse_existing(&files.issuing_cert, "issuing CA certificate", force)?;
+    // The key check reads the certificate from a file beside the target, as every load does;
+    // the same file is then renamed into place.
+    let staged = files.dir.join(format!(
+        ".{}.pem.{}.install",
+        ca.issuer_id,
+        uuid::Uuid::new_v4().simple()
+    ));
+    files::write_new(&staged, &cert.to_pem()?, 0o644)?;
+    let checked = super::load_key_pair(&ca.issuer_id, &staged, &files.issuing_key, &ca.issuing_key);
+    let result = match checked {
+        Ok(_) => install_staged(&files, &staged),
+        Err(CaError::Invalid { message, .. }) => Err(refused(format!(
+            "the certificate is not for the issuing key ({}): {message}",
+            key_description(&ca.issuing_key, &files.issuing_key)
+        ))),
+        Err(e) => Err(e.into()),
+    };
+    let _ = std::fs::remove_file(&staged);
+    let replaced = result?;
+    Ok(InstalledIssuing {
+        cert,
+        path: files.issuing_cert,
+        replaced,
+    })
+}
+
+fn install_staged(files: &HierarchyFiles, staged: &Path) -> Result<Option<PathBuf>, CeremonyError> {
+    let replaced = if files.issuing_cert.exists() {
+        let old = files::read_cert(&files.issuing_cert)?;
+        let backup = files
+            .issuing_cert
+            .with_extension(format!("pem.{}.old", serial_hex(&old)?));
+        std::fs::copy(&files.issuing_cert, &backup).map_err(|source| CaError::Write {
+            path: backup.clone(),
+            source,
+        })?;
+        Some(backup)
+    } else {
+        None
+    };
+    std::fs::rename(staged, &files.issuing_cert).map_err(|source| CaError::Write {
+        path: files.issuing_cert.clone(),
+        source,
+    })?;
+    Ok(replaced)
+}
+
+fn key_description(config: &KeyConfig, file: &Path) -> String {
+    match config.kind {
+        KeyKind::File => format!("file {}", file.display()),
+        KeyKind::Pkcs11 => format!(
+            "pkcs11 token \"{}\" key \"{}\"",
+            config.token_label, config.key_label
+        ),
+    }
+}
+
+/// The issuing-CA profile of [`build::build_issuing`], as a certificate from elsewhere must
+/// show it: basicConstraints critical with cA and pathLenConstraint 0, keyUsage critical with
+/// keyCertSign and cRLSign, NCA's CA policy, and a CRL distribution point.
+fn check_issuing_profile(cert: &X509) -> Result<(), CeremonyError> {
+    use der::Decode;
+    use x509_cert::ext::pkix::{BasicConstraints, CertificatePolicies, KeyUsage, KeyUsages};
+    let parsed = x509_cert::Certificate::from_der(&cert.to_der()?)
+        .map_err(|e| refused(format!("the certificate does not parse: {e}")))?;
+    let extensions = parsed.tbs_certificate.extensions.unwrap_or_default();
+    let find = |oid| extensions.iter().find(|e| e.extn_id == oid);
+    let basic = find(const_oid::db::rfc5280::ID_CE_BASIC_CONSTRAINTS)
+        .filter(|e| e.critical)
+        .and_then(|e| BasicConstraints::from_der(e.extn_value.as_bytes()).ok());
+    if !basic.is_some_and(|b| b.ca && b.path_len_constraint == Some(0)) {
+        return Err(refused(
+            "the certificate is not an issuing CA certificate: basicConstraints must be \
+             critical with cA and a path length of 0",
+        ));
+    }
+    let usage = find(const_oid::db::rfc5280::ID_CE_KEY_USAGE)
+        .filter(|e| e.critical)
+        .and_then(|e| KeyUsage::from_der(e.extn_value.as_bytes()).ok());
+    if !usage
+        .is_some_and(|u| u.0.contains(KeyUsages::KeyCertSign) && u.0.contains(KeyUsages::CRLSign))
+    {
+        return Err(refused(
+            "the certificate's keyUsage must be critical with keyCertSign and cRLSign",
+        ));
+    }
+    let policies = find(const_oid::db::rfc5280::ID_CE_CERTIFICATE_POLICIES)
+        .and_then(|e| CertificatePolicies::from_der(e.extn_value.as_bytes()).ok());
+    if !policies.is_some_and(|p| {
+        p.0.iter()
+            .any(|i| i.policy_identifier == build::OID_POLICY_CA)
+    }) {
+        return Err(refused(format!(
+            "the certificate lacks the CA policy {} of the issuing-CA profile",
+            build::OID_POLICY_CA
+        )));
+    }
+    if find(const_oid::db::rfc5280::ID_CE_CRL_DISTRIBUTION_POINTS).is_none() {
+        return Err(refused(
+            "the certificate has no CRL distribution point (the root CRL's URL)",
+        ));
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// The OCSP responder.
+
+/// What `ca init-ocsp` made.
+#[derive(Debug)]
+pub struct NewResponder {
+    /// The responder's certificate.
+    pub cert: X509,
+    /// Where its key lives.
+    pub key_location: String,
+    /// Where the certificate was written.
+    pub cert_path: PathBuf,
+}
+
+/// Generate the delegated OCSP responder's key where `[ca.ocsp_key]` says, of
+/// `[ca] ocsp_key_type`, and certify it with the installed issuing CA (the responder profile
+/// of the development hierarchy: id-kp-OCSPSigning, ocsp-nocheck, `[ca] ocsp_validity_days`).
+/// Refuses when a responder key or certificate exists unless `force`.
+pub fn init_ocsp(
+    ca: &CaConfig,
+    force: bool,
+    now: DateTime<Utc>,
+) -> Result<NewResponder, CeremonyError> {
+    let files = HierarchyFiles::for_config(ca);
+    for (path, what) in [
+        (&files.root_cert, "root certificate"),
+        (&files.issuing_cert, "issuing CA certificate"),
+    ] {
+        if !path.exists() {
+            return Err(refused(format!(
+                "no {what} {}: install it first",
+                path.display()
+            )));
+        }
+    }
+    let issuing = super::load_key_pair(
+        &ca.issuer_id,
+        &files.issuing_cert,
+        &files.issuing_key,
+        &ca.issuing_key,
+    )?;
+    let root = super::CaCertificate::new(files::read_cert(&files.root_cert)?)?;
+    super::signed_by(&issuing.cert, &root, &files.issuing_cert)?;
+    refuse_existing(&files.ocsp_cert, "OCSP responder certificate", force)?;
+    make_room_for_key(&ca.ocsp_key, "OCSP responder", &files.ocsp_key, force)?;
+    let key = NewCaKey::generate(&ca.ocsp_key, "OCSP responder", ca.ocsp_key_type)?;
+    let cert = build::issue_ocsp_responder(
+        &key.public,
+        issuing.certificate().x509(),
+        issuing.signing_key(),
+        issuing.key_type(),
+        now - chrono::Duration::minutes(5),
+        chrono::Duration::days(i64::from(ca.ocsp_validity_days)),
+    )?;
+    key.write(&files.ocsp_key)?;
+    write_replacing(&files.ocsp_cert, &cert.to_pem()?, 0o644)?;
+    Ok(NewResponder {
+        cert,
+        key_location: key.location(&files.ocsp_key),
+        cert_path: files.ocsp_cert,
+    })
+}

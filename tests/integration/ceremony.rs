@@ -1,0 +1,490 @@
+//! The production key ceremony: `tamga root init` and `root sign-issuing` on a root machine
+//! (its own directory, configuration and database), `ca request-issuing`, `ca
+//! install-issuing` and `ca init-ocsp` on the server, then the server in production mode
+//! issuing a citizen's pair that `openssl` verifies up to the new root, with OCSP answered by
+//! the new responder. Also: what `install-issuing` and `sign-issuing` refuse, production
+//! refusing a development root, and the older names `ca root-crl` / `ca root-ocsp`.
+
+use std::path::Path;
+use std::process::Output;
+
+use serde_json::Value;
+
+use crate::enroll::{body, csr, fresh_iin};
+use crate::support::{
+    client, openssl, run, softhsm_available, tamga, text, verify_chain_to, Server, SOFTHSM_MODULE,
+    SOFTHSM_PIN,
+};
+
+/// A SoftHSM2 token labelled `label` of its own in `dir` (`softhsm2.conf`, which `tamga(dir)`
+/// points SoftHSM2 at), with the user PIN in `dir/hsm.pin`.
+fn token(dir: &Path, label: &str) {
+    let tokens = dir.join("softhsm-tokens");
+    std::fs::create_dir_all(&tokens).unwrap();
+    let conf = dir.join("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+            tokens.display()
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new("softhsm2-util")
+        .env("SOFTHSM2_CONF", &conf)
+        .args(["--init-token", "--free", "--label", label])
+        .args(["--pin", SOFTHSM_PIN, "--so-pin", "13579111"])
+        .output()
+        .expect("softhsm2-util");
+    assert!(out.status.success(), "{}", text(&out));
+    std::fs::write(dir.join("hsm.pin"), format!("{SOFTHSM_PIN}\n")).unwrap();
+}
+
+/// A `[ca.<which>]` section naming the key `label` in the token `token`.
+fn token_key(which: &str, token: &str, label: &str) -> String {
+    format!(
+        "[ca.{which}]\nkind = \"pkcs11\"\nmodule = \"{SOFTHSM_MODULE}\"\ntoken_label = \
+         \"{token}\"\nkey_label = \"{label}\"\npin_file = \"hsm.pin\"\n"
+    )
+}
+
+fn write_config(dir: &Path, toml: &str) {
+    std::fs::create_dir_all(dir.join("config")).unwrap();
+    std::fs::write(dir.join("config/tamga.toml"), toml).unwrap();
+}
+
+fn tamga_ok(dir: &Path, args: &[&str]) -> String {
+    let out = run(tamga(dir).args(args));
+    assert!(
+        out.status.success(),
+        "tamga {}: {}",
+        args.join(" "),
+        text(&out)
+    );
+    text(&out)
+}
+
+fn refused(out: &Output, words: &[&str]) {
+    let said = text(out);
+    assert_eq!(out.status.code(), Some(5), "{said}");
+    for w in words {
+        assert!(said.contains(w), "{w:?} not in: {said}");
+    }
+}
+
+/// The value printed after `field` on a line of a command's output.
+fn field(output: &str, field: &str) -> String {
+    output
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(field).map(|v| v.trim().to_owned()))
+        .unwrap_or_else(|| panic!("no {field} in: {output}"))
+}
+
+fn audit_actions(dir: &Path) -> Vec<String> {
+    let out = tamga_ok(dir, &["audit", "tail", "-n", "50", "--json"]);
+    let start = out.find('[').unwrap_or(0);
+    let end = out.rfind(']').map_or(out.len(), |e| e + 1);
+    let entries: Value = serde_json::from_str(&out[start..end]).unwrap();
+    entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// A development directory whose Digital ID key signs the consent tokens the production
+/// server is told to trust (production has no development key of its own).
+fn consent_issuer() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    tamga_ok(dir.path(), &["ca", "init", "--dev"]);
+    dir
+}
+
+fn consent_token(issuer: &Path, iin: &str) -> String {
+    let out = tamga_ok(
+        issuer,
+        &[
+            "dev",
+            "consent-token",
+            "--iin",
+            iin,
+            "--surname",
+            "ӘБІЛҚАСЫМОВА",
+            "--name",
+            "АЙГҮЛ",
+        ],
+    );
+    out.lines().next().unwrap().trim().to_owned()
+}
+
+#[test]
+fn the_key_ceremony_end_to_end_with_softhsm() {
+    if !softhsm_available("the_key_ceremony_end_to_end_with_softhsm") {
+        return;
+    }
+    // The root machine: the root key in its own token, its own database; the URLs it writes
+    // into the issuing CA certificate are the server's.
+    let root_machine = tempfile::tempdir().unwrap();
+    let root = root_machine.path();
+    token(root, "tamga-root");
+    write_config(
+        root,
+        &format!(
+            "[server]\npublic_url = \"https://ca.example.kz\"\n[ca]\ndir = \"root-ca\"\n{}",
+            token_key("root_key", "tamga-root", "root")
+        ),
+    );
+    let made = tamga_ok(root, &["root", "init", "--operator", "root-officer"]);
+    let root_fingerprint = field(&made, "sha256_fingerprint");
+    assert!(!root.join("root-ca/root.key.pem").exists(), "{made}");
+    assert!(
+        made.contains(r#"pkcs11 token "tamga-root" key "root""#),
+        "{made}"
+    );
+
+    // The server: production, the issuing CA and responder keys in its token.
+    let server_machine = tempfile::tempdir().unwrap();
+    let server = server_machine.path();
+    token(server, "tamga-ca");
+    let issuer = consent_issuer();
+    std::fs::copy(
+        issuer.path().join("certs-dev/digital_id_dev.pub.pem"),
+        server.join("digital-id.pub.pem"),
+    )
+    .unwrap();
+    write_config(
+        server,
+        &format!(
+            "mode = \"production\"\n[digital_id]\nkeys = [\"digital-id.pub.pem\"]\n[ca]\n\
+             dir = \"pki\"\nissuer_id = \"nca_rsa\"\n{}{}",
+            token_key("issuing_key", "tamga-ca", "issuing"),
+            token_key("ocsp_key", "tamga-ca", "ocsp")
+        ),
+    );
+    let requested = tamga_ok(
+        server,
+        &[
+            "ca",
+            "request-issuing",
+            "--out",
+            "issuing.csr",
+            "--operator",
+            "ca-officer",
+        ],
+    );
+    let requested_key = field(&requested, "public_key_sha256");
+    assert!(!server.join("pki/nca_rsa.key.pem").exists(), "{requested}");
+    // A second request would replace the key: refused unless told.
+    let again = run(tamga(server).args(["ca", "request-issuing", "--out", "other.csr"]));
+    assert_eq!(again.status.code(), Some(5), "{}", text(&again));
+
+    // The request goes to the root machine; the certificate and root.pem come back.
+    std::fs::copy(server.join("issuing.csr"), root.join("issuing.csr")).unwrap();
+    let signed = tamga_ok(
+        root,
+        &[
+            "root",
+            "sign-issuing",
+            "--csr",
+            "issuing.csr",
+            "--out",
+            "issuing.pem",
+        ],
+    );
+    assert_eq!(
+        field(&signed, "public_key_sha256"),
+        requested_key,
+        "{signed}"
+    );
+    std::fs::copy(root.join("issuing.pem"), server.join("issuing.pem")).unwrap();
+    std::fs::copy(root.join("root-ca/root.pem"), server.join("pki/root.pem")).unwrap();
+    let fingerprint = openssl(
+        server,
+        &[
+            "x509",
+            "-in",
+            "pki/root.pem",
+            "-noout",
+            "-fingerprint",
+            "-sha256",
+        ],
+    );
+    assert_eq!(
+        fingerprint
+            .trim()
+            .rsplit('=')
+            .next()
+            .unwrap()
+            .replace(':', ""),
+        root_fingerprint
+    );
+    let installed = tamga_ok(server, &["ca", "install-issuing", "--cert", "issuing.pem"]);
+    assert!(installed.contains("pki/nca_rsa.pem"), "{installed}");
+    let first = tamga_ok(server, &["ca", "init-ocsp"]);
+    assert!(
+        first.contains(r#"pkcs11 token "tamga-ca" key "ocsp""#),
+        "{first}"
+    );
+    // A second responder replaces the first (and its token key) only when told.
+    let again = run(tamga(server).args(["ca", "init-ocsp"]));
+    assert_eq!(again.status.code(), Some(5), "{}", text(&again));
+    let responder = tamga_ok(server, &["ca", "init-ocsp", "--force"]);
+    assert_ne!(field(&responder, "serial"), field(&first, "serial"));
+    // The issuing-CA profile: the policies and the root's revocation URLs of the server.
+    let issuing_text = openssl(
+        server,
+        &["x509", "-in", "pki/nca_rsa.pem", "-noout", "-text"],
+    );
+    for expected in [
+        "CA:TRUE, pathlen:0",
+        "1.2.398.3.3.1.1",
+        "https://ca.example.kz/crl/root.crl",
+        "https://ca.example.kz/ca/root.crt",
+    ] {
+        assert!(
+            issuing_text.contains(expected),
+            "{expected}: {issuing_text}"
+        );
+    }
+    let shown = tamga_ok(server, &["config", "check"]);
+    assert!(shown.contains("production"), "{shown}");
+
+    // Each step is in its machine's audit log, and both chains verify.
+    let root_actions = audit_actions(root);
+    assert_eq!(root_actions, ["root.generated", "root.issuing_signed"]);
+    let server_actions = audit_actions(server);
+    assert_eq!(
+        server_actions,
+        [
+            "ca.issuing_requested",
+            "ca.issuing_installed",
+            "ca.ocsp_responder_generated",
+            "ca.ocsp_responder_generated"
+        ]
+    );
+    for dir in [root, server] {
+        tamga_ok(dir, &["audit", "verify"]);
+    }
+
+    // Production serving under the new hierarchy: a citizen's pair.
+    let srv = Server::start(server, &[]);
+    let iin = fresh_iin();
+    let token = consent_token(issuer.path(), &iin);
+    let (auth, _) = csr(server, "rsa:2048", &[]);
+    let (sign, _) = csr(server, "ec", &[]);
+    let resp = client()
+        .post(format!("{}/api/v1/applications", srv.base))
+        .bearer_auth(&token)
+        .json(&body(&auth, &sign, None))
+        .send()
+        .unwrap();
+    let status = resp.status().as_u16();
+    let created: Value = resp.json().unwrap();
+    assert_eq!(status, 201, "{created}");
+    std::fs::write(
+        server.join("chain.pem"),
+        created["chain_pem"].as_str().unwrap(),
+    )
+    .unwrap();
+    let certificates = created["certificates"].as_array().unwrap();
+    assert_eq!(certificates.len(), 2, "{created}");
+    for (n, cert) in certificates.iter().enumerate() {
+        let leaf = format!("leaf{n}.pem");
+        std::fs::write(server.join(&leaf), cert["pem"].as_str().unwrap()).unwrap();
+        let verified = verify_chain_to(server, "pki/root.pem", "chain.pem", &[&leaf]);
+        assert!(verified.contains(&format!("{leaf}: OK")), "{verified}");
+        let out = std::process::Command::new("openssl")
+            .current_dir(server)
+            .args(["ocsp", "-issuer", "pki/nca_rsa.pem", "-cert", &leaf])
+            .args(["-url", &format!("{}/ocsp", srv.base)])
+            .args(["-CAfile", "pki/root.pem", "-VAfile", "pki/ocsp_nca_rsa.pem"])
+            .output()
+            .unwrap();
+        let said = text(&out);
+        assert!(said.contains("Response verify OK"), "{said}");
+        assert!(said.contains(&format!("{leaf}: good")), "{said}");
+    }
+}
+
+#[test]
+fn install_issuing_refuses_another_key_and_another_root() {
+    let root_a = tempfile::tempdir().unwrap();
+    let root_b = tempfile::tempdir().unwrap();
+    for dir in [root_a.path(), root_b.path()] {
+        write_config(dir, "[ca]\ndir = \"root-ca\"\n");
+        tamga_ok(dir, &["root", "init"]);
+    }
+    let server_machine = tempfile::tempdir().unwrap();
+    let server = server_machine.path();
+    write_config(
+        server,
+        "mode = \"production\"\n[ca]\ndir = \"pki\"\nissuer_id = \"nca_rsa\"\n",
+    );
+    tamga_ok(server, &["ca", "request-issuing", "--out", "issuing.csr"]);
+    let key_file = std::fs::metadata(server.join("pki/nca_rsa.key.pem")).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&key_file.permissions()) & 0o777,
+        0o600
+    );
+    std::fs::copy(
+        root_a.path().join("root-ca/root.pem"),
+        server.join("pki/root.pem"),
+    )
+    .unwrap();
+    let sign = |root: &Path, csr: &Path, out: &str| {
+        run(tamga(root)
+            .args(["root", "sign-issuing", "--csr"])
+            .arg(csr)
+            .args(["--out", out]))
+    };
+
+    // The root refuses a weak key, and a request whose key is not an issuing CA's.
+    let (weak, _) = csr(server, "rsa:1024", &[]);
+    std::fs::write(server.join("weak.csr"), weak).unwrap();
+    refused(
+        &sign(root_a.path(), &server.join("weak.csr"), "weak.pem"),
+        &["key too small"],
+    );
+    let (ed25519, _) = csr(server, "ed25519", &[]);
+    std::fs::write(server.join("ed25519.csr"), ed25519).unwrap();
+    refused(
+        &sign(root_a.path(), &server.join("ed25519.csr"), "ed.pem"),
+        &["key algorithm not allowed"],
+    );
+    assert!(!root_a.path().join("weak.pem").exists());
+
+    // A certificate for another key, signed by the right root.
+    let (other, _) = csr(server, "rsa:2048", &[]);
+    std::fs::write(server.join("other.csr"), other).unwrap();
+    let out = sign(root_a.path(), &server.join("other.csr"), "other.pem");
+    assert!(out.status.success(), "{}", text(&out));
+    std::fs::copy(root_a.path().join("other.pem"), server.join("other.pem")).unwrap();
+    refused(
+        &run(tamga(server).args(["ca", "install-issuing", "--cert", "other.pem"])),
+        &["not for the issuing key"],
+    );
+    // The right key, signed by another root.
+    let out = sign(root_b.path(), &server.join("issuing.csr"), "foreign.pem");
+    assert!(out.status.success(), "{}", text(&out));
+    std::fs::copy(
+        root_b.path().join("foreign.pem"),
+        server.join("foreign.pem"),
+    )
+    .unwrap();
+    refused(
+        &run(tamga(server).args(["ca", "install-issuing", "--cert", "foreign.pem"])),
+        &["not signed by the configured root"],
+    );
+    // A certificate that is not a CA's: the root CA certificate itself is refused by profile
+    // (it is self-signed by the root, so only the profile check stops it).
+    refused(
+        &run(tamga(server).args(["ca", "install-issuing", "--cert", "pki/root.pem"])),
+        &["path length of 0"],
+    );
+    assert!(!server.join("pki/nca_rsa.pem").exists());
+    let leftovers: Vec<_> = std::fs::read_dir(server.join("pki"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    // The right certificate installs, once.
+    let out = sign(root_a.path(), &server.join("issuing.csr"), "issuing.pem");
+    assert!(out.status.success(), "{}", text(&out));
+    std::fs::copy(
+        root_a.path().join("issuing.pem"),
+        server.join("issuing.pem"),
+    )
+    .unwrap();
+    tamga_ok(server, &["ca", "install-issuing", "--cert", "issuing.pem"]);
+    refused(
+        &run(tamga(server).args(["ca", "install-issuing", "--cert", "issuing.pem"])),
+        &["--force"],
+    );
+    let verified = verify_chain_to(server, "pki/root.pem", "pki/root.pem", &["pki/nca_rsa.pem"]);
+    assert!(verified.contains("pki/nca_rsa.pem: OK"), "{verified}");
+}
+
+#[test]
+fn production_refuses_a_development_root() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    tamga_ok(dir, &["ca", "init", "--dev"]);
+    let marker = std::fs::read_to_string(dir.join("certs-dev/root.development")).unwrap();
+    let fingerprint = openssl(
+        dir,
+        &[
+            "x509",
+            "-in",
+            "certs-dev/root.pem",
+            "-noout",
+            "-fingerprint",
+            "-sha256",
+        ],
+    );
+    assert!(
+        marker.contains(
+            &fingerprint
+                .trim()
+                .rsplit('=')
+                .next()
+                .unwrap()
+                .replace(':', "")
+        ),
+        "{marker}"
+    );
+    assert!(audit_actions(dir).contains(&"ca.development_root".to_owned()));
+    let production = [
+        ("TAMGA_MODE", "production"),
+        (
+            "TAMGA_DIGITAL_ID__KEYS",
+            "[\"certs-dev/digital_id_dev.pub.pem\"]",
+        ),
+    ];
+    for command in [&["config", "check"][..], &["serve"][..]] {
+        let out = run(tamga(dir).args(command).envs(production));
+        let said = text(&out);
+        assert_eq!(out.status.code(), Some(3), "{said}");
+        assert!(said.contains("development root"), "{said}");
+        assert!(said.contains("root.development"), "{said}");
+    }
+    // In dev mode the same hierarchy is fine.
+    tamga_ok(dir, &["config", "check"]);
+}
+
+#[test]
+fn the_root_commands_and_their_older_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    tamga_ok(dir, &["ca", "init", "--dev"]);
+    for (n, args) in [
+        ["ca", "root-crl", "--out", "a.crl", "--number", "1"],
+        ["root", "crl", "--out", "b.crl", "--number", "2"],
+    ]
+    .iter()
+    .enumerate()
+    {
+        tamga_ok(dir, args);
+        let file = args[3];
+        let crl = openssl(
+            dir,
+            &["crl", "-inform", "DER", "-in", file, "-noout", "-crlnumber"],
+        );
+        assert!(crl.contains(&format!("crlNumber=0x{:02X}", n + 1)), "{crl}");
+    }
+    for args in [
+        ["ca", "root-ocsp", "--out", "a.pem"],
+        ["root", "ocsp", "--out", "b.pem"],
+    ] {
+        let said = tamga_ok(dir, &args);
+        assert!(said.contains("root-signed OCSP responses"), "{said}");
+        let batch = std::fs::read_to_string(dir.join(args[3])).unwrap();
+        assert!(batch.contains("BEGIN OCSP RESPONSE"), "{batch}");
+    }
+    let help = tamga_ok(dir, &["root", "--help"]);
+    for command in ["init", "sign-issuing", "crl", "ocsp"] {
+        assert!(help.contains(command), "{help}");
+    }
+}
