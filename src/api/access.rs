@@ -5,7 +5,8 @@
 //! and requests that match no route are logged at `info`; the relying parties' routes (OCSP,
 //! CRLs, the CA certificates under `/ca/…`) at `debug` only, since the metrics already count
 //! them. A line holds the method, the route pattern (for an unmatched request: its path,
-//! without the query string, escaped and cut to [`PATH_MAX`] bytes), the status, the duration
+//! without the query string, each segment that could hold an identifier shown as `*`, cut to
+//! [`PATH_MAX`] bytes), the status, the duration
 //! in microseconds and the client's address (the peer's, or the one a trusted proxy
 //! forwarded). Events go to the target [`TARGET`], so `RUST_LOG` can silence or raise them
 //! alone.
@@ -34,16 +35,30 @@ fn relying_party(route: &str) -> bool {
     route.starts_with("/ocsp") || route.starts_with("/crl/") || route.starts_with("/ca/")
 }
 
-/// The first `PATH_MAX` bytes of `path`, cut at a character boundary.
-fn bounded(path: &str) -> &str {
-    if path.len() <= PATH_MAX {
-        return path;
+/// An unmatched path as the log may show it: the client chose it, so a segment that could carry
+/// an identifier (an IIN, a serial, a token, an id: anything with more than two digits, longer
+/// than 32 bytes, or with a character other than ASCII letters, digits, `-`, `_` and `.`) is
+/// shown as `*`; at most `PATH_MAX` bytes. `/api/v1/holders/900101300007` → `/api/v1/holders/*`.
+fn masked(path: &str) -> String {
+    let mut shown = String::with_capacity(path.len().min(PATH_MAX));
+    for segment in path.split('/').skip(1) {
+        let plain = segment.len() <= 32
+            && segment.bytes().filter(u8::is_ascii_digit).count() <= 2
+            && segment
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        let part = if plain { segment } else { "*" };
+        if shown.len() + 1 + part.len() > PATH_MAX {
+            shown.push_str("/…");
+            break;
+        }
+        shown.push('/');
+        shown.push_str(part);
     }
-    let mut end = PATH_MAX;
-    while !path.is_char_boundary(end) {
-        end -= 1;
+    if shown.is_empty() {
+        shown.push('/');
     }
-    path.get(..end).unwrap_or_default()
+    shown
 }
 
 /// Write the access line of one finished request. `request` is `None` when the response
@@ -75,7 +90,7 @@ pub(super) fn log(
             target: TARGET,
             method,
             route,
-            path = request.map(|r| tracing::field::debug(bounded(r.path()))),
+            path = request.map(|r| tracing::field::debug(masked(r.path()))),
             status = status.as_u16(),
             micros,
             client = client(request).map(tracing::field::display),
@@ -124,11 +139,23 @@ mod tests {
     }
 
     #[test]
-    fn an_unmatched_path_is_cut_at_a_character_boundary() {
-        let long = "é".repeat(PATH_MAX);
-        let cut = bounded(&long);
-        assert!(cut.len() <= PATH_MAX && cut.len() >= PATH_MAX - 1);
-        assert!(cut.chars().all(|c| c == 'é'));
-        assert_eq!(bounded("/x"), "/x");
+    fn an_unmatched_path_shows_no_identifier() {
+        assert_eq!(masked("/api/v1/holders/900101300007"), "/api/v1/holders/*");
+        assert_eq!(
+            masked("/api/v1/applications/0f1e2d3c-aaaa-bbbb-cccc-111122223333/x"),
+            "/api/v1/applications/*/x"
+        );
+        assert_eq!(
+            masked("/eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiI5MDAxMDEzMDAwMDcifQ.c2ln"),
+            "/*"
+        );
+        assert_eq!(masked("/a%20b/%0aINFO fake"), "/*/*");
+        assert_eq!(masked("/favicon.ico"), "/favicon.ico");
+        assert_eq!(masked("/"), "/");
+        assert_eq!(masked(""), "/");
+        let long = "/abc".repeat(PATH_MAX);
+        let cut = masked(&long);
+        assert!(cut.len() <= PATH_MAX + "/…".len(), "{}", cut.len());
+        assert!(cut.ends_with("/…"));
     }
 }

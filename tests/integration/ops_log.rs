@@ -121,6 +121,11 @@ fn access_log_and_events_name_requests_never_tokens() {
     assert!(env.server.get("/ca/nca_rsa_dev.crt").status().is_success());
     // A path no route matches, with a query string.
     assert_eq!(env.server.get("/no/such/page?secret=s3cr3t").status(), 404);
+    // A mistyped portal path holding an IIN: the client chose the path, the IIN stays out.
+    assert_eq!(
+        env.server.get("/api/v1/holders/900101300007/x").status(),
+        404
+    );
 
     let log = wait_for_line(&env, &["tamga::access", "/no/such/page"]);
     let access = access_lines(&log);
@@ -163,6 +168,11 @@ fn access_log_and_events_name_requests_never_tokens() {
         ]),
         "{log}"
     );
+    assert!(
+        has(&[r#"route="unmatched""#, r#"path="/api/v1/holders/*/x""#]),
+        "{log}"
+    );
+    assert!(!log.contains("900101300007"), "{log}");
     // The readiness checks of the test harness are operations routes: at info.
     assert!(has(&["INFO", r#"route="/readyz""#]), "{log}");
     // OCSP and the CA certificate: debug only, so nothing at info.
