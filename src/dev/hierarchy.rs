@@ -70,12 +70,16 @@ pub fn init(
     })?;
     let staged = files.in_dir(&staging);
     let result = generate_into(&staged, ca, public_url, cps_url, now).and_then(|()| {
-        // The marker last: a hierarchy is never left with a root that is not marked.
+        // The marker first: a root is never in place unmarked, whatever rename fails. A marker
+        // left without a root is harmless (production refuses it; `root init` replaces it).
         let marker = [(
             staged.dev_root_marker.as_path(),
             files.dev_root_marker.as_path(),
         )];
-        for (from, to) in staged.all().into_iter().zip(files.all()).chain(marker) {
+        for (from, to) in marker
+            .into_iter()
+            .chain(staged.all().into_iter().zip(files.all()))
+        {
             std::fs::rename(from, to).map_err(|source| CaError::Write {
                 path: to.to_path_buf(),
                 source,
