@@ -584,7 +584,9 @@ fn resume(common: &Common, args: &ResumeArgs) -> Result<(), Failure> {
 /// specially, otherwise in single quotes. What the server sent (an application id, a token)
 /// is quoted too, so a printed command runs nothing else.
 fn shell_word(word: &str) -> String {
+    // A word may not begin with `=` (zsh expands `=cmd`) or `~` unquoted.
     let plain = !word.is_empty()
+        && !word.starts_with('=')
         && word
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c));
@@ -639,9 +641,8 @@ fn resume_command(program: &OsStr, common: &Common, id: &str, access_token: &str
     words.extend([
         "--out".to_owned(),
         path(&common.out),
-        "--application".to_owned(),
-        id.to_owned(),
-        // With `=`: a token may begin with `-`.
+        // With `=`: the id and the token come from the server, and may begin with `-`.
+        format!("--application={id}"),
         format!("--access-token={access_token}"),
     ]);
     words
@@ -993,7 +994,7 @@ mod tests {
         assert_eq!(
             line,
             "tamga-enroll resume --server http://127.0.0.1:8080 --legacy-p12 --out /tmp/k \
-             --application app-2 --access-token=tok"
+             --application=app-2 --access-token=tok"
         );
     }
 
@@ -1005,6 +1006,11 @@ mod tests {
         assert_eq!(super::shell_word("a'b;rm -rf ~"), "'a'\\''b;rm -rf ~'");
         assert_eq!(super::shell_word("$HOME"), "'$HOME'");
         assert_eq!(super::shell_word(""), "''");
+        assert_eq!(super::shell_word("=ls"), "'=ls'");
+        assert_eq!(
+            super::shell_word("--access-token=a=b"),
+            "--access-token=a=b"
+        );
         let out = std::process::Command::new("sh")
             .args([
                 "-c",

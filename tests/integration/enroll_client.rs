@@ -413,7 +413,7 @@ fn tamga_enroll_polls_a_pending_application_and_resumes_after_approval() {
         assert_eq!(p.metadata().unwrap().permissions().mode() & 0o777, 0o600);
     }
     let id = resume_line
-        .split("--application ")
+        .split("--application=")
         .nth(1)
         .unwrap()
         .split(' ')
