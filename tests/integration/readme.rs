@@ -119,12 +119,14 @@ fn the_readme_walkthrough_works_as_written() {
         // Each run leaves one AUTH and one SIGN container, its own.
         let containers = p12s(&dir.path().join("keys"));
         // This run's e-mail, and every earlier run's: one "issued" message each.
-        let issued = wait_for_mail(&dir.path().join("data/mail"), &email, run);
-        runs.push((out.status.success(), shown, containers, issued));
+        let mail = dir.path().join("data/mail");
+        let issued = wait_for_mail(&mail, &email, "Your certificates were issued", run);
+        let revoked = wait_for_mail(&mail, &email, "Your certificate was revoked", run);
+        runs.push((out.status.success(), shown, containers, (issued, revoked)));
     }
     let _ = server.kill();
     let _ = server.wait();
-    for (run, (success, shown, containers, issued)) in runs.iter().enumerate() {
+    for (run, (success, shown, containers, mails)) in runs.iter().enumerate() {
         let run = run + 1;
         assert!(success, "run {run}: the walkthrough failed:\n{shown}");
         for expected in [
@@ -148,8 +150,9 @@ fn the_readme_walkthrough_works_as_written() {
         }
         assert_eq!(containers.len(), 2, "run {run}: {containers:?}");
         assert_eq!(
-            *issued, run,
-            "run {run}: the certificates_issued e-mails to {email} in data/mail"
+            *mails,
+            (run, run),
+            "run {run}: the (issued, revoked) e-mails to {email} in data/mail"
         );
     }
     assert_ne!(
@@ -172,9 +175,10 @@ fn p12s(dir: &Path) -> Vec<String> {
     names
 }
 
-/// How many "certificates issued" e-mails to `email` are in `mail_dir`, waiting (a little)
-/// until there are `expected`: the outbox delivers them a moment after the issuance.
-fn wait_for_mail(mail_dir: &Path, email: &str, expected: usize) -> usize {
+/// How many e-mails to `email` with `subject` are in `mail_dir`, waiting (a little) until
+/// there are `expected`: the outbox delivers them a moment after the event.
+fn wait_for_mail(mail_dir: &Path, email: &str, subject: &str, expected: usize) -> usize {
+    let subject = format!("Subject: {subject}");
     let count = || {
         std::fs::read_dir(mail_dir)
             .map(|d| {
@@ -183,8 +187,7 @@ fn wait_for_mail(mail_dir: &Path, email: &str, expected: usize) -> usize {
                     .filter_map(|e| std::fs::read_to_string(e.path()).ok())
                     .filter(|m| {
                         m.lines().any(|l| l.starts_with("To:") && l.contains(email))
-                            && m.lines()
-                                .any(|l| l == "Subject: Your certificates were issued")
+                            && m.lines().any(|l| l == subject)
                     })
                     .count()
             })
