@@ -159,6 +159,43 @@ fn the_readme_walkthrough_works_as_written() {
         runs[0].2, runs[1].2,
         "the second run wrote its own containers, not the first run's"
     );
+    // Everything the server and the walkthrough wrote is kept out of git by the repository's
+    // .gitignore (`certs-dev/` ignores its own contents; `config/` is the test's copy).
+    let ignore =
+        std::fs::read_to_string(format!("{}/.gitignore", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    for entry in std::fs::read_dir(dir.path()).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name == "config" || name == "certs-dev" {
+            continue;
+        }
+        let is_dir = entry.path().is_dir();
+        assert!(
+            ignored(&ignore, &name, is_dir),
+            "the walkthrough writes {name}{}, which .gitignore does not cover",
+            if is_dir { "/" } else { "" }
+        );
+    }
+}
+
+/// Whether a top-level `name` matches one of the anchored patterns of `gitignore` (`/name`,
+/// `/name/` for a directory, `/*.ext`), the only forms the repository's file uses.
+fn ignored(gitignore: &str, name: &str, is_dir: bool) -> bool {
+    gitignore.lines().map(str::trim).any(|pattern| {
+        let Some(pattern) = pattern.strip_prefix('/') else {
+            return false;
+        };
+        let (pattern, dir_only) = match pattern.strip_suffix('/') {
+            Some(p) => (p, true),
+            None => (pattern, false),
+        };
+        if dir_only && !is_dir {
+            return false;
+        }
+        match pattern.strip_prefix('*') {
+            Some(suffix) => !pattern.contains('/') && name.ends_with(suffix),
+            None => pattern == name,
+        }
+    })
 }
 
 /// The `.p12` files in `dir`, sorted.
