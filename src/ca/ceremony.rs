@@ -8,7 +8,9 @@
 //! that says a root is a development root.
 //!
 //! Must never: overwrite a key or a certificate unless told to, leave a half-written file
-//! (every file is written under a temporary name and renamed into place), certify a request
+//! (every file is written under a temporary name and renamed into place), make a key before
+//! every input of its step is checked or leave one behind when a later part of the step fails,
+//! leave an installed certificate beside a key that replaced its own, certify a request
 //! whose proof of possession or key fails the key policy, install a certificate that is not
 //! for the configured key or not signed by the configured root, or import the store or
 //! development code (the CLI audits each step).
@@ -25,6 +27,8 @@ use super::pkcs11::{self, Pkcs11Key, Pkcs11Location};
 use super::{files, CaError, HierarchyFiles, IssuerKey, SigningKey};
 use crate::config::{CaConfig, KeyConfig, KeyKind};
 use crate::vocab::KeyType;
+
+pub(crate) use super::files::write_replacing;
 
 /// The marker file beside the root key that says the root is a development root.
 pub const DEV_ROOT_MARKER: &str = "root.development";
@@ -48,6 +52,24 @@ pub enum CeremonyError {
 impl From<openssl::error::ErrorStack> for CeremonyError {
     fn from(e: openssl::error::ErrorStack) -> Self {
         CeremonyError::Ca(CaError::Crypto(e))
+    }
+}
+
+/// Why an output file named on the command line cannot be written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OutputError {
+    /// It is there (without `--force`), or it is a directory.
+    #[error("{0}")]
+    Exists(String),
+    /// Its directory is missing or takes no new files.
+    #[error("{0}")]
+    Unwritable(String),
+}
+
+impl From<OutputError> for CeremonyError {
+    fn from(e: OutputError) -> Self {
+        CeremonyError::Refused(e.to_string())
     }
 }
 
@@ -112,6 +134,22 @@ impl NewCaKey {
         }
     }
 
+    /// Remove the key again after a later step failed: the file `written` (once written),
+    /// or the token's objects with the key's label (all made by [`NewCaKey::generate`],
+    /// which refuses a label the token already holds).
+    fn discard(&self, written: Option<&Path>) {
+        match &self.signer {
+            SigningKey::File { .. } => {
+                if let Some(path) = written {
+                    let _ = std::fs::remove_file(path);
+                }
+            }
+            SigningKey::Pkcs11(key) => {
+                let _ = pkcs11::destroy_labelled(key.location());
+            }
+        }
+    }
+
     /// Where the key lives, for operators: `file PATH` or the token and label.
     fn location(&self, path: &Path) -> String {
         match &self.signer {
@@ -119,24 +157,6 @@ impl NewCaKey {
             SigningKey::Pkcs11(key) => key.location().describe(),
         }
     }
-}
-
-/// Write `bytes` to `path` with `mode` through a temporary file in the same directory and a
-/// rename: a reader sees the old file or the new one, never half of one.
-pub(crate) fn write_replacing(path: &Path, bytes: &[u8], mode: u32) -> Result<(), CaError> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.{}.tmp", uuid::Uuid::new_v4().simple()));
-    files::write_new(&tmp, bytes, mode)?;
-    std::fs::rename(&tmp, path).map_err(|source| {
-        let _ = std::fs::remove_file(&tmp);
-        CaError::Write {
-            path: path.to_path_buf(),
-            source,
-        }
-    })
 }
 
 /// The SHA-256 of a public key's DER SubjectPublicKeyInfo, upper-case hex: what the
@@ -203,6 +223,88 @@ fn refuse_existing(path: &Path, what: &str, force: bool) -> Result<(), CeremonyE
     Ok(())
 }
 
+/// The longest common name X.520 allows (ub-common-name), in characters.
+const MAX_COMMON_NAME: usize = 64;
+
+/// The name `C=KZ, CN=<name>` of a CA, checked before any key is made: 1 to 64 characters,
+/// no control characters, no blanks around it.
+fn ca_name(name: &str, option: &str) -> Result<openssl::x509::X509Name, CeremonyError> {
+    let chars = name.chars().count();
+    if name.trim() != name
+        || !(1..=MAX_COMMON_NAME).contains(&chars)
+        || name.chars().any(char::is_control)
+    {
+        return Err(refused(format!(
+            "{option} `{name}`: a common name is 1 to {MAX_COMMON_NAME} characters, without \
+             control characters or blanks around it"
+        )));
+    }
+    build::utf8_name(name)
+        .map_err(|_| refused(format!("{option} `{name}` is not a valid common name")))
+}
+
+/// Check, before anything is generated, that a file can be written at `out`: it is not there
+/// (unless `force`) or not a directory, and its directory exists and takes new files (a file
+/// is created there and removed).
+pub fn check_output(out: &Path, option: &str, force: bool) -> Result<(), OutputError> {
+    if out.is_dir() {
+        return Err(OutputError::Exists(format!(
+            "{option} {} is a directory",
+            out.display()
+        )));
+    }
+    if out.exists() && !force {
+        return Err(OutputError::Exists(format!(
+            "{option} {} exists: choose another {option} or pass --force",
+            out.display()
+        )));
+    }
+    let dir = match out.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(OutputError::Unwritable(format!(
+            "{option} {}: the directory {} does not exist",
+            out.display(),
+            dir.display()
+        )));
+    }
+    let probe = dir.join(format!(".tamga-probe.{}", uuid::Uuid::new_v4().simple()));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) => Err(OutputError::Unwritable(format!(
+            "{option} {}: cannot write in {}: {e}",
+            out.display(),
+            dir.display()
+        ))),
+    }
+}
+
+/// Move the installed certificate `path` aside as `<name>.<serial>.old` (as `install-issuing
+/// --force` keeps a replaced one); its new path.
+fn move_aside(path: &Path) -> Result<PathBuf, CaError> {
+    let old = files::read_cert(path)?;
+    let extension = path
+        .extension()
+        .map(|e| e.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let aside = path.with_extension(format!("{extension}.{}.old", serial_hex(&old)?));
+    std::fs::rename(path, &aside).map_err(|source| CaError::Write {
+        path: aside.clone(),
+        source,
+    })?;
+    files::sync_parent(path)?;
+    Ok(aside)
+}
+
 fn create_dir(dir: &Path) -> Result<(), CaError> {
     std::fs::create_dir_all(dir).map_err(|source| CaError::Write {
         path: dir.to_path_buf(),
@@ -257,23 +359,31 @@ pub fn generate_root(
     if !(1..=30).contains(&years) {
         return Err(refused(format!("a root valid for {years} years: 1 to 30")));
     }
+    // Every input is checked before a key is made (or an old one destroyed).
+    let subject = ca_name(name, "--name")?;
     let files = HierarchyFiles::for_config(ca);
     create_dir(&files.dir)?;
     refuse_existing(&files.root_cert, "root certificate", force)?;
     make_room_for_key(&ca.root_key, "root", &files.root_key, force)?;
     let key = NewCaKey::generate(&ca.root_key, "root", build::ROOT_KEY_TYPE)?;
-    let subject = build::utf8_name(name).map_err(|_| refused("the root's name is not valid"))?;
+    let mut key_written = false;
     let not_before = now - BACKDATE;
-    let cert = build::build_root(
+    let written = build::build_root(
         &subject,
         &key.public,
         &key.signer,
         key.key_type,
         not_before,
         build::add_years(not_before, years),
-    )?;
-    key.write(&files.root_key)?;
-    write_replacing(&files.root_cert, &cert.to_pem()?, 0o644)?;
+    )
+    .and_then(|cert| {
+        key.write(&files.root_key)?;
+        key_written = true;
+        write_replacing(&files.root_cert, &cert.to_pem()?, 0o644)?;
+        Ok(cert)
+    });
+    let cert =
+        written.inspect_err(|_| key.discard(key_written.then_some(files.root_key.as_path())))?;
     if files.dev_root_marker.exists() {
         std::fs::remove_file(&files.dev_root_marker).map_err(|source| CaError::Write {
             path: files.dev_root_marker.clone(),
@@ -389,6 +499,9 @@ fn request_common_name(csr: &str) -> Option<String> {
 pub struct IssuingRequest {
     /// The PKCS#10 request, PEM.
     pub csr_pem: Vec<u8>,
+    /// The installed issuing CA certificate `--force` moved aside (for the replaced key), kept
+    /// as `<issuer_id>.pem.<serial>.old`.
+    pub moved_aside: Option<PathBuf>,
     /// The key's type.
     pub key_type: KeyType,
     /// Where the key lives.
@@ -398,24 +511,45 @@ pub struct IssuingRequest {
 }
 
 /// Generate the issuing CA's key where `[ca.issuing_key]` says, of `[ca] issuing_key_type`,
-/// and a PKCS#10 request for it named `C=KZ, CN=<name>`, signed with the new key. Refuses
-/// when the key (or an installed issuing certificate) exists unless `force`.
+/// and a PKCS#10 request for it named `C=KZ, CN=<name>`, signed with the new key, written to
+/// `out`. Every input (the name, `out` and its directory) is checked before anything is
+/// generated. Refuses when the key (or an installed issuing certificate) exists unless
+/// `force`; with `force` the old key is destroyed and an installed certificate (for that key)
+/// is moved aside as `<issuer_id>.pem.<serial>.old`, so the server refuses to start, naming
+/// the missing certificate, until the new one is installed. A step that fails after the key
+/// was made removes the key again.
 pub fn request_issuing(
     ca: &CaConfig,
     name: &str,
+    out: &Path,
     force: bool,
 ) -> Result<IssuingRequest, CeremonyError> {
+    let subject = ca_name(name, "--name")?;
+    check_output(out, "--out", force)?;
     let files = HierarchyFiles::for_config(ca);
     create_dir(&files.dir)?;
     refuse_existing(&files.issuing_cert, "issuing CA certificate", force)?;
+    // The old key goes first (a token that cannot be reached stops here, nothing changed);
+    // the certificate for it is then of no use and is moved aside.
     make_room_for_key(&ca.issuing_key, "issuing", &files.issuing_key, force)?;
-    let subject = build::utf8_name(name)
-        .map_err(|_| refused(format!("`{name}` is not a valid common name")))?;
+    let moved_aside = if files.issuing_cert.exists() {
+        Some(move_aside(&files.issuing_cert)?)
+    } else {
+        None
+    };
     let key = NewCaKey::generate(&ca.issuing_key, "issuing", ca.issuing_key_type)?;
-    let csr_pem = pkcs10(&subject, &key)?;
-    key.write(&files.issuing_key)?;
+    let mut key_written = false;
+    let written = pkcs10(&subject, &key).and_then(|csr_pem| {
+        key.write(&files.issuing_key)?;
+        key_written = true;
+        write_replacing(out, &csr_pem, 0o644)?;
+        Ok(csr_pem)
+    });
+    let csr_pem =
+        written.inspect_err(|_| key.discard(key_written.then_some(files.issuing_key.as_path())))?;
     Ok(IssuingRequest {
         csr_pem,
+        moved_aside,
         key_type: key.key_type,
         key_location: key.location(&files.issuing_key),
         spki_sha256: spki_sha256(&key.public)?,
@@ -464,6 +598,10 @@ pub struct InstalledIssuing {
     pub path: PathBuf,
     /// Where the previous certificate was kept, if one was replaced.
     pub replaced: Option<PathBuf>,
+    /// The certificate's URLs that are not the ones this server's configuration would write
+    /// (the root machine's `[server] public_url` or `[ca] cps_url` differ from the server's):
+    /// said to the operator, not refused.
+    pub url_mismatches: Vec<String>,
 }
 
 /// Check the issuing CA certificate `bytes` (PEM or DER) and install it as
@@ -471,11 +609,13 @@ pub struct InstalledIssuing {
 /// issuing-CA profile, valid at `now`, and for the key `[ca.issuing_key]` names (a file key is
 /// compared; a token key signs a challenge that the certificate's key must verify). The file
 /// appears whole or not at all; an installed certificate is replaced only with `force` and kept
-/// as `<issuer_id>.pem.<serial>.old`.
+/// as `<issuer_id>.pem.<serial>.old`. Its CPS URI and the root's CRL and AIA URLs are compared
+/// with the ones `urls` (this server's configuration) gives, and the differences returned.
 pub fn install_issuing(
     ca: &CaConfig,
     bytes: &[u8],
     force: bool,
+    urls: &IssuingUrls<'_>,
     now: DateTime<Utc>,
 ) -> Result<InstalledIssuing, CeremonyError> {
     let files = HierarchyFiles::for_config(ca);
@@ -528,10 +668,93 @@ pub fn install_issuing(
     let _ = std::fs::remove_file(&staged);
     let replaced = result?;
     Ok(InstalledIssuing {
+        url_mismatches: url_mismatches(&cert, urls),
         cert,
         path: files.issuing_cert,
         replaced,
     })
+}
+
+/// The URLs of issuing CA certificate `cert` that differ from the ones the issuing-CA profile
+/// writes with `urls`: the CPS URI of NCA's CA policy (`[ca] cps_url`), the root CRL's
+/// distribution point and the AIA OCSP and caIssuers URLs (`[server] public_url`), each as a
+/// sentence naming both values.
+fn url_mismatches(cert: &X509, urls: &IssuingUrls<'_>) -> Vec<String> {
+    use der::Decode;
+    use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
+    use x509_cert::ext::pkix::{
+        AuthorityInfoAccessSyntax, CertificatePolicies, CrlDistributionPoints,
+    };
+    let Ok(parsed) = cert
+        .to_der()
+        .map_err(|_| ())
+        .and_then(|der| x509_cert::Certificate::from_der(&der).map_err(|_| ()))
+    else {
+        return vec!["the certificate's URLs could not be read".to_owned()];
+    };
+    let extensions = parsed.tbs_certificate.extensions.unwrap_or_default();
+    let find = |oid| extensions.iter().find(|e| e.extn_id == oid);
+    let uri = |name: &GeneralName| match name {
+        GeneralName::UniformResourceIdentifier(u) => Some(u.to_string()),
+        _ => None,
+    };
+    let cps: Vec<String> = find(const_oid::db::rfc5280::ID_CE_CERTIFICATE_POLICIES)
+        .and_then(|e| CertificatePolicies::from_der(e.extn_value.as_bytes()).ok())
+        .map(|p| {
+            p.0.iter()
+                .filter(|i| i.policy_identifier == build::OID_POLICY_CA)
+                .flat_map(|i| i.policy_qualifiers.iter().flatten())
+                .filter(|q| q.policy_qualifier_id == const_oid::db::rfc5280::ID_QT_CPS)
+                .filter_map(|q| q.qualifier.as_ref())
+                .filter_map(|a| a.decode_as::<der::asn1::Ia5String>().ok())
+                .map(|u| u.to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    let crl: Vec<String> = find(const_oid::db::rfc5280::ID_CE_CRL_DISTRIBUTION_POINTS)
+        .and_then(|e| CrlDistributionPoints::from_der(e.extn_value.as_bytes()).ok())
+        .map(|d| {
+            d.0.iter()
+                .filter_map(|p| match &p.distribution_point {
+                    Some(DistributionPointName::FullName(names)) => Some(names),
+                    _ => None,
+                })
+                .flatten()
+                .filter_map(uri)
+                .collect()
+        })
+        .unwrap_or_default();
+    let aia: Vec<String> = find(const_oid::db::rfc5280::ID_PE_AUTHORITY_INFO_ACCESS)
+        .and_then(|e| AuthorityInfoAccessSyntax::from_der(e.extn_value.as_bytes()).ok())
+        .map(|a| a.0.iter().filter_map(|d| uri(&d.access_location)).collect())
+        .unwrap_or_default();
+    let public_url = urls.public_url;
+    let expected = [
+        ("CPS URI", cps, urls.cps_url.to_owned(), "[ca] cps_url"),
+        (
+            "root CRL distribution point",
+            crl,
+            format!("{public_url}/crl/root.crl"),
+            "[server] public_url",
+        ),
+        (
+            "AIA",
+            aia,
+            format!("{public_url}/ocsp {public_url}/ca/root.crt"),
+            "[server] public_url",
+        ),
+    ];
+    expected
+        .into_iter()
+        .filter(|(_, found, wanted, _)| found.join(" ") != *wanted)
+        .map(|(what, found, wanted, setting)| {
+            format!(
+                "the certificate's {what} is `{}` but this server's {setting} gives `{wanted}`: \
+                 the root machine's configuration must set the server's values",
+                found.join(" ")
+            )
+        })
+        .collect()
 }
 
 fn install_staged(files: &HierarchyFiles, staged: &Path) -> Result<Option<PathBuf>, CeremonyError> {
@@ -552,6 +775,7 @@ fn install_staged(files: &HierarchyFiles, staged: &Path) -> Result<Option<PathBu
         path: files.issuing_cert.clone(),
         source,
     })?;
+    files::sync_parent(&files.issuing_cert)?;
     Ok(replaced)
 }
 
@@ -659,16 +883,23 @@ pub fn init_ocsp(
     refuse_existing(&files.ocsp_cert, "OCSP responder certificate", force)?;
     make_room_for_key(&ca.ocsp_key, "OCSP responder", &files.ocsp_key, force)?;
     let key = NewCaKey::generate(&ca.ocsp_key, "OCSP responder", ca.ocsp_key_type)?;
-    let cert = build::issue_ocsp_responder(
+    let mut key_written = false;
+    let written = build::issue_ocsp_responder(
         &key.public,
         issuing.certificate().x509(),
         issuing.signing_key(),
         issuing.key_type(),
         now - chrono::Duration::minutes(5),
         chrono::Duration::days(i64::from(ca.ocsp_validity_days)),
-    )?;
-    key.write(&files.ocsp_key)?;
-    write_replacing(&files.ocsp_cert, &cert.to_pem()?, 0o644)?;
+    )
+    .and_then(|cert| {
+        key.write(&files.ocsp_key)?;
+        key_written = true;
+        write_replacing(&files.ocsp_cert, &cert.to_pem()?, 0o644)?;
+        Ok(cert)
+    });
+    let cert =
+        written.inspect_err(|_| key.discard(key_written.then_some(files.ocsp_key.as_path())))?;
     Ok(NewResponder {
         cert,
         key_location: key.location(&files.ocsp_key),

@@ -147,8 +147,37 @@ pub fn read_public_key(path: &Path) -> Result<PKey<Public>, CaError> {
     PKey::public_key_from_pem(&read(path)?).map_err(|_| invalid(path, "not a PEM public key"))
 }
 
-/// Write `bytes` to a new file with `mode`; fails if the file exists.
+/// Write `bytes` to a new file with `mode`, durably (the file, then its directory entry);
+/// fails if the file exists. A file this call created is removed again when a later step
+/// (writing, syncing) fails: nothing half-written stays behind.
 pub fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), CaError> {
+    write_new_file(path, bytes, mode)?;
+    sync_parent(path)
+}
+
+/// Write `bytes` to `path` with `mode` through a temporary file in the same directory, a
+/// rename and a sync of the directory: a reader sees the old file or the new one, never half of
+/// one, and the temporary file is removed on any failure (writing, syncing, renaming).
+pub(crate) fn write_replacing(path: &Path, bytes: &[u8], mode: u32) -> Result<(), CaError> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp", uuid::Uuid::new_v4().simple()));
+    write_new_file(&tmp, bytes, mode)?;
+    if let Err(source) = std::fs::rename(&tmp, path) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(CaError::Write {
+            path: path.to_path_buf(),
+            source,
+        });
+    }
+    sync_parent(path)
+}
+
+/// Create `path` (it must not exist) with `mode`, write and sync it; the file is removed when
+/// writing or syncing fails.
+fn write_new_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), CaError> {
     let err = |source| CaError::Write {
         path: path.to_path_buf(),
         source,
@@ -159,6 +188,78 @@ pub fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), CaError> {
         .mode(mode)
         .open(path)
         .map_err(err)?;
-    file.write_all(bytes).map_err(err)?;
-    file.sync_all().map_err(err)
+    let written = file.write_all(bytes).and_then(|()| file.sync_all());
+    drop(file);
+    written.map_err(|source| {
+        let _ = std::fs::remove_file(path);
+        err(source)
+    })
+}
+
+/// Sync the directory holding `path`, so that a file created or renamed there survives a
+/// crash.
+pub(crate) fn sync_parent(path: &Path) -> Result<(), CaError> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|source| CaError::Write {
+            path: dir.to_path_buf(),
+            source,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn entries(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn write_replacing_replaces_the_file_with_its_mode_and_leaves_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key.pem");
+        std::fs::write(&path, b"old").unwrap();
+        write_replacing(&path, b"new", 0o600).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"new");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(entries(dir.path()), ["key.pem"]);
+    }
+
+    #[test]
+    fn a_failed_rename_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        // A non-empty directory where the file should go: the rename fails.
+        let target = dir.path().join("root.pem");
+        std::fs::create_dir(&target).unwrap();
+        std::fs::write(target.join("inside"), b"x").unwrap();
+        let err = write_replacing(&target, b"certificate", 0o644).unwrap_err();
+        assert!(matches!(err, CaError::Write { .. }), "{err}");
+        assert_eq!(entries(dir.path()), ["root.pem"]);
+        assert_eq!(entries(&target), ["inside"]);
+    }
+
+    #[test]
+    fn write_new_never_touches_a_file_that_is_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ocsp.pem");
+        std::fs::write(&path, b"kept").unwrap();
+        assert!(write_new(&path, b"other", 0o644).is_err());
+        assert_eq!(std::fs::read(&path).unwrap(), b"kept");
+        let fresh = dir.path().join("fresh.pem");
+        write_new(&fresh, b"fresh", 0o644).unwrap();
+        assert_eq!(std::fs::read(&fresh).unwrap(), b"fresh");
+    }
 }

@@ -493,10 +493,14 @@ pub enum CaCommand {
         /// (ECDSA) for an EC key].
         #[arg(long)]
         name: Option<String>,
-        /// Replace an existing issuing key (it is lost) and certificate.
+        /// Replace an existing issuing key: the old key is destroyed (the key file, or the
+        /// token's objects with the label) and an installed issuing CA certificate is moved
+        /// aside as `<issuer_id>.pem.<serial>.old`; the server then does not start until the
+        /// new certificate is installed and `ca init-ocsp --force` has run.
         #[arg(long)]
         force: bool,
-        /// Operator recorded in the audit log [default: the OS user].
+        /// Operator recorded in the audit log [default: $USER, else $LOGNAME, else `unknown` with a
+        /// warning].
         #[arg(long)]
         operator: Option<String>,
     },
@@ -510,7 +514,8 @@ pub enum CaCommand {
         /// Replace an installed issuing CA certificate (kept as `<issuer_id>.pem.<serial>.old`).
         #[arg(long)]
         force: bool,
-        /// Operator recorded in the audit log [default: the OS user].
+        /// Operator recorded in the audit log [default: $USER, else $LOGNAME, else `unknown` with a
+        /// warning].
         #[arg(long)]
         operator: Option<String>,
     },
@@ -520,7 +525,8 @@ pub enum CaCommand {
         /// Replace an existing responder key (it is lost) and certificate.
         #[arg(long)]
         force: bool,
-        /// Operator recorded in the audit log [default: the OS user].
+        /// Operator recorded in the audit log [default: $USER, else $LOGNAME, else `unknown` with a
+        /// warning].
         #[arg(long)]
         operator: Option<String>,
     },
@@ -560,6 +566,10 @@ pub struct CaInit {
     /// development root, as with --dev.
     #[arg(long)]
     pub pkcs11: bool,
+    /// Operator recorded in the audit log [default: $USER, else $LOGNAME, else `unknown` with a
+    /// warning].
+    #[arg(long)]
+    pub operator: Option<String>,
 }
 
 /// `tamga backup`
@@ -603,7 +613,8 @@ pub struct RestoreArgs {
     /// Replace an existing database (it is kept beside, renamed `….replaced-<time>`).
     #[arg(long)]
     pub force: bool,
-    /// Operator recorded in the audit log [default: the OS user].
+    /// Operator recorded in the audit log [default: $USER, else $LOGNAME, else `unknown` with a
+    /// warning].
     #[arg(long)]
     pub operator: Option<String>,
 }
@@ -623,7 +634,8 @@ pub enum RootCommand {
         /// Replace an existing root (its key is lost).
         #[arg(long)]
         force: bool,
-        /// Operator recorded in the audit log [default: the OS user].
+        /// Operator recorded in the audit log [default: $USER, else $LOGNAME, else `unknown` with a
+        /// warning].
         #[arg(long)]
         operator: Option<String>,
     },
@@ -643,7 +655,8 @@ pub enum RootCommand {
         /// Validity in years, 1 to 30, never past the root's.
         #[arg(long, default_value_t = 10)]
         validity_years: i64,
-        /// Operator recorded in the audit log [default: the OS user].
+        /// Operator recorded in the audit log [default: $USER, else $LOGNAME, else `unknown` with a
+        /// warning].
         #[arg(long)]
         operator: Option<String>,
     },

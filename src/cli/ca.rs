@@ -55,8 +55,10 @@ pub(super) fn ca_init(config: &ValidConfig, args: &CaInit) -> Result<(), Failure
     let hierarchy = load_hierarchy(config)?;
     match Store::open(config.database(), &cfg.database) {
         Ok(store) => {
-            record_hierarchy_generated(&store, &hierarchy, &clock, &operator_name())?;
-            record_development_root(&store, &hierarchy, &cfg.ca, &operator_actor(None))?;
+            // One actor for both entries (and at most one warning without $USER/$LOGNAME).
+            let actor = operator_actor(args.operator.clone());
+            record_hierarchy_generated(&store, &hierarchy, &clock, &actor)?;
+            record_development_root(&store, &hierarchy, &cfg.ca, &actor)?;
         }
         Err(e) => tracing::warn!(error = %e, "the database is unavailable: generation not audited"),
     }
@@ -102,12 +104,11 @@ pub(super) fn ca_request_issuing(
     operator: Option<String>,
 ) -> Result<(), Failure> {
     let cfg = config.get();
-    if out.exists() && !force {
-        return Err(Failure::Refused(format!(
-            "{} exists: choose another --out or pass --force",
-            out.display()
-        )));
-    }
+    // Every input before anything is generated; request_issuing checks them again.
+    ceremony::check_output(out, "--out", force).map_err(|e| match e {
+        ceremony::OutputError::Unwritable(m) => Failure::Usage(m),
+        other => Failure::Refused(other.to_string()),
+    })?;
     let name = name.unwrap_or_else(|| {
         let algorithm = if cfg.ca.issuing_key_type.is_rsa() {
             "RSA"
@@ -118,9 +119,12 @@ pub(super) fn ca_request_issuing(
     });
     let store = open_store(config)?;
     let actor = operator_actor(operator);
-    let request = ceremony::request_issuing(&cfg.ca, &name, force).map_err(ceremony_failure)?;
-    crate::ca::ceremony::write_replacing(out, &request.csr_pem, 0o644)
-        .map_err(anyhow::Error::from)?;
+    let request =
+        ceremony::request_issuing(&cfg.ca, &name, out, force).map_err(ceremony_failure)?;
+    let moved_aside = request
+        .moved_aside
+        .as_ref()
+        .map(|p| p.display().to_string());
     audit_step(
         &store,
         "ca.issuing_requested",
@@ -130,6 +134,7 @@ pub(super) fn ca_request_issuing(
             "key_type": request.key_type.to_string(),
             "key": request.key_location,
             "public_key_sha256": request.spki_sha256,
+            "certificate_moved_aside": moved_aside,
         }),
         &actor,
     )?;
@@ -140,6 +145,13 @@ pub(super) fn ca_request_issuing(
         "request written to {}: take it to the root machine (`tamga root sign-issuing`)",
         out.display()
     )?;
+    if let Some(path) = moved_aside {
+        out!(
+            "the installed issuing CA certificate (for the replaced key) was moved aside to \
+             {path}: the server does not start until `tamga ca install-issuing` installs the \
+             new one and `tamga ca init-ocsp --force` certifies a new OCSP responder"
+        )?;
+    }
     Ok(())
 }
 
@@ -154,8 +166,15 @@ pub(super) fn ca_install_issuing(
         .map_err(|e| Failure::Usage(format!("--cert {}: {e}", cert.display())))?;
     let store = open_store(config)?;
     let actor = operator_actor(operator);
-    let installed = ceremony::install_issuing(&cfg.ca, &bytes, force, SystemClock.now())
+    let urls = crate::ca::build::IssuingUrls {
+        public_url: config.public_url(),
+        cps_url: config.cps_url(),
+    };
+    let installed = ceremony::install_issuing(&cfg.ca, &bytes, force, &urls, SystemClock.now())
         .map_err(ceremony_failure)?;
+    for mismatch in &installed.url_mismatches {
+        eprintln!("tamga: warning: {mismatch}");
+    }
     let described = describe(&installed.cert, "as [ca.issuing_key] says (checked)");
     audit_step(
         &store,
@@ -168,6 +187,7 @@ pub(super) fn ca_install_issuing(
             "not_after": field(&described, "not_after"),
             "sha256_fingerprint": field(&described, "sha256_fingerprint"),
             "replaced": installed.replaced.as_ref().map(|p| p.display().to_string()),
+            "url_mismatches": installed.url_mismatches,
         }),
         &actor,
     )?;

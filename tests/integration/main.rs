@@ -16,6 +16,7 @@ mod admin;
 mod attacks;
 mod backup;
 mod ceremony;
+mod ceremony_checks;
 mod cli;
 mod crl_dates;
 mod enroll;
