@@ -5,7 +5,8 @@
 //! [`super::build::build_issuing`]), checking and installing the issuing CA certificate the
 //! root returns, the OCSP responder's key and certificate (the profile of
 //! [`super::build::issue_ocsp_responder`], as in the development hierarchy), and the marker
-//! that says a root is a development root.
+//! that says a root is a development root, and the root machine's register of the CA
+//! certificates its root signed (`[ca] dir/issued/<serial>.pem`).
 //!
 //! Must never: overwrite a key or a certificate unless told to, leave a half-written file
 //! (every file is written under a temporary name and renamed into place), make a key before
@@ -397,11 +398,106 @@ pub fn generate_root(
     })
 }
 
+/// The root certificate `root.pem` of `[ca] dir`, without its key.
+pub fn read_root_cert(ca: &CaConfig) -> Result<X509, CaError> {
+    files::read_cert(&HierarchyFiles::for_config(ca).root_cert)
+}
+
 /// The root certificate and key of `[ca] dir` (the key as `[ca.root_key]` says), checked to
 /// belong together.
 pub fn load_root(ca: &CaConfig) -> Result<IssuerKey, CaError> {
     let files = HierarchyFiles::for_config(ca);
     super::load_key_pair("root", &files.root_cert, &files.root_key, &ca.root_key)
+}
+
+/// The directory of the root's register: a copy of every CA certificate `root
+/// sign-issuing` signed, as `<serial>.pem` (upper-case hex, no leading zeros).
+pub fn register_dir(ca: &CaConfig) -> PathBuf {
+    ca.dir.join("issued")
+}
+
+fn serial_of(cert: &X509) -> Result<String, CaError> {
+    let hex = serial_hex(cert)?;
+    super::Serial::parse(&hex)
+        .map(|s| s.as_str().to_owned())
+        .map_err(|e| CaError::Invalid {
+            path: PathBuf::new(),
+            message: e.to_string(),
+        })
+}
+
+/// Keep a copy of `cert`, a CA certificate the root just signed, in the register
+/// (`[ca] dir/issued/<serial>.pem`, mode 0644, written whole or not at all). Returns its path.
+pub fn register_issued(ca: &CaConfig, cert: &X509) -> Result<PathBuf, CaError> {
+    let dir = register_dir(ca);
+    create_dir(&dir)?;
+    let path = dir.join(format!("{}.pem", serial_of(cert)?));
+    write_replacing(&path, &cert.to_pem()?, 0o644)?;
+    Ok(path)
+}
+
+/// The CA certificates this machine knows the root `root` signed, one per serial, each
+/// checked against the root's key: the register (`[ca] dir/issued/*.pem`), and where the
+/// machine holds the issuing CA certificate too (development, a server), that certificate and
+/// the earlier ones kept beside it (`<issuer_id>.pem.<serial>.old`). Files that are not
+/// certificates signed by the root are skipped with a warning. Reads certificates only,
+/// never a key.
+pub fn signed_by_root(ca: &CaConfig, root: &X509) -> Result<Vec<X509>, CaError> {
+    let files = HierarchyFiles::for_config(ca);
+    let root_public = root.public_key()?;
+    let mut candidates = vec![files.issuing_cert.clone()];
+    let old_prefix = format!("{}.pem.", ca.issuer_id);
+    if let Ok(entries) = std::fs::read_dir(&files.dir) {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with(&old_prefix) && name.ends_with(".old") {
+                candidates.push(entry.path());
+            }
+        }
+    }
+    let register = register_dir(ca);
+    match std::fs::read_dir(&register) {
+        Ok(entries) => {
+            let mut paths: Vec<PathBuf> = entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "pem"))
+                .collect();
+            paths.sort();
+            candidates.extend(paths);
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(source) => {
+            return Err(CaError::Read {
+                path: register,
+                source,
+            })
+        }
+    }
+    let mut found: Vec<(String, X509)> = Vec::new();
+    for path in candidates {
+        if !path.exists() {
+            continue;
+        }
+        let cert = match files::read_cert(&path) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "not a certificate: skipped");
+                continue;
+            }
+        };
+        let by_root = cert.issuer_name().try_cmp(root.subject_name())? == std::cmp::Ordering::Equal
+            && cert.verify(&root_public).unwrap_or(false);
+        if !by_root {
+            tracing::warn!(path = %path.display(), "not signed by the root: skipped");
+            continue;
+        }
+        let serial = serial_of(&cert)?;
+        if !found.iter().any(|(s, _)| *s == serial) {
+            found.push((serial, cert));
+        }
+    }
+    Ok(found.into_iter().map(|(_, c)| c).collect())
 }
 
 /// An issuing CA certificate the root just signed.

@@ -469,9 +469,13 @@ pub enum CaCommand {
         /// Where to write the CRL (DER).
         #[arg(long)]
         out: PathBuf,
-        /// CRL number [default: the published root CRL's number + 1].
+        /// CRL number [default: the last root CRL number signed or published here + 1];
+        /// never below the last one.
         #[arg(long)]
         number: Option<i64>,
+        /// Operator recorded in the audit log [default: the OS user].
+        #[arg(long)]
+        operator: Option<String>,
     },
     /// Same as `tamga root ocsp`.
     RootOcsp {
@@ -481,6 +485,9 @@ pub enum CaCommand {
         /// Validity in days, 1 to 365 [default: `[crl] root_validity`, at most 365 days].
         #[arg(long)]
         validity_days: Option<i64>,
+        /// Operator recorded in the audit log [default: the OS user].
+        #[arg(long)]
+        operator: Option<String>,
     },
     /// Key ceremony, on the server: generate the issuing CA key where `[ca.issuing_key]` says
     /// (in the token, or a file with mode 0600) and write a PKCS#10 request for it, to be
@@ -660,20 +667,25 @@ pub enum RootCommand {
         #[arg(long)]
         operator: Option<String>,
     },
-    /// Sign the next root CRL with the root key on this machine and write it to a file
-    /// (publish it with `tamga crl import FILE`). Also `tamga ca root-crl`.
+    /// Sign the next root CRL with the root key on this machine (the root alone suffices),
+    /// listing the CA certificates revoked in this machine's database, record it there and
+    /// write it to a file (publish it with `tamga crl import FILE`). Also `tamga ca root-crl`.
     Crl {
         /// Where to write the CRL (DER).
         #[arg(long)]
         out: PathBuf,
-        /// CRL number [default: the published root CRL's number + 1].
+        /// CRL number [default: the last root CRL number signed or published here + 1];
+        /// never below the last one.
         #[arg(long)]
         number: Option<i64>,
+        /// Operator recorded in the audit log [default: the OS user].
+        #[arg(long)]
+        operator: Option<String>,
     },
-    /// Sign OCSP responses for the root's CA certificates (the issuing CA certificate, earlier
-    /// ones still valid, and any the authority revoked) with the root key on this machine and
-    /// write them to a file (serve them with `tamga ocsp import FILE`). Also `tamga ca
-    /// root-ocsp`.
+    /// Sign OCSP responses for the root's CA certificates (those in its register `[ca]
+    /// dir/issued/` still valid, the issuing CA certificates in `[ca] dir` where this machine
+    /// has them, and any revoked in this machine's database) with the root key and write them
+    /// to a file (serve them with `tamga ocsp import FILE`). Also `tamga ca root-ocsp`.
     Ocsp {
         /// Where to write the batch (PEM blocks `OCSP RESPONSE`).
         #[arg(long)]
@@ -681,5 +693,24 @@ pub enum RootCommand {
         /// Validity in days, 1 to 365 [default: `[crl] root_validity`, at most 365 days].
         #[arg(long)]
         validity_days: Option<i64>,
+        /// Operator recorded in the audit log [default: the OS user].
+        #[arg(long)]
+        operator: Option<String>,
+    },
+    /// Revoke a CA certificate the root signed (one in its register, or an issuing CA
+    /// certificate in `[ca] dir`), in this machine's database: the next `root crl` lists it
+    /// and the next `root ocsp` answers `revoked` for it. Exit 4 if the root did not sign it
+    /// (as far as this machine knows), 5 if it is already revoked.
+    RevokeIssuing {
+        /// The certificate's serial number (hex).
+        #[arg(long)]
+        serial: String,
+        /// keyCompromise, cACompromise, affiliationChanged, superseded,
+        /// cessationOfOperation, …
+        #[arg(long)]
+        reason: String,
+        /// Operator recorded in the audit log [default: the OS user].
+        #[arg(long)]
+        operator: Option<String>,
     },
 }

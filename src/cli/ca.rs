@@ -1,7 +1,8 @@
 //! `tamga ca …`: the hierarchy (init, show), the key ceremony's steps on the server (the
-//! issuing CA's key and request, installing its certificate, the OCSP responder), the root CRL
-//! and the root's OCSP responses signed offline (also `tamga root crl|ocsp`), and the issuing
-//! CA's reissue and revocation.
+//! issuing CA's key and request, installing its certificate, the OCSP responder), and the
+//! issuing CA's reissue and revocation where the server holds the root key (development; the
+//! offline root revokes with `tamga root revoke-issuing`). `ca root-crl` and `ca root-ocsp`
+//! are the older names of `tamga root crl|ocsp` (`cli::root`).
 
 use super::root::{audit_step, ceremony_failure, field};
 use super::*;
@@ -236,109 +237,6 @@ pub(super) fn ca_init_ocsp(
     Ok(())
 }
 
-pub(super) fn ca_root_crl(
-    config: &ValidConfig,
-    out: &Path,
-    number: Option<i64>,
-) -> Result<(), Failure> {
-    let cfg = config.get();
-    let hierarchy = load_hierarchy(config)?;
-    let now = SystemClock.now();
-    let validity = cfg.crl.root_validity.chrono();
-    let der = match number {
-        Some(n) => {
-            let store = Store::open(config.database(), &cfg.database).ok();
-            let revoked = store
-                .and_then(|s| s.read(|tx| tx.authority_revocations()).ok())
-                .unwrap_or_default();
-            crate::crl::root::sign(&hierarchy, config.public_url(), n, revoked, now, validity)
-        }
-        None => {
-            let store = Store::open(config.database(), &cfg.database).map_err(|e| {
-                Failure::Usage(format!(
-                    "no database to take the next number from ({e}): pass --number"
-                ))
-            })?;
-            crate::crl::root::sign_next(&store, &hierarchy, config.public_url(), now, validity)
-        }
-    }
-    .map_err(root_crl_failure)?;
-    let crl = crate::crl::root::verify(&hierarchy, &der).map_err(root_crl_failure)?;
-    std::fs::write(out, &der)
-        .map_err(|e| Failure::Internal(anyhow::anyhow!("{}: {e}", out.display())))?;
-    out!(
-        "root CRL number {} written to {} (valid until {})",
-        crl.number,
-        out.display(),
-        crl.next_update.and_utc().to_rfc3339()
-    )?;
-    Ok(())
-}
-
-pub(super) fn ca_root_ocsp(
-    config: &ValidConfig,
-    out: &Path,
-    validity_days: Option<i64>,
-) -> Result<(), Failure> {
-    use crate::ocsp::root::{self, MAX_VALIDITY_DAYS};
-    let cfg = config.get();
-    let validity = match validity_days {
-        Some(d) if (1..=MAX_VALIDITY_DAYS).contains(&d) => chrono::Duration::days(d),
-        Some(d) => {
-            return Err(Failure::Usage(format!(
-                "--validity-days {d}: must be 1 to {MAX_VALIDITY_DAYS}"
-            )))
-        }
-        None => cfg
-            .crl
-            .root_validity
-            .chrono()
-            .min(chrono::Duration::days(MAX_VALIDITY_DAYS)),
-    };
-    let hierarchy = load_hierarchy(config)?;
-    if hierarchy.root_key().is_none() {
-        return Err(root_ocsp_failure(root::RootOcspError::NoRootKey));
-    }
-    // The authority's revocations decide between `good` and `revoked`: without the database
-    // a batch could say `good` for a revoked CA certificate.
-    let store = Store::open(config.database(), &cfg.database).map_err(|e| {
-        Failure::Usage(format!(
-            "no database to read the revoked CA certificates from ({e})"
-        ))
-    })?;
-    let now = SystemClock.now();
-    let revoked = store
-        .read(|tx| tx.authority_revocations())
-        .map_err(|e| Failure::Internal(e.into()))?;
-    let files = HierarchyFiles::for_config(&cfg.ca);
-    let earlier = root::earlier_issuing(&hierarchy, &files.issuing_cert, now);
-    let subjects =
-        root::subjects(&hierarchy, &earlier, &revoked).map_err(|e| Failure::Internal(e.into()))?;
-    let batch = root::sign(&hierarchy, &subjects, now, validity).map_err(root_ocsp_failure)?;
-    let known: Vec<String> = subjects.iter().map(|(s, _)| s.clone()).collect();
-    let verified = root::verify(&hierarchy, &batch, &known, now).map_err(root_ocsp_failure)?;
-    std::fs::write(out, root::to_pem(&batch))
-        .map_err(|e| Failure::Internal(anyhow::anyhow!("{}: {e}", out.display())))?;
-    let described: Vec<String> = subjects
-        .iter()
-        .map(|(serial, state)| {
-            let status = match state {
-                crate::ocsp::CertState::Revoked { .. } => "revoked",
-                _ => "good",
-            };
-            format!("{serial} {status}")
-        })
-        .collect();
-    out!(
-        "{} root-signed OCSP responses written to {} ({}), valid until {}",
-        verified.len(),
-        out.display(),
-        described.join(", "),
-        crate::ocsp::root::valid_until(&verified)
-    )?;
-    Ok(())
-}
-
 pub(super) fn ca_reissue_issuing(config: &ValidConfig) -> Result<(), Failure> {
     let cfg = config.get();
     let hierarchy = load_hierarchy(config)?;
@@ -393,10 +291,11 @@ pub(super) fn ca_revoke_issuer(
                 other => Failure::Internal(other.into()),
             })?;
     out!(
-        "issuing CA certificate {serial} revoked ({reason}); the next root CRL lists it \
-         and OCSP stops answering `good` for it (dev: within seconds; production: `tamga root \
-         crl` and `tamga root ocsp` on the root machine, then `tamga crl import` and \
-         `tamga ocsp import`)"
+        "issuing CA certificate {serial} revoked ({reason}); OCSP stops answering `good` for \
+         it and, where this machine holds the root key (development), the next root CRL lists \
+         it within seconds. With an offline root, revoke it on the root machine as well \
+         (`tamga root revoke-issuing --serial {serial}`), sign `tamga root crl` and `tamga \
+         root ocsp` there, and `tamga crl import` / `tamga ocsp import` them here"
     )?;
     Ok(())
 }

@@ -18,7 +18,7 @@ pub(super) fn warn_root_crl_expiry(store: &Store) {
         let left = info.next_update - chrono::Utc::now().naive_utc();
         if left < chrono::Duration::days(14) {
             eprintln!(
-                "tamga: warning: the root CRL (number {}) expires at {}: sign and import the next one (`tamga ca root-crl`, `tamga crl import`)",
+                "tamga: warning: the root CRL (number {}) expires at {}: sign the next one on the root machine and import it (`tamga root crl`, `tamga crl import`)",
                 info.crl_number, info.next_update
             );
         }
@@ -48,7 +48,7 @@ pub(super) fn crl_import(
     let hierarchy = load_hierarchy(config)?;
     let store = open_store(config)?;
     let bytes = read_import_file(file)?;
-    let crl = crate::crl::root::verify(&hierarchy, &bytes).map_err(root_crl_failure)?;
+    let crl = crate::crl::root::verify(hierarchy.root(), &bytes).map_err(root_crl_failure)?;
     let actor = operator_actor(operator);
     crate::crl::root::import(&store, &crl, SystemClock.now(), &actor).map_err(root_crl_failure)?;
     out!(
@@ -75,11 +75,11 @@ pub(super) fn warn_root_ocsp_expiry(store: &Store, hierarchy: &Hierarchy) {
     match crate::ocsp::root::issuing_expiry(store, hierarchy) {
         Ok(Some(next)) if next - chrono::Utc::now().naive_utc() < chrono::Duration::days(30) => {
             eprintln!(
-                "tamga: warning: the root-signed OCSP responses for the issuing CA expire at {next}: sign and import the next batch (`tamga ca root-ocsp`, `tamga ocsp import`)"
+                "tamga: warning: the root-signed OCSP responses for the issuing CA expire at {next}: sign the next batch on the root machine and import it (`tamga root ocsp`, `tamga ocsp import`)"
             );
         }
         Ok(None) => eprintln!(
-            "tamga: warning: no root-signed OCSP response for the issuing CA is held (`tamga ca root-ocsp`, `tamga ocsp import`)"
+            "tamga: warning: no root-signed OCSP response for the issuing CA is held (`tamga root ocsp` on the root machine, `tamga ocsp import`)"
         ),
         _ => {}
     }
@@ -99,7 +99,8 @@ pub(super) fn ocsp_import(
     let files = HierarchyFiles::for_config(&config.get().ca);
     let known = root::known_serials(&store, &hierarchy, &files.issuing_cert, now)
         .map_err(root_ocsp_failure)?;
-    let verified = root::verify(&hierarchy, &batch, &known, now).map_err(root_ocsp_failure)?;
+    let verified =
+        root::verify(hierarchy.root(), &batch, &known, now).map_err(root_ocsp_failure)?;
     let actor = operator_actor(operator);
     root::import(&store, &verified, now, &actor).map_err(root_ocsp_failure)?;
     let mut serials: Vec<String> = verified

@@ -171,31 +171,26 @@ fn run(cli: Cli) -> Result<(), Failure> {
         | Command::Ocsp { .. }
         | Command::Ca {
             command:
-                CaCommand::Show { .. }
-                | CaCommand::RootCrl { .. }
-                | CaCommand::RootOcsp { .. }
-                | CaCommand::ReissueIssuing
-                | CaCommand::RevokeIssuer { .. },
-        }
-        | Command::Root {
-            command: RootCommand::Crl { .. } | RootCommand::Ocsp { .. },
+                CaCommand::Show { .. } | CaCommand::ReissueIssuing | CaCommand::RevokeIssuer { .. },
         } => preflight::hierarchy(&config)?,
         // Restore signs the CRLs that follow the published ones.
         Command::Restore(_) => preflight::hierarchy(&config)?,
         // A backup opens only the database (--verify with published CRLs reads the CA
         // certificates).
         Command::Backup(_) => {}
-        // The ceremony's steps open the keys they use themselves: the hierarchy is not whole yet.
+        // The ceremony's steps open the keys they use themselves: the hierarchy is not whole
+        // yet. The root's commands need the root alone (a root machine holds nothing else):
+        // they open its key, never the issuing CA's or the OCSP responder's.
         Command::Ca {
             command:
                 CaCommand::Init(_)
                 | CaCommand::RequestIssuing { .. }
                 | CaCommand::InstallIssuing { .. }
-                | CaCommand::InitOcsp { .. },
+                | CaCommand::InitOcsp { .. }
+                | CaCommand::RootCrl { .. }
+                | CaCommand::RootOcsp { .. },
         }
-        | Command::Root {
-            command: RootCommand::Init { .. } | RootCommand::SignIssuing { .. },
-        }
+        | Command::Root { .. }
         | Command::Outbox { .. }
         | Command::Audit { .. }
         | Command::Dev { .. }
@@ -235,17 +230,45 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 },
         } => crl_check(&config, repair, operator, json),
         Command::Ca {
-            command: CaCommand::RootCrl { out, number },
+            command:
+                CaCommand::RootCrl {
+                    out,
+                    number,
+                    operator,
+                },
         }
         | Command::Root {
-            command: RootCommand::Crl { out, number },
-        } => ca_root_crl(&config, &out, number),
+            command:
+                RootCommand::Crl {
+                    out,
+                    number,
+                    operator,
+                },
+        } => root_crl(&config, &out, number, operator),
         Command::Ca {
-            command: CaCommand::RootOcsp { out, validity_days },
+            command:
+                CaCommand::RootOcsp {
+                    out,
+                    validity_days,
+                    operator,
+                },
         }
         | Command::Root {
-            command: RootCommand::Ocsp { out, validity_days },
-        } => ca_root_ocsp(&config, &out, validity_days),
+            command:
+                RootCommand::Ocsp {
+                    out,
+                    validity_days,
+                    operator,
+                },
+        } => root_ocsp(&config, &out, validity_days, operator),
+        Command::Root {
+            command:
+                RootCommand::RevokeIssuing {
+                    serial,
+                    reason,
+                    operator,
+                },
+        } => root_revoke_issuing(&config, &serial, &reason, operator),
         Command::Root {
             command:
                 RootCommand::Init {

@@ -2,7 +2,9 @@
 //! to list) or reissued with the same key, each with its audit entry.
 //!
 //! Owns: the authority revocation of the issuing CA certificate and its `ca.issuer_revoked`
-//! audit entry (one transaction), the `ca.issuing_reissued` audit entry, the
+//! audit entry (one transaction) on a server that holds the root key, the same on the offline
+//! root machine for any CA certificate the root signed (`root.issuing_revoked`, [`revoke_ca`]),
+//! the `ca.issuing_reissued` audit entry, the
 //! `ca.hierarchy_generated` entry of a newly generated hierarchy, and the entries of the key
 //! ceremony's steps ([`record_ceremony`]). Must never:
 //! revoke the certificate twice, or report success when the audit entry was not written.
@@ -45,24 +47,65 @@ pub fn revoke_issuer(
         .map_err(|e| IssuerError::Serial(e.to_string()))?;
     let serial = Serial::parse(&serial).map_err(|e| IssuerError::Serial(e.to_string()))?;
     let subject = display_name(cert.subject_name());
+    record_revocation(
+        store,
+        &serial,
+        &subject,
+        reason,
+        ("ca.issuer_revoked", actor),
+        now,
+    )?;
+    Ok(serial)
+}
+
+/// On the root machine: revoke the CA certificate `serial` (named `subject`) that the root
+/// signed, for `reason`, recorded as done by `actor` (`root.issuing_revoked`). The caller
+/// checks that the root signed it.
+pub fn revoke_ca(
+    store: &Store,
+    serial: &Serial,
+    subject: &str,
+    reason: RevocationReason,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<(), IssuerError> {
+    record_revocation(
+        store,
+        serial,
+        subject,
+        reason,
+        ("root.issuing_revoked", actor),
+        now,
+    )
+}
+
+/// The authority revocation and its audit entry `(action, actor)`, in one transaction.
+fn record_revocation(
+    store: &Store,
+    serial: &Serial,
+    subject: &str,
+    reason: RevocationReason,
+    (action, actor): (&str, &str),
+    now: DateTime<Utc>,
+) -> Result<(), IssuerError> {
     let at = db_time(now);
     let revoked = store.write(|tx| -> Result<bool, StoreError> {
-        if !tx.revoke_authority(serial.as_str(), &subject, reason.as_str(), at)? {
+        if !tx.revoke_authority(serial.as_str(), subject, reason.as_str(), at)? {
             return Ok(false);
         }
         tx.append_audit(&AuditEntry {
             at,
             actor: actor.to_owned(),
-            action: "ca.issuer_revoked".to_owned(),
+            action: action.to_owned(),
             subject: serial.to_string(),
             details: serde_json::json!({ "reason": reason.as_str(), "subject": subject }),
         })?;
         Ok(true)
     })?;
     if revoked {
-        Ok(serial)
+        Ok(())
     } else {
-        Err(IssuerError::AlreadyRevoked(serial))
+        Err(IssuerError::AlreadyRevoked(serial.clone()))
     }
 }
 

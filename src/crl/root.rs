@@ -2,9 +2,11 @@
 //! normally none — so that strict relying parties (`openssl verify -crl_check_all`, qualified
 //! signature validators) find revocation data for the issuing CA certificate too.
 //!
-//! The root is offline in production: `tamga ca root-crl` signs the next root CRL on the
-//! machine that holds the root key, `tamga crl import` verifies it against the root
-//! certificate and publishes it. In development the server keeps it fresh itself.
+//! The root is offline in production: `tamga root crl` signs the next root CRL on the
+//! machine that holds the root key (the root alone: its certificate and key), records it in
+//! that machine's database under [`SIGNED_ID`] so that numbers only go up, and `tamga crl
+//! import` verifies it against the root certificate and publishes it on the server. In
+//! development the server keeps it fresh itself.
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use der::Decode;
@@ -12,11 +14,15 @@ use x509_cert::crl::CertificateList;
 use x509_cert::ext::pkix::crl::dp::IssuingDistributionPoint;
 
 use super::{assemble, ext, CrlError, CrlSigner};
-use crate::ca::{signature_algorithm, Hierarchy};
+use crate::ca::{signature_algorithm, CaCertificate, Hierarchy, IssuerKey};
 use crate::store::{db_time, AuditEntry, CrlInfo, Store, StoredCrl};
 
 /// The id the root's CRLs are stored and served under (`/crl/root.crl`).
 pub const ROOT_ID: &str = "root";
+
+/// The id under which the root machine records the root CRLs it signed (never served: no
+/// issuer id has a dot, and only `root.crl` and the issuing CA's own CRLs are served).
+pub const SIGNED_ID: &str = "root.signed";
 
 const OID_IDP: const_oid::ObjectIdentifier = const_oid::ObjectIdentifier::new_unwrap("2.5.29.28");
 const OID_CRL_NUMBER: const_oid::ObjectIdentifier =
@@ -35,6 +41,14 @@ pub enum RootCrlError {
     /// This machine does not hold the root key.
     #[error("the root key is not on this machine (root.key.pem in [ca] dir)")]
     NoRootKey,
+    /// `--number` below a number already signed or published here.
+    #[error("CRL number {asked} is below root CRL number {last}, already signed here")]
+    NumberBelowLast {
+        /// The number asked for.
+        asked: i64,
+        /// The highest number signed or published here.
+        last: i64,
+    },
     /// Not a CRL.
     #[error("not a CRL: {0}")]
     Malformed(String),
@@ -54,19 +68,20 @@ pub enum RootCrlError {
     Expired(NaiveDateTime),
 }
 
-/// Sign root CRL number `number`, listing `revoked`, valid from `now` for `validity`.
+/// Sign root CRL number `number` with the root `root_key` (its certificate and key), listing
+/// `revoked`, valid from `now` for `validity`.
 pub fn sign(
-    hierarchy: &Hierarchy,
+    root_key: &IssuerKey,
     public_url: &str,
     number: i64,
     revoked: Vec<crate::store::RevocationEntry>,
     now: DateTime<Utc>,
     validity: chrono::Duration,
 ) -> Result<Vec<u8>, RootCrlError> {
-    let root_key = hierarchy.root_key().ok_or(RootCrlError::NoRootKey)?;
-    let root = x509_cert::Certificate::from_der(hierarchy.root().der()).map_err(CrlError::from)?;
-    let ski = hierarchy
-        .root()
+    let root =
+        x509_cert::Certificate::from_der(root_key.certificate().der()).map_err(CrlError::from)?;
+    let ski = root_key
+        .certificate()
         .x509()
         .subject_key_id()
         .map(|k| k.as_slice().to_vec())
@@ -130,16 +145,15 @@ fn time(t: &x509_cert::time::Time) -> NaiveDateTime {
     .naive_utc()
 }
 
-/// Check that `bytes` (DER or PEM) is a CRL issued and signed by our root.
-pub fn verify(hierarchy: &Hierarchy, bytes: &[u8]) -> Result<RootCrl, RootCrlError> {
+/// Check that `bytes` (DER or PEM) is a CRL issued and signed by the root certificate `root`.
+pub fn verify(root_cert: &CaCertificate, bytes: &[u8]) -> Result<RootCrl, RootCrlError> {
     let crl = openssl::x509::X509Crl::from_der(bytes)
         .or_else(|_| openssl::x509::X509Crl::from_pem(bytes))
         .map_err(|_| RootCrlError::Malformed("neither DER nor PEM".to_owned()))?;
     let der = crl
         .to_der()
         .map_err(|e| RootCrlError::Malformed(e.to_string()))?;
-    let root_key = hierarchy
-        .root()
+    let root_key = root_cert
         .x509()
         .public_key()
         .map_err(|e| RootCrlError::Malformed(e.to_string()))?;
@@ -148,7 +162,7 @@ pub fn verify(hierarchy: &Hierarchy, bytes: &[u8]) -> Result<RootCrl, RootCrlErr
     }
     let parsed =
         CertificateList::from_der(&der).map_err(|e| RootCrlError::Malformed(e.to_string()))?;
-    let root = x509_cert::Certificate::from_der(hierarchy.root().der()).map_err(CrlError::from)?;
+    let root = x509_cert::Certificate::from_der(root_cert.der()).map_err(CrlError::from)?;
     if parsed.tbs_cert_list.issuer != root.tbs_certificate.subject {
         return Err(RootCrlError::NotSignedByRoot);
     }
@@ -231,25 +245,86 @@ pub fn import(
     })
 }
 
-/// The next root CRL, signed here with the database's number and revoked CA certificates.
+/// The highest root CRL number this database knows: signed here ([`SIGNED_ID`], the root
+/// machine's record) or published here ([`ROOT_ID`]); 0 for none.
+pub fn last_number(store: &Store) -> Result<i64, RootCrlError> {
+    Ok(store.read(|tx| -> Result<_, crate::store::StoreError> {
+        Ok(tx
+            .last_crl_number(ROOT_ID)?
+            .max(tx.last_crl_number(SIGNED_ID)?)
+            .unwrap_or(0))
+    })?)
+}
+
+/// The next root CRL, signed with `root_key`: number `number` (never below [`last_number`])
+/// or the one after it, listing the database's revoked CA certificates.
 pub fn sign_next(
     store: &Store,
-    hierarchy: &Hierarchy,
+    root_key: &IssuerKey,
     public_url: &str,
+    number: Option<i64>,
     now: DateTime<Utc>,
     validity: chrono::Duration,
 ) -> Result<Vec<u8>, RootCrlError> {
-    let (last, revoked) = store.read(|tx| -> Result<_, crate::store::StoreError> {
-        Ok((tx.last_crl_number(ROOT_ID)?, tx.authority_revocations()?))
-    })?;
-    sign(
-        hierarchy,
-        public_url,
-        last.unwrap_or(0) + 1,
-        revoked,
-        now,
-        validity,
-    )
+    let last = last_number(store)?;
+    let number = match number {
+        Some(asked) if asked < last => return Err(RootCrlError::NumberBelowLast { asked, last }),
+        Some(asked) => asked,
+        None => last + 1,
+    };
+    let revoked = store.read(|tx| tx.authority_revocations())?;
+    sign(root_key, public_url, number, revoked, now, validity)
+}
+
+/// Record on the root machine that it signed `crl` (under [`SIGNED_ID`], so that the next
+/// number is above it), with its `root.crl_signed` audit entry, in one transaction. A
+/// number below the last one is refused; the same number signed again (a lost file) keeps the
+/// first record and is audited.
+pub fn record_signed(
+    store: &Store,
+    crl: &RootCrl,
+    now: DateTime<Utc>,
+    actor: &str,
+) -> Result<(), RootCrlError> {
+    store.write(|tx| -> Result<(), RootCrlError> {
+        tx.lock_crl_issuer(SIGNED_ID)?;
+        let last = tx
+            .last_crl_number(ROOT_ID)?
+            .max(tx.last_crl_number(SIGNED_ID)?)
+            .unwrap_or(0);
+        if crl.number < last {
+            return Err(RootCrlError::NumberBelowLast {
+                asked: crl.number,
+                last,
+            });
+        }
+        let at = db_time(now);
+        if tx.crl(SIGNED_ID, crl.number)?.is_none() {
+            tx.insert_crl(&StoredCrl {
+                issuer_id: SIGNED_ID.to_owned(),
+                crl_number: crl.number,
+                is_delta: false,
+                base_crl_number: None,
+                this_update: crl.this_update,
+                next_update: crl.next_update,
+                der: crl.der.clone(),
+                created_at: at,
+                covered_seq: crl.entries,
+            })?;
+        }
+        tx.append_audit(&AuditEntry {
+            at,
+            actor: actor.to_owned(),
+            action: "root.crl_signed".to_owned(),
+            subject: ROOT_ID.to_owned(),
+            details: serde_json::json!({
+                "crl_number": crl.number,
+                "next_update": crl.next_update.and_utc().to_rfc3339(),
+                "entries": crl.entries,
+            }),
+        })?;
+        Ok(())
+    })
 }
 
 /// Development upkeep: when this machine holds the root key, publish a new root CRL if there
@@ -262,9 +337,9 @@ pub fn keep_fresh(
     now: DateTime<Utc>,
     validity: chrono::Duration,
 ) -> Result<Option<CrlInfo>, RootCrlError> {
-    if hierarchy.root_key().is_none() {
+    let Some(root_key) = hierarchy.root_key() else {
         return Ok(None);
-    }
+    };
     let (latest, revoked) = store.read(|tx| -> Result<_, crate::store::StoreError> {
         Ok((
             tx.latest_crl_info(ROOT_ID, false)?,
@@ -281,8 +356,8 @@ pub fn keep_fresh(
     if !due {
         return Ok(None);
     }
-    let der = sign_next(store, hierarchy, public_url, now, validity)?;
-    let crl = verify(hierarchy, &der)?;
+    let der = sign_next(store, root_key, public_url, None, now, validity)?;
+    let crl = verify(hierarchy.root(), &der)?;
     match import(store, &crl, now, "system") {
         Ok(()) => Ok(Some(CrlInfo {
             crl_number: crl.number,

@@ -282,7 +282,7 @@ impl Responder {
             inflight: AtomicUsize::new(0),
             clock,
             degraded: AtomicBool::new(false),
-            root: root::RootIssuer::new(hierarchy)?,
+            root: root::RootIssuer::new(hierarchy.root(), Some(root::issuing_serial(hierarchy)?))?,
         })
     }
 

@@ -2,8 +2,9 @@
 //! still valid): responses signed directly by the root, made ahead of time where the root key
 //! is, imported and served by the online responder.
 //!
-//! Owns: signing a batch of such responses (one per certificate and CertID hash algorithm,
-//! `good` or — for a certificate the authority revoked — `revoked` with its reason and time),
+//! Owns: signing a batch of such responses with the root alone (its certificate and key; the
+//! root machine holds nothing else), one per certificate and CertID hash algorithm, `good` or
+//! — for a certificate the authority revoked — `revoked` with its reason and time,
 //! the batch file format (PEM blocks `OCSP RESPONSE`), verifying each response of a batch
 //! before it is imported (signed by the root, for a CA certificate the root issued, valid at
 //! most [`MAX_VALIDITY_DAYS`], not expired, newer than the one held), the import with its
@@ -30,7 +31,7 @@ use super::{
     crl_reason, error_answer, generalized, response_digest, serial_hex, Answer, CertState,
     IssuerHashes, Outcome, StatusSource, HASHES, OID_BASIC,
 };
-use crate::ca::{signature_algorithm, CaError, Hierarchy, Serial};
+use crate::ca::{signature_algorithm, CaCertificate, CaError, Hierarchy, IssuerKey, Serial};
 use crate::store::{db_time, AuditEntry, RevocationEntry, RootOcspResponse, Store, StoreError};
 use crate::vocab::{KeyType, RevocationReason};
 
@@ -102,9 +103,9 @@ pub enum RootOcspError {
 #[derive(Debug)]
 pub(super) struct RootIssuer {
     hashes: IssuerHashes,
-    /// The current issuing CA certificate's serial (a request for it without a held response
-    /// is `tryLater`, for anything else `unauthorized`).
-    issuing_serial: String,
+    /// The current issuing CA certificate's serial, where this machine has one (a request
+    /// for it without a held response is `tryLater`, for anything else `unauthorized`).
+    issuing_serial: Option<String>,
 }
 
 fn serial_of(cert: &openssl::x509::X509Ref) -> Result<String, CaError> {
@@ -117,8 +118,8 @@ fn serial_of(cert: &openssl::x509::X509Ref) -> Result<String, CaError> {
         })
 }
 
-fn root_key_bits(hierarchy: &Hierarchy) -> Result<Vec<u8>, CaError> {
-    let root = x509_cert::Certificate::from_der(hierarchy.root().der())?;
+fn root_key_bits(root: &CaCertificate) -> Result<Vec<u8>, CaError> {
+    let root = x509_cert::Certificate::from_der(root.der())?;
     Ok(root
         .tbs_certificate
         .subject_public_key_info
@@ -128,13 +129,18 @@ fn root_key_bits(hierarchy: &Hierarchy) -> Result<Vec<u8>, CaError> {
 }
 
 impl RootIssuer {
-    pub(super) fn new(hierarchy: &Hierarchy) -> Result<RootIssuer, CaError> {
-        let root = x509_cert::Certificate::from_der(hierarchy.root().der())?;
+    /// The root `root_cert` as an issuer; `issuing_serial`, the current issuing CA
+    /// certificate's, where this machine serves one.
+    pub(super) fn new(
+        root_cert: &CaCertificate,
+        issuing_serial: Option<String>,
+    ) -> Result<RootIssuer, CaError> {
+        let root = x509_cert::Certificate::from_der(root_cert.der())?;
         let name_der = root.tbs_certificate.subject.to_der()?;
-        let key_bits = root_key_bits(hierarchy)?;
+        let key_bits = root_key_bits(root_cert)?;
         Ok(RootIssuer {
             hashes: IssuerHashes::new(&name_der, &key_bits),
-            issuing_serial: serial_of(hierarchy.issuing().certificate().x509())?,
+            issuing_serial,
         })
     }
 
@@ -182,7 +188,7 @@ impl RootIssuer {
             }
         };
         let Some(response) = held.response else {
-            return (held.revoked || serial == self.issuing_serial)
+            return (held.revoked || self.issuing_serial.as_deref() == Some(serial.as_str()))
                 .then(|| error_answer(OcspResponseStatus::TryLater, "try_later"));
         };
         let status = if response.status == "revoked" {
@@ -210,9 +216,10 @@ pub fn issuing_serial(hierarchy: &Hierarchy) -> Result<String, CaError> {
 }
 
 /// Earlier issuing CA certificates kept beside the current one (`<issuer_id>.pem.<serial>.old`,
-/// left by `tamga ca reissue-issuing`) that the root signed and that are still valid at `now`.
+/// left by `tamga ca reissue-issuing`) that the root `root` signed and that are still valid at
+/// `now`.
 pub fn earlier_issuing(
-    hierarchy: &Hierarchy,
+    root: &CaCertificate,
     issuing_cert: &Path,
     now: DateTime<Utc>,
 ) -> Vec<openssl::x509::X509> {
@@ -225,7 +232,7 @@ pub fn earlier_issuing(
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
-    let Ok(root_key) = hierarchy.root().x509().public_key() else {
+    let Ok(root_key) = root.x509().public_key() else {
         return Vec::new();
     };
     let Ok(now) = openssl::asn1::Asn1Time::from_unix(now.timestamp()) else {
@@ -253,15 +260,15 @@ pub fn earlier_issuing(
 }
 
 /// The CA certificates the root issued that a batch answers for, by serial, with their state:
-/// the current issuing CA certificate, the `earlier` ones, and every certificate the authority
-/// revoked (`revoked`, whether or not its certificate is at hand).
+/// the `certificates` still valid (the register of the root machine; on a server, the current
+/// issuing CA certificate and the earlier ones), and every certificate the authority revoked
+/// (`revoked`, whether or not its certificate is at hand).
 pub fn subjects(
-    hierarchy: &Hierarchy,
-    earlier: &[openssl::x509::X509],
+    certificates: &[openssl::x509::X509],
     revoked: &[RevocationEntry],
 ) -> Result<Vec<(String, CertState)>, CaError> {
-    let mut serials = vec![issuing_serial(hierarchy)?];
-    for cert in earlier {
+    let mut serials = Vec::with_capacity(certificates.len() + revoked.len());
+    for cert in certificates {
         serials.push(serial_of(cert)?);
     }
     for r in revoked {
@@ -293,11 +300,13 @@ pub fn known_serials(
     now: DateTime<Utc>,
 ) -> Result<Vec<String>, RootOcspError> {
     let revoked = store.read(|tx| tx.authority_revocations())?;
-    let earlier = earlier_issuing(hierarchy, issuing_cert, now);
-    Ok(subjects(hierarchy, &earlier, &revoked)?
-        .into_iter()
-        .map(|(s, _)| s)
-        .collect())
+    Ok(subjects(
+        &current_certificates(hierarchy, issuing_cert, now),
+        &revoked,
+    )?
+    .into_iter()
+    .map(|(s, _)| s)
+    .collect())
 }
 
 fn serial_number(hex_serial: &str) -> Result<SerialNumber, CaError> {
@@ -308,10 +317,23 @@ fn serial_number(hex_serial: &str) -> Result<SerialNumber, CaError> {
     Ok(SerialNumber::new(&bytes)?)
 }
 
-/// Sign a batch: for each of `subjects`, one response per CertID hash algorithm, signed by
-/// the root key, valid from `now` for `validity`. Returns the DER responses.
-pub fn sign(
+/// The current issuing CA certificate of `hierarchy` and the earlier ones still valid at
+/// `now` (see [`earlier_issuing`]).
+pub fn current_certificates(
     hierarchy: &Hierarchy,
+    issuing_cert: &Path,
+    now: DateTime<Utc>,
+) -> Vec<openssl::x509::X509> {
+    let mut certificates = vec![hierarchy.issuing().certificate().x509().clone()];
+    certificates.extend(earlier_issuing(hierarchy.root(), issuing_cert, now));
+    certificates
+}
+
+/// Sign a batch with the root `root_key` (its certificate and key): for each of `subjects`,
+/// one response per CertID hash algorithm, valid from `now` for `validity`. Returns the DER
+/// responses.
+pub fn sign(
+    root_key: &IssuerKey,
     subjects: &[(String, CertState)],
     now: DateTime<Utc>,
     validity: chrono::Duration,
@@ -321,11 +343,10 @@ pub fn sign(
     {
         return Err(RootOcspError::Validity(days));
     }
-    let root_key = hierarchy.root_key().ok_or(RootOcspError::NoRootKey)?;
-    let issuer = RootIssuer::new(hierarchy)?;
-    let key_hash = openssl::sha::sha1(&root_key_bits(hierarchy)?).to_vec();
-    let root_cert =
-        x509_cert::Certificate::from_der(hierarchy.root().der()).map_err(CaError::from)?;
+    let root = root_key.certificate();
+    let issuer = RootIssuer::new(root, None)?;
+    let key_hash = openssl::sha::sha1(&root_key_bits(root)?).to_vec();
+    let root_cert = x509_cert::Certificate::from_der(root.der()).map_err(CaError::from)?;
     let this_update = DateTime::<Utc>::from_timestamp(now.timestamp(), 0)
         .unwrap_or(now)
         .naive_utc();
@@ -489,23 +510,18 @@ fn naive(t: &x509_ocsp::OcspGeneralizedTime) -> NaiveDateTime {
 /// id by the root's key hash or name), `good` or `revoked`, for one of `known` serials, valid
 /// at most [`MAX_VALIDITY_DAYS`] and not expired at `now`.
 pub fn verify(
-    hierarchy: &Hierarchy,
+    root: &CaCertificate,
     batch: &[Vec<u8>],
     known: &[String],
     now: DateTime<Utc>,
 ) -> Result<Vec<VerifiedResponse>, RootOcspError> {
-    let issuer = RootIssuer::new(hierarchy)?;
-    let root_public = hierarchy
-        .root()
-        .x509()
-        .public_key()
-        .map_err(CaError::from)?;
+    let issuer = RootIssuer::new(root, None)?;
+    let root_public = root.x509().public_key().map_err(CaError::from)?;
     let key_type = KeyType::of(&root_public)
         .ok_or_else(|| RootOcspError::Malformed("the root key type is not supported".into()))?;
     let algorithm = signature_algorithm(key_type);
-    let root_key_hash = openssl::sha::sha1(&root_key_bits(hierarchy)?).to_vec();
-    let root_cert =
-        x509_cert::Certificate::from_der(hierarchy.root().der()).map_err(CaError::from)?;
+    let root_key_hash = openssl::sha::sha1(&root_key_bits(root)?).to_vec();
+    let root_cert = x509_cert::Certificate::from_der(root.der()).map_err(CaError::from)?;
     let mut verified = Vec::with_capacity(batch.len());
     for (i, der) in batch.iter().enumerate() {
         let index = i + 1;
@@ -662,15 +678,17 @@ pub fn keep_fresh(
     now: DateTime<Utc>,
     validity: chrono::Duration,
 ) -> Result<bool, RootOcspError> {
-    if hierarchy.root_key().is_none() {
+    let Some(root_key) = hierarchy.root_key() else {
         return Ok(false);
-    }
+    };
     let validity = validity.min(chrono::Duration::days(MAX_VALIDITY_DAYS));
     let (revoked, held) = store.read(|tx| -> Result<_, StoreError> {
         Ok((tx.authority_revocations()?, tx.root_ocsp_summary()?))
     })?;
-    let earlier = earlier_issuing(hierarchy, issuing_cert, now);
-    let subjects = subjects(hierarchy, &earlier, &revoked)?;
+    let subjects = subjects(
+        &current_certificates(hierarchy, issuing_cert, now),
+        &revoked,
+    )?;
     let now_naive = now.naive_utc();
     let due = subjects.iter().any(|(serial, state)| {
         let rows: Vec<_> = held.iter().filter(|(s, ..)| s == serial).collect();
@@ -684,9 +702,9 @@ pub fn keep_fresh(
     if !due {
         return Ok(false);
     }
-    let batch = sign(hierarchy, &subjects, now, validity)?;
+    let batch = sign(root_key, &subjects, now, validity)?;
     let known: Vec<String> = subjects.into_iter().map(|(s, _)| s).collect();
-    let verified = verify(hierarchy, &batch, &known, now)?;
+    let verified = verify(hierarchy.root(), &batch, &known, now)?;
     match import(store, &verified, now, "system") {
         Ok(()) => Ok(true),
         // Another instance imported one in the same second.
@@ -728,7 +746,7 @@ mod tests {
         let (h, store) = (&ca.hierarchy, ca.store());
         let issuing_cert = crate::ca::HierarchyFiles::for_config(&ca.ca).issuing_cert;
         let now = Utc::now();
-        let issuer = RootIssuer::new(h).unwrap();
+        let issuer = RootIssuer::new(h.root(), Some(issuing_serial(h).unwrap())).unwrap();
         let ask = |digest| {
             issuer.answer(
                 &request(h, digest),
@@ -756,10 +774,11 @@ mod tests {
         let serial = issuing_serial(h).unwrap();
         let subjects = vec![(serial.clone(), CertState::Good)];
         let later = now + chrono::Duration::seconds(2);
-        let batch = sign(h, &subjects, later, chrono::Duration::days(30)).unwrap();
+        let root_key = h.root_key().unwrap();
+        let batch = sign(root_key, &subjects, later, chrono::Duration::days(30)).unwrap();
         assert_eq!(batch.len(), HASHES.len());
         assert!(matches!(
-            verify(h, &batch, &["01".to_owned()], later),
+            verify(h.root(), &batch, &["01".to_owned()], later),
             Err(RootOcspError::NotOurCertificate { index: 1, .. })
         ));
         // producedAt moved by ten minutes: the signature no longer covers it.
@@ -771,19 +790,19 @@ mod tests {
             .unwrap()
             + 10;
         tampered[0][at] = if tampered[0][at] == b'0' { b'1' } else { b'0' };
-        let refused = verify(h, &tampered, std::slice::from_ref(&serial), later);
+        let refused = verify(h.root(), &tampered, std::slice::from_ref(&serial), later);
         assert!(
             matches!(refused, Err(RootOcspError::NotSignedByRoot(1))),
             "{refused:?}"
         );
-        let older = sign(h, &subjects, now, chrono::Duration::days(30)).unwrap();
-        let older = verify(h, &older, std::slice::from_ref(&serial), now).unwrap();
+        let older = sign(root_key, &subjects, now, chrono::Duration::days(30)).unwrap();
+        let older = verify(h.root(), &older, std::slice::from_ref(&serial), now).unwrap();
         assert!(matches!(
             import(&store, &older, now, "test"),
             Err(RootOcspError::NotNewer { .. })
         ));
         assert!(matches!(
-            sign(h, &subjects, now, chrono::Duration::days(366)),
+            sign(root_key, &subjects, now, chrono::Duration::days(366)),
             Err(RootOcspError::Validity(366))
         ));
         // The batch file round trip.

@@ -2,8 +2,11 @@
 //! (its own directory, configuration and database), `ca request-issuing`, `ca
 //! install-issuing` and `ca init-ocsp` on the server, then the server in production mode
 //! issuing a citizen's pair that `openssl` verifies up to the new root, with OCSP answered by
-//! the new responder. Also: what `install-issuing` and `sign-issuing` refuse, production
-//! refusing a development root, and the older names `ca root-crl` / `ca root-ocsp`.
+//! the new responder. The root machine's periodic duty, holding only the root: `root crl` and
+//! `root ocsp` there, imported on the server, verified by `openssl`; `root revoke-issuing`
+//! and the next CRL and batch saying so. Also: what `install-issuing` and `sign-issuing`
+//! refuse, production refusing a development root, and the older names `ca root-crl` / `ca
+//! root-ocsp`.
 
 use std::path::Path;
 use std::process::Output;
@@ -266,6 +269,17 @@ fn the_key_ceremony_end_to_end_with_softhsm() {
     for dir in [root, server] {
         tamga_ok(dir, &["audit", "verify"]);
     }
+    // The root's first CRL and OCSP batch, signed by the root key in its token on a machine
+    // that holds only the root, imported on the server.
+    let made = tamga_ok(root, &["root", "crl", "--out", "root.crl"]);
+    assert!(made.contains("root CRL number 1"), "{made}");
+    let made = tamga_ok(root, &["root", "ocsp", "--out", "batch.pem"]);
+    assert!(made.contains(" good"), "{made}");
+    for file in ["root.crl", "batch.pem"] {
+        std::fs::copy(root.join(file), server.join(file)).unwrap();
+    }
+    tamga_ok(server, &["crl", "import", "root.crl"]);
+    tamga_ok(server, &["ocsp", "import", "batch.pem"]);
 
     // Production serving under the new hierarchy: a citizen's pair.
     let srv = Server::start(server, &[]);
@@ -487,4 +501,245 @@ fn the_root_commands_and_their_older_names() {
     for command in ["init", "sign-issuing", "crl", "ocsp"] {
         assert!(help.contains(command), "{help}");
     }
+}
+
+/// `url` (a CRL, DER) saved as PEM in `dir/file`.
+fn fetch_crl(dir: &Path, url: &str, file: &str) {
+    let resp = client().get(url).send().unwrap();
+    assert_eq!(resp.status(), 200, "{url}");
+    let der = format!("{file}.der");
+    std::fs::write(dir.join(&der), resp.bytes().unwrap()).unwrap();
+    openssl(dir, &["crl", "-inform", "DER", "-in", &der, "-out", file]);
+}
+
+/// `openssl ocsp` about the issuing CA certificate, answered by the root's responses that
+/// the server holds.
+fn ask_root_ocsp(dir: &Path, base: &str) -> String {
+    let out = std::process::Command::new("openssl")
+        .current_dir(dir)
+        .args([
+            "ocsp",
+            "-issuer",
+            "pki/root.pem",
+            "-cert",
+            "pki/nca_rsa.pem",
+        ])
+        .args(["-url", &format!("{base}/ocsp"), "-CAfile", "pki/root.pem"])
+        .output()
+        .unwrap();
+    text(&out)
+}
+
+/// The CRL number `openssl` reads in the DER CRL `file`.
+fn crl_number(dir: &Path, file: &str) -> String {
+    openssl(
+        dir,
+        &["crl", "-inform", "DER", "-in", file, "-noout", "-crlnumber"],
+    )
+    .trim()
+    .to_owned()
+}
+
+#[test]
+fn the_root_machine_holding_only_the_root_signs_its_crl_and_ocsp() {
+    // The root machine: root.pem and its key (a file), its own configuration and database,
+    // nothing of the issuing CA.
+    let root_machine = tempfile::tempdir().unwrap();
+    let root = root_machine.path();
+    write_config(
+        root,
+        "[server]\npublic_url = \"https://ca.example.kz\"\n[ca]\ndir = \"root-ca\"\n",
+    );
+    tamga_ok(root, &["root", "init", "--operator", "root-officer"]);
+
+    // The server: production, its keys in files.
+    let server_machine = tempfile::tempdir().unwrap();
+    let server = server_machine.path();
+    let issuer = consent_issuer();
+    std::fs::copy(
+        issuer.path().join("certs-dev/digital_id_dev.pub.pem"),
+        server.join("digital-id.pub.pem"),
+    )
+    .unwrap();
+    write_config(
+        server,
+        "mode = \"production\"\n[digital_id]\nkeys = [\"digital-id.pub.pem\"]\n[ca]\n\
+         dir = \"pki\"\nissuer_id = \"nca_rsa\"\n",
+    );
+    tamga_ok(server, &["ca", "request-issuing", "--out", "issuing.csr"]);
+    std::fs::copy(server.join("issuing.csr"), root.join("issuing.csr")).unwrap();
+    let signed = tamga_ok(
+        root,
+        &[
+            "root",
+            "sign-issuing",
+            "--csr",
+            "issuing.csr",
+            "--out",
+            "issuing.pem",
+            "--operator",
+            "root-officer",
+        ],
+    );
+    let serial = field(&signed, "serial");
+    // The register keeps a copy of what the root signed, readable by all.
+    let kept = root.join(format!("root-ca/issued/{serial}.pem"));
+    assert_eq!(
+        std::fs::read(&kept).unwrap(),
+        std::fs::read(root.join("issuing.pem")).unwrap()
+    );
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&kept).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o644, "{signed}");
+    std::fs::copy(root.join("issuing.pem"), server.join("issuing.pem")).unwrap();
+    std::fs::copy(root.join("root-ca/root.pem"), server.join("pki/root.pem")).unwrap();
+    tamga_ok(server, &["ca", "install-issuing", "--cert", "issuing.pem"]);
+    tamga_ok(server, &["ca", "init-ocsp"]);
+    // What the root machine holds: the root, its key, its register; nothing else.
+    let mut held: Vec<String> = std::fs::read_dir(root.join("root-ca"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    held.sort();
+    assert_eq!(held, ["issued", "root.key.pem", "root.pem"]);
+
+    // The first root CRL and OCSP batch of the new CA, made on the root machine.
+    let made = tamga_ok(root, &["root", "crl", "--out", "root-1.crl"]);
+    assert!(made.contains("root CRL number 1"), "{made}");
+    assert_eq!(crl_number(root, "root-1.crl"), "crlNumber=0x01");
+    let made = tamga_ok(root, &["root", "ocsp", "--out", "batch-1.pem"]);
+    assert!(made.contains(&format!("{serial} good")), "{made}");
+    // Numbers only go up: a number below the last one signed is refused.
+    let lower = run(tamga(root).args(["root", "crl", "--out", "x.crl", "--number", "0"]));
+    refused(&lower, &["below root CRL number 1"]);
+    assert!(!root.join("x.crl").exists());
+
+    for file in ["root-1.crl", "batch-1.pem"] {
+        std::fs::copy(root.join(file), server.join(file)).unwrap();
+    }
+    let imported = tamga_ok(server, &["crl", "import", "root-1.crl"]);
+    assert!(imported.contains("number 1"), "{imported}");
+    let imported = tamga_ok(server, &["ocsp", "import", "batch-1.pem"]);
+    assert!(imported.contains(&format!("{serial} good")), "{imported}");
+
+    // A citizen's certificate verifies with the CRLs of the whole path, from the server.
+    let srv = Server::start(server, &[]);
+    let iin = fresh_iin();
+    let token = consent_token(issuer.path(), &iin);
+    let (auth, _) = csr(server, "rsa:2048", &[]);
+    let (sign, _) = csr(server, "ec", &[]);
+    let resp = client()
+        .post(format!("{}/api/v1/applications", srv.base))
+        .bearer_auth(&token)
+        .json(&body(&auth, &sign, None))
+        .send()
+        .unwrap();
+    let status = resp.status().as_u16();
+    let created: Value = resp.json().unwrap();
+    assert_eq!(status, 201, "{created}");
+    let leaf = created["certificates"][0]["pem"].as_str().unwrap();
+    std::fs::write(server.join("leaf.pem"), leaf).unwrap();
+    let verify_path = || {
+        fetch_crl(
+            server,
+            &format!("{}/crl/root.crl", srv.base),
+            "root.crl.pem",
+        );
+        fetch_crl(
+            server,
+            &format!("{}/crl/nca_rsa.crl", srv.base),
+            "issuing.crl.pem",
+        );
+        let out = std::process::Command::new("openssl")
+            .current_dir(server)
+            .args(["verify", "-crl_check_all", "-CAfile", "pki/root.pem"])
+            .args(["-untrusted", "pki/nca_rsa.pem"])
+            .args(["-CRLfile", "root.crl.pem", "-CRLfile", "issuing.crl.pem"])
+            .arg("leaf.pem")
+            .output()
+            .unwrap();
+        text(&out)
+    };
+    let verified = verify_path();
+    assert!(verified.contains("leaf.pem: OK"), "{verified}");
+    let said = ask_root_ocsp(server, &srv.base);
+    assert!(said.contains("Response verify OK"), "{said}");
+    assert!(said.contains("pki/nca_rsa.pem: good"), "{said}");
+
+    // The issuing CA revoked on the root machine: refused for a serial the root did not sign,
+    // and the second time.
+    let unknown = run(tamga(root).args([
+        "root",
+        "revoke-issuing",
+        "--serial",
+        "0123456789ABCDEF",
+        "--reason",
+        "keyCompromise",
+    ]));
+    assert_eq!(unknown.status.code(), Some(4), "{}", text(&unknown));
+    let revoke = [
+        "root",
+        "revoke-issuing",
+        "--serial",
+        &serial,
+        "--reason",
+        "keyCompromise",
+        "--operator",
+        "root-officer",
+    ];
+    tamga_ok(root, &revoke);
+    refused(&run(tamga(root).args(revoke)), &["already revoked"]);
+    // The next CRL (number 2) lists it; the next batch says `revoked` (a second later, so
+    // that the server takes it as newer).
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let made = tamga_ok(root, &["root", "crl", "--out", "root-2.crl"]);
+    assert!(made.contains("root CRL number 2"), "{made}");
+    assert_eq!(crl_number(root, "root-2.crl"), "crlNumber=0x02");
+    let made = tamga_ok(root, &["root", "ocsp", "--out", "batch-2.pem"]);
+    assert!(made.contains(&format!("{serial} revoked")), "{made}");
+    for file in ["root-2.crl", "batch-2.pem"] {
+        std::fs::copy(root.join(file), server.join(file)).unwrap();
+    }
+    tamga_ok(server, &["crl", "import", "root-2.crl"]);
+    tamga_ok(server, &["ocsp", "import", "batch-2.pem"]);
+    let listed = openssl(
+        server,
+        &[
+            "crl",
+            "-inform",
+            "DER",
+            "-in",
+            "root-2.crl",
+            "-noout",
+            "-text",
+        ],
+    );
+    assert!(
+        listed.contains(&format!("Serial Number: {serial}")),
+        "{listed}"
+    );
+    let verified = verify_path();
+    assert!(
+        verified.contains("certificate revoked") && verified.contains("at 1 depth"),
+        "{verified}"
+    );
+    let said = ask_root_ocsp(server, &srv.base);
+    assert!(said.contains("Response verify OK"), "{said}");
+    assert!(said.contains("pki/nca_rsa.pem: revoked"), "{said}");
+    assert!(said.contains("Reason: keyCompromise"), "{said}");
+
+    // Each step in the root machine's audit log, and the chain intact.
+    assert_eq!(
+        audit_actions(root),
+        [
+            "root.generated",
+            "root.issuing_signed",
+            "root.crl_signed",
+            "root.ocsp_signed",
+            "root.issuing_revoked",
+            "root.crl_signed",
+            "root.ocsp_signed",
+        ]
+    );
+    tamga_ok(root, &["audit", "verify"]);
 }
