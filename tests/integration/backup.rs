@@ -677,10 +677,19 @@ fn backup_verify_checks_a_postgres_copy_made_with_pg_dump() {
         "{shown}"
     );
 
-    // A revocation after the dump: the copy is behind what relying parties hold …
+    // A revocation after the dump, and a certificate issued after it and revoked: the copy is
+    // behind what relying parties hold …
     let resp = env.revoke_as_holder(&iin, &ours[1], "keyCompromise");
     assert_eq!(resp.status(), 200);
-    wait_for_delta(&env.server, &dir, &ours);
+    let (unseen_iin, created) = env.enroll_holder(None);
+    let unseen = serials(&created)[0].clone();
+    let resp = env.revoke_as_holder(&unseen_iin, &unseen, "superseded");
+    assert_eq!(resp.status(), 200);
+    wait_for_delta(
+        &env.server,
+        &dir,
+        &[ours.clone(), vec![unseen.clone()]].concat(),
+    );
     fetch(
         &env.server,
         &format!("/crl/{ISSUER}-delta.crl"),
@@ -696,7 +705,10 @@ fn backup_verify_checks_a_postgres_copy_made_with_pg_dump() {
     ];
     let (code, shown) = cli(&dir, &restored, &newer);
     assert_eq!(code, 6, "{shown}");
-    assert!(shown.contains(&ours[1]), "{shown}");
+    assert!(
+        shown.contains(&ours[1]) && shown.contains(&unseen),
+        "{shown}"
+    );
     // … until the restore applies the published CRLs to it in place.
     let (code, shown) = cli(
         &dir,
@@ -713,6 +725,31 @@ fn backup_verify_checks_a_postgres_copy_made_with_pg_dump() {
     assert_eq!(code, 0, "{shown}");
     let (code, shown) = cli(&dir, &restored, &newer);
     assert_eq!(code, 0, "{shown}");
+    let store = Store::open(
+        &DatabaseUrl::Postgres(copy.url.clone()),
+        &DatabaseConfig::default(),
+    )
+    .unwrap();
+    assert!(store.read(|tx| tx.certificate(&unseen)).unwrap().is_none());
+    let kept = store
+        .read(|tx| tx.revoked_serial(ISSUER, &unseen))
+        .unwrap()
+        .expect("kept by serial");
+    assert_eq!(kept.reason, "superseded");
+    drop(store);
+    // A server on the copy: OCSP answers revoked, and its next delta and full CRLs list it.
+    let server = Server::start(&dir, &restored);
+    assert_eq!(ocsp_status(&dir, &server.base, &unseen), "revoked");
+    fetch(
+        &server,
+        &format!("/crl/{ISSUER}.crl"),
+        &dir,
+        "copy-full.crl",
+    );
+    let entry = crl_entry(&crl_text(&dir, "copy-full.crl"), &unseen);
+    assert!(entry.contains("Superseded"), "{entry}");
+    let (stopped, log) = server.terminate();
+    assert!(stopped, "{log}");
     let (code, shown) = cli(
         &dir,
         &restored,
