@@ -416,7 +416,7 @@ fn revocations_known_only_by_serial_are_listed_by_full_and_delta_crls() {
     let delta = delta_entries(&store);
     assert_eq!(
         delta.iter().map(entry_serial).collect::<Vec<_>>(),
-        [later.clone()]
+        std::slice::from_ref(&later)
     );
     assert_eq!(
         reason_code(&delta[0]),
