@@ -607,12 +607,13 @@ fn apply(
             done.revoked.len(),
             done.already_revoked
         ));
-        if !done.unknown.is_empty() {
+        if !done.recorded_by_serial.is_empty() {
             lines.push(format!(
-                "warning: {} revoked serial(s) are not in the backup (issued after it; recorded in \
-                 the audit log as restore.revocations_unknown): {}",
-                done.unknown.len(),
-                done.unknown.join(", ")
+                "{} revoked serial(s) have no certificate in the backup (issued after it): their \
+                 revocations are kept by serial, listed on every CRL and answered by OCSP \
+                 (audited as restore.revoked_serial_recorded): {}",
+                done.recorded_by_serial.len(),
+                done.recorded_by_serial.join(", ")
             ));
         }
         done.published_numbers

@@ -11,7 +11,9 @@
 //! counter value in commit order, and each CRL stores the highest value it reflects. A delta
 //! CRL lists every change after its base full CRL's value (`removeFromCRL` for certificates
 //! released from hold, dated with the hold's revocation date: the store keeps it in `held_at`
-//! when the hold is released).
+//! when the hold is released). Revocations known only by serial (a restore found them on
+//! published CRLs, `restore`) come with the store's pages and take counter values too: they
+//! are listed like any revocation, and never leave the full CRL (their expiry is unknown).
 
 use std::sync::{Arc, Mutex};
 

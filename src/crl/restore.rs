@@ -9,8 +9,11 @@
 //! CA (or, for the root's CRL, the root) did not sign.
 //!
 //! A certificate a published CRL lists but the database does not know (issued after the
-//! backup) cannot be put back: its row, TBS and holder are lost. It is reported and audited
-//! (`restore.revocations_unknown`), so the operator can publish its serial elsewhere.
+//! backup) cannot be put back: its row, TBS and holder are lost. Its revocation is kept by
+//! serial (`store::RevokedSerial`, audited as `restore.revoked_serial_recorded`): every CRL
+//! lists it and OCSP answers `revoked` for it, as for any revoked certificate. The same holds
+//! for a serial the database holds only reserved (never signed there): a published CRL proves
+//! it was signed.
 
 use std::collections::BTreeMap;
 
@@ -21,7 +24,7 @@ use x509_cert::crl::CertificateList;
 use super::root::ROOT_ID;
 use crate::ca::{Hierarchy, Serial};
 use crate::store::{
-    db_time, AuditEntry, BlockedKey, CertificateStatus, Store, StoreError, StoredCrl,
+    db_time, AuditEntry, BlockedKey, CertificateStatus, RevokedSerial, Store, StoreError, StoredCrl,
 };
 use crate::vocab::RevocationReason;
 
@@ -100,8 +103,8 @@ pub struct Reapplied {
     /// Serials revoked again, as the published CRLs list them.
     pub revoked: Vec<String>,
     /// Serials the published CRLs list that the database does not know (or holds only
-    /// reserved, never signed).
-    pub unknown: Vec<String>,
+    /// reserved, never signed there), recorded (or a hold made final) by serial only.
+    pub recorded_by_serial: Vec<String>,
     /// Serials revoked in the database already.
     pub already_revoked: usize,
     /// Published CRLs stored, as `issuer:number`.
@@ -249,15 +252,33 @@ pub fn verify(
     })
 }
 
+/// A revocation as the newest published CRL listing it gives it.
+#[derive(Debug, Clone)]
+struct Newest {
+    /// The issuing CA whose CRL lists it.
+    issuer_id: String,
+    /// That CRL's number.
+    crl_number: i64,
+    /// The entry.
+    revocation: PublishedRevocation,
+}
+
 /// The revocations of the issuing CA's published CRLs, newest state per serial: CRLs are read
 /// in number order and a later entry (a hold made final, a release) replaces an earlier one.
-fn newest_revocations(crls: &[PublishedCrl], root: &str) -> BTreeMap<String, PublishedRevocation> {
+fn newest_revocations(crls: &[PublishedCrl], root: &str) -> BTreeMap<String, Newest> {
     let mut ordered: Vec<&PublishedCrl> = crls.iter().filter(|c| c.issuer_id != root).collect();
     ordered.sort_by_key(|c| c.number);
     let mut state = BTreeMap::new();
     for crl in ordered {
         for r in &crl.revoked {
-            state.insert(r.serial.as_str().to_owned(), r.clone());
+            state.insert(
+                r.serial.as_str().to_owned(),
+                Newest {
+                    issuer_id: crl.issuer_id.clone(),
+                    crl_number: crl.number,
+                    revocation: r.clone(),
+                },
+            );
         }
         for s in &crl.removed {
             state.remove(s.as_str());
@@ -266,10 +287,71 @@ fn newest_revocations(crls: &[PublishedCrl], root: &str) -> BTreeMap<String, Pub
     state
 }
 
+/// Record the revocation `newest` of `serial`, whose certificate the database lacks, by serial
+/// (a recorded hold made final by a newer CRL), audited by `actor`. Returns whether anything
+/// changed.
+fn record_by_serial(
+    tx: &mut crate::store::Tx<'_>,
+    serial: &str,
+    newest: &Newest,
+    actor: &str,
+    at: NaiveDateTime,
+) -> Result<bool, StoreError> {
+    let r = &newest.revocation;
+    let recorded = tx.revoked_serial(&newest.issuer_id, serial)?;
+    let hold_made_final = match &recorded {
+        None => false,
+        Some(row)
+            if row.reason == RevocationReason::CertificateHold.as_str()
+                && r.reason != RevocationReason::CertificateHold =>
+        {
+            true
+        }
+        Some(_) => return Ok(false),
+    };
+    let row = RevokedSerial {
+        issuer_id: newest.issuer_id.clone(),
+        serial: serial.to_owned(),
+        revoked_at: r.revoked_at,
+        reason: r.reason.as_str().to_owned(),
+        invalidity_date: r.invalidity_date.filter(|d| *d <= r.revoked_at),
+        source: format!("published CRL {}", newest.crl_number),
+        recorded_at: at,
+        revocation_seq: tx.next_revocation_seq()?,
+    };
+    let changed = if hold_made_final {
+        tx.finalise_serial_hold(&row)?
+    } else {
+        tx.record_revoked_serial(&row)?
+    };
+    if !changed {
+        return Ok(false);
+    }
+    tx.append_audit(&AuditEntry {
+        at,
+        actor: actor.to_owned(),
+        action: "restore.revoked_serial_recorded".to_owned(),
+        subject: serial.to_owned(),
+        details: serde_json::json!({
+            "reason": row.reason,
+            "revoked_at": row.revoked_at.and_utc().to_rfc3339(),
+            "invalidity_date": row.invalidity_date.map(|d| d.and_utc().to_rfc3339()),
+            "issuer": row.issuer_id,
+            "revocation_seq": row.revocation_seq,
+            "restored_from": row.source,
+            "hold_made_final": hold_made_final,
+            "note": "no certificate with this serial in the database (issued after the backup): \
+                     its revocation is kept by serial",
+        }),
+    })?;
+    Ok(true)
+}
+
 /// Apply every revocation that `crls` (verified by [`verify`]) list and `store` lacks, each in
-/// its own transaction with a `certificate.revoked` audit entry by `actor`; store the
-/// published CRLs the database does not hold (so the next number is above them); and record
-/// `restore.crls_applied` (and `restore.revocations_unknown` when some serials are unknown).
+/// its own transaction with a `certificate.revoked` audit entry by `actor` (or, for a serial
+/// without a signed certificate in the database, recorded by serial with a
+/// `restore.revoked_serial_recorded` entry); store the published CRLs the database does not
+/// hold (so the next number is above them); and record `restore.crls_applied`.
 ///
 /// A certificate on hold in the database takes the final reason a published CRL gives it (a
 /// release and a revocation after the backup), and stays on hold when a published CRL no longer
@@ -290,7 +372,8 @@ pub fn reapply(
             .or_insert(crl.number);
         *n = (*n).max(crl.number);
     }
-    for (serial, r) in newest_revocations(crls, ROOT_ID) {
+    for (serial, newest) in newest_revocations(crls, ROOT_ID) {
+        let r = &newest.revocation;
         let outcome = store.write(|tx| -> Result<Option<bool>, StoreError> {
             let Some(cert) = tx.certificate(&serial)? else {
                 return Ok(None);
@@ -306,7 +389,8 @@ pub fn reapply(
                     true
                 }
                 CertificateStatus::Revoked => return Ok(Some(false)),
-                // Reserved and never signed: nothing a relying party could hold as good.
+                // Reserved and never signed here, yet a published CRL lists it: signed after
+                // the backup. Kept by serial, like a certificate the database lacks.
                 CertificateStatus::Reserved => return Ok(None),
             };
             let seq = tx.next_revocation_seq()?;
@@ -346,7 +430,15 @@ pub fn reapply(
             Ok(Some(true))
         })?;
         match outcome {
-            None => done.unknown.push(serial),
+            None => {
+                let changed =
+                    store.write(|tx| record_by_serial(tx, &serial, &newest, actor, at))?;
+                if changed {
+                    done.recorded_by_serial.push(serial);
+                } else {
+                    done.already_revoked += 1;
+                }
+            }
             Some(true) => done.revoked.push(serial),
             Some(false) => done.already_revoked += 1,
         }
@@ -388,18 +480,9 @@ pub fn reapply(
                 })).collect::<Vec<_>>(),
                 "revoked_again": done.revoked.len(),
                 "already_revoked": done.already_revoked,
-                "unknown": done.unknown.len(),
+                "recorded_by_serial": done.recorded_by_serial.len(),
             }),
         })?;
-        if !done.unknown.is_empty() {
-            tx.append_audit(&AuditEntry {
-                at,
-                actor: actor.to_owned(),
-                action: "restore.revocations_unknown".to_owned(),
-                subject: "published CRLs".to_owned(),
-                details: serde_json::json!({ "serials": done.unknown }),
-            })?;
-        }
         Ok(())
     })?;
     Ok(done)
@@ -444,15 +527,22 @@ pub fn record_restored(
 }
 
 /// Serials that `crls` list as revoked and `store` does not hold as revoked (for `tamga backup
-/// --verify`): known certificates still `issued`, and serials it does not know.
+/// --verify`): known certificates still `issued`, and serials it neither knows nor holds a
+/// revocation by serial for.
 pub fn missing_revocations(
     store: &Store,
     crls: &[PublishedCrl],
 ) -> Result<Vec<String>, RestoreError> {
     let mut missing = Vec::new();
-    for (serial, _) in newest_revocations(crls, ROOT_ID) {
-        let cert = store.read(|tx| tx.certificate(&serial))?;
-        if cert.is_none_or(|c| c.status != CertificateStatus::Revoked) {
+    for (serial, newest) in newest_revocations(crls, ROOT_ID) {
+        let held = store.read(|tx| -> Result<bool, StoreError> {
+            Ok(match tx.certificate(&serial)? {
+                Some(c) if c.status == CertificateStatus::Revoked => true,
+                Some(c) if c.status == CertificateStatus::Issued => false,
+                _ => tx.revoked_serial(&newest.issuer_id, &serial)?.is_some(),
+            })
+        })?;
+        if !held {
             missing.push(serial);
         }
     }
@@ -508,7 +598,7 @@ mod tests {
         let state = newest_revocations(&[delta, full], ROOT_ID);
         let reasons: Vec<(&str, &str)> = state
             .iter()
-            .map(|(s, r)| (s.as_str(), r.reason.as_str()))
+            .map(|(s, n)| (s.as_str(), n.revocation.reason.as_str()))
             .collect();
         assert_eq!(
             reasons,

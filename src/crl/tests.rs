@@ -309,3 +309,143 @@ fn a_release_without_a_hold_date_is_never_dated_1970() {
         .unwrap()
         .is_none());
 }
+
+fn orphan(serial: String, reason: &str, seq: i64) -> crate::store::RevokedSerial {
+    let now = Utc::now().naive_utc();
+    crate::store::RevokedSerial {
+        issuer_id: "nca_rsa_dev".into(),
+        serial,
+        revoked_at: now - chrono::Duration::hours(2),
+        reason: reason.into(),
+        invalidity_date: Some(now - chrono::Duration::hours(3)),
+        source: "published CRL 7".into(),
+        recorded_at: now,
+        revocation_seq: seq,
+    }
+}
+
+fn listed(der: &[u8]) -> Vec<x509_cert::crl::RevokedCert> {
+    x509_cert::crl::CertificateList::from_der(der)
+        .unwrap()
+        .tbs_cert_list
+        .revoked_certificates
+        .unwrap_or_default()
+}
+
+fn entry_serial(entry: &x509_cert::crl::RevokedCert) -> String {
+    let bytes = entry.serial_number.as_bytes();
+    // The test's serials are 32 hex digits; DER drops their leading zero octets.
+    format!("{:0>32}", hex::encode_upper(bytes))
+}
+
+/// Revocations known only by serial (a restore found them on published CRLs) are listed by the
+/// full CRL among the revoked certificates, across page boundaries, in serial order, each once,
+/// with their reason, date and invalidity date; one recorded after the base full CRL is in the
+/// next delta, like any revocation.
+#[test]
+fn revocations_known_only_by_serial_are_listed_by_full_and_delta_crls() {
+    let now = Utc::now().naive_utc();
+    let total = PAGE as usize + 5;
+    let serial = |n: usize| format!("{:032X}", 0x5000_0000u64 + n as u64);
+    let rows = (0..total)
+        .map(|i| revoked_row(serial(i * 2), now + chrono::Duration::days(30), 0))
+        .collect();
+    let (_dir, _, store, publisher) = publisher_with(rows);
+    let odd = [0, 7, PAGE as usize - 1, PAGE as usize, total + 3];
+    let orphans: Vec<String> = odd.iter().map(|i| serial(i * 2 + 1)).collect();
+    store
+        .write(|tx| -> Result<(), StoreError> {
+            for s in &orphans {
+                let seq = tx.next_revocation_seq()?;
+                assert!(tx.record_revoked_serial(&orphan(s.clone(), "affiliationChanged", seq))?);
+                // Recorded once: a second restore changes nothing.
+                assert!(!tx.record_revoked_serial(&orphan(s.clone(), "superseded", seq))?);
+            }
+            Ok(())
+        })
+        .unwrap();
+
+    publisher.publish(CrlKind::Full, true).unwrap().unwrap();
+    let full = store
+        .read(|tx| tx.latest_crl("nca_rsa_dev", false))
+        .unwrap()
+        .unwrap();
+    let entries = listed(&full.der);
+    let serials: Vec<String> = entries.iter().map(entry_serial).collect();
+    assert_eq!(serials.len(), total + orphans.len(), "each listed once");
+    let mut sorted = serials.clone();
+    sorted.sort();
+    assert_eq!(serials, sorted, "serial order");
+    for s in &orphans {
+        let entry = entries.iter().find(|e| entry_serial(e) == *s).unwrap();
+        assert_eq!(
+            reason_code(entry),
+            Some(RevocationReason::AffiliationChanged.code())
+        );
+        let recorded = store
+            .read(|tx| tx.revoked_serial("nca_rsa_dev", s))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            entry.revocation_date.to_unix_duration().as_secs(),
+            unix(recorded.revoked_at)
+        );
+        let invalidity = entry
+            .crl_entry_extensions
+            .iter()
+            .flatten()
+            .find(|x| x.extn_id == OID_INVALIDITY_DATE)
+            .map(|x| der::asn1::GeneralizedTime::from_der(x.extn_value.as_bytes()).unwrap());
+        assert_eq!(
+            invalidity.map(|t| t.to_unix_duration().as_secs()),
+            recorded.invalidity_date.map(unix)
+        );
+    }
+
+    // Recorded after the full CRL: the next delta lists it (and only it); a hold made final
+    // by a newer published CRL is a change too.
+    let later = serial(total * 2 + 11);
+    store
+        .write(|tx| -> Result<(), StoreError> {
+            let seq = tx.next_revocation_seq()?;
+            assert!(tx.record_revoked_serial(&orphan(later.clone(), "certificateHold", seq))?);
+            Ok(())
+        })
+        .unwrap();
+    publisher.publish(CrlKind::Delta, true).unwrap().unwrap();
+    let delta = delta_entries(&store);
+    assert_eq!(
+        delta.iter().map(entry_serial).collect::<Vec<_>>(),
+        std::slice::from_ref(&later)
+    );
+    assert_eq!(
+        reason_code(&delta[0]),
+        Some(RevocationReason::CertificateHold.code())
+    );
+    store
+        .write(|tx| -> Result<(), StoreError> {
+            let seq = tx.next_revocation_seq()?;
+            assert!(tx.finalise_serial_hold(&orphan(later.clone(), "keyCompromise", seq))?);
+            assert!(
+                !tx.finalise_serial_hold(&orphan(later.clone(), "superseded", seq))?,
+                "no longer on hold"
+            );
+            Ok(())
+        })
+        .unwrap();
+    publisher.publish(CrlKind::Delta, true).unwrap().unwrap();
+    let delta = delta_entries(&store);
+    assert_eq!(delta.len(), 1);
+    assert_eq!(
+        reason_code(&delta[0]),
+        Some(RevocationReason::KeyCompromise.code())
+    );
+    // The OCSP caches learn of both changes by the revocation counter.
+    let changed = store
+        .read(|tx| {
+            let upto = tx.current_revocation_seq()?;
+            tx.serials_changed(0, upto)
+        })
+        .unwrap();
+    assert!(orphans.iter().chain([&later]).all(|s| changed.contains(s)));
+}

@@ -1,5 +1,6 @@
-//! Where OCSP learns what it answers: a certificate's typed status and the changes since the
-//! cache last looked, through the one narrow [`StatusSource`] trait (the store implements it;
+//! Where OCSP learns what it answers: a certificate's typed status (a revocation known only by
+//! serial, recorded by a restore, answers `revoked` too) and the changes since the cache last
+//! looked, through the one narrow [`StatusSource`] trait (the store implements it;
 //! a cache or a replica could stand behind it). Must never: decide what a status means for a
 //! response (the responder does), or write anything.
 
@@ -52,20 +53,33 @@ pub trait StatusSource: Send + Sync {
 }
 
 impl StatusSource for Store {
+    /// A serial the certificates lack (or hold only reserved, never signed) is looked up among
+    /// the revocations known only by serial, in the same read: a primary-key lookup, and only
+    /// for answers that are never cached anyway (`unknown`); what it finds is `revoked`, which
+    /// the responder caches like any other revocation.
     fn status(&self, issuer_id: &str, serial: &str) -> Result<CertState, StoreError> {
-        let state = self.read(|tx| tx.certificate_state(serial))?;
-        Ok(match state {
-            Some(s) if s.issuer_id != issuer_id => CertState::Unknown,
-            Some(s) if s.status == CertificateStatus::Issued => CertState::Good,
-            Some(s) if s.status == CertificateStatus::Revoked => CertState::Revoked {
-                at: s.revoked_at.unwrap_or_default(),
-                reason: s
-                    .revocation_reason
-                    .as_deref()
-                    .and_then(RevocationReason::parse),
-                invalidity: s.invalidity_date,
-            },
-            _ => CertState::Unknown,
+        self.read(|tx| {
+            let state = tx.certificate_state(serial)?;
+            Ok(match state {
+                Some(s) if s.issuer_id != issuer_id => CertState::Unknown,
+                Some(s) if s.status == CertificateStatus::Issued => CertState::Good,
+                Some(s) if s.status == CertificateStatus::Revoked => CertState::Revoked {
+                    at: s.revoked_at.unwrap_or_default(),
+                    reason: s
+                        .revocation_reason
+                        .as_deref()
+                        .and_then(RevocationReason::parse),
+                    invalidity: s.invalidity_date,
+                },
+                _ => match tx.revoked_serial(issuer_id, serial)? {
+                    Some(r) => CertState::Revoked {
+                        at: r.revoked_at,
+                        reason: RevocationReason::parse(&r.reason),
+                        invalidity: r.invalidity_date,
+                    },
+                    None => CertState::Unknown,
+                },
+            })
         })
     }
 

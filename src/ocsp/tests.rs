@@ -468,3 +468,54 @@ fn the_cache_refuses_unknown_answers() {
     );
     assert!(!kept && cache.is_empty());
 }
+
+/// A revocation known only by serial (recorded by a restore from published CRLs) answers
+/// `revoked` with its date and reason from the store's status source; the same serial of
+/// another issuer, and a serial recorded nowhere, stay `unknown`.
+#[test]
+fn a_revocation_known_only_by_serial_answers_revoked() {
+    let ca = crate::dev::test_ca::dev_ca();
+    let store = ca.store();
+    let at = chrono::Utc::now().naive_utc() - chrono::Duration::hours(1);
+    let at = at - chrono::Duration::nanoseconds(i64::from(at.and_utc().timestamp_subsec_nanos()));
+    store
+        .write(|tx| -> Result<(), StoreError> {
+            let seq = tx.next_revocation_seq()?;
+            tx.record_revoked_serial(&crate::store::RevokedSerial {
+                issuer_id: "nca_rsa_dev".into(),
+                serial: "7A01".repeat(8),
+                revoked_at: at,
+                reason: "keyCompromise".into(),
+                invalidity_date: None,
+                source: "published CRL 3".into(),
+                recorded_at: at,
+                revocation_seq: seq,
+            })?;
+            Ok(())
+        })
+        .unwrap();
+    let source: &dyn StatusSource = &store;
+    assert_eq!(
+        source.status("nca_rsa_dev", &"7A01".repeat(8)).unwrap(),
+        CertState::Revoked {
+            at,
+            reason: Some(RevocationReason::KeyCompromise),
+            invalidity: None,
+        }
+    );
+    assert_eq!(
+        source.status("other_ca", &"7A01".repeat(8)).unwrap(),
+        CertState::Unknown
+    );
+    assert_eq!(
+        source.status("nca_rsa_dev", &"7A02".repeat(8)).unwrap(),
+        CertState::Unknown
+    );
+    assert_eq!(
+        source
+            .changed_between(0, source.revocation_mark().unwrap())
+            .unwrap(),
+        ["7A01".repeat(8)],
+        "the response caches learn of it by the revocation counter"
+    );
+}

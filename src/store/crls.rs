@@ -1,5 +1,6 @@
-//! The `crls` table and the pages of revoked certificates a CRL lists: stored CRLs, their
-//! numbers, and the per-issuer lock that keeps CRL numbers in order across instances. Must
+//! The `crls` table and the pages of revoked certificates a CRL lists (with the revocations
+//! known only by serial, from `revoked_serials`): stored CRLs, their numbers, and the
+//! per-issuer lock that keeps CRL numbers in order across instances. Must
 //! never: build or sign a CRL (the `crl` module does).
 
 use chrono::NaiveDateTime;
@@ -100,6 +101,28 @@ fn crl_page<'a>(
         .into_boxed()
 }
 
+/// One CRL page from two pages in serial order (certificates, and revocations known only by
+/// serial): the first `limit` entries of both. Every entry up to the last one kept is in one of
+/// the two pages, so the next page starts after it. A serial in both (never expected: a
+/// revocation is recorded by serial only when no certificate has it) is listed once, as the
+/// certificate's.
+fn merged(
+    certificates: Vec<RevocationEntry>,
+    by_serial: Vec<RevocationEntry>,
+    limit: i64,
+) -> Vec<RevocationEntry> {
+    if by_serial.is_empty() {
+        return certificates;
+    }
+    let mut all = certificates;
+    all.extend(by_serial);
+    // Stable: of two entries for one serial, the certificate's comes first and stays.
+    all.sort_by(|a, b| a.serial.cmp(&b.serial));
+    all.dedup_by(|later, earlier| later.serial == earlier.serial);
+    all.truncate(usize::try_from(limit).unwrap_or(0));
+    all
+}
+
 /// An issuer's full (or delta) CRLs, newest first.
 fn newest_first(issuer_id: &str, delta: bool) -> crls::BoxedQuery<'_, super::MultiBackend> {
     crls::table
@@ -184,7 +207,9 @@ impl Tx<'_> {
     }
 
     /// One page of a full CRL: revoked certificates of `issuer_id` with serial after `after`,
-    /// revoked at counter values up to `max_seq`, still valid at `valid_at`, in serial order.
+    /// revoked at counter values up to `max_seq`, still valid at `valid_at`, in serial order,
+    /// and among them the revocations known only by serial (whatever `valid_at`: their
+    /// certificate's expiry is unknown).
     pub fn revoked_page(
         &mut self,
         issuer_id: &str,
@@ -196,11 +221,14 @@ impl Tx<'_> {
         let page = crl_page(issuer_id, after, valid_at, limit)
             .filter(certificates::status.eq(CertificateStatus::Revoked.as_str()))
             .filter(certificates::revocation_seq.le(max_seq));
-        Ok(page.select(revocation_columns()).load(self.conn)?)
+        let certificates = page.select(revocation_columns()).load(self.conn)?;
+        let by_serial = self.revoked_serials_page(issuer_id, after, i64::MIN, max_seq, limit)?;
+        Ok(merged(certificates, by_serial, limit))
     }
 
     /// One page of a delta CRL: certificates whose revocation state changed at counter values
-    /// in `(after_seq, max_seq]`, still valid at `valid_at`, in serial order after `after`.
+    /// in `(after_seq, max_seq]`, still valid at `valid_at`, and revocations known only by
+    /// serial recorded at such values, in serial order after `after`.
     pub fn changed_page(
         &mut self,
         issuer_id: &str,
@@ -213,6 +241,8 @@ impl Tx<'_> {
         let page = crl_page(issuer_id, after, valid_at, limit)
             .filter(certificates::revocation_seq.gt(after_seq))
             .filter(certificates::revocation_seq.le(max_seq));
-        Ok(page.select(revocation_columns()).load(self.conn)?)
+        let certificates = page.select(revocation_columns()).load(self.conn)?;
+        let by_serial = self.revoked_serials_page(issuer_id, after, after_seq, max_seq, limit)?;
+        Ok(merged(certificates, by_serial, limit))
     }
 }

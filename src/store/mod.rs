@@ -19,7 +19,8 @@
 //! file of its own with its rows and the [`Tx`] methods that touch it: `applications`,
 //! `certificates` (with blocked keys and expiry notices), `backup` (a consistent copy of a
 //! live SQLite database and the facts a backup's manifest records), `revocations` (the revocation
-//! counter, revoked CA certificates), `crls`, `root_ocsp` (root-signed OCSP responses for CA
+//! counter, revoked CA certificates), `revoked_serials` (revocations a restore learnt from
+//! published CRLs whose certificates the database lacks), `crls`, `root_ocsp` (root-signed OCSP responses for CA
 //! certificates), `outbox`, `audit_log`, `consent_tokens`, `rate_limits`; `rows` holds what
 //! they share. The store imports no authority: the audit chain's hash comes from `audit`
 //! through [`AuditChain`].
@@ -37,6 +38,7 @@ mod data_migrations;
 mod outbox;
 mod rate_limits;
 mod revocations;
+mod revoked_serials;
 mod root_ocsp;
 mod schema;
 
@@ -60,6 +62,7 @@ pub use certificates::{
 pub use crls::{CrlInfo, RevocationEntry, StoredCrl};
 pub use data_migrations::{RekeyReport, CANONICAL_KEY_IDENTITY};
 pub use outbox::{OutboxMessage, OutboxStatus};
+pub use revoked_serials::RevokedSerial;
 pub use root_ocsp::{HeldRootResponse, RootOcspResponse};
 pub use rows::{db_time, TableCounts};
 

@@ -132,12 +132,15 @@ impl Tx<'_> {
     }
 
     /// Serials whose revocation state changed at counter values in `(after, upto]`.
+    /// Revocations known only by serial are among them.
     pub fn serials_changed(&mut self, after: i64, upto: i64) -> Result<Vec<String>, StoreError> {
-        Ok(certificates::table
+        let mut serials: Vec<String> = certificates::table
             .filter(certificates::revocation_seq.gt(after))
             .filter(certificates::revocation_seq.le(upto))
             .select(certificates::serial)
-            .load(self.conn)?)
+            .load(self.conn)?;
+        serials.extend(self.revoked_serials_changed(after, upto)?);
+        Ok(serials)
     }
 
     /// Record the revocation of a CA certificate (for the root's CRL). Returns `false` if it

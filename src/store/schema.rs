@@ -164,6 +164,19 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    revoked_serials (issuer_id, serial) {
+        issuer_id -> Text,
+        serial -> Text,
+        revoked_at -> Timestamp,
+        reason -> Text,
+        invalidity_date -> Nullable<Timestamp>,
+        source -> Text,
+        recorded_at -> Timestamp,
+        revocation_seq -> BigInt,
+    }
+}
+
 diesel::joinable!(certificates -> applications (application_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -180,4 +193,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     rate_limit_events,
     data_migrations,
     root_ocsp_responses,
+    revoked_serials,
 );

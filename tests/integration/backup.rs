@@ -1,6 +1,6 @@
-//! Backup and restore: `tamga backup` while enrollments run, revocations after the backup,
-//! the restore into a fresh directory with the newest published CRLs (OCSP and CRLs checked
-//! with `openssl`), the restore's refusals (no CRLs, a tampered backup) writing nothing, and
+//! Backup and restore: `tamga backup` while enrollments run, revocations after the backup
+//! (one of a certificate issued after it, which the restore keeps by serial), the restore into
+//! a fresh directory with the newest published CRLs (OCSP and CRLs checked with `openssl`), the restore's refusals (no CRLs, a tampered backup) writing nothing, and
 //! `tamga backup --verify` of a PostgreSQL database copied with pg_dump/pg_restore.
 
 use std::path::Path;
@@ -49,6 +49,55 @@ fn ocsp_status(dir: &Path, base: &str, serial: &str) -> String {
         }
     }
     panic!("no status in {shown}");
+}
+
+/// `openssl ocsp` text of `base`'s answer for `serial` (status, reason and revocation time).
+fn ocsp_text(dir: &Path, base: &str, serial: &str) -> String {
+    let url = format!("{base}/ocsp");
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(["ocsp", "-issuer", "certs-dev/nca_rsa_dev.pem"])
+        .args(["-VAfile", "certs-dev/ocsp_nca_rsa_dev.pem", "-url", &url])
+        .args(["-serial", &format!("0x{serial}")])
+        .output()
+        .unwrap();
+    text(&out)
+}
+
+/// The lines `openssl crl -text` prints for `serial`'s entry (empty if it is not listed).
+fn crl_entry(listing: &str, serial: &str) -> String {
+    let Some(at) = listing.find(&format!("Serial Number: {serial}")) else {
+        return String::new();
+    };
+    let rest = &listing[at..];
+    let end = rest[1..]
+        .find("Serial Number:")
+        .or_else(|| rest.find("Signature Algorithm"))
+        .map_or(rest.len(), |e| e + 1);
+    rest[..end].to_owned()
+}
+
+/// The base CRL number `openssl crl -text` shows in a delta CRL's Delta CRL Indicator.
+fn delta_base(listing: &str) -> i64 {
+    let mut lines = listing.lines();
+    lines
+        .by_ref()
+        .find(|l| l.contains("Delta CRL Indicator"))
+        .expect("a delta CRL");
+    let value = lines.next().unwrap().trim();
+    match value.strip_prefix("0x") {
+        Some(hex) => i64::from_str_radix(hex, 16).unwrap(),
+        None => value.parse().unwrap(),
+    }
+}
+
+/// The `Revocation Date:` line of an entry.
+fn revocation_date(entry: &str) -> &str {
+    entry
+        .lines()
+        .find(|l| l.trim_start().starts_with("Revocation Date:"))
+        .unwrap_or("")
+        .trim()
 }
 
 /// GET `path` from `server` into `dir/file`.
@@ -237,6 +286,11 @@ fn backup_under_issuance_load_then_restore_with_the_published_crls() {
     );
     assert_eq!(code, 5, "{shown}");
 
+    // Issued after the backup, then revoked: the backup never saw this certificate.
+    let (_, created) = env.enroll_holder(None);
+    let unseen = serials(&created)[1].clone();
+    operator(&["certs", "revoke", &unseen, "--reason", "affiliationChanged"]);
+
     // After the backup: revocations, and the CRLs relying parties fetch.
     let revoked_after = vec![before[1].1[0].clone(), before[2].1[1].clone()];
     let resp = env.revoke_as_holder(&before[1].0, &revoked_after[0], "keyCompromise");
@@ -257,7 +311,11 @@ fn backup_under_issuance_load_then_restore_with_the_published_crls() {
     assert_eq!(code, 0, "{shown}");
     operator(&["certs", "release", &held]);
     operator(&["certs", "revoke", &held, "--reason", "keyCompromise"]);
-    wait_for_delta(&env.server, &dir, &revoked_after);
+    wait_for_delta(
+        &env.server,
+        &dir,
+        &[revoked_after.clone(), vec![unseen.clone()]].concat(),
+    );
     let (code, shown) = cli(&dir, &[], &["crl", "publish"]);
     assert_eq!(code, 0, "{shown}");
     let published = dir.join("published");
@@ -275,9 +333,14 @@ fn backup_under_issuance_load_then_restore_with_the_published_crls() {
         "delta.crl",
     );
     let listed = crl_text(&published, "full.crl");
-    for serial in &revoked_after {
+    for serial in revoked_after.iter().chain([&unseen]) {
         assert!(listed.contains(serial.as_str()), "{serial} not in {listed}");
     }
+    let published_entry = crl_entry(&listed, &unseen);
+    assert!(
+        published_entry.contains("Affiliation Changed"),
+        "{published_entry}"
+    );
     let published_max = crl_number(&published, "full.crl").max(crl_number(&published, "delta.crl"));
     assert!(published_max > backed_up_number);
     let (stopped, log) = env.server.terminate();
@@ -395,6 +458,10 @@ fn backup_under_issuance_load_then_restore_with_the_published_crls() {
         ],
     );
     assert_eq!(code, 0, "{shown}");
+    assert!(
+        shown.contains(&unseen) && shown.contains("kept by serial"),
+        "{shown}"
+    );
     assert_eq!(listing(&new.join("data")), ["tamga.db"]);
     let (code, shown) = cli(new, &[], &["audit", "verify"]);
     assert_eq!(code, 0, "{shown}");
@@ -435,6 +502,20 @@ fn backup_under_issuance_load_then_restore_with_the_published_crls() {
         revoked_after.iter().chain([&held]).cloned().collect(),
         "each revocation after the backup applied again, audited"
     );
+    // The certificate issued after the backup: no row, its revocation kept by serial, audited.
+    assert!(store.read(|tx| tx.certificate(&unseen)).unwrap().is_none());
+    let kept = store
+        .read(|tx| tx.revoked_serial(ISSUER, &unseen))
+        .unwrap()
+        .expect("the revocation kept by serial");
+    assert_eq!(kept.reason, "affiliationChanged");
+    assert!(
+        tail.iter()
+            .any(|r| r.action == "restore.revoked_serial_recorded"
+                && r.subject == unseen
+                && r.actor == "operator:test"),
+        "{actions:?}"
+    );
     let final_reason = store.read(|tx| tx.certificate(&held)).unwrap().unwrap();
     assert_eq!(
         final_reason.revocation_reason.as_deref(),
@@ -456,6 +537,18 @@ fn backup_under_issuance_load_then_restore_with_the_published_crls() {
         );
     }
     assert_eq!(ocsp_status(new, &server.base, &revoked_before), "revoked");
+    // Issued after the backup and revoked: revoked, with the published time and reason.
+    assert_eq!(ocsp_status(new, &server.base, &unseen), "revoked");
+    let answer = ocsp_text(new, &server.base, &unseen);
+    assert!(answer.contains("Reason: affiliationChanged"), "{answer}");
+    let published_at = revocation_date(&published_entry)
+        .trim_start_matches("Revocation Date:")
+        .trim()
+        .to_owned();
+    assert!(
+        answer.contains(&format!("Revocation Time: {published_at}")),
+        "{published_at} not in {answer}"
+    );
     assert_eq!(ocsp_status(new, &server.base, &held), "revoked");
     for serial in before.iter().flat_map(|(_, s)| s) {
         if *serial != revoked_before && *serial != held && !revoked_after.contains(serial) {
@@ -477,9 +570,19 @@ fn backup_under_issuance_load_then_restore_with_the_published_crls() {
     assert!(crl_number(new, "full.crl") > published_max);
     assert!(crl_number(new, "delta.crl") > published_max);
     let listed = crl_text(new, "full.crl");
-    for serial in revoked_after.iter().chain([&revoked_before]) {
+    for serial in revoked_after.iter().chain([&revoked_before, &unseen]) {
         assert!(listed.contains(serial.as_str()), "{serial} not in {listed}");
     }
+    // Listed as published: the same reason and revocation date.
+    let entry = crl_entry(&listed, &unseen);
+    assert!(entry.contains("Affiliation Changed"), "{entry}");
+    assert_eq!(revocation_date(&entry), revocation_date(&published_entry));
+    // The restored server's delta CRL: on the restore's full CRL, which lists the serial; a
+    // delta on the full CRL relying parties held before (which lists it too) is the published
+    // one. Either way the pair a relying party combines lists it.
+    let delta_listing = crl_text(new, "delta.crl");
+    let base = crl_number(new, "full.crl");
+    assert_eq!(delta_base(&delta_listing), base, "{delta_listing}");
 
     // --force replaces the database and keeps the old one beside it.
     let (stopped, log) = server.terminate();
@@ -574,10 +677,19 @@ fn backup_verify_checks_a_postgres_copy_made_with_pg_dump() {
         "{shown}"
     );
 
-    // A revocation after the dump: the copy is behind what relying parties hold …
+    // A revocation after the dump, and a certificate issued after it and revoked: the copy is
+    // behind what relying parties hold …
     let resp = env.revoke_as_holder(&iin, &ours[1], "keyCompromise");
     assert_eq!(resp.status(), 200);
-    wait_for_delta(&env.server, &dir, &ours);
+    let (unseen_iin, created) = env.enroll_holder(None);
+    let unseen = serials(&created)[0].clone();
+    let resp = env.revoke_as_holder(&unseen_iin, &unseen, "superseded");
+    assert_eq!(resp.status(), 200);
+    wait_for_delta(
+        &env.server,
+        &dir,
+        &[ours.clone(), vec![unseen.clone()]].concat(),
+    );
     fetch(
         &env.server,
         &format!("/crl/{ISSUER}-delta.crl"),
@@ -593,7 +705,10 @@ fn backup_verify_checks_a_postgres_copy_made_with_pg_dump() {
     ];
     let (code, shown) = cli(&dir, &restored, &newer);
     assert_eq!(code, 6, "{shown}");
-    assert!(shown.contains(&ours[1]), "{shown}");
+    assert!(
+        shown.contains(&ours[1]) && shown.contains(&unseen),
+        "{shown}"
+    );
     // … until the restore applies the published CRLs to it in place.
     let (code, shown) = cli(
         &dir,
@@ -610,6 +725,31 @@ fn backup_verify_checks_a_postgres_copy_made_with_pg_dump() {
     assert_eq!(code, 0, "{shown}");
     let (code, shown) = cli(&dir, &restored, &newer);
     assert_eq!(code, 0, "{shown}");
+    let store = Store::open(
+        &DatabaseUrl::Postgres(copy.url.clone()),
+        &DatabaseConfig::default(),
+    )
+    .unwrap();
+    assert!(store.read(|tx| tx.certificate(&unseen)).unwrap().is_none());
+    let kept = store
+        .read(|tx| tx.revoked_serial(ISSUER, &unseen))
+        .unwrap()
+        .expect("kept by serial");
+    assert_eq!(kept.reason, "superseded");
+    drop(store);
+    // A server on the copy: OCSP answers revoked, and its next delta and full CRLs list it.
+    let server = Server::start(&dir, &restored);
+    assert_eq!(ocsp_status(&dir, &server.base, &unseen), "revoked");
+    fetch(
+        &server,
+        &format!("/crl/{ISSUER}.crl"),
+        &dir,
+        "copy-full.crl",
+    );
+    let entry = crl_entry(&crl_text(&dir, "copy-full.crl"), &unseen);
+    assert!(entry.contains("Superseded"), "{entry}");
+    let (stopped, log) = server.terminate();
+    assert!(stopped, "{log}");
     let (code, shown) = cli(
         &dir,
         &restored,
