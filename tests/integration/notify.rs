@@ -405,7 +405,7 @@ fn queued_for(env: &Env, recipient: &str) -> Vec<(String, Value)> {
         .into_iter()
         .filter(|m| m.recipient == recipient)
         .collect::<Vec<_>>();
-    rows.sort_by(|a, b| a.created_at.cmp(&b.created_at));
+    rows.sort_by_key(|m| m.created_at);
     rows.into_iter()
         .map(|m| (m.event, serde_json::from_str(&m.payload).unwrap()))
         .collect()
