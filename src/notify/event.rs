@@ -13,20 +13,29 @@ pub enum EmailEvent {
     CertificatesIssued,
     /// An operator rejected an application.
     ApplicationRejected,
-    /// A certificate was revoked (or put on hold).
+    /// A certificate was revoked for good. (Rows queued before [`EmailEvent::CertificateHeld`]
+    /// existed carry this event for a hold too, with the reason `certificateHold`: they are
+    /// rendered as the hold's message.)
     CertificateRevoked,
     /// A certificate reaches one of the expiry reminder thresholds.
     CertificateExpiring,
+    /// A certificate was put on hold (`certificateHold`): suspended until it is released or
+    /// revoked for good.
+    CertificateHeld,
+    /// A certificate's hold was released: it is valid again.
+    CertificateReleased,
 }
 
 impl EmailEvent {
     /// Every event.
-    pub const ALL: [EmailEvent; 5] = [
+    pub const ALL: [EmailEvent; 7] = [
         EmailEvent::ApplicationReceived,
         EmailEvent::CertificatesIssued,
         EmailEvent::ApplicationRejected,
         EmailEvent::CertificateRevoked,
         EmailEvent::CertificateExpiring,
+        EmailEvent::CertificateHeld,
+        EmailEvent::CertificateReleased,
     ];
 
     /// The text stored in the outbox. Never change one: rows already queued carry it.
@@ -37,6 +46,8 @@ impl EmailEvent {
             EmailEvent::ApplicationRejected => "application_rejected",
             EmailEvent::CertificateRevoked => "certificate_revoked",
             EmailEvent::CertificateExpiring => "certificate_expiring",
+            EmailEvent::CertificateHeld => "certificate_held",
+            EmailEvent::CertificateReleased => "certificate_released",
         }
     }
 

@@ -8,10 +8,20 @@
 //! citizen still has to do as it is: the keys were made and the containers are written by
 //! the signing client on the citizen's own computer, with the password chosen there; nothing
 //! is downloaded from a portal.
+//!
+//! A hold is not a revocation: its message says the certificate is suspended, that the CA can
+//! resume it and how to ask, and never that it was revoked (a `certificate_revoked` row with
+//! the reason `certificateHold`, queued before the hold had its own event, is rendered as the
+//! hold's message); its release has a message of its own. A revocation's reason follows
+//! «Себебі —» / «Причина отзыва —» as a noun, never a verb or a participle. In Kazakh a date
+//! before a verb takes a case word ("… кезінде кері қайтарып алынды", "… күні аяқталады").
+//! "Received" is kk «алынды», ru «получена»: not «қабылданды» / «принята», which read as the
+//! opposite of the rejection («қабылданбады») the same application may get.
 
 use serde_json::Value;
 
 use super::EmailEvent;
+use crate::vocab::RevocationReason;
 
 /// A rendered message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +36,13 @@ pub struct Rendered {
 
 fn s<'a>(p: &'a Value, key: &str) -> &'a str {
     p.get(key).and_then(Value::as_str).unwrap_or("")
+}
+
+/// The first of `keys` the payload has as a string ("" if none).
+fn first_of<'a>(p: &'a Value, keys: &[&str]) -> &'a str {
+    keys.iter()
+        .find_map(|key| p.get(*key).and_then(Value::as_str))
+        .unwrap_or("")
 }
 
 fn date(rfc3339: &str) -> String {
@@ -56,33 +73,46 @@ fn capitalized(text: &str) -> String {
     }
 }
 
-fn reason(lang: &str, r: &str) -> String {
-    let name = match (lang, r) {
-        ("kk", "keyCompromise") => "кілт құпиялылығының бұзылуы",
-        ("kk", "superseded") => "жаңа сертификатпен ауыстырылды",
-        ("kk", "cessationOfOperation") => "пайдалану тоқтатылды",
-        ("kk", "certificateHold") => "уақытша тоқтатылды",
-        ("kk", "affiliationChanged") => "деректер өзгерді",
-        ("kk", "privilegeWithdrawn") => "құқық қайтарылды",
-        ("kk", _) => "себебі көрсетілмеген",
-        ("ru", "keyCompromise") => "компрометация ключа",
-        ("ru", "superseded") => "заменён новым сертификатом",
-        ("ru", "cessationOfOperation") => "прекращение использования",
-        ("ru", "certificateHold") => "приостановлен",
-        ("ru", "affiliationChanged") => "изменение сведений",
-        ("ru", "privilegeWithdrawn") => "отзыв полномочий",
-        ("ru", _) => "причина не указана",
-        (_, "keyCompromise") => "key compromise",
-        (_, "superseded") => "superseded by a new certificate",
-        (_, "cessationOfOperation") => "no longer used",
-        (_, "certificateHold") => "suspended (on hold)",
-        (_, "affiliationChanged") => "details changed",
-        (_, "privilegeWithdrawn") => "privilege withdrawn",
-        _ => "no reason given",
+/// The name of a revocation reason as a noun phrase (what «Себебі —», «Причина отзыва —» and
+/// "The reason recorded is" expect: never a verb or a participle); `None` for `unspecified`,
+/// which the sentence then says was not given.
+pub(super) fn reason_noun(lang: &str, reason: RevocationReason) -> Option<&'static str> {
+    let name = match (lang, reason) {
+        (_, RevocationReason::Unspecified) => return None,
+        ("kk", RevocationReason::KeyCompromise) => "кілт құпиялылығының бұзылуы",
+        ("kk", RevocationReason::Superseded) => "жаңа сертификатпен ауыстыру",
+        ("kk", RevocationReason::CessationOfOperation) => "пайдаланудың тоқтатылуы",
+        ("kk", RevocationReason::CertificateHold) => "уақытша тоқтата тұру",
+        ("kk", RevocationReason::AffiliationChanged) => "деректердің өзгеруі",
+        ("kk", RevocationReason::PrivilegeWithdrawn) => "өкілеттіктің қайтарылуы",
+        ("ru", RevocationReason::KeyCompromise) => "компрометация ключа",
+        ("ru", RevocationReason::Superseded) => "замена новым сертификатом",
+        ("ru", RevocationReason::CessationOfOperation) => "прекращение использования",
+        ("ru", RevocationReason::CertificateHold) => "приостановление действия",
+        ("ru", RevocationReason::AffiliationChanged) => "изменение сведений",
+        ("ru", RevocationReason::PrivilegeWithdrawn) => "отзыв полномочий",
+        (_, RevocationReason::KeyCompromise) => "key compromise",
+        (_, RevocationReason::Superseded) => "replacement by a new certificate",
+        (_, RevocationReason::CessationOfOperation) => "cessation of use",
+        (_, RevocationReason::CertificateHold) => "suspension",
+        (_, RevocationReason::AffiliationChanged) => "change of the holder's details",
+        (_, RevocationReason::PrivilegeWithdrawn) => "withdrawal of privilege",
     };
-    match lang {
-        "kk" | "ru" => format!("«{name}» ({r})"),
-        _ => format!("\u{201c}{name}\u{201d} ({r})"),
+    Some(name)
+}
+
+/// The sentence that gives a revocation's reason: its noun and RFC 5280 name, or that none was
+/// given (`unspecified`, or a text that is no reason).
+fn reason_sentence(lang: &str, r: &str) -> String {
+    let reason = RevocationReason::parse(r);
+    let r = reason.map_or("", RevocationReason::as_str);
+    match (lang, reason.and_then(|reason| reason_noun(lang, reason))) {
+        ("kk", Some(name)) => format!("Себебі — «{name}» ({r})."),
+        ("kk", None) => "Себебі көрсетілмеген.".to_owned(),
+        ("ru", Some(name)) => format!("Причина отзыва — «{name}» ({r})."),
+        ("ru", None) => "Причина отзыва не указана.".to_owned(),
+        (_, Some(name)) => format!("The reason recorded is \u{201c}{name}\u{201d} ({r})."),
+        _ => "No reason was recorded.".to_owned(),
     }
 }
 
@@ -119,18 +149,28 @@ pub fn render_event(event: EmailEvent, language: &str, payload: &str) -> Result<
         "kk" | "ru" => language,
         _ => "en",
     };
+    // A hold queued before it had its own event: the hold's message, not the revocation's.
+    let event = match event {
+        EmailEvent::CertificateRevoked
+            if RevocationReason::parse(s(&p, "reason"))
+                == Some(RevocationReason::CertificateHold) =>
+        {
+            EmailEvent::CertificateHeld
+        }
+        other => other,
+    };
     let (subject, paragraphs): (String, Vec<String>) = match (event, lang) {
         (EmailEvent::ApplicationReceived, "kk") => (
-            "Өтінішіңіз қабылданды".into(),
+            "Өтінішіңіз алынды".into(),
             vec![
-                format!("Сертификаттар алуға берген өтінішіңіз ({}) қабылданды және оператордың тексеруін күтуде.", s(&p, "application_id")),
+                format!("Сертификаттар алуға берген өтінішіңіз ({}) алынды және оператордың тексеруін күтуде.", s(&p, "application_id")),
                 "Оператор шешім қабылдағанда сізге хат жібереміз.".into(),
             ],
         ),
         (EmailEvent::ApplicationReceived, "ru") => (
-            "Ваша заявка принята".into(),
+            "Ваша заявка получена".into(),
             vec![
-                format!("Ваша заявка на выпуск сертификатов ({}) принята и ожидает проверки оператором.", s(&p, "application_id")),
+                format!("Ваша заявка на выпуск сертификатов ({}) получена и ожидает проверки оператором.", s(&p, "application_id")),
                 "Мы напишем вам, когда оператор примет решение.".into(),
             ],
         ),
@@ -216,11 +256,11 @@ pub fn render_event(event: EmailEvent, language: &str, payload: &str) -> Result<
             "Сертификатыңыз кері қайтарып алынды".into(),
             vec![
                 format!(
-                    "{} сертификатыңыз (сериялық нөмірі {}) {} кері қайтарып алынды. Себебі — {}.",
+                    "{} сертификатыңыз (сериялық нөмірі {}) {} кезінде кері қайтарып алынды. {}",
                     capitalized(kind(lang, s(&p, "kind"))),
                     s(&p, "serial"),
                     date(s(&p, "revoked_at")),
-                    reason(lang, s(&p, "reason"))
+                    reason_sentence(lang, s(&p, "reason"))
                 ),
                 "Бұдан былай сертификаттарды тексеретін қызметтер оны қабылдамайды. Мұны сіз сұрамаған болсаңыз, куәландырушы орталыққа хабарласыңыз.".into(),
             ],
@@ -229,11 +269,11 @@ pub fn render_event(event: EmailEvent, language: &str, payload: &str) -> Result<
             "Ваш сертификат отозван".into(),
             vec![
                 format!(
-                    "Ваш сертификат {} с серийным номером {} отозван {}. Причина отзыва — {}.",
+                    "Ваш сертификат {} с серийным номером {} отозван {}. {}",
                     kind(lang, s(&p, "kind")),
                     s(&p, "serial"),
                     date(s(&p, "revoked_at")),
-                    reason(lang, s(&p, "reason"))
+                    reason_sentence(lang, s(&p, "reason"))
                 ),
                 "Службы, проверяющие сертификаты, с этого момента его не принимают. Если вы не запрашивали отзыв, обратитесь в удостоверяющий центр.".into(),
             ],
@@ -242,15 +282,77 @@ pub fn render_event(event: EmailEvent, language: &str, payload: &str) -> Result<
             "Your certificate was revoked".into(),
             vec![
                 format!(
-                    "Your {} certificate with serial number {} was revoked on {}. The reason recorded is {}.",
+                    "Your {} certificate with serial number {} was revoked on {}. {}",
                     kind(lang, s(&p, "kind")),
                     s(&p, "serial"),
                     date(s(&p, "revoked_at")),
-                    reason(lang, s(&p, "reason"))
+                    reason_sentence(lang, s(&p, "reason"))
                 ),
                 "Services that check certificates no longer accept it. If you did not ask for this, contact the certification authority.".into(),
             ],
         ),
+        (EmailEvent::CertificateHeld, _) => {
+            let (kind, serial) = (kind(lang, s(&p, "kind")), s(&p, "serial"));
+            let at = date(first_of(&p, &["held_at", "revoked_at"]));
+            let (subject, body) = match lang {
+                "kk" => (
+                    "Сертификатыңыздың қолданысы уақытша тоқтатылды",
+                    [
+                        format!("{} сертификатыңыздың (сериялық нөмірі {serial}) қолданысы {at} кезінде уақытша тоқтатылды.", capitalized(kind)),
+                        "Қолданысы тоқтатылып тұрған кезде сертификаттарды тексеретін қызметтер оны қабылдамайды. Бұл уақытша шара: куәландырушы орталық сертификаттың қолданысын қалпына келтіре алады, сонда ол бұрынғы кілттермен және файлдармен қайта жұмыс істейді, бұл туралы сізге хат жібереміз.".to_owned(),
+                        format!("Мұны сіз сұрамаған болсаңыз немесе сертификаттың қолданысын қалпына келтіргіңіз келсе, куәландырушы орталыққа хабарласып, сертификаттың сериялық нөмірін ({serial}) айтыңыз."),
+                    ],
+                ),
+                "ru" => (
+                    "Действие вашего сертификата приостановлено",
+                    [
+                        format!("Действие вашего сертификата {kind} с серийным номером {serial} приостановлено {at}."),
+                        "Пока действие приостановлено, службы, проверяющие сертификаты, его не принимают. Это временная мера: удостоверяющий центр может возобновить действие сертификата, и он снова будет работать с прежними ключами и файлами, о чём мы вам напишем.".to_owned(),
+                        format!("Если вы не просили о приостановлении или хотите возобновить действие сертификата, обратитесь в удостоверяющий центр и назовите серийный номер сертификата ({serial})."),
+                    ],
+                ),
+                _ => (
+                    "Your certificate was suspended",
+                    [
+                        format!("Your {kind} certificate with serial number {serial} was suspended on {at}."),
+                        "While it is suspended, services that check certificates do not accept it. The suspension is temporary: the certification authority can resume the certificate, and it then works again with the same keys and files; we will write to you when it does.".to_owned(),
+                        format!("If you did not ask for this, or want the certificate resumed, contact the certification authority and give the certificate's serial number ({serial})."),
+                    ],
+                ),
+            };
+            (subject.to_owned(), body.to_vec())
+        }
+        (EmailEvent::CertificateReleased, _) => {
+            let (kind, serial) = (kind(lang, s(&p, "kind")), s(&p, "serial"));
+            let at = date(s(&p, "released_at"));
+            let (subject, body) = match lang {
+                "kk" => (
+                    "Сертификатыңыздың қолданысы қалпына келтірілді",
+                    [
+                        format!("{} сертификатыңыздың (сериялық нөмірі {serial}) қолданысы {at} кезінде қалпына келтірілді.", capitalized(kind)),
+                        "Сертификаттарды тексеретін қызметтер оны қайтадан қабылдайды. Оны бұрынғы кілттермен және файлдармен пайдалана беріңіз: сізге ештеңе істеудің қажеті жоқ.".to_owned(),
+                        "Мұны күтпеген болсаңыз, куәландырушы орталыққа хабарласыңыз.".to_owned(),
+                    ],
+                ),
+                "ru" => (
+                    "Действие вашего сертификата возобновлено",
+                    [
+                        format!("Действие вашего сертификата {kind} с серийным номером {serial} возобновлено {at}."),
+                        "Службы, проверяющие сертификаты, снова его принимают. Пользуйтесь им с прежними ключами и файлами: ничего делать не нужно.".to_owned(),
+                        "Если вы этого не ожидали, обратитесь в удостоверяющий центр.".to_owned(),
+                    ],
+                ),
+                _ => (
+                    "Your certificate is valid again",
+                    [
+                        format!("The suspension of your {kind} certificate with serial number {serial} was lifted on {at}."),
+                        "Services that check certificates accept it again. Keep using it with the same keys and files: there is nothing you need to do.".to_owned(),
+                        "If you did not expect this, contact the certification authority.".to_owned(),
+                    ],
+                ),
+            };
+            (subject.to_owned(), body.to_vec())
+        }
         (EmailEvent::CertificateExpiring, _) => {
             let days = p.get("days").and_then(Value::as_i64).unwrap_or(0);
             let (kind, serial, until) = (
@@ -262,7 +364,7 @@ pub fn render_event(event: EmailEvent, language: &str, payload: &str) -> Result<
                 "kk" => (
                     format!("Сертификатыңыздың мерзімі {days} күннен кейін аяқталады"),
                     [
-                        format!("{} сертификатыңыздың (сериялық нөмірі {serial}) жарамдылық мерзімі {until} аяқталады.", capitalized(kind)),
+                        format!("{} сертификатыңыздың (сериялық нөмірі {serial}) жарамдылық мерзімі {until} күні аяқталады.", capitalized(kind)),
                         "Бұл мерзімнен кейін сертификат жарамсыз болады, сондықтан жаңа сертификаттарға алдын ала өтініш беріңіз.".to_owned(),
                     ],
                 ),

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use chrono::{Duration, Utc};
 
+use super::templates::reason_noun;
 use super::*;
 use crate::clock::FixedClock;
 use crate::config::{DatabaseConfig, DatabaseUrl};
@@ -34,6 +35,16 @@ fn every_event_renders_in_every_language() {
             "certificate_expiring",
             r#"{"serial":"0E0F","kind":"auth","not_after":"2026-12-09T00:00:00+00:00","days":14}"#,
             "0E0F",
+        ),
+        (
+            "certificate_held",
+            r#"{"serial":"0A0B","kind":"auth","held_at":"2026-11-25T10:00:00+00:00"}"#,
+            "0A0B",
+        ),
+        (
+            "certificate_released",
+            r#"{"serial":"0B0C","kind":"sign","released_at":"2026-11-26T10:00:00+00:00"}"#,
+            "0B0C",
         ),
     ];
     let mut subjects = std::collections::HashSet::new();
@@ -78,6 +89,262 @@ fn payload_of(event: EmailEvent) -> &'static str {
         EmailEvent::CertificateExpiring => {
             r#"{"serial":"0E0F","kind":"auth","not_after":"2026-12-09T00:00:00+00:00","days":14}"#
         }
+        EmailEvent::CertificateHeld => {
+            r#"{"serial":"0A0B","kind":"auth","held_at":"2026-11-25T10:00:00+00:00"}"#
+        }
+        EmailEvent::CertificateReleased => {
+            r#"{"serial":"0A0B","kind":"auth","released_at":"2026-11-26T10:00:00+00:00"}"#
+        }
+    }
+}
+
+/// The body of a message, without the signature.
+fn body_of(r: &Rendered) -> &str {
+    r.text.split("\n\n-- \n").next().unwrap()
+}
+
+/// A revocation's payload with `reason`.
+fn revoked_with(reason: &str) -> String {
+    serde_json::json!({
+        "serial": "0C0D",
+        "kind": "sign",
+        "reason": reason,
+        "revoked_at": "2026-11-25T10:00:00+00:00",
+    })
+    .to_string()
+}
+
+/// A hold is a suspension the CA can lift: its message says so in every language, says how
+/// to ask for it to be resumed, and never says the certificate was revoked; a
+/// `certificate_revoked` row queued for a hold before the hold had its own event reads the
+/// same. The release says the certificate works again.
+#[test]
+fn a_hold_is_told_as_a_suspension_and_its_release_as_valid_again() {
+    let revoked_words = [
+        "revoked",
+        "revocation",
+        "отозван",
+        "отзыв",
+        "кері қайтарып алынды",
+    ];
+    let legacy = revoked_with("certificateHold");
+    for lang in ["kk", "ru", "en"] {
+        let held = render_event(
+            EmailEvent::CertificateHeld,
+            lang,
+            payload_of(EmailEvent::CertificateHeld),
+        )
+        .unwrap();
+        let (subject, body) = (held.subject.to_lowercase(), body_of(&held).to_lowercase());
+        for word in revoked_words {
+            assert!(
+                !subject.contains(word) && !body.contains(word) && !held.html.contains(word),
+                "{lang}: the hold's message says {word:?}: {body}"
+            );
+        }
+        let (suspended, resumed, contact) = match lang {
+            "kk" => ("уақытша тоқтатылды", "қалпына келтіре алады", "хабарласып"),
+            "ru" => ("приостановлено", "может возобновить", "обратитесь"),
+            _ => ("suspended", "can resume", "contact"),
+        };
+        for needle in [suspended, resumed, contact, "0a0b", "2026-11-25 10:00 utc"] {
+            assert!(body.contains(needle), "{lang}: {needle:?} in {body}");
+        }
+        assert!(subject.contains(suspended), "{lang}: {subject}");
+
+        let old_row = render("certificate_revoked", lang, &legacy).unwrap();
+        assert_eq!(old_row.subject, held.subject, "{lang}");
+        for word in revoked_words {
+            assert!(
+                !old_row.text.to_lowercase().contains(word),
+                "{lang}: {}",
+                old_row.text
+            );
+        }
+
+        let released = render_event(
+            EmailEvent::CertificateReleased,
+            lang,
+            payload_of(EmailEvent::CertificateReleased),
+        )
+        .unwrap();
+        let body = body_of(&released).to_lowercase();
+        let again = match lang {
+            "kk" => "қайтадан қабылдайды",
+            "ru" => "снова его принимают",
+            _ => "accept it again",
+        };
+        for needle in [again, "0a0b", "2026-11-26 10:00 utc"] {
+            assert!(body.contains(needle), "{lang}: {needle:?} in {body}");
+        }
+        for word in revoked_words {
+            assert!(!body.contains(word), "{lang}: {body}");
+        }
+    }
+}
+
+/// After «Себебі —» / «Причина отзыва —» / "The reason recorded is" comes a noun naming the
+/// cause, never a verb or a participle; `unspecified` is said in a sentence of its own.
+#[test]
+fn a_revocations_reason_is_a_noun() {
+    let nouns: [(&str, [&str; 3]); 6] = [
+        (
+            "keyCompromise",
+            [
+                "кілт құпиялылығының бұзылуы",
+                "компрометация ключа",
+                "key compromise",
+            ],
+        ),
+        (
+            "superseded",
+            [
+                "жаңа сертификатпен ауыстыру",
+                "замена новым сертификатом",
+                "replacement by a new certificate",
+            ],
+        ),
+        (
+            "cessationOfOperation",
+            [
+                "пайдаланудың тоқтатылуы",
+                "прекращение использования",
+                "cessation of use",
+            ],
+        ),
+        (
+            "affiliationChanged",
+            [
+                "деректердің өзгеруі",
+                "изменение сведений",
+                "change of the holder's details",
+            ],
+        ),
+        (
+            "privilegeWithdrawn",
+            [
+                "өкілеттіктің қайтарылуы",
+                "отзыв полномочий",
+                "withdrawal of privilege",
+            ],
+        ),
+        (
+            "certificateHold",
+            [
+                "уақытша тоқтата тұру",
+                "приостановление действия",
+                "suspension",
+            ],
+        ),
+    ];
+    let langs = ["kk", "ru", "en"];
+    let leads = ["Себебі — ", "Причина отзыва — ", "The reason recorded is "];
+    // The words the review found after the dash: verbs and participles.
+    let not_nouns = [
+        "ауыстырылды",
+        "пайдалану тоқтатылды",
+        "«уақытша тоқтатылды»",
+        "деректер өзгерді",
+        "құқық қайтарылды",
+        "заменён",
+        "«приостановлен»",
+        "superseded by",
+        "no longer used",
+        "details changed",
+        "privilege withdrawn",
+    ];
+    for (reason, names) in nouns {
+        for ((lang, name), lead) in langs.into_iter().zip(names).zip(leads) {
+            // The noun itself, as the reason sentence gives it.
+            assert_eq!(
+                reason_noun(lang, crate::vocab::RevocationReason::parse(reason).unwrap()),
+                Some(name),
+                "{reason}/{lang}"
+            );
+            if reason == "certificateHold" {
+                continue; // rendered as the hold's own message
+            }
+            let r = render("certificate_revoked", lang, &revoked_with(reason)).unwrap();
+            let (open, close) = if lang == "en" {
+                ('\u{201c}', '\u{201d}')
+            } else {
+                ('«', '»')
+            };
+            let sentence = format!("{lead}{open}{name}{close} ({reason}).");
+            assert!(r.text.contains(&sentence), "{sentence} in {}", r.text);
+            for wrong in not_nouns {
+                assert!(!r.text.contains(wrong), "{reason}/{lang}: {wrong}");
+            }
+        }
+    }
+    for (lang, sentence) in langs.into_iter().zip([
+        "Себебі көрсетілмеген.",
+        "Причина отзыва не указана.",
+        "No reason was recorded.",
+    ]) {
+        for reason in ["unspecified", "noSuchReason"] {
+            let r = render("certificate_revoked", lang, &revoked_with(reason)).unwrap();
+            assert!(r.text.contains(sentence), "{lang}/{reason}: {}", r.text);
+            assert!(!r.text.contains(reason), "{lang}/{reason}: {}", r.text);
+        }
+    }
+}
+
+/// In Kazakh a date before a verb takes a case word: every date a Kazakh message gives is
+/// followed by "кезінде", "күні" or, for a period, "–" and "аралығында".
+#[test]
+fn kazakh_dates_take_a_case_word() {
+    for event in EmailEvent::ALL {
+        let r = render_event(event, "kk", payload_of(event)).unwrap();
+        let body = body_of(&r);
+        for (i, _) in body.match_indices(" UTC") {
+            let after = &body[i + " UTC".len()..];
+            assert!(
+                [" кезінде ", " күні ", " – ", " аралығында "]
+                    .iter()
+                    .any(|word| after.starts_with(word)),
+                "{event}: a bare date before {:?}",
+                after.chars().take(30).collect::<String>()
+            );
+        }
+    }
+    let revoked = render("certificate_revoked", "kk", &revoked_with("keyCompromise")).unwrap();
+    assert!(
+        revoked
+            .text
+            .contains("2026-11-25 10:00 UTC кезінде кері қайтарып алынды"),
+        "{}",
+        revoked.text
+    );
+    let expiring = render_event(
+        EmailEvent::CertificateExpiring,
+        "kk",
+        payload_of(EmailEvent::CertificateExpiring),
+    )
+    .unwrap();
+    assert!(
+        expiring
+            .text
+            .contains("2026-12-09 00:00 UTC күні аяқталады"),
+        "{}",
+        expiring.text
+    );
+}
+
+/// One application may be received and then rejected: "received" must not read as "accepted"
+/// beside the rejection's "not accepted".
+#[test]
+fn received_does_not_read_as_accepted() {
+    let id = r#"{"application_id":"A-1","reason":"x"}"#;
+    for (lang, received, accepted) in [
+        ("kk", "Өтінішіңіз алынды", "қабылданды"),
+        ("ru", "Ваша заявка получена", "принята"),
+    ] {
+        let r = render_event(EmailEvent::ApplicationReceived, lang, id).unwrap();
+        assert_eq!(r.subject, received);
+        assert!(!r.text.contains(accepted), "{lang}: {}", r.text);
+        let rejected = render_event(EmailEvent::ApplicationRejected, lang, id).unwrap();
+        assert_ne!(rejected.subject, r.subject);
     }
 }
 
@@ -416,7 +683,9 @@ fn every_event_text_reads_back_and_is_the_stored_one() {
             "certificates_issued",
             "application_rejected",
             "certificate_revoked",
-            "certificate_expiring"
+            "certificate_expiring",
+            "certificate_held",
+            "certificate_released"
         ]
     );
     for event in EmailEvent::ALL {

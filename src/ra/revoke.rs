@@ -1,7 +1,9 @@
 //! Revocation by the holder (with a verified `eds_revocation` consent) or by an operator,
 //! and the release of a certificate on hold: one transaction each, which changes the
 //! certificate, takes the next revocation-counter value, blocks a compromised key, appends
-//! the audit entry and queues the holder's e-mail. Must never: change anything on a refusal.
+//! the audit entry and queues the holder's e-mail (a hold is told as a suspension, not a
+//! revocation; a release as the certificate valid again). Must never: change anything on a
+//! refusal.
 
 use chrono::{DateTime, Utc};
 
@@ -9,6 +11,7 @@ use super::limits::Limited;
 use super::{queue_email, InvalidityDate, RaError, Registrar};
 use crate::ca::Serial;
 use crate::digital_id::VerifiedConsent;
+use crate::notify::EmailEvent;
 use crate::store::{db_time, AuditEntry, BlockedKey, Certificate, CertificateStatus};
 use crate::vocab::RevocationReason;
 
@@ -101,18 +104,28 @@ impl Registrar {
                 None => None,
             };
             if let Some(app) = application {
-                queue_email(
-                    tx,
-                    &app,
-                    crate::notify::EmailEvent::CertificateRevoked,
-                    serde_json::json!({
-                        "serial": cert.serial,
-                        "kind": cert.kind.as_str(),
-                        "reason": reason.as_str(),
-                        "revoked_at": at.and_utc().to_rfc3339(),
-                    }),
-                    at,
-                )?;
+                // A hold is a suspension, told as one; any other reason is the revocation.
+                let (event, payload) = if reason == RevocationReason::CertificateHold {
+                    (
+                        EmailEvent::CertificateHeld,
+                        serde_json::json!({
+                            "serial": cert.serial,
+                            "kind": cert.kind.as_str(),
+                            "held_at": at.and_utc().to_rfc3339(),
+                        }),
+                    )
+                } else {
+                    (
+                        EmailEvent::CertificateRevoked,
+                        serde_json::json!({
+                            "serial": cert.serial,
+                            "kind": cert.kind.as_str(),
+                            "reason": reason.as_str(),
+                            "revoked_at": at.and_utc().to_rfc3339(),
+                        }),
+                    )
+                };
+                queue_email(tx, &app, event, payload, at)?;
             }
             tx.certificate(&cert.serial)?
                 .ok_or_else(|| RaError::CertificateNotFound(serial.to_string()))
@@ -128,7 +141,9 @@ impl Registrar {
         Ok(revoked)
     }
 
-    /// Lift a `certificateHold` (operators only).
+    /// Lift a `certificateHold` (operators only). One transaction releases the certificate
+    /// with the next revocation-counter value, appends the audit entry and queues the
+    /// holder's e-mail saying it is valid again.
     pub fn release(&self, serial: &Serial, operator: &str) -> Result<Certificate, RaError> {
         let at = db_time(self.clock.now());
         let released = self.store.write(|tx| -> Result<Certificate, RaError> {
@@ -153,6 +168,23 @@ impl Registrar {
                 subject: cert.serial.clone(),
                 details: serde_json::json!({ "issuer": cert.issuer_id, "revocation_seq": seq }),
             })?;
+            let application = match &cert.application_id {
+                Some(id) => tx.application(id)?,
+                None => None,
+            };
+            if let Some(app) = application {
+                queue_email(
+                    tx,
+                    &app,
+                    EmailEvent::CertificateReleased,
+                    serde_json::json!({
+                        "serial": cert.serial,
+                        "kind": cert.kind.as_str(),
+                        "released_at": at.and_utc().to_rfc3339(),
+                    }),
+                    at,
+                )?;
+            }
             tx.certificate(&cert.serial)?
                 .ok_or_else(|| RaError::CertificateNotFound(serial.to_string()))
         })?;

@@ -1,6 +1,7 @@
 //! E-mail notifications against a real SMTP server (Python's aiosmtpd writing a Maildir),
 //! read back with Python's `email` parser: contents per event and language, an SMTP outage,
-//! a server killed before sending, and .eml files without SMTP.
+//! a server killed before sending, and .eml files without SMTP (among them a hold, its
+//! release and a later revocation, each with its own message).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -260,8 +261,7 @@ fn each_event_reaches_a_real_smtp_server_in_the_holders_language() {
     let kk = find(&msgs, "kk.holder@example.kz");
     let subjects: Vec<&str> = kk.iter().map(|m| m["subject"].as_str().unwrap()).collect();
     assert!(
-        subjects.contains(&"Өтінішіңіз қабылданды")
-            && subjects.contains(&"Өтінішіңіз қабылданбады"),
+        subjects.contains(&"Өтінішіңіз алынды") && subjects.contains(&"Өтінішіңіз қабылданбады"),
         "{subjects:?}"
     );
     let rejected = kk
@@ -394,4 +394,113 @@ fn without_smtp_the_issued_message_is_an_eml_file() {
         files.iter().all(|f| f.to_string_lossy().ends_with(".eml")),
         "{files:?}"
     );
+}
+
+/// The outbox rows of `recipient`, oldest first, as (event, payload).
+fn queued_for(env: &Env, recipient: &str) -> Vec<(String, Value)> {
+    let mut rows = env
+        .store
+        .read(|tx| tx.list_messages(None, 1000))
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.recipient == recipient)
+        .collect::<Vec<_>>();
+    rows.sort_by_key(|m| m.created_at);
+    rows.into_iter()
+        .map(|m| (m.event, serde_json::from_str(&m.payload).unwrap()))
+        .collect()
+}
+
+/// A hold is told as a suspension, not as a revocation, and its release as the certificate
+/// valid again: each queued in the transaction of the change (the row is there when the
+/// request or command returns) and delivered (.eml files); a revocation after the release is
+/// the ordinary revoked message.
+#[test]
+fn a_hold_and_its_release_each_send_their_own_email() {
+    let env = Env::sqlite();
+    let dir = env.dir().to_path_buf();
+    let to = "hold.holder@example.kz";
+    let (iin, created) = apply(&env, Some(to), "ru", true);
+    let serial = created["certificates"][1]["serial"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let events =
+        |env: &Env| -> Vec<String> { queued_for(env, to).into_iter().map(|(e, _)| e).collect() };
+    assert_eq!(events(&env), ["certificates_issued"]);
+
+    // The holder puts the SIGN certificate on hold.
+    let resp = env.revoke_as_holder(&iin, &serial, "certificateHold");
+    assert_eq!(resp.status(), 200);
+    let queued = queued_for(&env, to);
+    assert_eq!(events(&env), ["certificates_issued", "certificate_held"]);
+    assert_eq!(queued[1].1["serial"], serial.as_str());
+    assert_eq!(queued[1].1["kind"], "sign");
+
+    // An operator releases it.
+    let out = run(tamga(&dir).args(["certs", "release", &serial, "--operator", "aliya"]));
+    assert!(out.status.success(), "{}", text(&out));
+    let queued = queued_for(&env, to);
+    assert_eq!(
+        events(&env),
+        [
+            "certificates_issued",
+            "certificate_held",
+            "certificate_released"
+        ]
+    );
+    assert_eq!(queued[2].1["serial"], serial.as_str());
+
+    // A release of a certificate that is not on hold is refused and tells no one.
+    let out = run(tamga(&dir).args(["certs", "release", &serial, "--operator", "aliya"]));
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out));
+    assert_eq!(queued_for(&env, to).len(), 3);
+
+    // Revoked for good afterwards: the ordinary revocation message.
+    let out = run(tamga(&dir).args([
+        "certs",
+        "revoke",
+        &serial,
+        "--reason",
+        "superseded",
+        "--operator",
+        "aliya",
+    ]));
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        events(&env),
+        [
+            "certificates_issued",
+            "certificate_held",
+            "certificate_released",
+            "certificate_revoked"
+        ]
+    );
+
+    let mail = dir.join("data/mail");
+    let msgs = wait_for_messages(&mail, 4, Duration::from_secs(20));
+    assert_eq!(msgs.len(), 4, "{msgs:#?}");
+    let by_subject = |subject: &str| -> String {
+        let found: Vec<&Value> = msgs.iter().filter(|m| m["subject"] == subject).collect();
+        assert_eq!(found.len(), 1, "{subject}: {msgs:#?}");
+        assert!(found[0]["to"].as_str().unwrap().contains(to));
+        found[0]["text"].as_str().unwrap().to_owned()
+    };
+    let held = by_subject("Действие вашего сертификата приостановлено");
+    assert!(
+        held.contains(&serial) && held.contains("возобновить"),
+        "{held}"
+    );
+    assert!(!held.to_lowercase().contains("отозван"), "{held}");
+    let released = by_subject("Действие вашего сертификата возобновлено");
+    assert!(
+        released.contains(&serial) && released.contains("снова его принимают"),
+        "{released}"
+    );
+    let revoked = by_subject("Ваш сертификат отозван");
+    assert!(
+        revoked.contains(&serial) && revoked.contains("«замена новым сертификатом» (superseded)"),
+        "{revoked}"
+    );
+    by_subject("Ваши сертификаты выпущены");
 }
