@@ -15,48 +15,24 @@ use serde_json::Value;
 
 use crate::enroll::{body, csr, fresh_iin};
 use crate::support::{
-    client, openssl, run, softhsm_available, tamga, text, verify_chain_to, Server, SOFTHSM_MODULE,
-    SOFTHSM_PIN,
+    client, openssl, run, softhsm_available, softhsm_token, tamga, text, verify_chain_to, Server,
+    SOFTHSM_MODULE,
 };
 
-/// A SoftHSM2 token labelled `label` of its own in `dir` (`softhsm2.conf`, which `tamga(dir)`
-/// points SoftHSM2 at), with the user PIN in `dir/hsm.pin`.
-fn token(dir: &Path, label: &str) {
-    let tokens = dir.join("softhsm-tokens");
-    std::fs::create_dir_all(&tokens).unwrap();
-    let conf = dir.join("softhsm2.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-            tokens.display()
-        ),
-    )
-    .unwrap();
-    let out = std::process::Command::new("softhsm2-util")
-        .env("SOFTHSM2_CONF", &conf)
-        .args(["--init-token", "--free", "--label", label])
-        .args(["--pin", SOFTHSM_PIN, "--so-pin", "13579111"])
-        .output()
-        .expect("softhsm2-util");
-    assert!(out.status.success(), "{}", text(&out));
-    std::fs::write(dir.join("hsm.pin"), format!("{SOFTHSM_PIN}\n")).unwrap();
-}
-
 /// A `[ca.<which>]` section naming the key `label` in the token `token`.
-fn token_key(which: &str, token: &str, label: &str) -> String {
+pub(super) fn token_key(which: &str, token: &str, label: &str) -> String {
     format!(
         "[ca.{which}]\nkind = \"pkcs11\"\nmodule = \"{SOFTHSM_MODULE}\"\ntoken_label = \
          \"{token}\"\nkey_label = \"{label}\"\npin_file = \"hsm.pin\"\n"
     )
 }
 
-fn write_config(dir: &Path, toml: &str) {
+pub(super) fn write_config(dir: &Path, toml: &str) {
     std::fs::create_dir_all(dir.join("config")).unwrap();
     std::fs::write(dir.join("config/tamga.toml"), toml).unwrap();
 }
 
-fn tamga_ok(dir: &Path, args: &[&str]) -> String {
+pub(super) fn tamga_ok(dir: &Path, args: &[&str]) -> String {
     let out = run(tamga(dir).args(args));
     assert!(
         out.status.success(),
@@ -76,21 +52,25 @@ fn refused(out: &Output, words: &[&str]) {
 }
 
 /// The value printed after `field` on a line of a command's output.
-fn field(output: &str, field: &str) -> String {
+pub(super) fn field(output: &str, field: &str) -> String {
     output
         .lines()
         .find_map(|l| l.trim().strip_prefix(field).map(|v| v.trim().to_owned()))
         .unwrap_or_else(|| panic!("no {field} in: {output}"))
 }
 
-fn audit_actions(dir: &Path) -> Vec<String> {
+/// The audit log's entries (oldest first) as JSON objects.
+pub(super) fn audit_entries(dir: &Path) -> Vec<Value> {
     let out = tamga_ok(dir, &["audit", "tail", "-n", "50", "--json"]);
     let start = out.find('[').unwrap_or(0);
     let end = out.rfind(']').map_or(out.len(), |e| e + 1);
     let entries: Value = serde_json::from_str(&out[start..end]).unwrap();
-    entries
-        .as_array()
-        .unwrap()
+    entries.as_array().unwrap().clone()
+}
+
+/// The actions of the audit log's entries, oldest first.
+pub(super) fn audit_actions(dir: &Path) -> Vec<String> {
+    audit_entries(dir)
         .iter()
         .map(|e| e["action"].as_str().unwrap_or_default().to_owned())
         .collect()
@@ -130,7 +110,7 @@ fn the_key_ceremony_end_to_end_with_softhsm() {
     // into the issuing CA certificate are the server's.
     let root_machine = tempfile::tempdir().unwrap();
     let root = root_machine.path();
-    token(root, "tamga-root");
+    softhsm_token(root, "tamga-root");
     write_config(
         root,
         &format!(
@@ -149,7 +129,7 @@ fn the_key_ceremony_end_to_end_with_softhsm() {
     // The server: production, the issuing CA and responder keys in its token.
     let server_machine = tempfile::tempdir().unwrap();
     let server = server_machine.path();
-    token(server, "tamga-ca");
+    softhsm_token(server, "tamga-ca");
     let issuer = consent_issuer();
     std::fs::copy(
         issuer.path().join("certs-dev/digital_id_dev.pub.pem"),

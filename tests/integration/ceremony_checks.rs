@@ -12,27 +12,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use serde_json::Value;
-
-use crate::support::{
-    openssl, run, softhsm_available, tamga, text, Server, SOFTHSM_MODULE, SOFTHSM_PIN,
-};
-
-fn write_config(dir: &Path, toml: &str) {
-    std::fs::create_dir_all(dir.join("config")).unwrap();
-    std::fs::write(dir.join("config/tamga.toml"), toml).unwrap();
-}
-
-fn tamga_ok(dir: &Path, args: &[&str]) -> String {
-    let out = run(tamga(dir).args(args));
-    assert!(
-        out.status.success(),
-        "tamga {}: {}",
-        args.join(" "),
-        text(&out)
-    );
-    text(&out)
-}
+use super::ceremony::{audit_actions, audit_entries, field, tamga_ok, token_key, write_config};
+use crate::support::{openssl, run, softhsm_available, softhsm_token, tamga, text, Server};
 
 /// `out` exited with `code` and said every one of `words`.
 fn exited(out: &Output, code: i32, words: &[&str]) {
@@ -41,14 +22,6 @@ fn exited(out: &Output, code: i32, words: &[&str]) {
     for w in words {
         assert!(said.contains(w), "{w:?} not in: {said}");
     }
-}
-
-/// The value printed after `field` on a line of a command's output.
-fn field(output: &str, field: &str) -> String {
-    output
-        .lines()
-        .find_map(|l| l.trim().strip_prefix(field).map(|v| v.trim().to_owned()))
-        .unwrap_or_else(|| panic!("no {field} in: {output}"))
 }
 
 /// The names in `dir`, sorted.
@@ -64,23 +37,6 @@ fn names(dir: &Path) -> Vec<String> {
     names
 }
 
-/// The audit log's entries (oldest first) as JSON objects.
-fn audit_entries(dir: &Path) -> Vec<Value> {
-    let out = tamga_ok(dir, &["audit", "tail", "-n", "50", "--json"]);
-    let start = out.find('[').unwrap_or(0);
-    let end = out.rfind(']').map_or(out.len(), |e| e + 1);
-    let entries: Value = serde_json::from_str(&out[start..end]).unwrap();
-    entries.as_array().unwrap().clone()
-}
-
-fn actions(dir: &Path) -> Vec<String> {
-    audit_entries(dir)
-        .iter()
-        .map(|e| e["action"].as_str().unwrap_or_default().to_owned())
-        .collect()
-}
-
-/// A root machine in `dir` with its root key in a file: `[ca] dir = "root-ca"` and `extra`.
 fn root_machine(dir: &Path, extra: &str, init: &[&str]) {
     write_config(dir, &format!("{extra}[ca]\ndir = \"root-ca\"\n"));
     let mut args = vec!["root", "init"];
@@ -152,12 +108,12 @@ fn root_init_writes_its_key_file_with_mode_0600_and_a_bad_name_leaves_nothing() 
         );
     }
     // Nothing was done, so nothing was audited.
-    assert!(actions(dir).is_empty());
+    assert!(audit_actions(dir).is_empty());
     let made = tamga_ok(dir, &["root", "init", "--name", &"Ә".repeat(64)]);
     let key = std::fs::metadata(dir.join("root-ca/root.key.pem")).unwrap();
     assert_eq!(key.permissions().mode() & 0o777, 0o600, "{made}");
     assert_eq!(names(&dir.join("root-ca")), ["root.key.pem", "root.pem"]);
-    assert_eq!(actions(dir), ["root.generated"]);
+    assert_eq!(audit_actions(dir), ["root.generated"]);
 }
 
 #[test]
@@ -167,30 +123,8 @@ fn failed_steps_leave_no_key_in_the_token() {
     }
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
-    let tokens = dir.join("softhsm-tokens");
-    std::fs::create_dir_all(&tokens).unwrap();
-    std::fs::write(
-        dir.join("softhsm2.conf"),
-        format!(
-            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-            tokens.display()
-        ),
-    )
-    .unwrap();
-    let out = Command::new("softhsm2-util")
-        .env("SOFTHSM2_CONF", dir.join("softhsm2.conf"))
-        .args(["--init-token", "--free", "--label", "ceremony"])
-        .args(["--pin", SOFTHSM_PIN, "--so-pin", "13579111"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
-    std::fs::write(dir.join("hsm.pin"), format!("{SOFTHSM_PIN}\n")).unwrap();
-    let key = |which: &str, label: &str| {
-        format!(
-            "[ca.{which}]\nkind = \"pkcs11\"\nmodule = \"{SOFTHSM_MODULE}\"\ntoken_label = \
-             \"ceremony\"\nkey_label = \"{label}\"\npin_file = \"hsm.pin\"\n"
-        )
-    };
+    softhsm_token(dir, "ceremony");
+    let key = |which: &str, label: &str| token_key(which, "ceremony", label);
     write_config(
         dir,
         &format!(
@@ -228,7 +162,10 @@ fn failed_steps_leave_no_key_in_the_token() {
     );
     let made = tamga_ok(dir, &["ca", "request-issuing", "--out", "issuing.csr"]);
     assert!(made.contains(r#"key "issuing""#), "{made}");
-    assert_eq!(actions(dir), ["root.generated", "ca.issuing_requested"]);
+    assert_eq!(
+        audit_actions(dir),
+        ["root.generated", "ca.issuing_requested"]
+    );
 }
 
 #[test]
@@ -261,7 +198,7 @@ fn request_issuing_checks_its_inputs_before_making_a_key_file() {
         std::fs::read_to_string(dir.join("taken.csr")).unwrap(),
         "not mine"
     );
-    assert!(actions(dir).is_empty());
+    assert!(audit_actions(dir).is_empty());
 }
 
 #[test]
@@ -288,7 +225,7 @@ fn sign_issuing_refuses_a_validity_past_the_root_and_writes_nothing() {
     expected.sort();
     assert_eq!(names(root), expected);
     assert_eq!(names(&root.join("root-ca")), ["root.key.pem", "root.pem"]);
-    assert_eq!(actions(root), ["root.generated"]);
+    assert_eq!(audit_actions(root), ["root.generated"]);
     // One year fits inside the root's two.
     let out = sign(
         root,
@@ -381,7 +318,7 @@ fn install_issuing_refuses_a_certificate_not_valid_now_and_warns_about_other_url
         exited(&refused, 5, &["not valid now"]);
         assert_eq!(names(&server.join("pki")), ["nca_rsa.key.pem", "root.pem"]);
     }
-    assert_eq!(actions(server), ["ca.issuing_requested"]);
+    assert_eq!(audit_actions(server), ["ca.issuing_requested"]);
     // The root's certificate installs, but its URLs are the root machine's: said, and audited.
     let signed = sign(root, server, "issuing.csr", "issuing.pem", &[]);
     assert!(signed.status.success(), "{}", text(&signed));

@@ -67,12 +67,9 @@ pub fn softhsm_available(test: &str) -> bool {
     )
 }
 
-/// Make `dir` a Tamga working directory whose issuing CA and OCSP responder keys live in a
-/// fresh SoftHSM2 token: `softhsm2.conf` with its own token directory, a token labelled
-/// `tamga-test`, `config/tamga.toml` pointing both keys at it (PIN in `hsm.pin`), and the
-/// hierarchy made by the real `tamga ca init --pkcs11`. `ca` holds extra `[ca]` lines (key
-/// types).
-pub fn softhsm_hierarchy(dir: &Path, ca: &str) {
+/// A SoftHSM2 token labelled `label` of its own in `dir` (`softhsm2.conf`, which `tamga(dir)`
+/// points SoftHSM2 at), with the user PIN in `dir/hsm.pin`.
+pub fn softhsm_token(dir: &Path, label: &str) {
     let tokens = dir.join("softhsm-tokens");
     std::fs::create_dir_all(&tokens).unwrap();
     let conf = dir.join("softhsm2.conf");
@@ -86,12 +83,21 @@ pub fn softhsm_hierarchy(dir: &Path, ca: &str) {
     .unwrap();
     let out = Command::new("softhsm2-util")
         .env("SOFTHSM2_CONF", &conf)
-        .args(["--init-token", "--free", "--label", "tamga-test"])
+        .args(["--init-token", "--free", "--label", label])
         .args(["--pin", SOFTHSM_PIN, "--so-pin", "13579111"])
         .output()
         .expect("softhsm2-util");
     assert!(out.status.success(), "{}", text(&out));
     std::fs::write(dir.join("hsm.pin"), format!("{SOFTHSM_PIN}\n")).unwrap();
+}
+
+/// Make `dir` a Tamga working directory whose issuing CA and OCSP responder keys live in a
+/// fresh SoftHSM2 token: `softhsm2.conf` with its own token directory, a token labelled
+/// `tamga-test`, `config/tamga.toml` pointing both keys at it (PIN in `hsm.pin`), and the
+/// hierarchy made by the real `tamga ca init --pkcs11`. `ca` holds extra `[ca]` lines (key
+/// types).
+pub fn softhsm_hierarchy(dir: &Path, ca: &str) {
+    softhsm_token(dir, "tamga-test");
     let key = |label: &str| {
         format!(
             "kind = \"pkcs11\"\nmodule = \"{SOFTHSM_MODULE}\"\ntoken_label = \"tamga-test\"\n\
