@@ -136,6 +136,39 @@ pub struct RootCrl {
     pub entries: i64,
 }
 
+impl RootCrl {
+    /// The row that keeps it under `issuer_id` (the published one, or the root machine's record
+    /// of what it signed), recorded `at`.
+    fn stored(&self, issuer_id: &str, at: NaiveDateTime) -> StoredCrl {
+        StoredCrl {
+            issuer_id: issuer_id.to_owned(),
+            crl_number: self.number,
+            is_delta: false,
+            base_crl_number: None,
+            this_update: self.this_update,
+            next_update: self.next_update,
+            der: self.der.clone(),
+            created_at: at,
+            covered_seq: self.entries,
+        }
+    }
+
+    /// The audit entry of `action` on it by `actor`, at `at`.
+    fn audited(&self, action: &str, actor: &str, at: NaiveDateTime) -> AuditEntry {
+        AuditEntry {
+            at,
+            actor: actor.to_owned(),
+            action: action.to_owned(),
+            subject: ROOT_ID.to_owned(),
+            details: serde_json::json!({
+                "crl_number": self.number,
+                "next_update": self.next_update.and_utc().to_rfc3339(),
+                "entries": self.entries,
+            }),
+        }
+    }
+}
+
 fn time(t: &x509_cert::time::Time) -> NaiveDateTime {
     DateTime::<Utc>::from_timestamp(
         i64::try_from(t.to_unix_duration().as_secs()).unwrap_or(0),
@@ -219,28 +252,8 @@ pub fn import(
             });
         }
         let at = db_time(now);
-        tx.insert_crl(&StoredCrl {
-            issuer_id: ROOT_ID.to_owned(),
-            crl_number: crl.number,
-            is_delta: false,
-            base_crl_number: None,
-            this_update: crl.this_update,
-            next_update: crl.next_update,
-            der: crl.der.clone(),
-            created_at: at,
-            covered_seq: crl.entries,
-        })?;
-        tx.append_audit(&AuditEntry {
-            at,
-            actor: actor.to_owned(),
-            action: "crl.root_published".to_owned(),
-            subject: ROOT_ID.to_owned(),
-            details: serde_json::json!({
-                "crl_number": crl.number,
-                "next_update": crl.next_update.and_utc().to_rfc3339(),
-                "entries": crl.entries,
-            }),
-        })?;
+        tx.insert_crl(&crl.stored(ROOT_ID, at))?;
+        tx.append_audit(&crl.audited("crl.root_published", actor, at))?;
         Ok(())
     })
 }
@@ -300,29 +313,9 @@ pub fn record_signed(
         }
         let at = db_time(now);
         if tx.crl(SIGNED_ID, crl.number)?.is_none() {
-            tx.insert_crl(&StoredCrl {
-                issuer_id: SIGNED_ID.to_owned(),
-                crl_number: crl.number,
-                is_delta: false,
-                base_crl_number: None,
-                this_update: crl.this_update,
-                next_update: crl.next_update,
-                der: crl.der.clone(),
-                created_at: at,
-                covered_seq: crl.entries,
-            })?;
+            tx.insert_crl(&crl.stored(SIGNED_ID, at))?;
         }
-        tx.append_audit(&AuditEntry {
-            at,
-            actor: actor.to_owned(),
-            action: "root.crl_signed".to_owned(),
-            subject: ROOT_ID.to_owned(),
-            details: serde_json::json!({
-                "crl_number": crl.number,
-                "next_update": crl.next_update.and_utc().to_rfc3339(),
-                "entries": crl.entries,
-            }),
-        })?;
+        tx.append_audit(&crl.audited("root.crl_signed", actor, at))?;
         Ok(())
     })
 }
