@@ -431,10 +431,9 @@ fn ecdsa_der(raw: &[u8]) -> Result<Vec<u8>, CaError> {
     Ok(sig.to_der()?)
 }
 
-/// Generate a key pair of `key_type` inside the token at `location`: the private key is a
-/// token object, private, sensitive, never extractable, usable only for signing. Refuses
-/// when an object with the label exists. Returns the public key.
-pub fn generate(location: &Pkcs11Location, key_type: KeyType) -> Result<PKey<Public>, CaError> {
+/// A logged-in read-write session on the token at `location`, and the objects it holds with
+/// `location`'s key label.
+fn labelled(location: &Pkcs11Location) -> Result<(Session, Vec<ObjectHandle>), CaError> {
     let module = Module::get(&location.module)?;
     let slot = find_slot(&module.ctx, location)?;
     let session = module
@@ -445,6 +444,14 @@ pub fn generate(location: &Pkcs11Location, key_type: KeyType) -> Result<PKey<Pub
     let existing = session
         .find_objects(&[Attribute::Label(location.key_label.as_bytes().to_vec())])
         .map_err(|e| unavailable(location, "finding objects", e))?;
+    Ok((session, existing))
+}
+
+/// Generate a key pair of `key_type` inside the token at `location`: the private key is a
+/// token object, private, sensitive, never extractable, usable only for signing. Refuses
+/// when an object with the label exists. Returns the public key.
+pub fn generate(location: &Pkcs11Location, key_type: KeyType) -> Result<PKey<Public>, CaError> {
+    let (session, existing) = labelled(location)?;
     if !existing.is_empty() {
         return Err(CaError::Pkcs11(format!(
             "{}: the token already holds {} object(s) with this label; choose another \
@@ -505,16 +512,7 @@ pub fn generate(location: &Pkcs11Location, key_type: KeyType) -> Result<PKey<Pub
 /// Destroy every object of the token at `location` labelled with its key label (a key being
 /// replaced on the operator's explicit order: `--force`). Returns how many there were.
 pub fn destroy_labelled(location: &Pkcs11Location) -> Result<usize, CaError> {
-    let module = Module::get(&location.module)?;
-    let slot = find_slot(&module.ctx, location)?;
-    let session = module
-        .ctx
-        .open_rw_session(slot)
-        .map_err(|e| unavailable(location, "opening a read-write session", e))?;
-    login(&session, location)?;
-    let existing = session
-        .find_objects(&[Attribute::Label(location.key_label.as_bytes().to_vec())])
-        .map_err(|e| unavailable(location, "finding objects", e))?;
+    let (session, existing) = labelled(location)?;
     for handle in &existing {
         session.destroy_object(*handle).map_err(|e| {
             CaError::Pkcs11(format!(
