@@ -263,19 +263,7 @@ fn the_key_ceremony_end_to_end_with_softhsm() {
 
     // Production serving under the new hierarchy: a citizen's pair.
     let srv = Server::start(server, &[]);
-    let iin = fresh_iin();
-    let token = consent_token(issuer.path(), &iin);
-    let (auth, _) = csr(server, "rsa:2048", &[]);
-    let (sign, _) = csr(server, "ec", &[]);
-    let resp = client()
-        .post(format!("{}/api/v1/applications", srv.base))
-        .bearer_auth(&token)
-        .json(&body(&auth, &sign, None))
-        .send()
-        .unwrap();
-    let status = resp.status().as_u16();
-    let created: Value = resp.json().unwrap();
-    assert_eq!(status, 201, "{created}");
+    let created = enroll_pair(&srv, server, issuer.path());
     std::fs::write(
         server.join("chain.pem"),
         created["chain_pem"].as_str().unwrap(),
@@ -484,6 +472,24 @@ fn the_root_commands_and_their_older_names() {
 }
 
 /// `url` (a CRL, DER) saved as PEM in `dir/file`.
+/// A citizen's pair (AUTH RSA-2048, SIGN EC P-256, keys made in `dir`) issued by `srv` on a
+/// consent token signed by the development Digital ID key in `issuer`: the 201 answer.
+fn enroll_pair(srv: &Server, dir: &Path, issuer: &Path) -> Value {
+    let token = consent_token(issuer, &fresh_iin());
+    let (auth, _) = csr(dir, "rsa:2048", &[]);
+    let (sign, _) = csr(dir, "ec", &[]);
+    let resp = client()
+        .post(format!("{}/api/v1/applications", srv.base))
+        .bearer_auth(&token)
+        .json(&body(&auth, &sign, None))
+        .send()
+        .unwrap();
+    let status = resp.status().as_u16();
+    let created: Value = resp.json().unwrap();
+    assert_eq!(status, 201, "{created}");
+    created
+}
+
 fn fetch_crl(dir: &Path, url: &str, file: &str) {
     let resp = client().get(url).send().unwrap();
     assert_eq!(resp.status(), 200, "{url}");
@@ -604,19 +610,7 @@ fn the_root_machine_holding_only_the_root_signs_its_crl_and_ocsp() {
 
     // A citizen's certificate verifies with the CRLs of the whole path, from the server.
     let srv = Server::start(server, &[]);
-    let iin = fresh_iin();
-    let token = consent_token(issuer.path(), &iin);
-    let (auth, _) = csr(server, "rsa:2048", &[]);
-    let (sign, _) = csr(server, "ec", &[]);
-    let resp = client()
-        .post(format!("{}/api/v1/applications", srv.base))
-        .bearer_auth(&token)
-        .json(&body(&auth, &sign, None))
-        .send()
-        .unwrap();
-    let status = resp.status().as_u16();
-    let created: Value = resp.json().unwrap();
-    assert_eq!(status, 201, "{created}");
+    let created = enroll_pair(&srv, server, issuer.path());
     let leaf = created["certificates"][0]["pem"].as_str().unwrap();
     std::fs::write(server.join("leaf.pem"), leaf).unwrap();
     let verify_path = || {
