@@ -488,6 +488,26 @@ pub fn reapply(
     Ok(done)
 }
 
+/// One audit entry of the restore, in a transaction of its own.
+fn record(
+    store: &Store,
+    actor: &str,
+    now: DateTime<Utc>,
+    action: &str,
+    subject: &str,
+    details: serde_json::Value,
+) -> Result<(), RestoreError> {
+    let entry = AuditEntry {
+        at: db_time(now),
+        actor: actor.to_owned(),
+        action: action.to_owned(),
+        subject: subject.to_owned(),
+        details,
+    };
+    store.write(|tx| tx.append_audit(&entry))?;
+    Ok(())
+}
+
 /// Record that the operator `actor` restored without published CRLs, accepting that
 /// revocations made after the backup are lost.
 pub fn record_revocation_loss(
@@ -495,17 +515,16 @@ pub fn record_revocation_loss(
     actor: &str,
     now: DateTime<Utc>,
 ) -> Result<(), RestoreError> {
-    let entry = AuditEntry {
-        at: db_time(now),
-        actor: actor.to_owned(),
-        action: "restore.revocation_loss_accepted".to_owned(),
-        subject: "published CRLs".to_owned(),
-        details: serde_json::json!({
+    record(
+        store,
+        actor,
+        now,
+        "restore.revocation_loss_accepted",
+        "published CRLs",
+        serde_json::json!({
             "note": "restored without published CRLs: revocations made after the backup are not applied"
         }),
-    };
-    store.write(|tx| tx.append_audit(&entry))?;
-    Ok(())
+    )
 }
 
 /// Record that the backup described by `manifest` was restored into this database by `actor`.
@@ -515,15 +534,14 @@ pub fn record_restored(
     actor: &str,
     now: DateTime<Utc>,
 ) -> Result<(), RestoreError> {
-    let entry = AuditEntry {
-        at: db_time(now),
-        actor: actor.to_owned(),
-        action: "restore.completed".to_owned(),
-        subject: "database".to_owned(),
-        details: serde_json::json!({ "backup": manifest }),
-    };
-    store.write(|tx| tx.append_audit(&entry))?;
-    Ok(())
+    record(
+        store,
+        actor,
+        now,
+        "restore.completed",
+        "database",
+        serde_json::json!({ "backup": manifest }),
+    )
 }
 
 /// Serials that `crls` list as revoked and `store` does not hold as revoked (for `tamga backup
