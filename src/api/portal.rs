@@ -161,6 +161,7 @@ fn application_json(
         created_at: rfc3339(app.created_at),
         certificates,
         chain_pem,
+        replaces: app.replaces_application_id.clone(),
     })
 }
 

@@ -65,6 +65,10 @@ pub struct ApplicationResponse {
     /// The CA chain (issuing CA, then root), PEM, once issued.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chain_pem: Option<String>,
+    /// For a re-issue: the application whose pair this one replaces (revoked `superseded`
+    /// when this one is issued).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<String>,
 }
 
 /// One issued certificate.
@@ -124,6 +128,108 @@ pub struct RevocationResponse {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(format = DateTime)]
     pub invalidity_date: Option<String>,
+}
+
+/// The header of `POST /cabinet/api/reissues` that carries the confirmation: a detached CMS
+/// SignedData (RFC 5652) over the exact body bytes, signed with the SIGN key of the pair that
+/// logged in, DER in standard base64.
+pub const CONFIRMATION_HEADER: &str = "Tamga-Confirmation";
+
+/// The header of `POST /cabinet/api/reissues` that carries a Digital ID consent token with
+/// `purpose = eds_reissue`, when the CA requires one (`[ra] reissue_requires_consent`).
+pub const CONSENT_HEADER: &str = "Tamga-Consent";
+
+/// `POST /cabinet/api/challenge` answer: what the holder signs to log in.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ChallengeResponse {
+    /// 32 random bytes, standard base64; the content of the login's attached CMS. Single use.
+    pub challenge: String,
+    /// When it stops being accepted (RFC 3339, UTC; at most 5 minutes).
+    #[schema(format = DateTime)]
+    pub expires_at: String,
+}
+
+/// `POST /cabinet/api/login` body.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    /// A CMS SignedData (RFC 5652), attached, whose content is the challenge's bytes, signed
+    /// with the holder's AUTH key, the signer certificate included: DER in standard base64, or
+    /// PEM (`-----BEGIN CMS-----`).
+    #[schema(max_length = 32768)]
+    pub cms: String,
+}
+
+/// `POST /cabinet/api/login` answer.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SessionResponse {
+    /// Bearer token for the other `/cabinet/api/…` routes.
+    pub session_token: String,
+    /// When the session ends (RFC 3339, UTC; at most 15 minutes).
+    #[schema(format = DateTime)]
+    pub expires_at: String,
+    /// The application whose AUTH certificate logged in: the pair a re-issue replaces.
+    pub application_id: String,
+}
+
+/// `GET /cabinet/api/certificates` answer: every certificate issued to the holder.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct HolderCertificates {
+    /// Newest first.
+    pub certificates: Vec<HolderCertificate>,
+}
+
+/// One of the holder's certificates, as the cabinet lists it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct HolderCertificate {
+    /// Serial number, upper-case hex.
+    pub serial: String,
+    /// `auth` or `sign`.
+    #[schema(value_type = CertificateKind)]
+    pub kind: String,
+    /// `issued` (valid), `on_hold`, `revoked` or `expired`.
+    #[schema(example = "issued")]
+    pub status: String,
+    /// The revocation reason, when revoked or on hold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<RevocationReason>)]
+    pub revocation_reason: Option<String>,
+    /// When it was revoked (RFC 3339, UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
+    pub revoked_at: Option<String>,
+    /// Start of validity (RFC 3339, UTC).
+    #[schema(format = DateTime)]
+    pub not_before: String,
+    /// End of validity (RFC 3339, UTC).
+    #[schema(format = DateTime)]
+    pub not_after: String,
+    /// The key storage of its application.
+    #[schema(value_type = Storage)]
+    pub storage: String,
+    /// The application it was issued for.
+    pub application_id: String,
+    /// The certificate, PEM.
+    pub pem: String,
+}
+
+/// `POST /cabinet/api/reissues` body: the new pair's form. The identity is the logged-in
+/// pair's, never the request's.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReissueRequest {
+    /// E-mail for notifications and the certificates' subjectAltName.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "citizen@example.kz", max_length = 254)]
+    pub email: Option<String>,
+    /// Language of messages: `kk`, `ru` or `en`.
+    #[schema(value_type = Language, example = "kk")]
+    pub language: String,
+    /// Key storage, as for an application.
+    #[schema(value_type = Storage, example = "pkcs12")]
+    pub storage: String,
+    /// The two PKCS#10 requests, with new keys.
+    pub csrs: CsrPair,
 }
 
 /// An RFC 9457 problem document (`application/problem+json`).

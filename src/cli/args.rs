@@ -450,6 +450,9 @@ pub enum PurposeArg {
     /// Revoke a certificate.
     #[value(name = "eds_revocation")]
     EdsRevocation,
+    /// Re-issue the pair from the cabinet (with `[ra] reissue_requires_consent`).
+    #[value(name = "eds_reissue")]
+    EdsReissue,
 }
 
 /// `tamga config …`

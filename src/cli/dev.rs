@@ -71,6 +71,7 @@ pub(super) fn dev_consent_token(
         purpose: match args.purpose {
             PurposeArg::EdsIssuance => digital_id::Purpose::EdsIssuance,
             PurposeArg::EdsRevocation => digital_id::Purpose::EdsRevocation,
+            PurposeArg::EdsReissue => digital_id::Purpose::EdsReissue,
         }
         .as_str()
         .to_owned(),

@@ -259,12 +259,17 @@ pub struct RaConfig {
     /// Version of the user agreement citizens must accept; applications naming another
     /// version are refused (`agreement_version_mismatch`).
     pub agreement_version: String,
+    /// Whether a re-issue from the cabinet also needs a Digital ID consent token with
+    /// `purpose = eds_reissue` for the same IIN (header `Tamga-Consent`), besides the holder's
+    /// signatures.
+    pub reissue_requires_consent: bool,
 }
 
 impl Default for RaConfig {
     fn default() -> Self {
         RaConfig {
             agreement_version: "2026-1".to_owned(),
+            reissue_requires_consent: false,
         }
     }
 }

@@ -45,6 +45,9 @@ pub enum Purpose {
     EdsIssuance,
     /// Revoke one of the citizen's certificates.
     EdsRevocation,
+    /// Re-issue the citizen's pair from the cabinet (the optional second factor,
+    /// `[ra] reissue_requires_consent`).
+    EdsReissue,
 }
 
 impl Purpose {
@@ -53,6 +56,7 @@ impl Purpose {
         match self {
             Purpose::EdsIssuance => "eds_issuance",
             Purpose::EdsRevocation => "eds_revocation",
+            Purpose::EdsReissue => "eds_reissue",
         }
     }
 }

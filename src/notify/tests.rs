@@ -533,6 +533,7 @@ fn expiry_reminders_are_queued_once_per_threshold() {
         created_at: now,
         updated_at: now,
         review_reasons: Vec::new(),
+        replaces_application_id: None,
     };
     let cert = Certificate {
         serial: "0A".into(),

@@ -226,6 +226,7 @@ impl Registrar {
             created_at: at,
             updated_at: at,
             review_reasons,
+            replaces_application_id: None,
         };
         let prepared = if auto {
             vec![

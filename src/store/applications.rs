@@ -59,6 +59,8 @@ pub struct Application {
     /// Why it went to operator review (empty when issued automatically, and for applications
     /// stored before the reasons were recorded).
     pub review_reasons: Vec<String>,
+    /// For a re-issue: the application whose pair this one replaces.
+    pub replaces_application_id: Option<String>,
 }
 
 #[derive(Queryable, Selectable, Insertable)]
@@ -86,6 +88,7 @@ struct ApplicationRow {
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
     review_reasons: Option<String>,
+    replaces_application_id: Option<String>,
 }
 
 impl From<&Application> for ApplicationRow {
@@ -117,6 +120,7 @@ impl From<&Application> for ApplicationRow {
             } else {
                 serde_json::to_string(&a.review_reasons).ok()
             },
+            replaces_application_id: a.replaces_application_id.clone(),
         }
     }
 }
@@ -159,6 +163,7 @@ impl TryFrom<ApplicationRow> for Application {
             created_at: r.created_at,
             updated_at: r.updated_at,
             review_reasons,
+            replaces_application_id: r.replaces_application_id,
         })
     }
 }

@@ -24,6 +24,7 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         review_reasons -> Nullable<Text>,
+        replaces_application_id -> Nullable<Text>,
     }
 }
 
@@ -177,6 +178,26 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    cabinet_challenges (challenge_sha256) {
+        challenge_sha256 -> Binary,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    cabinet_sessions (token_sha256) {
+        token_sha256 -> Binary,
+        application_id -> Text,
+        auth_serial -> Text,
+        holder_iin -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(certificates -> applications (application_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -194,4 +215,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     data_migrations,
     root_ocsp_responses,
     revoked_serials,
+    cabinet_challenges,
+    cabinet_sessions,
 );
