@@ -76,6 +76,9 @@ pub enum ApiError {
     /// The service cannot answer now (nothing published yet, an expired CRL).
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    /// A re-issue without its `Tamga-Confirmation` header.
+    #[error("no confirmation: send the detached CMS signature of the body, made with the SIGN key, in the Tamga-Confirmation header")]
+    ConfirmationMissing,
     /// A bug or an unexpected failure. Logged in full; the client sees only the code.
     #[error("internal error: {0}")]
     Internal(String),
@@ -111,6 +114,7 @@ impl ApiError {
             ApiError::DatabaseTimeout(_) => ErrorCode::DatabaseUnavailable,
             ApiError::MethodNotAllowed { .. } => ErrorCode::MethodNotAllowed,
             ApiError::Unavailable(_) => ErrorCode::ServiceUnavailable,
+            ApiError::ConfirmationMissing => ErrorCode::ConfirmationMissing,
             ApiError::Internal(_) => ErrorCode::InternalError,
         }
     }
@@ -165,9 +169,10 @@ impl ApiError {
 /// HTTP challenge to send with a 401: the request is understood and refused (403).
 pub fn status_of(code: ErrorCode) -> StatusCode {
     match code {
-        ErrorCode::CsrMalformed | ErrorCode::SerialInvalid | ErrorCode::RequestMalformed => {
-            StatusCode::BAD_REQUEST
-        }
+        ErrorCode::CsrMalformed
+        | ErrorCode::SerialInvalid
+        | ErrorCode::RequestMalformed
+        | ErrorCode::CmsMalformed => StatusCode::BAD_REQUEST,
         ErrorCode::ConsentTokenMissing
         | ErrorCode::ConsentTokenMalformed
         | ErrorCode::ConsentTokenSignatureInvalid
@@ -179,9 +184,20 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | ErrorCode::ConsentTokenLifetimeInvalid
         | ErrorCode::ConsentTokenWrongAudience
         | ErrorCode::ConsentTokenWrongIssuer
-        | ErrorCode::AccessTokenInvalid => StatusCode::UNAUTHORIZED,
+        | ErrorCode::AccessTokenInvalid
+        | ErrorCode::CmsSignatureInvalid
+        | ErrorCode::SessionInvalid
+        | ErrorCode::ChallengeInvalid
+        | ErrorCode::CmsSignerUnknown
+        | ErrorCode::ConfirmationMissing => StatusCode::UNAUTHORIZED,
         ErrorCode::ConsentTokenWrongPurpose
         | ErrorCode::NotCertificateHolder
+        | ErrorCode::CmsSignerWrongKind
+        | ErrorCode::CmsSignerNotHolder
+        | ErrorCode::CertificateRevoked
+        | ErrorCode::CertificateOnHold
+        | ErrorCode::CertificateExpired
+        | ErrorCode::ConsentTokenWrongHolder
         | ErrorCode::ClientCertificateRequired
         | ErrorCode::ClientCertificateUntrusted => StatusCode::FORBIDDEN,
         ErrorCode::ApplicationNotFound
@@ -197,6 +213,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | ErrorCode::AlreadyRevoked
         | ErrorCode::NotOnHold
         | ErrorCode::NotRevoked
+        | ErrorCode::AlreadyReissued
         | ErrorCode::ApplicationNotPending => StatusCode::CONFLICT,
         ErrorCode::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::IinInvalid
@@ -216,7 +233,8 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | ErrorCode::SameKeyForAuthAndSign
         | ErrorCode::RevocationReasonInvalid
         | ErrorCode::InvalidityDateInvalid
-        | ErrorCode::ReasonRequired => StatusCode::UNPROCESSABLE_ENTITY,
+        | ErrorCode::ReasonRequired
+        | ErrorCode::CmsAlgorithmNotAllowed => StatusCode::UNPROCESSABLE_ENTITY,
         ErrorCode::RateLimitedIin
         | ErrorCode::RateLimitedClient
         | ErrorCode::RateLimitedConnections => StatusCode::TOO_MANY_REQUESTS,
