@@ -921,6 +921,28 @@ fn cabinet_refusals_have_their_codes_and_write_nothing() {
         one_session(&race(&[base, base, base, base], &cms));
     }
     assert_eq!(logins(&env), logged_in + 3);
+    // The login CMS may come as PEM too (`openssl cms -outform PEM`).
+    let der = format!("login{}.cms", next());
+    std::fs::write(
+        dir.join(&der),
+        signer.sign(dir, &a.auth, &challenge(base), true),
+    )
+    .unwrap();
+    let pem = openssl_cli(
+        dir,
+        &[
+            "cms", "-cmsout", "-inform", "DER", "-in", &der, "-outform", "PEM",
+        ],
+    );
+    assert!(pem.starts_with("-----BEGIN CMS-----"), "{pem}");
+    let (status, by_pem) = answer(
+        client()
+            .post(format!("{base}/cabinet/api/login"))
+            .json(&json!({ "cms": pem }))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(status, 200, "{by_pem}");
 
     // Confirmations: missing; signed by the AUTH key; by another holder's SIGN key; a body
     // changed under a valid one; attached where it must be detached.
