@@ -264,7 +264,7 @@ fn self_made(dir: &Path, like: &Credential, our_serial: bool) -> Credential {
     Credential {
         cert,
         key: write_key(dir, &key),
-        serial: like.serial.clone(),
+        serial: serial.to_hex_str().unwrap().to_string(),
     }
 }
 
