@@ -501,6 +501,9 @@ struct PendingRequest {
     session_token: String,
 }
 
+/// The new AUTH and SIGN keys.
+type NewKeys = (PKey<Private>, PKey<Private>);
+
 /// Where a re-issue of the pair whose AUTH certificate is `serial` keeps its state in `dir`.
 struct Pending {
     auth: PathBuf,
@@ -518,7 +521,7 @@ impl Pending {
     }
 
     /// The new keys an earlier run kept, if it did.
-    fn keys(&self, password: &str) -> Result<Option<(PKey<Private>, PKey<Private>)>, Failure> {
+    fn keys(&self, password: &str) -> Result<Option<NewKeys>, Failure> {
         if !self.auth.exists() && !self.sign.exists() {
             return Ok(None);
         }
@@ -662,7 +665,14 @@ pub(super) fn reissue(common: &Common, args: &ReissueArgs) -> Result<(), Failure
         }
     };
     eprintln!("Sending the re-issue, confirmed with SIGN {}…", sign.serial);
-    let sent = send(&client, common, args, &session, &request, consent.as_deref());
+    let sent = send(
+        &client,
+        common,
+        args,
+        &session,
+        &request,
+        consent.as_deref(),
+    );
     let app = match sent {
         Err(r) if r.code == "session_invalid" && request.session_token == session => {
             // The kept session expired: log in again (the old pair is valid unless this very
@@ -682,8 +692,15 @@ pub(super) fn reissue(common: &Common, args: &ReissueArgs) -> Result<(), Failure
                 }
                 Err(r) => return Err(r.failure),
             };
-            send(&client, common, args, &session, &request, consent.as_deref())
-                .map_err(|r| r.failure)?
+            send(
+                &client,
+                common,
+                args,
+                &session,
+                &request,
+                consent.as_deref(),
+            )
+            .map_err(|r| r.failure)?
         }
         Err(r) if !r.uncertain && !r.code.is_empty() && r.code != "session_invalid" => {
             // Refused outright: nothing was issued, and these keys will never be.
@@ -692,7 +709,15 @@ pub(super) fn reissue(common: &Common, args: &ReissueArgs) -> Result<(), Failure
         }
         other => other.map_err(|r| r.failure)?,
     };
-    finish(common, dir, &password, &app, (&auth_key, &sign_key), [auth, sign], &pending)
+    finish(
+        common,
+        dir,
+        &password,
+        &app,
+        (&auth_key, &sign_key),
+        [auth, sign],
+        &pending,
+    )
 }
 
 /// Send the re-issue; the same bytes and headers again while the answer is lost (no answer,
@@ -789,7 +814,11 @@ fn finish(
                     to.display()
                 ))
             })?;
-        eprintln!("Superseded: {} (serial {}).", to.display(), container.serial);
+        eprintln!(
+            "Superseded: {} (serial {}).",
+            to.display(),
+            container.serial
+        );
     }
     pending.remove();
     let [auth, sign] = &old;
@@ -808,7 +837,7 @@ fn finish(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
 
     /// Every code of the cabinet reads as a sentence, with the server's detail after it; a
     /// code the cabinet does not know reads as every refusal does.
@@ -931,9 +960,6 @@ mod tests {
             Err(super::Failure::Usage(m)) => m,
             _ => panic!("two SIGN containers are refused"),
         };
-        assert!(
-            shown.contains("ECDSA256_cc.p12, RSA256_bb.p12"),
-            "{shown}"
-        );
+        assert!(shown.contains("ECDSA256_cc.p12, RSA256_bb.p12"), "{shown}");
     }
 }

@@ -5,7 +5,9 @@
 //! application waits for an operator (then prints the `resume` command that finishes it, as it
 //! runs), and writes two password-protected PKCS#12 files. A run that fails takes away the
 //! `--out` directory it created, if nothing was written into it. Its own messages are in
-//! English; `--language` is the language of the server's e-mails.
+//! English; `--language` is the language of the server's e-mails. `reissue` and `cabinet
+//! list|revoke` (the `cabinet` module) use the holder's current containers to log in to the cabinet
+//! and to re-issue the pair.
 //!
 //! Owns: the password policy, local key generation, CSRs, which containers it writes (through
 //! [`crate::pkcs12`]: modern PBES2/AES-256 with the chain by default, NCA's own 3DES/RC2
@@ -581,8 +583,15 @@ fn apply(
         .ok_or_else(|| err("the server returned no access token"))?;
     eprintln!("Application {} is {}.", created.id, created.status);
     if created.status == "issued" {
-        return write_containers(common, &common.out, password, &created, &auth_key, &sign_key)
-            .map(drop);
+        return write_containers(
+            common,
+            &common.out,
+            password,
+            &created,
+            &auth_key,
+            &sign_key,
+        )
+        .map(drop);
     }
     // Keep the keys, encrypted with the container password, until the certificates come.
     for (kind, key) in [("auth", &auth_key), ("sign", &sign_key)] {
@@ -816,7 +825,7 @@ fn write_containers(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
 
     use super::check_password;
 

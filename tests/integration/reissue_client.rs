@@ -208,7 +208,10 @@ fn tamga_enroll_reissues_a_pair_and_the_old_one_is_superseded() {
         "{shown}"
     );
 
-    for (old, new) in [("old-auth.pem", "new-auth.pem"), ("old-sign.pem", "new-sign.pem")] {
+    for (old, new) in [
+        ("old-auth.pem", "new-auth.pem"),
+        ("old-sign.pem", "new-sign.pem"),
+    ] {
         assert_eq!(
             x509(&dir, old, "-subject"),
             x509(&dir, new, "-subject"),
@@ -232,7 +235,10 @@ fn tamga_enroll_reissues_a_pair_and_the_old_one_is_superseded() {
     assert_eq!(list.len(), 4, "{list:?}");
     for pem in ["old-auth.pem", "old-sign.pem"] {
         let (_, status, reason) = listed(&list, &serial(&dir, pem)).unwrap();
-        assert_eq!((status.as_str(), reason.as_str()), ("revoked", "superseded"));
+        assert_eq!(
+            (status.as_str(), reason.as_str()),
+            ("revoked", "superseded")
+        );
     }
     for pem in ["new-auth.pem", "new-sign.pem"] {
         let (_, status, _) = listed(&list, &serial(&dir, pem)).unwrap();
@@ -240,7 +246,14 @@ fn tamga_enroll_reissues_a_pair_and_the_old_one_is_superseded() {
     }
     let table = client(
         &env,
-        &["cabinet", "list", "--keys", "keys", "--password-file", "password.txt"],
+        &[
+            "cabinet",
+            "list",
+            "--keys",
+            "keys",
+            "--password-file",
+            "password.txt",
+        ],
     );
     assert!(table.status.success(), "{}", text(&table));
     assert_eq!(
@@ -297,11 +310,20 @@ fn tamga_enroll_reissues_a_pair_and_the_old_one_is_superseded() {
     let said = ocsp(&env, "new-sign.pem");
     assert!(said.contains("new-sign.pem: revoked"), "{said}");
     let (_, status, reason) = listed(&cabinet(&env), &new_sign_serial).cloned().unwrap();
-    assert_eq!((status.as_str(), reason.as_str()), ("revoked", "keyCompromise"));
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("revoked", "keyCompromise")
+    );
     let before = files(&dir);
     let out = client(
         &env,
-        &["reissue", "--keys", "keys", "--password-file", "password.txt"],
+        &[
+            "reissue",
+            "--keys",
+            "keys",
+            "--password-file",
+            "password.txt",
+        ],
     );
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     assert!(
@@ -444,16 +466,26 @@ fn tamga_enroll_reissue_keeps_the_new_keys_and_repeats_a_lost_answer() {
     proxy.set(Cut::Refuse);
     let out = reissue();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("sending the same request again"), "{}", text(&out));
+    assert!(
+        text(&out).contains("sending the same request again"),
+        "{}",
+        text(&out)
+    );
     let kept = [
         format!(".reissue-{old_serial}-auth.key.pem"),
         format!(".reissue-{old_serial}-sign.key.pem"),
     ];
     let names = files(&dir);
-    for name in kept.iter().chain([&format!(".reissue-{old_serial}.request.json")]) {
+    for name in kept
+        .iter()
+        .chain([&format!(".reissue-{old_serial}.request.json")])
+    {
         assert!(names.contains(name), "{name}: {names:?}");
     }
-    assert!(names.contains(&old_auth) && names.contains(&old_sign), "{names:?}");
+    assert!(
+        names.contains(&old_auth) && names.contains(&old_sign),
+        "{names:?}"
+    );
     let mut kept_public = Vec::new();
     for name in &kept {
         let pem = std::fs::read_to_string(dir.join("keys").join(name)).unwrap();
@@ -485,13 +517,21 @@ fn tamga_enroll_reissue_keeps_the_new_keys_and_repeats_a_lost_answer() {
     assert!(out.status.success(), "{shown}");
     assert!(shown.contains("Resuming the re-issue"), "{shown}");
     assert!(shown.contains("sending the same request again"), "{shown}");
-    assert_eq!(*proxy.cut.lock().unwrap(), Cut::Pass, "the answer was dropped");
+    assert_eq!(
+        *proxy.cut.lock().unwrap(),
+        Cut::Pass,
+        "the answer was dropped"
+    );
     let (new_auth, new_sign) = (one(&dir, "AUTH_", ".p12"), one(&dir, "RSA256_", ".p12"));
     certificate(&dir, &new_auth, "new-auth.pem");
     certificate(&dir, &new_sign, "new-sign.pem");
     assert_eq!(x509(&dir, "new-auth.pem", "-pubkey"), kept_public[0]);
     assert_eq!(x509(&dir, "new-sign.pem", "-pubkey"), kept_public[1]);
-    assert!(!files(&dir).iter().any(|n| n.starts_with('.')), "{:?}", files(&dir));
+    assert!(
+        !files(&dir).iter().any(|n| n.starts_with('.')),
+        "{:?}",
+        files(&dir)
+    );
     let after = env.counts();
     assert_eq!(
         (after.applications, after.certificates),
