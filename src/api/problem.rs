@@ -165,9 +165,10 @@ impl ApiError {
 /// HTTP challenge to send with a 401: the request is understood and refused (403).
 pub fn status_of(code: ErrorCode) -> StatusCode {
     match code {
-        ErrorCode::CsrMalformed | ErrorCode::SerialInvalid | ErrorCode::RequestMalformed => {
-            StatusCode::BAD_REQUEST
-        }
+        ErrorCode::CsrMalformed
+        | ErrorCode::SerialInvalid
+        | ErrorCode::RequestMalformed
+        | ErrorCode::CmsMalformed => StatusCode::BAD_REQUEST,
         ErrorCode::ConsentTokenMissing
         | ErrorCode::ConsentTokenMalformed
         | ErrorCode::ConsentTokenSignatureInvalid
@@ -179,7 +180,8 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | ErrorCode::ConsentTokenLifetimeInvalid
         | ErrorCode::ConsentTokenWrongAudience
         | ErrorCode::ConsentTokenWrongIssuer
-        | ErrorCode::AccessTokenInvalid => StatusCode::UNAUTHORIZED,
+        | ErrorCode::AccessTokenInvalid
+        | ErrorCode::CmsSignatureInvalid => StatusCode::UNAUTHORIZED,
         ErrorCode::ConsentTokenWrongPurpose
         | ErrorCode::NotCertificateHolder
         | ErrorCode::ClientCertificateRequired
@@ -216,7 +218,8 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | ErrorCode::SameKeyForAuthAndSign
         | ErrorCode::RevocationReasonInvalid
         | ErrorCode::InvalidityDateInvalid
-        | ErrorCode::ReasonRequired => StatusCode::UNPROCESSABLE_ENTITY,
+        | ErrorCode::ReasonRequired
+        | ErrorCode::CmsAlgorithmNotAllowed => StatusCode::UNPROCESSABLE_ENTITY,
         ErrorCode::RateLimitedIin
         | ErrorCode::RateLimitedClient
         | ErrorCode::RateLimitedConnections => StatusCode::TOO_MANY_REQUESTS,
