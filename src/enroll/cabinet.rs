@@ -2,7 +2,7 @@
 //! in with the current containers.
 //!
 //! The login signs the server's challenge with the AUTH key as an attached CMS SignedData
-//! (the certificate included); a re-issue sends its JSON body, made once, with a detached CMS
+//! (the certificate included, made by [`crate::cms`]); a re-issue sends its JSON body, made once, with a detached CMS
 //! over its exact bytes signed with the SIGN key (`Tamga-Confirmation`), and sends those same
 //! bytes and header again when an answer is lost (no connection, a timeout, a 5xx).
 //!
@@ -25,7 +25,6 @@ use std::time::Duration;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use clap::{Args, Subcommand};
-use openssl::cms::{CMSOptions, CmsContentInfo};
 use openssl::pkey::{PKey, Private};
 use openssl::symm::Cipher;
 use openssl::x509::X509;
@@ -339,19 +338,13 @@ fn open(path: &Path, password: &str) -> Result<Container, Failure> {
 /// A CMS SignedData over `data` with the container's key, its certificate included, DER in
 /// standard base64: attached for the login, detached for a confirmation.
 fn cms(signer: &Container, data: &[u8], detached: bool) -> Result<String, Failure> {
-    let mut flags = CMSOptions::BINARY;
-    if detached {
-        flags |= CMSOptions::DETACHED;
+    let cert = signer.cert.to_der().map_err(err)?;
+    let signed = if detached {
+        crate::cms::sign_detached(&signer.key, &cert, data)
+    } else {
+        crate::cms::sign_attached(&signer.key, &cert, data)
     }
-    let signed = CmsContentInfo::sign(
-        Some(&signer.cert),
-        Some(&signer.key),
-        None,
-        Some(data),
-        flags,
-    )
-    .and_then(|c| c.to_der())
-    .map_err(err)?;
+    .map_err(|e| err(format!("cannot sign with {}: {e}", signer.path.display())))?;
     Ok(STANDARD.encode(signed))
 }
 

@@ -455,7 +455,7 @@ fn tamga_enroll_reissue_keeps_the_new_keys_and_repeats_a_lost_answer() {
                 "--password-file",
                 "password.txt",
                 "--retries",
-                "1",
+                "2",
             ],
         )
     };
