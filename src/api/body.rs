@@ -49,6 +49,10 @@ pub fn post_body_limit(path: &str) -> Option<usize> {
         "/api/v1/applications" => Some(portal::APPLICATION_BODY_LIMIT),
         "/api/v1/revocations" => Some(portal::REVOCATION_BODY_LIMIT),
         "/ocsp" => Some(crate::ocsp::MAX_REQUEST_LEN),
+        "/cabinet/api/challenge" => Some(super::cabinet::CHALLENGE_BODY_LIMIT),
+        "/cabinet/api/login" => Some(super::cabinet::LOGIN_BODY_LIMIT),
+        "/cabinet/api/revocations" => Some(portal::REVOCATION_BODY_LIMIT),
+        "/cabinet/api/reissues" => Some(super::cabinet::REISSUE_BODY_LIMIT),
         _ => None,
     }
 }

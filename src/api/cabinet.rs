@@ -23,6 +23,8 @@ use crate::digital_id::{ConsentError, Purpose};
 use crate::ra::{CabinetHolder, RaError, Reissue, Revoker};
 use crate::store::CertificateStatus;
 
+/// Largest body of a challenge request (any body is ignored).
+pub const CHALLENGE_BODY_LIMIT: usize = 1024;
 /// Largest login body (a CMS with the signer's certificate, in base64).
 pub const LOGIN_BODY_LIMIT: usize = 64 * 1024;
 /// Largest re-issue body (two CSRs and a small form).
@@ -65,15 +67,17 @@ pub async fn challenge(
     let state = state.into_inner();
     let result = async {
         // Any body is ignored, but it must be small and arrive.
-        read_body(&state, &req, payload, 1024).await?;
+        read_body(&state, &req, payload, CHALLENGE_BODY_LIMIT).await?;
         let registrar = state.registrar.clone();
         let challenge = super::blocking(&state, move || registrar.new_challenge()).await?;
-        Ok::<_, ApiError>(no_store(HttpResponse::Ok()).json(ChallengeResponse {
-            challenge: STANDARD.encode(challenge.bytes),
-            expires_at: challenge
-                .expires_at
-                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        }))
+        Ok::<_, ApiError>(
+            no_store(HttpResponse::Ok()).json(ChallengeResponse {
+                challenge: STANDARD.encode(challenge.bytes),
+                expires_at: challenge
+                    .expires_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            }),
+        )
     }
     .await;
     result.map_err(|e| counted(&state, e))
@@ -108,13 +112,15 @@ pub async fn login(
         let message = SignedMessage::from_text(&request.cms).map_err(RaError::from)?;
         let registrar = state.registrar.clone();
         let session = super::blocking(&state, move || registrar.login(&message)).await?;
-        Ok::<_, ApiError>(no_store(HttpResponse::Ok()).json(SessionResponse {
-            session_token: session.token,
-            expires_at: session
-                .expires_at
-                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            application_id: session.application_id,
-        }))
+        Ok::<_, ApiError>(
+            no_store(HttpResponse::Ok()).json(SessionResponse {
+                session_token: session.token,
+                expires_at: session
+                    .expires_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                application_id: session.application_id,
+            }),
+        )
     }
     .await;
     result.map_err(|e| counted(&state, e))

@@ -278,8 +278,12 @@ fn spawn_pruning(state: &AppState) {
         |(tokens, rates, cabinet)| {
             match cabinet {
                 Ok(0) => {}
-                Ok(n) => tracing::debug!(pruned = n, "pruned ended cabinet challenges and sessions"),
-                Err(e) => tracing::warn!(error = %e, "pruning cabinet challenges and sessions failed"),
+                Ok(n) => {
+                    tracing::debug!(pruned = n, "pruned ended cabinet challenges and sessions")
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "pruning cabinet challenges and sessions failed")
+                }
             }
             match tokens {
                 Ok(0) => {}
