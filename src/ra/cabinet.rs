@@ -145,7 +145,10 @@ fn our_certificate(
                 .embedded_certificates()
                 .iter()
                 .filter_map(|der| openssl::x509::X509::from_der(der).ok())
-                .find(|c| c.subject_key_id().is_some_and(|k| k.as_slice() == ski.as_slice()))
+                .find(|c| {
+                    c.subject_key_id()
+                        .is_some_and(|k| k.as_slice() == ski.as_slice())
+                })
                 .and_then(|c| c.serial_number().to_bn().ok())
                 .and_then(|bn| bn.to_hex_str().ok().map(|h| h.to_string()))
                 .ok_or(RaError::CmsSignerUnknown)?;
@@ -219,7 +222,10 @@ impl Registrar {
         if content.len() != CHALLENGE_LEN {
             return Err(RaError::ChallengeInvalid);
         }
-        let application_id = cert.application_id.clone().ok_or(RaError::CmsSignerUnknown)?;
+        let application_id = cert
+            .application_id
+            .clone()
+            .ok_or(RaError::CmsSignerUnknown)?;
         let token = new_access_token()?;
         let at = db_time(now);
         let expires_at = now + SESSION_LIFETIME;
@@ -494,11 +500,21 @@ impl Registrar {
         };
         let prepared = vec![
             self.issuer.prepare(
-                &approved_request(&application, CertificateKind::Auth, &form.auth, form.storage)?,
+                &approved_request(
+                    &application,
+                    CertificateKind::Auth,
+                    &form.auth,
+                    form.storage,
+                )?,
                 now,
             )?,
             self.issuer.prepare(
-                &approved_request(&application, CertificateKind::Sign, &form.sign, form.storage)?,
+                &approved_request(
+                    &application,
+                    CertificateKind::Sign,
+                    &form.sign,
+                    form.storage,
+                )?,
                 now,
             )?,
         ];

@@ -160,7 +160,9 @@ pub enum RaError {
         found: &'static str,
     },
     /// The confirmation was signed by a SIGN key of another pair than the one that logged in.
-    #[error("the confirmation is signed by a certificate of another pair than the one that logged in")]
+    #[error(
+        "the confirmation is signed by a certificate of another pair than the one that logged in"
+    )]
     CmsSignerNotHolder,
     /// The certificate is revoked.
     #[error("certificate {serial} is revoked ({reason})")]

@@ -56,8 +56,8 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 pub use applications::{Application, ApplicationStatus};
 pub use audit_log::{AuditChain, AuditEntry, AuditRecord};
-pub use cabinet::CabinetSession;
 pub use backup::{known_schema_version, DatabaseFacts, SqliteFile};
+pub use cabinet::CabinetSession;
 pub use certificates::{
     BlockedKey, Certificate, CertificateKind, CertificateState, CertificateStatus,
 };
