@@ -23,7 +23,7 @@ use crate::digital_id::{ConsentError, Purpose};
 use crate::ra::{CabinetHolder, RaError, Reissue, Revoker};
 use crate::store::CertificateStatus;
 
-/// Largest body of a challenge request (any body is ignored).
+/// Largest challenge request body (none is needed; a small one is read and ignored).
 pub const CHALLENGE_BODY_LIMIT: usize = 1024;
 /// Largest login body (a CMS with the signer's certificate, in base64).
 pub const LOGIN_BODY_LIMIT: usize = 64 * 1024;
@@ -55,7 +55,8 @@ fn no_store(mut response: actix_web::HttpResponseBuilder) -> actix_web::HttpResp
     path = "/cabinet/api/challenge",
     tag = "cabinet",
     responses(
-        (status = 200, description = "32 random bytes to sign with the AUTH key (attached CMS); single use, 5 minutes", body = ChallengeResponse),
+        (status = 200, description = "32 random bytes to sign with the AUTH key (attached CMS); single use, 5 minutes. No body is needed (one of at most 1 KiB is read and ignored)", body = ChallengeResponse),
+        (status = 408, description = "`body_timeout`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
         (status = 503, description = "`database_unavailable`, `database_error`; with `Retry-After`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
     )
 )]

@@ -256,6 +256,10 @@ mod tests {
         for (path, method) in [
             ("/api/v1/applications", "post"),
             ("/api/v1/revocations", "post"),
+            ("/cabinet/api/challenge", "post"),
+            ("/cabinet/api/login", "post"),
+            ("/cabinet/api/revocations", "post"),
+            ("/cabinet/api/reissues", "post"),
             ("/ocsp", "post"),
             ("/ocsp/", "post"),
         ] {
