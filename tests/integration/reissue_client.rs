@@ -4,7 +4,8 @@
 //! kept as `*.superseded`); the new keys written, encrypted, before the request is sent (a
 //! server that stops answering after the login leaves them, and nothing issued); the same
 //! request sent again after a lost answer (through a proxy that drops it), which finishes with
-//! the kept keys; the cabinet's list and revocation, and its refusals as sentences.
+//! the kept keys; the consent token a CA with `reissue_requires_consent` asks for; the
+//! cabinet's list and revocation, and its refusals as sentences.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -30,11 +31,12 @@ fn client_at(env: &Env, base: &str, args: &[&str]) -> Output {
 }
 
 /// A new holder's pair, written by `tamga-enroll` into `dir/keys` (password `Secret2026` in
-/// `password.txt`).
-fn issue_pair(env: &Env) {
+/// `password.txt`); the holder's IIN.
+fn issue_pair(env: &Env) -> String {
     let dir = env.dir();
+    let iin = fresh_iin();
     std::fs::write(dir.join("password.txt"), "Secret2026\n").unwrap();
-    std::fs::write(dir.join("token.txt"), env.cli_token(&fresh_iin(), &[])).unwrap();
+    std::fs::write(dir.join("token.txt"), env.cli_token(&iin, &[])).unwrap();
     let out = client(
         env,
         &[
@@ -49,6 +51,7 @@ fn issue_pair(env: &Env) {
         ],
     );
     assert!(out.status.success(), "{}", text(&out));
+    iin
 }
 
 /// The names in `dir/keys`, sorted.
@@ -165,7 +168,7 @@ fn listed<'a>(
 fn tamga_enroll_reissues_a_pair_and_the_old_one_is_superseded() {
     let env = Env::sqlite();
     let dir = env.dir().to_path_buf();
-    issue_pair(&env);
+    let _ = issue_pair(&env);
     let (old_auth, old_sign) = (one(&dir, "AUTH_", ".p12"), one(&dir, "RSA256_", ".p12"));
     certificate(&dir, &old_auth, "old-auth.pem");
     certificate(&dir, &old_sign, "old-sign.pem");
@@ -439,7 +442,7 @@ fn connect(from: TcpStream, to: TcpStream, cut: Arc<Mutex<Cut>>) {
 fn tamga_enroll_reissue_keeps_the_new_keys_and_repeats_a_lost_answer() {
     let env = Env::sqlite();
     let dir = env.dir().to_path_buf();
-    issue_pair(&env);
+    let _ = issue_pair(&env);
     let (old_auth, old_sign) = (one(&dir, "AUTH_", ".p12"), one(&dir, "RSA256_", ".p12"));
     certificate(&dir, &old_auth, "old-auth.pem");
     let old_serial = serial(&dir, "old-auth.pem");
@@ -542,4 +545,62 @@ fn tamga_enroll_reissue_keeps_the_new_keys_and_repeats_a_lost_answer() {
     assert!(said.contains("old-auth.pem: revoked"), "{said}");
     let said = ocsp(&env, "new-auth.pem");
     assert!(said.contains("new-auth.pem: good"), "{said}");
+}
+
+/// With `[ra] reissue_requires_consent`, the re-issue also needs a Digital ID consent token
+/// (`--consent-token-file`, purpose `eds_reissue`, the holder's own): without one, or with
+/// another person's, it is refused with a sentence saying so, and nothing is left behind.
+#[test]
+fn tamga_enroll_reissue_sends_the_consent_token_a_ca_asks_for() {
+    let env = Env::sqlite_with(&[("TAMGA_RA__REISSUE_REQUIRES_CONSENT", "true")]);
+    let dir = env.dir().to_path_buf();
+    let iin = issue_pair(&env);
+    let before = files(&dir);
+    let reissue = |extra: &[&str]| {
+        let mut args = vec![
+            "reissue",
+            "--keys",
+            "keys",
+            "--password-file",
+            "password.txt",
+        ];
+        args.extend_from_slice(extra);
+        client(&env, &args)
+    };
+
+    let out = reissue(&[]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        text(&out)
+            .contains("consent_token_missing (401): this CA also asks a Digital ID consent token"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(files(&dir), before, "nothing written, nothing renamed");
+
+    let other = env.cli_token(&fresh_iin(), &["--purpose", "eds_reissue"]);
+    std::fs::write(dir.join("other.txt"), other).unwrap();
+    let out = reissue(&["--consent-token-file", "other.txt"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        text(&out).contains("consent_token_wrong_holder (403): the consent token (--consent-token-file) is another person's"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(files(&dir), before, "nothing written, nothing renamed");
+
+    let own = env.cli_token(&iin, &["--purpose", "eds_reissue"]);
+    std::fs::write(dir.join("consent.txt"), own).unwrap();
+    let out = reissue(&["--consent-token-file", "consent.txt"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let names = files(&dir);
+    assert_eq!(names.len(), 4, "{names:?}");
+    assert_eq!(
+        names
+            .iter()
+            .filter(|n| n.ends_with(".p12.superseded"))
+            .count(),
+        2,
+        "{names:?}"
+    );
 }
