@@ -5,7 +5,9 @@
 //! application waits for an operator (then prints the `resume` command that finishes it, as it
 //! runs), and writes two password-protected PKCS#12 files. A run that fails takes away the
 //! `--out` directory it created, if nothing was written into it. Its own messages are in
-//! English; `--language` is the language of the server's e-mails.
+//! English; `--language` is the language of the server's e-mails. `reissue` and `cabinet
+//! list|revoke` (the `cabinet` module) use the holder's current containers to log in to the cabinet
+//! and to re-issue the pair.
 //!
 //! Owns: the password policy, local key generation, CSRs, which containers it writes (through
 //! [`crate::pkcs12`]: modern PBES2/AES-256 with the chain by default, NCA's own 3DES/RC2
@@ -33,6 +35,8 @@ use openssl::x509::extension::SubjectAlternativeName;
 use openssl::x509::{X509NameBuilder, X509ReqBuilder, X509};
 
 use crate::pkcs12::{self, Contents, Protection};
+
+mod cabinet;
 
 use crate::api::types::{
     ApplicationRequest, ApplicationResponse, CsrPair, ProblemCode, ProblemDocument,
@@ -71,11 +75,18 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
-/// `tamga-enroll resume`
+/// `tamga-enroll resume`, `reissue`, `cabinet …`
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Fetch the certificates of an application that was pending review, and write the files.
     Resume(ResumeArgs),
+    /// New keys and certificates for a valid pair, with its containers: no new Digital ID
+    /// journey. The old pair is revoked (superseded) when the new one is issued.
+    #[command(after_help = cabinet::REISSUE_HELP)]
+    Reissue(cabinet::ReissueArgs),
+    /// The holder's cabinet, logged in with the AUTH container: list or revoke certificates.
+    #[command(subcommand)]
+    Cabinet(cabinet::CabinetCommand),
 }
 
 /// Key algorithms the client generates.
@@ -188,6 +199,13 @@ enum Failure {
 }
 
 impl Failure {
+    /// What the citizen reads.
+    fn message(&self) -> &str {
+        match self {
+            Failure::Error(m) | Failure::Usage(m) | Failure::Refused(m) | Failure::Pending(m) => m,
+        }
+    }
+
     fn exit(&self) -> u8 {
         match self {
             Failure::Error(_) => 1,
@@ -207,6 +225,8 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Some(Command::Resume(args)) => resume(&cli.common, args),
+        Some(Command::Reissue(args)) => cabinet::reissue(&cli.common, args),
+        Some(Command::Cabinet(command)) => cabinet::run(&cli.common, command),
         None => submit(&cli.common, &cli.submit),
     };
     match result {
@@ -563,7 +583,15 @@ fn apply(
         .ok_or_else(|| err("the server returned no access token"))?;
     eprintln!("Application {} is {}.", created.id, created.status);
     if created.status == "issued" {
-        return write_containers(common, password, &created, &auth_key, &sign_key);
+        return write_containers(
+            common,
+            &common.out,
+            password,
+            &created,
+            &auth_key,
+            &sign_key,
+        )
+        .map(drop);
     }
     // Keep the keys, encrypted with the container password, until the certificates come.
     for (kind, key) in [("auth", &auth_key), ("sign", &sign_key)] {
@@ -691,7 +719,7 @@ fn poll_and_write(
                     })
                 };
                 let (auth, sign) = (load("auth")?, load("sign")?);
-                write_containers(common, password, &app, &auth, &sign)?;
+                write_containers(common, &common.out, password, &app, &auth, &sign)?;
                 for kind in ["auth", "sign"] {
                     let _ = std::fs::remove_file(pending_key_path(&common.out, id, kind));
                 }
@@ -721,13 +749,16 @@ fn poll_and_write(
     }
 }
 
+/// Write the containers of `app`'s certificates with their keys into `out`; the files written,
+/// AUTH first.
 fn write_containers(
     common: &Common,
+    out: &Path,
     password: &str,
     app: &ApplicationResponse,
     auth_key: &PKey<Private>,
     sign_key: &PKey<Private>,
-) -> Result<(), Failure> {
+) -> Result<Vec<PathBuf>, Failure> {
     let chain = X509::stack_from_pem(app.chain_pem.as_deref().unwrap_or("").as_bytes())
         .and_then(|certs| {
             certs
@@ -743,6 +774,7 @@ fn write_containers(
             iterations: common.p12_iterations,
         }
     };
+    let mut written = Vec::new();
     for cert in &app.certificates {
         let x509 = X509::from_pem(cert.pem.as_bytes()).map_err(err)?;
         let key = if cert.kind == "auth" {
@@ -777,8 +809,9 @@ fn write_containers(
             chain: &chain,
         };
         let p12 = pkcs12::encode(&contents, password, protection).map_err(err)?;
-        let path = common.out.join(&file);
+        let path = out.join(&file);
         write_private(&path, &p12)?;
+        written.push(path.clone());
         println!("{}", path.display());
         eprintln!(
             "Wrote {} ({} certificate {}).",
@@ -787,12 +820,12 @@ fn write_containers(
             cert.serial
         );
     }
-    Ok(())
+    Ok(written)
 }
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
 
     use super::check_password;
 
@@ -948,11 +981,9 @@ mod tests {
             "{line}"
         );
         let resumed = parse(&words);
-        let args = resumed
-            .command
-            .as_ref()
-            .map(|super::Command::Resume(args)| args)
-            .unwrap();
+        let Some(super::Command::Resume(args)) = resumed.command.as_ref() else {
+            panic!("{line}: not a resume command")
+        };
         assert_eq!(
             (args.application.as_str(), args.access_token.as_str()),
             ("app-1", "-tok_en")

@@ -34,6 +34,7 @@ mod operator;
 mod ops_log;
 mod policy;
 mod readme;
+mod reissue_client;
 mod relying_parties;
 mod revoke;
 mod root_crl;

@@ -1,8 +1,8 @@
 //! The README's commands, run as written (with `cargo run -q --bin X --` standing for the
 //! binaries this test run built), against a server started as the README says, on its
 //! embedded defaults in a fresh directory, twice in a row in the same directory: the
-//! walkthrough can be repeated, and each run's e-mails arrive. If the README drifts from the
-//! code, this fails.
+//! walkthrough can be repeated, and each run's e-mails arrive; the re-issue leaves the old
+//! pair superseded and the new one good. If the README drifts from the code, this fails.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::{client, tamga_bin, text};
 
-/// The ```sh blocks of the README's sections "Run the server" and "Try it".
+/// The ```sh blocks of the README's sections "Run the server", "Try it" and "Re-issue".
 fn walkthrough() -> Vec<String> {
     let readme =
         std::fs::read_to_string(format!("{}/README.md", env!("CARGO_MANIFEST_DIR"))).unwrap();
@@ -22,7 +22,7 @@ fn walkthrough() -> Vec<String> {
             section = title.to_owned();
             continue;
         }
-        if !(section == "Run the server" || section == "Try it") {
+        if !["Run the server", "Try it", "Re-issue"].contains(&section.as_str()) {
             continue;
         }
         match (&mut current, line.trim()) {
@@ -142,6 +142,12 @@ fn the_readme_walkthrough_works_as_written() {
             "Delta CRL Indicator",
             "Subject: Your certificates were issued",
             "Subject: Your certificate was revoked",
+            // The re-issue: the old AUTH certificate superseded, the new one good, the old
+            // containers kept.
+            "old.pem: revoked",
+            "Reason: superseded",
+            "new.pem: good",
+            ".p12.superseded",
         ] {
             assert!(
                 shown.contains(expected),
