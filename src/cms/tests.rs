@@ -141,7 +141,10 @@ fn attached_round_trip_with_rsa_and_ec_keys() {
         let message = SignedMessage::from_der(&der).unwrap();
         assert_eq!(message.signer(), &expected_signer(&holder.cert));
         assert_eq!(message.content(), Some(CHALLENGE));
-        assert_eq!(message.embedded_certificates(), &[holder.cert.clone()]);
+        assert_eq!(
+            message.embedded_certificates(),
+            std::slice::from_ref(&holder.cert)
+        );
         assert_eq!(message.verify_attached(&holder.cert).unwrap(), CHALLENGE);
     }
 }
@@ -155,7 +158,10 @@ fn detached_round_trip_with_rsa_and_ec_keys() {
         let message = SignedMessage::from_der(&der).unwrap();
         assert_eq!(message.signer(), &expected_signer(&holder.cert));
         assert_eq!(message.content(), None);
-        assert_eq!(message.embedded_certificates(), &[holder.cert.clone()]);
+        assert_eq!(
+            message.embedded_certificates(),
+            std::slice::from_ref(&holder.cert)
+        );
         message.verify_detached(&holder.cert, body).unwrap();
     }
 }
@@ -508,10 +514,7 @@ fn ber_lengths_are_followed() {
     assert_eq!(ber_element_len(&[0x30, 0x02, 0x05], 0), None);
     assert_eq!(ber_element_len(&[0x30, 0x85, 1, 1, 1, 1, 1], 0), None);
     assert_eq!(ber_element_len(&[0x1f, 0x81, 0x01, 0x00], 0), Some(4));
-    let deep: Vec<u8> = std::iter::repeat([0x30, 0x80])
-        .take(100)
-        .flatten()
-        .collect();
+    let deep: Vec<u8> = std::iter::repeat_n([0x30, 0x80], 100).flatten().collect();
     assert_eq!(ber_element_len(&deep, 0), None);
 }
 
@@ -711,5 +714,8 @@ fn an_openssl_message_verified_with_another_certificate_of_the_same_subject_is_r
         Err(CmsError::SignatureInvalid)
     );
     // The certificate inside the message is never used: verifying needs the caller's.
-    assert_eq!(message.embedded_certificates(), &[holder.cert.clone()]);
+    assert_eq!(
+        message.embedded_certificates(),
+        std::slice::from_ref(&holder.cert)
+    );
 }
