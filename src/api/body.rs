@@ -23,8 +23,8 @@ use actix_web::web::Bytes;
 use actix_web::HttpMessage;
 use futures_util::{Stream, StreamExt};
 
-use super::portal;
 use super::problem::ApiError;
+use super::{cabinet, portal};
 
 /// Body size limit for routes that take no larger body.
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
@@ -48,6 +48,10 @@ pub fn post_body_limit(path: &str) -> Option<usize> {
     match path {
         "/api/v1/applications" => Some(portal::APPLICATION_BODY_LIMIT),
         "/api/v1/revocations" => Some(portal::REVOCATION_BODY_LIMIT),
+        "/cabinet/api/challenge" => Some(cabinet::CHALLENGE_BODY_LIMIT),
+        "/cabinet/api/login" => Some(cabinet::LOGIN_BODY_LIMIT),
+        "/cabinet/api/revocations" => Some(portal::REVOCATION_BODY_LIMIT),
+        "/cabinet/api/reissues" => Some(cabinet::REISSUE_BODY_LIMIT),
         "/ocsp" => Some(crate::ocsp::MAX_REQUEST_LEN),
         _ => None,
     }

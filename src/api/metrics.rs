@@ -83,11 +83,16 @@ pub(super) const UNMATCHED: &str = "unmatched";
 
 /// The route patterns of the route table: the only values of the `route` label besides
 /// [`UNMATCHED`].
-const ROUTES: [&str; 12] = [
+const ROUTES: [&str; 17] = [
     "/api/v1/applications",
     "/api/v1/applications/{id}",
     "/api/v1/revocations",
     "/api/v1/openapi.json",
+    "/cabinet/api/challenge",
+    "/cabinet/api/login",
+    "/cabinet/api/certificates",
+    "/cabinet/api/revocations",
+    "/cabinet/api/reissues",
     "/crl/{file}",
     "/ocsp",
     "/ocsp/",

@@ -13,6 +13,7 @@
 
 mod access;
 mod body;
+mod cabinet;
 mod conditional;
 mod gate;
 mod limits;

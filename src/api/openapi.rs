@@ -10,7 +10,11 @@ use super::types::{
     ErrorCode, IssuedCertificate, Language, ProblemDocument, RevocationReason, RevocationRequest,
     RevocationResponse, Storage,
 };
-use super::{ocsp, ops, portal, public};
+use super::types::{
+    ChallengeResponse, HolderCertificate, HolderCertificates, LoginRequest, ReissueRequest,
+    SessionResponse,
+};
+use super::{cabinet, ocsp, ops, portal, public};
 
 struct BearerSchemes;
 
@@ -28,6 +32,12 @@ impl Modify for BearerSchemes {
         access.description =
             Some("The access_token returned when the application was created".to_owned());
         components.add_security_scheme("access_token", SecurityScheme::Http(access));
+        let mut session = Http::new(HttpAuthScheme::Bearer);
+        session.description = Some(
+            "The session_token of POST /cabinet/api/login (the holder signed a challenge with the AUTH key)"
+                .to_owned(),
+        );
+        components.add_security_scheme("session_token", SecurityScheme::Http(session));
     }
 }
 
@@ -119,6 +129,11 @@ impl Modify for FloodGuard {
         portal::create_application,
         portal::get_application,
         portal::create_revocation,
+        cabinet::challenge,
+        cabinet::login,
+        cabinet::certificates,
+        cabinet::revoke,
+        cabinet::reissue,
         public::crl,
         ocsp::post,
         ocsp::post_slash,
@@ -145,12 +160,19 @@ impl Modify for FloodGuard {
         CertificateKind,
         RevocationReason,
         Der,
+        ChallengeResponse,
+        LoginRequest,
+        SessionResponse,
+        HolderCertificates,
+        HolderCertificate,
+        ReissueRequest,
         ops::Readiness,
         ops::Checks
     )),
     modifiers(&BearerSchemes, &FloodGuard),
     tags(
         (name = "portal", description = "For the onboarding portal"),
+        (name = "cabinet", description = "For the certificate holder: login with the AUTH key, the holder's certificates, revocation, re-issue with new keys"),
         (name = "public", description = "For relying parties"),
         (name = "operations", description = "For operators and orchestration"),
     )
@@ -234,6 +256,10 @@ mod tests {
         for (path, method) in [
             ("/api/v1/applications", "post"),
             ("/api/v1/revocations", "post"),
+            ("/cabinet/api/challenge", "post"),
+            ("/cabinet/api/login", "post"),
+            ("/cabinet/api/revocations", "post"),
+            ("/cabinet/api/reissues", "post"),
             ("/ocsp", "post"),
             ("/ocsp/", "post"),
         ] {

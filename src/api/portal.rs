@@ -21,7 +21,7 @@ pub const APPLICATION_BODY_LIMIT: usize = 64 * 1024;
 
 /// The bearer token of the `Authorization` header: `None` when absent, an error when present
 /// but not a bearer token.
-fn bearer(req: &HttpRequest) -> Result<Option<String>, ConsentError> {
+pub(super) fn bearer(req: &HttpRequest) -> Result<Option<String>, ConsentError> {
     let Some(value) = req.headers().get(header::AUTHORIZATION) else {
         return Ok(None);
     };
@@ -100,13 +100,13 @@ async fn consented_request<T: serde::de::DeserializeOwned>(
     Ok((consent, request))
 }
 
-fn rfc3339(t: chrono::NaiveDateTime) -> String {
+pub(super) fn rfc3339(t: chrono::NaiveDateTime) -> String {
     t.and_utc()
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 /// RFC 7468 PEM of a DER certificate (64-character lines), without parsing it again.
-fn certificate_pem(der: &[u8]) -> String {
+pub(super) fn certificate_pem(der: &[u8]) -> String {
     use base64::Engine;
     let b64 = base64::engine::general_purpose::STANDARD.encode(der);
     let mut pem = String::with_capacity(b64.len() + b64.len() / 64 + 60);
@@ -133,7 +133,7 @@ fn certificate_json(cert: &Certificate) -> Result<IssuedCertificate, ApiError> {
     })
 }
 
-fn application_json(
+pub(super) fn application_json(
     state: &AppState,
     app: &Application,
     certs: &[Certificate],
@@ -166,7 +166,7 @@ fn application_json(
 }
 
 /// Count a refusal under its code, then pass it on.
-fn counted(state: &AppState, e: ApiError) -> ApiError {
+pub(super) fn counted(state: &AppState, e: ApiError) -> ApiError {
     state.metrics.rejection(e.code());
     e
 }

@@ -76,6 +76,9 @@ pub enum ApiError {
     /// The service cannot answer now (nothing published yet, an expired CRL).
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    /// A re-issue without its `Tamga-Confirmation` header.
+    #[error("no confirmation: send the detached CMS signature of the body, made with the SIGN key, in the Tamga-Confirmation header")]
+    ConfirmationMissing,
     /// A bug or an unexpected failure. Logged in full; the client sees only the code.
     #[error("internal error: {0}")]
     Internal(String),
@@ -111,6 +114,7 @@ impl ApiError {
             ApiError::DatabaseTimeout(_) => ErrorCode::DatabaseUnavailable,
             ApiError::MethodNotAllowed { .. } => ErrorCode::MethodNotAllowed,
             ApiError::Unavailable(_) => ErrorCode::ServiceUnavailable,
+            ApiError::ConfirmationMissing => ErrorCode::ConfirmationMissing,
             ApiError::Internal(_) => ErrorCode::InternalError,
         }
     }
@@ -181,9 +185,19 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | ErrorCode::ConsentTokenWrongAudience
         | ErrorCode::ConsentTokenWrongIssuer
         | ErrorCode::AccessTokenInvalid
-        | ErrorCode::CmsSignatureInvalid => StatusCode::UNAUTHORIZED,
+        | ErrorCode::CmsSignatureInvalid
+        | ErrorCode::SessionInvalid
+        | ErrorCode::ChallengeInvalid
+        | ErrorCode::CmsSignerUnknown
+        | ErrorCode::ConfirmationMissing => StatusCode::UNAUTHORIZED,
         ErrorCode::ConsentTokenWrongPurpose
         | ErrorCode::NotCertificateHolder
+        | ErrorCode::CmsSignerWrongKind
+        | ErrorCode::CmsSignerNotHolder
+        | ErrorCode::CertificateRevoked
+        | ErrorCode::CertificateOnHold
+        | ErrorCode::CertificateExpired
+        | ErrorCode::ConsentTokenWrongHolder
         | ErrorCode::ClientCertificateRequired
         | ErrorCode::ClientCertificateUntrusted => StatusCode::FORBIDDEN,
         ErrorCode::ApplicationNotFound
@@ -199,6 +213,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | ErrorCode::AlreadyRevoked
         | ErrorCode::NotOnHold
         | ErrorCode::NotRevoked
+        | ErrorCode::AlreadyReissued
         | ErrorCode::ApplicationNotPending => StatusCode::CONFLICT,
         ErrorCode::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::IinInvalid

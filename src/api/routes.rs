@@ -7,7 +7,7 @@ use actix_web::{web, HttpResponse};
 use super::gate::{self, Admission};
 use super::ops::{ca_certificate, healthz, metrics, readyz};
 use super::problem::ApiError;
-use super::{ocsp, openapi, portal, public};
+use super::{cabinet, ocsp, openapi, portal, public};
 
 /// The route table. Everything under `/api/v1` is the portal's: its scope checks the client
 /// certificate when `[server.tls] client_ca` is set (the router matches the scope, so no
@@ -21,6 +21,15 @@ pub fn configure(admission: Arc<Admission>) -> impl FnOnce(&mut web::ServiceConf
                 .service(get("/applications/{id}", portal::get_application))
                 .service(post("/revocations", portal::create_revocation))
                 .service(get("/openapi.json", openapi::document)),
+        )
+        // The holder's cabinet: outside the portal's gate, authenticated by the holder's keys.
+        .service(
+            web::scope(CABINET_PREFIX)
+                .service(post("/challenge", cabinet::challenge))
+                .service(post("/login", cabinet::login))
+                .service(get("/certificates", cabinet::certificates))
+                .service(post("/revocations", cabinet::revoke))
+                .service(post("/reissues", cabinet::reissue)),
         )
         .service(get("/crl/{file}", public::crl))
         .service(post("/ocsp", ocsp::post))
@@ -41,6 +50,9 @@ pub fn configure(admission: Arc<Admission>) -> impl FnOnce(&mut web::ServiceConf
         .default_service(web::to(not_found));
     }
 }
+
+/// The path prefix of the holder's cabinet.
+pub const CABINET_PREFIX: &str = "/cabinet/api";
 
 /// A resource that answers GET (and HEAD, its headers only) with `handler`, and any other
 /// method with 405.

@@ -260,15 +260,31 @@ fn spawn_resume(state: &AppState) {
     );
 }
 
-/// Forgetting used consent-token ids once they expired, and old per-IIN rate-limit counts.
+/// Forgetting used consent-token ids once they expired, old per-IIN rate-limit counts, and
+/// the cabinet's ended challenges and sessions.
 fn spawn_pruning(state: &AppState) {
     let registrar = state.registrar.clone();
     every(
         state.store.clone(),
         PRUNE_INTERVAL,
         "pruning",
-        move || (registrar.prune_used_tokens(), registrar.prune_rate_events()),
-        |(tokens, rates)| {
+        move || {
+            (
+                registrar.prune_used_tokens(),
+                registrar.prune_rate_events(),
+                registrar.prune_cabinet(),
+            )
+        },
+        |(tokens, rates, cabinet)| {
+            match cabinet {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::debug!(pruned = n, "pruned ended cabinet challenges and sessions")
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "pruning cabinet challenges and sessions failed")
+                }
+            }
             match tokens {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(pruned = n, "pruned expired consent-token ids"),

@@ -24,11 +24,15 @@ pub enum EmailEvent {
     CertificateHeld,
     /// A certificate's hold was released: it is valid again.
     CertificateReleased,
+    /// The holder re-issued their keys with the current pair: a new pair was issued and the
+    /// pair it replaces was revoked `superseded` (sent instead of
+    /// [`EmailEvent::CertificatesIssued`] for a re-issue).
+    CertificatesReissued,
 }
 
 impl EmailEvent {
     /// Every event.
-    pub const ALL: [EmailEvent; 7] = [
+    pub const ALL: [EmailEvent; 8] = [
         EmailEvent::ApplicationReceived,
         EmailEvent::CertificatesIssued,
         EmailEvent::ApplicationRejected,
@@ -36,6 +40,7 @@ impl EmailEvent {
         EmailEvent::CertificateExpiring,
         EmailEvent::CertificateHeld,
         EmailEvent::CertificateReleased,
+        EmailEvent::CertificatesReissued,
     ];
 
     /// The text stored in the outbox. Never change one: rows already queued carry it.
@@ -48,6 +53,7 @@ impl EmailEvent {
             EmailEvent::CertificateExpiring => "certificate_expiring",
             EmailEvent::CertificateHeld => "certificate_held",
             EmailEvent::CertificateReleased => "certificate_released",
+            EmailEvent::CertificatesReissued => "certificates_reissued",
         }
     }
 

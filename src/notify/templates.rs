@@ -17,6 +17,11 @@
 //! before a verb takes a case word ("… кезінде кері қайтарып алынды", "… күні аяқталады").
 //! "Received" is kk «алынды», ru «получена»: not «қабылданды» / «принята», which read as the
 //! opposite of the rejection («қабылданбады») the same application may get.
+//!
+//! A re-issue (kk «қайта шығару», ru «перевыпуск») has its own message: the new certificates,
+//! and the previous ones revoked as superseded, a replacement and not a fault. The expiry
+//! reminders say the holder can re-issue with the current keys until the expiry date (in the
+//! cabinet, or `tamga-enroll reissue`), and after it needs the full Digital ID journey.
 
 use serde_json::Value;
 
@@ -116,6 +121,39 @@ fn reason_sentence(lang: &str, r: &str) -> String {
     }
 }
 
+/// One sentence per certificate of the payload's `certificates`: which, its serial and its
+/// validity; `new` calls them the holder's new certificates (a re-issue).
+fn issued_certificates(lang: &str, p: &Value, new: bool) -> Vec<String> {
+    p.get("certificates")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            let (kind, serial) = (kind(lang, s(c, "kind")), s(c, "serial"));
+            let (from, until) = (date(s(c, "not_before")), date(s(c, "not_after")));
+            match (lang, new) {
+                ("kk", false) => format!("{} сертификатыңыздың сериялық нөмірі — {serial}, ол {from} – {until} аралығында жарамды.", capitalized(kind)),
+                ("kk", true) => format!("Жаңа {kind} сертификатыңыздың сериялық нөмірі — {serial}, ол {from} – {until} аралығында жарамды."),
+                ("ru", false) => format!("Ваш сертификат {kind} имеет серийный номер {serial} и действует с {from} по {until}."),
+                ("ru", true) => format!("Ваш новый сертификат {kind} имеет серийный номер {serial} и действует с {from} по {until}."),
+                (_, false) => format!("Your {kind} certificate has serial number {serial} and is valid from {from} to {until}."),
+                (_, true) => format!("Your new {kind} certificate has serial number {serial} and is valid from {from} to {until}."),
+            }
+        })
+        .collect()
+}
+
+/// The serial numbers of the payload's `superseded` list, joined for a sentence.
+fn superseded_serials(p: &Value) -> String {
+    p.get("superseded")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Free text (an operator's reason) closing a sentence: a full stop added unless it ends one.
 fn closing(text: &str) -> String {
     let text = text.trim_end();
@@ -182,21 +220,7 @@ pub fn render_event(event: EmailEvent, language: &str, payload: &str) -> Result<
             ],
         ),
         (EmailEvent::CertificatesIssued, _) => {
-            let each: Vec<String> = p
-                .get("certificates")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .map(|c| {
-                    let (kind, serial) = (kind(lang, s(c, "kind")), s(c, "serial"));
-                    let (from, until) = (date(s(c, "not_before")), date(s(c, "not_after")));
-                    match lang {
-                        "kk" => format!("{} сертификатыңыздың сериялық нөмірі — {serial}, ол {from} – {until} аралығында жарамды.", capitalized(kind)),
-                        "ru" => format!("Ваш сертификат {kind} имеет серийный номер {serial} и действует с {from} по {until}."),
-                        _ => format!("Your {kind} certificate has serial number {serial} and is valid from {from} to {until}."),
-                    }
-                })
-                .collect();
+            let each = issued_certificates(lang, &p, false);
             let (subject, intro, rest) = match lang {
                 "kk" => (
                     "Сертификаттарыңыз берілді",
@@ -225,6 +249,45 @@ pub fn render_event(event: EmailEvent, language: &str, payload: &str) -> Result<
             };
             let mut paragraphs = vec![intro.to_owned()];
             paragraphs.extend(each);
+            paragraphs.extend(rest.map(str::to_owned));
+            (subject.to_owned(), paragraphs)
+        }
+        (EmailEvent::CertificatesReissued, _) => {
+            let id = s(&p, "application_id");
+            let serials = superseded_serials(&p);
+            let reason = reason_sentence(lang, RevocationReason::Superseded.as_str());
+            let (subject, intro, previous, rest) = match lang {
+                "kk" => (
+                    "Сертификаттарыңыз қайта шығарылды",
+                    format!("Кілттеріңіз қайта шығарылды: сіз сұрауды қолданыстағы кілттеріңізбен растадыңыз, жаңа кілттерге жаңа сертификаттар берілді (өтініш {id})."),
+                    format!("Бұрынғы сертификаттарыңыз (сериялық нөмірлері {serials}) кері қайтарып алынды. {reason} Бұл ақау да, кілттердің құпиялылығының бұзылуы да емес, тек ауыстыру; сертификаттарды тексеретін қызметтер бұрынғы сертификаттарды бұдан былай қабылдамайды."),
+                    [
+                        "Қол қою бағдарламасы жаңа кілттерді сертификаттарымен бірге сіз сол бағдарламада таңдаған құпиясөзбен қорғалған файлдарға сақтады; бұдан былай жаңа файлдарды пайдаланыңыз.",
+                        "Жабық кілттеріңіз компьютеріңізден ешқайда жіберілген жоқ. Кілттерді сіз қайта шығармаған болсаңыз, куәландырушы орталыққа дереу хабарласыңыз.",
+                    ],
+                ),
+                "ru" => (
+                    "Ваши сертификаты перевыпущены",
+                    format!("Ваши ключи перевыпущены: вы подтвердили запрос действующими ключами, и на новые ключи выпущены новые сертификаты (заявка {id})."),
+                    format!("Ваши прежние сертификаты (серийные номера {serials}) отозваны. {reason} Это замена, а не неисправность или компрометация ключей; службы, проверяющие сертификаты, прежние сертификаты больше не принимают."),
+                    [
+                        "Программа подписи сохранила новые ключи вместе с сертификатами в файлы, защищённые паролем, который вы выбрали в этой программе; с этого момента пользуйтесь новыми файлами.",
+                        "Ваши закрытые ключи не покидали ваш компьютер. Если вы не перевыпускали ключи, немедленно обратитесь в удостоверяющий центр.",
+                    ],
+                ),
+                _ => (
+                    "Your certificates were re-issued",
+                    format!("Your keys were re-issued: you confirmed the request with your current keys, and new certificates were issued for new keys (application {id})."),
+                    format!("Your previous certificates (serial numbers {serials}) were revoked. {reason} This is a replacement, not a fault or a compromise of your keys; services that check certificates no longer accept the previous certificates."),
+                    [
+                        "The signing program saved the new keys with their certificates in files protected by the password you chose in it; use the new files from now on.",
+                        "Your private keys never left your computer. If you did not re-issue your keys, contact the certification authority at once.",
+                    ],
+                ),
+            };
+            let mut paragraphs = vec![intro];
+            paragraphs.extend(issued_certificates(lang, &p, true));
+            paragraphs.push(previous);
             paragraphs.extend(rest.map(str::to_owned));
             (subject.to_owned(), paragraphs)
         }
@@ -365,21 +428,24 @@ pub fn render_event(event: EmailEvent, language: &str, payload: &str) -> Result<
                     format!("Сертификатыңыздың мерзімі {days} күннен кейін аяқталады"),
                     [
                         format!("{} сертификатыңыздың (сериялық нөмірі {serial}) жарамдылық мерзімі {until} күні аяқталады.", capitalized(kind)),
-                        "Бұл мерзімнен кейін сертификат жарамсыз болады, сондықтан жаңа сертификаттарға алдын ала өтініш беріңіз.".to_owned(),
+                        "Мерзім аяқталғанға дейін кілттеріңізді жеке кабинетте (немесе tamga-enroll reissue командасымен) қолданыстағы кілттеріңіз арқылы, жеке басыңызды қайта растамай-ақ қайта шығара аласыз.".to_owned(),
+                        "Бұл мерзімнен кейін сертификат жарамсыз болады, ал жаңа сертификаттар алу үшін Digital ID арқылы жеке басыңызды қайтадан толық растау қажет болады.".to_owned(),
                     ],
                 ),
                 "ru" => (
                     format!("Срок действия сертификата истекает через {days} дн."),
                     [
                         format!("Срок действия вашего сертификата {kind} с серийным номером {serial} истекает {until}."),
-                        "После этого сертификат перестанет действовать, поэтому подайте заявку на новые сертификаты заранее.".to_owned(),
+                        "До этой даты вы можете перевыпустить ключи в личном кабинете, подтвердив запрос действующими ключами (или командой tamga-enroll reissue), без повторной проверки личности.".to_owned(),
+                        "После этой даты сертификат перестанет действовать, и для новых сертификатов придётся снова пройти полную проверку личности через Digital ID.".to_owned(),
                     ],
                 ),
                 _ => (
                     format!("Your certificate expires in {days} days"),
                     [
                         format!("Your {kind} certificate with serial number {serial} expires on {until}."),
-                        "After that it can no longer be used, so apply for new certificates before then.".to_owned(),
+                        "Until that date you can re-issue your keys with the current ones from your personal cabinet (or with the command tamga-enroll reissue), without confirming your identity again.".to_owned(),
+                        "After that date the certificate can no longer be used, and new certificates need the full identification with Digital ID again.".to_owned(),
                     ],
                 ),
             };

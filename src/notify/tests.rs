@@ -46,6 +46,11 @@ fn every_event_renders_in_every_language() {
             r#"{"serial":"0B0C","kind":"sign","released_at":"2026-11-26T10:00:00+00:00"}"#,
             "0B0C",
         ),
+        (
+            "certificates_reissued",
+            r#"{"application_id":"A-2","replaces":"A-1","certificates":[{"kind":"auth","serial":"0D1E","not_before":"2026-11-25T00:00:00+00:00","not_after":"2027-11-25T00:00:00+00:00"}],"superseded":["0A1B","0C1D"]}"#,
+            "0D1E",
+        ),
     ];
     let mut subjects = std::collections::HashSet::new();
     for (event, payload, needle) in payloads {
@@ -94,6 +99,9 @@ fn payload_of(event: EmailEvent) -> &'static str {
         }
         EmailEvent::CertificateReleased => {
             r#"{"serial":"0A0B","kind":"auth","released_at":"2026-11-26T10:00:00+00:00"}"#
+        }
+        EmailEvent::CertificatesReissued => {
+            r#"{"application_id":"A-2","replaces":"A-1","certificates":[{"kind":"auth","serial":"0E1F","not_before":"2026-11-25T00:00:00+00:00","not_after":"2027-11-25T00:00:00+00:00"},{"kind":"sign","serial":"0F2A","not_before":"2026-11-25T00:00:00+00:00","not_after":"2027-11-25T00:00:00+00:00"}],"superseded":["0A1B","0C1D"]}"#
         }
     }
 }
@@ -448,6 +456,116 @@ fn the_messages_use_one_word_and_say_what_is_left_to_do() {
     );
 }
 
+/// A re-issue's message names the new certificates, the superseded ones by serial with the
+/// reason `superseded` (a replacement, not a fault), and that the signing program saved the
+/// new keys; in every language, each its own text.
+#[test]
+fn a_reissue_names_the_new_certificates_and_the_superseded_ones() {
+    let payload = payload_of(EmailEvent::CertificatesReissued);
+    let expected: [(&str, &str, &[&str]); 3] = [
+        (
+            "kk",
+            "Сертификаттарыңыз қайта шығарылды",
+            &[
+                "Кілттеріңіз қайта шығарылды: сіз сұрауды қолданыстағы кілттеріңізбен растадыңыз",
+                "(өтініш A-2)",
+                "Жаңа аутентификация (AUTH) сертификатыңыздың сериялық нөмірі — 0E1F, ол 2026-11-25 00:00 UTC – 2027-11-25 00:00 UTC аралығында жарамды.",
+                "Жаңа қол қою (SIGN) сертификатыңыздың сериялық нөмірі — 0F2A",
+                "Бұрынғы сертификаттарыңыз (сериялық нөмірлері 0A1B, 0C1D) кері қайтарып алынды. Себебі — «жаңа сертификатпен ауыстыру» (superseded).",
+                "Бұл ақау да, кілттердің құпиялылығының бұзылуы да емес, тек ауыстыру",
+                "Қол қою бағдарламасы жаңа кілттерді сертификаттарымен бірге",
+            ],
+        ),
+        (
+            "ru",
+            "Ваши сертификаты перевыпущены",
+            &[
+                "Ваши ключи перевыпущены: вы подтвердили запрос действующими ключами",
+                "(заявка A-2)",
+                "Ваш новый сертификат аутентификации (AUTH) имеет серийный номер 0E1F и действует с 2026-11-25 00:00 UTC по 2027-11-25 00:00 UTC.",
+                "Ваш новый сертификат подписи (SIGN) имеет серийный номер 0F2A",
+                "Ваши прежние сертификаты (серийные номера 0A1B, 0C1D) отозваны. Причина отзыва — «замена новым сертификатом» (superseded).",
+                "Это замена, а не неисправность или компрометация ключей",
+                "Программа подписи сохранила новые ключи",
+            ],
+        ),
+        (
+            "en",
+            "Your certificates were re-issued",
+            &[
+                "Your keys were re-issued: you confirmed the request with your current keys",
+                "(application A-2)",
+                "Your new authentication (AUTH) certificate has serial number 0E1F and is valid from 2026-11-25 00:00 UTC to 2027-11-25 00:00 UTC.",
+                "Your new signing (SIGN) certificate has serial number 0F2A",
+                "Your previous certificates (serial numbers 0A1B, 0C1D) were revoked. The reason recorded is \u{201c}replacement by a new certificate\u{201d} (superseded).",
+                "This is a replacement, not a fault or a compromise of your keys",
+                "The signing program saved the new keys",
+            ],
+        ),
+    ];
+    let issued = render_event(
+        EmailEvent::CertificatesIssued,
+        "en",
+        payload_of(EmailEvent::CertificatesIssued),
+    )
+    .unwrap();
+    for (lang, subject, sentences) in expected {
+        let r = render("certificates_reissued", lang, payload).unwrap();
+        assert_eq!(r.subject, subject);
+        for sentence in sentences {
+            assert!(
+                r.text.contains(sentence),
+                "{lang}: {sentence:?} in {}",
+                r.text
+            );
+            assert!(r.html.contains(sentence), "{lang}: HTML {}", r.html);
+        }
+        assert_ne!(r.subject, issued.subject);
+    }
+}
+
+/// The expiry reminders say that the holder can re-issue with the current keys until the
+/// expiry date (in the cabinet or with `tamga-enroll reissue`), and that after it a new pair
+/// needs the full Digital ID journey.
+#[test]
+fn expiry_reminders_offer_the_reissue_until_the_expiry_date() {
+    let payload = payload_of(EmailEvent::CertificateExpiring);
+    for (lang, sentences) in [
+        (
+            "kk",
+            [
+                "2026-12-09 00:00 UTC күні аяқталады.",
+                "Мерзім аяқталғанға дейін кілттеріңізді жеке кабинетте (немесе tamga-enroll reissue командасымен) қолданыстағы кілттеріңіз арқылы, жеке басыңызды қайта растамай-ақ қайта шығара аласыз.",
+                "Бұл мерзімнен кейін сертификат жарамсыз болады, ал жаңа сертификаттар алу үшін Digital ID арқылы жеке басыңызды қайтадан толық растау қажет болады.",
+            ],
+        ),
+        (
+            "ru",
+            [
+                "истекает 2026-12-09 00:00 UTC.",
+                "До этой даты вы можете перевыпустить ключи в личном кабинете, подтвердив запрос действующими ключами (или командой tamga-enroll reissue), без повторной проверки личности.",
+                "После этой даты сертификат перестанет действовать, и для новых сертификатов придётся снова пройти полную проверку личности через Digital ID.",
+            ],
+        ),
+        (
+            "en",
+            [
+                "expires on 2026-12-09 00:00 UTC.",
+                "Until that date you can re-issue your keys with the current ones from your personal cabinet (or with the command tamga-enroll reissue), without confirming your identity again.",
+                "After that date the certificate can no longer be used, and new certificates need the full identification with Digital ID again.",
+            ],
+        ),
+    ] {
+        let r = render("certificate_expiring", lang, payload).unwrap();
+        let paragraphs: Vec<&str> = body_of(&r).split("\n\n").collect();
+        assert_eq!(paragraphs.len(), 3, "{lang}: {}", r.text);
+        for (paragraph, sentence) in paragraphs.iter().zip(sentences) {
+            assert!(paragraph.ends_with(sentence), "{lang}: {sentence:?} in {paragraph:?}");
+        }
+        assert!(r.html.contains("tamga-enroll reissue"), "{lang}: {}", r.html);
+    }
+}
+
 #[test]
 fn configuration_is_checked() {
     let ok = NotifyConfig::default();
@@ -686,7 +804,8 @@ fn every_event_text_reads_back_and_is_the_stored_one() {
             "certificate_revoked",
             "certificate_expiring",
             "certificate_held",
-            "certificate_released"
+            "certificate_released",
+            "certificates_reissued"
         ]
     );
     for event in EmailEvent::ALL {

@@ -125,6 +125,12 @@ impl Registrar {
                 let app = tx
                     .application(application_id)?
                     .ok_or(RaError::ApplicationNotFound)?;
+                // A re-issue: the pair it replaces stops being valid in this very transaction,
+                // so there is never a moment with no valid pair, nor with two.
+                let superseded = match &app.replaces_application_id {
+                    Some(old) => Some(super::cabinet::supersede(tx, old, application_id, at)?),
+                    None => None,
+                };
                 let certs = tx.certificates_of_application(application_id)?;
                 let issued: Vec<serde_json::Value> = certs
                     .iter()
@@ -137,13 +143,22 @@ impl Registrar {
                         })
                     })
                     .collect();
-                queue_email(
-                    tx,
-                    &app,
-                    crate::notify::EmailEvent::CertificatesIssued,
-                    serde_json::json!({ "application_id": app.id, "certificates": issued }),
-                    at,
-                )?;
+                let (event, payload) = match (&app.replaces_application_id, superseded) {
+                    (Some(old), Some(serials)) => (
+                        crate::notify::EmailEvent::CertificatesReissued,
+                        serde_json::json!({
+                            "application_id": app.id,
+                            "replaces": old,
+                            "certificates": issued,
+                            "superseded": serials,
+                        }),
+                    ),
+                    _ => (
+                        crate::notify::EmailEvent::CertificatesIssued,
+                        serde_json::json!({ "application_id": app.id, "certificates": issued }),
+                    ),
+                };
+                queue_email(tx, &app, event, payload, at)?;
                 Ok(Some((app, certs)))
             },
         )?;

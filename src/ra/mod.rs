@@ -11,6 +11,7 @@
 //! itself, trust a CSR's subject or requested extensions (only an e-mail SAN equal to the
 //! form's e-mail), or leave half an application behind.
 
+mod cabinet;
 mod form;
 mod intake;
 mod invalidity;
@@ -25,6 +26,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 
 use crate::email::{EmailAddress, EmailError};
+pub use cabinet::{CabinetHolder, Challenge, HolderCertificate, Reissue, Session};
 pub use form::ApplicationForm;
 pub use intake::{ApplicationView, Submitted};
 pub use invalidity::{InvalidityDate, RevocationDefect};
@@ -137,6 +139,51 @@ pub enum RaError {
         /// Seconds until the oldest counted one leaves the 24-hour window.
         retry_after_secs: u64,
     },
+    /// No live cabinet session for the bearer token (none given, unknown, or ended).
+    #[error("no cabinet session: log in again (sign a new challenge with the AUTH key)")]
+    SessionInvalid,
+    /// The signed challenge is not one this CA gave out, has expired, or was used.
+    #[error("the challenge is unknown, expired or already used: ask for a new one")]
+    ChallengeInvalid,
+    /// A CMS signature is malformed, uses a refused algorithm, or does not verify.
+    #[error(transparent)]
+    Cms(#[from] crate::cms::CmsError),
+    /// The CMS signer is no certificate this CA issued.
+    #[error("the signer's certificate was not issued by this CA")]
+    CmsSignerUnknown,
+    /// The CMS was signed with the other key of the pair.
+    #[error("this must be signed with the {expected} key, not the {found} key")]
+    CmsSignerWrongKind {
+        /// The key the operation needs (`AUTH` or `SIGN`).
+        expected: &'static str,
+        /// The key that signed.
+        found: &'static str,
+    },
+    /// The confirmation was signed by a SIGN key of another pair than the one that logged in.
+    #[error(
+        "the confirmation is signed by a certificate of another pair than the one that logged in"
+    )]
+    CmsSignerNotHolder,
+    /// The certificate is revoked.
+    #[error("certificate {serial} is revoked ({reason})")]
+    CertificateRevoked {
+        /// The certificate.
+        serial: String,
+        /// Its reason.
+        reason: String,
+    },
+    /// The certificate is on hold.
+    #[error("certificate {0} is on hold (certificateHold)")]
+    CertificateOnHold(String),
+    /// The certificate is not valid now.
+    #[error("certificate {0} is not valid now (expired or not yet valid); new keys need the full Digital ID journey")]
+    CertificateExpired(String),
+    /// The pair was already replaced by another re-issue.
+    #[error("this pair was already re-issued (application {0})")]
+    AlreadyReissued(String),
+    /// The re-issue's consent token is for another IIN than the pair's holder.
+    #[error("the consent token is for another person than the holder of the pair")]
+    ConsentWrongHolder,
     /// The CA failed to build or sign.
     #[error(transparent)]
     Ca(#[from] CaError),
@@ -173,6 +220,17 @@ impl RaError {
             RaError::NotPendingReview { .. } => ErrorCode::ApplicationNotPending,
             RaError::ReasonRequired => ErrorCode::ReasonRequired,
             RaError::IinRateLimited { .. } => ErrorCode::RateLimitedIin,
+            RaError::SessionInvalid => ErrorCode::SessionInvalid,
+            RaError::ChallengeInvalid => ErrorCode::ChallengeInvalid,
+            RaError::Cms(e) => e.code(),
+            RaError::CmsSignerUnknown => ErrorCode::CmsSignerUnknown,
+            RaError::CmsSignerWrongKind { .. } => ErrorCode::CmsSignerWrongKind,
+            RaError::CmsSignerNotHolder => ErrorCode::CmsSignerNotHolder,
+            RaError::CertificateRevoked { .. } => ErrorCode::CertificateRevoked,
+            RaError::CertificateOnHold(_) => ErrorCode::CertificateOnHold,
+            RaError::CertificateExpired(_) => ErrorCode::CertificateExpired,
+            RaError::AlreadyReissued(_) => ErrorCode::AlreadyReissued,
+            RaError::ConsentWrongHolder => ErrorCode::ConsentTokenWrongHolder,
             RaError::Ca(CaError::KeyUnavailable(_)) => ErrorCode::SigningKeyUnavailable,
             RaError::Ca(_) => ErrorCode::InternalError,
             RaError::Store(e) => e.code(),

@@ -20,6 +20,8 @@ use crate::vocab::RevocationReason;
 pub enum Revoker<'a> {
     /// The certificate's holder, with a verified `eds_revocation` consent.
     Holder(&'a VerifiedConsent),
+    /// The certificate's holder, logged in to the cabinet with the pair's AUTH key.
+    Cabinet(&'a super::CabinetHolder),
     /// An operator, by name.
     Operator(&'a str),
 }
@@ -42,20 +44,24 @@ impl Registrar {
         let at = db_time(now);
         let actor = match by {
             Revoker::Holder(c) => format!("holder:{}", c.iin()),
+            Revoker::Cabinet(h) => format!("holder:{}", h.iin()),
             Revoker::Operator(name) => format!("operator:{name}"),
         };
         let revoked = self.store.write(|tx| -> Result<Certificate, RaError> {
-            if let Revoker::Holder(consent) = by {
-                self.check_iin_limit(tx, Limited::Revocation, consent.iin().as_str(), now, true)?;
+            let holder_iin = match by {
+                Revoker::Holder(consent) => Some(consent.iin().as_str()),
+                Revoker::Cabinet(holder) => Some(holder.iin()),
+                Revoker::Operator(_) => None,
+            };
+            if let Some(iin) = holder_iin {
+                self.check_iin_limit(tx, Limited::Revocation, iin, now, true)?;
             }
             let cert = tx
                 .certificate(serial.as_str())?
                 .filter(|c| c.status != CertificateStatus::Reserved)
                 .ok_or_else(|| RaError::CertificateNotFound(serial.to_string()))?;
-            if let Revoker::Holder(consent) = by {
-                if cert.holder_iin != consent.iin().as_str() {
-                    return Err(RaError::NotCertificateHolder(serial.to_string()));
-                }
+            if holder_iin.is_some_and(|iin| cert.holder_iin != iin) {
+                return Err(RaError::NotCertificateHolder(serial.to_string()));
             }
             if cert.status == CertificateStatus::Revoked {
                 return Err(RaError::AlreadyRevoked {

@@ -31,6 +31,7 @@ mod rows;
 mod applications;
 mod audit_log;
 mod backup;
+mod cabinet;
 mod certificates;
 mod consent_tokens;
 mod crls;
@@ -56,6 +57,7 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 pub use applications::{Application, ApplicationStatus};
 pub use audit_log::{AuditChain, AuditEntry, AuditRecord};
 pub use backup::{known_schema_version, DatabaseFacts, SqliteFile};
+pub use cabinet::CabinetSession;
 pub use certificates::{
     BlockedKey, Certificate, CertificateKind, CertificateState, CertificateStatus,
 };

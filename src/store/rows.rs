@@ -34,7 +34,10 @@ macro_rules! row_decoders {
 
         impl Tx<'_> {
             /// The first row `query` selects, decoded.
-            fn $first(&mut self, query: $query<'_>) -> Result<Option<$domain>, StoreError> {
+            pub(super) fn $first(
+                &mut self,
+                query: $query<'_>,
+            ) -> Result<Option<$domain>, StoreError> {
                 let row = query
                     .select($row::as_select())
                     .first(self.conn)

@@ -1,7 +1,8 @@
 //! Faults: the database going away under a running server (a PostgreSQL instance of the
 //! test's own, stopped with `pg_ctl stop -m immediate` and started again; a SQLite write lock
 //! held by another process), and `tamga serve` killed with SIGKILL again and again while
-//! clients apply for certificates, on SQLite and PostgreSQL.
+//! clients apply for certificates and re-issue them from the holder's cabinet, on SQLite and
+//! PostgreSQL.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -10,11 +11,17 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use openssl::cms::{CMSOptions, CmsContentInfo};
 use rand::Rng;
 use serde_json::Value;
+use tamga::api::types::CONFIRMATION_HEADER;
 use tamga::config::{DatabaseConfig, DatabaseUrl};
 use tamga::digital_id;
-use tamga::store::{ApplicationStatus, CertificateKind, CertificateStatus, Store};
+use tamga::store::{
+    Application, ApplicationStatus, Certificate, CertificateKind, CertificateStatus, Store,
+};
 
 use crate::enroll::{body, claims, csr, fresh_iin, Env};
 use crate::ocsp::{enroll, ocsp};
@@ -362,7 +369,7 @@ fn a_sqlite_write_lock_gives_503_and_a_late_commit_is_found_by_repeating_the_req
     assert_eq!((status, view["status"].as_str()), (200, Some("issued")));
 }
 
-/// What a client holds at the end of one application.
+/// What a client holds at the end of one application: a first issuance or a re-issue.
 #[derive(Debug, Clone)]
 struct Received {
     id: String,
@@ -370,6 +377,47 @@ struct Received {
     iin: String,
     /// (kind, serial as the API gave it, PEM).
     certificates: Vec<(String, String, String)>,
+    /// For a re-issue: the application whose pair it replaced, as the API named it.
+    replaces: Option<String>,
+    /// The private keys (PEM files) of the AUTH and the SIGN certificate.
+    keys: [PathBuf; 2],
+}
+
+impl Received {
+    /// What the client keeps of an answer with the application issued.
+    fn from_answer(v: &Value, iin: String, keys: [PathBuf; 2]) -> Received {
+        assert_eq!(v["status"], "issued", "{v}");
+        let certificates = v["certificates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["kind"].as_str().unwrap().to_owned(),
+                    c["serial"].as_str().unwrap().to_owned(),
+                    c["pem"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        Received {
+            id: v["id"].as_str().unwrap().to_owned(),
+            access_token: v["access_token"].as_str().unwrap().to_owned(),
+            iin,
+            certificates,
+            replaces: v["replaces"].as_str().map(str::to_owned),
+            keys,
+        }
+    }
+
+    /// The PEM of its certificate of `kind`.
+    fn pem(&self, kind: &str) -> &str {
+        let (_, _, pem) = self
+            .certificates
+            .iter()
+            .find(|c| c.0 == kind)
+            .unwrap_or_else(|| panic!("{} has no {kind} certificate", self.id));
+        pem
+    }
 }
 
 /// How the clients fared, for the report a failing assertion prints.
@@ -377,6 +425,9 @@ struct Received {
 struct Tally {
     created: AtomicU32,
     resubmitted: AtomicU32,
+    logins: AtomicU32,
+    reissued: AtomicU32,
+    reissue_repeated: AtomicU32,
     unavailable: AtomicU32,
     connection_failures: AtomicU32,
 }
@@ -384,33 +435,81 @@ struct Tally {
 impl Tally {
     fn summary(&self) -> String {
         format!(
-            "201 created: {}, 200 resubmitted: {}, 503: {}, connection failures: {}",
+            "201 created: {}, 200 resubmitted: {}, cabinet logins: {}, 201 re-issued: {}, 200 re-issue repeated: {}, 503: {}, connection failures: {}",
             self.created.load(Ordering::SeqCst),
             self.resubmitted.load(Ordering::SeqCst),
+            self.logins.load(Ordering::SeqCst),
+            self.reissued.load(Ordering::SeqCst),
+            self.reissue_repeated.load(Ordering::SeqCst),
             self.unavailable.load(Ordering::SeqCst),
             self.connection_failures.load(Ordering::SeqCst)
         )
     }
+
+    /// The status and JSON body of an answer; `None` (and counted) for a connection failure or
+    /// a 503, after which the client tries again.
+    fn answer(&self, sent: reqwest::Result<reqwest::blocking::Response>) -> Option<(u16, Value)> {
+        let answer = sent.and_then(|r| {
+            let status = r.status().as_u16();
+            r.json::<Value>().map(|v| (status, v))
+        });
+        match answer {
+            Ok((503, v)) => {
+                self.unavailable.fetch_add(1, Ordering::SeqCst);
+                assert!(v["code"].as_str().is_some(), "{v}");
+                None
+            }
+            Ok(answer) => Some(answer),
+            Err(_) => {
+                self.connection_failures.fetch_add(1, Ordering::SeqCst);
+                None
+            }
+        }
+    }
 }
 
 /// One application as the portal holds it before sending: a holder, a consent token, and the
-/// body with two CSRs.
+/// body with two CSRs (and the private keys behind them).
 struct Prepared {
     iin: String,
     token: String,
     request: Value,
+    keys: [PathBuf; 2],
 }
 
 fn prepare(dir: &Path, key: &openssl::pkey::PKey<openssl::pkey::Private>) -> Prepared {
     let iin = fresh_iin();
     let token = digital_id::mint_es256(key, &claims(&iin)).unwrap();
-    let (auth, _) = csr(dir, "ec", &[]);
-    let (sign, _) = csr(dir, "rsa:2048", &[]);
+    let (auth, auth_key) = csr(dir, "ec", &[]);
+    let (sign, sign_key) = csr(dir, "rsa:2048", &[]);
     Prepared {
         iin,
         token,
         request: body(&auth, &sign, None),
+        keys: [auth_key, sign_key],
     }
+}
+
+/// A client of the kill loop: answers time out well before the loop's end.
+fn loop_client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+/// Fails the test once a client has waited too long for one answer.
+fn assert_before(deadline: Instant, what: &str, tally: &Tally) {
+    assert!(
+        Instant::now() < deadline,
+        "{what} not answered within 240 s ({})",
+        tally.summary()
+    );
+}
+
+/// The pause between two tries of a client.
+fn pause() {
+    std::thread::sleep(Duration::from_millis(rand::thread_rng().gen_range(30..150)));
 }
 
 /// Submit one application until the server answers it, retrying the very same request after
@@ -420,68 +519,141 @@ fn apply_until_answered(base: &str, prepared: Prepared, tally: &Tally) -> Receiv
         iin,
         token,
         request,
+        keys,
     } = prepared;
-    let http = reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap();
+    let http = loop_client();
     let deadline = Instant::now() + Duration::from_secs(240);
     loop {
-        assert!(
-            Instant::now() < deadline,
-            "application of {iin} not answered within 240 s ({})",
-            tally.summary()
-        );
-        let answer = http
+        assert_before(deadline, &format!("application of {iin}"), tally);
+        let sent = http
             .post(format!("{base}/api/v1/applications"))
             .bearer_auth(&token)
             .json(&request)
-            .send()
-            .and_then(|r| {
-                let status = r.status().as_u16();
-                r.json::<Value>().map(|v| (status, v))
-            });
-        match answer {
-            Ok((status @ (200 | 201), v)) => {
+            .send();
+        match tally.answer(sent) {
+            Some((status @ (200 | 201), v)) => {
                 let counter = if status == 201 {
                     &tally.created
                 } else {
                     &tally.resubmitted
                 };
                 counter.fetch_add(1, Ordering::SeqCst);
-                assert_eq!(v["status"], "issued", "{v}");
-                let certificates = v["certificates"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|c| {
-                        (
-                            c["kind"].as_str().unwrap().to_owned(),
-                            c["serial"].as_str().unwrap().to_owned(),
-                            c["pem"].as_str().unwrap().to_owned(),
-                        )
-                    })
-                    .collect();
-                return Received {
-                    id: v["id"].as_str().unwrap().to_owned(),
-                    access_token: v["access_token"].as_str().unwrap().to_owned(),
-                    iin,
-                    certificates,
-                };
+                assert_eq!(v["replaces"], Value::Null, "{v}");
+                return Received::from_answer(&v, iin, keys);
             }
-            Ok((503, v)) => {
-                tally.unavailable.fetch_add(1, Ordering::SeqCst);
-                assert!(v["code"].as_str().is_some(), "{v}");
-            }
-            Ok((status, v)) => panic!(
+            Some((status, v)) => panic!(
                 "application of {iin}: unexpected {status} {v} ({})",
                 tally.summary()
             ),
-            Err(_) => {
-                tally.connection_failures.fetch_add(1, Ordering::SeqCst);
+            None => {}
+        }
+        pause();
+    }
+}
+
+/// A CMS SignedData (RFC 5652) over `content`, signed with `key` and `cert_pem` (the signer's
+/// certificate included, the signer named by issuer and serial), DER in standard base64:
+/// attached for the cabinet's login, detached for a re-issue's confirmation.
+fn cms_signed(cert_pem: &str, key: &Path, content: &[u8], detached: bool) -> String {
+    let cert = openssl::x509::X509::from_pem(cert_pem.as_bytes()).unwrap();
+    let key = openssl::pkey::PKey::private_key_from_pem(&std::fs::read(key).unwrap()).unwrap();
+    let mut flags = CMSOptions::BINARY;
+    if detached {
+        flags |= CMSOptions::DETACHED;
+    }
+    let cms = CmsContentInfo::sign(Some(&cert), Some(&key), None, Some(content), flags).unwrap();
+    STANDARD.encode(cms.to_der().unwrap())
+}
+
+/// Log in to the cabinet with `held`'s AUTH key: a new challenge, signed into an attached CMS.
+/// `None` when an answer is lost (the server killed, or 503): the caller starts again with a
+/// new challenge, since the one sent may have been used.
+fn cabinet_login(
+    http: &reqwest::blocking::Client,
+    base: &str,
+    held: &Received,
+    tally: &Tally,
+) -> Option<String> {
+    let sent = http.post(format!("{base}/cabinet/api/challenge")).send();
+    let challenge = match tally.answer(sent)? {
+        (200, v) => STANDARD
+            .decode(v["challenge"].as_str().unwrap_or_else(|| panic!("{v}")))
+            .unwrap(),
+        (status, v) => panic!("challenge: unexpected {status} {v} ({})", tally.summary()),
+    };
+    assert_eq!(challenge.len(), 32);
+    let cms = cms_signed(held.pem("auth"), &held.keys[0], &challenge, false);
+    let sent = http
+        .post(format!("{base}/cabinet/api/login"))
+        .json(&serde_json::json!({ "cms": cms }))
+        .send();
+    match tally.answer(sent)? {
+        (200, v) => {
+            tally.logins.fetch_add(1, Ordering::SeqCst);
+            assert_eq!(v["application_id"], held.id.as_str(), "{v}");
+            Some(v["session_token"].as_str().unwrap().to_owned())
+        }
+        (status, v) => panic!(
+            "login of {} with {}: unexpected {status} {v} ({})",
+            held.iin,
+            held.id,
+            tally.summary()
+        ),
+    }
+}
+
+/// Re-issue `held`'s pair from the cabinet until the server answers, as the holder's signing
+/// program does: log in with the AUTH key, make new keys and CSRs, confirm the body with the
+/// SIGN key. After a lost answer the very same body and confirmation go again under the same
+/// session: the re-issue may have committed, and the old pair, revoked then, could not log in
+/// again.
+fn reissue_until_answered(base: &str, dir: &Path, held: &Received, tally: &Tally) -> Received {
+    let (auth, auth_key) = csr(dir, "ec", &[]);
+    let (sign, sign_key) = csr(dir, "ec", &[]);
+    let request = serde_json::to_vec(&serde_json::json!({
+        "email": format!("holder-{}@example.kz", held.iin),
+        "language": "ru",
+        "storage": "pkcs12",
+        "csrs": {"auth": auth, "sign": sign},
+    }))
+    .unwrap();
+    let confirmation = cms_signed(held.pem("sign"), &held.keys[1], &request, true);
+    let http = loop_client();
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let mut session: Option<String> = None;
+    loop {
+        assert_before(deadline, &format!("re-issue of {}", held.id), tally);
+        if session.is_none() {
+            session = cabinet_login(&http, base, held, tally);
+        }
+        if let Some(token) = &session {
+            let sent = http
+                .post(format!("{base}/cabinet/api/reissues"))
+                .bearer_auth(token)
+                .header(CONFIRMATION_HEADER, &confirmation)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(request.clone())
+                .send();
+            match tally.answer(sent) {
+                Some((status @ (200 | 201), v)) => {
+                    let counter = if status == 201 {
+                        &tally.reissued
+                    } else {
+                        &tally.reissue_repeated
+                    };
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    assert_eq!(v["replaces"], held.id.as_str(), "{v}");
+                    return Received::from_answer(&v, held.iin.clone(), [auth_key, sign_key]);
+                }
+                Some((status, v)) => panic!(
+                    "re-issue of {}: unexpected {status} {v} ({})",
+                    held.id,
+                    tally.summary()
+                ),
+                None => {}
             }
         }
-        std::thread::sleep(Duration::from_millis(rand::thread_rng().gen_range(30..150)));
+        pause();
     }
 }
 
@@ -492,9 +664,24 @@ fn parsed_serial(pem: &str) -> (String, Vec<u8>) {
     (serial.to_uppercase(), x.to_der().unwrap())
 }
 
-/// The kill loop: `kills` times SIGKILL of `tamga serve` while `clients` threads apply, a
-/// restart after each; then every certificate a client received must be in the database,
-/// issued, exactly as received, and every application must have exactly its one pair.
+/// The subject of a certificate, DER.
+fn subject_der(pem: &str) -> Vec<u8> {
+    let x = openssl::x509::X509::from_pem(pem.as_bytes()).unwrap();
+    x.subject_name().to_der().unwrap()
+}
+
+/// Whether a stored certificate is as a pair replaced by a re-issue must be: revoked with the
+/// reason `superseded`.
+fn is_superseded(c: &Certificate) -> bool {
+    c.status == CertificateStatus::Revoked && c.revocation_reason.as_deref() == Some("superseded")
+}
+
+/// The kill loop: `kills` times SIGKILL of `tamga serve` while `clients` threads apply, some
+/// holders then re-issuing their pair from the cabinet (a few twice), a restart after each
+/// kill; then every certificate a client received must be in the database, exactly as
+/// received, issued or (its pair re-issued since) revoked `superseded`; every application must
+/// have exactly its one pair; and each holder's applications must form one lineage (its first
+/// application and the re-issues, each replacing the one before) with one valid pair, the last.
 fn kill_loop(db: (&str, &str), store_url: DatabaseUrl, kills: u32, clients: usize) {
     // The clients stand for the portal, whose requests (over its client certificate) the
     // per-address flood guard does not count.
@@ -532,8 +719,17 @@ fn kill_loop(db: (&str, &str), store_url: DatabaseUrl, kills: u32, clients: usiz
                 while !stop.load(Ordering::SeqCst) {
                     let next = queue.lock().unwrap().pop();
                     let prepared = next.unwrap_or_else(|| prepare(&dir, &key));
-                    let got = apply_until_answered(&base, prepared, &tally);
-                    received.lock().unwrap().push(got);
+                    let mut held = apply_until_answered(&base, prepared, &tally);
+                    received.lock().unwrap().push(held.clone());
+                    // Two holders in five come back to the cabinet and re-issue their pair,
+                    // and two in five of those re-issue the new one again.
+                    for _ in 0..2 {
+                        if stop.load(Ordering::SeqCst) || !rand::thread_rng().gen_ratio(2, 5) {
+                            break;
+                        }
+                        held = reissue_until_answered(&base, &dir, &held, &tally);
+                        received.lock().unwrap().push(held.clone());
+                    }
                 }
             })
         })
@@ -563,6 +759,17 @@ fn kill_loop(db: (&str, &str), store_url: DatabaseUrl, kills: u32, clients: usiz
         w.join().unwrap();
     }
     let received = received.lock().unwrap().clone();
+    // The applications whose pair a client re-issued, and the re-issue that replaced each.
+    let mut replaced_by: HashMap<&str, &Received> = HashMap::new();
+    for r in &received {
+        if let Some(old) = r.replaces.as_deref() {
+            assert!(
+                replaced_by.insert(old, r).is_none(),
+                "{old} re-issued twice"
+            );
+        }
+    }
+    let by_id: HashMap<&str, &Received> = received.iter().map(|r| (r.id.as_str(), r)).collect();
     // The portal's way back to an application: its id and the (last) access token.
     for r in &received {
         let resp = client()
@@ -573,6 +780,7 @@ fn kill_loop(db: (&str, &str), store_url: DatabaseUrl, kills: u32, clients: usiz
         assert_eq!(resp.status(), 200, "{}", r.id);
         let v: Value = resp.json().unwrap();
         assert_eq!(v["status"], "issued");
+        assert_eq!(v["replaces"].as_str(), r.replaces.as_deref(), "{v}");
         let serials: Vec<&str> = v["certificates"]
             .as_array()
             .unwrap()
@@ -590,12 +798,17 @@ fn kill_loop(db: (&str, &str), store_url: DatabaseUrl, kills: u32, clients: usiz
         .matches("completed an interrupted issuance")
         .count();
     eprintln!(
-        "kill loop: {kills} kills, {} applications answered ({summary}), {resumed} interrupted issuances completed; answered before each kill: {answered_at_kill:?}",
-        received.len()
+        "kill loop: {kills} kills, {} applications answered, {} of them re-issues ({summary}), {resumed} interrupted issuances completed; answered before each kill: {answered_at_kill:?}",
+        received.len(),
+        replaced_by.len()
     );
     assert!(
         answered_at_kill.windows(2).filter(|w| w[1] > w[0]).count() >= (kills / 4) as usize,
         "issuance must be going on while the server is killed: {answered_at_kill:?}"
+    );
+    assert!(
+        replaced_by.len() >= 3,
+        "re-issues must be going on while the server is killed ({summary})"
     );
 
     // The command line's view of the certificates.
@@ -614,6 +827,13 @@ fn kill_loop(db: (&str, &str), store_url: DatabaseUrl, kills: u32, clients: usiz
     for r in &received {
         let kinds: Vec<&str> = r.certificates.iter().map(|c| c.0.as_str()).collect();
         assert_eq!(kinds, ["auth", "sign"], "{}", r.id);
+        // A pair a client re-issued since is revoked as superseded; any other is valid.
+        let superseded = replaced_by.contains_key(r.id.as_str());
+        let (status, reason) = if superseded {
+            ("revoked", Value::from("superseded"))
+        } else {
+            ("valid", Value::Null)
+        };
         for (kind, serial, pem) in &r.certificates {
             let (parsed, der) = parsed_serial(pem);
             assert_eq!(
@@ -627,29 +847,74 @@ fn kill_loop(db: (&str, &str), store_url: DatabaseUrl, kills: u32, clients: usiz
             let row = listed
                 .get(&parsed)
                 .unwrap_or_else(|| panic!("received {kind} {parsed} is not in `tamga certs list`"));
-            assert_eq!(row["status"], "valid", "{row}");
+            assert_eq!(row["status"], status, "{row}");
+            assert_eq!(row["revocation_reason"], reason, "{row}");
             assert_eq!(row["application_id"], r.id.as_str(), "{row}");
             assert_eq!(row["holder_iin"], r.iin.as_str(), "{row}");
             let stored = store
                 .read(|tx| tx.certificate(&parsed))
                 .unwrap()
                 .unwrap_or_else(|| panic!("{parsed} not stored"));
-            assert_eq!(stored.status, CertificateStatus::Issued);
+            assert!(stored.issued_at.is_some(), "{parsed} recorded as issued");
+            if superseded {
+                assert!(is_superseded(&stored), "{parsed}: {:?}", stored.status);
+            } else {
+                assert_eq!(stored.status, CertificateStatus::Issued);
+            }
             assert_eq!(
                 stored.der.as_deref(),
                 Some(der.as_slice()),
                 "the received certificate is byte for byte the stored one"
             );
+            // A re-issue certifies the identity of the pair it replaces.
+            if let Some(old) = r.replaces.as_deref() {
+                let before = by_id
+                    .get(old)
+                    .unwrap_or_else(|| panic!("{} replaces {old}, which no client holds", r.id));
+                assert_eq!(before.iin, r.iin);
+                assert_eq!(
+                    subject_der(pem),
+                    subject_der(before.pem(kind)),
+                    "{} keeps the subject of {old}",
+                    r.id
+                );
+            }
         }
     }
 
     let apps = store
         .read(|tx| tx.list_applications(None, None, 100_000))
         .unwrap();
+    let apps_by_id: HashMap<&str, &Application> = apps.iter().map(|a| (a.id.as_str(), a)).collect();
+    // The lineages as the database records them: each application and the one replacing it.
+    let mut successor: HashMap<&str, &str> = HashMap::new();
+    for app in &apps {
+        if let Some(old) = app.replaces_application_id.as_deref() {
+            assert!(
+                successor.insert(old, app.id.as_str()).is_none(),
+                "{old} replaced twice"
+            );
+            let before = apps_by_id
+                .get(old)
+                .unwrap_or_else(|| panic!("{} replaces {old}, which is not stored", app.id));
+            assert_eq!(before.holder_iin, app.holder_iin, "{}", app.id);
+        }
+        if let Some(r) = by_id.get(app.id.as_str()) {
+            assert_eq!(
+                app.replaces_application_id.as_deref(),
+                r.replaces.as_deref(),
+                "{}",
+                app.id
+            );
+        }
+    }
     let mut per_holder: BTreeMap<&str, u32> = BTreeMap::new();
+    let mut valid_pair: HashMap<&str, bool> = HashMap::new();
     let mut rows = 0;
     for app in &apps {
-        *per_holder.entry(app.holder_iin.as_str()).or_default() += 1;
+        if app.replaces_application_id.is_none() {
+            *per_holder.entry(app.holder_iin.as_str()).or_default() += 1;
+        }
         let certs = store
             .read(|tx| tx.certificates_of_application(&app.id))
             .unwrap();
@@ -662,12 +927,43 @@ fn kill_loop(db: (&str, &str), store_url: DatabaseUrl, kills: u32, clients: usiz
             "exactly one pair for {}",
             app.id
         );
-        assert!(certs.iter().all(|c| c.status == CertificateStatus::Issued));
+        // The replaced pair is revoked `superseded` as a whole, in the re-issue's transaction.
+        if successor.contains_key(app.id.as_str()) {
+            assert!(certs.iter().all(is_superseded), "{}: {certs:?}", app.id);
+        } else {
+            assert!(certs.iter().all(|c| c.status == CertificateStatus::Issued));
+        }
+        valid_pair.insert(
+            app.id.as_str(),
+            certs.iter().any(|c| c.status == CertificateStatus::Issued),
+        );
     }
     assert!(
         per_holder.values().all(|n| *n == 1),
-        "one application per consent token: {per_holder:?}"
+        "one first application per consent token: {per_holder:?}"
     );
+    // Every lineage, from the application a consent token made along `replaces`: its
+    // applications are all its holder's, and only its last pair is valid.
+    let mut in_lineages = 0;
+    for first in apps.iter().filter(|a| a.replaces_application_id.is_none()) {
+        let mut lineage = vec![first.id.as_str()];
+        while let Some(next) = lineage.last().and_then(|id| successor.get(id)) {
+            assert!(lineage.len() <= apps.len(), "a cycle through {next}");
+            lineage.push(next);
+        }
+        in_lineages += lineage.len();
+        let valid: Vec<&str> = lineage
+            .iter()
+            .copied()
+            .filter(|id| valid_pair[id])
+            .collect();
+        assert_eq!(
+            valid,
+            lineage.last().copied().into_iter().collect::<Vec<_>>(),
+            "one valid pair in the lineage {lineage:?}"
+        );
+    }
+    assert_eq!(in_lineages, apps.len(), "every application is in a lineage");
     let counts = store.read(|tx| tx.table_counts()).unwrap();
     assert_eq!(
         counts.certificates, rows as i64,
@@ -678,6 +974,37 @@ fn kill_loop(db: (&str, &str), store_url: DatabaseUrl, kills: u32, clients: usiz
         received.len(),
         "every application reached its client, and only once ({summary})"
     );
+
+    // Each re-issue's e-mail was queued with it, once: the new pair and the replaced one.
+    let messages = store.read(|tx| tx.list_messages(None, 100_000)).unwrap();
+    let payloads: Vec<(&str, Value)> = messages
+        .iter()
+        .map(|m| (m.event.as_str(), serde_json::from_str(&m.payload).unwrap()))
+        .collect();
+    for (old, r) in &replaced_by {
+        let queued: Vec<&(&str, Value)> = payloads
+            .iter()
+            .filter(|(_, p)| p["application_id"] == r.id.as_str())
+            .collect();
+        assert_eq!(queued.len(), 1, "{}: {queued:?}", r.id);
+        let (event, payload) = queued[0];
+        assert_eq!(*event, "certificates_reissued", "{payload}");
+        assert_eq!(payload["replaces"], *old, "{payload}");
+        let mut superseded: Vec<&str> = payload["superseded"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap())
+            .collect();
+        superseded.sort_unstable();
+        let mut expected: Vec<&str> = by_id[old]
+            .certificates
+            .iter()
+            .map(|c| c.1.as_str())
+            .collect();
+        expected.sort_unstable();
+        assert_eq!(superseded, expected, "{payload}");
+    }
     let out = run(tamga(&dir_path)
         .envs(db_env.iter().copied())
         .args(["audit", "verify"]));

@@ -21,6 +21,7 @@ use actix_web::ResponseError;
 
 use super::{status_of, ApiError};
 use crate::ca::{CaError, SerialError};
+use crate::cms::CmsError;
 use crate::csr::CsrError;
 use crate::digital_id::ConsentError;
 use crate::email::EmailError;
@@ -213,16 +214,47 @@ fn next_ra(e: &RaError) -> RaError {
             limit: 3,
             retry_after_secs: 60,
         },
-        RaError::IinRateLimited { .. } => RaError::Ca(first_ca()),
+        RaError::IinRateLimited { .. } => RaError::SessionInvalid,
+        RaError::SessionInvalid => RaError::ChallengeInvalid,
+        RaError::ChallengeInvalid => RaError::Cms(first_cms()),
+        RaError::Cms(_) => RaError::CmsSignerUnknown,
+        RaError::CmsSignerUnknown => RaError::CmsSignerWrongKind {
+            expected: "AUTH",
+            found: "SIGN",
+        },
+        RaError::CmsSignerWrongKind { .. } => RaError::CmsSignerNotHolder,
+        RaError::CmsSignerNotHolder => RaError::CertificateRevoked {
+            serial: "01".to_owned(),
+            reason: "superseded".to_owned(),
+        },
+        RaError::CertificateRevoked { .. } => RaError::CertificateOnHold("01".to_owned()),
+        RaError::CertificateOnHold(_) => RaError::CertificateExpired("01".to_owned()),
+        RaError::CertificateExpired(_) => RaError::AlreadyReissued("A".to_owned()),
+        RaError::AlreadyReissued(_) => RaError::ConsentWrongHolder,
+        RaError::ConsentWrongHolder => RaError::Ca(first_ca()),
         RaError::Ca(_) => RaError::Store(StoreError::Connect("refused".to_owned())),
         RaError::Store(_) => RaError::AgreementNotAccepted,
     }
 }
 
-/// Every RA error: each variant once, then every CA and store failure inside it.
+fn first_cms() -> CmsError {
+    CmsError::Malformed("x".to_owned())
+}
+
+fn next_cms(e: &CmsError) -> CmsError {
+    match e {
+        CmsError::Malformed(_) => CmsError::TooLarge,
+        CmsError::TooLarge => CmsError::AlgorithmNotAllowed("sha1".to_owned()),
+        CmsError::AlgorithmNotAllowed(_) => CmsError::SignatureInvalid,
+        CmsError::SignatureInvalid => first_cms(),
+    }
+}
+
+/// Every RA error: each variant once, then every CSR, CMS, CA and store failure inside it.
 fn every_ra_error() -> Vec<RaError> {
     let mut all = walk(RaError::AgreementNotAccepted, next_ra);
     all.extend(walk(first_csr(), next_csr).into_iter().map(RaError::Csr));
+    all.extend(walk(first_cms(), next_cms).into_iter().map(RaError::Cms));
     all.extend(walk(first_ca(), next_ca).into_iter().map(RaError::Ca));
     all.extend(every_store_error().into_iter().map(RaError::Store));
     all
@@ -250,7 +282,8 @@ fn next_api(e: &ApiError) -> ApiError {
         ApiError::Store(_) => ApiError::DatabaseTimeout(5000),
         ApiError::DatabaseTimeout(_) => ApiError::MethodNotAllowed { allow: "GET, HEAD" },
         ApiError::MethodNotAllowed { .. } => ApiError::Unavailable("x".to_owned()),
-        ApiError::Unavailable(_) => ApiError::Internal("x".to_owned()),
+        ApiError::Unavailable(_) => ApiError::ConfirmationMissing,
+        ApiError::ConfirmationMissing => ApiError::Internal("x".to_owned()),
         ApiError::Internal(_) => ApiError::Consent(ConsentError::Missing),
     }
 }
