@@ -620,7 +620,9 @@ fn pss_digest(parameters: Option<AnyRef<'_>>) -> Result<&'static str, CmsError> 
 }
 
 /// One content-type attribute with one value, id-data; one message-digest attribute with one
-/// OCTET STRING value (OpenSSL compares it with the content's digest).
+/// OCTET STRING value (OpenSSL compares it with the content's digest). The content-type's value
+/// is checked only here: OpenSSL 3.0's verification accepts a signed content-type attribute
+/// that names another type than the encapsulated content's.
 fn check_signed_attributes(attrs: &[u8]) -> Result<(), CmsError> {
     let mut content_types = 0;
     let mut digests = 0;

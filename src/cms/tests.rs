@@ -141,7 +141,10 @@ fn attached_round_trip_with_rsa_and_ec_keys() {
         let message = SignedMessage::from_der(&der).unwrap();
         assert_eq!(message.signer(), &expected_signer(&holder.cert));
         assert_eq!(message.content(), Some(CHALLENGE));
-        assert_eq!(message.embedded_certificates(), &[holder.cert.clone()]);
+        assert_eq!(
+            message.embedded_certificates(),
+            std::slice::from_ref(&holder.cert)
+        );
         assert_eq!(message.verify_attached(&holder.cert).unwrap(), CHALLENGE);
     }
 }
@@ -155,7 +158,10 @@ fn detached_round_trip_with_rsa_and_ec_keys() {
         let message = SignedMessage::from_der(&der).unwrap();
         assert_eq!(message.signer(), &expected_signer(&holder.cert));
         assert_eq!(message.content(), None);
-        assert_eq!(message.embedded_certificates(), &[holder.cert.clone()]);
+        assert_eq!(
+            message.embedded_certificates(),
+            std::slice::from_ref(&holder.cert)
+        );
         message.verify_detached(&holder.cert, body).unwrap();
     }
 }
@@ -508,10 +514,7 @@ fn ber_lengths_are_followed() {
     assert_eq!(ber_element_len(&[0x30, 0x02, 0x05], 0), None);
     assert_eq!(ber_element_len(&[0x30, 0x85, 1, 1, 1, 1, 1], 0), None);
     assert_eq!(ber_element_len(&[0x1f, 0x81, 0x01, 0x00], 0), Some(4));
-    let deep: Vec<u8> = std::iter::repeat([0x30, 0x80])
-        .take(100)
-        .flatten()
-        .collect();
+    let deep: Vec<u8> = std::iter::repeat_n([0x30, 0x80], 100).flatten().collect();
     assert_eq!(ber_element_len(&deep, 0), None);
 }
 
@@ -711,5 +714,97 @@ fn an_openssl_message_verified_with_another_certificate_of_the_same_subject_is_r
         Err(CmsError::SignatureInvalid)
     );
     // The certificate inside the message is never used: verifying needs the caller's.
-    assert_eq!(message.embedded_certificates(), &[holder.cert.clone()]);
+    assert_eq!(
+        message.embedded_certificates(),
+        std::slice::from_ref(&holder.cert)
+    );
+}
+
+/// `der` (RSA, attached, signed attributes) with its signed attributes changed by `edit` and
+/// signed again with `key`, so that only what `edit` changed is wrong.
+fn with_signed_attributes_edited(
+    der: &[u8],
+    key: &PKey<Private>,
+    edit: impl Fn(&mut [u8]),
+) -> Vec<u8> {
+    let sha256 = [
+        0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01,
+    ];
+    // The SignerInfo's digest algorithm is the second SHA-256 (the first is in digestAlgorithms).
+    let first = find(der, &sha256);
+    let second = first + sha256.len() + find(&der[first + sha256.len()..], &sha256);
+    let mut at = second + sha256.len();
+    if der[at..].starts_with(&[0x05, 0x00]) {
+        at += 2;
+    }
+    assert_eq!(
+        der[at], 0xa0,
+        "signed attributes follow the digest algorithm"
+    );
+    let (header, len) = match der[at + 1] {
+        n if n < 0x80 => (2, usize::from(n)),
+        0x81 => (3, usize::from(der[at + 2])),
+        _ => (4, usize::from(der[at + 2]) << 8 | usize::from(der[at + 3])),
+    };
+    let mut out = der.to_vec();
+    edit(&mut out[at + header..at + header + len]);
+    // What is signed is the attributes as a SET.
+    let mut signed = out[at..at + header + len].to_vec();
+    signed[0] = 0x31;
+    let mut signer = openssl::sign::Signer::new(MessageDigest::sha256(), key).unwrap();
+    signer.update(&signed).unwrap();
+    let signature = signer.sign_to_vec().unwrap();
+    // RSA: a signature of the same length, the last bytes of the message.
+    let start = out.len() - signature.len();
+    out[start..].copy_from_slice(&signature);
+    out
+}
+
+/// The content-type attribute's value is checked by this module (OpenSSL 3.0's verification
+/// accepts another one); the message digest's value by OpenSSL.
+#[test]
+fn signed_attributes_must_name_id_data_and_the_content_digest() {
+    let holder = rsa_holder();
+    let der = sign_attached(&holder.key, &holder.cert, CHALLENGE).unwrap();
+    // Nothing edited: still valid (the re-signing is right).
+    let same = with_signed_attributes_edited(&der, &holder.key, |_| {});
+    assert_eq!(
+        SignedMessage::from_der(&same)
+            .unwrap()
+            .verify_attached(&holder.cert)
+            .unwrap(),
+        CHALLENGE
+    );
+    // The content-type attribute names id-signedData instead of id-data.
+    let content_type = [
+        0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x03, 0x31, 0x0b, 0x06, 0x09,
+        0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x01,
+    ];
+    let other_type = with_signed_attributes_edited(&der, &holder.key, |attrs| {
+        let at = find(attrs, &content_type);
+        attrs[at + content_type.len() - 1] = 0x02;
+    });
+    let err = SignedMessage::from_der(&other_type).unwrap_err();
+    assert!(matches!(err, CmsError::Malformed(_)), "{err:?}");
+    // The message-digest attribute is not the content's digest: OpenSSL refuses it.
+    let digest_attr = [
+        0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x04, 0x31, 0x22, 0x04, 0x20,
+    ];
+    let other_digest = with_signed_attributes_edited(&der, &holder.key, |attrs| {
+        let at = find(attrs, &digest_attr);
+        attrs[at + digest_attr.len()] ^= 0x01;
+    });
+    assert_eq!(
+        SignedMessage::from_der(&other_digest)
+            .unwrap()
+            .verify_attached(&holder.cert),
+        Err(CmsError::SignatureInvalid)
+    );
+    // The message-digest attribute renamed (to signingTime's OID): none left.
+    let no_digest = with_signed_attributes_edited(&der, &holder.key, |attrs| {
+        let at = find(attrs, &digest_attr);
+        attrs[at + 10] = 0x05;
+    });
+    let err = SignedMessage::from_der(&no_digest).unwrap_err();
+    assert!(matches!(err, CmsError::Malformed(_)), "{err:?}");
 }
