@@ -136,6 +136,7 @@ pub async fn login(
     responses(
         (status = 200, description = "Every certificate issued to the holder, newest first", body = HolderCertificates),
         (status = 401, description = "`session_invalid`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "`certificate_revoked`, `certificate_on_hold`, `certificate_expired`: the AUTH certificate that opened the session is no longer valid (its sessions end with it)", body = super::types::ProblemDocument, content_type = "application/problem+json"),
         (status = 503, description = "`database_unavailable`, `database_error`; with `Retry-After`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
     )
 )]
@@ -194,7 +195,7 @@ pub async fn certificates(
         (status = 200, description = "Revoked", body = super::types::RevocationResponse),
         (status = 400, description = "`request_malformed`, `serial_invalid`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
         (status = 401, description = "`session_invalid`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
-        (status = 403, description = "`not_certificate_holder`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "`not_certificate_holder`; `certificate_revoked`, `certificate_on_hold`, `certificate_expired` (the AUTH certificate that opened the session is no longer valid)", body = super::types::ProblemDocument, content_type = "application/problem+json"),
         (status = 404, description = "`certificate_not_found`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
         (status = 408, description = "`body_timeout`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
         (status = 409, description = "`already_revoked`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
@@ -241,7 +242,7 @@ pub async fn revoke(
     ),
     responses(
         (status = 201, description = "The new pair, issued; the old pair is revoked `superseded`", body = super::types::ApplicationResponse),
-        (status = 200, description = "The same body and confirmation again after a lost answer: the application it created, under a new `access_token`", body = super::types::ApplicationResponse),
+        (status = 200, description = "The same body and confirmation again after a lost answer: the application it created, under a new `access_token` — accepted on the confirmation alone (the session may have ended, the old pair is superseded by then; a consent token is not checked again)", body = super::types::ApplicationResponse),
         (status = 400, description = "`request_malformed`, `cms_malformed`, `csr_malformed`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
         (status = 401, description = "`session_invalid`, `confirmation_missing`, `cms_signature_invalid` (also: a body that is not the one signed), `cms_signer_unknown`; with `reissue_requires_consent`: `consent_token_missing` and the other consent-token refusals", body = super::types::ProblemDocument, content_type = "application/problem+json"),
         (status = 403, description = "`cms_signer_wrong_kind` (signed with the AUTH key), `cms_signer_not_holder` (the SIGN key of another pair), `certificate_revoked`, `certificate_on_hold`, `certificate_expired`, `consent_token_wrong_purpose`, `consent_token_wrong_holder`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
@@ -261,7 +262,13 @@ pub async fn reissue(
 ) -> Result<HttpResponse, ApiError> {
     let state = state.into_inner();
     let result = async {
-        let holder = session(&state, &req).await?;
+        // The session is checked by the RA, after the confirmation: the same body and
+        // confirmation repeated after a lost answer need no live session.
+        let session_token = match bearer(&req) {
+            Ok(Some(t)) if t.len() <= 256 => Some(t),
+            Ok(None) => None,
+            _ => return Err(ApiError::Ra(RaError::SessionInvalid)),
+        };
         let Some(confirmation) = req.headers().get(CONFIRMATION_HEADER) else {
             return Err(ApiError::ConfirmationMissing);
         };
@@ -271,24 +278,22 @@ pub async fn reissue(
             )))
         })?;
         let confirmation = SignedMessage::from_text(confirmation).map_err(RaError::from)?;
+        // Verified here, refused (if so) by the RA only for a new re-issue: a repeat after a lost
+        // answer must not fail because the token has expired since.
         let consent = if state.config.get().ra.reissue_requires_consent {
-            let token = req
-                .headers()
-                .get(CONSENT_HEADER)
-                .ok_or(ConsentError::Missing)?
-                .to_str()
-                .map_err(|_| {
-                    ConsentError::Malformed(format!("the {CONSENT_HEADER} header is not ASCII"))
-                })?
-                .trim()
-                .to_owned();
-            if token.is_empty() {
-                return Err(ConsentError::Missing.into());
-            }
             Some(
-                state
-                    .trusted_keys
-                    .verify(&token, Purpose::EdsReissue, state.clock.now())?,
+                match req.headers().get(CONSENT_HEADER).map(|v| v.to_str()) {
+                    None => Err(ConsentError::Missing),
+                    Some(Err(_)) => Err(ConsentError::Malformed(format!(
+                        "the {CONSENT_HEADER} header is not ASCII"
+                    ))),
+                    Some(Ok(token)) if token.trim().is_empty() => Err(ConsentError::Missing),
+                    Some(Ok(token)) => state.trusted_keys.verify(
+                        token.trim(),
+                        Purpose::EdsReissue,
+                        state.clock.now(),
+                    ),
+                },
             )
         } else {
             None
@@ -298,7 +303,7 @@ pub async fn reissue(
         let registrar = state.registrar.clone();
         let submitted = super::blocking(&state, move || {
             registrar.reissue(
-                &holder,
+                session_token.as_deref(),
                 Reissue {
                     body: &body,
                     confirmation: &confirmation,
@@ -307,7 +312,7 @@ pub async fn reissue(
                     storage: request.storage,
                     auth_csr: request.csrs.auth,
                     sign_csr: request.csrs.sign,
-                    consent: consent.as_ref(),
+                    consent,
                 },
             )
         })

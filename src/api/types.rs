@@ -156,7 +156,7 @@ pub struct LoginRequest {
     /// A CMS SignedData (RFC 5652), attached, whose content is the challenge's bytes, signed
     /// with the holder's AUTH key, the signer certificate included: DER in standard base64, or
     /// PEM (`-----BEGIN CMS-----`).
-    #[schema(max_length = 32768)]
+    #[schema(max_length = 65536)]
     pub cms: String,
 }
 

@@ -634,6 +634,9 @@ pub(super) fn reissue(common: &Common, args: &ReissueArgs) -> Result<(), Failure
             keys
         }
     };
+    // A request read back from an earlier run may have been committed by the server (its
+    // answer lost): its keys are never thrown away on a refusal.
+    let resumed = saved.is_some();
     let request = match saved {
         Some(request) => request,
         None => {
@@ -695,8 +698,9 @@ pub(super) fn reissue(common: &Common, args: &ReissueArgs) -> Result<(), Failure
             )
             .map_err(|r| r.failure)?
         }
-        Err(r) if !r.uncertain && !r.code.is_empty() && r.code != "session_invalid" => {
-            // Refused outright: nothing was issued, and these keys will never be.
+        Err(r) if !resumed && !r.uncertain && refused_by_the_ca(&r.code) => {
+            // A fresh request refused outright on its first sending: nothing was issued, and
+            // these keys will never be.
             pending.remove();
             return Err(r.failure);
         }
@@ -711,6 +715,22 @@ pub(super) fn reissue(common: &Common, args: &ReissueArgs) -> Result<(), Failure
         [auth, sign],
         &pending,
     )
+}
+
+/// Whether a refusal of a first sending proves the CA did not record it: a code of the
+/// re-issue's own checks, not one of the front door's (the flood guard, a body that did not
+/// arrive), which say nothing of an earlier sending.
+fn refused_by_the_ca(code: &str) -> bool {
+    !code.is_empty()
+        && ![
+            "session_invalid",
+            "rate_limited_client",
+            "rate_limited_connections",
+            "body_timeout",
+            "body_too_large",
+            "request_malformed",
+        ]
+        .contains(&code)
 }
 
 /// Send the re-issue; the same bytes and headers again while the answer is lost (no answer,

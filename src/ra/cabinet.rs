@@ -17,7 +17,7 @@ use super::limits::Limited;
 use super::{hash_token, new_access_token, ApplicationForm, RaError, Registrar};
 use crate::ca::{CaError, PreparedCertificate};
 use crate::cms::{SignedMessage, SignerId};
-use crate::digital_id::VerifiedConsent;
+use crate::digital_id::{ConsentError, VerifiedConsent};
 use crate::store::{
     db_time, Application, ApplicationStatus, AuditEntry, CabinetSession, Certificate,
     CertificateKind, CertificateStatus, Tx,
@@ -96,8 +96,9 @@ pub struct Reissue<'a> {
     pub auth_csr: String,
     /// SIGN CSR.
     pub sign_csr: String,
-    /// A verified `eds_reissue` consent, when `[ra] reissue_requires_consent`.
-    pub consent: Option<&'a VerifiedConsent>,
+    /// When `[ra] reissue_requires_consent`: the `eds_reissue` consent token as verified
+    /// (or why not). Looked at only for a new re-issue, not for a repeated one.
+    pub consent: Option<Result<VerifiedConsent, ConsentError>>,
 }
 
 /// The state of one certificate of a pair for the cabinet: usable, or why not.
@@ -267,14 +268,21 @@ impl Registrar {
         })
     }
 
-    /// The live session a bearer token opens.
+    /// The live session a bearer token opens, while the AUTH certificate that opened it is
+    /// still valid (a revocation or hold of it ends its sessions at once).
     pub fn cabinet_session(&self, token: &str) -> Result<CabinetHolder, RaError> {
-        let at = db_time(self.clock.now());
+        let now = self.clock.now();
         let hash = hash_token(token);
-        let session = self
-            .store
-            .read(|tx| tx.live_session(&hash, at))?
-            .ok_or(RaError::SessionInvalid)?;
+        let (session, auth) = self.store.read(|tx| -> Result<_, RaError> {
+            let session = tx
+                .live_session(&hash, db_time(now))?
+                .ok_or(RaError::SessionInvalid)?;
+            let auth = tx
+                .certificate(&session.auth_serial)?
+                .ok_or(RaError::SessionInvalid)?;
+            Ok((session, auth))
+        })?;
+        usable(&auth, now)?;
         Ok(CabinetHolder { session })
     }
 
@@ -322,20 +330,21 @@ impl Registrar {
     ///
     /// The confirmation must verify over the exact body with the SIGN certificate of the
     /// application that logged in (looked up among ours). The same body again — an answer
-    /// that was lost — returns the application it created, under a new access token. Otherwise
-    /// both certificates of the pair must be valid now and the pair not yet replaced; the new
+    /// that was lost — returns the application it created, under a new access token, on the
+    /// strength of the confirmation alone: the session may have ended and the old pair is
+    /// superseded by then. Otherwise the session must be live, both certificates of the pair
+    /// valid now and the pair not yet replaced; the new
     /// keys must never have been certified or blocked; the identity is the replaced
     /// application's. One transaction records the body's use (and the consent token's), the
     /// application, its reserved certificates and the audit entry; the signatures follow, and
     /// the transaction that records them as issued revokes the old pair `superseded`.
     pub fn reissue(
         &self,
-        holder: &CabinetHolder,
+        session_token: Option<&str>,
         request: Reissue<'_>,
     ) -> Result<Submitted, RaError> {
         self.issuer.key_ready()?;
         let now = self.clock.now();
-        let old_id = holder.application_id().to_owned();
         let (sign_cert, sign_der) = self
             .store
             .read(|tx| our_certificate(tx, request.confirmation))?;
@@ -348,14 +357,21 @@ impl Registrar {
                 found: kind_name(sign_cert.kind),
             });
         }
-        if sign_cert.application_id.as_deref() != Some(old_id.as_str()) {
-            return Err(RaError::CmsSignerNotHolder);
-        }
+        let signer_application = sign_cert
+            .application_id
+            .clone()
+            .ok_or(RaError::CmsSignerUnknown)?;
         let jti = body_jti(request.body);
-        if let Some(done) = self.repeated_reissue(&jti, &old_id)? {
+        if let Some(done) = self.repeated_reissue(&jti, &signer_application)? {
             return Ok(done);
         }
-        if let Some(consent) = request.consent {
+        let holder = self.cabinet_session(session_token.ok_or(RaError::SessionInvalid)?)?;
+        let old_id = holder.application_id().to_owned();
+        if signer_application != old_id {
+            return Err(RaError::CmsSignerNotHolder);
+        }
+        let consent = request.consent.transpose()?;
+        if let Some(consent) = &consent {
             if consent.iin().as_str() != holder.iin() {
                 return Err(RaError::ConsentWrongHolder);
             }
@@ -365,7 +381,10 @@ impl Registrar {
                 .application(&old_id)?
                 .ok_or(RaError::ApplicationNotFound)?;
             if let Some(newer) = tx.application_replacing(&old_id)? {
-                return Err(RaError::AlreadyReissued(newer.id));
+                return Err(RaError::AlreadyReissued(format!(
+                    "application {}",
+                    newer.id
+                )));
             }
             for cert in tx.certificates_of_application(&old_id)? {
                 usable(&cert, now)?;
@@ -385,7 +404,7 @@ impl Registrar {
         }
         .check(&old.agreement_version)?;
         let (application, access_token, prepared) =
-            match self.accept_reissue(&old, &sign_cert, &jti, request.consent, &form) {
+            match self.accept_reissue(&old, &sign_cert, &jti, consent.as_ref(), &form) {
                 Ok(accepted) => accepted,
                 Err(RaError::ConsentReplayed) => {
                     return self
@@ -531,7 +550,10 @@ impl Registrar {
                 }
             }
             if let Some(newer) = tx.application_replacing(&old.id)? {
-                return Err(RaError::AlreadyReissued(newer.id));
+                return Err(RaError::AlreadyReissued(format!(
+                    "application {}",
+                    newer.id
+                )));
             }
             for cert in tx.certificates_of_application(&old.id)? {
                 usable(&cert, now)?;
@@ -539,7 +561,7 @@ impl Registrar {
             check_keys_unused(tx, &keys)?;
             tx.insert_application(&application).map_err(|e| {
                 if e.is_unique_violation() {
-                    RaError::AlreadyReissued(String::new())
+                    RaError::AlreadyReissued("by a re-issue committed at the same time".to_owned())
                 } else {
                     e.into()
                 }
@@ -564,43 +586,158 @@ impl Registrar {
     }
 }
 
-/// Revoke, in the transaction that records `new_id` as issued, the certificates of the pair
-/// it replaces that are still valid (`superseded`; one held or revoked meanwhile keeps its
-/// state). Returns the serials revoked.
+/// What became of the pair a re-issue replaces, in the transaction that records the new one.
+#[derive(Debug)]
+pub(super) enum Replaced {
+    /// The old pair is revoked `superseded` now (these serials changed here).
+    Superseded(Vec<String>),
+    /// A certificate of the old pair was revoked for another reason before the new pair was
+    /// recorded: the re-issue is void.
+    Void {
+        /// The certificate.
+        serial: String,
+        /// Its reason.
+        reason: String,
+    },
+}
+
+/// Whether a revoked certificate's reason voids a re-issue of its pair: anything but a hold
+/// (made final as `superseded`) and `superseded` itself.
+pub(super) fn voids(reason: &str) -> bool {
+    reason != RevocationReason::CertificateHold.as_str()
+        && reason != RevocationReason::Superseded.as_str()
+}
+
+/// Revoke the pair `new_id` replaces, with reason `superseded`, in the transaction that records
+/// `new_id` as issued: a valid certificate is revoked, a held one's hold is made final (so no
+/// release can bring it back beside the new pair). The revocation counter is taken before each
+/// certificate is read again, so this serialises with every other revocation, on one instance
+/// or several: a revocation for another reason committed first makes the re-issue void.
 pub(super) fn supersede(
     tx: &mut Tx<'_>,
     old_id: &str,
     new_id: &str,
     at: NaiveDateTime,
-) -> Result<Vec<String>, RaError> {
+) -> Result<Replaced, RaError> {
     let mut revoked = Vec::new();
     for cert in tx.certificates_of_application(old_id)? {
-        if cert.status != CertificateStatus::Issued {
-            continue;
+        let reason = cert.revocation_reason.clone().unwrap_or_default();
+        match cert.status {
+            CertificateStatus::Reserved => continue,
+            CertificateStatus::Revoked if voids(&reason) => {
+                return Ok(Replaced::Void {
+                    serial: cert.serial,
+                    reason,
+                })
+            }
+            CertificateStatus::Revoked if reason == RevocationReason::Superseded.as_str() => {
+                continue
+            }
+            _ => {}
         }
         let seq = tx.next_revocation_seq()?;
-        if !tx.revoke_certificate(
-            &cert.serial,
-            RevocationReason::Superseded.as_str(),
-            at,
-            None,
-            seq,
-        )? {
+        let Some(now) = tx.certificate(&cert.serial)? else {
+            continue;
+        };
+        let reason = now.revocation_reason.clone().unwrap_or_default();
+        let changed = match now.status {
+            CertificateStatus::Issued => tx.revoke_certificate(
+                &now.serial,
+                RevocationReason::Superseded.as_str(),
+                at,
+                None,
+                seq,
+            )?,
+            CertificateStatus::Revoked if voids(&reason) => {
+                return Ok(Replaced::Void {
+                    serial: now.serial,
+                    reason,
+                })
+            }
+            CertificateStatus::Revoked if reason == RevocationReason::CertificateHold.as_str() => {
+                tx.finalise_hold(
+                    &now.serial,
+                    RevocationReason::Superseded.as_str(),
+                    at,
+                    None,
+                    seq,
+                )?
+            }
+            _ => false,
+        };
+        if !changed {
             continue;
         }
         tx.append_audit(&AuditEntry {
             at,
             actor: "system:reissue".to_owned(),
             action: "certificate.revoked".to_owned(),
-            subject: cert.serial.clone(),
+            subject: now.serial.clone(),
             details: serde_json::json!({
                 "reason": RevocationReason::Superseded.as_str(),
+                "was": now.status.as_str(),
                 "replaced_by": new_id,
-                "issuer": cert.issuer_id,
+                "issuer": now.issuer_id,
                 "revocation_seq": seq,
             }),
         })?;
-        revoked.push(cert.serial);
+        revoked.push(now.serial);
     }
-    Ok(revoked)
+    Ok(Replaced::Superseded(revoked))
+}
+
+/// Void a re-issue whose replaced pair was revoked (for another reason than a hold or
+/// `superseded`) before the new pair was recorded: the application is rejected with the
+/// reason, and any of its certificates already signed is recorded and revoked with the old
+/// pair's reason (a key compromise blocks their keys too), so what was signed stays findable
+/// and never valid.
+pub(super) fn void_reissue(
+    tx: &mut Tx<'_>,
+    application_id: &str,
+    old_serial: &str,
+    old_reason: &str,
+    at: NaiveDateTime,
+) -> Result<(), RaError> {
+    let reason = format!(
+        "the pair it replaces was revoked ({old_reason}, certificate {old_serial}) before the re-issue completed"
+    );
+    tx.decide_application(
+        application_id,
+        ApplicationStatus::Approved,
+        ApplicationStatus::Rejected,
+        Some(&reason),
+        "system:reissue",
+        at,
+    )?;
+    let revoke_as = RevocationReason::parse(old_reason).unwrap_or(RevocationReason::Unspecified);
+    let mut revoked = Vec::new();
+    for cert in tx.certificates_of_application(application_id)? {
+        if cert.status != CertificateStatus::Issued {
+            continue;
+        }
+        let seq = tx.next_revocation_seq()?;
+        if tx.revoke_certificate(&cert.serial, revoke_as.as_str(), at, None, seq)? {
+            if revoke_as == RevocationReason::KeyCompromise {
+                tx.block_key(&crate::store::BlockedKey {
+                    spki_sha256: cert.spki_sha256.clone(),
+                    reason: revoke_as.as_str().to_owned(),
+                    serial: Some(cert.serial.clone()),
+                    created_at: at,
+                })?;
+            }
+            revoked.push(cert.serial);
+        }
+    }
+    tx.append_audit(&AuditEntry {
+        at,
+        actor: "system:reissue".to_owned(),
+        action: "application.reissue_voided".to_owned(),
+        subject: application_id.to_owned(),
+        details: serde_json::json!({
+            "replaced_serial": old_serial,
+            "replaced_reason": old_reason,
+            "revoked": revoked,
+        }),
+    })?;
+    Ok(())
 }

@@ -85,13 +85,16 @@ impl Registrar {
         prepared: &[impl AsRef<ToBeSigned>],
         actor: &str,
     ) -> Result<(Application, Vec<Certificate>), RaError> {
+        // A re-issue whose replaced pair was revoked meanwhile (key compromise, say) is void:
+        // nothing more is signed for it.
+        self.void_if_replaced_pair_revoked(application_id)?;
         let mut signed = Vec::with_capacity(prepared.len());
         for p in prepared.iter().map(AsRef::as_ref) {
             signed.push((p.serial().to_owned(), self.issuer.sign(p)?));
         }
         let at = db_time(self.clock.now());
         let completed = self.store.write(
-            |tx| -> Result<Option<(Application, Vec<Certificate>)>, RaError> {
+            |tx| -> Result<Completion, RaError> {
                 let mut marked = 0;
                 for (serial, der) in &signed {
                     if tx.mark_certificate_issued(serial, der, at)? {
@@ -100,7 +103,7 @@ impl Registrar {
                 }
                 if marked == 0 {
                     // Completed meanwhile by another process: nothing to record.
-                    return Ok(None);
+                    return Ok(Completion::Already);
                 }
                 if marked != signed.len() {
                     return Err(RaError::Store(StoreError::Corrupt {
@@ -111,6 +114,23 @@ impl Registrar {
                         ),
                     }));
                 }
+                // A re-issue: the pair it replaces stops being valid in this very transaction,
+                // so there is never a moment with no valid pair, nor with two; or, revoked
+                // meanwhile for another reason, it voids the re-issue.
+                let replaces = tx
+                    .application(application_id)?
+                    .ok_or(RaError::ApplicationNotFound)?
+                    .replaces_application_id;
+                let superseded = match &replaces {
+                    Some(old) => match super::cabinet::supersede(tx, old, application_id, at)? {
+                        super::cabinet::Replaced::Superseded(serials) => Some(serials),
+                        super::cabinet::Replaced::Void { serial, reason } => {
+                            super::cabinet::void_reissue(tx, application_id, &serial, &reason, at)?;
+                            return Ok(Completion::Void { serial, reason });
+                        }
+                    },
+                    None => None,
+                };
                 tx.set_application_status(application_id, ApplicationStatus::Issued, at)?;
                 tx.append_audit(&AuditEntry {
                     at,
@@ -125,12 +145,6 @@ impl Registrar {
                 let app = tx
                     .application(application_id)?
                     .ok_or(RaError::ApplicationNotFound)?;
-                // A re-issue: the pair it replaces stops being valid in this very transaction,
-                // so there is never a moment with no valid pair, nor with two.
-                let superseded = match &app.replaces_application_id {
-                    Some(old) => Some(super::cabinet::supersede(tx, old, application_id, at)?),
-                    None => None,
-                };
                 let certs = tx.certificates_of_application(application_id)?;
                 let issued: Vec<serde_json::Value> = certs
                     .iter()
@@ -159,11 +173,17 @@ impl Registrar {
                     ),
                 };
                 queue_email(tx, &app, event, payload, at)?;
-                Ok(Some((app, certs)))
+                Ok(Completion::Done(app, certs))
             },
         )?;
         match completed {
-            Some(done) => {
+            Completion::Void { serial, reason } => {
+                tracing::warn!(application = application_id, replaced = %serial, reason = %reason,
+                    "re-issue void: the pair it replaces was revoked before it completed");
+                Err(RaError::CertificateRevoked { serial, reason })
+            }
+            Completion::Done(app, certs) => {
+                let done = (app, certs);
                 // One line per certificate: the event operators follow at `info` (the holder
                 // is named by the application id alone, never by IIN).
                 for cert in done
@@ -181,8 +201,38 @@ impl Registrar {
                 }
                 Ok(done)
             }
-            None => self.current(application_id),
+            Completion::Already => self.current(application_id),
         }
+    }
+
+    /// Before signing for a re-issue: if its replaced pair was revoked for another reason than
+    /// a hold or `superseded`, void it (rejected, nothing signed) and refuse.
+    fn void_if_replaced_pair_revoked(&self, application_id: &str) -> Result<(), RaError> {
+        let void = self
+            .store
+            .read(|tx| -> Result<Option<(String, String)>, RaError> {
+                let Some(app) = tx.application(application_id)? else {
+                    return Ok(None);
+                };
+                let Some(old) = app.replaces_application_id else {
+                    return Ok(None);
+                };
+                Ok(tx
+                    .certificates_of_application(&old)?
+                    .into_iter()
+                    .filter(|c| c.status == CertificateStatus::Revoked)
+                    .map(|c| (c.serial, c.revocation_reason.unwrap_or_default()))
+                    .find(|(_, reason)| super::cabinet::voids(reason)))
+            })?;
+        let Some((serial, reason)) = void else {
+            return Ok(());
+        };
+        let at = db_time(self.clock.now());
+        self.store
+            .write(|tx| super::cabinet::void_reissue(tx, application_id, &serial, &reason, at))?;
+        tracing::warn!(application = application_id, replaced = %serial, reason = %reason,
+            "re-issue void: the pair it replaces was revoked before it was signed");
+        Err(RaError::CertificateRevoked { serial, reason })
     }
 
     /// An application and its signed certificates, as stored now.
@@ -269,6 +319,21 @@ impl Registrar {
         }
         Ok(done)
     }
+}
+
+/// What the transaction that records an issuance found.
+enum Completion {
+    /// Recorded now: the application and its certificates.
+    Done(Application, Vec<Certificate>),
+    /// Recorded meanwhile by another process.
+    Already,
+    /// A re-issue whose replaced pair was revoked meanwhile: recorded as void.
+    Void {
+        /// The revoked certificate of the replaced pair.
+        serial: String,
+        /// Its reason.
+        reason: String,
+    },
 }
 
 /// The kind of an audit actor for a log line: `operator:NAME` and `system…` as they are, a

@@ -179,8 +179,11 @@ pub enum RaError {
     #[error("certificate {0} is not valid now (expired or not yet valid); new keys need the full Digital ID journey")]
     CertificateExpired(String),
     /// The pair was already replaced by another re-issue.
-    #[error("this pair was already re-issued (application {0})")]
+    #[error("this pair was already re-issued ({0})")]
     AlreadyReissued(String),
+    /// The re-issue's consent token was refused.
+    #[error(transparent)]
+    Consent(#[from] crate::digital_id::ConsentError),
     /// The re-issue's consent token is for another IIN than the pair's holder.
     #[error("the consent token is for another person than the holder of the pair")]
     ConsentWrongHolder,
@@ -231,6 +234,7 @@ impl RaError {
             RaError::CertificateExpired(_) => ErrorCode::CertificateExpired,
             RaError::AlreadyReissued(_) => ErrorCode::AlreadyReissued,
             RaError::ConsentWrongHolder => ErrorCode::ConsentTokenWrongHolder,
+            RaError::Consent(e) => e.code(),
             RaError::Ca(CaError::KeyUnavailable(_)) => ErrorCode::SigningKeyUnavailable,
             RaError::Ca(_) => ErrorCode::InternalError,
             RaError::Store(e) => e.code(),

@@ -14,6 +14,7 @@ use crate::clock::{FixedClock, SystemClock};
 use crate::dev::test_ca::{self, TestCa};
 use crate::digital_id::{self, Purpose, TrustedKeys, VerifiedConsent};
 use crate::store::{ApplicationStatus, CertificateStatus};
+use crate::vocab::CertificateKind;
 
 struct Fixture {
     ca: TestCa,
@@ -388,4 +389,178 @@ fn stalled_issuance_is_completed_only_after_it_has_been_idle() {
     let view = registrar.view(&app.id, &access_token).unwrap();
     assert_eq!(view.application.status, ApplicationStatus::Issued);
     assert_eq!(view.certificates.len(), 2);
+}
+
+/// A re-issue of `old` as a process that dies before signing leaves it: approved, serials
+/// reserved, `replaces_application_id` set.
+fn reissue_reserved(f: &Fixture, registrar: &Registrar, old: &Application) -> Application {
+    let now = chrono::Utc::now();
+    let checked = form().check("2026-1").unwrap();
+    let app = Application {
+        id: uuid::Uuid::new_v4().to_string(),
+        status: ApplicationStatus::Approved,
+        consent_jti: format!("reissue:{}", uuid::Uuid::new_v4()),
+        auth_csr: checked.auth.der().to_vec(),
+        sign_csr: checked.sign.der().to_vec(),
+        replaces_application_id: Some(old.id.clone()),
+        ..old.clone()
+    };
+    let prepared = vec![
+        f.issuer
+            .prepare(
+                &issuance::approved_request(
+                    &app,
+                    CertificateKind::Auth,
+                    &checked.auth,
+                    checked.storage,
+                )
+                .unwrap(),
+                now,
+            )
+            .unwrap(),
+        f.issuer
+            .prepare(
+                &issuance::approved_request(
+                    &app,
+                    CertificateKind::Sign,
+                    &checked.sign,
+                    checked.storage,
+                )
+                .unwrap(),
+                now,
+            )
+            .unwrap(),
+    ];
+    registrar
+        .store
+        .write(|tx| -> Result<(), RaError> {
+            tx.insert_application(&app)?;
+            issuance::reserve(tx, &prepared)
+        })
+        .unwrap();
+    app
+}
+
+fn serial_of(store: &Store, application: &str, kind: CertificateKind) -> crate::ca::Serial {
+    let certs = store
+        .read(|tx| tx.certificates_of_application(application))
+        .unwrap();
+    let cert = certs.iter().find(|c| c.kind == kind).unwrap();
+    crate::ca::Serial::parse(&cert.serial).unwrap()
+}
+
+#[test]
+fn a_reissue_whose_old_pair_was_revoked_meanwhile_is_void_and_a_held_one_is_superseded() {
+    use crate::vocab::RevocationReason;
+    let f = fixture();
+    let registrar = f.registrar();
+
+    // The old AUTH revoked for key compromise while the re-issue waits to be signed: the
+    // re-issue is void, nothing more is signed, and the old SIGN stays as it was.
+    let old = registrar.submit(&consent(&f), form()).unwrap().application;
+    let pending = reissue_reserved(&f, &registrar, &old);
+    let auth = serial_of(&f.store, &old.id, CertificateKind::Auth);
+    registrar
+        .revoke(
+            Revoker::Operator("t"),
+            &auth,
+            RevocationReason::KeyCompromise,
+            None,
+        )
+        .unwrap();
+    let err = registrar.resume(&pending.id, "system:test").unwrap_err();
+    assert!(matches!(err, RaError::CertificateRevoked { .. }), "{err:?}");
+    let (app, certs) = f
+        .store
+        .read(|tx| -> Result<_, RaError> {
+            Ok((
+                tx.application(&pending.id)?.unwrap(),
+                tx.certificates_of_application(&pending.id)?,
+            ))
+        })
+        .unwrap();
+    assert_eq!(app.status, ApplicationStatus::Rejected);
+    assert!(certs
+        .iter()
+        .all(|c| c.status == CertificateStatus::Reserved && c.der.is_none()));
+    let sign = serial_of(&f.store, &old.id, CertificateKind::Sign);
+    let sign_now = f
+        .store
+        .read(|tx| tx.certificate(sign.as_str()))
+        .unwrap()
+        .unwrap();
+    assert_eq!(sign_now.status, CertificateStatus::Issued);
+
+    // Revoked in the very transaction that records the signed pair (after the check before
+    // signing): the signed certificates are recorded and revoked with the old reason, their
+    // keys blocked, the application rejected.
+    let old = registrar.submit(&consent(&f), form()).unwrap().application;
+    let pending = reissue_reserved(&f, &registrar, &old);
+    let at = crate::store::db_time(chrono::Utc::now());
+    let auth = serial_of(&f.store, &old.id, CertificateKind::Auth);
+    registrar
+        .revoke(
+            Revoker::Operator("t"),
+            &auth,
+            RevocationReason::KeyCompromise,
+            None,
+        )
+        .unwrap();
+    f.store
+        .write(|tx| -> Result<(), RaError> {
+            for c in tx.certificates_of_application(&pending.id)? {
+                assert!(tx.mark_certificate_issued(&c.serial, b"signed", at)?);
+            }
+            match cabinet::supersede(tx, &old.id, &pending.id, at)? {
+                cabinet::Replaced::Void { serial, reason } => {
+                    assert_eq!(serial, auth.as_str());
+                    assert_eq!(reason, "keyCompromise");
+                    cabinet::void_reissue(tx, &pending.id, &serial, &reason, at)
+                }
+                other => panic!("{other:?}"),
+            }
+        })
+        .unwrap();
+    for c in f
+        .store
+        .read(|tx| tx.certificates_of_application(&pending.id))
+        .unwrap()
+    {
+        assert_eq!(c.status, CertificateStatus::Revoked);
+        assert_eq!(c.revocation_reason.as_deref(), Some("keyCompromise"));
+        assert!(f
+            .store
+            .read(|tx| tx.blocked_key(&c.spki_sha256))
+            .unwrap()
+            .is_some());
+    }
+
+    // A hold of the old pair does not stop the re-issue: the hold becomes final as
+    // `superseded`, so no release can bring the old certificate back beside the new pair.
+    let old = registrar.submit(&consent(&f), form()).unwrap().application;
+    let pending = reissue_reserved(&f, &registrar, &old);
+    let auth = serial_of(&f.store, &old.id, CertificateKind::Auth);
+    registrar
+        .revoke(
+            Revoker::Operator("t"),
+            &auth,
+            RevocationReason::CertificateHold,
+            None,
+        )
+        .unwrap();
+    let (app, _) = registrar.resume(&pending.id, "system:test").unwrap();
+    assert_eq!(app.status, ApplicationStatus::Issued);
+    for c in f
+        .store
+        .read(|tx| tx.certificates_of_application(&old.id))
+        .unwrap()
+    {
+        assert_eq!(c.status, CertificateStatus::Revoked);
+        assert_eq!(c.revocation_reason.as_deref(), Some("superseded"));
+    }
+    assert!(matches!(
+        registrar.release(&auth, "t"),
+        Err(RaError::NotOnHold(_))
+    ));
+    assert!(crate::audit::verify(&f.store).is_ok());
 }

@@ -780,6 +780,19 @@ fn reissue_journey(env: &Env, signer: Signer) {
         (200, Some("issued")),
         "{view}"
     );
+    // The session that logged in ended with its superseded AUTH certificate; the repeat needs
+    // none: the confirmation alone names the request (a client whose session expired while
+    // the answer was lost still gets its certificates).
+    let (status, problem) = certificates(base, Some(&token));
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (403, Some("certificate_revoked")),
+        "{problem}"
+    );
+    let (status, again) = reissue(base, None, &form, Some(&confirmation), None);
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["id"], created["id"]);
+    assert_eq!(again["certificates"], created["certificates"]);
 
     // The old AUTH key logs in no more; the new one does, and sees all four certificates.
     let (status, problem) = login(base, dir, &old.auth, signer);

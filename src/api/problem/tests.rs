@@ -231,7 +231,8 @@ fn next_ra(e: &RaError) -> RaError {
         RaError::CertificateOnHold(_) => RaError::CertificateExpired("01".to_owned()),
         RaError::CertificateExpired(_) => RaError::AlreadyReissued("A".to_owned()),
         RaError::AlreadyReissued(_) => RaError::ConsentWrongHolder,
-        RaError::ConsentWrongHolder => RaError::Ca(first_ca()),
+        RaError::ConsentWrongHolder => RaError::Consent(ConsentError::Missing),
+        RaError::Consent(_) => RaError::Ca(first_ca()),
         RaError::Ca(_) => RaError::Store(StoreError::Connect("refused".to_owned())),
         RaError::Store(_) => RaError::AgreementNotAccepted,
     }
