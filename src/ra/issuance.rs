@@ -173,7 +173,7 @@ impl Registrar {
                     ),
                 };
                 queue_email(tx, &app, event, payload, at)?;
-                Ok(Completion::Done(app, certs))
+                Ok(Completion::Done(Box::new((app, certs))))
             },
         )?;
         match completed {
@@ -182,8 +182,8 @@ impl Registrar {
                     "re-issue void: the pair it replaces was revoked before it completed");
                 Err(RaError::CertificateRevoked { serial, reason })
             }
-            Completion::Done(app, certs) => {
-                let done = (app, certs);
+            Completion::Done(done) => {
+                let done = *done;
                 // One line per certificate: the event operators follow at `info` (the holder
                 // is named by the application id alone, never by IIN).
                 for cert in done
@@ -324,7 +324,7 @@ impl Registrar {
 /// What the transaction that records an issuance found.
 enum Completion {
     /// Recorded now: the application and its certificates.
-    Done(Application, Vec<Certificate>),
+    Done(Box<(Application, Vec<Certificate>)>),
     /// Recorded meanwhile by another process.
     Already,
     /// A re-issue whose replaced pair was revoked meanwhile: recorded as void.
