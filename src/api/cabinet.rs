@@ -9,7 +9,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 
 use super::portal::{
-    application_json, bearer, certificate_pem, counted, read_body, revocation_fields, rfc3339,
+    bearer, certificate_pem, counted, read_body, revocation_fields, rfc3339, submitted_response,
     REVOCATION_BODY_LIMIT,
 };
 use super::problem::ApiError;
@@ -317,34 +317,7 @@ pub async fn reissue(
             )
         })
         .await?;
-        if submitted.created {
-            state.metrics.application("reissued");
-            for cert in &submitted.certificates {
-                state.metrics.certificate_issued(cert.kind.as_str());
-            }
-        } else {
-            state.metrics.application("repeated");
-        }
-        let body = application_json(
-            &state,
-            &submitted.application,
-            &submitted.certificates,
-            Some(submitted.access_token),
-        )?;
-        let mut response = if submitted.created {
-            HttpResponse::Created()
-        } else {
-            HttpResponse::Ok()
-        };
-        Ok::<_, ApiError>(
-            response
-                .insert_header((
-                    header::LOCATION,
-                    format!("/api/v1/applications/{}", body.id),
-                ))
-                .insert_header((header::CACHE_CONTROL, "no-store"))
-                .json(body),
-        )
+        submitted_response(&state, submitted, "reissued")
     }
     .await;
     result.map_err(|e| counted(&state, e))

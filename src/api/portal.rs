@@ -133,7 +133,7 @@ fn certificate_json(cert: &Certificate) -> Result<IssuedCertificate, ApiError> {
     })
 }
 
-pub(super) fn application_json(
+fn application_json(
     state: &AppState,
     app: &Application,
     certs: &[Certificate],
@@ -211,37 +211,8 @@ pub async fn create_application(
         let form = ApplicationForm::from(request);
         let registrar = state.registrar.clone();
         let submitted = super::blocking(&state, move || registrar.submit(&consent, form)).await?;
-        if submitted.created {
-            state
-                .metrics
-                .application(submitted.application.status.as_str());
-            for cert in &submitted.certificates {
-                state.metrics.certificate_issued(cert.kind.as_str());
-            }
-        } else {
-            state.metrics.application("repeated");
-        }
-        let body = application_json(
-            &state,
-            &submitted.application,
-            &submitted.certificates,
-            Some(submitted.access_token),
-        )?;
-        // 201 for a new application; 200 for the same request repeated after a lost answer.
-        let mut response = if submitted.created {
-            HttpResponse::Created()
-        } else {
-            HttpResponse::Ok()
-        };
-        Ok::<_, ApiError>(
-            response
-                .insert_header((
-                    header::LOCATION,
-                    format!("/api/v1/applications/{}", body.id),
-                ))
-                .insert_header((header::CACHE_CONTROL, "no-store"))
-                .json(body),
-        )
+        let outcome = submitted.application.status.as_str();
+        submitted_response(&state, submitted, outcome)
     }
     .await;
     result.map_err(|e| counted(&state, e))
@@ -288,6 +259,42 @@ pub async fn get_application(
     }
     .await;
     result.map_err(|e| counted(&state, e))
+}
+
+/// The answer to a submission or a re-issue, counted under `outcome` when it created the
+/// application: `201` for a new application, `200` for the same request repeated after a lost
+/// answer, with `Location` and the access token.
+pub(super) fn submitted_response(
+    state: &AppState,
+    submitted: crate::ra::Submitted,
+    outcome: &'static str,
+) -> Result<HttpResponse, ApiError> {
+    if submitted.created {
+        state.metrics.application(outcome);
+        for cert in &submitted.certificates {
+            state.metrics.certificate_issued(cert.kind.as_str());
+        }
+    } else {
+        state.metrics.application("repeated");
+    }
+    let body = application_json(
+        state,
+        &submitted.application,
+        &submitted.certificates,
+        Some(submitted.access_token),
+    )?;
+    let mut response = if submitted.created {
+        HttpResponse::Created()
+    } else {
+        HttpResponse::Ok()
+    };
+    Ok(response
+        .insert_header((
+            header::LOCATION,
+            format!("/api/v1/applications/{}", body.id),
+        ))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(body))
 }
 
 /// Revoke one of the holder's own certificates.

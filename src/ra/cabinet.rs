@@ -442,34 +442,7 @@ impl Registrar {
             // The same keys under another pair: they are certified (or reserved) already.
             return Err(RaError::KeyReused);
         }
-        let access_token = new_access_token()?;
-        let at = db_time(self.clock.now());
-        self.store.write(|tx| -> Result<(), RaError> {
-            tx.set_access_token_hash(&app.id, &hash_token(&access_token))?;
-            tx.append_audit(&AuditEntry {
-                at,
-                actor: format!("holder:{}", app.holder_iin),
-                action: "application.repeated".to_owned(),
-                subject: app.id.clone(),
-                details: serde_json::json!({ "status": app.status.as_str(), "replaces": old_id }),
-            })?;
-            Ok(())
-        })?;
-        let (application, certificates) = if app.status == ApplicationStatus::Approved {
-            match self.resume(&app.id, "system:repeated") {
-                Ok(done) => done,
-                Err(RaError::Ca(CaError::KeyUnavailable(_))) => self.current(&app.id)?,
-                Err(e) => return Err(e),
-            }
-        } else {
-            self.current(&app.id)?
-        };
-        Ok(Some(Submitted {
-            application,
-            access_token,
-            certificates,
-            created: false,
-        }))
+        self.answer_again(app).map(Some)
     }
 
     /// The durable first half of a re-issue: one transaction with every check repeated under

@@ -141,8 +141,19 @@ impl Registrar {
         if !same {
             return Ok(None);
         }
+        self.answer_again(app).map(Some)
+    }
+
+    /// The answer to a request repeated after its answer was lost (a submission or a
+    /// re-issue): a new access token replaces the old one (audited), and an interrupted
+    /// issuance is completed.
+    pub(super) fn answer_again(&self, app: Application) -> Result<Submitted, RaError> {
         let access_token = new_access_token()?;
         let at = db_time(self.clock.now());
+        let details = match &app.replaces_application_id {
+            Some(old) => serde_json::json!({ "status": app.status.as_str(), "replaces": old }),
+            None => serde_json::json!({ "status": app.status.as_str() }),
+        };
         self.store.write(|tx| -> Result<(), RaError> {
             tx.set_access_token_hash(&app.id, &hash_token(&access_token))?;
             tx.append_audit(&AuditEntry {
@@ -150,7 +161,7 @@ impl Registrar {
                 actor: format!("holder:{}", app.holder_iin),
                 action: "application.repeated".to_owned(),
                 subject: app.id.clone(),
-                details: serde_json::json!({ "status": app.status.as_str() }),
+                details,
             })?;
             Ok(())
         })?;
@@ -164,12 +175,12 @@ impl Registrar {
         } else {
             self.current(&app.id)?
         };
-        Ok(Some(Submitted {
+        Ok(Submitted {
             application,
             access_token,
             certificates,
             created: false,
-        }))
+        })
     }
 
     /// The first, durable half of a submission: check everything, then in one transaction
