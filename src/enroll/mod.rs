@@ -353,7 +353,16 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
         .map_err(|e| err(format!("{}: {e}", path.display())))?;
     f.write_all(bytes)
         .and_then(|()| f.sync_all())
-        .map_err(|e| err(format!("{}: {e}", path.display())))
+        .map_err(|e| err(format!("{}: {e}", path.display())))?;
+    // The new name too must survive a power cut: the keys may be all the holder has of a pair
+    // the CA has already certified.
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| err(format!("{}: {e}", dir.display())))
 }
 
 fn pending_key_path(out: &Path, application: &str, kind: &str) -> PathBuf {

@@ -564,3 +564,87 @@ fn a_reissue_whose_old_pair_was_revoked_meanwhile_is_void_and_a_held_one_is_supe
     ));
     assert!(crate::audit::verify(&f.store).is_ok());
 }
+
+/// An EC key and a PKCS#10 request for it.
+fn keyed_csr() -> (PKey<openssl::pkey::Private>, String) {
+    let key = PKey::from_ec_key(
+        EcKey::generate(&EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap()).unwrap(),
+    )
+    .unwrap();
+    let mut b = X509ReqBuilder::new().unwrap();
+    b.set_pubkey(&key).unwrap();
+    b.sign(&key, MessageDigest::sha256()).unwrap();
+    (key, String::from_utf8(b.build().to_pem().unwrap()).unwrap())
+}
+
+#[test]
+fn challenges_and_sessions_end_on_time_and_a_challenge_is_used_once() {
+    use crate::cms::{sign_attached, SignedMessage};
+    let f = fixture();
+    let start = chrono::Utc::now();
+    let (auth_key, auth_csr) = keyed_csr();
+    let submitted = f
+        .registrar()
+        .submit(&consent(&f), ApplicationForm { auth_csr, ..form() })
+        .unwrap();
+    let auth = submitted
+        .certificates
+        .iter()
+        .find(|c| c.kind == CertificateKind::Auth)
+        .unwrap();
+    let auth_der = auth.der.clone().unwrap();
+    let login = |registrar: &Registrar, challenge: &[u8]| {
+        let cms = sign_attached(&auth_key, &auth_der, challenge).unwrap();
+        registrar.login(&SignedMessage::from_der(&cms).unwrap())
+    };
+
+    // Signed within its five minutes: a session; the same challenge again: refused.
+    let challenge = f.registrar_at(start).new_challenge().unwrap();
+    let at_4m59 = f.registrar_at(start + chrono::Duration::seconds(299));
+    let session = login(&at_4m59, &challenge.bytes).unwrap();
+    assert!(matches!(
+        login(&at_4m59, &challenge.bytes),
+        Err(RaError::ChallengeInvalid)
+    ));
+    // Bytes this CA never gave out.
+    assert!(matches!(
+        login(&at_4m59, &[7u8; 32]),
+        Err(RaError::ChallengeInvalid)
+    ));
+    // Signed too late: refused.
+    let late = f.registrar_at(start).new_challenge().unwrap();
+    let at_5m01 = f.registrar_at(start + chrono::Duration::seconds(301));
+    assert!(matches!(
+        login(&at_5m01, &late.bytes),
+        Err(RaError::ChallengeInvalid)
+    ));
+
+    // The session lives fifteen minutes from the login, not a second more.
+    let opened = start + chrono::Duration::seconds(299);
+    let registrar = f.registrar_at(opened + chrono::Duration::seconds(899));
+    assert_eq!(
+        registrar
+            .cabinet_session(&session.token)
+            .unwrap()
+            .application_id(),
+        submitted.application.id
+    );
+    let registrar = f.registrar_at(opened + chrono::Duration::seconds(901));
+    assert!(matches!(
+        registrar.cabinet_session(&session.token),
+        Err(RaError::SessionInvalid)
+    ));
+    assert!(matches!(
+        f.registrar().cabinet_session("not a token"),
+        Err(RaError::SessionInvalid)
+    ));
+
+    // Pruning forgets them once ended, not before.
+    assert_eq!(f.registrar_at(start).prune_cabinet().unwrap(), 0);
+    let much_later = f.registrar_at(start + chrono::Duration::hours(2));
+    assert_eq!(
+        much_later.prune_cabinet().unwrap(),
+        3,
+        "two challenges and one session"
+    );
+}
