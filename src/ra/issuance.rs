@@ -122,10 +122,10 @@ impl Registrar {
                     .ok_or(RaError::ApplicationNotFound)?
                     .replaces_application_id;
                 let superseded = match &replaces {
-                    Some(old) => match super::cabinet::supersede(tx, old, application_id, at)? {
-                        super::cabinet::Replaced::Superseded(serials) => Some(serials),
-                        super::cabinet::Replaced::Void { serial, reason } => {
-                            super::cabinet::void_reissue(tx, application_id, &serial, &reason, at)?;
+                    Some(old) => match super::lineage::supersede(tx, old, application_id, at)? {
+                        super::lineage::Replaced::Superseded(serials) => Some(serials),
+                        super::lineage::Replaced::Void { serial, reason } => {
+                            super::lineage::void_reissue(tx, application_id, &serial, &reason, at)?;
                             return Ok(Completion::Void { serial, reason });
                         }
                     },
@@ -222,14 +222,14 @@ impl Registrar {
                     .into_iter()
                     .filter(|c| c.status == CertificateStatus::Revoked)
                     .map(|c| (c.serial, c.revocation_reason.unwrap_or_default()))
-                    .find(|(_, reason)| super::cabinet::voids(reason)))
+                    .find(|(_, reason)| super::lineage::voids(reason)))
             })?;
         let Some((serial, reason)) = void else {
             return Ok(());
         };
         let at = db_time(self.clock.now());
         self.store
-            .write(|tx| super::cabinet::void_reissue(tx, application_id, &serial, &reason, at))?;
+            .write(|tx| super::lineage::void_reissue(tx, application_id, &serial, &reason, at))?;
         tracing::warn!(application = application_id, replaced = %serial, reason = %reason,
             "re-issue void: the pair it replaces was revoked before it was signed");
         Err(RaError::CertificateRevoked { serial, reason })

@@ -6,10 +6,12 @@
 //! on applications and holder revocations ([`limits`]), routing to automatic issuance or
 //! operator review ([`review`], with the reasons the operator sees: Digital ID's checks, names
 //! mixing scripts), issuance and its recovery ([`issuance`]: it builds the
-//! [`crate::ca::ApprovedRequest`] the CA signs and stores what the CA returns), and
-//! revocation ([`revoke`]). [`RaError`] is the one error of the RA. Must never: sign anything
-//! itself, trust a CSR's subject or requested extensions (only an e-mail SAN equal to the
-//! form's e-mail), or leave half an application behind.
+//! [`crate::ca::ApprovedRequest`] the CA signs and stores what the CA returns), revocation
+//! ([`revoke`]), the holder's cabinet and re-issue ([`cabinet`]), and what a re-issue does to
+//! the pair it replaces ([`lineage`]). [`RaError`] is the one error of the RA. Must never:
+//! sign anything itself, trust a CSR's subject or requested extensions (only an e-mail SAN
+//! equal to the form's e-mail), leave half an application behind, or leave one lineage two
+//! valid pairs.
 
 mod cabinet;
 mod form;
@@ -17,6 +19,7 @@ mod intake;
 mod invalidity;
 mod issuance;
 mod limits;
+mod lineage;
 mod review;
 mod revoke;
 

@@ -511,14 +511,14 @@ fn a_reissue_whose_old_pair_was_revoked_meanwhile_is_void_and_a_held_one_is_supe
             for c in tx.certificates_of_application(&pending.id)? {
                 assert!(tx.mark_certificate_issued(&c.serial, b"signed", at)?);
             }
-            let replaced = cabinet::supersede(tx, &old.id, &pending.id, at)?;
-            let cabinet::Replaced::Void { serial, reason } = replaced else {
+            let replaced = lineage::supersede(tx, &old.id, &pending.id, at)?;
+            let lineage::Replaced::Void { serial, reason } = replaced else {
                 // Not void: the test fails at the unwrap below.
                 return Err(RaError::ApplicationNotFound);
             };
             assert_eq!(serial, auth.as_str());
             assert_eq!(reason, "keyCompromise");
-            cabinet::void_reissue(tx, &pending.id, &serial, &reason, at)
+            lineage::void_reissue(tx, &pending.id, &serial, &reason, at)
         })
         .unwrap();
     for c in f
