@@ -234,7 +234,9 @@ pub async fn revoke(
     post,
     path = "/cabinet/api/reissues",
     tag = "cabinet",
-    security(("session_token" = [])),
+    // A new re-issue needs the session; the same request repeated after a lost answer is
+    // answered on its confirmation alone, so the session is optional in the document.
+    security((), ("session_token" = [])),
     request_body(content = ReissueRequest, content_type = "application/json"),
     params(
         ("Tamga-Confirmation" = String, Header, description = "Standard base64 of a detached CMS SignedData over the exact body bytes, signed with the SIGN key of the pair that logged in"),

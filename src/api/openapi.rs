@@ -252,6 +252,16 @@ mod tests {
                 );
             }
         }
+        // A re-issue repeated after a lost answer needs no session: the document says the
+        // session is optional there (and required on the cabinet's other session routes).
+        assert_eq!(
+            doc["paths"]["/cabinet/api/reissues"]["post"]["security"],
+            json!([{}, { "session_token": [] }])
+        );
+        assert_eq!(
+            doc["paths"]["/cabinet/api/certificates"]["get"]["security"],
+            json!([{ "session_token": [] }])
+        );
         // The routes that read a body say it must arrive in time.
         for (path, method) in [
             ("/api/v1/applications", "post"),
