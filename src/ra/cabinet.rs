@@ -12,7 +12,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use super::form::CheckedForm;
 use super::intake::Submitted;
-use super::issuance::{approved_request, check_keys_unused, reserve};
+use super::issuance::{check_keys_unused, reserve};
 use super::limits::Limited;
 use super::{hash_token, new_access_token, ApplicationForm, RaError, Registrar};
 use crate::ca::{CaError, PreparedCertificate};
@@ -490,26 +490,7 @@ impl Registrar {
             review_reasons: Vec::new(),
             replaces_application_id: Some(old.id.clone()),
         };
-        let prepared = vec![
-            self.issuer.prepare(
-                &approved_request(
-                    &application,
-                    CertificateKind::Auth,
-                    &form.auth,
-                    form.storage,
-                )?,
-                now,
-            )?,
-            self.issuer.prepare(
-                &approved_request(
-                    &application,
-                    CertificateKind::Sign,
-                    &form.sign,
-                    form.storage,
-                )?,
-                now,
-            )?,
-        ];
+        let prepared = self.prepare_pair(&application, form, now)?;
         let session_end = db_time(now + SESSION_LIFETIME);
         let actor = format!("holder:{}", application.holder_iin);
         self.store.write(|tx| -> Result<(), RaError> {

@@ -5,7 +5,7 @@
 //! application behind, or accept a consent token twice for different requests.
 
 use super::form::CheckedForm;
-use super::issuance::{approved_request, check_keys_unused, reserve};
+use super::issuance::{check_keys_unused, reserve};
 use super::limits::Limited;
 use super::{
     hash_token, new_access_token, queue_email, ApplicationForm, EmailAddress, RaError, Registrar,
@@ -13,8 +13,7 @@ use super::{
 use crate::ca::{CaError, PreparedCertificate};
 use crate::digital_id::VerifiedConsent;
 use crate::store::{
-    db_time, Application, ApplicationStatus, AuditEntry, Certificate, CertificateKind,
-    CertificateStatus,
+    db_time, Application, ApplicationStatus, AuditEntry, Certificate, CertificateStatus,
 };
 
 /// What a submission produced.
@@ -240,26 +239,7 @@ impl Registrar {
             replaces_application_id: None,
         };
         let prepared = if auto {
-            vec![
-                self.issuer.prepare(
-                    &approved_request(
-                        &application,
-                        CertificateKind::Auth,
-                        &form.auth,
-                        form.storage,
-                    )?,
-                    now,
-                )?,
-                self.issuer.prepare(
-                    &approved_request(
-                        &application,
-                        CertificateKind::Sign,
-                        &form.sign,
-                        form.storage,
-                    )?,
-                    now,
-                )?,
-            ]
+            self.prepare_pair(&application, form, now)?
         } else {
             Vec::new()
         };

@@ -5,6 +5,7 @@
 //! what a crash or an outage interrupted. Must never: sign anything itself (the CA does), or
 //! mark a certificate issued that is not the signature of its stored TBS.
 
+use super::form::CheckedForm;
 use super::{queue_email, EmailAddress, RaError, Registrar};
 use crate::ca::{ApprovedRequest, CaError, PreparedCertificate, ToBeSigned, VerifiedSubject};
 use crate::csr::ValidatedCsr;
@@ -73,6 +74,26 @@ fn reserved_tbs(row: &Certificate) -> Result<ToBeSigned, CaError> {
 }
 
 impl Registrar {
+    /// The AUTH and SIGN certificates of an application from its checked form, prepared by the
+    /// CA (serial and exact TBS fixed), not yet stored or signed.
+    pub(super) fn prepare_pair(
+        &self,
+        app: &Application,
+        form: &CheckedForm,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<PreparedCertificate>, RaError> {
+        [
+            (CertificateKind::Auth, &form.auth),
+            (CertificateKind::Sign, &form.sign),
+        ]
+        .into_iter()
+        .map(|(kind, csr)| {
+            let request = approved_request(app, kind, csr, form.storage)?;
+            Ok(self.issuer.prepare(&request, now)?)
+        })
+        .collect()
+    }
+
     /// Sign reserved certificates and mark them and their application issued. Used right after
     /// submission or approval, and for applications whose issuance was interrupted (a crash,
     /// a database outage between the two transactions). Two processes may complete the same
