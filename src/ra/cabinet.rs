@@ -414,16 +414,7 @@ impl Registrar {
                 Err(e) => return Err(e),
             };
         tracing::info!(application = %application.id, replaces = %old_id, "re-issue accepted");
-        let (application, certificates) =
-            match self.complete_issuance(&application.id, &prepared, "system") {
-                Ok(done) => done,
-                Err(RaError::Ca(e @ CaError::KeyUnavailable(_))) => {
-                    tracing::warn!(application = %application.id, error = %e,
-                        "signing postponed: the issuing key is unavailable");
-                    (application, Vec::new())
-                }
-                Err(e) => return Err(e),
-            };
+        let (application, certificates) = self.sign_or_postpone(application, &prepared)?;
         Ok(Submitted {
             application,
             access_token,

@@ -95,18 +95,7 @@ impl Registrar {
         let (application, certificates) = if prepared.is_empty() {
             (application, Vec::new())
         } else {
-            match self.complete_issuance(&application.id, &prepared, "system") {
-                Ok(done) => done,
-                // The token went away between the check and the signature: the application
-                // is accepted and stays `approved`; the holder polls with the access token and
-                // the server finishes it when the key is back (`resume_approved`).
-                Err(RaError::Ca(e @ CaError::KeyUnavailable(_))) => {
-                    tracing::warn!(application = %application.id, error = %e,
-                        "signing postponed: the issuing key is unavailable");
-                    (application, Vec::new())
-                }
-                Err(e) => return Err(e),
-            }
+            self.sign_or_postpone(application, &prepared)?
         };
         Ok(Submitted {
             application,

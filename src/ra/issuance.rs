@@ -94,6 +94,26 @@ impl Registrar {
         .collect()
     }
 
+    /// Sign a just-accepted application's certificates and record them. If the issuing key's
+    /// token went away between the check and the signature, the application is accepted and
+    /// stays `approved`: the holder polls with the access token and the server finishes it
+    /// when the key is back (`resume_approved`).
+    pub(super) fn sign_or_postpone(
+        &self,
+        application: Application,
+        prepared: &[PreparedCertificate],
+    ) -> Result<(Application, Vec<Certificate>), RaError> {
+        match self.complete_issuance(&application.id, prepared, "system") {
+            Ok(done) => Ok(done),
+            Err(RaError::Ca(e @ CaError::KeyUnavailable(_))) => {
+                tracing::warn!(application = %application.id, error = %e,
+                    "signing postponed: the issuing key is unavailable");
+                Ok((application, Vec::new()))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Sign reserved certificates and mark them and their application issued. Used right after
     /// submission or approval, and for applications whose issuance was interrupted (a crash,
     /// a database outage between the two transactions). Two processes may complete the same
