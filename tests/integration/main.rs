@@ -13,6 +13,7 @@
 )]
 
 mod admin;
+mod agent;
 mod attacks;
 mod backup;
 mod cabinet;
