@@ -420,29 +420,50 @@ fn agent_gate_preflight_folders_and_keys() {
     assert!(!detail.contains("lower-case"), "{detail}");
 }
 
-/// The held-key files of a state directory: each 0600, none holding a key in clear.
-fn assert_held_encrypted(state: &Path, keys_pem: &[String]) -> Vec<PathBuf> {
+/// The held-key files of a state directory (each 0600, the directory 0700, `agent.key`
+/// 0600) and their contents.
+fn held_files(state: &Path) -> Vec<(PathBuf, String)> {
     assert_eq!(mode(state), 0o700);
     assert_eq!(mode(&state.join("agent.key")), 0o600);
-    let held: Vec<PathBuf> = files(state)
+    files(state)
         .into_iter()
         .filter(|f| f.ends_with(".json"))
-        .map(|f| state.join(f))
-        .collect();
-    for file in &held {
-        assert_eq!(mode(file), 0o600, "{}", file.display());
-        let text = std::fs::read_to_string(file).unwrap();
-        assert!(!text.contains("PRIVATE KEY"), "{text}");
-        for pem in keys_pem {
-            assert!(!text.contains(pem.as_str()));
-        }
+        .map(|f| {
+            let file = state.join(f);
+            assert_eq!(mode(&file), 0o600, "{}", file.display());
+            let text = std::fs::read_to_string(&file).unwrap();
+            assert!(!text.contains("PRIVATE KEY"), "{text}");
+            (file, text)
+        })
+        .collect()
+}
+
+/// `text` holds the private key `key_pem` in none of its clear forms: PEM body, DER (PKCS#8
+/// or the traditional form), or the DER in base64.
+fn assert_key_not_in(text: &str, key_pem: &str) {
+    use base64::Engine as _;
+    let key = openssl::pkey::PKey::private_key_from_pem(key_pem.as_bytes()).unwrap();
+    let pkcs8 = key.private_key_to_pkcs8().unwrap();
+    let traditional = key.private_key_to_der().unwrap();
+    for der in [&pkcs8, &traditional] {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+        assert!(!text.contains(&b64[..64]), "the key in base64");
+        assert!(
+            !text.as_bytes().windows(64).any(|w| w == &der[..64]),
+            "the key's DER"
+        );
     }
-    held
+    let pem_body: String = key_pem
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .take(2)
+        .collect();
+    assert!(!text.contains(&pem_body), "the key's PEM");
 }
 
 /// What `openssl pkcs12` reads out of the container `file` with the password: its
-/// certificate (PEM) and the private key's public half matching it.
-fn container_certificate(dir: &Path, file: &Path) -> String {
+/// certificate and private key (PEM), the key's public half checked against the certificate.
+fn container_contents(dir: &Path, file: &Path) -> (String, String) {
     let path = file.to_str().unwrap();
     let run = |extra: &[&str]| {
         let mut args = vec!["pkcs12", "-in", path, "-passin", "pass:Secret2026"];
@@ -473,7 +494,10 @@ fn container_certificate(dir: &Path, file: &Path) -> String {
         .output()
         .unwrap();
     assert!(!wrong.status.success());
-    openssl(dir, &["x509", "-in", "c.pem"])
+    (
+        openssl(dir, &["x509", "-in", "c.pem"]),
+        openssl(dir, &["pkey", "-in", "k.pem"]),
+    )
 }
 
 /// The whole path with a real server: keys from the agent, the application submitted with its
@@ -512,8 +536,14 @@ fn agent_round_trip_with_a_real_server() {
         );
         assert_eq!(bound.status, 200, "{}", bound.body);
         assert_eq!(bound.body, json!({}));
-        let held = assert_held_encrypted(&state, &[auth_csr.clone()]);
-        assert_eq!(held.len(), 1, "{held:?}");
+        let held = held_files(&state);
+        assert_eq!(
+            held.len(),
+            1,
+            "{:?}",
+            held.iter().map(|h| &h.0).collect::<Vec<_>>()
+        );
+        let (_, held_text) = held.into_iter().next().unwrap();
 
         // Held for the page that bound it only.
         let path = format!("/agent/v1/applications/{id}");
@@ -580,11 +610,7 @@ fn agent_round_trip_with_a_real_server() {
             "nothing new written"
         );
         assert_eq!(std::fs::read_to_string(&blocker).unwrap(), "someone's file");
-        assert_eq!(
-            assert_held_encrypted(&state, &[]).len(),
-            1,
-            "the keys are still held"
-        );
+        assert_eq!(held_files(&state).len(), 1, "the keys are still held");
         std::fs::remove_file(&blocker).unwrap();
 
         // Written: two files, 0600, opened by openssl with the password, each holding its
@@ -610,7 +636,8 @@ fn agent_round_trip_with_a_real_server() {
         for (name, cert) in names.iter().zip(certificates.as_array().unwrap()) {
             let file = folder.join(name);
             assert_eq!(mode(&file), 0o600, "{name}");
-            let inside = container_certificate(base.path(), &file);
+            let (inside, key) = container_contents(base.path(), &file);
+            assert_key_not_in(&held_text, &key);
             let expected =
                 openssl::x509::X509::from_pem(cert["pem"].as_str().unwrap().as_bytes()).unwrap();
             let found = openssl::x509::X509::from_pem(inside.as_bytes()).unwrap();
@@ -620,10 +647,7 @@ fn agent_round_trip_with_a_real_server() {
                 "{name}"
             );
         }
-        assert!(
-            assert_held_encrypted(&state, &[]).is_empty(),
-            "held keys gone"
-        );
+        assert!(held_files(&state).is_empty(), "held keys gone");
         let gone = call(&agent, "GET", &path, Some(ORIGIN), None);
         assert_eq!(gone.code(), "application_not_held");
 
