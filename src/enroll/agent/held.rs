@@ -375,7 +375,7 @@ mod tests {
     #[test]
     fn unbound_keys_are_pruned_after_a_day() {
         let base = tempfile::tempdir().unwrap();
-        let held = Held::open(base.path()).unwrap();
+        let held = Held::open(&base.path().join("s")).unwrap();
         let loose = held.create(&entry()).unwrap();
         let mut bound = entry();
         bound.application_id = Some("a".to_owned());
