@@ -380,6 +380,9 @@ fn agent_gate_preflight_folders_and_keys() {
         json!({"handle": uuid::Uuid::new_v4().to_string(), "application_id": "A1", "access_token": "t", "folder": root_text}),
     );
     assert_eq!(unknown.code(), "keys_not_found");
+    // A refusal is readable by the page: it carries the CORS answer too.
+    assert_eq!(unknown.headers["access-control-allow-origin"], ORIGIN);
+    assert_eq!(malformed.headers["access-control-allow-origin"], ORIGIN);
     let other = call(
         &agent,
         "POST",
