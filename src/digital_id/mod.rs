@@ -577,8 +577,7 @@ impl DevelopmentConsent {
                 document: Document {
                     kind: "id_card".to_owned(),
                     number: format!("{:09}", u32::from_be_bytes(document_number) % 1_000_000_000),
-                    expires: birth_date.max(now.date_naive())
-                        + chrono::Duration::days(5 * 365),
+                    expires: birth_date.max(now.date_naive()) + chrono::Duration::days(5 * 365),
                 },
             },
             verification: Verification {

@@ -69,8 +69,12 @@ fn every_event_renders_in_every_language() {
     let approved = r#"{"application_id":"A-1","certificates":[],"resume_url":"https://ca.example/enroll/resume?application=A-1"}"#;
     for lang in ["kk", "ru", "en"] {
         let r = render("certificates_issued", lang, approved).unwrap();
-        assert!(r.text.contains("https://ca.example/enroll/resume?application=A-1"));
-        assert!(r.html.contains("https://ca.example/enroll/resume?application=A-1"));
+        assert!(r
+            .text
+            .contains("https://ca.example/enroll/resume?application=A-1"));
+        assert!(r
+            .html
+            .contains("https://ca.example/enroll/resume?application=A-1"));
         let at_once = render("certificates_issued", lang, payloads[1].1).unwrap();
         assert!(!at_once.text.contains("/enroll/resume"));
     }

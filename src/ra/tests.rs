@@ -679,7 +679,10 @@ fn an_enrollment_session_opens_without_using_the_token_and_submits_it_once() {
     let token = handed_over_token(&f, 300, 0);
     let opened = registrar.open_enrollment(&f.keys, &token).unwrap();
     assert_eq!(opened.cookie.len(), 43);
-    let jti = f.keys.verify(&token, Purpose::EdsIssuance, chrono::Utc::now()).unwrap();
+    let jti = f
+        .keys
+        .verify(&token, Purpose::EdsIssuance, chrono::Utc::now())
+        .unwrap();
     let used = |jti: &str| f.store.read(|tx| tx.consent_jti_used(jti)).unwrap();
     assert!(!used(jti.jti()), "opening a session does not use the token");
     // The same token opens a second session (a reload of Digital ID's last page).
@@ -735,11 +738,7 @@ fn an_enrollment_session_opens_without_using_the_token_and_submits_it_once() {
         registrar.open_enrollment(&f.keys, &token),
         Err(RaError::ConsentReplayed)
     ));
-    let applications = f
-        .store
-        .read(|tx| tx.table_counts())
-        .unwrap()
-        .applications;
+    let applications = f.store.read(|tx| tx.table_counts()).unwrap().applications;
     assert_eq!(applications, 1);
 }
 
@@ -757,12 +756,18 @@ fn an_enrollment_session_ends_with_its_token_and_is_pruned() {
     // Once the token's exp passed, the session says so, and nothing can be submitted.
     let later = f.registrar_at(opened.expires_at + chrono::Duration::seconds(1));
     let err = later.enrollment(&f.keys, &opened.cookie).unwrap_err();
-    assert_eq!(err.code(), crate::error_code::ErrorCode::ConsentTokenExpired);
+    assert_eq!(
+        err.code(),
+        crate::error_code::ErrorCode::ConsentTokenExpired
+    );
     assert!(matches!(
         later.submit_enrollment(&f.keys, &opened.cookie, form()),
         Err(RaError::Consent(digital_id::ConsentError::Expired(_)))
     ));
-    assert_eq!(f.store.read(|tx| tx.table_counts()).unwrap().applications, 0);
+    assert_eq!(
+        f.store.read(|tx| tx.table_counts()).unwrap().applications,
+        0
+    );
     // Kept through the clock allowance, then pruned.
     assert_eq!(later.prune_enrollments().unwrap(), 0);
     let much_later = f.registrar_at(opened.expires_at + chrono::Duration::minutes(5));

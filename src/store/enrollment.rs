@@ -65,8 +65,7 @@ impl Tx<'_> {
         application_id: &str,
     ) -> Result<(), StoreError> {
         let updated = diesel::update(
-            enrollment_sessions::table
-                .filter(enrollment_sessions::cookie_sha256.eq(cookie_sha256)),
+            enrollment_sessions::table.filter(enrollment_sessions::cookie_sha256.eq(cookie_sha256)),
         )
         .set(enrollment_sessions::application_id.eq(Some(application_id)))
         .execute(self.conn);

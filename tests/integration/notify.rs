@@ -429,7 +429,10 @@ fn the_message_of_an_approved_application_links_to_the_page_that_finishes_it() {
     assert_eq!(page.status(), 200);
     let page = page.text().unwrap();
     assert!(page.contains("data-mode=\"resume\""), "{page}");
-    assert!(page.contains(&format!("data-application=\"{id}\"")), "{page}");
+    assert!(
+        page.contains(&format!("data-application=\"{id}\"")),
+        "{page}"
+    );
 }
 
 /// The outbox rows of `recipient`, oldest first, as (event, payload).

@@ -20,7 +20,12 @@ fn no_redirects() -> Client {
 }
 
 /// POST the hand-over form to `base`.
-fn hand_over(http: &Client, base: &str, fields: &[(&str, &str)], extra: &[(&str, &str)]) -> Response {
+fn hand_over(
+    http: &Client,
+    base: &str,
+    fields: &[(&str, &str)],
+    extra: &[(&str, &str)],
+) -> Response {
     let mut req = http.post(format!("{base}/enroll")).form(fields);
     for (k, v) in extra {
         req = req.header(*k, *v);
@@ -146,7 +151,12 @@ fn pages_hand_over_opens_a_session_and_the_submission_needs_its_csrf_token() {
     let iin = fresh_iin();
     let token = env.cli_token(&iin, &[]);
 
-    let resp = hand_over(&http, &base, &[("consent_token", &token), ("lang", "ru")], &[]);
+    let resp = hand_over(
+        &http,
+        &base,
+        &[("consent_token", &token), ("lang", "ru")],
+        &[],
+    );
     assert_eq!(resp.status(), 303);
     assert_eq!(resp.headers()["location"], "/enroll");
     assert_secured(&resp, "POST /enroll");
@@ -166,7 +176,10 @@ fn pages_hand_over_opens_a_session_and_the_submission_needs_its_csrf_token() {
         .unwrap()
         .parse()
         .unwrap();
-    assert!((250..=300).contains(&max_age), "as long as the token: {line}");
+    assert!(
+        (250..=300).contains(&max_age),
+        "as long as the token: {line}"
+    );
 
     // The session API.
     let resp = get_session(&http, &base, Some(&cookie));
@@ -197,7 +210,11 @@ fn pages_hand_over_opens_a_session_and_the_submission_needs_its_csrf_token() {
     for (csrf_sent, origin, why) in [
         (None, Some(own), "no X-CSRF-Token"),
         (Some("A".repeat(43)), Some(own), "a wrong X-CSRF-Token"),
-        (Some(csrf.clone()), Some("http://evil.example"), "a foreign Origin"),
+        (
+            Some(csrf.clone()),
+            Some("http://evil.example"),
+            "a foreign Origin",
+        ),
         (Some(csrf.clone()), Some("null"), "an opaque Origin"),
     ] {
         let resp = submit(&http, &base, &cookie, csrf_sent.as_deref(), origin, &app);
@@ -222,7 +239,10 @@ fn pages_hand_over_opens_a_session_and_the_submission_needs_its_csrf_token() {
     assert_eq!(created["certificates"].as_array().unwrap().len(), 2);
     let id = created["id"].as_str().unwrap();
     let access = created["access_token"].as_str().unwrap();
-    assert_eq!(env.counts().used_consent_tokens, before.used_consent_tokens + 1);
+    assert_eq!(
+        env.counts().used_consent_tokens,
+        before.used_consent_tokens + 1
+    );
     // The session records it; the page reads the application with its access token.
     let session: Value = get_session(&http, &base, Some(&cookie)).json().unwrap();
     assert_eq!(session["application_id"], id);
@@ -241,13 +261,21 @@ fn pages_hand_over_opens_a_session_and_the_submission_needs_its_csrf_token() {
     assert_eq!(resp.json::<Value>().unwrap()["id"], id);
     let other = application(env.dir());
     assert_eq!(
-        problem(submit(&http, &base, &cookie, Some(&csrf), None, &other), 409),
+        problem(
+            submit(&http, &base, &cookie, Some(&csrf), None, &other),
+            409
+        ),
         "consent_token_replayed"
     );
     assert_eq!(env.counts().applications, before.applications + 1);
 
     // The used token handed over again: a page, in the language asked for.
-    let replayed = hand_over(&http, &base, &[("consent_token", &token), ("lang", "en")], &[]);
+    let replayed = hand_over(
+        &http,
+        &base,
+        &[("consent_token", &token), ("lang", "en")],
+        &[],
+    );
     assert!(replayed.headers().get("set-cookie").is_none());
     assert_refusal_page(replayed, 409, "en", "consent_token_replayed");
 }
@@ -261,7 +289,12 @@ fn pages_refuse_bad_and_expired_tokens_with_a_page_in_the_citizens_language() {
     // `--issued-ago` makes an expired token without waiting.
     let expired = env.cli_token(&iin, &["--ttl", "300", "--issued-ago", "400"]);
     let page = assert_refusal_page(
-        hand_over(&http, &base, &[("consent_token", &expired), ("lang", "kk")], &[]),
+        hand_over(
+            &http,
+            &base,
+            &[("consent_token", &expired), ("lang", "kk")],
+            &[],
+        ),
         401,
         "kk",
         "consent_token_expired",
@@ -269,7 +302,12 @@ fn pages_refuse_bad_and_expired_tokens_with_a_page_in_the_citizens_language() {
     assert!(!page.contains(&expired), "the token is never echoed");
     // The language: the form's, else the tamga_lang cookie, else Accept-Language, else kk.
     assert_refusal_page(
-        hand_over(&http, &base, &[("consent_token", "junk")], &[("cookie", "tamga_lang=ru")]),
+        hand_over(
+            &http,
+            &base,
+            &[("consent_token", "junk")],
+            &[("cookie", "tamga_lang=ru")],
+        ),
         401,
         "ru",
         "consent_token_malformed",
@@ -294,7 +332,12 @@ fn pages_refuse_bad_and_expired_tokens_with_a_page_in_the_citizens_language() {
     // A token for another purpose.
     let revocation = env.cli_token(&iin, &["--purpose", "eds_revocation"]);
     assert_refusal_page(
-        hand_over(&http, &base, &[("consent_token", &revocation), ("lang", "ru")], &[]),
+        hand_over(
+            &http,
+            &base,
+            &[("consent_token", &revocation), ("lang", "ru")],
+            &[],
+        ),
         403,
         "ru",
         "consent_token_wrong_purpose",
@@ -319,11 +362,27 @@ fn pages_every_page_carries_the_security_headers() {
         ("/enroll/assets/i18n/en.json", 200, "application/json"),
         ("/enroll/agreement/2026-1/kk", 200, "text/plain"),
         ("/enroll/agreement/2026-1/en", 200, "text/plain"),
-        ("/enroll/agreement/1999-1/en", 404, "application/problem+json"),
-        ("/enroll/agreement/2026-1/de", 404, "application/problem+json"),
+        (
+            "/enroll/agreement/1999-1/en",
+            404,
+            "application/problem+json",
+        ),
+        (
+            "/enroll/agreement/2026-1/de",
+            404,
+            "application/problem+json",
+        ),
         ("/enroll/assets/nothing.js", 404, "application/problem+json"),
-        ("/enroll/assets/enroll.html", 404, "application/problem+json"),
-        ("/enroll/assets/i18n%2F..%2F..%2Fenroll.js", 404, "application/problem+json"),
+        (
+            "/enroll/assets/enroll.html",
+            404,
+            "application/problem+json",
+        ),
+        (
+            "/enroll/assets/i18n%2F..%2F..%2Fenroll.js",
+            404,
+            "application/problem+json",
+        ),
         ("/dev/digital-id", 200, "text/html"),
     ] {
         let resp = http.get(format!("{base}{path}")).send().unwrap();
@@ -347,11 +406,22 @@ fn pages_every_page_carries_the_security_headers() {
         .text()
         .unwrap();
     assert!(page.contains("data-mode=\"resume\""), "{page}");
-    assert!(page.contains("data-application=\"&lt;b&gt;&quot;x\""), "{page}");
-    assert!(page.contains("data-agent-url=\"http://127.0.0.1:13580\""), "{page}");
+    assert!(
+        page.contains("data-application=\"&lt;b&gt;&quot;x\""),
+        "{page}"
+    );
+    assert!(
+        page.contains("data-agent-url=\"http://127.0.0.1:13580\""),
+        "{page}"
+    );
     assert!(page.contains("data-lang=\"ru\""), "{page}");
     assert!(!page.contains("{{"), "{page}");
-    let page = http.get(format!("{base}/enroll")).send().unwrap().text().unwrap();
+    let page = http
+        .get(format!("{base}/enroll"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
     assert!(page.contains("data-mode=\"enroll\""), "{page}");
     assert!(page.contains("data-lang=\"kk\""), "{page}");
 }
@@ -396,7 +466,14 @@ fn pages_digital_id_stand_in_mints_a_token_that_the_hand_over_takes() {
     assert_eq!(session["identity"]["surname"], "ТЕСТОВА");
     // Without liveness the application waits for an operator.
     let csrf = session["csrf_token"].as_str().unwrap();
-    let resp = submit(&http, &base, &cookie, Some(csrf), None, &application(env.dir()));
+    let resp = submit(
+        &http,
+        &base,
+        &cookie,
+        Some(csrf),
+        None,
+        &application(env.dir()),
+    );
     assert_eq!(resp.status(), 201);
     assert_eq!(resp.json::<Value>().unwrap()["status"], "pending_review");
 
@@ -404,7 +481,12 @@ fn pages_digital_id_stand_in_mints_a_token_that_the_hand_over_takes() {
     for fields in [
         vec![("iin", "123"), ("surname", "A"), ("name", "B")],
         vec![("iin", iin.as_str()), ("surname", ""), ("name", "B")],
-        vec![("iin", iin.as_str()), ("surname", "A"), ("name", "B"), ("birth_date", "1990-13-40")],
+        vec![
+            ("iin", iin.as_str()),
+            ("surname", "A"),
+            ("name", "B"),
+            ("birth_date", "1990-13-40"),
+        ],
     ] {
         let resp = http
             .post(format!("{base}/dev/digital-id"))
@@ -457,19 +539,28 @@ fn pages_digital_id_stand_in_is_absent_outside_dev_mode() {
     for method in ["GET", "POST"] {
         let req = http.request(method.parse().unwrap(), format!("{base}/dev/digital-id"));
         let req = if method == "POST" {
-            req.form(&[("iin", fresh_iin().as_str()), ("surname", "A"), ("name", "B")])
+            req.form(&[
+                ("iin", fresh_iin().as_str()),
+                ("surname", "A"),
+                ("name", "B"),
+            ])
         } else {
             req
         };
         assert_eq!(problem(req.send().unwrap(), 404), "not_found", "{method}");
     }
     // The pages themselves are there.
-    assert_eq!(http.get(format!("{base}/enroll")).send().unwrap().status(), 200);
+    assert_eq!(
+        http.get(format!("{base}/enroll")).send().unwrap().status(),
+        200
+    );
 }
 
 #[test]
 fn pages_session_opened_on_one_instance_is_submitted_through_another_on_postgres() {
-    let Some(admin) = postgres_url("pages_session_opened_on_one_instance_is_submitted_through_another_on_postgres") else {
+    let Some(admin) = postgres_url(
+        "pages_session_opened_on_one_instance_is_submitted_through_another_on_postgres",
+    ) else {
         return;
     };
     let env = Env::postgres(&admin);
@@ -479,7 +570,9 @@ fn pages_session_opened_on_one_instance_is_submitted_through_another_on_postgres
     let token = env.cli_token(&iin, &[]);
     let cookie = open_session(&http, &env.server.base, &token);
     // The second instance knows the session and takes the submission.
-    let session: Value = get_session(&http, &second.base, Some(&cookie)).json().unwrap();
+    let session: Value = get_session(&http, &second.base, Some(&cookie))
+        .json()
+        .unwrap();
     let csrf = session["csrf_token"].as_str().unwrap();
     let resp = submit(
         &http,
@@ -497,7 +590,12 @@ fn pages_session_opened_on_one_instance_is_submitted_through_another_on_postgres
         .unwrap();
     assert_eq!(session["application_id"], created["id"]);
     assert_refusal_page(
-        hand_over(&http, &env.server.base, &[("consent_token", &token), ("lang", "kk")], &[]),
+        hand_over(
+            &http,
+            &env.server.base,
+            &[("consent_token", &token), ("lang", "kk")],
+            &[],
+        ),
         409,
         "kk",
         "consent_token_replayed",

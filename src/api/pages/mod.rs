@@ -163,7 +163,10 @@ fn language(req: &HttpRequest, explicit: Option<&str>) -> Language {
     if let Some(lang) = explicit.and_then(Language::parse) {
         return lang;
     }
-    if let Some(lang) = cookie(req, LANGUAGE_COOKIE).as_deref().and_then(Language::parse) {
+    if let Some(lang) = cookie(req, LANGUAGE_COOKIE)
+        .as_deref()
+        .and_then(Language::parse)
+    {
         return lang;
     }
     req.headers()
@@ -180,7 +183,11 @@ fn accepted_language(header: &str) -> Option<Language> {
     for item in header.split(',').take(32) {
         let mut parts = item.trim().split(';');
         let tag = parts.next().unwrap_or_default().trim();
-        let primary = tag.split('-').next().unwrap_or_default().to_ascii_lowercase();
+        let primary = tag
+            .split('-')
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
         let Some(lang) = Language::parse(&primary) else {
             continue;
         };
@@ -257,7 +264,10 @@ async fn handover(
         .unwrap_or_default()
         .to_owned();
     if token.is_empty() {
-        let e = counted(&state, ApiError::Consent(crate::digital_id::ConsentError::Missing));
+        let e = counted(
+            &state,
+            ApiError::Consent(crate::digital_id::ConsentError::Missing),
+        );
         return Ok(refusal_page(&state, lang, e.code()));
     }
     let registrar = state.registrar.clone();

@@ -4,8 +4,14 @@ use super::*;
 
 #[test]
 fn accept_language_picks_the_heaviest_of_our_languages() {
-    assert_eq!(accepted_language("ru-RU,ru;q=0.9,en;q=0.8"), Some(Language::Ru));
-    assert_eq!(accepted_language("de, en;q=0.5, kk;q=0.7"), Some(Language::Kk));
+    assert_eq!(
+        accepted_language("ru-RU,ru;q=0.9,en;q=0.8"),
+        Some(Language::Ru)
+    );
+    assert_eq!(
+        accepted_language("de, en;q=0.5, kk;q=0.7"),
+        Some(Language::Kk)
+    );
     assert_eq!(accepted_language("EN-gb"), Some(Language::En));
     assert_eq!(accepted_language("de, fr;q=0.2"), None);
     assert_eq!(accepted_language("ru;q=0, en;q=0.1"), Some(Language::En));
