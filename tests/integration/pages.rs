@@ -632,3 +632,39 @@ fn pages_cookie_is_secure_under_tls() {
     let session = get_session(&http, &server.base, Some(&cookie));
     assert_eq!(session.status(), 200);
 }
+
+#[test]
+fn pages_follow_the_configured_agent_port_and_digital_id_url() {
+    let env = Env::sqlite_with(&[
+        ("TAMGA_PAGES__AGENT_PORT", "13999"),
+        ("TAMGA_PAGES__DIGITAL_ID_URL", "https://idp.example/consent"),
+    ]);
+    let http = no_redirects();
+    let resp = http
+        .get(format!("{}/enroll", env.server.base))
+        .send()
+        .unwrap();
+    let csp = resp.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains("connect-src 'self' http://127.0.0.1:13999 http://localhost:13999;"),
+        "{csp}"
+    );
+    let page = resp.text().unwrap();
+    assert!(
+        page.contains("data-agent-url=\"http://127.0.0.1:13999\""),
+        "{page}"
+    );
+    assert!(
+        page.contains("data-digital-id-url=\"https://idp.example/consent\""),
+        "{page}"
+    );
+    let refused = hand_over(&http, &env.server.base, &[("consent_token", "junk")], &[]);
+    let page = refused.text().unwrap();
+    assert!(
+        page.contains("href=\"https://idp.example/consent\""),
+        "{page}"
+    );
+}
