@@ -33,6 +33,7 @@ mod notify;
 mod ocsp;
 mod operator;
 mod ops_log;
+mod pages;
 mod policy;
 mod readme;
 mod reissue_client;
