@@ -21,6 +21,7 @@ mod metrics;
 pub(crate) mod ocsp;
 mod openapi;
 mod ops;
+pub mod pages;
 pub(crate) mod portal;
 pub mod problem;
 mod public;
