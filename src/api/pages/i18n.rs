@@ -75,8 +75,9 @@ fn lookup(lang: Language, key: &str) -> Option<&'static str> {
     table(lang).get(key).map(String::as_str)
 }
 
-/// The text of `key` in `lang`; a key the table lacks reads as the key itself.
-pub fn text<'k>(lang: Language, key: &'k str) -> &'k str {
+/// The text of `key` in `lang`; a key the table lacks reads as the key itself (so the answer
+/// lives as long as `key`: `'static` for a literal key).
+pub fn text(lang: Language, key: &str) -> &str {
     lookup(lang, key).unwrap_or(key)
 }
 
