@@ -1,40 +1,94 @@
-//! The pages' texts in kk, ru and en, read from `assets/i18n/*.json`.
-//! (A placeholder until the pages' own translations land.)
+//! The citizen's pages in Kazakh (the default), Russian and English: the three flat
+//! `{"key": "text"}` tables under `assets/i18n/`, embedded in the binary and read once.
+//!
+//! Owns: looking a text up by key ([`text`]) and the human message of a problem code
+//! ([`error_message`]: `error.<code>` for the server's codes, `agent_error.<code>` for the local
+//! agent's, [`AGENT_CODES`]), for the pages the server renders itself (the refusal page of
+//! the hand-over, the Digital ID stand-in). The browser reads the same tables through
+//! `/enroll/assets/i18n/<lang>.json`. Keys of the refusal page: `error_page.title`,
+//! `error_page.back`. Must never: panic on a bad table (a key without its text reads as the
+//! key itself; the unit tests fail on any such gap), or hold text anywhere but in the tables.
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use crate::vocab::Language;
 
-fn table(lang: Language) -> &'static HashMap<String, String> {
-    static KK: OnceLock<HashMap<String, String>> = OnceLock::new();
-    static RU: OnceLock<HashMap<String, String>> = OnceLock::new();
-    static EN: OnceLock<HashMap<String, String>> = OnceLock::new();
-    let (cell, text) = match lang {
-        Language::Kk => (&KK, include_str!("assets/i18n/kk.json")),
-        Language::Ru => (&RU, include_str!("assets/i18n/ru.json")),
-        Language::En => (&EN, include_str!("assets/i18n/en.json")),
-    };
-    cell.get_or_init(|| serde_json::from_str(text).unwrap_or_default())
+/// Every code the local agent (`tamga-enroll agent`) answers with, and the two the page
+/// itself gives (`agent_unreachable`: no answer at all; `password_mismatch`: the password and
+/// its repetition differ). Each has an `agent_error.<code>` text in every language.
+pub const AGENT_CODES: &[&str] = &[
+    "origin_not_allowed",
+    "folder_not_allowed",
+    "folder_name_invalid",
+    "folder_exists",
+    "key_type_not_supported",
+    "keys_not_found",
+    "application_not_held",
+    "password_policy",
+    "certificate_key_mismatch",
+    "file_exists",
+    "request_malformed",
+    "not_found",
+    "internal_error",
+    "agent_unreachable",
+    "password_mismatch",
+];
+
+/// The text shown for a code no table knows (and the last resort when even that key is
+/// missing from a table).
+const GENERIC_KEY: &str = "error.generic";
+const GENERIC_FALLBACK: &str = "Something went wrong. Try again later.";
+
+const KK: &str = include_str!("assets/i18n/kk.json");
+const RU: &str = include_str!("assets/i18n/ru.json");
+const EN: &str = include_str!("assets/i18n/en.json");
+
+type Table = HashMap<String, String>;
+
+struct Tables {
+    kk: Table,
+    ru: Table,
+    en: Table,
 }
 
-/// The text of `key` in `lang`; the key itself when it has none.
-pub fn text(lang: Language, key: &str) -> &'static str {
-    match table(lang).get(key) {
-        Some(t) => t.as_str(),
-        None => Box::leak(key.to_owned().into_boxed_str()),
+/// A table that does not parse reads as empty: every key then falls back to itself.
+fn parse(json: &str) -> Table {
+    serde_json::from_str(json).unwrap_or_default()
+}
+
+fn table(lang: Language) -> &'static Table {
+    static TABLES: OnceLock<Tables> = OnceLock::new();
+    let tables = TABLES.get_or_init(|| Tables {
+        kk: parse(KK),
+        ru: parse(RU),
+        en: parse(EN),
+    });
+    match lang {
+        Language::Kk => &tables.kk,
+        Language::Ru => &tables.ru,
+        Language::En => &tables.en,
     }
 }
 
-/// The human message for an error or agent `code` in `lang`.
-pub fn error_message(lang: Language, code: &str) -> &'static str {
-    let t = table(lang);
-    t.get(&format!("error.{code}"))
-        .or_else(|| t.get(&format!("agent_error.{code}")))
-        .map(String::as_str)
-        .unwrap_or(match lang {
-            Language::Kk => "Қате орын алды.",
-            Language::Ru => "Произошла ошибка.",
-            Language::En => "Something went wrong.",
-        })
+fn lookup(lang: Language, key: &str) -> Option<&'static str> {
+    table(lang).get(key).map(String::as_str)
 }
+
+/// The text of `key` in `lang`; a key the table lacks reads as the key itself (so the answer
+/// lives as long as `key`: `'static` for a literal key).
+pub fn text(lang: Language, key: &str) -> &str {
+    lookup(lang, key).unwrap_or(key)
+}
+
+/// The human message of a problem code in `lang`: `error.<code>` (the server's codes, see
+/// `ErrorCode`), else `agent_error.<code>` (the agent's, [`AGENT_CODES`]), else a generic text.
+pub fn error_message(lang: Language, code: &str) -> &'static str {
+    lookup(lang, &format!("error.{code}"))
+        .or_else(|| lookup(lang, &format!("agent_error.{code}")))
+        .or_else(|| lookup(lang, GENERIC_KEY))
+        .unwrap_or(GENERIC_FALLBACK)
+}
+
+#[cfg(test)]
+mod tests;
