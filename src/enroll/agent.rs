@@ -94,6 +94,23 @@ pub enum AgentCode {
 }
 
 impl AgentCode {
+    /// Every code, so the pages can be checked to have a message for each.
+    pub const ALL: &'static [AgentCode] = &[
+        AgentCode::OriginNotAllowed,
+        AgentCode::FolderNotAllowed,
+        AgentCode::FolderNameInvalid,
+        AgentCode::FolderExists,
+        AgentCode::KeyTypeNotSupported,
+        AgentCode::KeysNotFound,
+        AgentCode::ApplicationNotHeld,
+        AgentCode::PasswordPolicy,
+        AgentCode::CertificateKeyMismatch,
+        AgentCode::FileExists,
+        AgentCode::RequestMalformed,
+        AgentCode::NotFound,
+        AgentCode::InternalError,
+    ];
+
     /// The code's wire text.
     pub fn as_str(self) -> &'static str {
         match self {

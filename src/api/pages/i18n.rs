@@ -3,7 +3,7 @@
 //!
 //! Owns: looking a text up by key ([`text`]) and the human message of a problem code
 //! ([`error_message`]: `error.<code>` for the server's codes, `agent_error.<code>` for the local
-//! agent's, [`AGENT_CODES`]), for the pages the server renders itself (the refusal page of
+//! agent's), for the pages the server renders itself (the refusal page of
 //! the hand-over, the Digital ID stand-in). The browser reads the same tables through
 //! `/enroll/assets/i18n/<lang>.json`. Keys of the refusal page: `error_page.title`,
 //! `error_page.back`. Must never: panic on a bad table (a key without its text reads as the
@@ -14,26 +14,12 @@ use std::sync::OnceLock;
 
 use crate::vocab::Language;
 
-/// Every code the local agent (`tamga-enroll agent`) answers with, and the two the page
-/// itself gives (`agent_unreachable`: no answer at all; `password_mismatch`: the password and
-/// its repetition differ). Each has an `agent_error.<code>` text in every language.
-pub const AGENT_CODES: &[&str] = &[
-    "origin_not_allowed",
-    "folder_not_allowed",
-    "folder_name_invalid",
-    "folder_exists",
-    "key_type_not_supported",
-    "keys_not_found",
-    "application_not_held",
-    "password_policy",
-    "certificate_key_mismatch",
-    "file_exists",
-    "request_malformed",
-    "not_found",
-    "internal_error",
-    "agent_unreachable",
-    "password_mismatch",
-];
+/// The two codes the page gives itself besides the agent's own
+/// (`crate::enroll::agent::AgentCode::ALL`): `agent_unreachable` (no answer at all) and
+/// `password_mismatch` (the password and its repetition differ). Each agent code has an
+/// `agent_error.<code>` text in every language.
+#[cfg(test)]
+const PAGE_AGENT_CODES: &[&str] = &["agent_unreachable", "password_mismatch"];
 
 /// The text shown for a code no table knows (and the last resort when even that key is
 /// missing from a table).
@@ -82,7 +68,7 @@ pub fn text(lang: Language, key: &str) -> &str {
 }
 
 /// The human message of a problem code in `lang`: `error.<code>` (the server's codes, see
-/// `ErrorCode`), else `agent_error.<code>` (the agent's, [`AGENT_CODES`]), else a generic text.
+/// `ErrorCode`), else `agent_error.<code>` (the agent's), else a generic text.
 pub fn error_message(lang: Language, code: &str) -> &'static str {
     lookup(lang, &format!("error.{code}"))
         .or_else(|| lookup(lang, &format!("agent_error.{code}")))

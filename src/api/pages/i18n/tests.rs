@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{error_message, text, AGENT_CODES, EN, KK, RU};
+use super::{error_message, text, EN, KK, PAGE_AGENT_CODES, RU};
 use crate::error_code::ErrorCode;
 use crate::vocab::{ApplicationStatus, Language};
 
@@ -269,8 +269,10 @@ fn every_error_code_has_a_message() {
 
 #[test]
 fn every_agent_code_has_a_message() {
-    let keys: BTreeSet<String> = AGENT_CODES
+    let keys: BTreeSet<String> = crate::enroll::agent::AgentCode::ALL
         .iter()
+        .map(|c| c.as_str())
+        .chain(PAGE_AGENT_CODES.iter().copied())
         .map(|c| format!("agent_error.{c}"))
         .collect();
     assert_everywhere(&keys, "agent codes");
