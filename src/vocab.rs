@@ -92,6 +92,9 @@ pub enum Language {
 }
 
 impl Language {
+    /// Every language, Kazakh (the default) first.
+    pub const ALL: [Language; 3] = [Language::Kk, Language::Ru, Language::En];
+
     /// Parse `kk`, `ru` or `en`.
     pub fn parse(s: &str) -> Option<Language> {
         match s {

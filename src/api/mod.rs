@@ -23,6 +23,14 @@ pub(crate) mod ocsp;
 mod openapi;
 mod ops;
 mod pages;
+
+/// Whether this build carries the text of the user agreement `version` for the citizen's pages
+/// (in every language). Without it the pages cannot show the agreement; the API is unaffected.
+pub fn pages_have_agreement(version: &str) -> bool {
+    crate::vocab::Language::ALL
+        .iter()
+        .all(|lang| pages::assets::agreement(version, *lang).is_some())
+}
 pub(crate) mod portal;
 pub mod problem;
 mod public;

@@ -55,5 +55,11 @@ pub(super) fn config_check(config: &ValidConfig) -> Result<(), Failure> {
     for warning in config.warnings() {
         out!("warning: {warning}")?;
     }
+    if !crate::api::pages_have_agreement(&cfg.ra.agreement_version) {
+        out!(
+            "warning: ra.agreement_version {:?} has no agreement text in this build: the citizen's pages cannot show it (the API is not affected)",
+            cfg.ra.agreement_version
+        )?;
+    }
     Ok(())
 }

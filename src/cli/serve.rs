@@ -87,6 +87,12 @@ pub(super) fn serve(config: ValidConfig) -> Result<(), Failure> {
     if trusted_keys.is_empty() {
         tracing::warn!("no Digital ID key is trusted: every application will be refused");
     }
+    if !crate::api::pages_have_agreement(&cfg.ra.agreement_version) {
+        tracing::warn!(
+            version = %cfg.ra.agreement_version,
+            "no agreement text of this version in this build: the citizen's pages cannot show it"
+        );
+    }
     let resumed = services
         .registrar
         .resume_approved()

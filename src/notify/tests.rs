@@ -665,6 +665,7 @@ fn expiry_reminders_are_queued_once_per_threshold() {
         updated_at: now,
         review_reasons: Vec::new(),
         replaces_application_id: None,
+        through_pages: false,
     };
     let cert = Certificate {
         serial: "0A".into(),

@@ -480,6 +480,7 @@ impl Registrar {
             updated_at: at,
             review_reasons: Vec::new(),
             replaces_application_id: Some(old.id.clone()),
+            through_pages: false,
         };
         let prepared = self.prepare_pair(&application, form, now)?;
         let session_end = db_time(now + SESSION_LIFETIME);

@@ -54,7 +54,6 @@ impl Registrar {
             holder_iin: consent.iin().as_str().to_owned(),
             created_at: db_time(now),
             expires_at: db_time(consent.expires_at()),
-            application_id: None,
         };
         self.store.write(|tx| -> Result<(), RaError> {
             if tx.consent_jti_used(consent.jti())? {
@@ -73,10 +72,14 @@ impl Registrar {
     /// `consent_token_expired` once it has expired.
     pub fn enrollment(&self, keys: &TrustedKeys, cookie: &str) -> Result<EnrollmentView, RaError> {
         let (session, consent) = self.live_enrollment(keys, cookie)?;
+        let application_id = self
+            .store
+            .read(|tx| tx.application_by_consent_jti(&session.consent_jti))?
+            .map(|app| app.id);
         Ok(EnrollmentView {
             csrf_token: session.csrf_token,
             expires_at: session.expires_at.and_utc(),
-            application_id: session.application_id,
+            application_id,
             identity: consent.identity().clone(),
         })
     }
@@ -92,21 +95,21 @@ impl Registrar {
 
     /// Submit the application through `cookie`'s session: its consent token is used here, by
     /// [`Registrar::submit`] (the same request again answers the repeat, any other
-    /// `consent_token_replayed`), and the session records the application.
+    /// `consent_token_replayed`), in the one transaction that records the application; the
+    /// session finds it later by the token's `jti`. The local agent keeps its keys in files,
+    /// so only `pkcs12` storage is taken: a file key never gets a hardware certificate's
+    /// three years (`storage_type_invalid`).
     pub fn submit_enrollment(
         &self,
         keys: &TrustedKeys,
         cookie: &str,
         form: ApplicationForm,
     ) -> Result<Submitted, RaError> {
-        let (session, consent) = self.live_enrollment(keys, cookie)?;
-        let submitted = self.submit(&consent, form)?;
-        if session.application_id.as_deref() != Some(submitted.application.id.as_str()) {
-            self.store.write(|tx| {
-                tx.mark_enrollment_submitted(&session.cookie_sha256, &submitted.application.id)
-            })?;
+        let (_, consent) = self.live_enrollment(keys, cookie)?;
+        if form.storage != crate::vocab::Storage::Pkcs12.as_str() {
+            return Err(RaError::StorageTypeInvalid);
         }
-        Ok(submitted)
+        self.submit_from(&consent, form, true)
     }
 
     /// Forget sessions whose token expired longer ago than the clock allowance. Returns how

@@ -58,6 +58,17 @@ impl Registrar {
         consent: &VerifiedConsent,
         form: ApplicationForm,
     ) -> Result<Submitted, RaError> {
+        self.submit_from(consent, form, false)
+    }
+
+    /// [`Registrar::submit`], recording whether the application came through the citizen's
+    /// pages (`through_pages`): those are finished there, with the local agent's keys.
+    pub(super) fn submit_from(
+        &self,
+        consent: &VerifiedConsent,
+        form: ApplicationForm,
+        through_pages: bool,
+    ) -> Result<Submitted, RaError> {
         // An HSM that cannot sign now refuses the application before anything is written.
         self.issuer.key_ready()?;
         let used = self.store.read(|tx| -> Result<bool, RaError> {
@@ -78,7 +89,8 @@ impl Registrar {
                 .repeated(consent, &form)?
                 .ok_or(RaError::ConsentReplayed);
         }
-        let (application, access_token, prepared) = match self.accept(consent, &form) {
+        let (application, access_token, prepared) = match self.accept(consent, &form, through_pages)
+        {
             Ok(accepted) => accepted,
             Err(RaError::ConsentReplayed) => {
                 return self
@@ -178,6 +190,7 @@ impl Registrar {
         &self,
         consent: &VerifiedConsent,
         form: &CheckedForm,
+        through_pages: bool,
     ) -> Result<(Application, String, Vec<PreparedCertificate>), RaError> {
         let iin = consent.iin().as_str();
         let keys = [
@@ -226,6 +239,7 @@ impl Registrar {
             updated_at: at,
             review_reasons,
             replaces_application_id: None,
+            through_pages,
         };
         let prepared = if auto {
             self.prepare_pair(&application, form, now)?

@@ -208,10 +208,11 @@ impl Registrar {
                             "superseded": serials,
                         }),
                     ),
-                    // An application an operator approved is finished on the citizen's pages,
-                    // with the keys the local agent holds: the message links there, by the
-                    // application's id only (never its access token).
-                    _ if app.decided_by.is_some() => (
+                    // An application of the citizen's pages that an operator approved is
+                    // finished there, with the keys the local agent holds: the message links
+                    // there, by the application's id only (never its access token). One that
+                    // came through the API is finished by the portal's own client.
+                    _ if app.decided_by.is_some() && app.through_pages => (
                         crate::notify::EmailEvent::CertificatesIssued,
                         serde_json::json!({
                             "application_id": app.id,

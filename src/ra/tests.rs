@@ -136,7 +136,7 @@ fn accepted_unsigned(
     request: ApplicationForm,
 ) -> (Application, String, Vec<PreparedCertificate>) {
     let checked = request.check("2026-1").unwrap();
-    registrar.accept(consent, &checked).unwrap()
+    registrar.accept(consent, &checked, false).unwrap()
 }
 
 #[test]
@@ -403,6 +403,7 @@ fn reissue_reserved(f: &Fixture, registrar: &Registrar, old: &Application) -> Ap
         auth_csr: checked.auth.der().to_vec(),
         sign_csr: checked.sign.der().to_vec(),
         replaces_application_id: Some(old.id.clone()),
+        through_pages: false,
         ..old.clone()
     };
     let prepared = vec![
@@ -679,15 +680,22 @@ fn an_enrollment_session_opens_without_using_the_token_and_submits_it_once() {
     let token = handed_over_token(&f, 300, 0);
     let opened = registrar.open_enrollment(&f.keys, &token).unwrap();
     assert_eq!(opened.cookie.len(), 43);
+    assert!(registrar.enrollment(&f.keys, &opened.cookie).is_ok());
     let jti = f
         .keys
         .verify(&token, Purpose::EdsIssuance, chrono::Utc::now())
         .unwrap();
     let used = |jti: &str| f.store.read(|tx| tx.consent_jti_used(jti)).unwrap();
     assert!(!used(jti.jti()), "opening a session does not use the token");
-    // The same token opens a second session (a reload of Digital ID's last page).
-    let again = registrar.open_enrollment(&f.keys, &token).unwrap();
-    assert_ne!(again.cookie, opened.cookie);
+    // The same token handed over again (a reload of Digital ID's last page) opens a session
+    // in place of the first: one row per token, however often it is posted.
+    let first = registrar.open_enrollment(&f.keys, &token).unwrap();
+    let opened = registrar.open_enrollment(&f.keys, &token).unwrap();
+    assert_ne!(first.cookie, opened.cookie);
+    assert!(matches!(
+        registrar.enrollment(&f.keys, &first.cookie),
+        Err(RaError::EnrollmentSessionInvalid)
+    ));
 
     let view = registrar.enrollment(&f.keys, &opened.cookie).unwrap();
     assert_eq!(view.identity.surname, "ТЕСТОВ");
@@ -704,12 +712,26 @@ fn an_enrollment_session_opens_without_using_the_token_and_submits_it_once() {
         Err(RaError::EnrollmentSessionInvalid)
     ));
 
-    let request = form();
+    // The agent keeps keys in files: a hardware storage type (the shared form's) is refused before anything is
+    // written, and the token stays unused.
+    assert!(matches!(
+        registrar.submit_enrollment(&f.keys, &opened.cookie, form()),
+        Err(RaError::StorageTypeInvalid)
+    ));
+    assert!(!used(jti.jti()));
+
+    let pages_form = || ApplicationForm {
+        storage: "pkcs12".into(),
+        ..form()
+    };
+    let request = pages_form();
     let submitted = registrar
         .submit_enrollment(&f.keys, &opened.cookie, request.clone())
         .unwrap();
     assert!(submitted.created);
+    assert!(submitted.application.through_pages);
     assert!(used(jti.jti()), "the submission used the token");
+    // The session finds the application by its token, with no second write.
     assert_eq!(
         registrar
             .enrollment(&f.keys, &opened.cookie)
@@ -724,13 +746,9 @@ fn an_enrollment_session_opens_without_using_the_token_and_submits_it_once() {
         .unwrap();
     assert!(!repeated.created);
     assert_eq!(repeated.application.id, submitted.application.id);
-    // Another request under the used token, through either session: refused.
+    // Another request under the used token: refused.
     assert!(matches!(
-        registrar.submit_enrollment(&f.keys, &opened.cookie, form()),
-        Err(RaError::ConsentReplayed)
-    ));
-    assert!(matches!(
-        registrar.submit_enrollment(&f.keys, &again.cookie, form()),
+        registrar.submit_enrollment(&f.keys, &opened.cookie, pages_form()),
         Err(RaError::ConsentReplayed)
     ));
     // And a used token opens no new session.

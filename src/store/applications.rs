@@ -61,6 +61,8 @@ pub struct Application {
     pub review_reasons: Vec<String>,
     /// For a re-issue: the application whose pair this one replaces.
     pub replaces_application_id: Option<String>,
+    /// Submitted through the citizen's pages (finished there, with the local agent's keys).
+    pub through_pages: bool,
 }
 
 #[derive(Queryable, Selectable, Insertable)]
@@ -89,6 +91,7 @@ struct ApplicationRow {
     updated_at: NaiveDateTime,
     review_reasons: Option<String>,
     replaces_application_id: Option<String>,
+    through_pages: bool,
 }
 
 impl From<&Application> for ApplicationRow {
@@ -121,6 +124,7 @@ impl From<&Application> for ApplicationRow {
                 serde_json::to_string(&a.review_reasons).ok()
             },
             replaces_application_id: a.replaces_application_id.clone(),
+            through_pages: a.through_pages,
         }
     }
 }
@@ -164,6 +168,7 @@ impl TryFrom<ApplicationRow> for Application {
             updated_at: r.updated_at,
             review_reasons,
             replaces_application_id: r.replaces_application_id,
+            through_pages: r.through_pages,
         })
     }
 }

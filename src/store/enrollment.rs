@@ -1,13 +1,12 @@
 //! The citizen's pages' table `enrollment_sessions`: a session opened by Digital ID's
 //! hand-over, found by the SHA-256 of its cookie, holding the consent token until an
-//! application is submitted through it, and pruned after the token expires. Must never: store
+//! application is submitted through it (the application is then found by the token's `jti`), and pruned after the token expires. Must never: store
 //! the cookie itself, or decide whether a token may be used (the RA does).
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel::OptionalExtension;
 
-use super::rows::touched_the_row;
 use super::schema::*;
 use super::{StoreError, Tx};
 
@@ -29,16 +28,20 @@ pub struct EnrollmentSession {
     pub created_at: NaiveDateTime,
     /// Ends (UTC): the consent token's `exp`.
     pub expires_at: NaiveDateTime,
-    /// The application submitted through the session, once it is.
-    pub application_id: Option<String>,
 }
 
 impl Tx<'_> {
-    /// Record a new session.
+    /// Record a new session, in place of any earlier one of the same consent token (a token
+    /// handed over again opens one session, not one more each time).
     pub fn insert_enrollment_session(
         &mut self,
         session: &EnrollmentSession,
     ) -> Result<(), StoreError> {
+        diesel::delete(
+            enrollment_sessions::table
+                .filter(enrollment_sessions::consent_jti.eq(&session.consent_jti)),
+        )
+        .execute(self.conn)?;
         diesel::insert_into(enrollment_sessions::table)
             .values(session)
             .execute(self.conn)?;
@@ -56,20 +59,6 @@ impl Tx<'_> {
             .select(EnrollmentSession::as_select())
             .first(self.conn)
             .optional()?)
-    }
-
-    /// Record the application submitted through the session.
-    pub fn mark_enrollment_submitted(
-        &mut self,
-        cookie_sha256: &[u8],
-        application_id: &str,
-    ) -> Result<(), StoreError> {
-        let updated = diesel::update(
-            enrollment_sessions::table.filter(enrollment_sessions::cookie_sha256.eq(cookie_sha256)),
-        )
-        .set(enrollment_sessions::application_id.eq(Some(application_id)))
-        .execute(self.conn);
-        touched_the_row(updated)
     }
 
     /// Forget sessions that ended before `before`. Returns how many rows went.

@@ -25,6 +25,7 @@ diesel::table! {
         updated_at -> Timestamp,
         review_reasons -> Nullable<Text>,
         replaces_application_id -> Nullable<Text>,
+        through_pages -> Bool,
     }
 }
 
@@ -207,7 +208,6 @@ diesel::table! {
         holder_iin -> Text,
         created_at -> Timestamp,
         expires_at -> Timestamp,
-        application_id -> Nullable<Text>,
     }
 }
 

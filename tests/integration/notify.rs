@@ -403,26 +403,64 @@ fn without_smtp_the_issued_message_is_an_eml_file() {
 #[test]
 fn the_message_of_an_approved_application_links_to_the_page_that_finishes_it() {
     let env = Env::sqlite();
-    let (_, created) = apply(&env, Some("approved.holder@example.kz"), "ru", false);
+    let base = env.server.base.clone();
+    // An application submitted through the citizen's pages, waiting for an operator.
+    let mut c = claims(&fresh_iin());
+    c.verification.liveness = false;
+    let http = crate::pages::no_redirects();
+    let cookie = crate::pages::open_session(&http, &base, &env.minted(&c));
+    let session: Value = crate::pages::get_session(&http, &base, Some(&cookie))
+        .json()
+        .unwrap();
+    let (a, _) = csr(env.dir(), "ec", &[]);
+    let (s, _) = csr(env.dir(), "ec", &[]);
+    let mut b = body(&a, &s, Some("approved.holder@example.kz"));
+    b["language"] = json!("ru");
+    b["storage"] = json!("pkcs12");
+    let resp = crate::pages::submit(
+        &http,
+        &base,
+        &cookie,
+        session["csrf_token"].as_str(),
+        None,
+        &b,
+    );
+    assert_eq!(resp.status(), 201);
+    let created: Value = resp.json().unwrap();
+    assert_eq!(created["status"], "pending_review", "{created}");
     let id = created["id"].as_str().unwrap();
     let access_token = created["access_token"].as_str().unwrap();
+    // And one submitted through the API, which the portal's own client finishes.
+    let (_, by_api) = apply(&env, Some("api.holder@example.kz"), "ru", false);
     // The command reads the same configuration as the server (here: its public URL).
-    let out = run(tamga(env.dir())
-        .args(["applications", "approve", id])
-        .env("TAMGA_SERVER__PUBLIC_URL", &env.server.base));
-    assert!(out.status.success(), "{}", text(&out));
+    for app in [id, by_api["id"].as_str().unwrap()] {
+        let out = run(tamga(env.dir())
+            .args(["applications", "approve", app])
+            .env("TAMGA_SERVER__PUBLIC_URL", &base));
+        assert!(out.status.success(), "{}", text(&out));
+    }
     let mail = env.dir().join("data/mail");
-    let msgs = wait_for_messages(&mail, 2, Duration::from_secs(15));
-    let issued: Vec<&Value> = msgs
-        .iter()
-        .filter(|m| m["subject"] == "Ваши сертификаты выпущены")
-        .collect();
+    let msgs = wait_for_messages(&mail, 4, Duration::from_secs(15));
+    let issued_to = |to: &str| -> Vec<&Value> {
+        find(&msgs, to)
+            .into_iter()
+            .filter(|m| m["subject"] == "Ваши сертификаты выпущены")
+            .collect()
+    };
+    let issued = issued_to("approved.holder@example.kz");
     assert_eq!(issued.len(), 1, "{msgs:?}");
-    let link = format!("{}/enroll/resume?application={id}", env.server.base);
+    let link = format!("{base}/enroll/resume?application={id}");
     for part in ["text", "html"] {
         let body = issued[0][part].as_str().unwrap();
         assert!(body.contains(&link), "{part}: {body}");
         assert!(!body.contains(access_token), "{part}: {body}");
+    }
+    // The API's application gets no link to pages that do not hold its keys.
+    let issued = issued_to("api.holder@example.kz");
+    assert_eq!(issued.len(), 1, "{msgs:?}");
+    for part in ["text", "html"] {
+        let body = issued[0][part].as_str().unwrap();
+        assert!(!body.contains("/enroll/resume"), "{part}: {body}");
     }
     // The link opens the page shell in resume mode for that application.
     let page = env.server.get(&format!("/enroll/resume?application={id}"));

@@ -11,7 +11,7 @@ use crate::enroll::{body, csr, fresh_iin, Env};
 use crate::support::{free_port, postgres_url, run, tamga, text, Server};
 
 /// A client that does not follow redirects (the hand-over's 303 is what is tested).
-fn no_redirects() -> Client {
+pub(crate) fn no_redirects() -> Client {
     Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(std::time::Duration::from_secs(10))
@@ -52,7 +52,7 @@ fn session_cookie(resp: &Response) -> (String, String) {
 }
 
 /// A successful hand-over of `token` to `base`: its session cookie.
-fn open_session(http: &Client, base: &str, token: &str) -> String {
+pub(crate) fn open_session(http: &Client, base: &str, token: &str) -> String {
     let resp = hand_over(http, base, &[("consent_token", token)], &[]);
     assert_eq!(resp.status(), 303, "{}", resp.text().unwrap_or_default());
     session_cookie(&resp).0
@@ -107,7 +107,7 @@ fn problem(resp: Response, status: u16) -> String {
     doc["code"].as_str().unwrap().to_owned()
 }
 
-fn get_session(http: &Client, base: &str, cookie: Option<&str>) -> Response {
+pub(crate) fn get_session(http: &Client, base: &str, cookie: Option<&str>) -> Response {
     let mut req = http.get(format!("{base}/enroll/api/session"));
     if let Some(c) = cookie {
         req = req.header("cookie", format!("tamga_lang=ru; tamga_enroll={c}"));
@@ -115,7 +115,7 @@ fn get_session(http: &Client, base: &str, cookie: Option<&str>) -> Response {
     req.send().unwrap()
 }
 
-fn submit(
+pub(crate) fn submit(
     http: &Client,
     base: &str,
     cookie: &str,
@@ -180,6 +180,15 @@ fn pages_hand_over_opens_a_session_and_the_submission_needs_its_csrf_token() {
         (250..=300).contains(&max_age),
         "as long as the token: {line}"
     );
+    // The language Digital ID's page was in: the pages open in it.
+    let lang_line = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|l| l.starts_with("tamga_lang="))
+        .expect("a tamga_lang cookie");
+    assert_eq!(lang_line, "tamga_lang=ru; Path=/; SameSite=Lax");
 
     // The session API.
     let resp = get_session(&http, &base, Some(&cookie));
@@ -229,6 +238,30 @@ fn pages_hand_over_opens_a_session_and_the_submission_needs_its_csrf_token() {
         problem(submit(&http, &base, "forged", Some(&csrf), None, &app), 401),
         "session_invalid"
     );
+    // A body that is not JSON: refused before it is read as one.
+    let resp = http
+        .post(format!("{base}/enroll/api/applications"))
+        .header("cookie", format!("tamga_enroll={cookie}"))
+        .header("x-csrf-token", &csrf)
+        .header("content-type", "text/plain")
+        .body(app.to_string())
+        .send()
+        .unwrap();
+    assert_eq!(problem(resp, 400), "request_malformed");
+    // A hardware storage type: the agent keeps its keys in files, and a file key never gets a
+    // hardware certificate's three years.
+    let mut hardware = app.clone();
+    hardware["storage"] = serde_json::json!("kaztoken");
+    assert_eq!(
+        problem(
+            submit(&http, &base, &cookie, Some(&csrf), None, &hardware),
+            422
+        ),
+        "storage_type_invalid"
+    );
+    let after = env.counts();
+    assert_eq!(after.applications, before.applications);
+    assert_eq!(after.used_consent_tokens, before.used_consent_tokens);
 
     // With the header and the server's own origin: the application, under the session's token.
     let resp = submit(&http, &base, &cookie, Some(&csrf), Some(own), &app);

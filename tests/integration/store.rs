@@ -51,6 +51,7 @@ fn application(id: &str, jti: &str) -> Application {
         updated_at: t(10, 1),
         review_reasons: vec!["Digital ID: the liveness check did not pass".to_owned()],
         replaces_application_id: None,
+        through_pages: false,
     }
 }
 

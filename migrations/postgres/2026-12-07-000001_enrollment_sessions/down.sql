@@ -1,1 +1,2 @@
+ALTER TABLE applications DROP COLUMN through_pages;
 DROP TABLE enrollment_sessions;

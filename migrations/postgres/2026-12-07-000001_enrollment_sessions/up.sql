@@ -9,7 +9,12 @@ CREATE TABLE enrollment_sessions (
     consent_jti     TEXT NOT NULL,
     holder_iin      TEXT NOT NULL,
     created_at      TIMESTAMP NOT NULL,
-    expires_at      TIMESTAMP NOT NULL,
-    application_id  TEXT REFERENCES applications (id)
+    expires_at      TIMESTAMP NOT NULL
 );
 CREATE INDEX enrollment_sessions_expiry ON enrollment_sessions (expires_at);
+-- A token handed over again replaces its earlier session (found by the token's jti); the
+-- application a session's token created is found by that jti too.
+CREATE INDEX enrollment_sessions_jti ON enrollment_sessions (consent_jti);
+-- Applications submitted through the pages are finished there, with the keys the local agent
+-- holds: the e-mail of one an operator approved links to the page that resumes it.
+ALTER TABLE applications ADD COLUMN through_pages BOOLEAN NOT NULL DEFAULT FALSE;

@@ -276,21 +276,30 @@ async fn handover(
     match opened {
         Ok(opened) => {
             let max_age = (opened.expires_at - state.clock.now()).num_seconds().max(0);
-            let secure = if state.config.get().server.tls.enabled() {
+            let secure = if secure_cookies(&state) {
                 "; Secure"
             } else {
                 ""
             };
-            Ok(HttpResponse::SeeOther()
-                .insert_header((header::LOCATION, "/enroll"))
-                .insert_header((
+            let mut response = HttpResponse::SeeOther();
+            response.insert_header((header::LOCATION, "/enroll")).append_header((
+                header::SET_COOKIE,
+                format!(
+                    "{SESSION_COOKIE}={}; Path=/enroll; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}",
+                    opened.cookie
+                ),
+            ));
+            // The language Digital ID's page was in, when it said: the pages open in it.
+            if let Some(chosen) = field(&fields, "lang").and_then(Language::parse) {
+                response.append_header((
                     header::SET_COOKIE,
                     format!(
-                        "{SESSION_COOKIE}={}; Path=/enroll; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}",
-                        opened.cookie
+                        "{LANGUAGE_COOKIE}={}; Path=/; SameSite=Lax{secure}",
+                        chosen.as_str()
                     ),
-                ))
-                .finish())
+                ));
+            }
+            Ok(response.finish())
         }
         Err(e) => {
             let e = counted(&state, e);
@@ -387,6 +396,13 @@ fn own_origin(state: &AppState) -> Option<String> {
 
 /// A page write comes from this server's pages: its `Origin`, when sent, is the server's
 /// own.
+/// Whether cookies get `Secure`: under `[server.tls]`, and behind a TLS proxy (an `https://`
+/// public URL).
+fn secure_cookies(state: &AppState) -> bool {
+    let cfg = state.config.get();
+    cfg.server.tls.enabled() || cfg.server.public_url.starts_with("https://")
+}
+
 fn check_origin(state: &AppState, req: &HttpRequest) -> Result<(), ApiError> {
     let Some(origin) = req.headers().get(header::ORIGIN) else {
         return Ok(());
@@ -435,11 +451,13 @@ pub async fn create_application(
             .get(CSRF_HEADER)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let body = read_body(&state, &req, payload, APPLICATION_BODY_LIMIT).await?;
+        // The session and its CSRF token before the body: a request without them is refused
+        // without reading it.
         let registrar = state.registrar.clone();
         let keys = std::sync::Arc::clone(&state.trusted_keys);
-        let submitted = super::blocking(&state, move || -> Result<_, ApiError> {
-            let expected = registrar.enrollment_csrf_token(&keys, &cookie)?;
+        let session_cookie = cookie.clone();
+        super::blocking(&state, move || -> Result<_, ApiError> {
+            let expected = registrar.enrollment_csrf_token(&keys, &session_cookie)?;
             let presented = csrf.ok_or(ApiError::CsrfInvalid("no X-CSRF-Token header"))?;
             if presented.len() != expected.len()
                 || !openssl::memcmp::eq(presented.as_bytes(), expected.as_bytes())
@@ -448,6 +466,24 @@ pub async fn create_application(
                     "the X-CSRF-Token is not the session's",
                 ));
             }
+            Ok(())
+        })
+        .await?;
+        let json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+        if !json {
+            return Err(ApiError::RequestMalformed(
+                "the body must be application/json".to_owned(),
+            ));
+        }
+        let body = read_body(&state, &req, payload, APPLICATION_BODY_LIMIT).await?;
+        let registrar = state.registrar.clone();
+        let keys = std::sync::Arc::clone(&state.trusted_keys);
+        let submitted = super::blocking(&state, move || -> Result<_, ApiError> {
             let request: ApplicationRequest = serde_json::from_slice(&body)
                 .map_err(|e| ApiError::RequestMalformed(e.to_string()))?;
             let form = ApplicationForm::from(request);
