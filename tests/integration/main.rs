@@ -15,6 +15,7 @@
 mod admin;
 mod attacks;
 mod backup;
+mod browser;
 mod cabinet;
 mod ceremony;
 mod ceremony_checks;
