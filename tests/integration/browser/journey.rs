@@ -195,6 +195,7 @@ fn browser_cross_site_handover_keeps_the_session() {
     assert_eq!(cookie["secure"], false, "{cookie}");
     // The token is nowhere in the URL or the history.
     assert!(!b.url().contains(&token[..20]), "{}", b.url());
+    desk.language("kk");
     let (folder, _) = desk.walk("kk", None, "rsa2048", "elsewhere");
     check_containers(
         desk.scratch.path(),

@@ -439,8 +439,10 @@ impl Desk {
             "the status in {lang}: {}",
             self.browser.text_of("status")
         );
+        page_in(&self.browser, lang).unwrap_or_else(|e| panic!("the status page: {e}"));
         self.open_password_step();
         let result = self.download();
+        page_in(&self.browser, lang).unwrap_or_else(|e| panic!("the final page: {e}"));
         (folder, result)
     }
 }
