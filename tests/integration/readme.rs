@@ -60,7 +60,7 @@ fn the_readme_walkthrough_works_as_written() {
         "the first command starts the server"
     );
     let dir = tempfile::tempdir().unwrap();
-    let mut server = readme_server(dir.path());
+    let server = readme_server(dir.path());
     let enroll = tamga_bin().with_file_name("tamga-enroll");
     let script = blocks[1..]
         .join("\n")
@@ -103,8 +103,7 @@ fn the_readme_walkthrough_works_as_written() {
         let revoked = wait_for_mail(&mail, &email, "Your certificate was revoked", run);
         runs.push((out.status.success(), shown, containers, (issued, revoked)));
     }
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
     for (run, (success, shown, containers, mails)) in runs.iter().enumerate() {
         let run = run + 1;
         assert!(success, "run {run}: the walkthrough failed:\n{shown}");
@@ -164,7 +163,8 @@ fn the_readme_walkthrough_works_as_written() {
 
 /// `tamga serve` as the README starts it: in `dir` holding a copy of the repository's
 /// `config/tamga.toml`, on its embedded defaults (port 8080, dev mode); waits until ready.
-fn readme_server(dir: &Path) -> std::process::Child {
+/// Killed when dropped, also when the test fails.
+fn readme_server(dir: &Path) -> ReadmeServer {
     std::fs::create_dir_all(dir.join("config")).unwrap();
     std::fs::copy(
         format!("{}/config/tamga.toml", env!("CARGO_MANIFEST_DIR")),
@@ -185,7 +185,7 @@ fn readme_server(dir: &Path) -> std::process::Child {
             server.env_remove(key);
         }
     }
-    let server = server.spawn().unwrap();
+    let server = ReadmeServer(server.spawn().unwrap());
     let deadline = Instant::now() + Duration::from_secs(90);
     while client()
         .get("http://127.0.0.1:8080/readyz")
@@ -200,6 +200,16 @@ fn readme_server(dir: &Path) -> std::process::Child {
         std::thread::sleep(Duration::from_millis(100));
     }
     server
+}
+
+/// The README's `tamga serve`.
+struct ReadmeServer(std::process::Child);
+
+impl Drop for ReadmeServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// Whether a top-level `name` matches one of the anchored patterns of `gitignore` (`/name`,
@@ -299,7 +309,7 @@ fn the_readme_browser_walkthrough_works_as_written() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
     std::fs::create_dir_all(&home).unwrap();
-    let mut server = readme_server(dir.path());
+    let server = readme_server(dir.path());
     let script = blocks[1].replace(
         "cargo run -q --bin tamga-enroll --",
         &tamga_bin()
@@ -322,6 +332,7 @@ fn the_readme_browser_walkthrough_works_as_written() {
     let iin = crate::browser::fresh_iin();
     desk.digital_id(&iin, true);
     assert!(desk.browser.url().starts_with(base));
+    desk.language("kk");
     let (folder, result) = desk.walk("kk", None, "rsa2048", "keys");
     assert!(folder.starts_with(&desk.documents));
     let files = crate::browser::check_containers(
@@ -338,8 +349,7 @@ fn the_readme_browser_walkthrough_works_as_written() {
     }
     drop(desk);
     drop(agent);
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
 }
 
 /// A README block run by `bash` in the background, in a process group of its own that is
