@@ -101,6 +101,7 @@ error_codes! {
     NotFound = "not_found",
     ClientCertificateRequired = "client_certificate_required",
     ClientCertificateUntrusted = "client_certificate_untrusted",
+    CsrfInvalid = "csrf_invalid",
     RateLimitedIin = "rate_limited_iin",
     RateLimitedClient = "rate_limited_client",
     RateLimitedConnections = "rate_limited_connections",

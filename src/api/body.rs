@@ -40,7 +40,9 @@ pub fn body_limit(method: &actix_web::http::Method, path: &str) -> usize {
     if path == "/ocsp/" {
         return crate::ocsp::MAX_REQUEST_LEN;
     }
-    post_body_limit(path).unwrap_or(0)
+    post_body_limit(path)
+        .or_else(|| super::pages::post_body_limit(path))
+        .unwrap_or(0)
 }
 
 /// The body limit of a route that answers only POST, or `None` for any other path.

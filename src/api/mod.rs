@@ -1,5 +1,6 @@
-//! The HTTP interface: actix-web routes for the portal API (`/api/v1/…`), operations
-//! (`/healthz`, `/readyz`, `/metrics`) and the public endpoints (`/ca/…`, `/crl/…`, `/ocsp`).
+//! The HTTP interface: actix-web routes for the portal API (`/api/v1/…`), the citizen's pages
+//! (`/enroll…`, [`pages`]), operations (`/healthz`, `/readyz`, `/metrics`) and the public
+//! endpoints (`/ca/…`, `/crl/…`, `/ocsp`).
 //!
 //! Owns: routing, TLS on the listener and the portal's client certificates ([`tls`]), the
 //! per-address flood guard and connection cap ([`gate`]), request size and time limits (a
@@ -21,6 +22,7 @@ mod metrics;
 pub(crate) mod ocsp;
 mod openapi;
 mod ops;
+mod pages;
 pub(crate) mod portal;
 pub mod problem;
 mod public;

@@ -11,10 +11,10 @@ use super::types::{
     RevocationResponse, Storage,
 };
 use super::types::{
-    ChallengeResponse, HolderCertificate, HolderCertificates, LoginRequest, ReissueRequest,
-    SessionResponse,
+    ChallengeResponse, EnrollmentIdentity, EnrollmentSessionResponse, HolderCertificate,
+    HolderCertificates, LoginRequest, ReissueRequest, SessionResponse,
 };
-use super::{cabinet, ocsp, ops, portal, public};
+use super::{cabinet, ocsp, ops, pages, portal, public};
 
 struct BearerSchemes;
 
@@ -134,6 +134,8 @@ impl Modify for FloodGuard {
         cabinet::certificates,
         cabinet::revoke,
         cabinet::reissue,
+        pages::session,
+        pages::create_application,
         public::crl,
         ocsp::post,
         ocsp::post_slash,
@@ -166,6 +168,8 @@ impl Modify for FloodGuard {
         HolderCertificates,
         HolderCertificate,
         ReissueRequest,
+        EnrollmentSessionResponse,
+        EnrollmentIdentity,
         ops::Readiness,
         ops::Checks
     )),
@@ -173,6 +177,7 @@ impl Modify for FloodGuard {
     tags(
         (name = "portal", description = "For the onboarding portal"),
         (name = "cabinet", description = "For the certificate holder: login with the AUTH key, the holder's certificates, revocation, re-issue with new keys"),
+        (name = "pages", description = "Behind the citizen's pages (`/enroll`): authenticated by the `tamga_enroll` session cookie that Digital ID's hand-over (`POST /enroll`) sets; writes need the session's `X-CSRF-Token`"),
         (name = "public", description = "For relying parties"),
         (name = "operations", description = "For operators and orchestration"),
     )

@@ -79,6 +79,9 @@ pub enum ApiError {
     /// A re-issue without its `Tamga-Confirmation` header.
     #[error("no confirmation: send the detached CMS signature of the body, made with the SIGN key, in the Tamga-Confirmation header")]
     ConfirmationMissing,
+    /// A page API write without the session's `X-CSRF-Token`, or from another origin.
+    #[error("the request is not from this site's pages: {0}")]
+    CsrfInvalid(&'static str),
     /// A bug or an unexpected failure. Logged in full; the client sees only the code.
     #[error("internal error: {0}")]
     Internal(String),
@@ -115,6 +118,7 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => ErrorCode::MethodNotAllowed,
             ApiError::Unavailable(_) => ErrorCode::ServiceUnavailable,
             ApiError::ConfirmationMissing => ErrorCode::ConfirmationMissing,
+            ApiError::CsrfInvalid(_) => ErrorCode::CsrfInvalid,
             ApiError::Internal(_) => ErrorCode::InternalError,
         }
     }
@@ -199,7 +203,8 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | ErrorCode::CertificateExpired
         | ErrorCode::ConsentTokenWrongHolder
         | ErrorCode::ClientCertificateRequired
-        | ErrorCode::ClientCertificateUntrusted => StatusCode::FORBIDDEN,
+        | ErrorCode::ClientCertificateUntrusted
+        | ErrorCode::CsrfInvalid => StatusCode::FORBIDDEN,
         ErrorCode::ApplicationNotFound
         | ErrorCode::CertificateNotFound
         | ErrorCode::CrlNotFound

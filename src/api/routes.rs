@@ -7,7 +7,7 @@ use actix_web::{web, HttpResponse};
 use super::gate::{self, Admission};
 use super::ops::{ca_certificate, healthz, metrics, readyz};
 use super::problem::ApiError;
-use super::{cabinet, ocsp, openapi, portal, public};
+use super::{cabinet, ocsp, openapi, pages, portal, public};
 
 /// The route table. Everything under `/api/v1` is the portal's: its scope checks the client
 /// certificate when `[server.tls] client_ca` is set (the router matches the scope, so no
@@ -31,6 +31,8 @@ pub fn configure(admission: Arc<Admission>) -> impl FnOnce(&mut web::ServiceConf
                 .service(post("/revocations", cabinet::revoke))
                 .service(post("/reissues", cabinet::reissue)),
         )
+        // The citizen's pages: outside the portal's gate, authenticated by their session.
+        .configure(pages::configure)
         .service(get("/crl/{file}", public::crl))
         .service(post("/ocsp", ocsp::post))
         // A base URL written with a trailing slash (`…/ocsp/`): POST there, and GET there

@@ -297,3 +297,28 @@ impl<'de> Deserialize<'de> for ProblemCode {
 #[derive(Debug, Clone, ToSchema)]
 #[schema(value_type = String, format = Binary)]
 pub struct Der(pub Vec<u8>);
+
+/// `GET /enroll/api/session`: the citizen's pages' session.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct EnrollmentSessionResponse {
+    /// What the pages send back in `X-CSRF-Token` with every write.
+    pub csrf_token: String,
+    /// When the session ends: its consent token's `exp` (RFC 3339, UTC).
+    pub expires_at: String,
+    /// The agreement version the citizen must accept.
+    #[schema(example = "2026-1")]
+    pub agreement_version: String,
+    /// The application submitted through the session, once it is.
+    pub application_id: Option<String>,
+    /// Who Digital ID says the citizen is.
+    pub identity: EnrollmentIdentity,
+}
+
+/// The citizen's names, from the session's consent token.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct EnrollmentIdentity {
+    /// Surname, as the register gives it.
+    pub surname: String,
+    /// Given name.
+    pub name: String,
+}

@@ -260,8 +260,8 @@ fn spawn_resume(state: &AppState) {
     );
 }
 
-/// Forgetting used consent-token ids once they expired, old per-IIN rate-limit counts, and
-/// the cabinet's ended challenges and sessions.
+/// Forgetting used consent-token ids once they expired, old per-IIN rate-limit counts, the
+/// cabinet's ended challenges and sessions, and the pages' ended enrollment sessions.
 fn spawn_pruning(state: &AppState) {
     let registrar = state.registrar.clone();
     every(
@@ -273,9 +273,15 @@ fn spawn_pruning(state: &AppState) {
                 registrar.prune_used_tokens(),
                 registrar.prune_rate_events(),
                 registrar.prune_cabinet(),
+                registrar.prune_enrollments(),
             )
         },
-        |(tokens, rates, cabinet)| {
+        |(tokens, rates, cabinet, enrollments)| {
+            match enrollments {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(pruned = n, "pruned ended enrollment sessions"),
+                Err(e) => tracing::warn!(error = %e, "pruning enrollment sessions failed"),
+            }
             match cabinet {
                 Ok(0) => {}
                 Ok(n) => {

@@ -73,6 +73,7 @@ pub struct Issuer {
     ocsp_url: String,
     ca_issuers_url: String,
     cps_url: String,
+    public_url: String,
 }
 
 impl std::fmt::Debug for Issuer {
@@ -186,12 +187,18 @@ impl Issuer {
             ocsp_url: format!("{public_url}/ocsp"),
             ca_issuers_url: format!("{public_url}/ca/{id}.crt"),
             cps_url: cps_url.to_owned(),
+            public_url: public_url.to_owned(),
         })
     }
 
     /// The issuing CA's id.
     pub fn id(&self) -> &str {
         self.hierarchy.issuing().id()
+    }
+
+    /// The base of the URLs it writes (`[server] public_url`), which messages link to as well.
+    pub fn public_url(&self) -> &str {
+        &self.public_url
     }
 
     /// The issuing CA's name, as its certificate encodes it.

@@ -439,6 +439,10 @@ pub struct ConsentTokenArgs {
     /// Lifetime in seconds (more than 900 makes a token the server refuses).
     #[arg(long, default_value_t = 300)]
     pub ttl: u32,
+    /// Seconds the token was issued before now: `iat`, `nbf` and `exp` move back together
+    /// (more than the lifetime plus 60 s makes an expired token).
+    #[arg(long, default_value_t = 0)]
+    pub issued_ago: u32,
 }
 
 /// `--purpose` values.

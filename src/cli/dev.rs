@@ -57,43 +57,27 @@ pub(super) fn dev_consent_token(
             "no development Digital ID key ({e}); run `tamga serve` or `tamga ca init --dev` first"
         ))
     })?;
-    let now = SystemClock.now().timestamp();
-    let mut document_number = [0u8; 4];
-    openssl::rand::rand_bytes(&mut document_number).map_err(anyhow::Error::from)?;
-    let claims = digital_id::Claims {
-        iss: cfg.digital_id.issuer.clone(),
-        aud: digital_id::Audience::One(cfg.digital_id.audience.clone()),
-        sub: iin.as_str().to_owned(),
-        jti: uuid::Uuid::new_v4().to_string(),
-        iat: now,
-        nbf: Some(now),
-        exp: now + i64::from(args.ttl),
+    let consent = digital_id::DevelopmentConsent {
+        iin,
+        surname: args.surname.clone(),
+        name: args.name.clone(),
+        patronymic: args.patronymic.clone(),
+        birth_date: None,
         purpose: match args.purpose {
             PurposeArg::EdsIssuance => digital_id::Purpose::EdsIssuance,
             PurposeArg::EdsRevocation => digital_id::Purpose::EdsRevocation,
             PurposeArg::EdsReissue => digital_id::Purpose::EdsReissue,
-        }
-        .as_str()
-        .to_owned(),
-        identity: digital_id::Identity {
-            surname: args.surname.clone(),
-            name: args.name.clone(),
-            patronymic: args.patronymic.clone(),
-            birth_date: iin.birth_date(),
-            sex: iin.sex().to_owned(),
-            document: digital_id::Document {
-                kind: "id_card".to_owned(),
-                number: format!("{:09}", u32::from_be_bytes(document_number) % 1_000_000_000),
-                expires: iin.birth_date().max(chrono::Utc::now().date_naive())
-                    + chrono::Duration::days(5 * 365),
-            },
         },
-        verification: digital_id::Verification {
-            method: digital_id::VerificationMethod::DigitalIdBiometric,
-            liveness: args.liveness,
-            register_match: args.register_match,
-        },
+        liveness: args.liveness,
+        register_match: args.register_match,
+        ttl_secs: i64::from(args.ttl),
+        issued_ago_secs: i64::from(args.issued_ago),
     };
+    let claims = consent.claims(
+        &cfg.digital_id.issuer,
+        &cfg.digital_id.audience,
+        SystemClock.now(),
+    );
     let token = digital_id::mint_es256(&key, &claims)
         .map_err(|e| Failure::Internal(anyhow::anyhow!("signing the token: {e}")))?;
     out!("{token}")?;

@@ -123,6 +123,7 @@ pub fn validate(config: Config, source: Source) -> Result<ValidConfig, ConfigErr
     if config.ra.agreement_version.trim().is_empty() || config.ra.agreement_version.len() > 64 {
         return Err(invalid("ra.agreement_version", "must be 1-64 characters"));
     }
+    check_pages(&config.pages)?;
     check_spans(&config)?;
     if config.crl.validity.0 < config.crl.full_interval.0 {
         return Err(invalid(
@@ -268,6 +269,28 @@ pub(super) fn uri_characters_only(raw: &str) -> bool {
 
 /// An absolute http(s) URL with a host, without credentials, query or fragment, of at most
 /// [`URL_MAX_LEN`] bytes of URI characters; returned without a trailing slash.
+/// `[pages]`: a usable agent port, and a "back to Digital ID" link that is an http(s) URL or
+/// a path on this server (it is written into the pages' `href`).
+fn check_pages(pages: &super::PagesConfig) -> Result<(), ConfigError> {
+    if pages.agent_port < 1024 {
+        return Err(invalid(
+            "pages.agent_port",
+            "must be between 1024 and 65535 (the agent runs as the citizen, not as root)",
+        ));
+    }
+    let url = &pages.digital_id_url;
+    if url.starts_with('/') && !url.starts_with("//") {
+        if url.len() > URL_MAX_LEN || !uri_characters_only(url) {
+            return Err(invalid(
+                "pages.digital_id_url",
+                "a path must be at most 200 characters a URL may hold",
+            ));
+        }
+        return Ok(());
+    }
+    check_url("pages.digital_id_url", url).map(|_| ())
+}
+
 pub(super) fn check_url(key: &'static str, raw: &str) -> Result<String, ConfigError> {
     if raw.len() > URL_MAX_LEN {
         return Err(invalid(

@@ -68,6 +68,8 @@ pub struct Config {
     pub digital_id: DigitalIdConfig,
     /// Registration authority.
     pub ra: RaConfig,
+    /// The citizen's pages.
+    pub pages: PagesConfig,
     /// Certificate revocation lists.
     pub crl: CrlConfig,
     /// OCSP responder.
@@ -89,6 +91,7 @@ impl Default for Config {
             ca: CaConfig::default(),
             digital_id: DigitalIdConfig::default(),
             ra: RaConfig::default(),
+            pages: PagesConfig::default(),
             crl: CrlConfig::default(),
             ocsp: OcspConfig::default(),
             notify: NotifyConfig::default(),

@@ -274,6 +274,26 @@ impl Default for RaConfig {
     }
 }
 
+/// `[pages]`: the citizen's pages (`/enroll`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PagesConfig {
+    /// The loopback port where the pages look for the local signing agent
+    /// (`tamga-enroll agent --port`).
+    pub agent_port: u16,
+    /// Where "back to Digital ID" goes: an absolute http(s) URL, or a path on this server.
+    pub digital_id_url: String,
+}
+
+impl Default for PagesConfig {
+    fn default() -> Self {
+        PagesConfig {
+            agent_port: 13580,
+            digital_id_url: "/dev/digital-id".to_owned(),
+        }
+    }
+}
+
 /// A duration written as a number and a unit: `90s`, `15m`, `24h`, `7d`.
 ///
 /// Parsing checks the syntax and computes the seconds with checked arithmetic: a number too

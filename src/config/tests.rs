@@ -143,6 +143,41 @@ fn tls_and_limits_are_checked() {
 }
 
 #[test]
+fn pages_are_checked() {
+    let message = |toml: &str| {
+        validated(toml)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    };
+    let defaults = validated("").ok().map(|c| {
+        (
+            c.get().pages.agent_port,
+            c.get().pages.digital_id_url.clone(),
+        )
+    });
+    assert_eq!(defaults, Some((13580, "/dev/digital-id".to_owned())));
+    let m = message("[pages]\nagent_port = 80\n");
+    assert!(m.starts_with("pages.agent_port"), "{m}");
+    for bad in [
+        "javascript:alert(1)",
+        "//evil.example/x",
+        "ftp://x",
+        "/a b",
+        "idp.example",
+    ] {
+        let m = message(&format!("[pages]\ndigital_id_url = \"{bad}\"\n"));
+        assert!(m.starts_with("pages.digital_id_url"), "{bad}: {m}");
+    }
+    for good in ["/dev/digital-id", "https://idp.example/consent"] {
+        assert!(
+            validated(&format!("[pages]\ndigital_id_url = \"{good}\"\n")).is_ok(),
+            "{good}"
+        );
+    }
+}
+
+#[test]
 fn database_urls() {
     assert_eq!(
         DatabaseUrl::parse("sqlite://data/x.db"),

@@ -523,6 +523,72 @@ pub fn mint_es256(key: &PKey<Private>, claims: &Claims) -> Result<String, String
     jws::sign_es256(key, claims)
 }
 
+/// What a development consent token says (`tamga dev consent-token`, the `/dev/digital-id`
+/// stand-in): one place that turns it into claims, so both mint the same tokens.
+#[derive(Debug, Clone)]
+pub struct DevelopmentConsent {
+    /// The citizen's IIN.
+    pub iin: Iin,
+    /// Surname.
+    pub surname: String,
+    /// Given name.
+    pub name: String,
+    /// Patronymic.
+    pub patronymic: Option<String>,
+    /// Birth date; `None`: the IIN's.
+    pub birth_date: Option<NaiveDate>,
+    /// What the consent is for.
+    pub purpose: Purpose,
+    /// Digital ID's liveness check.
+    pub liveness: bool,
+    /// Digital ID's state-register match.
+    pub register_match: bool,
+    /// Seconds from `iat` to `exp`.
+    pub ttl_secs: i64,
+    /// Seconds `iat` (and `nbf`, `exp` with it) lies before `now`: an expired token without
+    /// waiting.
+    pub issued_ago_secs: i64,
+}
+
+impl DevelopmentConsent {
+    /// The claims of this consent, issued by `issuer` for `audience`, at `now` less
+    /// `issued_ago_secs`, with a fresh `jti` and a random document number.
+    pub fn claims(&self, issuer: &str, audience: &str, now: DateTime<Utc>) -> Claims {
+        let iat = now.timestamp().saturating_sub(self.issued_ago_secs);
+        let mut document_number = [0u8; 4];
+        // A document number is decoration: all-zero bytes if the generator fails.
+        let _ = openssl::rand::rand_bytes(&mut document_number);
+        let birth_date = self.birth_date.unwrap_or_else(|| self.iin.birth_date());
+        Claims {
+            iss: issuer.to_owned(),
+            aud: Audience::One(audience.to_owned()),
+            sub: self.iin.as_str().to_owned(),
+            jti: uuid::Uuid::new_v4().to_string(),
+            iat,
+            nbf: Some(iat),
+            exp: iat.saturating_add(self.ttl_secs),
+            purpose: self.purpose.as_str().to_owned(),
+            identity: Identity {
+                surname: self.surname.clone(),
+                name: self.name.clone(),
+                patronymic: self.patronymic.clone(),
+                birth_date,
+                sex: self.iin.sex().to_owned(),
+                document: Document {
+                    kind: "id_card".to_owned(),
+                    number: format!("{:09}", u32::from_be_bytes(document_number) % 1_000_000_000),
+                    expires: birth_date.max(now.date_naive()) + chrono::Duration::days(5 * 365),
+                },
+            },
+            verification: Verification {
+                method: VerificationMethod::DigitalIdBiometric,
+                liveness: self.liveness,
+                register_match: self.register_match,
+            },
+        }
+    }
+}
+
 /// Read a PKCS#8 PEM private key (the development Digital ID key).
 pub fn read_signing_key(path: &Path) -> Result<PKey<Private>, String> {
     let pem = crate::input::read_bounded(path, crate::input::PEM_LIMIT)

@@ -7,14 +7,18 @@
 //! `--out` directory it created, if nothing was written into it. Its own messages are in
 //! English; `--language` is the language of the server's e-mails. `reissue` and `cabinet
 //! list|revoke` (the `cabinet` module) use the holder's current containers to log in to the cabinet
-//! and to re-issue the pair.
+//! and to re-issue the pair. `agent` (the [`agent`] module) is the local signing agent the
+//! citizen's pages call: the same keys, requests and containers, over HTTP on loopback.
 //!
 //! Owns: the password policy, local key generation, CSRs, which containers it writes (through
 //! [`crate::pkcs12`]: modern PBES2/AES-256 with the chain by default, NCA's own 3DES/RC2
-//! container with `--legacy-p12`) and their names. Must never: send or write a private key
-//! unencrypted (a pending application's keys are kept as password-encrypted PKCS#8 until its
-//! certificates arrive), or reach into the server's internals — it speaks only the HTTP API
-//! through the shared [`crate::api::types`].
+//! container with `--legacy-p12`), their names, and writing them both or none
+//! (`make_containers`, `write_new_files`: the command line and the agent share them). Must
+//! never: send or write a private key unencrypted (a pending application's keys are kept as
+//! password-encrypted PKCS#8 until its certificates arrive; the agent's under its own
+//! AES-256-GCM key), replace a file, leave one container of a pair without the other, or reach
+//! into the server's internals — it speaks only the HTTP API through the shared
+//! [`crate::api::types`].
 
 use std::ffi::{OsStr, OsString};
 use std::io::{IsTerminal, Write};
@@ -36,6 +40,7 @@ use openssl::x509::{X509NameBuilder, X509ReqBuilder, X509};
 
 use crate::pkcs12::{self, Contents, Protection};
 
+pub mod agent;
 mod cabinet;
 
 use crate::api::types::{
@@ -87,6 +92,9 @@ pub enum Command {
     /// The holder's cabinet, logged in with the AUTH container: list or revoke certificates.
     #[command(subcommand)]
     Cabinet(cabinet::CabinetCommand),
+    /// The local signing agent the citizen's pages call: keys, requests and containers on
+    /// this machine, for the pages of the origins given only, into the allowed folders only.
+    Agent(agent::AgentArgs),
 }
 
 /// Key algorithms the client generates.
@@ -227,6 +235,7 @@ pub fn main() -> ExitCode {
         Some(Command::Resume(args)) => resume(&cli.common, args),
         Some(Command::Reissue(args)) => cabinet::reissue(&cli.common, args),
         Some(Command::Cabinet(command)) => cabinet::run(&cli.common, command),
+        Some(Command::Agent(args)) => agent::run(&cli.common, args),
         None => submit(&cli.common, &cli.submit),
     };
     match result {
@@ -345,24 +354,29 @@ fn csr(key: &PKey<Private>, email: Option<&str>) -> Result<String, Failure> {
 
 /// Write a new file with mode 0600 (never replacing one).
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
+    write_new(path, bytes).map_err(|e| err(format!("{}: {e}", path.display())))
+}
+
+/// Write a new file with mode 0600, never replacing one (nor following a link at its name),
+/// and sync it and its directory. A file this could not finish writing is taken away.
+fn write_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(path)
-        .map_err(|e| err(format!("{}: {e}", path.display())))?;
-    f.write_all(bytes)
-        .and_then(|()| f.sync_all())
-        .map_err(|e| err(format!("{}: {e}", path.display())))?;
+        .open(path)?;
+    if let Err(e) = f.write_all(bytes).and_then(|()| f.sync_all()) {
+        drop(f);
+        let _ = std::fs::remove_file(path);
+        return Err(e);
+    }
     // The new name too must survive a power cut: the keys may be all the holder has of a pair
     // the CA has already certified.
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| err(format!("{}: {e}", dir.display())))
+    std::fs::File::open(dir).and_then(|d| d.sync_all())
 }
 
 fn pending_key_path(out: &Path, application: &str, kind: &str) -> PathBuf {
@@ -759,7 +773,7 @@ fn poll_and_write(
 }
 
 /// Write the containers of `app`'s certificates with their keys into `out`; the files written,
-/// AUTH first.
+/// AUTH first. Both files or none: see [`write_new_files`].
 fn write_containers(
     common: &Common,
     out: &Path,
@@ -768,59 +782,21 @@ fn write_containers(
     auth_key: &PKey<Private>,
     sign_key: &PKey<Private>,
 ) -> Result<Vec<PathBuf>, Failure> {
-    let chain = X509::stack_from_pem(app.chain_pem.as_deref().unwrap_or("").as_bytes())
-        .and_then(|certs| {
-            certs
-                .iter()
-                .map(|c| c.to_der())
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .map_err(err)?;
-    let protection = if common.legacy_p12 {
-        Protection::Legacy
-    } else {
-        Protection::Modern {
-            iterations: common.p12_iterations,
-        }
-    };
-    let mut written = Vec::new();
-    for cert in &app.certificates {
-        let x509 = X509::from_pem(cert.pem.as_bytes()).map_err(err)?;
-        let key = if cert.kind == "auth" {
-            auth_key
-        } else {
-            sign_key
-        };
-        let public = x509.public_key().map_err(err)?;
-        if !public.public_eq(key) {
-            return Err(err(format!(
-                "the {} certificate does not carry our key",
-                cert.kind
-            )));
-        }
-        let cert_der = x509.to_der().map_err(err)?;
-        let ski = hex::encode(pkcs12::subject_key_id(&cert_der).map_err(err)?);
-        let algorithm = if key.id() == openssl::pkey::Id::EC {
-            "ECDSA256"
-        } else {
-            "RSA256"
-        };
-        let file = if cert.kind == "auth" {
-            format!("AUTH_{algorithm}_{ski}.p12")
-        } else {
-            format!("{algorithm}_{ski}.p12")
-        };
-        // The key as PKCS#8, for an encoder that does not care which algorithm it is.
-        let pkcs8 = key.private_key_to_pkcs8().map_err(err)?;
-        let contents = Contents {
-            private_key: &pkcs8,
-            certificate: &cert_der,
-            chain: &chain,
-        };
-        let p12 = pkcs12::encode(&contents, password, protection).map_err(err)?;
-        let path = out.join(&file);
-        write_private(&path, &p12)?;
-        written.push(path.clone());
+    let certificates: Vec<(&str, &str)> = app
+        .certificates
+        .iter()
+        .map(|c| (c.kind.as_str(), c.pem.as_str()))
+        .collect();
+    let containers = make_containers(
+        protection(common.legacy_p12, common.p12_iterations),
+        password,
+        &certificates,
+        app.chain_pem.as_deref().unwrap_or(""),
+        auth_key,
+        sign_key,
+    )?;
+    let written = write_new_files(out, &containers)?;
+    for (path, cert) in written.iter().zip(&app.certificates) {
         println!("{}", path.display());
         eprintln!(
             "Wrote {} ({} certificate {}).",
@@ -830,6 +806,151 @@ fn write_containers(
         );
     }
     Ok(written)
+}
+
+/// Why the containers could not be made or written.
+#[derive(Debug)]
+enum ContainerError {
+    /// Not exactly one `auth` and one `sign` certificate (AUTH first).
+    Incomplete(String),
+    /// The certificate of this kind does not carry the key held for it.
+    KeyMismatch(String),
+    /// A file of this name exists already: nothing was written.
+    Exists(PathBuf),
+    /// Anything else: a certificate or chain that does not parse, a write that failed.
+    Other(String),
+}
+
+impl std::fmt::Display for ContainerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ContainerError::Incomplete(m) | ContainerError::Other(m) => f.write_str(m),
+            ContainerError::KeyMismatch(kind) => {
+                write!(f, "the {kind} certificate does not carry our key")
+            }
+            ContainerError::Exists(path) => write!(
+                f,
+                "{} exists already: nothing was written (no container is ever replaced)",
+                path.display()
+            ),
+        }
+    }
+}
+
+impl From<ContainerError> for Failure {
+    fn from(e: ContainerError) -> Failure {
+        err(e)
+    }
+}
+
+/// A container made in memory, not yet written: its file name and bytes.
+struct Container {
+    file: String,
+    bytes: Vec<u8>,
+}
+
+/// How the containers are protected: NCA's legacy container, or the modern one with
+/// `iterations`.
+fn protection(legacy: bool, iterations: u32) -> Protection {
+    if legacy {
+        Protection::Legacy
+    } else {
+        Protection::Modern { iterations }
+    }
+}
+
+/// The file name of the container of `kind` whose key is `key` and certificate's subject key
+/// identifier is `ski` (hex): `AUTH_RSA256_<ski>.p12` and `RSA256_<ski>.p12`, or
+/// `AUTH_ECDSA256_…` and `ECDSA256_…` for EC keys, as NCA names them.
+fn container_name(kind: &str, key: &PKey<Private>, ski: &str) -> String {
+    let algorithm = if key.id() == openssl::pkey::Id::EC {
+        "ECDSA256"
+    } else {
+        "RSA256"
+    };
+    if kind == "auth" {
+        format!("AUTH_{algorithm}_{ski}.p12")
+    } else {
+        format!("{algorithm}_{ski}.p12")
+    }
+}
+
+/// The two containers, AUTH first, of `certificates` (`(kind, PEM)`: exactly one `auth` and
+/// one `sign`) with their keys and the chain `chain_pem` (PEM, possibly empty), protected by
+/// `password`. Each certificate must carry the key held for its kind.
+fn make_containers(
+    protection: Protection,
+    password: &str,
+    certificates: &[(&str, &str)],
+    chain_pem: &str,
+    auth_key: &PKey<Private>,
+    sign_key: &PKey<Private>,
+) -> Result<Vec<Container>, ContainerError> {
+    let kinds: Vec<&str> = certificates.iter().map(|(kind, _)| *kind).collect();
+    if kinds != ["auth", "sign"] {
+        return Err(ContainerError::Incomplete(format!(
+            "expected an auth and a sign certificate, in that order, got {kinds:?}"
+        )));
+    }
+    let other = |e: &dyn std::fmt::Display| ContainerError::Other(e.to_string());
+    let chain = X509::stack_from_pem(chain_pem.as_bytes())
+        .and_then(|certs| {
+            certs
+                .iter()
+                .map(|c| c.to_der())
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .map_err(|e| other(&format!("the chain: {e}")))?;
+    let mut made = Vec::new();
+    for (kind, pem) in certificates {
+        let x509 = X509::from_pem(pem.as_bytes())
+            .map_err(|e| other(&format!("the {kind} certificate: {e}")))?;
+        let key = if *kind == "auth" { auth_key } else { sign_key };
+        let public = x509.public_key().map_err(|e| other(&e))?;
+        if !public.public_eq(key) {
+            return Err(ContainerError::KeyMismatch((*kind).to_owned()));
+        }
+        let cert_der = x509.to_der().map_err(|e| other(&e))?;
+        let ski = hex::encode(pkcs12::subject_key_id(&cert_der).map_err(|e| other(&e))?);
+        // The key as PKCS#8, for an encoder that does not care which algorithm it is.
+        let pkcs8 = key.private_key_to_pkcs8().map_err(|e| other(&e))?;
+        let contents = Contents {
+            private_key: &pkcs8,
+            certificate: &cert_der,
+            chain: &chain,
+        };
+        let bytes = pkcs12::encode(&contents, password, protection).map_err(|e| other(&e))?;
+        made.push(Container {
+            file: container_name(kind, key, &ski),
+            bytes,
+        });
+    }
+    Ok(made)
+}
+
+/// Write `containers` into `out` as new files of mode 0600: both or none. A name that exists
+/// already stops everything before a byte is written (`Exists`); a write that fails takes
+/// away the files this call wrote before it. The paths written, in order.
+fn write_new_files(out: &Path, containers: &[Container]) -> Result<Vec<PathBuf>, ContainerError> {
+    let paths: Vec<PathBuf> = containers.iter().map(|c| out.join(&c.file)).collect();
+    if let Some(taken) = paths.iter().find(|p| std::fs::symlink_metadata(p).is_ok()) {
+        return Err(ContainerError::Exists(taken.clone()));
+    }
+    let mut written: Vec<&PathBuf> = Vec::new();
+    for (path, container) in paths.iter().zip(containers) {
+        if let Err(e) = write_new(path, &container.bytes) {
+            for done in &written {
+                let _ = std::fs::remove_file(done);
+            }
+            return Err(if e.kind() == std::io::ErrorKind::AlreadyExists {
+                ContainerError::Exists(path.clone())
+            } else {
+                ContainerError::Other(format!("{}: {e}", path.display()))
+            });
+        }
+        written.push(path);
+    }
+    Ok(paths)
 }
 
 #[cfg(test)]

@@ -249,6 +249,16 @@ pub fn render_event(event: EmailEvent, language: &str, payload: &str) -> Result<
             };
             let mut paragraphs = vec![intro.to_owned()];
             paragraphs.extend(each);
+            // An operator approved it: the citizen finishes on the CA's page (the link names
+            // the application only; the local agent holds its keys and access token).
+            let resume = s(&p, "resume_url");
+            if !resume.is_empty() {
+                paragraphs.push(match lang {
+                    "kk" => format!("Аяқтау үшін өтініш берген компьютеріңізде қол қою агентін іске қосып, мына бетті ашыңыз: {resume}"),
+                    "ru" => format!("Чтобы завершить, запустите агент подписи на компьютере, с которого подавали заявку, и откройте страницу: {resume}"),
+                    _ => format!("To finish, start the signing agent on the computer you applied from and open this page: {resume}"),
+                });
+            }
             paragraphs.extend(rest.map(str::to_owned));
             (subject.to_owned(), paragraphs)
         }

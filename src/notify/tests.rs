@@ -65,6 +65,19 @@ fn every_event_renders_in_every_language() {
             );
         }
     }
+    // An application an operator approved: the link to the page that finishes it.
+    let approved = r#"{"application_id":"A-1","certificates":[],"resume_url":"https://ca.example/enroll/resume?application=A-1"}"#;
+    for lang in ["kk", "ru", "en"] {
+        let r = render("certificates_issued", lang, approved).unwrap();
+        assert!(r
+            .text
+            .contains("https://ca.example/enroll/resume?application=A-1"));
+        assert!(r
+            .html
+            .contains("https://ca.example/enroll/resume?application=A-1"));
+        let at_once = render("certificates_issued", lang, payloads[1].1).unwrap();
+        assert!(!at_once.text.contains("/enroll/resume"));
+    }
     let rejected = render("application_rejected", "kk", payloads[2].1).unwrap();
     assert!(
         rejected.text.contains("<b>фото</b>") && !rejected.html.contains("<b>фото"),

@@ -208,6 +208,21 @@ impl Registrar {
                             "superseded": serials,
                         }),
                     ),
+                    // An application an operator approved is finished on the citizen's pages,
+                    // with the keys the local agent holds: the message links there, by the
+                    // application's id only (never its access token).
+                    _ if app.decided_by.is_some() => (
+                        crate::notify::EmailEvent::CertificatesIssued,
+                        serde_json::json!({
+                            "application_id": app.id,
+                            "certificates": issued,
+                            "resume_url": format!(
+                                "{}/enroll/resume?application={}",
+                                self.issuer.public_url(),
+                                app.id
+                            ),
+                        }),
+                    ),
                     _ => (
                         crate::notify::EmailEvent::CertificatesIssued,
                         serde_json::json!({ "application_id": app.id, "certificates": issued }),

@@ -7,13 +7,16 @@
 //! operator review ([`review`], with the reasons the operator sees: Digital ID's checks, names
 //! mixing scripts), issuance and its recovery ([`issuance`]: it builds the
 //! [`crate::ca::ApprovedRequest`] the CA signs and stores what the CA returns), revocation
-//! ([`revoke`]), the holder's cabinet and re-issue ([`cabinet`]), and what a re-issue does to
-//! the pair it replaces ([`lineage`]). [`RaError`] is the one error of the RA. Must never:
+//! ([`revoke`]), the holder's cabinet and re-issue ([`cabinet`]), what a re-issue does to
+//! the pair it replaces ([`lineage`]), and the sessions of the citizen's pages, which hold a
+//! consent token from Digital ID's hand-over until the application is submitted
+//! ([`enrollment`]). [`RaError`] is the one error of the RA. Must never:
 //! sign anything itself, trust a CSR's subject or requested extensions (only an e-mail SAN
 //! equal to the form's e-mail), leave half an application behind, or leave one lineage two
 //! valid pairs.
 
 mod cabinet;
+mod enrollment;
 mod form;
 mod intake;
 mod invalidity;
@@ -30,6 +33,7 @@ use base64::Engine;
 
 use crate::email::{EmailAddress, EmailError};
 pub use cabinet::{CabinetHolder, Challenge, HolderCertificate, Reissue, Session};
+pub use enrollment::{EnrollmentView, OpenedEnrollment};
 pub use form::ApplicationForm;
 pub use intake::{ApplicationView, Submitted};
 pub use invalidity::{InvalidityDate, RevocationDefect};
@@ -145,6 +149,9 @@ pub enum RaError {
     /// No live cabinet session for the bearer token (none given, unknown, or ended).
     #[error("no cabinet session: log in again (sign a new challenge with the AUTH key)")]
     SessionInvalid,
+    /// No enrollment session for the cookie of the citizen's pages (none, unknown, or pruned).
+    #[error("no enrollment session: start again from Digital ID")]
+    EnrollmentSessionInvalid,
     /// The signed challenge is not one this CA gave out, has expired, or was used.
     #[error("the challenge is unknown, expired or already used: ask for a new one")]
     ChallengeInvalid,
@@ -226,7 +233,9 @@ impl RaError {
             RaError::NotPendingReview { .. } => ErrorCode::ApplicationNotPending,
             RaError::ReasonRequired => ErrorCode::ReasonRequired,
             RaError::IinRateLimited { .. } => ErrorCode::RateLimitedIin,
-            RaError::SessionInvalid => ErrorCode::SessionInvalid,
+            RaError::SessionInvalid | RaError::EnrollmentSessionInvalid => {
+                ErrorCode::SessionInvalid
+            }
             RaError::ChallengeInvalid => ErrorCode::ChallengeInvalid,
             RaError::Cms(e) => e.code(),
             RaError::CmsSignerUnknown => ErrorCode::CmsSignerUnknown,

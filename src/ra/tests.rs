@@ -648,3 +648,132 @@ fn challenges_and_sessions_end_on_time_and_a_challenge_is_used_once() {
         "two challenges and one session"
     );
 }
+
+/// A consent token for the fixture's keys, issued `ago` seconds before now with a lifetime of
+/// `ttl` seconds.
+fn handed_over_token(f: &Fixture, ttl: i64, ago: i64) -> String {
+    let iin = format!(
+        "90010130000{}",
+        digital_id::iin_check_digit("90010130000").unwrap()
+    );
+    let consent = digital_id::DevelopmentConsent {
+        iin: digital_id::Iin::parse(&iin, chrono::Utc::now()).unwrap(),
+        surname: "ТЕСТОВ".into(),
+        name: "ТЕСТ".into(),
+        patronymic: None,
+        birth_date: None,
+        purpose: Purpose::EdsIssuance,
+        liveness: true,
+        register_match: true,
+        ttl_secs: ttl,
+        issued_ago_secs: ago,
+    };
+    let claims = consent.claims("iss", "aud", chrono::Utc::now());
+    digital_id::mint_es256(&f.signing_key, &claims).unwrap()
+}
+
+#[test]
+fn an_enrollment_session_opens_without_using_the_token_and_submits_it_once() {
+    let f = fixture();
+    let registrar = f.registrar();
+    let token = handed_over_token(&f, 300, 0);
+    let opened = registrar.open_enrollment(&f.keys, &token).unwrap();
+    assert_eq!(opened.cookie.len(), 43);
+    let jti = f
+        .keys
+        .verify(&token, Purpose::EdsIssuance, chrono::Utc::now())
+        .unwrap();
+    let used = |jti: &str| f.store.read(|tx| tx.consent_jti_used(jti)).unwrap();
+    assert!(!used(jti.jti()), "opening a session does not use the token");
+    // The same token opens a second session (a reload of Digital ID's last page).
+    let again = registrar.open_enrollment(&f.keys, &token).unwrap();
+    assert_ne!(again.cookie, opened.cookie);
+
+    let view = registrar.enrollment(&f.keys, &opened.cookie).unwrap();
+    assert_eq!(view.identity.surname, "ТЕСТОВ");
+    assert_eq!(view.application_id, None);
+    assert_eq!(view.expires_at.timestamp(), opened.expires_at.timestamp());
+    assert_eq!(
+        registrar
+            .enrollment_csrf_token(&f.keys, &opened.cookie)
+            .unwrap(),
+        view.csrf_token
+    );
+    assert!(matches!(
+        registrar.enrollment(&f.keys, "not-a-cookie"),
+        Err(RaError::EnrollmentSessionInvalid)
+    ));
+
+    let request = form();
+    let submitted = registrar
+        .submit_enrollment(&f.keys, &opened.cookie, request.clone())
+        .unwrap();
+    assert!(submitted.created);
+    assert!(used(jti.jti()), "the submission used the token");
+    assert_eq!(
+        registrar
+            .enrollment(&f.keys, &opened.cookie)
+            .unwrap()
+            .application_id
+            .as_deref(),
+        Some(submitted.application.id.as_str())
+    );
+    // The same request again through the same session: the repeat, nothing new.
+    let repeated = registrar
+        .submit_enrollment(&f.keys, &opened.cookie, request)
+        .unwrap();
+    assert!(!repeated.created);
+    assert_eq!(repeated.application.id, submitted.application.id);
+    // Another request under the used token, through either session: refused.
+    assert!(matches!(
+        registrar.submit_enrollment(&f.keys, &opened.cookie, form()),
+        Err(RaError::ConsentReplayed)
+    ));
+    assert!(matches!(
+        registrar.submit_enrollment(&f.keys, &again.cookie, form()),
+        Err(RaError::ConsentReplayed)
+    ));
+    // And a used token opens no new session.
+    assert!(matches!(
+        registrar.open_enrollment(&f.keys, &token),
+        Err(RaError::ConsentReplayed)
+    ));
+    let applications = f.store.read(|tx| tx.table_counts()).unwrap().applications;
+    assert_eq!(applications, 1);
+}
+
+#[test]
+fn an_enrollment_session_ends_with_its_token_and_is_pruned() {
+    let f = fixture();
+    let token = handed_over_token(&f, 300, 0);
+    let opened = f.registrar().open_enrollment(&f.keys, &token).unwrap();
+    // An expired token opens nothing (the API's own refusal).
+    let expired = handed_over_token(&f, 300, 400);
+    assert!(matches!(
+        f.registrar().open_enrollment(&f.keys, &expired),
+        Err(RaError::Consent(digital_id::ConsentError::Expired(_)))
+    ));
+    // Once the token's exp passed, the session says so, and nothing can be submitted.
+    let later = f.registrar_at(opened.expires_at + chrono::Duration::seconds(1));
+    let err = later.enrollment(&f.keys, &opened.cookie).unwrap_err();
+    assert_eq!(
+        err.code(),
+        crate::error_code::ErrorCode::ConsentTokenExpired
+    );
+    assert!(matches!(
+        later.submit_enrollment(&f.keys, &opened.cookie, form()),
+        Err(RaError::Consent(digital_id::ConsentError::Expired(_)))
+    ));
+    assert_eq!(
+        f.store.read(|tx| tx.table_counts()).unwrap().applications,
+        0
+    );
+    // Kept through the clock allowance, then pruned.
+    assert_eq!(later.prune_enrollments().unwrap(), 0);
+    let much_later = f.registrar_at(opened.expires_at + chrono::Duration::minutes(5));
+    assert_eq!(much_later.prune_enrollments().unwrap(), 1);
+    assert!(matches!(
+        much_later.enrollment(&f.keys, &opened.cookie),
+        Err(RaError::EnrollmentSessionInvalid)
+    ));
+}

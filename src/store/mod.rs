@@ -36,6 +36,7 @@ mod certificates;
 mod consent_tokens;
 mod crls;
 mod data_migrations;
+mod enrollment;
 mod outbox;
 mod rate_limits;
 mod revocations;
@@ -63,6 +64,7 @@ pub use certificates::{
 };
 pub use crls::{CrlInfo, RevocationEntry, StoredCrl};
 pub use data_migrations::{RekeyReport, CANONICAL_KEY_IDENTITY};
+pub use enrollment::EnrollmentSession;
 pub use outbox::{OutboxMessage, OutboxStatus};
 pub use revoked_serials::RevokedSerial;
 pub use root_ocsp::{HeldRootResponse, RootOcspResponse};

@@ -198,6 +198,19 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    enrollment_sessions (cookie_sha256) {
+        cookie_sha256 -> Binary,
+        csrf_token -> Text,
+        consent_token -> Text,
+        consent_jti -> Text,
+        holder_iin -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        application_id -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(certificates -> applications (application_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -217,4 +230,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     revoked_serials,
     cabinet_challenges,
     cabinet_sessions,
+    enrollment_sessions,
 );

@@ -13,6 +13,7 @@
 )]
 
 mod admin;
+mod agent;
 mod attacks;
 mod backup;
 mod browser;
@@ -33,6 +34,7 @@ mod notify;
 mod ocsp;
 mod operator;
 mod ops_log;
+mod pages;
 mod policy;
 mod readme;
 mod reissue_client;

@@ -385,6 +385,8 @@ fn without_smtp_the_issued_message_is_an_eml_file() {
         .contains("file.holder@example.kz"));
     let serial = created["certificates"][0]["serial"].as_str().unwrap();
     assert!(msgs[0]["text"].as_str().unwrap().contains(serial));
+    // Issued at once: the signing program already holds it; no page to go back to.
+    assert!(!msgs[0]["text"].as_str().unwrap().contains("/enroll/resume"));
     let files: Vec<_> = std::fs::read_dir(&mail)
         .unwrap()
         .flatten()
@@ -393,6 +395,43 @@ fn without_smtp_the_issued_message_is_an_eml_file() {
     assert!(
         files.iter().all(|f| f.to_string_lossy().ends_with(".eml")),
         "{files:?}"
+    );
+}
+
+/// An application an operator approved is finished on the citizen's pages: its e-mail links
+/// to `/enroll/resume?application=<id>`, by the id only, never the access token.
+#[test]
+fn the_message_of_an_approved_application_links_to_the_page_that_finishes_it() {
+    let env = Env::sqlite();
+    let (_, created) = apply(&env, Some("approved.holder@example.kz"), "ru", false);
+    let id = created["id"].as_str().unwrap();
+    let access_token = created["access_token"].as_str().unwrap();
+    // The command reads the same configuration as the server (here: its public URL).
+    let out = run(tamga(env.dir())
+        .args(["applications", "approve", id])
+        .env("TAMGA_SERVER__PUBLIC_URL", &env.server.base));
+    assert!(out.status.success(), "{}", text(&out));
+    let mail = env.dir().join("data/mail");
+    let msgs = wait_for_messages(&mail, 2, Duration::from_secs(15));
+    let issued: Vec<&Value> = msgs
+        .iter()
+        .filter(|m| m["subject"] == "Ваши сертификаты выпущены")
+        .collect();
+    assert_eq!(issued.len(), 1, "{msgs:?}");
+    let link = format!("{}/enroll/resume?application={id}", env.server.base);
+    for part in ["text", "html"] {
+        let body = issued[0][part].as_str().unwrap();
+        assert!(body.contains(&link), "{part}: {body}");
+        assert!(!body.contains(access_token), "{part}: {body}");
+    }
+    // The link opens the page shell in resume mode for that application.
+    let page = env.server.get(&format!("/enroll/resume?application={id}"));
+    assert_eq!(page.status(), 200);
+    let page = page.text().unwrap();
+    assert!(page.contains("data-mode=\"resume\""), "{page}");
+    assert!(
+        page.contains(&format!("data-application=\"{id}\"")),
+        "{page}"
     );
 }
 

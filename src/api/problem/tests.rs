@@ -215,7 +215,8 @@ fn next_ra(e: &RaError) -> RaError {
             retry_after_secs: 60,
         },
         RaError::IinRateLimited { .. } => RaError::SessionInvalid,
-        RaError::SessionInvalid => RaError::ChallengeInvalid,
+        RaError::SessionInvalid => RaError::EnrollmentSessionInvalid,
+        RaError::EnrollmentSessionInvalid => RaError::ChallengeInvalid,
         RaError::ChallengeInvalid => RaError::Cms(first_cms()),
         RaError::Cms(_) => RaError::CmsSignerUnknown,
         RaError::CmsSignerUnknown => RaError::CmsSignerWrongKind {
@@ -284,7 +285,8 @@ fn next_api(e: &ApiError) -> ApiError {
         ApiError::DatabaseTimeout(_) => ApiError::MethodNotAllowed { allow: "GET, HEAD" },
         ApiError::MethodNotAllowed { .. } => ApiError::Unavailable("x".to_owned()),
         ApiError::Unavailable(_) => ApiError::ConfirmationMissing,
-        ApiError::ConfirmationMissing => ApiError::Internal("x".to_owned()),
+        ApiError::ConfirmationMissing => ApiError::CsrfInvalid("x"),
+        ApiError::CsrfInvalid(_) => ApiError::Internal("x".to_owned()),
         ApiError::Internal(_) => ApiError::Consent(ConsentError::Missing),
     }
 }
