@@ -20,6 +20,7 @@ pub mod webdriver;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -355,14 +356,15 @@ impl Desk {
     /// Press "Refresh" until the status is `wanted` (the page may also move on by itself).
     pub fn refresh_until(&mut self, wanted: &str) {
         let b = &mut self.browser;
-        let mut last_click = Instant::now() - Duration::from_secs(10);
+        let mut last_click: Option<Instant> = None;
         b.wait_until(&format!("status {wanted}"), WAIT, |b| {
             if b.attribute_of("status", "data-status").as_deref() == Some(wanted) {
                 return true;
             }
-            if last_click.elapsed() > Duration::from_secs(1) && b.is_visible("refresh") {
+            let due = last_click.is_none_or(|t| t.elapsed() > Duration::from_secs(1));
+            if due && b.is_visible("refresh") {
                 b.click(&b.try_css("[id=\"refresh\"]").unwrap());
-                last_click = Instant::now();
+                last_click = Some(Instant::now());
             }
             false
         });
@@ -593,7 +595,32 @@ pub fn fresh_iin() -> String {
     crate::enroll::fresh_iin()
 }
 
-/// A free port for an agent.
+/// A free port for an agent, below the kernel's range of ephemeral ports: the agent starts
+/// some seconds after its port is chosen (the server must know it first), and in between an
+/// outgoing connection of this test run (to PostgreSQL, say) or another test's `free_port`
+/// could take a port of that range.
 pub fn agent_port() -> u16 {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let first_ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| {
+            r.split_whitespace()
+                .next()
+                .and_then(|p| p.parse::<u32>().ok())
+        })
+        .unwrap_or(32768);
+    let low = 20_000;
+    if first_ephemeral <= low + 1000 {
+        return free_port();
+    }
+    let span = first_ephemeral - low;
+    let start = std::process::id().wrapping_mul(7919) % span;
+    for _ in 0..span {
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let port = u16::try_from(low + (start + n * 131) % span).unwrap_or(0);
+        if port != 0 && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
     free_port()
 }
