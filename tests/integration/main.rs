@@ -16,6 +16,7 @@ mod admin;
 mod agent;
 mod attacks;
 mod backup;
+mod browser;
 mod cabinet;
 mod ceremony;
 mod ceremony_checks;

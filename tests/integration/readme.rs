@@ -10,10 +10,21 @@ use std::time::{Duration, Instant};
 
 use crate::support::{client, tamga_bin, text};
 
+/// The README's tests use the ports it names (8080, the agent's 13580): one at a time.
+static README_PORTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn readme() -> String {
+    std::fs::read_to_string(format!("{}/README.md", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
 /// The ```sh blocks of the README's sections "Run the server", "Try it" and "Re-issue".
 fn walkthrough() -> Vec<String> {
-    let readme =
-        std::fs::read_to_string(format!("{}/README.md", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    sh_blocks(&["Run the server", "Try it", "Re-issue"])
+}
+
+/// The ```sh blocks of the README's `sections`, in order.
+fn sh_blocks(sections: &[&str]) -> Vec<String> {
+    let readme = readme();
     let mut blocks = Vec::new();
     let mut section = String::new();
     let mut current: Option<String> = None;
@@ -22,7 +33,7 @@ fn walkthrough() -> Vec<String> {
             section = title.to_owned();
             continue;
         }
-        if !["Run the server", "Try it", "Re-issue"].contains(&section.as_str()) {
+        if !sections.contains(&section.as_str()) {
             continue;
         }
         match (&mut current, line.trim()) {
@@ -40,6 +51,7 @@ fn walkthrough() -> Vec<String> {
 
 #[test]
 fn the_readme_walkthrough_works_as_written() {
+    let _ports = README_PORTS.lock().unwrap_or_else(|e| e.into_inner());
     let blocks = walkthrough();
     assert!(blocks.len() >= 5, "{blocks:?}");
     assert_eq!(
@@ -48,40 +60,7 @@ fn the_readme_walkthrough_works_as_written() {
         "the first command starts the server"
     );
     let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("config")).unwrap();
-    std::fs::copy(
-        format!("{}/config/tamga.toml", env!("CARGO_MANIFEST_DIR")),
-        dir.path().join("config/tamga.toml"),
-    )
-    .unwrap();
-    if std::net::TcpListener::bind("127.0.0.1:8080").is_err() {
-        panic!("port 8080, which the README uses, is taken on this machine");
-    }
-    let mut server = Command::new(tamga_bin());
-    server
-        .current_dir(dir.path())
-        .arg("serve")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    for (key, _) in std::env::vars() {
-        if key.starts_with("TAMGA_") {
-            server.env_remove(key);
-        }
-    }
-    let mut server = server.spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while client()
-        .get("http://127.0.0.1:8080/readyz")
-        .send()
-        .map(|r| r.status() != 200)
-        .unwrap_or(true)
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the README's server did not become ready"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let server = readme_server(dir.path());
     let enroll = tamga_bin().with_file_name("tamga-enroll");
     let script = blocks[1..]
         .join("\n")
@@ -124,8 +103,7 @@ fn the_readme_walkthrough_works_as_written() {
         let revoked = wait_for_mail(&mail, &email, "Your certificate was revoked", run);
         runs.push((out.status.success(), shown, containers, (issued, revoked)));
     }
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
     for (run, (success, shown, containers, mails)) in runs.iter().enumerate() {
         let run = run + 1;
         assert!(success, "run {run}: the walkthrough failed:\n{shown}");
@@ -180,6 +158,57 @@ fn the_readme_walkthrough_works_as_written() {
             "the walkthrough writes {name}{}, which .gitignore does not cover",
             if is_dir { "/" } else { "" }
         );
+    }
+}
+
+/// `tamga serve` as the README starts it: in `dir` holding a copy of the repository's
+/// `config/tamga.toml`, on its embedded defaults (port 8080, dev mode); waits until ready.
+/// Killed when dropped, also when the test fails.
+fn readme_server(dir: &Path) -> ReadmeServer {
+    std::fs::create_dir_all(dir.join("config")).unwrap();
+    std::fs::copy(
+        format!("{}/config/tamga.toml", env!("CARGO_MANIFEST_DIR")),
+        dir.join("config/tamga.toml"),
+    )
+    .unwrap();
+    if std::net::TcpListener::bind("127.0.0.1:8080").is_err() {
+        panic!("port 8080, which the README uses, is taken on this machine");
+    }
+    let mut server = Command::new(tamga_bin());
+    server
+        .current_dir(dir)
+        .arg("serve")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (key, _) in std::env::vars() {
+        if key.starts_with("TAMGA_") {
+            server.env_remove(key);
+        }
+    }
+    let server = ReadmeServer(server.spawn().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while client()
+        .get("http://127.0.0.1:8080/readyz")
+        .send()
+        .map(|r| r.status() != 200)
+        .unwrap_or(true)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the README's server did not become ready"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    server
+}
+
+/// The README's `tamga serve`.
+struct ReadmeServer(std::process::Child);
+
+impl Drop for ReadmeServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
@@ -241,4 +270,147 @@ fn wait_for_mail(mail_dir: &Path, email: &str, subject: &str, expected: usize) -
         std::thread::sleep(Duration::from_millis(200));
     }
     count()
+}
+
+/// The README's "Try it in a browser" as written: the server and the agent started by its
+/// commands (with `HOME` a fresh directory, so `~/Documents` is the test's), the page it
+/// names opened in Chromium, and the journey walked to the two containers.
+#[test]
+fn the_readme_browser_walkthrough_works_as_written() {
+    let test = "browser_readme";
+    if !crate::browser::webdriver::browser_available(test) {
+        return;
+    }
+    let _ports = README_PORTS.lock().unwrap_or_else(|e| e.into_inner());
+    let blocks = sh_blocks(&["Try it in a browser"]);
+    assert_eq!(blocks.len(), 2, "{blocks:?}");
+    assert_eq!(
+        blocks[0].trim(),
+        "cargo run -- serve",
+        "the server, as above"
+    );
+    let readme = readme();
+    let section = readme
+        .split("\n## Try it in a browser\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .unwrap();
+    let url = section
+        .split('<')
+        .nth(1)
+        .and_then(|rest| rest.split('>').next())
+        .unwrap_or_else(|| panic!("the page to open, as <URL>: {section}"));
+    let base = "http://127.0.0.1:8080";
+    assert_eq!(url, format!("{base}/dev/digital-id"));
+    if std::net::TcpListener::bind("127.0.0.1:13580").is_err() {
+        panic!("port 13580, where the pages look for the agent, is taken on this machine");
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let server = readme_server(dir.path());
+    let script = blocks[1].replace(
+        "cargo run -q --bin tamga-enroll --",
+        &tamga_bin()
+            .with_file_name("tamga-enroll")
+            .display()
+            .to_string(),
+    );
+    assert!(!script.contains("cargo "), "runnable here: {script}");
+    let agent = BackgroundScript::start(dir.path(), &home, &script);
+    agent.wait_for_agent(base);
+
+    let mut desk = crate::browser::Desk::new(
+        test,
+        base,
+        dir.path(),
+        13580,
+        crate::browser::webdriver::Options::default(),
+    );
+    desk.documents = home.join("Documents").canonicalize().unwrap();
+    let iin = crate::browser::fresh_iin();
+    desk.digital_id(&iin, true);
+    assert!(desk.browser.url().starts_with(base));
+    desk.language("kk");
+    let (folder, result) = desk.walk("kk", None, "rsa2048", "keys");
+    assert!(folder.starts_with(&desk.documents));
+    let files = crate::browser::check_containers(
+        desk.scratch.path(),
+        &folder,
+        &iin,
+        "rsa2048",
+        dir.path(),
+        base,
+        true,
+    );
+    for file in &files {
+        assert!(result.contains(file.as_str()), "{file} in {result}");
+    }
+    drop(desk);
+    drop(agent);
+    drop(server);
+}
+
+/// A README block run by `bash` in the background, in a process group of its own that is
+/// ended (by that group's id) when dropped.
+struct BackgroundScript {
+    child: std::process::Child,
+    log: std::path::PathBuf,
+}
+
+impl BackgroundScript {
+    fn start(dir: &Path, home: &Path, script: &str) -> BackgroundScript {
+        use std::os::unix::process::CommandExt;
+        let log = dir.join("agent.log");
+        let mut bash = Command::new("bash");
+        bash.current_dir(dir)
+            .args(["-euo", "pipefail", "-c", script])
+            .env("HOME", home)
+            .env_remove("XDG_STATE_HOME")
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
+            .stderr(Stdio::from(
+                std::fs::OpenOptions::new().append(true).open(&log).unwrap(),
+            ))
+            .process_group(0);
+        for (key, _) in std::env::vars() {
+            if key.starts_with("TAMGA_") {
+                bash.env_remove(key);
+            }
+        }
+        BackgroundScript {
+            child: bash.spawn().unwrap(),
+            log,
+        }
+    }
+
+    /// Wait until the agent answers the pages of `origin` on its default port.
+    fn wait_for_agent(&self, origin: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let answered = client()
+                .get("http://127.0.0.1:13580/agent/v1/version")
+                .header("Origin", origin)
+                .send()
+                .is_ok_and(|r| r.status() == 200);
+            if answered {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the README's agent did not answer: {}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for BackgroundScript {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+        let _ = self.child.wait();
+    }
 }
