@@ -5,26 +5,16 @@
 use std::time::Duration;
 
 use super::site::{handover_page, Site};
-use super::webdriver::{browser_available, Options, WAIT};
-use super::{agent_port, check_containers, fresh_iin, shown_section, tr, Desk};
-use crate::enroll::Env;
+use super::webdriver::WAIT;
+use super::{check_containers, desk_on_sqlite, fresh_iin, shown_section, tr};
 use crate::support::{run, text};
-
-/// A server on SQLite whose pages look for the agent on `port`.
-fn server(port: u16) -> Env {
-    Env::sqlite_with(&[("TAMGA_PAGES__AGENT_PORT", &port.to_string())])
-}
 
 #[test]
 fn browser_journey_in_kazakh_with_rsa_then_in_russian_with_ec_and_an_email() {
     let test = "browser_journey";
-    if !browser_available(test) {
+    let Some((env, mut desk)) = desk_on_sqlite(test, true) else {
         return;
-    }
-    let port = agent_port();
-    let env = server(port);
-    let mut desk = Desk::new(test, &env.server.base, env.dir(), port, Options::default());
-    desk.start_agent(&[]);
+    };
 
     // Kazakh (the default), RSA-2048 (the default key type), no e-mail.
     let iin = fresh_iin();
@@ -92,13 +82,9 @@ fn browser_journey_in_kazakh_with_rsa_then_in_russian_with_ec_and_an_email() {
 #[test]
 fn browser_pending_review_then_approved_and_resumed_with_the_agents_keys() {
     let test = "browser_pending_review";
-    if !browser_available(test) {
+    let Some((env, mut desk)) = desk_on_sqlite(test, true) else {
         return;
-    }
-    let port = agent_port();
-    let env = server(port);
-    let mut desk = Desk::new(test, &env.server.base, env.dir(), port, Options::default());
-    desk.start_agent(&[]);
+    };
     let iin = fresh_iin();
     desk.digital_id(&iin, false);
     desk.language("en");
@@ -162,13 +148,9 @@ fn browser_pending_review_then_approved_and_resumed_with_the_agents_keys() {
 #[test]
 fn browser_cross_site_handover_keeps_the_session() {
     let test = "browser_cross_site_handover";
-    if !browser_available(test) {
+    let Some((env, mut desk)) = desk_on_sqlite(test, true) else {
         return;
-    }
-    let port = agent_port();
-    let env = server(port);
-    let mut desk = Desk::new(test, &env.server.base, env.dir(), port, Options::default());
-    desk.start_agent(&[]);
+    };
     let iin = fresh_iin();
     let token = desk.consent_token(&iin, &[]);
     // Digital ID on another site (localhost is not 127.0.0.1's site) POSTs the token.

@@ -25,8 +25,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::enroll::Env;
 use crate::support::{free_port, openssl, run, tamga, tamga_bin, text};
-use webdriver::{Browser, WAIT};
+use webdriver::{browser_available, Browser, Options, WAIT};
 
 /// A container password that meets the policy.
 pub const PASSWORD: &str = "Secret2026";
@@ -599,6 +600,22 @@ pub fn fresh_iin() -> String {
 /// some seconds after its port is chosen (the server must know it first), and in between an
 /// outgoing connection of this test run (to PostgreSQL, say) or another test's `free_port`
 /// could take a port of that range.
+/// For `test`: a development server on SQLite whose pages look for the agent at a port of
+/// its own, and a desk on it, with the agent started when `agent` says so; `None` when the
+/// browser is missing (the test reports itself skipped).
+pub fn desk_on_sqlite(test: &str, agent: bool) -> Option<(Env, Desk)> {
+    if !browser_available(test) {
+        return None;
+    }
+    let port = agent_port();
+    let env = Env::sqlite_with(&[("TAMGA_PAGES__AGENT_PORT", &port.to_string())]);
+    let mut desk = Desk::new(test, &env.server.base, env.dir(), port, Options::default());
+    if agent {
+        desk.start_agent(&[]);
+    }
+    Some((env, desk))
+}
+
 pub fn agent_port() -> u16 {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let first_ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")

@@ -8,13 +8,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::site::{handover_page, Page, Site};
-use super::webdriver::{browser_available, Browser, Options, WAIT};
-use super::{agent_port, fresh_iin, page_in, tr, Desk};
-use crate::enroll::Env;
-
-fn server(port: u16) -> Env {
-    Env::sqlite_with(&[("TAMGA_PAGES__AGENT_PORT", &port.to_string())])
-}
+use super::webdriver::{Browser, WAIT};
+use super::{desk_on_sqlite, fresh_iin, page_in, tr, Desk};
 
 /// Hand `token` over from a Digital ID page on another site, with `lang`.
 fn hand_over(desk: &mut Desk, site: &Site, token: &str, lang: &str) {
@@ -58,12 +53,9 @@ fn assert_refusal_page(b: &mut Browser, code: &str, lang: &str) {
 #[test]
 fn browser_refuses_an_expired_token_in_the_citizens_language() {
     let test = "browser_expired_token";
-    if !browser_available(test) {
+    let Some((_server, mut desk)) = desk_on_sqlite(test, false) else {
         return;
-    }
-    let port = agent_port();
-    let env = server(port);
-    let mut desk = Desk::new(test, &env.server.base, env.dir(), port, Options::default());
+    };
     let token = desk.consent_token(&fresh_iin(), &["--issued-ago", "1000"]);
     let site = Site::start();
     hand_over(&mut desk, &site, &token, "ru");
@@ -84,13 +76,9 @@ fn browser_refuses_an_expired_token_in_the_citizens_language() {
 #[test]
 fn browser_refuses_a_replayed_token_after_the_submission() {
     let test = "browser_replayed_token";
-    if !browser_available(test) {
+    let Some((_server, mut desk)) = desk_on_sqlite(test, true) else {
         return;
-    }
-    let port = agent_port();
-    let env = server(port);
-    let mut desk = Desk::new(test, &env.server.base, env.dir(), port, Options::default());
-    desk.start_agent(&[]);
+    };
     let token = desk.consent_token(&fresh_iin(), &[]);
     let site = Site::start();
     hand_over(&mut desk, &site, &token, "kk");
@@ -111,13 +99,9 @@ fn browser_refuses_a_replayed_token_after_the_submission() {
 #[test]
 fn browser_refuses_a_password_that_breaks_the_policy() {
     let test = "browser_password_policy";
-    if !browser_available(test) {
+    let Some((_server, mut desk)) = desk_on_sqlite(test, true) else {
         return;
-    }
-    let port = agent_port();
-    let env = server(port);
-    let mut desk = Desk::new(test, &env.server.base, env.dir(), port, Options::default());
-    desk.start_agent(&[]);
+    };
     desk.digital_id(&fresh_iin(), true);
     desk.language("en");
     desk.agreement("en");
@@ -192,12 +176,9 @@ fn no_containers(folder: &std::path::Path) -> bool {
 #[test]
 fn browser_without_the_agent_says_how_to_start_it() {
     let test = "browser_no_agent";
-    if !browser_available(test) {
+    let Some((_server, mut desk)) = desk_on_sqlite(test, false) else {
         return;
-    }
-    let port = agent_port();
-    let env = server(port);
-    let mut desk = Desk::new(test, &env.server.base, env.dir(), port, Options::default());
+    };
     desk.digital_id(&fresh_iin(), true);
     desk.language("ru");
     let b = &mut desk.browser;
@@ -282,14 +263,10 @@ fn foreign_page(site: &Site, agent: &str) {
 #[test]
 fn browser_page_of_another_origin_is_refused_by_the_agent() {
     let test = "browser_foreign_origin";
-    if !browser_available(test) {
+    let Some((_server, mut desk)) = desk_on_sqlite(test, true) else {
         return;
-    }
-    let port = agent_port();
-    let env = server(port);
-    let mut desk = Desk::new(test, &env.server.base, env.dir(), port, Options::default());
-    desk.start_agent(&[]);
-    let agent_base = format!("http://127.0.0.1:{port}");
+    };
+    let agent_base = format!("http://127.0.0.1:{}", desk.agent_port);
     let site = Site::start();
     foreign_page(&site, &agent_base);
     let b = &mut desk.browser;
