@@ -504,6 +504,7 @@ async fn make_keys(
             origin,
             created_at: now(),
         };
+        let _guard = agent.lock.lock().map_err(Refusal::internal)?;
         let handle = agent.held.create(&entry).map_err(Refusal::internal)?;
         let _ = agent.held.prune(now());
         Ok((handle, csrs.0, csrs.1))
