@@ -25,7 +25,7 @@
     roots: [],            // the allowed directories the agent listed
     submitted: null,      // {id, accessToken, handle, bound}
     application: null,    // the last ApplicationResponse
-    problem: null,        // {code, detail} shown in #message
+    problem: null,        // {code, detail, source} shown in #message
     status: null,         // the last status word
     result: null,         // {folder, files}
     busy: false,
@@ -45,10 +45,15 @@
     return has(key) ? dict()[key] : key;
   }
 
-  function problemText(code) {
-    if (has('error.' + code)) return t('error.' + code);
-    if (has('agent_error.' + code)) return t('agent_error.' + code);
-    if (has('page_error.' + code)) return t('page_error.' + code);
+  // A code the agent answered is read as the agent's first: some codes (`not_found`,
+  // `internal_error`, `request_malformed`) are the server's too, with another meaning.
+  function problemText(code, source) {
+    const families = source === 'agent'
+      ? ['agent_error.', 'error.', 'page_error.']
+      : ['error.', 'agent_error.', 'page_error.'];
+    for (const family of families) {
+      if (has(family + code)) return t(family + code);
+    }
     return t('error.generic');
   }
 
@@ -112,9 +117,19 @@
     }
   }
 
-  function showProblem(code, detail) {
-    state.problem = { code: code, detail: detail || null };
+  // `source`: 'agent' for the agent's answers, else the server's or the page's own.
+  function showProblem(code, detail, source) {
+    state.problem = { code: code, detail: detail || null, source: source || 'server' };
     renderProblem();
+  }
+
+  // A failure caught from `server` or `agent`, shown with where it came from.
+  function showFailure(e) {
+    if (e instanceof Problem) {
+      showProblem(e.code, e.detail, e.source);
+    } else {
+      showProblem('internal_error');
+    }
   }
 
   function clearProblem() {
@@ -128,9 +143,11 @@
       box.hidden = true;
       box.textContent = '';
       box.removeAttribute('data-code');
+      box.removeAttribute('data-source');
       return;
     }
-    box.textContent = problemText(state.problem.code);
+    box.textContent = problemText(state.problem.code, state.problem.source);
+    box.dataset.source = state.problem.source;
     box.dataset.code = state.problem.code;
     box.hidden = false;
   }
@@ -146,11 +163,12 @@
   // ---------- talking to the server and the agent ----------
 
   class Problem extends Error {
-    constructor(code, status, detail) {
+    constructor(code, status, detail, source) {
       super(code);
       this.code = code;
       this.status = status;
       this.detail = detail || null;
+      this.source = source || 'server';
     }
   }
 
@@ -207,14 +225,16 @@
     try {
       res = await fetch(state.agentUrl + path, init);
     } catch (e) {
-      throw new Problem('agent_unreachable', 0);
+      // Also what a refusal of this page's origin looks like: the agent's 403 carries no
+      // CORS header, so the browser hides it and fetch throws.
+      throw new Problem('agent_unreachable', 0, null, 'agent');
     }
     const data = await readJson(res);
     if (!res.ok) {
       const code = data && typeof data.code === 'string' ? data.code : 'internal_error';
-      throw new Problem(code, res.status, data && data.detail);
+      throw new Problem(code, res.status, data && data.detail, 'agent');
     }
-    if (data === null) throw new Problem('internal_error', res.status);
+    if (data === null) throw new Problem('internal_error', res.status, null, 'agent');
     return data;
   }
 
@@ -282,11 +302,17 @@
   async function checkAgent() {
     try {
       const version = await agent('GET', '/agent/v1/version', undefined, 5000);
-      if (!version || version.protocol !== 1) throw new Problem('agent_unreachable', 0);
+      if (!version || version.protocol !== 1) throw new Problem('agent_unreachable', 0, null, 'agent');
       return true;
     } catch (e) {
       show('step-no-agent');
-      showProblem(codeOf(e) === 'origin_not_allowed' ? 'origin_not_allowed' : 'agent_unreachable');
+      // `origin_not_allowed` is kept for an agent that would let the page read it; today's
+      // refusal reaches the page as `agent_unreachable`, whose text names both causes.
+      if (codeOf(e) === 'origin_not_allowed') {
+        showProblem('origin_not_allowed', null, 'agent');
+      } else {
+        showProblem('agent_unreachable', null, 'agent');
+      }
       return false;
     }
   }
@@ -309,7 +335,7 @@
       held = await agent('GET', '/agent/v1/applications/' + encodeURIComponent(id));
     } catch (e) {
       show();
-      showProblem(codeOf(e));
+      showFailure(e);
       return;
     }
     state.submitted = {
@@ -423,7 +449,7 @@
       chooser.hidden = false;
       $('choose-folder').setAttribute('aria-expanded', 'true');
     } catch (e) {
-      showProblem(codeOf(e));
+      showFailure(e);
     } finally {
       setBusy(false);
     }
@@ -450,7 +476,7 @@
       $('new-folder-name').value = '';
       await loadFolders();
     } catch (e) {
-      showProblem(codeOf(e));
+      showFailure(e);
     } finally {
       setBusy(false);
     }
@@ -515,7 +541,7 @@
       if (isSessionGone(code)) {
         noSession(code);
       } else {
-        showProblem(code);
+        showFailure(e);
       }
     } finally {
       setBusy(false);
@@ -565,7 +591,7 @@
     try {
       showApplication(await fetchApplication());
     } catch (e) {
-      showProblem(codeOf(e));
+      showFailure(e);
     } finally {
       setBusy(false);
     }
@@ -628,7 +654,7 @@
       renderResult();
       show('step-done');
     } catch (e) {
-      showProblem(codeOf(e));
+      showFailure(e);
     } finally {
       setBusy(false);
     }
