@@ -279,6 +279,16 @@
     state.agreementVersion = state.session.agreement_version;
     renderIdentity();
     if (!(await checkAgent())) return;
+    // A submission whose answer or binding was lost (reload, network, 503) is sent again,
+    // identical, and bound with the same keys; one already bound is resumed from the agent.
+    const pending = loadPending();
+    if (pending) {
+      state.folder = pending.folder;
+      renderFolder();
+      show('step-form');
+      await submitApplication();
+      return;
+    }
     if (state.session.application_id) {
       await resumeFromAgent(state.session.application_id);
       return;
@@ -484,6 +494,59 @@
 
   // ---------- submission ----------
 
+  // The one submission this tab has under way, kept in sessionStorage from before its POST
+  // until the agent has bound its keys: the keys' handle, the exact request body, the folder,
+  // and the session's CSRF token (a slot of another session is not this one's).
+  const PENDING = 'tamga_enroll.pending';
+
+  function storage() {
+    try {
+      return window.sessionStorage;
+    } catch (e) {
+      return null;
+    }
+  }
+
+  function loadPending() {
+    const store = storage();
+    const csrf = state.session && state.session.csrf_token;
+    if (!store || !csrf) return null;
+    let pending = null;
+    try {
+      pending = JSON.parse(store.getItem(PENDING) || 'null');
+    } catch (e) {
+      pending = null;
+    }
+    if (!pending || pending.csrf !== csrf || typeof pending.handle !== 'string'
+      || !pending.request || typeof pending.folder !== 'string') {
+      if (pending) clearPending();
+      return null;
+    }
+    return pending;
+  }
+
+  function savePending(pending) {
+    const store = storage();
+    if (!store) return;
+    try {
+      store.setItem(PENDING, JSON.stringify(pending));
+    } catch (e) {
+      // Without storage a lost answer cannot be sent again; the flow itself still works.
+    }
+  }
+
+  function clearPending() {
+    const store = storage();
+    if (store) store.removeItem(PENDING);
+  }
+
+  // The server refused the request itself (not the session, not a passing trouble): the kept
+  // request will never be taken, so the next "Submit" starts afresh.
+  function refusedForGood(e) {
+    return e instanceof Problem && e.source === 'server' && e.status >= 400 && e.status < 500
+      && e.status !== 401 && e.status !== 408 && e.status !== 429;
+  }
+
   const EMAIL = /^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$/;
 
   async function submitApplication() {
@@ -499,32 +562,49 @@
       showProblem('folder_required');
       return;
     }
-    const storage = $('storage').value;
+    const storageType = $('storage').value;
     const keyType = $('key-type').value;
     setBusy(true);
     try {
-      // A submission the server took but the agent did not bind is only bound again: the
-      // consent token is spent and must not be sent twice.
+      // A submission the server took but the agent did not bind is only bound again; one whose
+      // answer was lost is sent again identical (the server answers it with the same
+      // application): new keys would be a different request, refused as a replayed token.
       if (!state.submitted) {
-        const keys = await agent('POST', '/agent/v1/keys', {
-          auth: { key_type: keyType },
-          sign: { key_type: keyType },
-          email: email || null,
-        });
-        const request = {
-          agreement_version: state.agreementVersion,
-          agreement_accepted: true,
-          language: state.lang,
-          storage: storage,
-          csrs: { auth: keys.csrs.auth, sign: keys.csrs.sign },
-        };
-        if (email) request.email = email;
-        const app = await server('POST', '/enroll/api/applications', {
-          json: request,
-          csrf: state.session && state.session.csrf_token,
-        });
+        let pending = loadPending();
+        if (!pending) {
+          const keys = await agent('POST', '/agent/v1/keys', {
+            auth: { key_type: keyType },
+            sign: { key_type: keyType },
+            email: email || null,
+          });
+          const request = {
+            agreement_version: state.agreementVersion,
+            agreement_accepted: true,
+            language: state.lang,
+            storage: storageType,
+            csrs: { auth: keys.csrs.auth, sign: keys.csrs.sign },
+          };
+          if (email) request.email = email;
+          pending = {
+            csrf: state.session && state.session.csrf_token,
+            handle: keys.handle,
+            request: request,
+            folder: state.folder,
+          };
+          savePending(pending);
+        }
+        let app;
+        try {
+          app = await server('POST', '/enroll/api/applications', {
+            json: pending.request,
+            csrf: state.session && state.session.csrf_token,
+          });
+        } catch (e) {
+          if (refusedForGood(e)) clearPending();
+          throw e;
+        }
         state.application = app;
-        state.submitted = { id: app.id, accessToken: app.access_token, handle: keys.handle, bound: false };
+        state.submitted = { id: app.id, accessToken: app.access_token, handle: pending.handle, bound: false };
       }
       if (!state.submitted.bound) {
         await agent('POST', '/agent/v1/applications', {
@@ -534,6 +614,7 @@
           folder: state.folder,
         });
         state.submitted.bound = true;
+        clearPending();
       }
       showApplication(state.application || { id: state.submitted.id, status: 'pending_review' });
     } catch (e) {
