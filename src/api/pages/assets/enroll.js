@@ -615,6 +615,7 @@
         });
         state.submitted.bound = true;
         clearPending();
+        boundAddress(state.submitted.id);
       }
       showApplication(state.application || { id: state.submitted.id, status: 'pending_review' });
     } catch (e) {
@@ -627,6 +628,20 @@
     } finally {
       setBusy(false);
     }
+  }
+
+  // Once bound, this tab's address is the resume page: a reload after the session's token
+  // expired finishes with the agent's keys instead of sending the citizen back to Digital ID.
+  function boundAddress(id) {
+    const address = '/enroll/resume?application=' + encodeURIComponent(id);
+    try {
+      history.replaceState(null, '', address);
+    } catch (e) {
+      return;
+    }
+    state.mode = 'resume';
+    body.dataset.mode = 'resume';
+    body.dataset.application = id;
   }
 
   // ---------- status ----------
