@@ -540,6 +540,23 @@
     if (store) store.removeItem(PENDING);
   }
 
+  // Whether application `id` was submitted with an e-mail: true, false, or null (unknown).
+  function rememberEmail(id, withEmail) {
+    const store = storage();
+    if (!store) return;
+    try {
+      store.setItem('tamga_enroll.email.' + id, withEmail ? '1' : '0');
+    } catch (e) {
+      // Unknown then: the page shows the resume link.
+    }
+  }
+
+  function emailKnown(id) {
+    const store = storage();
+    const value = store ? store.getItem('tamga_enroll.email.' + id) : null;
+    return value === null ? null : value === '1';
+  }
+
   // The server refused the request itself (not the session, not a passing trouble): the kept
   // request will never be taken, so the next "Submit" starts afresh.
   function refusedForGood(e) {
@@ -605,6 +622,7 @@
         }
         state.application = app;
         state.submitted = { id: app.id, accessToken: app.access_token, handle: pending.handle, bound: false };
+        rememberEmail(app.id, Boolean(pending.request.email));
       }
       if (!state.submitted.bound) {
         await agent('POST', '/agent/v1/applications', {
@@ -661,7 +679,16 @@
   function renderStatus() {
     const el = $('status');
     const word = state.status;
-    $('pending-note').hidden = word !== 'pending_review';
+    // The e-mail is promised only when the application has one; else (or when this tab
+    // cannot tell) the resume link is the way back.
+    const id = state.submitted ? state.submitted.id : '';
+    const withEmail = id ? emailKnown(id) : null;
+    $('pending-note').hidden = !(word === 'pending_review' && withEmail === true);
+    $('pending-resume').hidden = !(word === 'pending_review' && withEmail !== true);
+    const link = $('resume-link');
+    const address = id ? '/enroll/resume?application=' + encodeURIComponent(id) : '';
+    link.href = address || '#';
+    link.textContent = address ? location.origin + address : '';
     $('rejected-note').hidden = word !== 'rejected';
     $('application-id').textContent = state.submitted ? state.submitted.id : '';
     if (!word) {
