@@ -24,6 +24,7 @@
     folder: null,         // the chosen folder (absolute path, from the agent)
     roots: [],            // the allowed directories the agent listed
     submitted: null,      // {id, accessToken, handle, bound}
+    folderAgain: false,   // the containers go to a folder chosen at download, not the bound one
     application: null,    // the last ApplicationResponse
     problem: null,        // {code, detail, source} shown in #message
     status: null,         // the last status word
@@ -758,6 +759,10 @@
       $('password-repeat').focus();
       return;
     }
+    if (state.folderAgain && !state.folder) {
+      showProblem('folder_required');
+      return;
+    }
     setBusy(true);
     try {
       const app = await fetchApplication();
@@ -765,12 +770,14 @@
         showApplication(app);
         return;
       }
-      const written = await agent('POST', '/agent/v1/containers', {
+      const request = {
         application_id: state.submitted.id,
         password: $('password').value,
         certificates: (app.certificates || []).map((c) => ({ kind: c.kind, pem: c.pem })),
         chain_pem: app.chain_pem || '',
-      });
+      };
+      if (state.folderAgain) request.folder = state.folder;
+      const written = await agent('POST', '/agent/v1/containers', request);
       $('password').value = '';
       $('password-repeat').value = '';
       state.result = { folder: written.folder, files: written.files || [] };
@@ -778,9 +785,28 @@
       show('step-done');
     } catch (e) {
       showFailure(e);
+      const code = codeOf(e);
+      if (e instanceof Problem && e.source === 'agent'
+        && (code === 'folder_not_allowed' || code === 'file_exists')) {
+        offerFolderAgain(code);
+      }
     } finally {
       setBusy(false);
     }
+  }
+
+  // The bound folder is gone (deleted, renamed) or holds files of the same names: the
+  // folder chooser moves into the password step, and the next download names the folder.
+  function offerFolderAgain(code) {
+    if (code === 'folder_not_allowed') state.folder = null;
+    state.folderAgain = true;
+    const again = $('folder-again');
+    again.appendChild($('folder-field'));
+    again.hidden = false;
+    renderFolder();
+    $('folder-chooser').hidden = false;
+    $('choose-folder').setAttribute('aria-expanded', 'true');
+    loadFolders().catch(showFailure);
   }
 
   function renderResult() {
