@@ -357,6 +357,7 @@
     };
     state.folder = held.folder || null;
     renderFolder();
+    boundAddress(state.submitted.id);
     show('step-status');
     await refreshStatus();
   }
@@ -626,12 +627,21 @@
         rememberEmail(app.id, Boolean(pending.request.email));
       }
       if (!state.submitted.bound) {
-        await agent('POST', '/agent/v1/applications', {
-          handle: state.submitted.handle,
-          application_id: state.submitted.id,
-          access_token: state.submitted.accessToken,
-          folder: state.folder,
-        });
+        try {
+          await agent('POST', '/agent/v1/applications', {
+            handle: state.submitted.handle,
+            application_id: state.submitted.id,
+            access_token: state.submitted.accessToken,
+            folder: state.folder,
+          });
+        } catch (e) {
+          // The agent no longer has these keys (pruned, another agent): the kept request
+          // cannot be bound, whatever is tried again.
+          if (e instanceof Problem && e.source === 'agent' && e.code === 'keys_not_found') {
+            clearPending();
+          }
+          throw e;
+        }
         state.submitted.bound = true;
         clearPending();
         boundAddress(state.submitted.id);
