@@ -504,6 +504,7 @@ async fn make_keys(
             origin,
             created_at: now(),
         };
+        let _guard = agent.lock.lock().map_err(Refusal::internal)?;
         let handle = agent.held.create(&entry).map_err(Refusal::internal)?;
         let _ = agent.held.prune(now());
         Ok((handle, csrs.0, csrs.1))
@@ -633,6 +634,10 @@ struct ContainersRequest {
     certificates: Vec<Certificate>,
     #[serde(default)]
     chain_pem: String,
+    /// Another folder than the one bound (the bound one deleted, renamed, or holding files of
+    /// the same names): checked as the binding's is.
+    #[serde(default)]
+    folder: Option<String>,
 }
 
 fn private_key(der_b64: &str) -> Result<PKey<Private>, Refusal> {
@@ -658,9 +663,12 @@ async fn write_containers(
             .find(&request.application_id, &origin)
             .map_err(Refusal::internal)?
             .ok_or_else(|| not_held(&request.application_id))?;
-        let bound = entry.folder.as_deref().unwrap_or_default();
+        let chosen = match request.folder.as_deref() {
+            Some(other) => other,
+            None => entry.folder.as_deref().unwrap_or_default(),
+        };
         // Checked again: the folder may have been replaced by a link since it was bound.
-        let folder = folders::within(&agent.roots, bound)?;
+        let folder = folders::within(&agent.roots, chosen)?;
         let (auth, sign) = (
             private_key(&entry.keys.auth)?,
             private_key(&entry.keys.sign)?,

@@ -660,3 +660,82 @@ fn agent_round_trip_with_a_real_server() {
         assert_eq!(files(&folder), sorted);
     }
 }
+
+/// The folder bound can be replaced at the write: a bound folder since deleted is refused
+/// until the page names another one, which is checked as the binding's folder is (outside
+/// the allowed directories: refused, nothing written) and then holds both containers.
+#[test]
+fn agent_containers_go_to_another_folder_when_asked() {
+    let env = Env::sqlite();
+    let base = tempfile::tempdir().unwrap();
+    let allowed = base.path().join("allowed");
+    let outside = base.path().join("outside");
+    std::fs::create_dir_all(&allowed).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    let state = base.path().join("state");
+    let agent = start_agent(&state, &[&allowed]);
+    let root = allowed.canonicalize().unwrap();
+    let first = root.join("first");
+    let second = root.join("second");
+    std::fs::create_dir(&first).unwrap();
+    std::fs::create_dir(&second).unwrap();
+
+    let (handle, auth_csr, sign_csr) = make_keys(&agent, "ec-p256");
+    let token = env.cli_token(&fresh_iin(), &[]);
+    let (status, app) = env.post(Some(&token), &body(&auth_csr, &sign_csr, None));
+    assert_eq!(status, 201, "{app}");
+    let id = app["id"].as_str().unwrap();
+    let bound = post(
+        &agent,
+        "/agent/v1/applications",
+        json!({"handle": handle, "application_id": id, "access_token": app["access_token"], "folder": first.to_str().unwrap()}),
+    );
+    assert_eq!(bound.status, 200, "{}", bound.body);
+
+    let write = |folder: Option<&Path>| {
+        let mut request = json!({"application_id": id, "password": PASSWORD,
+            "certificates": app["certificates"], "chain_pem": app["chain_pem"]});
+        if let Some(folder) = folder {
+            request["folder"] = json!(folder.to_str().unwrap());
+        }
+        post(&agent, "/agent/v1/containers", request)
+    };
+
+    // The bound folder deleted while the application waited: refused, and again without a
+    // new folder.
+    std::fs::remove_dir(&first).unwrap();
+    for _ in 0..2 {
+        let lost = write(None);
+        assert_eq!(
+            (lost.status, lost.code()),
+            (403, "folder_not_allowed"),
+            "{}",
+            lost.body
+        );
+    }
+    // Another folder outside the allowed directories: refused, nothing written there.
+    let foreign = write(Some(&outside));
+    assert_eq!(
+        (foreign.status, foreign.code()),
+        (403, "folder_not_allowed"),
+        "{}",
+        foreign.body
+    );
+    assert!(files(&outside).is_empty());
+    assert_eq!(held_files(&state).len(), 1, "the keys are still held");
+
+    // Another allowed folder: both containers there, the held keys gone.
+    let written = write(Some(&second));
+    assert_eq!(written.status, 200, "{}", written.body);
+    assert_eq!(written.body["folder"], second.to_str().unwrap());
+    let names = written.body["files"].as_array().unwrap();
+    assert_eq!(names.len(), 2, "{}", written.body);
+    let mut expected: Vec<String> = names
+        .iter()
+        .map(|n| n.as_str().unwrap().to_owned())
+        .collect();
+    expected.sort();
+    assert_eq!(files(&second), expected);
+    assert!(expected[0].starts_with("AUTH_ECDSA256_"), "{expected:?}");
+    assert!(held_files(&state).is_empty());
+}

@@ -4,7 +4,8 @@
 //! [`Entry`] under the 32 random bytes of `agent.key` (mode 0600, made on first use).
 //!
 //! Owns: the state directory's files, their encryption and their life (unbound keys pruned
-//! after a day, a set of keys deleted once its containers are written). Must never: write a
+//! after a day, bound ones after 30 days, a set of keys deleted once its containers are
+//! written). Must never: write a
 //! key in clear, accept a file that does not decrypt and authenticate under its own handle,
 //! or name a file by anything but a parsed UUID.
 
@@ -22,6 +23,9 @@ const KEY_FILE: &str = "agent.key";
 const FILE_LIMIT: u64 = 256 * 1024;
 /// Keys never bound to an application are deleted after this many seconds.
 pub(super) const UNBOUND_LIFETIME: i64 = 24 * 3600;
+/// Keys bound to an application whose containers were never written (an application
+/// abandoned, or rejected) are deleted this many seconds after they were made.
+pub(super) const BOUND_LIFETIME: i64 = 30 * 24 * 3600;
 
 /// What is held for one handle (encrypted on disk).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -251,10 +255,16 @@ impl Held {
         std::fs::remove_file(&path).map_err(|e| format!("{}: {e}", path.display()))
     }
 
-    /// Delete keys never bound to an application and older than a day, as of `now`.
+    /// Delete keys never bound to an application and older than a day, and bound keys older
+    /// than 30 days, as of `now`. The caller holds the agent's lock (a bind must not race it).
     pub fn prune(&self, now: i64) -> Result<(), String> {
         for (handle, entry) in self.entries()? {
-            if entry.application_id.is_none() && now - entry.created_at > UNBOUND_LIFETIME {
+            let lifetime = if entry.application_id.is_none() {
+                UNBOUND_LIFETIME
+            } else {
+                BOUND_LIFETIME
+            };
+            if now - entry.created_at > lifetime {
                 self.remove(&handle)?;
             }
         }
@@ -371,7 +381,7 @@ mod tests {
         assert!(held.load(&theirs).is_err());
     }
 
-    /// Keys never bound are pruned after a day; bound ones stay.
+    /// Keys never bound are pruned after a day; bound ones stay 30 days.
     #[test]
     fn unbound_keys_are_pruned_after_a_day() {
         let base = tempfile::tempdir().unwrap();
@@ -386,6 +396,10 @@ mod tests {
             .unwrap();
         assert!(held.load(&loose).unwrap().is_none());
         assert!(held.load(&kept).unwrap().is_some());
+        held.prune(entry().created_at + BOUND_LIFETIME).unwrap();
+        assert!(held.load(&kept).unwrap().is_some());
+        held.prune(entry().created_at + BOUND_LIFETIME + 1).unwrap();
+        assert!(held.load(&kept).unwrap().is_none());
     }
 
     /// A state directory others may read is refused.

@@ -24,8 +24,9 @@
     folder: null,         // the chosen folder (absolute path, from the agent)
     roots: [],            // the allowed directories the agent listed
     submitted: null,      // {id, accessToken, handle, bound}
+    folderAgain: false,   // the containers go to a folder chosen at download, not the bound one
     application: null,    // the last ApplicationResponse
-    problem: null,        // {code, detail} shown in #message
+    problem: null,        // {code, detail, source} shown in #message
     status: null,         // the last status word
     result: null,         // {folder, files}
     busy: false,
@@ -45,10 +46,15 @@
     return has(key) ? dict()[key] : key;
   }
 
-  function problemText(code) {
-    if (has('error.' + code)) return t('error.' + code);
-    if (has('agent_error.' + code)) return t('agent_error.' + code);
-    if (has('page_error.' + code)) return t('page_error.' + code);
+  // A code the agent answered is read as the agent's first: some codes (`not_found`,
+  // `internal_error`, `request_malformed`) are the server's too, with another meaning.
+  function problemText(code, source) {
+    const families = source === 'agent'
+      ? ['agent_error.', 'error.', 'page_error.']
+      : ['error.', 'agent_error.', 'page_error.'];
+    for (const family of families) {
+      if (has(family + code)) return t(family + code);
+    }
     return t('error.generic');
   }
 
@@ -112,9 +118,19 @@
     }
   }
 
-  function showProblem(code, detail) {
-    state.problem = { code: code, detail: detail || null };
+  // `source`: 'agent' for the agent's answers, else the server's or the page's own.
+  function showProblem(code, detail, source) {
+    state.problem = { code: code, detail: detail || null, source: source || 'server' };
     renderProblem();
+  }
+
+  // A failure caught from `server` or `agent`, shown with where it came from.
+  function showFailure(e) {
+    if (e instanceof Problem) {
+      showProblem(e.code, e.detail, e.source);
+    } else {
+      showProblem('internal_error');
+    }
   }
 
   function clearProblem() {
@@ -128,9 +144,11 @@
       box.hidden = true;
       box.textContent = '';
       box.removeAttribute('data-code');
+      box.removeAttribute('data-source');
       return;
     }
-    box.textContent = problemText(state.problem.code);
+    box.textContent = problemText(state.problem.code, state.problem.source);
+    box.dataset.source = state.problem.source;
     box.dataset.code = state.problem.code;
     box.hidden = false;
   }
@@ -146,11 +164,12 @@
   // ---------- talking to the server and the agent ----------
 
   class Problem extends Error {
-    constructor(code, status, detail) {
+    constructor(code, status, detail, source) {
       super(code);
       this.code = code;
       this.status = status;
       this.detail = detail || null;
+      this.source = source || 'server';
     }
   }
 
@@ -207,14 +226,16 @@
     try {
       res = await fetch(state.agentUrl + path, init);
     } catch (e) {
-      throw new Problem('agent_unreachable', 0);
+      // Also what a refusal of this page's origin looks like: the agent's 403 carries no
+      // CORS header, so the browser hides it and fetch throws.
+      throw new Problem('agent_unreachable', 0, null, 'agent');
     }
     const data = await readJson(res);
     if (!res.ok) {
       const code = data && typeof data.code === 'string' ? data.code : 'internal_error';
-      throw new Problem(code, res.status, data && data.detail);
+      throw new Problem(code, res.status, data && data.detail, 'agent');
     }
-    if (data === null) throw new Problem('internal_error', res.status);
+    if (data === null) throw new Problem('internal_error', res.status, null, 'agent');
     return data;
   }
 
@@ -259,6 +280,16 @@
     state.agreementVersion = state.session.agreement_version;
     renderIdentity();
     if (!(await checkAgent())) return;
+    // A submission whose answer or binding was lost (reload, network, 503) is sent again,
+    // identical, and bound with the same keys; one already bound is resumed from the agent.
+    const pending = loadPending();
+    if (pending) {
+      state.folder = pending.folder;
+      renderFolder();
+      show('step-form');
+      await submitApplication();
+      return;
+    }
     if (state.session.application_id) {
       await resumeFromAgent(state.session.application_id);
       return;
@@ -282,11 +313,17 @@
   async function checkAgent() {
     try {
       const version = await agent('GET', '/agent/v1/version', undefined, 5000);
-      if (!version || version.protocol !== 1) throw new Problem('agent_unreachable', 0);
+      if (!version || version.protocol !== 1) throw new Problem('agent_unreachable', 0, null, 'agent');
       return true;
     } catch (e) {
       show('step-no-agent');
-      showProblem(codeOf(e) === 'origin_not_allowed' ? 'origin_not_allowed' : 'agent_unreachable');
+      // `origin_not_allowed` is kept for an agent that would let the page read it; today's
+      // refusal reaches the page as `agent_unreachable`, whose text names both causes.
+      if (codeOf(e) === 'origin_not_allowed') {
+        showProblem('origin_not_allowed', null, 'agent');
+      } else {
+        showProblem('agent_unreachable', null, 'agent');
+      }
       return false;
     }
   }
@@ -309,7 +346,7 @@
       held = await agent('GET', '/agent/v1/applications/' + encodeURIComponent(id));
     } catch (e) {
       show();
-      showProblem(codeOf(e));
+      showFailure(e);
       return;
     }
     state.submitted = {
@@ -320,6 +357,7 @@
     };
     state.folder = held.folder || null;
     renderFolder();
+    boundAddress(state.submitted.id);
     show('step-status');
     await refreshStatus();
   }
@@ -423,7 +461,7 @@
       chooser.hidden = false;
       $('choose-folder').setAttribute('aria-expanded', 'true');
     } catch (e) {
-      showProblem(codeOf(e));
+      showFailure(e);
     } finally {
       setBusy(false);
     }
@@ -450,13 +488,83 @@
       $('new-folder-name').value = '';
       await loadFolders();
     } catch (e) {
-      showProblem(codeOf(e));
+      showFailure(e);
     } finally {
       setBusy(false);
     }
   }
 
   // ---------- submission ----------
+
+  // The one submission this tab has under way, kept in sessionStorage from before its POST
+  // until the agent has bound its keys: the keys' handle, the exact request body, the folder,
+  // and the session's CSRF token (a slot of another session is not this one's).
+  const PENDING = 'tamga_enroll.pending';
+
+  function storage() {
+    try {
+      return window.sessionStorage;
+    } catch (e) {
+      return null;
+    }
+  }
+
+  function loadPending() {
+    const store = storage();
+    const csrf = state.session && state.session.csrf_token;
+    if (!store || !csrf) return null;
+    let pending = null;
+    try {
+      pending = JSON.parse(store.getItem(PENDING) || 'null');
+    } catch (e) {
+      pending = null;
+    }
+    if (!pending || pending.csrf !== csrf || typeof pending.handle !== 'string'
+      || !pending.request || typeof pending.folder !== 'string') {
+      if (pending) clearPending();
+      return null;
+    }
+    return pending;
+  }
+
+  function savePending(pending) {
+    const store = storage();
+    if (!store) return;
+    try {
+      store.setItem(PENDING, JSON.stringify(pending));
+    } catch (e) {
+      // Without storage a lost answer cannot be sent again; the flow itself still works.
+    }
+  }
+
+  function clearPending() {
+    const store = storage();
+    if (store) store.removeItem(PENDING);
+  }
+
+  // Whether application `id` was submitted with an e-mail: true, false, or null (unknown).
+  function rememberEmail(id, withEmail) {
+    const store = storage();
+    if (!store) return;
+    try {
+      store.setItem('tamga_enroll.email.' + id, withEmail ? '1' : '0');
+    } catch (e) {
+      // Unknown then: the page shows the resume link.
+    }
+  }
+
+  function emailKnown(id) {
+    const store = storage();
+    const value = store ? store.getItem('tamga_enroll.email.' + id) : null;
+    return value === null ? null : value === '1';
+  }
+
+  // The server refused the request itself (not the session, not a passing trouble): the kept
+  // request will never be taken, so the next "Submit" starts afresh.
+  function refusedForGood(e) {
+    return e instanceof Problem && e.source === 'server' && e.status >= 400 && e.status < 500
+      && e.status !== 401 && e.status !== 408 && e.status !== 429;
+  }
 
   const EMAIL = /^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$/;
 
@@ -473,41 +581,70 @@
       showProblem('folder_required');
       return;
     }
-    const storage = $('storage').value;
+    const storageType = $('storage').value;
     const keyType = $('key-type').value;
     setBusy(true);
     try {
-      // A submission the server took but the agent did not bind is only bound again: the
-      // consent token is spent and must not be sent twice.
+      // A submission the server took but the agent did not bind is only bound again; one whose
+      // answer was lost is sent again identical (the server answers it with the same
+      // application): new keys would be a different request, refused as a replayed token.
       if (!state.submitted) {
-        const keys = await agent('POST', '/agent/v1/keys', {
-          auth: { key_type: keyType },
-          sign: { key_type: keyType },
-          email: email || null,
-        });
-        const request = {
-          agreement_version: state.agreementVersion,
-          agreement_accepted: true,
-          language: state.lang,
-          storage: storage,
-          csrs: { auth: keys.csrs.auth, sign: keys.csrs.sign },
-        };
-        if (email) request.email = email;
-        const app = await server('POST', '/enroll/api/applications', {
-          json: request,
-          csrf: state.session && state.session.csrf_token,
-        });
+        let pending = loadPending();
+        if (!pending) {
+          const keys = await agent('POST', '/agent/v1/keys', {
+            auth: { key_type: keyType },
+            sign: { key_type: keyType },
+            email: email || null,
+          });
+          const request = {
+            agreement_version: state.agreementVersion,
+            agreement_accepted: true,
+            language: state.lang,
+            storage: storageType,
+            csrs: { auth: keys.csrs.auth, sign: keys.csrs.sign },
+          };
+          if (email) request.email = email;
+          pending = {
+            csrf: state.session && state.session.csrf_token,
+            handle: keys.handle,
+            request: request,
+            folder: state.folder,
+          };
+          savePending(pending);
+        }
+        let app;
+        try {
+          app = await server('POST', '/enroll/api/applications', {
+            json: pending.request,
+            csrf: state.session && state.session.csrf_token,
+          });
+        } catch (e) {
+          if (refusedForGood(e)) clearPending();
+          throw e;
+        }
         state.application = app;
-        state.submitted = { id: app.id, accessToken: app.access_token, handle: keys.handle, bound: false };
+        state.submitted = { id: app.id, accessToken: app.access_token, handle: pending.handle, bound: false };
+        rememberEmail(app.id, Boolean(pending.request.email));
       }
       if (!state.submitted.bound) {
-        await agent('POST', '/agent/v1/applications', {
-          handle: state.submitted.handle,
-          application_id: state.submitted.id,
-          access_token: state.submitted.accessToken,
-          folder: state.folder,
-        });
+        try {
+          await agent('POST', '/agent/v1/applications', {
+            handle: state.submitted.handle,
+            application_id: state.submitted.id,
+            access_token: state.submitted.accessToken,
+            folder: state.folder,
+          });
+        } catch (e) {
+          // The agent no longer has these keys (pruned, another agent): the kept request
+          // cannot be bound, whatever is tried again.
+          if (e instanceof Problem && e.source === 'agent' && e.code === 'keys_not_found') {
+            clearPending();
+          }
+          throw e;
+        }
         state.submitted.bound = true;
+        clearPending();
+        boundAddress(state.submitted.id);
       }
       showApplication(state.application || { id: state.submitted.id, status: 'pending_review' });
     } catch (e) {
@@ -515,11 +652,25 @@
       if (isSessionGone(code)) {
         noSession(code);
       } else {
-        showProblem(code);
+        showFailure(e);
       }
     } finally {
       setBusy(false);
     }
+  }
+
+  // Once bound, this tab's address is the resume page: a reload after the session's token
+  // expired finishes with the agent's keys instead of sending the citizen back to Digital ID.
+  function boundAddress(id) {
+    const address = '/enroll/resume?application=' + encodeURIComponent(id);
+    try {
+      history.replaceState(null, '', address);
+    } catch (e) {
+      return;
+    }
+    state.mode = 'resume';
+    body.dataset.mode = 'resume';
+    body.dataset.application = id;
   }
 
   // ---------- status ----------
@@ -539,7 +690,16 @@
   function renderStatus() {
     const el = $('status');
     const word = state.status;
-    $('pending-note').hidden = word !== 'pending_review';
+    // The e-mail is promised only when the application has one; else (or when this tab
+    // cannot tell) the resume link is the way back.
+    const id = state.submitted ? state.submitted.id : '';
+    const withEmail = id ? emailKnown(id) : null;
+    $('pending-note').hidden = !(word === 'pending_review' && withEmail === true);
+    $('pending-resume').hidden = !(word === 'pending_review' && withEmail !== true);
+    const link = $('resume-link');
+    const address = id ? '/enroll/resume?application=' + encodeURIComponent(id) : '';
+    link.href = address || '#';
+    link.textContent = address ? location.origin + address : '';
     $('rejected-note').hidden = word !== 'rejected';
     $('application-id').textContent = state.submitted ? state.submitted.id : '';
     if (!word) {
@@ -565,7 +725,7 @@
     try {
       showApplication(await fetchApplication());
     } catch (e) {
-      showProblem(codeOf(e));
+      showFailure(e);
     } finally {
       setBusy(false);
     }
@@ -609,6 +769,10 @@
       $('password-repeat').focus();
       return;
     }
+    if (state.folderAgain && !state.folder) {
+      showProblem('folder_required');
+      return;
+    }
     setBusy(true);
     try {
       const app = await fetchApplication();
@@ -616,22 +780,43 @@
         showApplication(app);
         return;
       }
-      const written = await agent('POST', '/agent/v1/containers', {
+      const request = {
         application_id: state.submitted.id,
         password: $('password').value,
         certificates: (app.certificates || []).map((c) => ({ kind: c.kind, pem: c.pem })),
         chain_pem: app.chain_pem || '',
-      });
+      };
+      if (state.folderAgain) request.folder = state.folder;
+      const written = await agent('POST', '/agent/v1/containers', request);
       $('password').value = '';
       $('password-repeat').value = '';
       state.result = { folder: written.folder, files: written.files || [] };
       renderResult();
       show('step-done');
     } catch (e) {
-      showProblem(codeOf(e));
+      showFailure(e);
+      const code = codeOf(e);
+      if (e instanceof Problem && e.source === 'agent'
+        && (code === 'folder_not_allowed' || code === 'file_exists')) {
+        offerFolderAgain(code);
+      }
     } finally {
       setBusy(false);
     }
+  }
+
+  // The bound folder is gone (deleted, renamed) or holds files of the same names: the
+  // folder chooser moves into the password step, and the next download names the folder.
+  function offerFolderAgain(code) {
+    if (code === 'folder_not_allowed') state.folder = null;
+    state.folderAgain = true;
+    const again = $('folder-again');
+    again.appendChild($('folder-field'));
+    again.hidden = false;
+    renderFolder();
+    $('folder-chooser').hidden = false;
+    $('choose-folder').setAttribute('aria-expanded', 'true');
+    loadFolders().catch(showFailure);
   }
 
   function renderResult() {
