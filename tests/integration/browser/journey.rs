@@ -106,12 +106,25 @@ fn browser_pending_review_then_approved_and_resumed_with_the_agents_keys() {
         Some("pending_review")
     );
     assert!(!b.is_visible("step-password"));
+    // No e-mail was given: no letter is promised; the page shows the address to come back to.
+    assert!(!b.is_visible("pending-note"));
+    assert!(b.is_visible("resume-link"), "the resume link is shown");
+    let resume_link = b.css("#resume-link");
+    let link = b.property(&resume_link, "href");
+    assert!(
+        link.contains("/enroll/resume?application="),
+        "the resume link: {link}"
+    );
     b.screenshot("pending");
 
     let apps = desk.applications();
     assert_eq!(apps.len(), 1, "{apps:?}");
     assert_eq!(apps[0]["status"], "pending_review");
     let id = apps[0]["id"].as_str().unwrap().to_owned();
+    assert!(
+        link.ends_with(&format!("/enroll/resume?application={id}")),
+        "{link}"
+    );
     let out = run(desk
         .cli()
         .args(["applications", "approve", &id, "--operator", "ops1"]));

@@ -351,7 +351,34 @@ impl Desk {
                 .filter(|s| !s.is_empty())
         });
         b.screenshot(&format!("status-{status}"));
+        // Once the agent holds the keys for the application, the tab's address is the resume
+        // page: a reload after the consent token expired finishes with the agent.
+        let resume = b.wait_for("the resume address", WAIT, |b| {
+            let url = b.url();
+            url.contains("/enroll/resume?application=").then_some(url)
+        });
+        let id = b.execute(
+            "return new URL(arguments[0]).searchParams.get('application');",
+            &[Value::String(resume)],
+        );
+        assert!(
+            self.applications().iter().any(|a| a["id"] == id),
+            "the resume address names the application: {id}"
+        );
         status
+    }
+
+    /// Reload the page (it is at the resume address by now): it finds the application again
+    /// through the agent, at `status`.
+    pub fn reload(&mut self, status: &str) {
+        let b = &mut self.browser;
+        let url = b.url();
+        b.goto(&url);
+        b.visible("step-status");
+        b.wait_until(&format!("status {status} after a reload"), WAIT, |b| {
+            b.attribute_of("status", "data-status").as_deref() == Some(status)
+        });
+        b.screenshot(&format!("reloaded-{status}"));
     }
 
     /// Press "Refresh" until the status is `wanted` (the page may also move on by itself).
@@ -435,6 +462,7 @@ impl Desk {
         if status != "issued" {
             self.refresh_until("issued");
         }
+        self.reload("issued");
         assert!(
             self.browser
                 .text_of("status")
