@@ -216,15 +216,29 @@ impl ValidConfig {
     /// The warnings about the configuration that do not stop the server: a `public_url`
     /// (written into certificates) on this machine's loopback address whose port is not
     /// `bind`'s (see `checks::forgotten_port`), and TLS on the listener while `public_url`
-    /// names the same port over plain HTTP, where relying parties would find nothing.
+    /// names the same port over plain HTTP, where relying parties would find nothing; and, in
+    /// production, a "back to Digital ID" link of the pages that points at the development
+    /// stand-in, which answers 404 there.
     pub fn warnings(&self) -> Vec<String> {
         [
             checks::forgotten_port(&self.public_url, self.bind),
             self.plain_http_on_tls_port(),
+            self.stand_in_digital_id_in_production(),
         ]
         .into_iter()
         .flatten()
         .collect()
+    }
+
+    fn stand_in_digital_id_in_production(&self) -> Option<String> {
+        let url = &self.config.pages.digital_id_url;
+        (self.config.mode == Mode::Production && url.starts_with("/dev/")).then(|| {
+            format!(
+                "pages.digital_id_url {url} is the development stand-in, which production does \
+                 not serve: the citizen's pages send people back to Digital ID there; set it to \
+                 Digital ID's own address"
+            )
+        })
     }
 
     fn plain_http_on_tls_port(&self) -> Option<String> {

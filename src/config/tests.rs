@@ -175,6 +175,24 @@ fn pages_are_checked() {
             "{good}"
         );
     }
+    // In production the development stand-in is not served: its link is a warning there.
+    let warned = |toml: &str| {
+        validated(toml)
+            .map(|c| {
+                c.warnings()
+                    .iter()
+                    .any(|w| w.starts_with("pages.digital_id_url"))
+            })
+            .map_err(|e| e.to_string())
+    };
+    assert_eq!(warned(""), Ok(false));
+    assert_eq!(warned("mode = \"production\"\n"), Ok(true));
+    assert_eq!(
+        warned(
+            "mode = \"production\"\n[pages]\ndigital_id_url = \"https://idp.example/consent\"\n"
+        ),
+        Ok(false)
+    );
 }
 
 #[test]
