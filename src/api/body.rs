@@ -85,6 +85,11 @@ pub fn refused(head: &RequestHead) -> Option<ApiError> {
         if post_body_limit(path).is_some() {
             return Some(ApiError::MethodNotAllowed { allow: "POST" });
         }
+        if let Some(allow) = super::pages::body_route_methods(path) {
+            if !allow.split(", ").any(|m| m == head.method.as_str()) {
+                return Some(ApiError::MethodNotAllowed { allow });
+            }
+        }
         // `/ocsp/` takes GET and HEAD too (without a body), as its router says.
         if path == "/ocsp/"
             && head.method != actix_web::http::Method::GET

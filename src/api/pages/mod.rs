@@ -53,6 +53,17 @@ pub fn post_body_limit(path: &str) -> Option<usize> {
     }
 }
 
+/// The methods a pages route that takes a body answers (its `Allow`), or `None` for any other
+/// path: another method with a body is refused as the router would refuse it (405), not as a
+/// body too large for a method the route never takes.
+pub fn body_route_methods(path: &str) -> Option<&'static str> {
+    match path {
+        "/enroll" | "/dev/digital-id" => Some("GET, HEAD, POST"),
+        "/enroll/api/applications" => Some("POST"),
+        _ => None,
+    }
+}
+
 /// The routes of the pages, outside the portal's client-certificate gate.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(

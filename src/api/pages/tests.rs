@@ -1,4 +1,4 @@
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::panic)]
 
 use super::*;
 
@@ -33,4 +33,33 @@ fn the_pages_post_routes_take_bodies_and_others_none() {
         Some(APPLICATION_BODY_LIMIT)
     );
     assert_eq!(post_body_limit("/enroll/api/session"), None);
+}
+
+/// Another method with a body on a pages route that takes one: 405 with the route's `Allow`,
+/// as the router would answer, not 413 (GET with a body stays 413: GET takes none).
+#[test]
+fn another_method_with_a_body_is_not_allowed_rather_than_too_large() {
+    let head = |method: &str, path: &str| {
+        let mut head = actix_web::dev::RequestHead::default();
+        head.method = actix_web::http::Method::from_bytes(method.as_bytes()).unwrap();
+        head.uri = path.parse().unwrap();
+        head.headers.insert(
+            header::CONTENT_LENGTH,
+            header::HeaderValue::from_static("10"),
+        );
+        head
+    };
+    let allow = |method: &str, path: &str| match super::super::body::refused(&head(method, path)) {
+        Some(ApiError::MethodNotAllowed { allow }) => Some(allow),
+        Some(other) => panic!("{method} {path}: {other:?}"),
+        None => None,
+    };
+    assert_eq!(allow("TRACE", "/enroll/api/applications"), Some("POST"));
+    assert_eq!(allow("PUT", "/enroll"), Some("GET, HEAD, POST"));
+    assert_eq!(allow("DELETE", "/dev/digital-id"), Some("GET, HEAD, POST"));
+    assert_eq!(allow("POST", "/enroll/api/applications"), None);
+    assert!(matches!(
+        super::super::body::refused(&head("GET", "/enroll")),
+        Some(ApiError::BodyTooLarge(0))
+    ));
 }
