@@ -2,7 +2,7 @@
 //! definitions in this module tree.
 
 use actix_web::HttpResponse;
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::types::{
@@ -38,6 +38,13 @@ impl Modify for BearerSchemes {
                 .to_owned(),
         );
         components.add_security_scheme("session_token", SecurityScheme::Http(session));
+        components.add_security_scheme(
+            "enrollment_session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                "tamga_enroll",
+                "The cookie of the citizen's pages' session, set by POST /enroll (Digital ID's hand-over)",
+            ))),
+        );
     }
 }
 
@@ -219,6 +226,30 @@ mod tests {
     #[test]
     fn the_document_describes_what_the_server_does() {
         let doc = doc();
+        // Every operation has its own id (clients and test tools select operations by it).
+        let mut ids = std::collections::BTreeSet::new();
+        for (path, operations) in doc["paths"].as_object().unwrap() {
+            for (method, operation) in operations.as_object().unwrap() {
+                if let Some(id) = operation["operationId"].as_str() {
+                    assert!(ids.insert(id.to_owned()), "{method} {path}: {id} twice");
+                }
+            }
+        }
+        // The pages' API is authenticated by the session cookie of the hand-over.
+        for (path, method) in [
+            ("/enroll/api/session", "get"),
+            ("/enroll/api/applications", "post"),
+        ] {
+            assert_eq!(
+                doc["paths"][path][method]["security"],
+                json!([{ "enrollment_session": [] }]),
+                "{method} {path}"
+            );
+        }
+        assert_eq!(
+            doc["components"]["securitySchemes"]["enrollment_session"]["in"],
+            json!("cookie")
+        );
         // The OCSP request is DER bytes, not an array of integers.
         let ocsp = &doc["paths"]["/ocsp"]["post"]["requestBody"]["content"]
             ["application/ocsp-request"]["schema"];

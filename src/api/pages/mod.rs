@@ -365,6 +365,8 @@ fn session_cookie(req: &HttpRequest) -> Result<String, ApiError> {
     get,
     path = "/enroll/api/session",
     tag = "pages",
+    operation_id = "enrollment_session",
+    security(("enrollment_session" = [])),
     responses(
         (status = 200, description = "The session of the `tamga_enroll` cookie", body = EnrollmentSessionResponse),
         (status = 401, description = "`session_invalid` (no cookie, or one that opens no session), `consent_token_expired` (the session's consent token expired: back to Digital ID), `consent_token_untrusted_key` (its key is no longer trusted)", body = super::types::ProblemDocument, content_type = "application/problem+json"),
@@ -431,6 +433,8 @@ fn check_origin(state: &AppState, req: &HttpRequest) -> Result<(), ApiError> {
     post,
     path = "/enroll/api/applications",
     tag = "pages",
+    operation_id = "submit_enrollment",
+    security(("enrollment_session" = [])),
     request_body(content = ApplicationRequest, content_type = "application/json"),
     params(("X-CSRF-Token" = String, Header, description = "The session's `csrf_token`")),
     responses(
