@@ -34,6 +34,7 @@ pub fn pages_have_agreement(version: &str) -> bool {
 pub(crate) mod portal;
 pub mod problem;
 mod public;
+mod resources;
 mod routes;
 pub mod tls;
 pub mod types;

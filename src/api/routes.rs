@@ -7,6 +7,7 @@ use actix_web::{web, HttpResponse};
 use super::gate::{self, Admission};
 use super::ops::{ca_certificate, healthz, metrics, readyz};
 use super::problem::ApiError;
+use super::resources::{get, not_allowed, post};
 use super::{cabinet, ocsp, openapi, pages, portal, public};
 
 /// The route table. Everything under `/api/v1` is the portal's: its scope checks the client
@@ -55,36 +56,6 @@ pub fn configure(admission: Arc<Admission>) -> impl FnOnce(&mut web::ServiceConf
 
 /// The path prefix of the holder's cabinet.
 pub const CABINET_PREFIX: &str = "/cabinet/api";
-
-/// A resource that answers GET (and HEAD, its headers only) with `handler`, and any other
-/// method with 405.
-fn get<F, Args>(path: &str, handler: F) -> actix_web::Resource
-where
-    F: actix_web::Handler<Args>,
-    Args: actix_web::FromRequest + 'static,
-    F::Output: actix_web::Responder + 'static,
-{
-    web::resource(path)
-        .route(web::get().to(handler.clone()))
-        .route(web::head().to(handler))
-        .default_service(web::to(|| not_allowed("GET, HEAD")))
-}
-
-/// A resource that answers POST with `handler`, and any other method with 405.
-fn post<F, Args>(path: &str, handler: F) -> actix_web::Resource
-where
-    F: actix_web::Handler<Args>,
-    Args: actix_web::FromRequest + 'static,
-    F::Output: actix_web::Responder + 'static,
-{
-    web::resource(path)
-        .route(web::post().to(handler))
-        .default_service(web::to(|| not_allowed("POST")))
-}
-
-async fn not_allowed(allow: &'static str) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::MethodNotAllowed { allow })
-}
 
 async fn not_found(req: actix_web::HttpRequest) -> Result<HttpResponse, ApiError> {
     Err(ApiError::NotFound {

@@ -23,6 +23,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::portal::{counted, read_body, submitted_response, APPLICATION_BODY_LIMIT};
 use super::problem::ApiError;
+use super::resources::{get, not_allowed};
 use super::types::{
     ApplicationRequest, ApplicationResponse, EnrollmentIdentity, EnrollmentSessionResponse,
 };
@@ -101,22 +102,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .default_service(web::to(|| not_allowed("GET, HEAD, POST"))),
             ),
     );
-}
-
-fn get<F, Args>(path: &str, handler: F) -> actix_web::Resource
-where
-    F: actix_web::Handler<Args>,
-    Args: actix_web::FromRequest + 'static,
-    F::Output: actix_web::Responder + 'static,
-{
-    web::resource(path)
-        .route(web::get().to(handler.clone()))
-        .route(web::head().to(handler))
-        .default_service(web::to(|| not_allowed("GET, HEAD")))
-}
-
-async fn not_allowed(allow: &'static str) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::MethodNotAllowed { allow })
 }
 
 /// The Content-Security-Policy of every page: scripts and styles only from this server's
