@@ -33,6 +33,21 @@ pub struct EnrollmentView {
     pub identity: Identity,
 }
 
+/// A live session whose consent token verified, found by [`Registrar::live_enrollment_of`]:
+/// only this module makes one, so a submission through the pages cannot skip the lookup.
+#[derive(Debug)]
+pub struct LiveEnrollment {
+    csrf_token: String,
+    consent: VerifiedConsent,
+}
+
+impl LiveEnrollment {
+    /// What the pages must send back in `X-CSRF-Token`.
+    pub fn csrf_token(&self) -> &str {
+        &self.csrf_token
+    }
+}
+
 impl Registrar {
     /// Open a session for a consent token handed over by Digital ID: verified as the API
     /// verifies it (`eds_issuance`), refused if its `jti` was used already
@@ -84,13 +99,18 @@ impl Registrar {
         })
     }
 
-    /// The CSRF token of `cookie`'s live session, for the pages' writes to compare.
-    pub fn enrollment_csrf_token(
+    /// `cookie`'s live session with its consent token verified: what a submission through it
+    /// needs, found once per request (the pages compare its CSRF token first).
+    pub fn live_enrollment_of(
         &self,
         keys: &TrustedKeys,
         cookie: &str,
-    ) -> Result<String, RaError> {
-        Ok(self.live_enrollment(keys, cookie)?.0.csrf_token)
+    ) -> Result<LiveEnrollment, RaError> {
+        let (session, consent) = self.live_enrollment(keys, cookie)?;
+        Ok(LiveEnrollment {
+            csrf_token: session.csrf_token,
+            consent,
+        })
     }
 
     /// Submit the application through `cookie`'s session: its consent token is used here, by
@@ -101,15 +121,13 @@ impl Registrar {
     /// three years (`storage_type_invalid`).
     pub fn submit_enrollment(
         &self,
-        keys: &TrustedKeys,
-        cookie: &str,
+        live: &LiveEnrollment,
         form: ApplicationForm,
     ) -> Result<Submitted, RaError> {
-        let (_, consent) = self.live_enrollment(keys, cookie)?;
         if form.storage != crate::vocab::Storage::Pkcs12.as_str() {
             return Err(RaError::StorageTypeInvalid);
         }
-        self.submit_from(&consent, form, true)
+        self.submit_from(&live.consent, form, true)
     }
 
     /// Forget sessions whose token expired longer ago than the clock allowance. Returns how

@@ -33,7 +33,7 @@ use base64::Engine;
 
 use crate::email::{EmailAddress, EmailError};
 pub use cabinet::{CabinetHolder, Challenge, HolderCertificate, Reissue, Session};
-pub use enrollment::{EnrollmentView, OpenedEnrollment};
+pub use enrollment::{EnrollmentView, LiveEnrollment, OpenedEnrollment};
 pub use form::ApplicationForm;
 pub use intake::{ApplicationView, Submitted};
 pub use invalidity::{InvalidityDate, RevocationDefect};

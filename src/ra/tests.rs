@@ -698,15 +698,13 @@ fn an_enrollment_session_opens_without_using_the_token_and_submits_it_once() {
     ));
 
     let view = registrar.enrollment(&f.keys, &opened.cookie).unwrap();
+    let live = registrar
+        .live_enrollment_of(&f.keys, &opened.cookie)
+        .unwrap();
     assert_eq!(view.identity.surname, "ТЕСТОВ");
     assert_eq!(view.application_id, None);
     assert_eq!(view.expires_at.timestamp(), opened.expires_at.timestamp());
-    assert_eq!(
-        registrar
-            .enrollment_csrf_token(&f.keys, &opened.cookie)
-            .unwrap(),
-        view.csrf_token
-    );
+    assert_eq!(live.csrf_token(), view.csrf_token);
     assert!(matches!(
         registrar.enrollment(&f.keys, "not-a-cookie"),
         Err(RaError::EnrollmentSessionInvalid)
@@ -715,7 +713,7 @@ fn an_enrollment_session_opens_without_using_the_token_and_submits_it_once() {
     // The agent keeps keys in files: a hardware storage type (the shared form's) is refused before anything is
     // written, and the token stays unused.
     assert!(matches!(
-        registrar.submit_enrollment(&f.keys, &opened.cookie, form()),
+        registrar.submit_enrollment(&live, form()),
         Err(RaError::StorageTypeInvalid)
     ));
     assert!(!used(jti.jti()));
@@ -725,9 +723,7 @@ fn an_enrollment_session_opens_without_using_the_token_and_submits_it_once() {
         ..form()
     };
     let request = pages_form();
-    let submitted = registrar
-        .submit_enrollment(&f.keys, &opened.cookie, request.clone())
-        .unwrap();
+    let submitted = registrar.submit_enrollment(&live, request.clone()).unwrap();
     assert!(submitted.created);
     assert!(submitted.application.through_pages);
     assert!(used(jti.jti()), "the submission used the token");
@@ -741,14 +737,12 @@ fn an_enrollment_session_opens_without_using_the_token_and_submits_it_once() {
         Some(submitted.application.id.as_str())
     );
     // The same request again through the same session: the repeat, nothing new.
-    let repeated = registrar
-        .submit_enrollment(&f.keys, &opened.cookie, request)
-        .unwrap();
+    let repeated = registrar.submit_enrollment(&live, request).unwrap();
     assert!(!repeated.created);
     assert_eq!(repeated.application.id, submitted.application.id);
     // Another request under the used token: refused.
     assert!(matches!(
-        registrar.submit_enrollment(&f.keys, &opened.cookie, pages_form()),
+        registrar.submit_enrollment(&live, pages_form()),
         Err(RaError::ConsentReplayed)
     ));
     // And a used token opens no new session.
@@ -779,7 +773,7 @@ fn an_enrollment_session_ends_with_its_token_and_is_pruned() {
         crate::error_code::ErrorCode::ConsentTokenExpired
     );
     assert!(matches!(
-        later.submit_enrollment(&f.keys, &opened.cookie, form()),
+        later.live_enrollment_of(&f.keys, &opened.cookie),
         Err(RaError::Consent(digital_id::ConsentError::Expired(_)))
     ));
     assert_eq!(

@@ -455,9 +455,9 @@ pub async fn create_application(
         // without reading it.
         let registrar = state.registrar.clone();
         let keys = std::sync::Arc::clone(&state.trusted_keys);
-        let session_cookie = cookie.clone();
-        super::blocking(&state, move || -> Result<_, ApiError> {
-            let expected = registrar.enrollment_csrf_token(&keys, &session_cookie)?;
+        let live = super::blocking(&state, move || -> Result<_, ApiError> {
+            let live = registrar.live_enrollment_of(&keys, &cookie)?;
+            let expected = live.csrf_token();
             let presented = csrf.ok_or(ApiError::CsrfInvalid("no X-CSRF-Token header"))?;
             if presented.len() != expected.len()
                 || !openssl::memcmp::eq(presented.as_bytes(), expected.as_bytes())
@@ -466,7 +466,7 @@ pub async fn create_application(
                     "the X-CSRF-Token is not the session's",
                 ));
             }
-            Ok(())
+            Ok(live)
         })
         .await?;
         let json = req
@@ -482,12 +482,11 @@ pub async fn create_application(
         }
         let body = read_body(&state, &req, payload, APPLICATION_BODY_LIMIT).await?;
         let registrar = state.registrar.clone();
-        let keys = std::sync::Arc::clone(&state.trusted_keys);
         let submitted = super::blocking(&state, move || -> Result<_, ApiError> {
             let request: ApplicationRequest = serde_json::from_slice(&body)
                 .map_err(|e| ApiError::RequestMalformed(e.to_string()))?;
             let form = ApplicationForm::from(request);
-            Ok(registrar.submit_enrollment(&keys, &cookie, form)?)
+            Ok(registrar.submit_enrollment(&live, form)?)
         })
         .await?;
         let outcome = submitted.application.status.as_str();
