@@ -536,7 +536,7 @@ fn pages_digital_id_stand_in_mints_a_token_that_the_hand_over_takes() {
 #[test]
 fn pages_digital_id_stand_in_is_absent_outside_dev_mode() {
     // A server in production mode: the development hierarchy's certificates without its root
-    // key or its marker, as `root_ocsp` does.
+    // key or its marker.
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let root_machine = tempfile::tempdir().unwrap();
@@ -546,27 +546,9 @@ fn pages_digital_id_stand_in_is_absent_outside_dev_mode() {
     assert!(out.status.success(), "{}", text(&out));
     let server_machine = tempfile::tempdir().unwrap();
     let dir = server_machine.path();
-    std::fs::create_dir_all(dir.join("certs-dev")).unwrap();
-    for entry in std::fs::read_dir(root_machine.path().join("certs-dev")).unwrap() {
-        let name = entry.unwrap().file_name();
-        if name != "root.key.pem" && name != "root.development" {
-            std::fs::copy(
-                root_machine.path().join("certs-dev").join(&name),
-                dir.join("certs-dev").join(&name),
-            )
-            .unwrap();
-        }
-    }
-    let production = [
-        ("TAMGA_MODE", "production"),
-        ("TAMGA_CA__DIR", "certs-dev"),
-        (
-            "TAMGA_DIGITAL_ID__KEYS",
-            "[\"certs-dev/digital_id_dev.pub.pem\"]",
-        ),
-    ];
+    crate::support::production_hierarchy(root_machine.path(), dir);
     let log = dir.join("server.log");
-    let mut server = Server::spawn_logged(dir, port, &production, &log);
+    let mut server = Server::spawn_logged(dir, port, &crate::support::PRODUCTION, &log);
     server.wait_ready();
     let http = no_redirects();
     for method in ["GET", "POST"] {

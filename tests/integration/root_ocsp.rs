@@ -202,26 +202,8 @@ fn the_root_ocsp_ceremony_on_a_server_without_the_root_key() {
     // The online server: the same certificates and its own keys, no root key.
     let server_machine = tempfile::tempdir().unwrap();
     let dir = server_machine.path();
-    std::fs::create_dir_all(dir.join("certs-dev")).unwrap();
-    for entry in std::fs::read_dir(root_dir.join("certs-dev")).unwrap() {
-        let name = entry.unwrap().file_name();
-        // Not the root key, nor the marker of a development root, which production refuses.
-        if name != "root.key.pem" && name != "root.development" {
-            std::fs::copy(
-                root_dir.join("certs-dev").join(&name),
-                dir.join("certs-dev").join(&name),
-            )
-            .unwrap();
-        }
-    }
-    let production = [
-        ("TAMGA_MODE", "production"),
-        ("TAMGA_CA__DIR", "certs-dev"),
-        (
-            "TAMGA_DIGITAL_ID__KEYS",
-            "[\"certs-dev/digital_id_dev.pub.pem\"]",
-        ),
-    ];
+    crate::support::production_hierarchy(root_dir, dir);
+    let production = crate::support::PRODUCTION;
     let on_server = |args: &[&str]| {
         let mut cmd = tamga(dir);
         cmd.args(args).envs(production);

@@ -588,3 +588,31 @@ impl Drop for OwnPostgres {
             .output();
     }
 }
+
+/// The environment of a server in production mode over the hierarchy `production_hierarchy`
+/// wrote (its Digital ID key the development one).
+pub const PRODUCTION: [(&str, &str); 3] = [
+    ("TAMGA_MODE", "production"),
+    ("TAMGA_CA__DIR", "certs-dev"),
+    (
+        "TAMGA_DIGITAL_ID__KEYS",
+        "[\"certs-dev/digital_id_dev.pub.pem\"]",
+    ),
+];
+
+/// A production server's `certs-dev/` in `dir`, from the development hierarchy in `root_dir`:
+/// every file but the root key and the marker of a development root, which production
+/// refuses. Run the server with [`PRODUCTION`].
+pub fn production_hierarchy(root_dir: &Path, dir: &Path) {
+    std::fs::create_dir_all(dir.join("certs-dev")).unwrap();
+    for entry in std::fs::read_dir(root_dir.join("certs-dev")).unwrap() {
+        let name = entry.unwrap().file_name();
+        if name != "root.key.pem" && name != "root.development" {
+            std::fs::copy(
+                root_dir.join("certs-dev").join(&name),
+                dir.join("certs-dev").join(&name),
+            )
+            .unwrap();
+        }
+    }
+}
