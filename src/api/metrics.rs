@@ -35,6 +35,10 @@ pub struct Metrics {
     outbox_attempts: IntCounterVec,
     root_crl_expiry: prometheus::IntGauge,
     crl: CrlGauges,
+    group_commits: prometheus::IntCounter,
+    grouped_writes: prometheus::IntCounter,
+    /// Two scrapes at once must not both add the same difference.
+    groups_synced: std::sync::Mutex<()>,
 }
 
 /// The issuing CA's CRL publication, as this instance sees it.
@@ -212,6 +216,16 @@ impl Metrics {
         )?;
         registry.register(Box::new(root_crl_expiry.clone()))?;
         let crl = CrlGauges::new(&registry)?;
+        let group_commits = prometheus::IntCounter::new(
+            "store_group_commits_total",
+            "Shared write transactions committed (group commit: each holds the writes that arrived while the previous commit was in flight)",
+        )?;
+        registry.register(Box::new(group_commits.clone()))?;
+        let grouped_writes = prometheus::IntCounter::new(
+            "store_grouped_writes_total",
+            "Writes committed in shared transactions; divided by store_group_commits_total, the writes per transaction",
+        )?;
+        registry.register(Box::new(grouped_writes.clone()))?;
         for metric in [
             &requests,
             &applications,
@@ -239,7 +253,24 @@ impl Metrics {
             outbox_attempts,
             root_crl_expiry,
             crl,
+            group_commits,
+            grouped_writes,
+            groups_synced: std::sync::Mutex::new(()),
         })
+    }
+
+    /// Bring the group-commit counters up to the store's own (read when metrics are rendered).
+    pub fn store_groups(&self, stats: crate::store::GroupCommitStats) {
+        let _synced = self
+            .groups_synced
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (counter, total) in [
+            (&self.group_commits, stats.commits),
+            (&self.grouped_writes, stats.writes),
+        ] {
+            counter.inc_by(total.saturating_sub(counter.get()));
+        }
     }
 
     /// The registry, for other modules to add their metrics to.

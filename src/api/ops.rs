@@ -241,6 +241,7 @@ fn root_ocsp_state(state: &AppState) -> &'static str {
     (status = 200, description = "Prometheus text exposition format", content_type = "text/plain")
 ))]
 pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    state.metrics.store_groups(state.store.group_commit_stats());
     let text = state
         .metrics
         .render()

@@ -247,7 +247,9 @@ impl Registrar {
             Vec::new()
         };
         let actor = format!("holder:{}", application.holder_iin);
-        self.store.write(|tx| -> Result<(), RaError> {
+        // Shared with the submissions that arrive meanwhile (group commit): each runs in its
+        // own savepoint, so a replayed token, a reused key or a limit fails only its own.
+        self.store.write_grouped(|tx| -> Result<(), RaError> {
             self.check_iin_limit(tx, Limited::Application, iin, now, true)?;
             if !tx.record_consent_jti(consent.jti(), db_time(consent.expires_at()), at)? {
                 return Err(RaError::ConsentReplayed);

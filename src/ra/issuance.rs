@@ -134,7 +134,7 @@ impl Registrar {
             signed.push((p.serial().to_owned(), self.issuer.sign(p)?));
         }
         let at = db_time(self.clock.now());
-        let completed = self.store.write(
+        let completed = self.store.write_grouped(
             |tx| -> Result<Completion, RaError> {
                 let mut marked = 0;
                 for (serial, der) in &signed {

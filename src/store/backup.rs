@@ -95,6 +95,7 @@ impl Store {
         let facts = Tx {
             conn: &mut *conn,
             backend: self.backend,
+            audit_locked: false,
         }
         .facts();
         let _ = conn.batch_execute("ROLLBACK");
@@ -138,6 +139,7 @@ impl SqliteFile {
         let mut tx = Tx {
             conn: &mut self.conn,
             backend: Backend::Sqlite,
+            audit_locked: false,
         };
         f(&mut tx)
     }

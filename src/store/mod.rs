@@ -37,6 +37,7 @@ mod consent_tokens;
 mod crls;
 mod data_migrations;
 mod enrollment;
+mod group;
 mod outbox;
 mod rate_limits;
 mod revocations;
@@ -46,7 +47,7 @@ mod schema;
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
@@ -65,6 +66,7 @@ pub use certificates::{
 pub use crls::{CrlInfo, RevocationEntry, StoredCrl};
 pub use data_migrations::{RekeyReport, CANONICAL_KEY_IDENTITY};
 pub use enrollment::EnrollmentSession;
+pub use group::GroupCommitStats;
 pub use outbox::{OutboxMessage, OutboxStatus};
 pub use revoked_serials::RevokedSerial;
 pub use root_ocsp::{HeldRootResponse, RootOcspResponse};
@@ -132,6 +134,14 @@ pub enum StoreError {
         /// What is wrong.
         message: String,
     },
+    /// The transaction this write shared with others ([`Store::write_grouped`]) failed to
+    /// commit; every write in it failed with this error.
+    #[error("the shared transaction failed: {0}")]
+    Batch(Arc<StoreError>),
+    /// The transaction this write shared with others was rolled back before its commit
+    /// (another write in it left it unusable); nothing of it was written.
+    #[error("the shared transaction was rolled back: another write in it failed")]
+    BatchLost,
 }
 
 impl StoreError {
@@ -141,8 +151,9 @@ impl StoreError {
     /// failure is temporary by nature and changed nothing (the transaction did not commit).
     pub fn is_unavailable(&self) -> bool {
         match self {
-            StoreError::Connect(_) | StoreError::Pool(_) => true,
+            StoreError::Connect(_) | StoreError::Pool(_) | StoreError::BatchLost => true,
             StoreError::Query(e) => query_unavailable(e),
+            StoreError::Batch(e) => e.is_unavailable(),
             StoreError::Migration(_) | StoreError::Corrupt { .. } => false,
         }
     }
@@ -153,23 +164,26 @@ impl StoreError {
     pub fn code(&self) -> ErrorCode {
         match self {
             _ if self.is_unavailable() => ErrorCode::DatabaseUnavailable,
+            StoreError::Batch(e) => e.code(),
             StoreError::Query(_) => ErrorCode::DatabaseError,
             StoreError::Connect(_)
             | StoreError::Pool(_)
             | StoreError::Migration(_)
+            | StoreError::BatchLost
             | StoreError::Corrupt { .. } => ErrorCode::InternalError,
         }
     }
 
     /// Whether the failure is a unique-constraint violation (a duplicate key).
     pub fn is_unique_violation(&self) -> bool {
-        matches!(
-            self,
+        match self {
             StoreError::Query(diesel::result::Error::DatabaseError(
                 diesel::result::DatabaseErrorKind::UniqueViolation,
-                _
-            ))
-        )
+                _,
+            )) => true,
+            StoreError::Batch(e) => e.is_unique_violation(),
+            _ => false,
+        }
     }
 }
 
@@ -309,10 +323,11 @@ pub struct Store {
     backend: Backend,
     /// Whether the last attempt to take a connection failed (see [`Store::unreachable`]).
     unreachable: Arc<AtomicBool>,
-    /// SQLite allows one writer: this instance's writers queue here, in order, instead of
-    /// polling `BEGIN IMMEDIATE` through SQLite's busy handler (which sleeps up to 100 ms
-    /// between attempts). Other processes still meet the busy timeout.
-    sqlite_writer: Option<Arc<Mutex<()>>>,
+    /// The writers of this instance, queued for shared transactions ([`Store::write_grouped`];
+    /// every write on SQLite, which allows one writer: they queue here in order instead of
+    /// polling `BEGIN IMMEDIATE` through SQLite's busy handler, which sleeps up to 100 ms
+    /// between attempts. Other processes still meet the busy timeout).
+    group: Arc<group::Group>,
 }
 
 impl fmt::Debug for Store {
@@ -376,15 +391,11 @@ impl Store {
             .connection_timeout(Duration::from_millis(u64::from(config.pool_timeout_ms)))
             .error_handler(Box::new(ConnectAttempts))
             .build(manager)?;
-        let sqlite_writer = match backend {
-            Backend::Sqlite => Some(Arc::new(Mutex::new(()))),
-            Backend::Postgres => None,
-        };
         let store = Store {
             pool,
             backend,
             unreachable: Arc::new(AtomicBool::new(false)),
-            sqlite_writer,
+            group: Arc::default(),
         };
         store.run_data_migrations()?;
         Ok(store)
@@ -431,28 +442,23 @@ impl Store {
         Ok(())
     }
 
-    /// Run `f` in one write transaction; commit if it returns `Ok`, roll back otherwise.
+    /// Run `f` in one write transaction; commit if it returns `Ok`, roll back otherwise. On
+    /// SQLite, which has one writer, this is [`Store::write_grouped`]; on PostgreSQL the
+    /// transaction is `f`'s alone.
     pub fn write<T, E>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<T, E>) -> Result<T, E>
     where
         E: From<StoreError>,
     {
-        // A poisoned lock only means another writer panicked; its transaction rolled back.
-        let _writer = self
-            .sqlite_writer
-            .as_ref()
-            .map(|m| m.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        if self.backend == Backend::Sqlite {
+            return self.write_grouped(f);
+        }
         let mut conn = self.connection()?;
         let conn: &mut DbConnection = &mut conn;
-        let begun = match conn {
-            DbConnection::Sqlite(c) => {
-                AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")
-            }
-            DbConnection::Pg(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN"),
-        };
-        begun.map_err(StoreError::from)?;
+        begin(conn, false)?;
         let mut tx = Tx {
             conn: &mut *conn,
             backend: self.backend,
+            audit_locked: false,
         };
         match f(&mut tx) {
             Ok(value) => {
@@ -469,6 +475,49 @@ impl Store {
         }
     }
 
+    /// Run `f` as one write that may share its transaction, and its commit, with the writes
+    /// of this instance that arrive while another commit is in flight (group commit: see
+    /// `group`). `f` runs in a savepoint of its own: if it returns `Err`, only its own work
+    /// is undone and it gets its error at once; if it returns `Ok`, its value is returned
+    /// once the shared transaction is committed. `f` sees what earlier writes of the same
+    /// transaction wrote, as it would after their commit. On PostgreSQL the shared
+    /// transaction takes the audit chain's lock first, so the batches of several instances
+    /// follow one another.
+    pub fn write_grouped<T, E>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<StoreError>,
+    {
+        let baton = self.group.baton();
+        let batch = match baton.take_open() {
+            Some(batch) => batch,
+            None => {
+                // A failure here drops the baton, which goes to the next writer.
+                let mut conn = self.connection()?;
+                begin(&mut conn, true)?;
+                group::Baton::opened(conn)
+            }
+        };
+        baton.run(batch, self.backend, f)
+    }
+
+    /// Counters of the shared transactions since the store was opened.
+    pub fn group_commit_stats(&self) -> GroupCommitStats {
+        self.group.stats()
+    }
+
+    /// Hold the writers' baton: writes queue until the hold is dropped, then run in as few
+    /// transactions as they fit in (tests make a batch this way).
+    #[cfg(test)]
+    pub(crate) fn hold_writes(&self) -> impl Drop + '_ {
+        self.group.baton()
+    }
+
+    /// Writers queued for the baton.
+    #[cfg(test)]
+    pub(crate) fn queued_writes(&self) -> usize {
+        self.group.waiting()
+    }
+
     /// Run read-only queries on one connection (no transaction).
     pub fn read<T, E>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<T, E>) -> Result<T, E>
     where
@@ -478,24 +527,57 @@ impl Store {
         let mut tx = Tx {
             conn: &mut conn,
             backend: self.backend,
+            audit_locked: false,
         };
         f(&mut tx)
     }
+}
+
+/// Begin a write transaction on `conn`: `BEGIN IMMEDIATE` on SQLite (the write lock at once,
+/// not at the first write); `BEGIN` on PostgreSQL, followed, for a shared transaction, by the
+/// audit chain's lock, which every shared transaction takes first: a batch of members that
+/// each take an IIN's lock and then the audit lock would otherwise deadlock with another
+/// instance's batch taking the same locks in another order.
+fn begin(conn: &mut DbConnection, shared: bool) -> Result<(), StoreError> {
+    match conn {
+        DbConnection::Sqlite(c) => {
+            AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?;
+        }
+        DbConnection::Pg(c) => {
+            AnsiTransactionManager::begin_transaction_sql(c, "BEGIN")?;
+            if shared {
+                if let Err(e) =
+                    c.batch_execute(&format!("SELECT pg_advisory_xact_lock({PG_AUDIT_LOCK})"))
+                {
+                    let _ = <DbConnection as Connection>::TransactionManager::rollback_transaction(
+                        conn,
+                    );
+                    return Err(e.into());
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A connection inside [`Store::write`] or [`Store::read`]. Its methods are the store's API.
 pub struct Tx<'c> {
     conn: &'c mut DbConnection,
     backend: Backend,
+    /// The transaction holds the audit chain's lock (PostgreSQL).
+    audit_locked: bool,
 }
 
 impl Tx<'_> {
+    /// Take the audit chain's lock for the rest of the transaction (PostgreSQL; on SQLite the
+    /// write transaction already holds the database's write lock). It is the first lock a
+    /// transaction that appends to the chain takes (see [`Tx::lock_rate_subject`]).
     fn lock_audit_chain(&mut self) -> Result<(), StoreError> {
-        if self.backend == Backend::Postgres {
+        if self.backend == Backend::Postgres && !self.audit_locked {
             self.conn
                 .batch_execute(&format!("SELECT pg_advisory_xact_lock({PG_AUDIT_LOCK})"))?;
+            self.audit_locked = true;
         }
-        // SQLite: the write transaction already holds the database's write lock.
         Ok(())
     }
 }

@@ -96,7 +96,11 @@ fn next_store(e: &StoreError) -> StoreError {
             table: "certificates",
             message: "bad".to_owned(),
         },
-        StoreError::Corrupt { .. } => StoreError::Connect("refused".to_owned()),
+        StoreError::Corrupt { .. } => StoreError::BatchLost,
+        StoreError::BatchLost => {
+            StoreError::Batch(std::sync::Arc::new(StoreError::sample_query_failure()))
+        }
+        StoreError::Batch(_) => StoreError::Connect("refused".to_owned()),
     }
 }
 

@@ -1,0 +1,446 @@
+//! Group commit: the write transactions of one instance that arrive while another is in
+//! flight share one database transaction, and so one commit (one fsync for many).
+//!
+//! Writers queue for a baton, first come first served. The writer holding it either begins
+//! a transaction (when none is open) or joins the open one, and runs its closure inside a
+//! savepoint of its own: a closure that fails rolls back to its savepoint and gets its own
+//! error at once, without touching what the others wrote. Then, if writers are waiting and
+//! the batch is not full, the baton passes to the next one, which joins the same transaction;
+//! otherwise the holder commits (or rolls back, if the transaction was lost) and every member
+//! learns the outcome. Nobody waits on a timer: a lone writer commits at once, and under load
+//! a transaction takes everyone who arrived while the previous commit was in flight.
+//!
+//! What the members of one batch see is exactly what serial transactions would have seen:
+//! they run one after another on one connection, each reading what the earlier ones wrote,
+//! so unique indexes, counted limits and the audit chain hold across a batch as they do
+//! across transactions. A member's `Ok` is returned only after the commit that made it
+//! durable. Must never: return a member's result before its commit, let one member's failure
+//! undo another's work, or hold the database lock while nobody runs.
+
+use std::collections::VecDeque;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::Thread;
+
+use diesel::connection::TransactionManager;
+use diesel::Connection;
+
+use super::{DbConnection, Manager, StoreError};
+
+/// Members per transaction at most; a writer arriving at a full batch joins the next one.
+pub(super) const MAX_BATCH: usize = 256;
+
+type Pooled = r2d2::PooledConnection<Manager>;
+
+/// The shared state of the writers of one store.
+#[derive(Default)]
+pub(super) struct Group {
+    state: Mutex<State>,
+    commits: AtomicU64,
+    writes: AtomicU64,
+}
+
+impl std::fmt::Debug for Group {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Group")
+            .field("commits", &self.commits.load(Ordering::Relaxed))
+            .field("writes", &self.writes.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+#[derive(Default)]
+struct State {
+    /// Someone holds the baton.
+    busy: bool,
+    /// Writers waiting for it, oldest first.
+    queue: VecDeque<Waiter>,
+    /// The ticket the baton was handed to and not yet taken up.
+    handed: Option<u64>,
+    next_ticket: u64,
+    /// The open transaction, between two members.
+    open: Option<OpenBatch>,
+}
+
+struct Waiter {
+    ticket: u64,
+    thread: Thread,
+}
+
+/// A transaction begun and not yet committed, with the members that ran in it.
+pub(super) struct OpenBatch {
+    pub(super) conn: Pooled,
+    outcome: Arc<Outcome>,
+    /// Members that ran in it (failed ones included): the cap counts them.
+    ran: usize,
+    /// Members whose work it holds.
+    kept: u64,
+    /// The transaction can no longer commit (a savepoint could not be rolled back, a
+    /// member panicked): it is rolled back and every member waiting on it fails.
+    lost: bool,
+}
+
+/// How a batch ended, for the members that wait on it.
+#[derive(Default)]
+struct Outcome {
+    result: Mutex<Option<Result<(), Arc<StoreError>>>>,
+    done: Condvar,
+}
+
+impl Outcome {
+    fn set(&self, result: Result<(), Arc<StoreError>>) {
+        *self.result.lock().unwrap_or_else(PoisonError::into_inner) = Some(result);
+        self.done.notify_all();
+    }
+
+    fn wait(&self) -> Result<(), Arc<StoreError>> {
+        let mut guard = self.result.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if let Some(result) = guard.as_ref() {
+                return result.clone();
+            }
+            guard = self
+                .done
+                .wait(guard)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+}
+
+/// Counters of the grouped transactions since the store was opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GroupCommitStats {
+    /// Transactions committed with at least one member's work.
+    pub commits: u64,
+    /// Members' writes those transactions committed.
+    pub writes: u64,
+}
+
+impl GroupCommitStats {
+    /// Writes per committed transaction (0 before the first commit).
+    pub fn writes_per_commit(&self) -> f64 {
+        if self.commits == 0 {
+            0.0
+        } else {
+            self.writes as f64 / self.commits as f64
+        }
+    }
+}
+
+/// The baton: while it is held, nobody else begins, joins or commits a transaction.
+pub(super) struct Baton<'g> {
+    group: &'g Group,
+}
+
+impl Group {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(super) fn stats(&self) -> GroupCommitStats {
+        GroupCommitStats {
+            commits: self.commits.load(Ordering::Relaxed),
+            writes: self.writes.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Wait for the baton, first come first served.
+    pub(super) fn baton(&self) -> Baton<'_> {
+        let mut state = self.lock();
+        if !state.busy {
+            state.busy = true;
+            return Baton { group: self };
+        }
+        let ticket = state.next_ticket;
+        state.next_ticket += 1;
+        state.queue.push_back(Waiter {
+            ticket,
+            thread: std::thread::current(),
+        });
+        loop {
+            if state.handed == Some(ticket) {
+                state.handed = None;
+                return Baton { group: self };
+            }
+            drop(state);
+            std::thread::park();
+            state = self.lock();
+        }
+    }
+
+    /// Writers waiting for the baton (tests wait for a batch to gather).
+    #[cfg(test)]
+    pub(super) fn waiting(&self) -> usize {
+        self.lock().queue.len()
+    }
+}
+
+impl Baton<'_> {
+    /// The open transaction, if there is one: the holder runs in it.
+    pub(super) fn take_open(&self) -> Option<OpenBatch> {
+        self.group.lock().open.take()
+    }
+
+    /// A transaction just begun on `conn`.
+    pub(super) fn opened(conn: Pooled) -> OpenBatch {
+        OpenBatch {
+            conn,
+            outcome: Arc::new(Outcome::default()),
+            ran: 0,
+            kept: 0,
+            lost: false,
+        }
+    }
+
+    /// Run `f` as one member of `batch`, in a savepoint of its own, then either hand the
+    /// baton on (the batch stays open for the next waiting writer) or end the batch. Returns
+    /// `f`'s value once the transaction holding it is committed.
+    pub(super) fn run<T, E>(
+        self,
+        mut batch: OpenBatch,
+        backend: super::Backend,
+        f: impl FnOnce(&mut super::Tx<'_>) -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: From<StoreError>,
+    {
+        let conn: &mut DbConnection = &mut batch.conn;
+        let ran = match <DbConnection as Connection>::TransactionManager::begin_transaction(conn) {
+            Err(e) => {
+                batch.lost = true;
+                Err(E::from(StoreError::from(e)))
+            }
+            Ok(()) => {
+                let mut tx = super::Tx {
+                    conn: &mut *conn,
+                    backend,
+                    audit_locked: backend == super::Backend::Postgres,
+                };
+                match catch_unwind(AssertUnwindSafe(|| f(&mut tx))) {
+                    Ok(Ok(value)) => {
+                        match <DbConnection as Connection>::TransactionManager::commit_transaction(
+                            conn,
+                        ) {
+                            Ok(()) => Ok(value),
+                            Err(e) => {
+                                batch.lost = true;
+                                Err(E::from(StoreError::from(e)))
+                            }
+                        }
+                    }
+                    Ok(Err(e)) => {
+                        if <DbConnection as Connection>::TransactionManager::rollback_transaction(
+                            conn,
+                        )
+                        .is_err()
+                        {
+                            batch.lost = true;
+                        }
+                        Err(e)
+                    }
+                    Err(panic) => {
+                        batch.lost = true;
+                        let outcome = batch.outcome.clone();
+                        self.end(batch);
+                        drop(outcome);
+                        resume_unwind(panic);
+                    }
+                }
+            }
+        };
+        batch.ran += 1;
+        if ran.is_ok() {
+            batch.kept += 1;
+        }
+        let outcome = batch.outcome.clone();
+        let mut state = self.group.lock();
+        if !batch.lost && batch.ran < MAX_BATCH && !state.queue.is_empty() {
+            state.open = Some(batch);
+            self.hand_on(state);
+        } else {
+            drop(state);
+            self.end(batch);
+        }
+        let value = ran?;
+        outcome.wait().map_err(|e| E::from(StoreError::Batch(e)))?;
+        Ok(value)
+    }
+
+    /// Commit (or, lost, roll back) `batch` and tell its members; then the baton goes on.
+    fn end(self, mut batch: OpenBatch) {
+        let conn: &mut DbConnection = &mut batch.conn;
+        let result = if batch.lost {
+            // A failed rollback leaves the connection broken; r2d2 then discards it.
+            let _ = <DbConnection as Connection>::TransactionManager::rollback_transaction(conn);
+            Err(Arc::new(StoreError::BatchLost))
+        } else {
+            <DbConnection as Connection>::TransactionManager::commit_transaction(conn)
+                .map_err(|e| Arc::new(StoreError::from(e)))
+        };
+        if result.is_ok() && batch.kept > 0 {
+            self.group.commits.fetch_add(1, Ordering::Relaxed);
+            self.group.writes.fetch_add(batch.kept, Ordering::Relaxed);
+        }
+        if result.is_err() {
+            let _ = <DbConnection as Connection>::TransactionManager::rollback_transaction(conn);
+        }
+        batch.outcome.set(result);
+        drop(batch);
+        // `self` drops here and hands the baton on.
+    }
+
+    /// Hand the baton to the oldest waiting writer, or put it down.
+    fn hand_on(self, mut state: MutexGuard<'_, State>) {
+        match state.queue.pop_front() {
+            Some(next) => {
+                state.handed = Some(next.ticket);
+                drop(state);
+                next.thread.unpark();
+            }
+            None => state.busy = false,
+        }
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for Baton<'_> {
+    fn drop(&mut self) {
+        let state = self.group.lock();
+        Baton { group: self.group }.hand_on(state);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+
+    use super::super::{Store, StoreError};
+    use crate::config::{DatabaseConfig, DatabaseUrl};
+
+    fn store(dir: &tempfile::TempDir) -> Store {
+        Store::open(
+            &DatabaseUrl::Sqlite(dir.path().join("t.db")),
+            &DatabaseConfig::default(),
+        )
+        .unwrap()
+    }
+
+    fn counted(store: &Store) -> i64 {
+        store
+            .read(|tx| tx.table_counts())
+            .unwrap()
+            .rate_limit_events
+    }
+
+    fn event(tx: &mut super::super::Tx<'_>, subject: &str) -> Result<(), StoreError> {
+        tx.record_rate_event("test", subject, chrono::Utc::now().naive_utc())
+    }
+
+    /// Start `n` writers one after another, each queued behind the held baton before the
+    /// next starts, so that their order in the batch is known.
+    fn queue_writers<T: Send + 'static>(
+        store: &Store,
+        writers: Vec<Box<dyn FnOnce(Store) -> T + Send>>,
+    ) -> Vec<std::thread::JoinHandle<T>> {
+        let mut handles = Vec::new();
+        for (i, writer) in writers.into_iter().enumerate() {
+            let s = store.clone();
+            handles.push(std::thread::spawn(move || writer(s)));
+            while store.queued_writes() < i + 1 {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        }
+        handles
+    }
+
+    #[test]
+    fn a_lone_write_commits_at_once_in_a_transaction_of_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
+        let before = store.group_commit_stats();
+        store.write(|tx| event(tx, "a")).unwrap();
+        let after = store.group_commit_stats();
+        assert_eq!(after.commits - before.commits, 1);
+        assert_eq!(after.writes - before.writes, 1);
+        assert_eq!(counted(&store), 1);
+    }
+
+    #[test]
+    fn writes_queued_during_a_commit_share_one_and_a_failing_one_fails_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
+        let before = store.group_commit_stats();
+        let hold = store.hold_writes();
+        type Writer = Box<dyn FnOnce(Store) -> Result<(), StoreError> + Send>;
+        let ok = |subject: &'static str| -> Writer {
+            Box::new(move |s: Store| s.write_grouped(|tx| event(tx, subject)))
+        };
+        let failing: Writer = Box::new(|s: Store| {
+            s.write_grouped(|tx| {
+                // Written, then refused: its own savepoint undoes it.
+                event(tx, "undone")?;
+                Err(StoreError::Corrupt {
+                    table: "test",
+                    message: "refused".to_owned(),
+                })
+            })
+        });
+        let handles = queue_writers(&store, vec![ok("a"), failing, ok("b"), ok("c")]);
+        assert_eq!(counted(&store), 0, "nothing runs while the baton is held");
+        drop(hold);
+        let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        assert!(results[0].is_ok() && results[2].is_ok() && results[3].is_ok());
+        assert!(
+            matches!(&results[1], Err(StoreError::Corrupt { message, .. }) if message == "refused"),
+            "{:?}",
+            results[1]
+        );
+        let after = store.group_commit_stats();
+        assert_eq!(
+            after.commits - before.commits,
+            1,
+            "one transaction for all four"
+        );
+        assert_eq!(after.writes - before.writes, 3);
+        assert_eq!(counted(&store), 3, "the refused write left nothing");
+        let undone: i64 = store
+            .read(|tx| tx.rate_events_since("test", "undone", chrono::NaiveDateTime::MIN))
+            .unwrap();
+        assert_eq!(undone, 0);
+    }
+
+    #[test]
+    fn a_write_that_panics_loses_its_batch_and_the_next_write_works() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
+        let hold = store.hold_writes();
+        let handles = queue_writers(
+            &store,
+            vec![
+                Box::new(|s: Store| {
+                    s.write_grouped(|tx| event(tx, "a"))
+                        .map_err(|e| e.to_string())
+                }) as Box<dyn FnOnce(Store) -> Result<(), String> + Send>,
+                Box::new(|s: Store| {
+                    s.write_grouped(|tx| -> Result<(), StoreError> {
+                        event(tx, "b")?;
+                        panic!("a writer panics in the middle of its transaction");
+                    })
+                    .map_err(|e| e.to_string())
+                }),
+            ],
+        );
+        drop(hold);
+        let mut handles = handles.into_iter();
+        let first = handles.next().unwrap().join().unwrap();
+        assert!(first.unwrap_err().contains("rolled back"));
+        assert!(
+            handles.next().unwrap().join().is_err(),
+            "the panic reaches its own caller"
+        );
+        assert_eq!(counted(&store), 0, "the lost batch wrote nothing");
+        store.write_grouped(|tx| event(tx, "c")).unwrap();
+        assert_eq!(counted(&store), 1);
+    }
+}
