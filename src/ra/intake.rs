@@ -250,10 +250,13 @@ impl Registrar {
         // Shared with the submissions that arrive meanwhile (group commit): each runs in its
         // own savepoint, so a replayed token, a reused key or a limit fails only its own.
         self.store.write_grouped(|tx| -> Result<(), RaError> {
-            self.check_iin_limit(tx, Limited::Application, iin, now, true)?;
+            // The token first: a replayed one is refused as such (and, as before the
+            // transaction, the per-IIN limit is not for it), even when the application it
+            // repeats is in the same shared transaction, not yet committed.
             if !tx.record_consent_jti(consent.jti(), db_time(consent.expires_at()), at)? {
                 return Err(RaError::ConsentReplayed);
             }
+            self.check_iin_limit(tx, Limited::Application, iin, now, true)?;
             check_keys_unused(tx, &keys)?;
             tx.insert_application(&application)?;
             reserve(tx, &prepared)?;

@@ -78,11 +78,13 @@ fn csr_pem() -> String {
 }
 
 fn consent(f: &Fixture) -> VerifiedConsent {
+    consent_for(f, "90010130000")
+}
+
+/// A verified consent token of the holder whose IIN starts with the 11 digits `prefix`.
+fn consent_for(f: &Fixture, prefix: &str) -> VerifiedConsent {
     let now = chrono::Utc::now().timestamp();
-    let iin = format!(
-        "90010130000{}",
-        digital_id::iin_check_digit("90010130000").unwrap()
-    );
+    let iin = format!("{prefix}{}", digital_id::iin_check_digit(prefix).unwrap());
     let claims = digital_id::Claims {
         iss: "iss".into(),
         aud: digital_id::Audience::One("aud".into()),
@@ -193,6 +195,89 @@ fn an_issuance_interrupted_after_reservation_is_completed_from_the_stored_tbs() 
             .unwrap());
         // Hardware storage: three years.
         assert!((cert.not_after - cert.not_before).num_days() >= 3 * 365);
+    }
+    assert!(crate::audit::verify(&f.store).is_ok());
+}
+
+#[test]
+fn a_batch_with_a_replayed_token_a_reused_key_and_an_iin_over_its_limit_commits_the_rest() {
+    let f = fixture();
+    let registrar = f.registrar().with_iin_limits(IinLimits {
+        applications_per_day: 1,
+        revocations_per_day: 0,
+    });
+    let first = form();
+    let token = consent_for(&f, "90010130001");
+    // In arrival order: each refusal depends on a member before it in the same transaction,
+    // none of which is committed when the refused one is checked before the transaction.
+    let members: Vec<(&str, VerifiedConsent, ApplicationForm)> = vec![
+        ("issued", token.clone(), first.clone()),
+        (
+            "consent_token_replayed",
+            token,
+            ApplicationForm {
+                language: "kk".into(),
+                ..form()
+            },
+        ),
+        (
+            "key_reused",
+            consent_for(&f, "90010130002"),
+            ApplicationForm {
+                auth_csr: first.auth_csr.clone(),
+                ..form()
+            },
+        ),
+        ("rate_limited_iin", consent_for(&f, "90010130001"), form()),
+        ("issued", consent_for(&f, "90010130003"), form()),
+    ];
+    let before = f.store.group_commit_stats();
+    let hold = f.store.hold_writes();
+    let mut handles = Vec::new();
+    for (i, (expected, consent, request)) in members.into_iter().enumerate() {
+        let registrar = registrar.clone();
+        handles.push((
+            expected,
+            std::thread::spawn(move || registrar.submit(&consent, request)),
+        ));
+        // The next one starts only once this one waits for the transaction: a known order.
+        while f.store.queued_writes() < i + 1 {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+    }
+    drop(hold);
+    let mut issued = Vec::new();
+    for (expected, handle) in handles {
+        match handle.join().unwrap() {
+            Ok(submitted) => {
+                assert_eq!(expected, "issued");
+                assert_eq!(submitted.application.status, ApplicationStatus::Issued);
+                assert_eq!(submitted.certificates.len(), 2);
+                issued.push(submitted.application.id);
+            }
+            Err(e) => assert_eq!(e.code().as_str(), expected, "{e:?}"),
+        }
+    }
+    assert_eq!(issued.len(), 2);
+    let after = f.store.group_commit_stats();
+    // The five submissions' first transactions were one; the two issued ones then each had a
+    // second (marking the pair issued), alone or together.
+    assert_eq!(after.writes - before.writes, 4, "{before:?} → {after:?}");
+    assert!(
+        (2..=3).contains(&(after.commits - before.commits)),
+        "{before:?} → {after:?}"
+    );
+    let counts = f.store.read(|tx| tx.table_counts()).unwrap();
+    assert_eq!(counts.applications, 2);
+    assert_eq!(counts.certificates, 4);
+    assert_eq!(counts.used_consent_tokens, 2);
+    assert_eq!(counts.rate_limit_events, 2);
+    for id in &issued {
+        let certs = f
+            .store
+            .read(|tx| tx.certificates_of_application(id))
+            .unwrap();
+        assert!(certs.iter().all(|c| c.status == CertificateStatus::Issued));
     }
     assert!(crate::audit::verify(&f.store).is_ok());
 }
