@@ -13,7 +13,6 @@
 use openssl::bn::BigNumContext;
 use openssl::ec::{EcGroup, EcKey, EcPoint, PointConversionForm};
 use openssl::pkey::{Id, PKey, Public};
-use openssl::rsa::Rsa;
 
 /// Why a key has no identity.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +30,64 @@ pub enum KeyIdentityError {
     /// OpenSSL failed while re-encoding the key.
     #[error("cannot re-encode the key: {0}")]
     Encoding(#[from] openssl::error::ErrorStack),
+    /// The canonical encoding could not be written (a value DER cannot carry).
+    #[error("cannot encode the key: {0}")]
+    Der(#[from] der::Error),
+}
+
+/// The OID of the curves Tamga certifies, by OpenSSL's name for them.
+fn named_curve_oid(nid: openssl::nid::Nid) -> Option<const_oid::ObjectIdentifier> {
+    use const_oid::db::rfc5912;
+    match nid {
+        openssl::nid::Nid::X9_62_PRIME256V1 => Some(rfc5912::SECP_256_R_1),
+        openssl::nid::Nid::SECP384R1 => Some(rfc5912::SECP_384_R_1),
+        openssl::nid::Nid::SECP521R1 => Some(rfc5912::SECP_521_R_1),
+        _ => None,
+    }
+}
+
+/// The canonical SubjectPublicKeyInfo of an RSA key from its modulus and exponent (unsigned,
+/// big-endian), as OpenSSL writes it, without OpenSSL's encoder (whose set-up per call costs
+/// more than the rest of a key's checks).
+fn canonical_rsa(n: &[u8], e: &[u8]) -> Result<Vec<u8>, KeyIdentityError> {
+    use der::Encode;
+    let rsa_public_key = RsaPublicKey {
+        n: der::asn1::UintRef::new(n)?,
+        e: der::asn1::UintRef::new(e)?,
+    }
+    .to_der()?;
+    Ok(spki::SubjectPublicKeyInfoOwned {
+        algorithm: spki::AlgorithmIdentifierOwned {
+            oid: const_oid::db::rfc5912::RSA_ENCRYPTION,
+            parameters: Some(der::asn1::Null.into()),
+        },
+        subject_public_key: der::asn1::BitString::from_bytes(&rsa_public_key)?,
+    }
+    .to_der()?)
+}
+
+/// The canonical SubjectPublicKeyInfo of an EC key on the named `curve`, from its
+/// uncompressed point.
+fn canonical_ec(
+    curve: const_oid::ObjectIdentifier,
+    point: &[u8],
+) -> Result<Vec<u8>, KeyIdentityError> {
+    use der::Encode;
+    Ok(spki::SubjectPublicKeyInfoOwned {
+        algorithm: spki::AlgorithmIdentifierOwned {
+            oid: const_oid::db::rfc5912::ID_EC_PUBLIC_KEY,
+            parameters: Some(der::asn1::Any::from(&curve)),
+        },
+        subject_public_key: der::asn1::BitString::from_bytes(point)?,
+    }
+    .to_der()?)
+}
+
+/// RSAPublicKey (RFC 8017 §A.1.1).
+#[derive(der::Sequence)]
+struct RsaPublicKey<'a> {
+    n: der::asn1::UintRef<'a>,
+    e: der::asn1::UintRef<'a>,
 }
 
 /// A public key's identity: its canonical SubjectPublicKeyInfo and the SHA-256 of it.
@@ -46,8 +103,7 @@ impl KeyIdentity {
         let canonical_der = match key.id() {
             Id::RSA => {
                 let rsa = key.rsa()?;
-                Rsa::from_public_components(rsa.n().to_owned()?, rsa.e().to_owned()?)?
-                    .public_key_to_der()?
+                canonical_rsa(&rsa.n().to_vec(), &rsa.e().to_vec())?
             }
             Id::EC => {
                 let ec = key.ec_key()?;
@@ -55,17 +111,23 @@ impl KeyIdentity {
                     .group()
                     .curve_name()
                     .ok_or(KeyIdentityError::UnnamedCurve)?;
-                // A fresh group from the name is encoded as a named curve, and a fresh key
-                // writes its point uncompressed.
-                let group = EcGroup::from_curve_name(nid)?;
                 let mut ctx = BigNumContext::new()?;
                 let point = ec.public_key().to_bytes(
                     ec.group(),
                     PointConversionForm::UNCOMPRESSED,
                     &mut ctx,
                 )?;
-                let point = EcPoint::from_bytes(&group, &point, &mut ctx)?;
-                EcKey::from_public_key(&group, &point)?.public_key_to_der()?
+                match named_curve_oid(nid) {
+                    Some(curve) => canonical_ec(curve, &point)?,
+                    // Another named curve (refused later by `csr::key`, but still one key):
+                    // a fresh group from the name is encoded as a named curve, and a fresh
+                    // key writes its point uncompressed.
+                    None => {
+                        let group = EcGroup::from_curve_name(nid)?;
+                        let point = EcPoint::from_bytes(&group, &point, &mut ctx)?;
+                        EcKey::from_public_key(&group, &point)?.public_key_to_der()?
+                    }
+                }
             }
             _ => return Err(KeyIdentityError::UnsupportedType),
         };
@@ -141,6 +203,7 @@ mod tests {
     use super::*;
     use openssl::ec::Asn1Flag;
     use openssl::nid::Nid;
+    use openssl::rsa::Rsa;
 
     fn ec_encodings(nid: Nid) -> (Vec<u8>, Vec<Vec<u8>>) {
         let group = EcGroup::from_curve_name(nid).unwrap();
@@ -164,6 +227,23 @@ mod tests {
         let explicit = EcKey::from_public_key(&explicit_group, key.public_key()).unwrap();
         others.push(explicit.public_key_to_der().unwrap());
         (canonical, others)
+    }
+
+    #[test]
+    fn the_canonical_encoding_is_the_one_openssl_writes() {
+        for nid in [Nid::X9_62_PRIME256V1, Nid::SECP384R1, Nid::SECP521R1, Nid::SECP256K1] {
+            let group = EcGroup::from_curve_name(nid).unwrap();
+            let key = PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap();
+            let openssl = key.public_key_to_der().unwrap();
+            let public = PKey::public_key_from_der(&openssl).unwrap();
+            assert_eq!(KeyIdentity::of_key(&public).unwrap().canonical_der(), openssl, "{nid:?}");
+        }
+        for bits in [2048, 3072] {
+            let key = PKey::from_rsa(Rsa::generate(bits).unwrap()).unwrap();
+            let openssl = key.public_key_to_der().unwrap();
+            let public = PKey::public_key_from_der(&openssl).unwrap();
+            assert_eq!(KeyIdentity::of_key(&public).unwrap().canonical_der(), openssl, "{bits}");
+        }
     }
 
     #[test]

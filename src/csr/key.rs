@@ -78,9 +78,18 @@ pub fn check_key(key: &PKey<Public>) -> Result<SubjectKeyType, CsrError> {
                     ))
                 }
             };
-            ec.check_key().map_err(|_| {
-                CsrError::KeyWeak("the EC point is not a valid public key".to_owned())
-            })?;
+            // Both curves have cofactor 1: a point on the curve other than the point at
+            // infinity has the group's prime order, so this is all EC_KEY_check_key proves
+            // (without its scalar multiplication by the order, as costly as a signature
+            // check). Decoding already refused coordinates outside the field.
+            let invalid = || CsrError::KeyWeak("the EC point is not a valid public key".to_owned());
+            let mut ctx = openssl::bn::BigNumContext::new().map_err(|_| invalid())?;
+            let point = ec.public_key();
+            if point.is_infinity(ec.group())
+                || !point.is_on_curve(ec.group(), &mut ctx).unwrap_or(false)
+            {
+                return Err(invalid());
+            }
             Ok(key_type)
         }
         _ => Err(CsrError::KeyAlgorithmNotAllowed(ACCEPTED_KEYS.to_owned())),

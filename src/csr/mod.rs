@@ -174,7 +174,7 @@ pub fn validate(text: &str) -> Result<ValidatedCsr, CsrError> {
     }
     // The encoding (a re-encode and a comparison) before the costly weak-key checks.
     let identity = KeyIdentity::of_key(&public).map_err(|e| match e {
-        KeyIdentityError::Encoding(_) | KeyIdentityError::Undecodable => {
+        KeyIdentityError::Encoding(_) | KeyIdentityError::Der(_) | KeyIdentityError::Undecodable => {
             CsrError::KeyEncodingInvalid(e.to_string())
         }
         KeyIdentityError::UnnamedCurve | KeyIdentityError::UnsupportedType => {

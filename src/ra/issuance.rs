@@ -103,7 +103,7 @@ impl Registrar {
         application: Application,
         prepared: &[PreparedCertificate],
     ) -> Result<(Application, Vec<Certificate>), RaError> {
-        match self.complete_issuance(&application.id, prepared, "system") {
+        match self.complete_issuance(&application.id, Some(&application), prepared, "system") {
             Ok(done) => Ok(done),
             Err(RaError::Ca(e @ CaError::KeyUnavailable(_))) => {
                 tracing::warn!(application = %application.id, error = %e,
@@ -120,15 +120,22 @@ impl Registrar {
     /// application at once (a restarted instance and a repeated request, say): each
     /// certificate is marked issued only while still reserved, so one of them records the
     /// issuance and the other returns what it recorded.
+    ///
+    /// `known` is the application as the caller just read or made it, if it did: its lineage
+    /// never changes, so an application that replaces nothing needs no second look before
+    /// signing.
     pub(super) fn complete_issuance(
         &self,
         application_id: &str,
+        known: Option<&Application>,
         prepared: &[impl AsRef<ToBeSigned>],
         actor: &str,
     ) -> Result<(Application, Vec<Certificate>), RaError> {
         // A re-issue whose replaced pair was revoked meanwhile (key compromise, say) is void:
         // nothing more is signed for it.
-        self.void_if_replaced_pair_revoked(application_id)?;
+        if !known.is_some_and(|app| app.replaces_application_id.is_none()) {
+            self.void_if_replaced_pair_revoked(application_id)?;
+        }
         let mut signed = Vec::with_capacity(prepared.len());
         for p in prepared.iter().map(AsRef::as_ref) {
             signed.push((p.serial().to_owned(), self.issuer.sign(p)?));
@@ -158,11 +165,10 @@ impl Registrar {
                 // A re-issue: the pair it replaces stops being valid in this very transaction,
                 // so there is never a moment with no valid pair, nor with two; or, revoked
                 // meanwhile for another reason, it voids the re-issue.
-                let replaces = tx
+                let mut app = tx
                     .application(application_id)?
-                    .ok_or(RaError::ApplicationNotFound)?
-                    .replaces_application_id;
-                let superseded = match &replaces {
+                    .ok_or(RaError::ApplicationNotFound)?;
+                let superseded = match &app.replaces_application_id {
                     Some(old) => match super::lineage::supersede(tx, old, application_id, at)? {
                         super::lineage::Replaced::Superseded(serials) => Some(serials),
                         super::lineage::Replaced::Void { serial, reason } => {
@@ -173,6 +179,8 @@ impl Registrar {
                     None => None,
                 };
                 tx.set_application_status(application_id, ApplicationStatus::Issued, at)?;
+                app.status = ApplicationStatus::Issued;
+                app.updated_at = at;
                 tx.append_audit(&AuditEntry {
                     at,
                     actor: actor.to_owned(),
@@ -183,9 +191,6 @@ impl Registrar {
                         "issuer": self.issuer.id(),
                     }),
                 })?;
-                let app = tx
-                    .application(application_id)?
-                    .ok_or(RaError::ApplicationNotFound)?;
                 let certs = tx.certificates_of_application(application_id)?;
                 let issued: Vec<serde_json::Value> = certs
                     .iter()
@@ -325,7 +330,7 @@ impl Registrar {
             .filter(|c| c.status == CertificateStatus::Reserved)
             .map(reserved_tbs)
             .collect::<Result<_, _>>()?;
-        self.complete_issuance(application_id, &prepared, actor)
+        self.complete_issuance(application_id, None, &prepared, actor)
     }
 
     /// Finish every application that was approved but not completely issued (a crash between

@@ -86,7 +86,7 @@ impl Registrar {
             Ok(())
         })?;
         tracing::info!(application = id, operator, "application approved");
-        self.complete_issuance(id, &prepared, &actor)
+        self.complete_issuance(id, None, &prepared, &actor)
     }
 
     /// Reject an application waiting for review, with the reason the holder will read.

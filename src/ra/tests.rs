@@ -438,7 +438,7 @@ fn a_repeated_request_completes_an_interrupted_issuance_once() {
     // A second process that signed the same reserved certificates meanwhile finds them
     // issued: it records nothing and returns what is stored.
     let (late, certs) = registrar
-        .complete_issuance(&app.id, &prepared, "system:late")
+        .complete_issuance(&app.id, None, &prepared, "system:late")
         .unwrap();
     assert_eq!(late.status, ApplicationStatus::Issued);
     assert_eq!(
