@@ -231,18 +231,31 @@ mod tests {
 
     #[test]
     fn the_canonical_encoding_is_the_one_openssl_writes() {
-        for nid in [Nid::X9_62_PRIME256V1, Nid::SECP384R1, Nid::SECP521R1, Nid::SECP256K1] {
+        for nid in [
+            Nid::X9_62_PRIME256V1,
+            Nid::SECP384R1,
+            Nid::SECP521R1,
+            Nid::SECP256K1,
+        ] {
             let group = EcGroup::from_curve_name(nid).unwrap();
             let key = PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap();
             let openssl = key.public_key_to_der().unwrap();
             let public = PKey::public_key_from_der(&openssl).unwrap();
-            assert_eq!(KeyIdentity::of_key(&public).unwrap().canonical_der(), openssl, "{nid:?}");
+            assert_eq!(
+                KeyIdentity::of_key(&public).unwrap().canonical_der(),
+                openssl,
+                "{nid:?}"
+            );
         }
         for bits in [2048, 3072] {
             let key = PKey::from_rsa(Rsa::generate(bits).unwrap()).unwrap();
             let openssl = key.public_key_to_der().unwrap();
             let public = PKey::public_key_from_der(&openssl).unwrap();
-            assert_eq!(KeyIdentity::of_key(&public).unwrap().canonical_der(), openssl, "{bits}");
+            assert_eq!(
+                KeyIdentity::of_key(&public).unwrap().canonical_der(),
+                openssl,
+                "{bits}"
+            );
         }
     }
 

@@ -133,7 +133,7 @@ impl Registrar {
     ) -> Result<(Application, Vec<Certificate>), RaError> {
         // A re-issue whose replaced pair was revoked meanwhile (key compromise, say) is void:
         // nothing more is signed for it.
-        if !known.is_some_and(|app| app.replaces_application_id.is_none()) {
+        if known.is_none_or(|app| app.replaces_application_id.is_some()) {
             self.void_if_replaced_pair_revoked(application_id)?;
         }
         let mut signed = Vec::with_capacity(prepared.len());

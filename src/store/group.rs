@@ -313,7 +313,7 @@ impl Drop for Baton<'_> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::panic)]
+    #![allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
 
     use super::super::{Store, StoreError};
     use crate::config::{DatabaseConfig, DatabaseUrl};
