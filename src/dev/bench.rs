@@ -360,64 +360,24 @@ pub fn load_issuance(
         });
         requests.push((token, serde_json::to_vec(&body).map_err(|e| e.to_string())?));
     }
-    let endpoint = format!("{}/api/v1/applications", url.trim_end_matches('/'));
-    let next = std::sync::atomic::AtomicUsize::new(0);
+    let target = super::http_load::Target::parse(url)?;
+    let requests: Vec<Vec<u8>> = requests
+        .iter()
+        .map(|(token, body)| target.post_json("/api/v1/applications", token, body))
+        .collect();
+    /// What counts in an answer: its status and the number of certificates.
+    #[derive(serde::Deserialize)]
+    struct Answer<'a> {
+        status: &'a str,
+        certificates: Vec<serde::de::IgnoredAny>,
+    }
+    let judge = |a: &super::http_load::Answer| {
+        a.status == 201
+            && serde_json::from_slice::<Answer<'_>>(&a.body)
+                .is_ok_and(|v| v.status == "issued" && v.certificates.len() == 2)
+    };
     let started = std::time::Instant::now();
-    let results: Vec<(bool, f64)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..concurrency.max(1))
-            .map(|_| {
-                let (requests, next, endpoint) = (&requests, &next, &endpoint);
-                scope.spawn(move || -> Result<Vec<(bool, f64)>, String> {
-                    let client = reqwest::blocking::Client::builder()
-                        .timeout(std::time::Duration::from_secs(60))
-                        .build()
-                        .map_err(|e| e.to_string())?;
-                    let mut out = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some((token, body)) = requests.get(i) else {
-                            break;
-                        };
-                        let t = std::time::Instant::now();
-                        let answer = client
-                            .post(endpoint.as_str())
-                            .bearer_auth(token)
-                            .header("content-type", "application/json")
-                            .body(body.clone())
-                            .send()
-                            .and_then(|r| Ok((r.status().as_u16(), r.bytes()?)));
-                        let ms = t.elapsed().as_secs_f64() * 1000.0;
-                        let ok = match answer {
-                            Ok((201, bytes)) => serde_json::from_slice::<serde_json::Value>(&bytes)
-                                .is_ok_and(|v| {
-                                    v.get("status").and_then(|s| s.as_str()) == Some("issued")
-                                        && v.get("certificates")
-                                            .and_then(|c| c.as_array())
-                                            .map(Vec::len)
-                                            == Some(2)
-                                }),
-                            Ok((status, bytes)) => {
-                                if out.iter().filter(|(ok, _)| !ok).count() < 3 {
-                                    eprintln!(
-                                        "application refused ({status}): {}",
-                                        String::from_utf8_lossy(&bytes)
-                                    );
-                                }
-                                false
-                            }
-                            Err(e) => {
-                                eprintln!("request failed: {e}");
-                                false
-                            }
-                        };
-                        out.push((ok, ms));
-                    }
-                    Ok(out)
-                })
-            })
-            .collect();
-        join_workers(handles, "load")
-    })?;
+    let results = super::http_load::run(&target, &requests, concurrency, &judge)?;
     let seconds = started.elapsed().as_secs_f64();
     let issued = results.iter().filter(|(ok, _)| *ok).count();
     let mut latencies: Vec<f64> = results.iter().map(|(_, ms)| *ms).collect();

@@ -12,5 +12,6 @@ pub mod bench;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod hierarchy;
+pub mod http_load;
 #[cfg(test)]
 pub(crate) mod test_ca;
