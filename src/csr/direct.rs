@@ -13,11 +13,11 @@ use const_oid::db::rfc5912 as oids;
 use der::{Decode, Reader, Tagged};
 use openssl::bn::{BigNum, BigNumContext};
 use openssl::ec::{EcGroup, EcKey, EcPoint};
+use openssl::ecdsa::EcdsaSig;
 use openssl::hash::MessageDigest;
 use openssl::nid::Nid;
 use openssl::pkey::{PKey, Public};
 use openssl::rsa::Rsa;
-use openssl::sign::Verifier;
 use x509_cert::request::CertReq;
 
 /// RSAPublicKey (RFC 8017 §A.1.1).
@@ -62,10 +62,30 @@ fn digest(req: &CertReq) -> Option<MessageDigest> {
     }
 }
 
+/// A key of this path, as the low-level RSA or EC key that checks its request's signature
+/// (no EVP context, no provider export, no algorithm fetch per request), and as the `PKey`
+/// the key policy reads.
+pub(super) struct DirectKey {
+    low: Low,
+    pkey: PKey<Public>,
+}
+
+enum Low {
+    Rsa(Rsa<Public>),
+    Ec(EcKey<Public>),
+}
+
+impl DirectKey {
+    /// The key as the key policy reads it.
+    pub(super) fn pkey(&self) -> &PKey<Public> {
+        &self.pkey
+    }
+}
+
 /// The request's key, if the request is in one of the forms of this path (its key canonical
 /// and its signature one [`verify`] checks) and the key decodes. A point off its curve is
 /// `None` too: OpenSSL's path names the refusal.
-pub(super) fn key(req: &CertReq) -> Option<PKey<Public>> {
+pub(super) fn key(req: &CertReq) -> Option<DirectKey> {
     digest(req)?;
     let spki = &req.info.public_key;
     let bits = spki.subject_public_key.as_bytes()?;
@@ -77,7 +97,12 @@ pub(super) fn key(req: &CertReq) -> Option<PKey<Public>> {
         let key = RsaPublicKey::from_der(bits).ok()?;
         let n = BigNum::from_slice(key.n.as_bytes()).ok()?;
         let e = BigNum::from_slice(key.e.as_bytes()).ok()?;
-        return PKey::from_rsa(Rsa::from_public_components(n, e).ok()?).ok();
+        let rsa = Rsa::from_public_components(n, e).ok()?;
+        let pkey = PKey::from_rsa(rsa.clone()).ok()?;
+        return Some(DirectKey {
+            low: Low::Rsa(rsa),
+            pkey,
+        });
     }
     if spki.algorithm.oid == oids::ID_EC_PUBLIC_KEY {
         let curve: const_oid::ObjectIdentifier =
@@ -94,23 +119,85 @@ pub(super) fn key(req: &CertReq) -> Option<PKey<Public>> {
         let mut ctx = BigNumContext::new().ok()?;
         // Refuses coordinates outside the field and points off the curve.
         let point = EcPoint::from_bytes(group, bits, &mut ctx).ok()?;
-        return PKey::from_ec_key(EcKey::from_public_key(group, &point).ok()?).ok();
+        let ec = EcKey::from_public_key(group, &point).ok()?;
+        let pkey = PKey::from_ec_key(ec.clone()).ok()?;
+        return Some(DirectKey {
+            low: Low::Ec(ec),
+            pkey,
+        });
     }
     None
 }
 
-/// Whether the signature of a request [`key`] took verifies with `public` over its
-/// CertificationRequestInfo as it arrived. `false` for a signature BIT STRING with unused
-/// bits, as OpenSSL answers.
-pub(super) fn verify(der: &[u8], req: &CertReq, public: &PKey<Public>) -> bool {
+/// DigestInfo of SHA-256, SHA-384 and SHA-512 before the hash (RFC 8017 §9.2, note 1).
+const DIGEST_INFO: [(usize, [u8; 19]); 3] = [
+    (
+        32,
+        [
+            0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+            0x01, 0x05, 0x00, 0x04, 0x20,
+        ],
+    ),
+    (
+        48,
+        [
+            0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+            0x02, 0x05, 0x00, 0x04, 0x30,
+        ],
+    ),
+    (
+        64,
+        [
+            0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+            0x03, 0x05, 0x00, 0x04, 0x40,
+        ],
+    ),
+];
+
+/// Whether the signature of a request [`key`] took verifies with its key over its
+/// CertificationRequestInfo as it arrived, checked as OpenSSL checks it: PKCS#1 v1.5 by
+/// encoding the expected DigestInfo and comparing it whole with what the signature holds
+/// (the signature exactly as long as the modulus); ECDSA only over a DER signature with
+/// nothing after it. `false` for a signature BIT STRING with unused bits.
+pub(super) fn verify(der: &[u8], req: &CertReq, key: &DirectKey) -> bool {
     let (Some(digest), Some(signature), Some(info)) =
         (digest(req), req.signature.as_bytes(), info_bytes(der))
     else {
         return false;
     };
-    Verifier::new(digest, public)
-        .and_then(|mut v| v.verify_oneshot(signature, info))
-        .unwrap_or(false)
+    let hash: Vec<u8> = match digest.size() {
+        32 => openssl::sha::sha256(info).to_vec(),
+        48 => openssl::sha::sha384(info).to_vec(),
+        64 => openssl::sha::sha512(info).to_vec(),
+        _ => return false,
+    };
+    match &key.low {
+        Low::Rsa(rsa) => {
+            let Some((_, prefix)) = DIGEST_INFO.iter().find(|(len, _)| *len == hash.len()) else {
+                return false;
+            };
+            let size = rsa.size() as usize;
+            if signature.len() != size {
+                return false;
+            }
+            let mut out = vec![0u8; size];
+            let Ok(n) = rsa.public_decrypt(signature, &mut out, openssl::rsa::Padding::PKCS1)
+            else {
+                return false;
+            };
+            let expected: Vec<u8> = prefix.iter().chain(hash.iter()).copied().collect();
+            out.get(..n) == Some(expected.as_slice())
+        }
+        Low::Ec(ec) => {
+            let Ok(sig) = EcdsaSig::from_der(signature) else {
+                return false;
+            };
+            if sig.to_der().ok().as_deref() != Some(signature) {
+                return false;
+            }
+            sig.verify(&hash, ec).unwrap_or(false)
+        }
+    }
 }
 
 /// The bytes of the CertificationRequestInfo as they arrived: the first element of the
@@ -143,8 +230,8 @@ mod tests {
     /// This path's answer: `None` when it does not take the request, else whether it verifies.
     fn direct(der: &[u8]) -> Option<bool> {
         let req = CertReq::from_der(der).ok()?;
-        let public = key(&req)?;
-        Some(verify(der, &req, &public))
+        let key = key(&req)?;
+        Some(verify(der, &req, &key))
     }
 
     fn openssl(der: &[u8]) -> bool {
@@ -218,7 +305,7 @@ mod tests {
         assert_eq!(direct(&b.build().to_der().unwrap()), None);
     }
 
-    fn key_of(req: &CertReq) -> Option<PKey<Public>> {
+    fn key_of(req: &CertReq) -> Option<DirectKey> {
         key(req)
     }
 }

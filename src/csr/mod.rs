@@ -151,9 +151,9 @@ pub fn validate(text: &str) -> Result<ValidatedCsr, CsrError> {
     // exact bytes it read: OpenSSL's request and key decoders cost more than the rest of the
     // checks together. Everything else goes through OpenSSL's parser too, which must agree.
     let (public, proven) = match direct::key(&parsed) {
-        Some(public) => {
-            let proven = direct::verify(&der, &parsed, &public);
-            (public, proven)
+        Some(key) => {
+            let proven = direct::verify(&der, &parsed, &key);
+            (key.pkey().clone(), proven)
         }
         None => {
             let req = X509Req::from_der(&der)
