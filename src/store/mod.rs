@@ -8,12 +8,15 @@
 //! table. Must never: decide policy (what may be issued, revoked or sent) — it stores what the
 //! authorities decided, atomically.
 //!
-//! Every write goes through [`Store::write`]: one database transaction, committed only if the
-//! closure returns `Ok`, so a failed request leaves no half-written rows. On SQLite it is a
-//! `BEGIN IMMEDIATE` transaction (writers queue on the busy timeout instead of failing on a
-//! lock upgrade); on PostgreSQL a read-committed transaction in which the rows that need
-//! serialising (the audit chain, an issuer's CRL numbers, one IIN's rate-limit count) take a
-//! transaction-scoped advisory lock.
+//! Every write goes through [`Store::write`] or [`Store::write_grouped`]: a closure whose work
+//! is committed only if it returns `Ok`, so a failed request leaves no half-written rows, and
+//! whose `Ok` is returned only once committed. Writes that arrive while a commit is in flight
+//! share the next transaction (group commit, `group`), each in a savepoint of its own, so one
+//! fsync serves many; on SQLite every write does, and the transaction is `BEGIN IMMEDIATE`
+//! (this instance's writers queue in order; other processes meet the busy timeout). On
+//! PostgreSQL it is a read-committed transaction that takes the audit chain's advisory lock
+//! first, then whatever else must be serialised (an issuer's CRL numbers, one IIN's rate-limit
+//! count), so the write transactions of all instances follow one another without deadlock.
 //!
 //! This file keeps the connection and transaction machinery; each table (or aggregate) has a
 //! file of its own with its rows and the [`Tx`] methods that touch it: `applications`,
@@ -444,7 +447,7 @@ impl Store {
 
     /// Run `f` in one write transaction; commit if it returns `Ok`, roll back otherwise. On
     /// SQLite, which has one writer, this is [`Store::write_grouped`]; on PostgreSQL the
-    /// transaction is `f`'s alone.
+    /// transaction is `f`'s alone (it still takes the audit chain's lock first: see `begin`).
     pub fn write<T, E>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<T, E>) -> Result<T, E>
     where
         E: From<StoreError>,
@@ -454,11 +457,11 @@ impl Store {
         }
         let mut conn = self.connection()?;
         let conn: &mut DbConnection = &mut conn;
-        begin(conn, false)?;
+        begin(conn)?;
         let mut tx = Tx {
             conn: &mut *conn,
             backend: self.backend,
-            audit_locked: false,
+            audit_locked: true,
         };
         match f(&mut tx) {
             Ok(value) => {
@@ -481,8 +484,8 @@ impl Store {
     /// is undone and it gets its error at once; if it returns `Ok`, its value is returned
     /// once the shared transaction is committed. `f` sees what earlier writes of the same
     /// transaction wrote, as it would after their commit. On PostgreSQL the shared
-    /// transaction takes the audit chain's lock first, so the batches of several instances
-    /// follow one another.
+    /// transaction takes the audit chain's lock first, as every write transaction does (see
+    /// `begin`), so the batches of several instances follow one another.
     pub fn write_grouped<T, E>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<T, E>) -> Result<T, E>
     where
         E: From<StoreError>,
@@ -493,7 +496,7 @@ impl Store {
             None => {
                 // A failure here drops the baton, which goes to the next writer.
                 let mut conn = self.connection()?;
-                begin(&mut conn, true)?;
+                begin(&mut conn)?;
                 group::Baton::opened(conn)
             }
         };
@@ -534,26 +537,25 @@ impl Store {
 }
 
 /// Begin a write transaction on `conn`: `BEGIN IMMEDIATE` on SQLite (the write lock at once,
-/// not at the first write); `BEGIN` on PostgreSQL, followed, for a shared transaction, by the
-/// audit chain's lock, which every shared transaction takes first: a batch of members that
-/// each take an IIN's lock and then the audit lock would otherwise deadlock with another
-/// instance's batch taking the same locks in another order.
-fn begin(conn: &mut DbConnection, shared: bool) -> Result<(), StoreError> {
+/// not at the first write); on PostgreSQL `BEGIN` and then the audit chain's lock, which every
+/// write transaction takes first. Nearly every write appends to the chain, and one that
+/// locked a row before the chain (an application's access token, say) would deadlock with a
+/// shared transaction of another instance that holds the chain and comes to the same row; with
+/// the chain's lock first, the write transactions of all instances follow one another and no
+/// two can wait on each other.
+fn begin(conn: &mut DbConnection) -> Result<(), StoreError> {
     match conn {
         DbConnection::Sqlite(c) => {
             AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?;
         }
         DbConnection::Pg(c) => {
             AnsiTransactionManager::begin_transaction_sql(c, "BEGIN")?;
-            if shared {
-                if let Err(e) =
-                    c.batch_execute(&format!("SELECT pg_advisory_xact_lock({PG_AUDIT_LOCK})"))
-                {
-                    let _ = <DbConnection as Connection>::TransactionManager::rollback_transaction(
-                        conn,
-                    );
-                    return Err(e.into());
-                }
+            if let Err(e) =
+                c.batch_execute(&format!("SELECT pg_advisory_xact_lock({PG_AUDIT_LOCK})"))
+            {
+                let _ =
+                    <DbConnection as Connection>::TransactionManager::rollback_transaction(conn);
+                return Err(e.into());
             }
         }
     }
@@ -564,7 +566,8 @@ fn begin(conn: &mut DbConnection, shared: bool) -> Result<(), StoreError> {
 pub struct Tx<'c> {
     conn: &'c mut DbConnection,
     backend: Backend,
-    /// The transaction holds the audit chain's lock (PostgreSQL).
+    /// The transaction holds the audit chain's lock (PostgreSQL: every write transaction
+    /// takes it when it begins).
     audit_locked: bool,
 }
 
