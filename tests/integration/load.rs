@@ -220,10 +220,13 @@ fn two_instances_under_load_with_conflicts_on_postgres() {
             match job {
                 Job::Apart(..) => {
                     for (status, v) in pair {
-                        assert_eq!(*status, 201, "{what}");
-                        hold(v);
+                        if *status == 201 {
+                            hold(v);
+                            *tally.entry("apart: 201").or_default() += 1;
+                        } else {
+                            imprecise.push(format!("an application of its own: {status} {v}"));
+                        }
                     }
-                    *tally.entry("apart").or_default() += 1;
                 }
                 Job::SameToken(_) => {
                     // Never two 201s for one token; the other is the repeat path's 200 with
