@@ -26,7 +26,8 @@ use tamga::store::{
 use crate::enroll::{body, claims, csr, fresh_iin, Env};
 use crate::ocsp::{enroll, ocsp};
 use crate::support::{
-    client, free_port, postgres_url, run, tamga, text, OwnPostgres, PgDatabase, Server,
+    client, csr_in_process, free_port, postgres_url, run, tamga, text, GroupCommits, OwnPostgres,
+    PgDatabase, Server,
 };
 
 /// Run `f` and say how long it took.
@@ -480,8 +481,12 @@ struct Prepared {
 fn prepare(dir: &Path, key: &openssl::pkey::PKey<openssl::pkey::Private>) -> Prepared {
     let iin = fresh_iin();
     let token = digital_id::mint_es256(key, &claims(&iin)).unwrap();
-    let (auth, auth_key) = csr(dir, "ec", &[]);
-    let (sign, sign_key) = csr(dir, "rsa:2048", &[]);
+    let [(auth, auth_key), (sign, sign_key)] = ["ec", "rsa:2048"].map(|kind| {
+        let (csr, key) = csr_in_process(kind);
+        let path = dir.join(format!("{}.key.pem", uuid::Uuid::new_v4().simple()));
+        std::fs::write(&path, key).unwrap();
+        (csr, path)
+    });
     Prepared {
         iin,
         token,
@@ -697,10 +702,27 @@ fn kill_loop(db: (&str, &str), store_url: DatabaseUrl, kills: u32, clients: usiz
         digital_id::read_signing_key(&dir_path.join("certs-dev/digital_id_dev.key.pem")).unwrap(),
     );
 
-    // Consent tokens and CSRs are made beforehand, so that the clients keep the server busy.
-    let queue: Vec<Prepared> = (0..clients * 12)
-        .map(|_| prepare(&dir_path, &key))
-        .collect();
+    // Consent tokens and CSRs are made beforehand (by a few threads: the RSA keys take most
+    // of the time), so that the clients keep the server busy.
+    let (queue, prepared_in) = timed(|| {
+        std::thread::scope(|scope| {
+            let makers: Vec<_> = (0..4)
+                .map(|_| {
+                    let (dir, key) = (&dir_path, &key);
+                    scope.spawn(move || {
+                        (0..clients * 3)
+                            .map(|_| prepare(dir, key))
+                            .collect::<Vec<Prepared>>()
+                    })
+                })
+                .collect();
+            makers
+                .into_iter()
+                .flat_map(|m| m.join().unwrap())
+                .collect::<Vec<Prepared>>()
+        })
+    });
+    let loop_started = Instant::now();
     let queue = Arc::new(Mutex::new(queue));
     let stop = Arc::new(AtomicBool::new(false));
     let tally = Arc::new(Tally::default());
@@ -737,6 +759,8 @@ fn kill_loop(db: (&str, &str), store_url: DatabaseUrl, kills: u32, clients: usiz
 
     let mut rng = rand::thread_rng();
     let mut answered_at_kill = Vec::new();
+    // The group-commit counters, summed over the server's incarnations.
+    let (mut groups, mut scraped) = (GroupCommits::default(), 0);
     for round in 0..kills {
         // Most kills land 50-400 ms after the restarted server is ready, with requests in
         // flight (timed from readiness, not from the spawn: on a loaded machine start-up alone
@@ -749,6 +773,12 @@ fn kill_loop(db: (&str, &str), store_url: DatabaseUrl, kills: u32, clients: usiz
             rng.gen_range(50..400)
         };
         std::thread::sleep(Duration::from_millis(after));
+        // What this incarnation committed, as late as it can be asked (one that is not
+        // answering yet has committed little, and counts nothing).
+        if let Some(counted) = GroupCommits::scrape(&base) {
+            groups = groups + counted;
+            scraped += 1;
+        }
         server.kill();
         answered_at_kill.push(received.lock().unwrap().len());
         server = Server::spawn_logged(&dir_path, port, db_env, &log);
@@ -758,6 +788,10 @@ fn kill_loop(db: (&str, &str), store_url: DatabaseUrl, kills: u32, clients: usiz
     for w in workers {
         w.join().unwrap();
     }
+    groups = groups + GroupCommits::scrape(&base).expect("metrics of the last incarnation");
+    scraped += 1;
+    let loop_took = loop_started.elapsed();
+    let checks_started = Instant::now();
     let received = received.lock().unwrap().clone();
     // The applications whose pair a client re-issued, and the re-issue that replaced each.
     let mut replaced_by: HashMap<&str, &Received> = HashMap::new();
@@ -798,9 +832,17 @@ fn kill_loop(db: (&str, &str), store_url: DatabaseUrl, kills: u32, clients: usiz
         .matches("completed an interrupted issuance")
         .count();
     eprintln!(
-        "kill loop: {kills} kills, {} applications answered, {} of them re-issues ({summary}), {resumed} interrupted issuances completed; answered before each kill: {answered_at_kill:?}",
+        "kill loop: {kills} kills, {clients} clients, {} applications answered, {} of them re-issues ({summary}), {resumed} interrupted issuances completed; answered before each kill: {answered_at_kill:?}; group commit over {scraped} incarnations: {} writes in {} transactions, {:.2} per transaction",
         received.len(),
-        replaced_by.len()
+        replaced_by.len(),
+        groups.writes,
+        groups.commits,
+        groups.per_commit()
+    );
+    // Concurrent applications shared transactions: more than two writes per commit.
+    assert!(
+        groups.commits > 0 && groups.per_commit() > 2.0,
+        "writes must be committed in batches during the loop: {groups:?} over {scraped} incarnations ({summary})"
     );
     assert!(
         answered_at_kill.windows(2).filter(|w| w[1] > w[0]).count() >= (kills / 4) as usize,
@@ -1009,6 +1051,10 @@ fn kill_loop(db: (&str, &str), store_url: DatabaseUrl, kills: u32, clients: usiz
         .envs(db_env.iter().copied())
         .args(["audit", "verify"]));
     assert!(out.status.success(), "{}", text(&out));
+    eprintln!(
+        "kill loop: prepared in {prepared_in:?}, loop {loop_took:?}, checks {:?}",
+        checks_started.elapsed()
+    );
     drop(dir);
 }
 
@@ -1021,7 +1067,7 @@ fn sigkill_during_concurrent_issuance_on_sqlite() {
         ("TAMGA_DATABASE__URL", url.as_str()),
         DatabaseUrl::Sqlite(db.clone()),
         24,
-        4,
+        16,
     );
     drop(dir);
 }
@@ -1036,6 +1082,6 @@ fn sigkill_during_concurrent_issuance_on_postgres() {
         ("TAMGA_DATABASE__URL", db.url.as_str()),
         DatabaseUrl::Postgres(db.url.clone()),
         20,
-        4,
+        16,
     );
 }

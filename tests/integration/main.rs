@@ -30,6 +30,7 @@ mod http_caching;
 mod identity;
 mod keys;
 mod limits;
+mod load;
 mod notify;
 mod ocsp;
 mod operator;

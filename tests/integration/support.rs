@@ -616,3 +616,89 @@ pub fn production_hierarchy(root_dir: &Path, dir: &Path) {
         }
     }
 }
+
+/// The group-commit counters of one server's `/metrics`: shared write transactions committed
+/// and the writes they held (`tamga_store_group_commits_total`,
+/// `tamga_store_grouped_writes_total`). Sums over several servers, or over the incarnations of
+/// one, add up with `+`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct GroupCommits {
+    pub commits: u64,
+    pub writes: u64,
+}
+
+impl GroupCommits {
+    /// The counters a server at `base` shows now, or `None` when it does not answer (not
+    /// started yet, being killed): a scrape of a server under test must not fail the test.
+    pub fn scrape(base: &str) -> Option<GroupCommits> {
+        let http = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap();
+        let resp = http.get(format!("{base}/metrics")).send().ok()?;
+        if resp.status() != 200 {
+            return None;
+        }
+        GroupCommits::parse(&resp.text().ok()?)
+    }
+
+    /// The counters in a Prometheus text exposition; `None` unless both are there.
+    pub fn parse(metrics: &str) -> Option<GroupCommits> {
+        let value = |name: &str| {
+            metrics.lines().find_map(|line| {
+                let rest = line.strip_prefix(name)?.strip_prefix(' ')?;
+                rest.trim().parse::<u64>().ok()
+            })
+        };
+        Some(GroupCommits {
+            commits: value("tamga_store_group_commits_total")?,
+            writes: value("tamga_store_grouped_writes_total")?,
+        })
+    }
+
+    /// Writes per committed transaction (0 when nothing was committed).
+    pub fn per_commit(&self) -> f64 {
+        if self.commits == 0 {
+            0.0
+        } else {
+            self.writes as f64 / self.commits as f64
+        }
+    }
+}
+
+impl std::ops::Add for GroupCommits {
+    type Output = GroupCommits;
+
+    fn add(self, other: GroupCommits) -> GroupCommits {
+        GroupCommits {
+            commits: self.commits + other.commits,
+            writes: self.writes + other.writes,
+        }
+    }
+}
+
+/// A new key of `kind` (`ec`: P-256, `rsa:2048`), its PKCS#10 request (PEM, the subject a
+/// placeholder the CA ignores) and the key as PKCS#8 PEM, made in-process: for tests that
+/// need hundreds, where starting `openssl req` for each costs more than the key.
+pub fn csr_in_process(kind: &str) -> (String, Vec<u8>) {
+    use openssl::pkey::PKey;
+    let key = match kind {
+        "ec" => {
+            let group =
+                openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap();
+            PKey::from_ec_key(openssl::ec::EcKey::generate(&group).unwrap()).unwrap()
+        }
+        "rsa:2048" => PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap()).unwrap(),
+        other => panic!("no key of kind {other}"),
+    };
+    let mut name = openssl::x509::X509NameBuilder::new().unwrap();
+    name.append_entry_by_text("CN", "Requested Name Is Ignored")
+        .unwrap();
+    let mut req = openssl::x509::X509ReqBuilder::new().unwrap();
+    req.set_subject_name(&name.build()).unwrap();
+    req.set_pubkey(&key).unwrap();
+    req.sign(&key, openssl::hash::MessageDigest::sha256())
+        .unwrap();
+    let pem = String::from_utf8(req.build().to_pem().unwrap()).unwrap();
+    (pem, key.private_key_to_pem_pkcs8().unwrap())
+}
