@@ -81,6 +81,9 @@ fn csr() -> Result<String, String> {
     CsrKey::EcP256.csr_pem()
 }
 
+/// A pair of CSRs (auth, sign), DER.
+type DerPair = (Vec<u8>, Vec<u8>);
+
 /// Key type of the CSRs `tamga dev load-issuance` sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CsrKey {
@@ -123,13 +126,13 @@ impl CsrKey {
     }
 
     /// `count` pairs of CSRs (auth, sign), DER, made on every core.
-    fn pairs(self, count: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, String> {
+    fn pairs(self, count: usize) -> Result<Vec<DerPair>, String> {
         let workers = std::thread::available_parallelism()
             .map(std::num::NonZeroUsize::get)
             .unwrap_or(1)
             .min(count.max(1));
         let next = std::sync::atomic::AtomicUsize::new(0);
-        let mut made: Vec<(usize, (Vec<u8>, Vec<u8>))> = std::thread::scope(|scope| {
+        let mut made: Vec<(usize, DerPair)> = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..workers)
                 .map(|_| {
                     let next = &next;
@@ -184,7 +187,7 @@ impl CsrPool {
     /// another key type or format is refused, never overwritten.
     pub fn open(path: &Path, key: CsrKey, wanted: u32) -> Result<CsrPool, String> {
         let wanted = wanted as usize;
-        let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        let mut pairs: Vec<DerPair> = Vec::new();
         match std::fs::read_to_string(path) {
             Ok(text) => {
                 let mut lines = text.lines();
@@ -226,7 +229,7 @@ impl CsrPool {
         })
     }
 
-    fn write(path: &Path, key: CsrKey, pairs: &[(Vec<u8>, Vec<u8>)]) -> Result<(), String> {
+    fn write(path: &Path, key: CsrKey, pairs: &[DerPair]) -> Result<(), String> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         }
