@@ -380,9 +380,9 @@ pub enum DevCommand {
     /// Benchmark load: send complete applications (tokens and CSRs made beforehand) to a
     /// running server over several connections; print applications/s and latency as JSON.
     LoadIssuance {
-        /// Base URL of the server.
-        #[arg(long)]
-        url: String,
+        /// Base URL of the server (not needed with --pool-only).
+        #[arg(long, required_unless_present = "pool_only")]
+        url: Option<String>,
         /// Applications to send.
         #[arg(long, default_value_t = 1000)]
         applications: u32,
@@ -392,6 +392,18 @@ pub enum DevCommand {
         /// Number of the first benchmark holder (runs use different holders).
         #[arg(long, default_value_t = 0)]
         first: u32,
+        /// Key type of the two CSRs of each application (`rsa2048` is what `tamga-enroll`
+        /// sends).
+        #[arg(long, value_enum, default_value = "ec-p256")]
+        csr_key: CsrKeyArg,
+        /// File of CSR pairs (pair n for holder n): read from it, generated first (on all
+        /// cores) and written there when it is missing or holds fewer than --first +
+        /// --applications pairs.
+        #[arg(long)]
+        csr_pool: Option<PathBuf>,
+        /// Only make sure --csr-pool holds --first + --applications pairs; send nothing.
+        #[arg(long, requires = "csr_pool")]
+        pool_only: bool,
     },
     /// Benchmark data: insert revoked certificate rows straight into the database (for CRL
     /// generation) and write an `openssl ca` index.txt with the same entries into --out.
@@ -443,6 +455,17 @@ pub struct ConsentTokenArgs {
     /// (more than the lifetime plus 60 s makes an expired token).
     #[arg(long, default_value_t = 0)]
     pub issued_ago: u32,
+}
+
+/// `dev load-issuance --csr-key` values.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum CsrKeyArg {
+    /// EC P-256.
+    #[value(name = "ec-p256")]
+    EcP256,
+    /// RSA-2048.
+    #[value(name = "rsa2048")]
+    Rsa2048,
 }
 
 /// `--purpose` values.

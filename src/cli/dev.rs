@@ -17,10 +17,39 @@ pub(super) fn dev(config: &ValidConfig, command: DevCommand) -> Result<(), Failu
             applications,
             concurrency,
             first,
+            csr_key,
+            csr_pool,
+            pool_only,
         } => {
-            let report =
-                crate::dev::bench::load_issuance(config, &url, applications, concurrency, first)
-                    .map_err(|e| Failure::Internal(anyhow::anyhow!("{e}")))?;
+            let key = match csr_key {
+                CsrKeyArg::EcP256 => crate::dev::bench::CsrKey::EcP256,
+                CsrKeyArg::Rsa2048 => crate::dev::bench::CsrKey::Rsa2048,
+            };
+            let wanted = first.saturating_add(applications);
+            let pool = match &csr_pool {
+                Some(path) => Some(
+                    crate::dev::bench::CsrPool::open(path, key, wanted)
+                        .map_err(|e| Failure::Internal(anyhow::anyhow!("{e}")))?,
+                ),
+                None => None,
+            };
+            let Some(url) = url.filter(|_| !pool_only) else {
+                let held = pool.as_ref().map_or(0, crate::dev::bench::CsrPool::len);
+                return out!(
+                    "{}",
+                    serde_json::json!({ "csr_pool_pairs": held, "csr_key": key.name() })
+                );
+            };
+            let report = crate::dev::bench::load_issuance(
+                config,
+                &url,
+                applications,
+                concurrency,
+                first,
+                key,
+                pool.as_ref(),
+            )
+            .map_err(|e| Failure::Internal(anyhow::anyhow!("{e}")))?;
             out!(
                 "{}",
                 serde_json::to_string(&report).map_err(|e| Failure::Internal(e.into()))?

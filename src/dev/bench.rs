@@ -78,14 +78,193 @@ fn join_workers<T>(
 }
 
 fn csr() -> Result<String, String> {
-    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).map_err(|e| e.to_string())?;
-    let key = PKey::from_ec_key(EcKey::generate(&group).map_err(|e| e.to_string())?)
-        .map_err(|e| e.to_string())?;
-    let mut b = X509ReqBuilder::new().map_err(|e| e.to_string())?;
-    b.set_pubkey(&key).map_err(|e| e.to_string())?;
-    b.sign(&key, MessageDigest::sha256())
-        .map_err(|e| e.to_string())?;
-    String::from_utf8(b.build().to_pem().map_err(|e| e.to_string())?).map_err(|e| e.to_string())
+    CsrKey::EcP256.csr_pem()
+}
+
+/// A pair of CSRs (auth, sign), DER.
+type DerPair = (Vec<u8>, Vec<u8>);
+
+/// Key type of the CSRs `tamga dev load-issuance` sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CsrKey {
+    /// EC P-256 (cheap to make).
+    EcP256,
+    /// RSA-2048, what the default client (`tamga-enroll`) sends (tens of ms per key to make).
+    Rsa2048,
+}
+
+impl CsrKey {
+    /// The name of `--csr-key` and of a pool file's header.
+    pub fn name(self) -> &'static str {
+        match self {
+            CsrKey::EcP256 => "ec-p256",
+            CsrKey::Rsa2048 => "rsa2048",
+        }
+    }
+
+    /// A CSR with a fresh key of this type, DER.
+    fn csr_der(self) -> Result<Vec<u8>, String> {
+        let e = |err: openssl::error::ErrorStack| err.to_string();
+        let key = match self {
+            CsrKey::EcP256 => {
+                let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).map_err(e)?;
+                PKey::from_ec_key(EcKey::generate(&group).map_err(e)?).map_err(e)?
+            }
+            CsrKey::Rsa2048 => {
+                PKey::from_rsa(openssl::rsa::Rsa::generate(2048).map_err(e)?).map_err(e)?
+            }
+        };
+        let mut b = X509ReqBuilder::new().map_err(e)?;
+        b.set_pubkey(&key).map_err(e)?;
+        b.sign(&key, MessageDigest::sha256()).map_err(e)?;
+        b.build().to_der().map_err(e)
+    }
+
+    /// A CSR with a fresh key of this type, PEM.
+    fn csr_pem(self) -> Result<String, String> {
+        Ok(csr_pem_of(&self.csr_der()?))
+    }
+
+    /// `count` pairs of CSRs (auth, sign), DER, made on every core.
+    fn pairs(self, count: usize) -> Result<Vec<DerPair>, String> {
+        let workers = std::thread::available_parallelism()
+            .map(std::num::NonZeroUsize::get)
+            .unwrap_or(1)
+            .min(count.max(1));
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let mut made: Vec<(usize, DerPair)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers)
+                .map(|_| {
+                    let next = &next;
+                    scope.spawn(move || {
+                        let mut out = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            if i >= count {
+                                break;
+                            }
+                            out.push((i, (self.csr_der()?, self.csr_der()?)));
+                        }
+                        Ok(out)
+                    })
+                })
+                .collect();
+            join_workers(handles, "CSR")
+        })?;
+        made.sort_by_key(|(i, _)| *i);
+        Ok(made.into_iter().map(|(_, pair)| pair).collect())
+    }
+}
+
+/// PEM of a DER CSR.
+fn csr_pem_of(der: &[u8]) -> String {
+    let b64 = STANDARD.encode(der);
+    let mut pem = String::with_capacity(b64.len() + b64.len() / 64 + 80);
+    pem.push_str("-----BEGIN CERTIFICATE REQUEST-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        pem.push_str(&String::from_utf8_lossy(line));
+        pem.push('\n');
+    }
+    pem.push_str("-----END CERTIFICATE REQUEST-----\n");
+    pem
+}
+
+/// CSR pairs kept in a file so that runs against fresh databases reuse them (an RSA key takes
+/// tens of milliseconds to make). Pair n belongs to benchmark holder n. The file is a header
+/// line `tamga-csr-pool 1 <key type>`, then one line per pair: the auth and the sign CSR, DER
+/// in base64, separated by a space. A key is never sent twice to one database as long as the
+/// runs against it use distinct holders (`--first`).
+#[derive(Debug)]
+pub struct CsrPool {
+    pairs: Vec<(String, String)>,
+}
+
+const POOL_HEADER: &str = "tamga-csr-pool 1";
+
+impl CsrPool {
+    /// Read the pool at `path`; when it is missing or holds fewer than `wanted` pairs, make the
+    /// missing ones and rewrite the file (a new file renamed over the old one). A file of
+    /// another key type or format is refused, never overwritten.
+    pub fn open(path: &Path, key: CsrKey, wanted: u32) -> Result<CsrPool, String> {
+        let wanted = wanted as usize;
+        let mut pairs: Vec<DerPair> = Vec::new();
+        match std::fs::read_to_string(path) {
+            Ok(text) => {
+                let mut lines = text.lines();
+                let header = format!("{POOL_HEADER} {}", key.name());
+                if lines.next() != Some(header.as_str()) {
+                    return Err(format!(
+                        "{} is not a pool of {} CSR pairs (its first line is not `{header}`)",
+                        path.display(),
+                        key.name()
+                    ));
+                }
+                for (n, line) in lines.enumerate() {
+                    let bad = || format!("{}: pair {n} is malformed", path.display());
+                    let (auth, sign) = line.split_once(' ').ok_or_else(bad)?;
+                    pairs.push((
+                        STANDARD.decode(auth).map_err(|_| bad())?,
+                        STANDARD.decode(sign).map_err(|_| bad())?,
+                    ));
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("reading {}: {e}", path.display())),
+        }
+        if pairs.len() < wanted {
+            let missing = wanted - pairs.len();
+            eprintln!(
+                "making {missing} pairs of {} CSRs for {}…",
+                key.name(),
+                path.display()
+            );
+            pairs.extend(key.pairs(missing)?);
+            Self::write(path, key, &pairs)?;
+        }
+        Ok(CsrPool {
+            pairs: pairs
+                .iter()
+                .map(|(a, s)| (csr_pem_of(a), csr_pem_of(s)))
+                .collect(),
+        })
+    }
+
+    fn write(path: &Path, key: CsrKey, pairs: &[DerPair]) -> Result<(), String> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
+        let mut partial = path.as_os_str().to_owned();
+        partial.push(format!(".{}.partial", std::process::id()));
+        let partial = std::path::PathBuf::from(partial);
+        let written = (|| -> std::io::Result<()> {
+            let mut f = std::io::BufWriter::new(std::fs::File::create(&partial)?);
+            writeln!(f, "{POOL_HEADER} {}", key.name())?;
+            for (auth, sign) in pairs {
+                writeln!(f, "{} {}", STANDARD.encode(auth), STANDARD.encode(sign))?;
+            }
+            f.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+            std::fs::rename(&partial, path)
+        })();
+        written.map_err(|e| {
+            let _ = std::fs::remove_file(&partial);
+            format!("writing {}: {e}", path.display())
+        })
+    }
+
+    /// Pairs held.
+    pub fn len(&self) -> usize {
+        self.pairs.len()
+    }
+
+    /// Whether the pool holds no pair.
+    pub fn is_empty(&self) -> bool {
+        self.pairs.is_empty()
+    }
+
+    /// Pair `n` (auth, sign), PEM.
+    fn pair(&self, n: u32) -> Option<&(String, String)> {
+        self.pairs.get(n as usize)
+    }
 }
 
 /// A DER OCSP request (SHA-1 CertID) for `serial_hex` of the issuer, with an optional nonce.
@@ -311,6 +490,10 @@ pub fn seed(
 /// What `tamga dev load-issuance` measured.
 #[derive(Debug, serde::Serialize)]
 pub struct IssuanceLoad {
+    /// Key type of the CSRs sent.
+    pub csr_key: &'static str,
+    /// Concurrent connections.
+    pub concurrency: u32,
     /// Applications sent.
     pub applications: usize,
     /// Answered 201 with status `issued` and two certificates.
@@ -327,17 +510,20 @@ pub struct IssuanceLoad {
     pub p99_ms: f64,
 }
 
-/// Send `applications` complete applications (consent token + two EC P-256 CSRs, all made
-/// before the clock starts) to `url` over `concurrency` keep-alive connections, and measure
-/// issued applications per second and latency. Development mode only (the tokens are signed
-/// with the development Digital ID key). `first` offsets the holders' numbers so that
-/// consecutive runs use other holders.
+/// Send `applications` complete applications (consent token + two CSRs of `key`, all made or
+/// read from `pool` before the clock starts) to `url` over `concurrency` keep-alive
+/// connections, and measure issued applications per second and latency. Development mode
+/// only (the tokens are signed with the development Digital ID key). `first` offsets the
+/// holders' numbers (and their pairs in `pool`) so that consecutive runs use other holders
+/// and other keys.
 pub fn load_issuance(
     config: &ValidConfig,
     url: &str,
     applications: u32,
     concurrency: u32,
     first: u32,
+    key: CsrKey,
+    pool: Option<&CsrPool>,
 ) -> Result<IssuanceLoad, String> {
     let cfg = config.get();
     if cfg.mode != Mode::Dev {
@@ -345,18 +531,32 @@ pub fn load_issuance(
     }
     let files = HierarchyFiles::for_config(&cfg.ca);
     let signing = digital_id::read_signing_key(&files.digital_id_key)?;
+    let last = first.saturating_add(applications);
+    let made = match pool {
+        Some(_) => Vec::new(),
+        None => key
+            .pairs(applications as usize)?
+            .into_iter()
+            .map(|(a, s)| (csr_pem_of(&a), csr_pem_of(&s)))
+            .collect(),
+    };
     let mut requests = Vec::with_capacity(applications as usize);
-    for i in first..first.saturating_add(applications) {
+    for i in first..last {
         let Some(claims) = bench_claims(cfg, i) else {
             continue;
         };
+        let (auth, sign) = match pool {
+            Some(pool) => pool.pair(i),
+            None => made.get((i - first) as usize),
+        }
+        .ok_or_else(|| format!("no CSR pair for holder {i}"))?;
         let token = digital_id::mint_es256(&signing, &claims)?;
         let body = serde_json::json!({
             "agreement_version": cfg.ra.agreement_version,
             "agreement_accepted": true,
             "language": "kk",
             "storage": "pkcs12",
-            "csrs": { "auth": csr()?, "sign": csr()? },
+            "csrs": { "auth": auth, "sign": sign },
         });
         requests.push((token, serde_json::to_vec(&body).map_err(|e| e.to_string())?));
     }
@@ -388,6 +588,8 @@ pub fn load_issuance(
         latencies.get(at.min(last)).copied().unwrap_or_default()
     };
     Ok(IssuanceLoad {
+        csr_key: key.name(),
+        concurrency: concurrency.max(1),
         applications: results.len(),
         issued,
         failed: results.len() - issued,
