@@ -370,8 +370,10 @@ impl CrlPublisher {
     /// Make, sign and store one CRL of `kind`, with the count of entries listed without their
     /// invalidity date.
     fn publish_one(&self, kind: CrlKind, force: bool) -> Result<Option<(CrlInfo, u64)>, CrlError> {
+        // Alone: a CRL of many entries takes a while to build and sign, and the writes before
+        // it (issuances) should not wait for it to be answered.
         self.store
-            .write(|tx| -> Result<Option<(CrlInfo, u64)>, CrlError> {
+            .write_alone(|tx| -> Result<Option<(CrlInfo, u64)>, CrlError> {
                 let id = self.issuer.id();
                 tx.lock_crl_issuer(id)?;
                 let now = self.clock.now();

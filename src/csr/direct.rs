@@ -87,6 +87,9 @@ impl DirectKey {
 /// `None` too: OpenSSL's path names the refusal.
 pub(super) fn key(req: &CertReq) -> Option<DirectKey> {
     digest(req)?;
+    if !plain_subject(req) {
+        return None;
+    }
     let spki = &req.info.public_key;
     let bits = spki.subject_public_key.as_bytes()?;
     if spki.algorithm.oid == oids::RSA_ENCRYPTION {
@@ -127,6 +130,25 @@ pub(super) fn key(req: &CertReq) -> Option<DirectKey> {
         });
     }
     None
+}
+
+/// Whether every value of the request's subject is a UTF8String, PrintableString or
+/// IA5String whose content is valid for its type. The DER parser reads those values as any
+/// type; OpenSSL refuses a name value of a non-string type or a malformed string, so such a
+/// request goes through OpenSSL's parser (the subject is never copied into a certificate, but
+/// the request is stored and must read back).
+fn plain_subject(req: &CertReq) -> bool {
+    req.info.subject.0.iter().all(|rdn| {
+        rdn.0.iter().all(|atv| {
+            let value = atv.value.value();
+            match atv.value.tag() {
+                der::Tag::Utf8String => der::asn1::Utf8StringRef::new(value).is_ok(),
+                der::Tag::PrintableString => der::asn1::PrintableStringRef::new(value).is_ok(),
+                der::Tag::Ia5String => der::asn1::Ia5StringRef::new(value).is_ok(),
+                _ => false,
+            }
+        })
+    })
 }
 
 /// DigestInfo of SHA-256, SHA-384 and SHA-512 before the hash (RFC 8017 §9.2, note 1).
@@ -274,6 +296,34 @@ mod tests {
             }
         }
         assert_eq!(taken, 9);
+    }
+
+    #[test]
+    fn a_subject_openssl_would_refuse_goes_through_openssl() {
+        let key = PKey::from_ec_key(
+            EcKey::generate(&EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap()).unwrap(),
+        )
+        .unwrap();
+        let with_cn = |cn: &str| {
+            let mut name = openssl::x509::X509NameBuilder::new().unwrap();
+            name.append_entry_by_text("CN", cn).unwrap();
+            let mut b = X509ReqBuilder::new().unwrap();
+            b.set_subject_name(&name.build()).unwrap();
+            b.set_pubkey(&key).unwrap();
+            b.sign(&key, MessageDigest::sha256()).unwrap();
+            b.build().to_der().unwrap()
+        };
+        let plain = with_cn("Requested Name Is Ignored");
+        assert_eq!(direct(&plain), Some(true));
+        // The CN's value re-tagged as an INTEGER: DER still, but not a name OpenSSL reads.
+        let mut bad = plain.clone();
+        let at = bad
+            .windows(2)
+            .position(|w| w == [0x0c, 25] || w == [0x13, 25])
+            .unwrap();
+        bad[at] = 0x02;
+        assert!(CertReq::from_der(&bad).is_ok());
+        assert_eq!(direct(&bad), None);
     }
 
     #[test]

@@ -634,7 +634,7 @@ pub fn seed_revoked(config: &ValidConfig, count: u32, out: &Path) -> Result<(), 
     while done < count {
         let upto = done.saturating_add(BATCH).min(count);
         store
-            .write(|tx| -> Result<(), crate::store::StoreError> {
+            .write_alone(|tx| -> Result<(), crate::store::StoreError> {
                 let seq = tx.next_revocation_seq()?;
                 let rows: Vec<Certificate> = (done..upto)
                     .map(|i| {

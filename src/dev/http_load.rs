@@ -6,7 +6,7 @@
 //! anything but a server the benchmark started.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -31,9 +31,10 @@ impl Target {
             .ok_or_else(|| format!("{url}: no host"))?
             .to_owned();
         let port = parsed.port_or_known_default().unwrap_or(80);
-        let addr = (host.as_str(), port)
-            .to_socket_addrs()
+        let addr = parsed
+            .socket_addrs(|| Some(80))
             .map_err(|e| format!("{url}: {e}"))?
+            .into_iter()
             .next()
             .ok_or_else(|| format!("{url}: no address"))?;
         Ok(Target {
@@ -88,7 +89,12 @@ impl Connection {
     fn exchange(&mut self, request: &[u8]) -> std::io::Result<(Answer, bool)> {
         self.reader.get_mut().write_all(request)?;
         let mut line = String::new();
-        self.reader.read_line(&mut line)?;
+        if self.reader.read_line(&mut line)? == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionAborted,
+                "the server closed the connection",
+            ));
+        }
         let status = line
             .split(' ')
             .nth(1)
@@ -123,7 +129,9 @@ impl Connection {
             }
         }
         let mut body = Vec::new();
-        if chunked {
+        if matches!(status, 100..=199 | 204 | 304) {
+            // No body, whatever the headers say.
+        } else if chunked {
             loop {
                 line.clear();
                 self.reader.read_line(&mut line)?;
@@ -188,10 +196,18 @@ pub fn run(
                         };
                         let started = Instant::now();
                         let answer = match conn.take() {
-                            Some(c) => Ok(c),
-                            None => Connection::open(target),
-                        }
-                        .and_then(|mut c| c.exchange(request).map(|a| (a, c)));
+                            // A kept connection the server closed meanwhile: once more on a
+                            // new one (the request was not read).
+                            Some(mut c) => match c.exchange(request) {
+                                Err(e) if e.kind() == std::io::ErrorKind::ConnectionAborted => {
+                                    Connection::open(target)
+                                        .and_then(|mut c| c.exchange(request).map(|a| (a, c)))
+                                }
+                                other => other.map(|a| (a, c)),
+                            },
+                            None => Connection::open(target)
+                                .and_then(|mut c| c.exchange(request).map(|a| (a, c))),
+                        };
                         let ms = started.elapsed().as_secs_f64() * 1000.0;
                         match answer {
                             Ok(((answer, keep), c)) => {

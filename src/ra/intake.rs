@@ -244,7 +244,7 @@ impl Registrar {
         let actor = format!("holder:{}", application.holder_iin);
         // Shared with the submissions that arrive meanwhile (group commit): each runs in its
         // own savepoint, so a replayed token, a reused key or a limit fails only its own.
-        self.store.write_grouped(|tx| -> Result<(), RaError> {
+        self.store.write(|tx| -> Result<(), RaError> {
             // The token first: a replayed one is refused as such (and, as before the
             // transaction, the per-IIN limit is not for it), even when the application it
             // repeats is in the same shared transaction, not yet committed.

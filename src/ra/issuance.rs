@@ -141,7 +141,7 @@ impl Registrar {
             signed.push((p.serial().to_owned(), self.issuer.sign(p)?));
         }
         let at = db_time(self.clock.now());
-        let completed = self.store.write_grouped(
+        let completed = self.store.write(
             |tx| -> Result<Completion, RaError> {
                 let mut marked = 0;
                 for (serial, der) in &signed {

@@ -3,19 +3,24 @@
 //!
 //! Writers queue for a baton, first come first served. The writer holding it either begins
 //! a transaction (when none is open) or joins the open one, and runs its closure inside a
-//! savepoint of its own: a closure that fails rolls back to its savepoint and gets its own
-//! error at once, without touching what the others wrote. Then, if writers are waiting and
-//! the batch is not full, the baton passes to the next one, which joins the same transaction;
-//! otherwise the holder commits (or rolls back, if the transaction was lost) and every member
-//! learns the outcome. Nobody waits on a timer: a lone writer commits at once, and under load
-//! a transaction takes everyone who arrived while the previous commit was in flight.
+//! savepoint of its own: a closure that fails rolls back to its savepoint, without touching
+//! what the others wrote. Then, if writers are waiting and the batch is neither full (256 on
+//! SQLite; 60 on PostgreSQL, whose backends cache 64 subtransactions) nor 50 ms old, the baton
+//! passes to the next one, which joins the same transaction; otherwise the holder commits (or
+//! rolls back, if the transaction was lost) and every member learns the outcome. Nobody waits
+//! on a timer: a lone writer commits at once, and under load a transaction takes everyone who
+//! arrived while the previous commit was in flight. A long write (`Store::write_alone`) first
+//! commits the open batch and then runs in a transaction of its own.
 //!
 //! What the members of one batch see is exactly what serial transactions would have seen:
 //! they run one after another on one connection, each reading what the earlier ones wrote,
 //! so unique indexes, counted limits and the audit chain hold across a batch as they do
-//! across transactions. A member's `Ok` is returned only after the commit that made it
-//! durable. Must never: return a member's result before its commit, let one member's failure
-//! undo another's work, or hold the database lock while nobody runs.
+//! across transactions. Every member's answer, a value or a refusal, is returned only after
+//! the commit that made what it saw durable; if the batch is lost instead (a savepoint that
+//! could not be opened, released or rolled back, a member that panicked), every member gets
+//! the retryable `StoreError::Batch`/`BatchLost`, nothing of the batch is written. Must
+//! never: answer a member before its batch's commit, let one member's refusal undo another's
+//! work, or hold the database lock while nobody runs.
 
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
@@ -28,8 +33,16 @@ use diesel::Connection;
 
 use super::{DbConnection, Manager, StoreError};
 
-/// Members per transaction at most; a writer arriving at a full batch joins the next one.
+/// Members per transaction at most on SQLite; a writer arriving at a full batch joins the
+/// next one.
 pub(super) const MAX_BATCH: usize = 256;
+/// On PostgreSQL: each member's savepoint is a subtransaction, and a backend caches 64 of them
+/// per transaction; past that, every snapshot in the cluster consults `pg_subtrans` until the
+/// transaction ends.
+pub(super) const MAX_BATCH_POSTGRES: usize = 60;
+/// A batch older than this takes no more members: what ran early does not wait long for its
+/// commit behind what keeps arriving.
+const MAX_BATCH_AGE: std::time::Duration = std::time::Duration::from_millis(50);
 
 type Pooled = r2d2::PooledConnection<Manager>;
 
@@ -74,10 +87,14 @@ pub(super) struct OpenBatch {
     outcome: Arc<Outcome>,
     /// Members that ran in it (failed ones included): the cap counts them.
     ran: usize,
+    /// When it began.
+    began: std::time::Instant,
+    /// It takes no other member (a long write runs alone: see `Store::write_alone`).
+    alone: bool,
     /// Members whose work it holds.
     kept: u64,
-    /// The transaction can no longer commit (a savepoint could not be rolled back, a
-    /// member panicked): it is rolled back and every member waiting on it fails.
+    /// The transaction can no longer commit (a savepoint could not be opened, released or
+    /// rolled back; a member panicked): it is rolled back and every member of it fails.
     lost: bool,
 }
 
@@ -169,6 +186,28 @@ impl Group {
         }
     }
 
+    /// Commit (or, lost, roll back) `batch` and tell its members. Only the baton's holder
+    /// calls it.
+    fn finish(&self, mut batch: OpenBatch) {
+        let conn: &mut DbConnection = &mut batch.conn;
+        let result = if batch.lost {
+            // A failed rollback leaves the connection broken; r2d2 then discards it.
+            let _ = <DbConnection as Connection>::TransactionManager::rollback_transaction(conn);
+            Err(Arc::new(StoreError::BatchLost))
+        } else {
+            <DbConnection as Connection>::TransactionManager::commit_transaction(conn)
+                .map_err(|e| Arc::new(StoreError::from(e)))
+        };
+        if result.is_ok() && batch.kept > 0 {
+            self.commits.fetch_add(1, Ordering::Relaxed);
+            self.writes.fetch_add(batch.kept, Ordering::Relaxed);
+        }
+        if result.is_err() {
+            let _ = <DbConnection as Connection>::TransactionManager::rollback_transaction(conn);
+        }
+        batch.outcome.set(result);
+    }
+
     /// Writers waiting for the baton (tests wait for a batch to gather).
     #[cfg(test)]
     pub(super) fn waiting(&self) -> usize {
@@ -182,14 +221,24 @@ impl Baton<'_> {
         self.group.lock().open.take()
     }
 
-    /// A transaction just begun on `conn`.
-    pub(super) fn opened(conn: Pooled) -> OpenBatch {
+    /// A transaction just begun on `conn`; `alone`, it takes no other member.
+    pub(super) fn opened(conn: Pooled, alone: bool) -> OpenBatch {
         OpenBatch {
             conn,
             outcome: Arc::new(Outcome::default()),
             ran: 0,
+            began: std::time::Instant::now(),
+            alone,
             kept: 0,
             lost: false,
+        }
+    }
+
+    /// Commit the open transaction, if there is one, keeping the baton (a long write then
+    /// runs in a transaction of its own, and the members before it need not wait for it).
+    pub(super) fn close_open(&self) {
+        if let Some(batch) = self.take_open() {
+            self.group.finish(batch);
         }
     }
 
@@ -254,39 +303,35 @@ impl Baton<'_> {
             batch.kept += 1;
         }
         let outcome = batch.outcome.clone();
+        let cap = match backend {
+            super::Backend::Sqlite => MAX_BATCH,
+            super::Backend::Postgres => MAX_BATCH_POSTGRES,
+        };
         let mut state = self.group.lock();
-        if !batch.lost && batch.ran < MAX_BATCH && !state.queue.is_empty() {
+        if !batch.lost
+            && !batch.alone
+            && batch.ran < cap
+            && batch.began.elapsed() < MAX_BATCH_AGE
+            && !state.queue.is_empty()
+        {
             state.open = Some(batch);
             self.hand_on(state);
         } else {
             drop(state);
             self.end(batch);
         }
-        let value = ran?;
-        outcome.wait().map_err(|e| E::from(StoreError::Batch(e)))?;
-        Ok(value)
+        // A refusal waits for the batch too: it may rest on what an earlier member wrote (a
+        // token it recorded, a key it reserved), which is only a fact once committed; if the
+        // batch is lost, the refusal is not final and the retryable failure is returned.
+        match (outcome.wait(), ran) {
+            (Ok(()), ran) => ran,
+            (Err(e), _) => Err(E::from(StoreError::Batch(e))),
+        }
     }
 
     /// Commit (or, lost, roll back) `batch` and tell its members; then the baton goes on.
-    fn end(self, mut batch: OpenBatch) {
-        let conn: &mut DbConnection = &mut batch.conn;
-        let result = if batch.lost {
-            // A failed rollback leaves the connection broken; r2d2 then discards it.
-            let _ = <DbConnection as Connection>::TransactionManager::rollback_transaction(conn);
-            Err(Arc::new(StoreError::BatchLost))
-        } else {
-            <DbConnection as Connection>::TransactionManager::commit_transaction(conn)
-                .map_err(|e| Arc::new(StoreError::from(e)))
-        };
-        if result.is_ok() && batch.kept > 0 {
-            self.group.commits.fetch_add(1, Ordering::Relaxed);
-            self.group.writes.fetch_add(batch.kept, Ordering::Relaxed);
-        }
-        if result.is_err() {
-            let _ = <DbConnection as Connection>::TransactionManager::rollback_transaction(conn);
-        }
-        batch.outcome.set(result);
-        drop(batch);
+    fn end(self, batch: OpenBatch) {
+        self.group.finish(batch);
         // `self` drops here and hands the baton on.
     }
 
@@ -374,10 +419,10 @@ mod tests {
         let hold = store.hold_writes();
         type Writer = Box<dyn FnOnce(Store) -> Result<(), StoreError> + Send>;
         let ok = |subject: &'static str| -> Writer {
-            Box::new(move |s: Store| s.write_grouped(|tx| event(tx, subject)))
+            Box::new(move |s: Store| s.write(|tx| event(tx, subject)))
         };
         let failing: Writer = Box::new(|s: Store| {
-            s.write_grouped(|tx| {
+            s.write(|tx| {
                 // Written, then refused: its own savepoint undoes it.
                 event(tx, "undone")?;
                 Err(StoreError::Corrupt {
@@ -418,12 +463,10 @@ mod tests {
         let handles = queue_writers(
             &store,
             vec![
+                Box::new(|s: Store| s.write(|tx| event(tx, "a")).map_err(|e| e.to_string()))
+                    as Box<dyn FnOnce(Store) -> Result<(), String> + Send>,
                 Box::new(|s: Store| {
-                    s.write_grouped(|tx| event(tx, "a"))
-                        .map_err(|e| e.to_string())
-                }) as Box<dyn FnOnce(Store) -> Result<(), String> + Send>,
-                Box::new(|s: Store| {
-                    s.write_grouped(|tx| -> Result<(), StoreError> {
+                    s.write(|tx| -> Result<(), StoreError> {
                         event(tx, "b")?;
                         panic!("a writer panics in the middle of its transaction");
                     })
@@ -440,7 +483,7 @@ mod tests {
             "the panic reaches its own caller"
         );
         assert_eq!(counted(&store), 0, "the lost batch wrote nothing");
-        store.write_grouped(|tx| event(tx, "c")).unwrap();
+        store.write(|tx| event(tx, "c")).unwrap();
         assert_eq!(counted(&store), 1);
     }
 }

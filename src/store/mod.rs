@@ -8,12 +8,13 @@
 //! table. Must never: decide policy (what may be issued, revoked or sent) — it stores what the
 //! authorities decided, atomically.
 //!
-//! Every write goes through [`Store::write`] or [`Store::write_grouped`]: a closure whose work
-//! is committed only if it returns `Ok`, so a failed request leaves no half-written rows, and
-//! whose `Ok` is returned only once committed. Writes that arrive while a commit is in flight
-//! share the next transaction (group commit, `group`), each in a savepoint of its own, so one
-//! fsync serves many; on SQLite every write does, and the transaction is `BEGIN IMMEDIATE`
-//! (this instance's writers queue in order; other processes meet the busy timeout). On
+//! Every write goes through [`Store::write`] (or [`Store::write_alone`] for a long one): a
+//! closure whose work is committed only if it returns `Ok`, so a failed request leaves no
+//! half-written rows, and whose answer is returned only once committed. Writes that arrive
+//! while a commit is in flight share the next transaction (group commit, `group`), each in a
+//! savepoint of its own, so one fsync serves many, and this instance's writers hold one
+//! connection between them. On SQLite the transaction is `BEGIN IMMEDIATE` (other processes
+//! meet the busy timeout). On
 //! PostgreSQL it is a read-committed transaction that takes the audit chain's advisory lock
 //! first, then whatever else must be serialised (an issuer's CRL numbers, one IIN's rate-limit
 //! count), so the write transactions of all instances follow one another without deadlock.
@@ -137,8 +138,8 @@ pub enum StoreError {
         /// What is wrong.
         message: String,
     },
-    /// The transaction this write shared with others ([`Store::write_grouped`]) failed to
-    /// commit; every write in it failed with this error.
+    /// The transaction this write shared with others ([`Store::write`]) failed to commit, or
+    /// was lost; every write in it failed with this error.
     #[error("the shared transaction failed: {0}")]
     Batch(Arc<StoreError>),
     /// The transaction this write shared with others was rolled back before its commit
@@ -168,11 +169,11 @@ impl StoreError {
         match self {
             _ if self.is_unavailable() => ErrorCode::DatabaseUnavailable,
             StoreError::Batch(e) => e.code(),
+            StoreError::BatchLost => ErrorCode::DatabaseUnavailable,
             StoreError::Query(_) => ErrorCode::DatabaseError,
             StoreError::Connect(_)
             | StoreError::Pool(_)
             | StoreError::Migration(_)
-            | StoreError::BatchLost
             | StoreError::Corrupt { .. } => ErrorCode::InternalError,
         }
     }
@@ -326,10 +327,11 @@ pub struct Store {
     backend: Backend,
     /// Whether the last attempt to take a connection failed (see [`Store::unreachable`]).
     unreachable: Arc<AtomicBool>,
-    /// The writers of this instance, queued for shared transactions ([`Store::write_grouped`];
-    /// every write on SQLite, which allows one writer: they queue here in order instead of
-    /// polling `BEGIN IMMEDIATE` through SQLite's busy handler, which sleeps up to 100 ms
-    /// between attempts. Other processes still meet the busy timeout).
+    /// The writers of this instance, queued for shared transactions ([`Store::write`]: on
+    /// SQLite they queue here in order instead of polling `BEGIN IMMEDIATE` through SQLite's
+    /// busy handler, which sleeps up to 100 ms between attempts; other processes still meet
+    /// the busy timeout; on PostgreSQL one connection waits for the audit chain's lock, not
+    /// one per writer).
     group: Arc<group::Group>,
 }
 
@@ -445,48 +447,17 @@ impl Store {
         Ok(())
     }
 
-    /// Run `f` in one write transaction; commit if it returns `Ok`, roll back otherwise. On
-    /// SQLite, which has one writer, this is [`Store::write_grouped`]; on PostgreSQL the
-    /// transaction is `f`'s alone (it still takes the audit chain's lock first: see `begin`).
+    /// Run `f` as one write: its work is committed only if it returns `Ok`, and its answer
+    /// (`Ok` or `Err`) is returned once the transaction that held it is committed. The write
+    /// may share its transaction, and its commit, with the writes of this instance that
+    /// arrive while another commit is in flight (group commit: see `group`); `f` runs in a
+    /// savepoint of its own, so its `Err` undoes its own work only. `f` sees what earlier
+    /// writes of the same transaction wrote, as it would after their commit. `f` must not
+    /// swallow a database error and return `Ok` (on PostgreSQL the savepoint then cannot be
+    /// released and the whole batch is lost). On PostgreSQL the transaction takes the audit
+    /// chain's lock first (see `begin`), so the write transactions of several instances follow
+    /// one another.
     pub fn write<T, E>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<T, E>) -> Result<T, E>
-    where
-        E: From<StoreError>,
-    {
-        if self.backend == Backend::Sqlite {
-            return self.write_grouped(f);
-        }
-        let mut conn = self.connection()?;
-        let conn: &mut DbConnection = &mut conn;
-        begin(conn)?;
-        let mut tx = Tx {
-            conn: &mut *conn,
-            backend: self.backend,
-            audit_locked: true,
-        };
-        match f(&mut tx) {
-            Ok(value) => {
-                <DbConnection as Connection>::TransactionManager::commit_transaction(conn)
-                    .map_err(StoreError::from)?;
-                Ok(value)
-            }
-            Err(e) => {
-                // A failed rollback leaves the connection broken; r2d2 then discards it.
-                let _ =
-                    <DbConnection as Connection>::TransactionManager::rollback_transaction(conn);
-                Err(e)
-            }
-        }
-    }
-
-    /// Run `f` as one write that may share its transaction, and its commit, with the writes
-    /// of this instance that arrive while another commit is in flight (group commit: see
-    /// `group`). `f` runs in a savepoint of its own: if it returns `Err`, only its own work
-    /// is undone and it gets its error at once; if it returns `Ok`, its value is returned
-    /// once the shared transaction is committed. `f` sees what earlier writes of the same
-    /// transaction wrote, as it would after their commit. On PostgreSQL the shared
-    /// transaction takes the audit chain's lock first, as every write transaction does (see
-    /// `begin`), so the batches of several instances follow one another.
-    pub fn write_grouped<T, E>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<T, E>) -> Result<T, E>
     where
         E: From<StoreError>,
     {
@@ -497,10 +468,24 @@ impl Store {
                 // A failure here drops the baton, which goes to the next writer.
                 let mut conn = self.connection()?;
                 begin(&mut conn)?;
-                group::Baton::opened(conn)
+                group::Baton::opened(conn, false)
             }
         };
         baton.run(batch, self.backend, f)
+    }
+
+    /// [`Store::write`] for a long write (a CRL of a million entries, say): it waits for its
+    /// turn like any write, but first commits the open transaction, so that the writes before
+    /// it are answered without waiting for it, and then runs in a transaction of its own.
+    pub fn write_alone<T, E>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<StoreError>,
+    {
+        let baton = self.group.baton();
+        baton.close_open();
+        let mut conn = self.connection()?;
+        begin(&mut conn)?;
+        baton.run(group::Baton::opened(conn, true), self.backend, f)
     }
 
     /// Counters of the shared transactions since the store was opened.

@@ -13,7 +13,7 @@ impl Tx<'_> {
     /// until the transaction ends (PostgreSQL advisory lock; on SQLite the write transaction
     /// already excludes every other writer). Take it before any other lock but the audit
     /// chain's, which it takes first: a counted action is audited, and a shared transaction
-    /// ([`super::Store::write_grouped`]) holds the audit lock before its members take their
+    /// ([`super::Store::write`]) holds the audit lock before its members take their
     /// IINs' locks, so every transaction takes the two in the same order.
     pub fn lock_rate_subject(&mut self, scope: &str, subject: &str) -> Result<(), StoreError> {
         self.lock_audit_chain()?;
