@@ -231,30 +231,31 @@ mod tests {
 
     #[test]
     fn the_canonical_encoding_is_the_one_openssl_writes() {
-        for nid in [
-            Nid::X9_62_PRIME256V1,
-            Nid::SECP384R1,
-            Nid::SECP521R1,
-            Nid::SECP256K1,
-        ] {
-            let group = EcGroup::from_curve_name(nid).unwrap();
-            let key = PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap();
+        let ec = |nid| {
+            PKey::from_ec_key(EcKey::generate(&EcGroup::from_curve_name(nid).unwrap()).unwrap())
+                .unwrap()
+        };
+        let keys = [
+            ("P-256", ec(Nid::X9_62_PRIME256V1)),
+            ("P-384", ec(Nid::SECP384R1)),
+            ("P-521", ec(Nid::SECP521R1)),
+            ("secp256k1", ec(Nid::SECP256K1)),
+            (
+                "RSA-2048",
+                PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap(),
+            ),
+            (
+                "RSA-3072",
+                PKey::from_rsa(Rsa::generate(3072).unwrap()).unwrap(),
+            ),
+        ];
+        for (name, key) in keys {
             let openssl = key.public_key_to_der().unwrap();
             let public = PKey::public_key_from_der(&openssl).unwrap();
             assert_eq!(
                 KeyIdentity::of_key(&public).unwrap().canonical_der(),
                 openssl,
-                "{nid:?}"
-            );
-        }
-        for bits in [2048, 3072] {
-            let key = PKey::from_rsa(Rsa::generate(bits).unwrap()).unwrap();
-            let openssl = key.public_key_to_der().unwrap();
-            let public = PKey::public_key_from_der(&openssl).unwrap();
-            assert_eq!(
-                KeyIdentity::of_key(&public).unwrap().canonical_der(),
-                openssl,
-                "{bits}"
+                "{name}"
             );
         }
     }

@@ -28,6 +28,7 @@ pub mod input;
 pub mod key_identity;
 pub mod notify;
 pub mod ocsp;
+pub mod pem;
 pub mod pkcs12;
 pub mod ra;
 pub mod store;

@@ -107,16 +107,7 @@ pub(super) fn rfc3339(t: chrono::NaiveDateTime) -> String {
 
 /// RFC 7468 PEM of a DER certificate (64-character lines), without parsing it again.
 pub(super) fn certificate_pem(der: &[u8]) -> String {
-    use base64::Engine;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut pem = String::with_capacity(b64.len() + b64.len() / 64 + 60);
-    pem.push_str("-----BEGIN CERTIFICATE-----\n");
-    for line in b64.as_bytes().chunks(64) {
-        pem.push_str(&String::from_utf8_lossy(line));
-        pem.push('\n');
-    }
-    pem.push_str("-----END CERTIFICATE-----\n");
-    pem
+    crate::pem::encode("CERTIFICATE", der)
 }
 
 fn certificate_json(cert: &Certificate) -> Result<IssuedCertificate, ApiError> {

@@ -158,15 +158,7 @@ impl CsrKey {
 
 /// PEM of a DER CSR.
 fn csr_pem_of(der: &[u8]) -> String {
-    let b64 = STANDARD.encode(der);
-    let mut pem = String::with_capacity(b64.len() + b64.len() / 64 + 80);
-    pem.push_str("-----BEGIN CERTIFICATE REQUEST-----\n");
-    for line in b64.as_bytes().chunks(64) {
-        pem.push_str(&String::from_utf8_lossy(line));
-        pem.push('\n');
-    }
-    pem.push_str("-----END CERTIFICATE REQUEST-----\n");
-    pem
+    crate::pem::encode("CERTIFICATE REQUEST", der)
 }
 
 /// CSR pairs kept in a file so that runs against fresh databases reuse them (an RSA key takes

@@ -414,18 +414,10 @@ pub fn sign(
 
 /// A batch as a file: one PEM block `OCSP RESPONSE` per response.
 pub fn to_pem(batch: &[Vec<u8>]) -> String {
-    use base64::Engine;
-    let mut out = String::new();
-    for der in batch {
-        out.push_str(&format!("-----BEGIN {PEM_LABEL}-----\n"));
-        let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-        for line in b64.as_bytes().chunks(64) {
-            out.push_str(&String::from_utf8_lossy(line));
-            out.push('\n');
-        }
-        out.push_str(&format!("-----END {PEM_LABEL}-----\n"));
-    }
-    out
+    batch
+        .iter()
+        .map(|der| crate::pem::encode(PEM_LABEL, der))
+        .collect()
 }
 
 /// The responses of a batch file (PEM blocks `OCSP RESPONSE`, or one DER response).
