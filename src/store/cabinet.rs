@@ -8,7 +8,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel::OptionalExtension;
 
-use super::rows::{first_insert, touched_one};
+use super::rows::touched_one;
 use super::schema::*;
 use super::{Application, StoreError, Tx};
 
@@ -39,14 +39,15 @@ impl Tx<'_> {
         created_at: NaiveDateTime,
         expires_at: NaiveDateTime,
     ) -> Result<bool, StoreError> {
-        let inserted = diesel::insert_into(cabinet_challenges::table)
-            .values((
-                cabinet_challenges::challenge_sha256.eq(challenge_sha256),
-                cabinet_challenges::created_at.eq(created_at),
-                cabinet_challenges::expires_at.eq(expires_at),
-            ))
-            .execute(self.conn);
-        first_insert(inserted)
+        self.insert_first(|conn| {
+            diesel::insert_into(cabinet_challenges::table)
+                .values((
+                    cabinet_challenges::challenge_sha256.eq(challenge_sha256),
+                    cabinet_challenges::created_at.eq(created_at),
+                    cabinet_challenges::expires_at.eq(expires_at),
+                ))
+                .execute(conn)
+        })
     }
 
     /// Use a challenge: `true` only for the one transaction that finds it unused and not

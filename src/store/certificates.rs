@@ -7,7 +7,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel::OptionalExtension;
 
-use super::rows::{first_insert, touched_one};
+use super::rows::touched_one;
 use super::schema::*;
 use super::{StoreError, Tx};
 
@@ -345,13 +345,14 @@ impl Tx<'_> {
         threshold_days: i32,
         at: NaiveDateTime,
     ) -> Result<bool, StoreError> {
-        let inserted = diesel::insert_into(expiry_notices::table)
-            .values((
-                expiry_notices::serial.eq(serial),
-                expiry_notices::threshold_days.eq(threshold_days),
-                expiry_notices::queued_at.eq(at),
-            ))
-            .execute(self.conn);
-        first_insert(inserted)
+        self.insert_first(|conn| {
+            diesel::insert_into(expiry_notices::table)
+                .values((
+                    expiry_notices::serial.eq(serial),
+                    expiry_notices::threshold_days.eq(threshold_days),
+                    expiry_notices::queued_at.eq(at),
+                ))
+                .execute(conn)
+        })
     }
 }

@@ -4,7 +4,6 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::rows::first_insert;
 use super::schema::*;
 use super::{StoreError, Tx};
 
@@ -17,14 +16,15 @@ impl Tx<'_> {
         expires_at: NaiveDateTime,
         used_at: NaiveDateTime,
     ) -> Result<bool, StoreError> {
-        let inserted = diesel::insert_into(used_consent_tokens::table)
-            .values((
-                used_consent_tokens::jti.eq(jti),
-                used_consent_tokens::expires_at.eq(expires_at),
-                used_consent_tokens::used_at.eq(used_at),
-            ))
-            .execute(self.conn);
-        first_insert(inserted)
+        self.insert_first(|conn| {
+            diesel::insert_into(used_consent_tokens::table)
+                .values((
+                    used_consent_tokens::jti.eq(jti),
+                    used_consent_tokens::expires_at.eq(expires_at),
+                    used_consent_tokens::used_at.eq(used_at),
+                ))
+                .execute(conn)
+        })
     }
 
     /// Whether a consent token id has been used.

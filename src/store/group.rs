@@ -18,7 +18,9 @@
 //! across transactions. Every member's answer, a value or a refusal, is returned only after
 //! the commit that made what it saw durable; if the batch is lost instead (a savepoint that
 //! could not be opened, released or rolled back, a member that panicked), every member gets
-//! the retryable `StoreError::Batch`/`BatchLost`, nothing of the batch is written. Must
+//! the retryable `StoreError::Batch`/`BatchLost`, nothing of the batch is written. (On
+//! PostgreSQL an error aborts the savepoint it happens in: a member may not swallow one and
+//! answer `Ok`; an insert whose key may be taken runs in a savepoint of its own, `rows`.) Must
 //! never: answer a member before its batch's commit, let one member's refusal undo another's
 //! work, or hold the database lock while nobody runs.
 
@@ -255,26 +257,28 @@ impl Baton<'_> {
         E: From<StoreError>,
     {
         let conn: &mut DbConnection = &mut batch.conn;
-        let ran = match <DbConnection as Connection>::TransactionManager::begin_transaction(conn) {
-            Err(e) => {
-                batch.lost = true;
-                Err(E::from(StoreError::from(e)))
-            }
-            Ok(()) => {
-                let mut tx = super::Tx {
-                    conn: &mut *conn,
-                    backend,
-                    audit_locked: backend == super::Backend::Postgres,
-                };
-                match catch_unwind(AssertUnwindSafe(|| f(&mut tx))) {
+        // The member's answer, and whether the batch holds its work.
+        let (ran, kept) =
+            match <DbConnection as Connection>::TransactionManager::begin_transaction(conn) {
+                Err(e) => {
+                    batch.lost = true;
+                    (Err(E::from(StoreError::from(e))), false)
+                }
+                Ok(()) => {
+                    let mut tx = super::Tx {
+                        conn: &mut *conn,
+                        backend,
+                        audit_locked: backend == super::Backend::Postgres,
+                    };
+                    match catch_unwind(AssertUnwindSafe(|| f(&mut tx))) {
                     Ok(Ok(value)) => {
                         match <DbConnection as Connection>::TransactionManager::commit_transaction(
                             conn,
                         ) {
-                            Ok(()) => Ok(value),
+                            Ok(()) => (Ok(value), true),
                             Err(e) => {
                                 batch.lost = true;
-                                Err(E::from(StoreError::from(e)))
+                                (Err(E::from(StoreError::from(e))), false)
                             }
                         }
                     }
@@ -286,7 +290,7 @@ impl Baton<'_> {
                         {
                             batch.lost = true;
                         }
-                        Err(e)
+                        (Err(e), false)
                     }
                     Err(panic) => {
                         batch.lost = true;
@@ -296,10 +300,10 @@ impl Baton<'_> {
                         resume_unwind(panic);
                     }
                 }
-            }
-        };
+                }
+            };
         batch.ran += 1;
-        if ran.is_ok() {
+        if kept {
             batch.kept += 1;
         }
         let outcome = batch.outcome.clone();

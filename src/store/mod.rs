@@ -452,11 +452,12 @@ impl Store {
     /// may share its transaction, and its commit, with the writes of this instance that
     /// arrive while another commit is in flight (group commit: see `group`); `f` runs in a
     /// savepoint of its own, so its `Err` undoes its own work only. `f` sees what earlier
-    /// writes of the same transaction wrote, as it would after their commit. `f` must not
-    /// swallow a database error and return `Ok` (on PostgreSQL the savepoint then cannot be
-    /// released and the whole batch is lost). On PostgreSQL the transaction takes the audit
-    /// chain's lock first (see `begin`), so the write transactions of several instances follow
-    /// one another.
+    /// writes of the same transaction wrote, as it would after their commit. On PostgreSQL a
+    /// database error aborts the savepoint, so `f` must not swallow one and return `Ok` (the
+    /// whole batch would be lost); an insert whose key may be taken goes through
+    /// `Tx::insert_first`, in a savepoint of its own. On PostgreSQL the
+    /// transaction takes the audit chain's lock first (see `begin`), so the write transactions
+    /// of several instances follow one another.
     pub fn write<T, E>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<T, E>) -> Result<T, E>
     where
         E: From<StoreError>,

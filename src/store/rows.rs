@@ -96,14 +96,20 @@ macro_rules! text_enum {
     };
 }
 
-/// An insert whose unique key may already exist: `true` if it inserted, `false` if the key
-/// was taken. On PostgreSQL the violation aborts the transaction, so a caller that gets
-/// `false` must end it rather than write on.
-pub(super) fn first_insert(result: diesel::QueryResult<usize>) -> Result<bool, StoreError> {
-    match result.map_err(StoreError::from) {
-        Ok(_) => Ok(true),
-        Err(e) if e.is_unique_violation() => Ok(false),
-        Err(e) => Err(e),
+impl Tx<'_> {
+    /// An insert whose unique key may already exist: `true` if it inserted, `false` if the key
+    /// was taken. It runs in a savepoint of its own: on PostgreSQL the violation aborts the
+    /// savepoint it happens in, and the transaction (or the write's own savepoint, in a shared
+    /// transaction) must stay usable.
+    pub(super) fn insert_first(
+        &mut self,
+        insert: impl FnOnce(&mut super::DbConnection) -> diesel::QueryResult<usize>,
+    ) -> Result<bool, StoreError> {
+        match diesel::Connection::transaction(&mut *self.conn, insert).map_err(StoreError::from) {
+            Ok(_) => Ok(true),
+            Err(e) if e.is_unique_violation() => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 }
 
