@@ -1,0 +1,1 @@
+CREATE INDEX certificates_issuer_status ON certificates (issuer_id, status);
