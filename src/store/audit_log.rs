@@ -63,18 +63,23 @@ impl Tx<'_> {
     ///
     /// Serialised against concurrent appends (advisory lock on PostgreSQL, the write lock on
     /// SQLite): the head is read, hashed over and extended under the lock, so the chain never
-    /// forks. Call it inside [`super::Store::write`] together with the state change it records.
+    /// forks. The head this transaction wrote last is kept in the [`Tx`] and not read again
+    /// (a member of a shared transaction passes it to the next; one rolled back to its
+    /// savepoint does not). Call it inside [`super::Store::write`] together with the state change it records.
     pub(crate) fn append_chained(
         &mut self,
         entry: &AuditEntry,
         chain: &dyn AuditChain,
     ) -> Result<AuditRecord, StoreError> {
         self.lock_audit_chain()?;
-        let last: Option<(i64, String)> = audit_log::table
-            .order(audit_log::seq.desc())
-            .select((audit_log::seq, audit_log::hash))
-            .first(self.conn)
-            .optional()?;
+        let last: Option<(i64, String)> = match self.chain_head.take() {
+            Some(head) => Some(head),
+            None => audit_log::table
+                .order(audit_log::seq.desc())
+                .select((audit_log::seq, audit_log::hash))
+                .first(self.conn)
+                .optional()?,
+        };
         let (seq, prev_hash) = match last {
             Some((seq, hash)) => (seq + 1, hash),
             None => (1, chain.genesis().to_owned()),
@@ -93,6 +98,7 @@ impl Tx<'_> {
         diesel::insert_into(audit_log::table)
             .values(&record)
             .execute(self.conn)?;
+        self.chain_head = Some((record.seq, record.hash.clone()));
         Ok(record)
     }
 

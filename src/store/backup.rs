@@ -96,6 +96,7 @@ impl Store {
             conn: &mut *conn,
             backend: self.backend,
             audit_locked: false,
+            chain_head: None,
         }
         .facts();
         let _ = conn.batch_execute("ROLLBACK");
@@ -140,6 +141,7 @@ impl SqliteFile {
             conn: &mut self.conn,
             backend: Backend::Sqlite,
             audit_locked: false,
+            chain_head: None,
         };
         f(&mut tx)
     }

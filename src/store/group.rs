@@ -98,6 +98,8 @@ pub(super) struct OpenBatch {
     /// The transaction can no longer commit (a savepoint could not be opened, released or
     /// rolled back; a member panicked): it is rolled back and every member of it fails.
     lost: bool,
+    /// The audit chain's head as the last kept member left it (see `Tx::append_chained`).
+    chain_head: Option<(i64, String)>,
 }
 
 /// How a batch ended, for the members that wait on it.
@@ -233,6 +235,7 @@ impl Baton<'_> {
             alone,
             kept: 0,
             lost: false,
+            chain_head: None,
         }
     }
 
@@ -258,20 +261,26 @@ impl Baton<'_> {
     {
         let conn: &mut DbConnection = &mut batch.conn;
         // The member's answer, and whether the batch holds its work.
-        let (ran, kept) =
-            match <DbConnection as Connection>::TransactionManager::begin_transaction(conn) {
-                Err(e) => {
-                    batch.lost = true;
-                    (Err(E::from(StoreError::from(e))), false)
-                }
-                Ok(()) => {
-                    let mut tx = super::Tx {
-                        conn: &mut *conn,
-                        backend,
-                        audit_locked: backend == super::Backend::Postgres,
-                    };
-                    match catch_unwind(AssertUnwindSafe(|| f(&mut tx))) {
+        let (ran, kept) = match <DbConnection as Connection>::TransactionManager::begin_transaction(
+            conn,
+        ) {
+            Err(e) => {
+                batch.lost = true;
+                (Err(E::from(StoreError::from(e))), false)
+            }
+            Ok(()) => {
+                let mut tx = super::Tx {
+                    conn: &mut *conn,
+                    backend,
+                    audit_locked: backend == super::Backend::Postgres,
+                    chain_head: batch.chain_head.take(),
+                };
+                let result = catch_unwind(AssertUnwindSafe(|| f(&mut tx)));
+                // The head a member moved is the batch's only if its work is kept.
+                let chain_head = tx.chain_head.take();
+                match result {
                     Ok(Ok(value)) => {
+                        batch.chain_head = chain_head;
                         match <DbConnection as Connection>::TransactionManager::commit_transaction(
                             conn,
                         ) {
@@ -300,8 +309,8 @@ impl Baton<'_> {
                         resume_unwind(panic);
                     }
                 }
-                }
-            };
+            }
+        };
         batch.ran += 1;
         if kept {
             batch.kept += 1;

@@ -65,7 +65,7 @@ pub use audit_log::{AuditChain, AuditEntry, AuditRecord};
 pub use backup::{known_schema_version, DatabaseFacts, SqliteFile};
 pub use cabinet::CabinetSession;
 pub use certificates::{
-    BlockedKey, Certificate, CertificateKind, CertificateState, CertificateStatus,
+    BlockedKey, Certificate, CertificateKind, CertificateState, CertificateStatus, KeysStanding,
 };
 pub use crls::{CrlInfo, RevocationEntry, StoredCrl};
 pub use data_migrations::{RekeyReport, CANONICAL_KEY_IDENTITY};
@@ -517,6 +517,7 @@ impl Store {
             conn: &mut conn,
             backend: self.backend,
             audit_locked: false,
+            chain_head: None,
         };
         f(&mut tx)
     }
@@ -555,6 +556,10 @@ pub struct Tx<'c> {
     /// The transaction holds the audit chain's lock (PostgreSQL: every write transaction
     /// takes it when it begins).
     audit_locked: bool,
+    /// The chain's head (`seq`, `hash`) as this transaction last wrote it, so that the next
+    /// append in the same transaction (the next member of a shared one) need not read it
+    /// back: under the chain's lock nobody else moves it. `None`: read it.
+    chain_head: Option<(i64, String)>,
 }
 
 impl Tx<'_> {
