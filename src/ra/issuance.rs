@@ -143,12 +143,7 @@ impl Registrar {
         let at = db_time(self.clock.now());
         let completed = self.store.write(
             |tx| -> Result<Completion, RaError> {
-                let mut marked = 0;
-                for (serial, der) in &signed {
-                    if tx.mark_certificate_issued(serial, der, at)? {
-                        marked += 1;
-                    }
-                }
+                let marked = tx.mark_certificates_issued(&signed, at)?;
                 if marked == 0 {
                     // Completed meanwhile by another process: nothing to record.
                     return Ok(Completion::Already);
@@ -414,29 +409,27 @@ pub(super) fn reserve(
     tx: &mut crate::store::Tx<'_>,
     prepared: &[PreparedCertificate],
 ) -> Result<(), RaError> {
-    for p in prepared {
-        tx.insert_certificate(&reserved_row(p)).map_err(|e| {
-            if e.is_unique_violation() {
-                RaError::KeyReused
-            } else {
-                e.into()
-            }
-        })?;
-    }
-    Ok(())
+    let rows: Vec<_> = prepared.iter().map(reserved_row).collect();
+    tx.insert_certificates(&rows).map_err(|e| {
+        if e.is_unique_violation() {
+            RaError::KeyReused
+        } else {
+            e.into()
+        }
+    })
 }
 
 pub(super) fn check_keys_unused(
     tx: &mut crate::store::Tx<'_>,
     keys: &[String],
 ) -> Result<(), RaError> {
-    for key in keys {
-        if tx.blocked_key(key)?.is_some() {
-            return Err(RaError::KeyBlocked);
-        }
-        if tx.certificate_by_key(key)?.is_some() {
-            return Err(RaError::KeyReused);
-        }
+    // A blocked key is named as such even when the other one is merely reused.
+    let standing = tx.keys_standing(keys)?;
+    if standing.blocked {
+        return Err(RaError::KeyBlocked);
+    }
+    if standing.certified {
+        return Err(RaError::KeyReused);
     }
     Ok(())
 }

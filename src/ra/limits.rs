@@ -52,8 +52,8 @@ impl Registrar {
 
     /// Refuse when `iin` already has its limit of `what` in the 24 hours before `now`. With
     /// `count`, inside a write transaction: first lock the IIN's counting (so instances
-    /// sharing the database cannot both take the last slot), then count this action too —
-    /// it is only kept if the transaction commits.
+    /// sharing the database cannot both take the last slot), then count this action too, in
+    /// the statement that checks the limit — it is only kept if the transaction commits.
     pub(super) fn check_iin_limit(
         &self,
         tx: &mut Tx<'_>,
@@ -66,10 +66,21 @@ impl Registrar {
         if limit == 0 {
             return Ok(());
         }
+        let since = db_time(now - RATE_WINDOW);
         if count {
             tx.lock_rate_subject(what.scope(), iin)?;
+            // Counted in the same statement that checks the limit; the refusal below then
+            // reads what it needs for its Retry-After.
+            if tx.record_rate_event_within(
+                what.scope(),
+                iin,
+                since,
+                i64::from(limit),
+                db_time(now),
+            )? {
+                return Ok(());
+            }
         }
-        let since = db_time(now - RATE_WINDOW);
         let used = tx.rate_events_since(what.scope(), iin, since)?;
         if used >= i64::from(limit) {
             // A slot frees when the oldest action beyond the last `limit - 1` leaves the window.
@@ -90,6 +101,9 @@ impl Registrar {
             });
         }
         if count {
+            // Not reached: the statement above counted the action unless the limit was
+            // reached, and under the lock the count cannot have changed since. Kept so that
+            // an action that passes the check is never left uncounted.
             tx.record_rate_event(what.scope(), iin, db_time(now))?;
         }
         Ok(())

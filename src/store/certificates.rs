@@ -9,7 +9,7 @@ use diesel::OptionalExtension;
 
 use super::rows::touched_one;
 use super::schema::*;
-use super::{StoreError, Tx};
+use super::{DbConnection, StoreError, Tx};
 
 pub use crate::vocab::CertificateKind;
 
@@ -191,12 +191,40 @@ pub(super) fn certificate_in<'a>(serial: &'a str, status: CertificateStatus) -> 
 
 row_decoders!(CertificateQuery, certificates, CertificateRow => Certificate, first_certificate, load_certificates);
 
+/// What [`Tx::keys_standing`] found about a set of keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeysStanding {
+    /// One of them is blocked.
+    pub blocked: bool,
+    /// One of them is certified (a certificate of any status, reserved included).
+    pub certified: bool,
+}
+
 impl Tx<'_> {
     /// Reserve or record a certificate row.
     pub fn insert_certificate(&mut self, cert: &Certificate) -> Result<(), StoreError> {
         diesel::insert_into(certificates::table)
             .values(CertificateRow::from(cert))
             .execute(self.conn)?;
+        Ok(())
+    }
+
+    /// Reserve or record several certificate rows (an application's pair): on PostgreSQL in
+    /// one statement, one round trip.
+    pub fn insert_certificates(&mut self, certs: &[Certificate]) -> Result<(), StoreError> {
+        match &mut *self.conn {
+            DbConnection::Pg(c) => {
+                let rows: Vec<CertificateRow> = certs.iter().map(CertificateRow::from).collect();
+                diesel::insert_into(certificates::table)
+                    .values(rows)
+                    .execute(c)?;
+            }
+            DbConnection::Sqlite(_) => {
+                for cert in certs {
+                    self.insert_certificate(cert)?;
+                }
+            }
+        }
         Ok(())
     }
 
@@ -264,6 +292,45 @@ impl Tx<'_> {
         touched_one(updated)
     }
 
+    /// [`Tx::mark_certificate_issued`] for each `(serial, der)`; returns how many were still
+    /// reserved and are now issued. On PostgreSQL one statement marks them all (one round
+    /// trip, in a shared transaction's serial run).
+    pub fn mark_certificates_issued(
+        &mut self,
+        signed: &[(String, Vec<u8>)],
+        at: NaiveDateTime,
+    ) -> Result<usize, StoreError> {
+        match &mut *self.conn {
+            DbConnection::Pg(c) => {
+                use diesel::sql_types::{Array, Binary, Text, Timestamp};
+                let (serials, ders): (Vec<&str>, Vec<&[u8]>) = signed
+                    .iter()
+                    .map(|(serial, der)| (serial.as_str(), der.as_slice()))
+                    .unzip();
+                Ok(diesel::sql_query(
+                    "UPDATE certificates AS c SET der = v.der, status = $1, issued_at = $2 \
+                     FROM unnest($3::text[], $4::bytea[]) AS v (serial, der) \
+                     WHERE c.serial = v.serial AND c.status = $5",
+                )
+                .bind::<Text, _>(CertificateStatus::Issued.as_str())
+                .bind::<Timestamp, _>(at)
+                .bind::<Array<Text>, _>(serials)
+                .bind::<Array<Binary>, _>(ders)
+                .bind::<Text, _>(CertificateStatus::Reserved.as_str())
+                .execute(c)?)
+            }
+            DbConnection::Sqlite(_) => {
+                let mut marked = 0;
+                for (serial, der) in signed {
+                    if self.mark_certificate_issued(serial, der, at)? {
+                        marked += 1;
+                    }
+                }
+                Ok(marked)
+            }
+        }
+    }
+
     /// The revocation state of one certificate, read cheaply (OCSP's status source).
     pub fn certificate_state(
         &mut self,
@@ -300,6 +367,17 @@ impl Tx<'_> {
                 .execute(self.conn)?;
         }
         Ok(())
+    }
+
+    /// Whether any of `keys` (SPKI hashes) is blocked, and whether any is certified by a
+    /// certificate of any status: one query, for the checks before a pair is reserved.
+    pub fn keys_standing(&mut self, keys: &[String]) -> Result<KeysStanding, StoreError> {
+        let (blocked, certified) = diesel::select((
+            diesel::dsl::exists(blocked_keys::table.filter(blocked_keys::spki_sha256.eq_any(keys))),
+            diesel::dsl::exists(certificates::table.filter(certificates::spki_sha256.eq_any(keys))),
+        ))
+        .get_result::<(bool, bool)>(self.conn)?;
+        Ok(KeysStanding { blocked, certified })
     }
 
     /// The block record of a key, if blocked.

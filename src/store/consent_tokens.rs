@@ -5,26 +5,36 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::*;
-use super::{StoreError, Tx};
+use super::{DbConnection, StoreError, Tx};
 
 impl Tx<'_> {
     /// Record a consent token id as used. Returns `false` if it was already used (a replay);
-    /// the unique key makes this hold when two transactions race.
+    /// the unique key makes this hold when two transactions race. One statement (`ON
+    /// CONFLICT DO NOTHING`, which both databases have but diesel's two-backend connection
+    /// does not write): a replay inserts nothing and aborts nothing, so it needs no savepoint.
     pub fn record_consent_jti(
         &mut self,
         jti: &str,
         expires_at: NaiveDateTime,
         used_at: NaiveDateTime,
     ) -> Result<bool, StoreError> {
-        self.insert_first(|conn| {
-            diesel::insert_into(used_consent_tokens::table)
-                .values((
-                    used_consent_tokens::jti.eq(jti),
-                    used_consent_tokens::expires_at.eq(expires_at),
-                    used_consent_tokens::used_at.eq(used_at),
-                ))
-                .execute(conn)
-        })
+        let row = (
+            used_consent_tokens::jti.eq(jti),
+            used_consent_tokens::expires_at.eq(expires_at),
+            used_consent_tokens::used_at.eq(used_at),
+        );
+        let insert = diesel::insert_into(used_consent_tokens::table).values(row);
+        let inserted = match &mut *self.conn {
+            DbConnection::Sqlite(c) => insert
+                .on_conflict(used_consent_tokens::jti)
+                .do_nothing()
+                .execute(c)?,
+            DbConnection::Pg(c) => insert
+                .on_conflict(used_consent_tokens::jti)
+                .do_nothing()
+                .execute(c)?,
+        };
+        Ok(inserted == 1)
     }
 
     /// Whether a consent token id has been used.

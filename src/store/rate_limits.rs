@@ -10,14 +10,13 @@ use super::{StoreError, Tx};
 
 impl Tx<'_> {
     /// Serialise rate-limit counting for one subject (an IIN) in one scope across instances
-    /// until the transaction ends (PostgreSQL advisory lock; on SQLite the write transaction
-    /// already excludes every other writer). Take it before any other lock but the audit
-    /// chain's, which it takes first: a counted action is audited, and a shared transaction
-    /// ([`super::Store::write`]) holds the audit lock before its members take their
-    /// IINs' locks, so every transaction takes the two in the same order.
-    pub fn lock_rate_subject(&mut self, scope: &str, subject: &str) -> Result<(), StoreError> {
-        self.lock_audit_chain()?;
-        self.lock_named(&format!("tamga-rate:{scope}:{subject}"))
+    /// until the transaction ends. The audit chain's lock does it: every write transaction
+    /// takes that lock when it begins (PostgreSQL; see `store::begin`) or holds the
+    /// database's write lock (SQLite), so no two count at once, on any instance, and a lock
+    /// per subject would only cost a round trip. Taken here too, for a transaction that
+    /// does not hold it yet.
+    pub fn lock_rate_subject(&mut self, _scope: &str, _subject: &str) -> Result<(), StoreError> {
+        self.lock_audit_chain()
     }
 
     /// How many actions of `scope` were counted for `subject` at or after `since`.
@@ -70,6 +69,41 @@ impl Tx<'_> {
             ))
             .execute(self.conn)?;
         Ok(())
+    }
+
+    /// Count one action of `scope` for `subject` at `at` if fewer than `limit` were counted
+    /// at or after `since`; returns whether it was counted. One statement: the count and the
+    /// insert are one round trip (call it under [`Tx::lock_rate_subject`]).
+    pub fn record_rate_event_within(
+        &mut self,
+        scope: &str,
+        subject: &str,
+        since: NaiveDateTime,
+        limit: i64,
+        at: NaiveDateTime,
+    ) -> Result<bool, StoreError> {
+        use diesel::sql_types::{BigInt, Text, Timestamp};
+        const SQL: &str = "INSERT INTO rate_limit_events (id, scope, subject, at) \
+             SELECT $1, $2, $3, $4 WHERE (SELECT COUNT(*) FROM rate_limit_events \
+             WHERE scope = $2 AND subject = $3 AND at >= $5) < $6";
+        let sqlite_sql;
+        let sql = match self.backend {
+            super::Backend::Postgres => SQL,
+            // SQLite's numbered parameters are `?N`.
+            super::Backend::Sqlite => {
+                sqlite_sql = SQL.replace('$', "?");
+                sqlite_sql.as_str()
+            }
+        };
+        let inserted = diesel::sql_query(sql)
+            .bind::<Text, _>(uuid::Uuid::new_v4().to_string())
+            .bind::<Text, _>(scope)
+            .bind::<Text, _>(subject)
+            .bind::<Timestamp, _>(at)
+            .bind::<Timestamp, _>(since)
+            .bind::<BigInt, _>(limit)
+            .execute(self.conn)?;
+        Ok(inserted == 1)
     }
 
     /// Forget counted actions older than `before`. Returns how many.
