@@ -468,6 +468,89 @@ mod tests {
         assert_eq!(undone, 0);
     }
 
+    /// A chain whose hash is the previous hash and the subject: enough to see the links.
+    struct Links;
+    impl super::super::AuditChain for Links {
+        fn genesis(&self) -> &str {
+            "genesis"
+        }
+        fn hash(&self, record: &super::super::AuditRecord) -> String {
+            format!("{}>{}", record.prev_hash, record.subject)
+        }
+    }
+
+    fn audited(tx: &mut super::super::Tx<'_>, subject: &str) -> Result<(), StoreError> {
+        let entry = super::super::AuditEntry {
+            at: chrono::Utc::now().naive_utc(),
+            actor: "test".to_owned(),
+            action: "test".to_owned(),
+            subject: subject.to_owned(),
+            details: serde_json::json!({}),
+        };
+        tx.append_chained(&entry, &Links).map(drop)
+    }
+
+    #[test]
+    fn the_chain_head_passes_only_from_members_whose_work_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
+        let hold = store.hold_writes();
+        type Writer = Box<dyn FnOnce(Store) -> Result<(), StoreError> + Send>;
+        let ok = |subject: &'static str| -> Writer {
+            Box::new(move |s: Store| s.write(|tx| audited(tx, subject)))
+        };
+        let failing = |subject: &'static str| -> Writer {
+            Box::new(move |s: Store| {
+                s.write(|tx| {
+                    // Appended, then refused: its savepoint undoes the entry, and the head
+                    // it moved must not reach the next member.
+                    audited(tx, subject)?;
+                    Err(StoreError::Corrupt {
+                        table: "test",
+                        message: "refused".to_owned(),
+                    })
+                })
+            })
+        };
+        let before = store.group_commit_stats();
+        let handles = queue_writers(
+            &store,
+            vec![failing("x"), ok("a"), failing("y"), ok("b"), ok("c")],
+        );
+        drop(hold);
+        let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        assert_eq!(
+            results.iter().map(Result::is_ok).collect::<Vec<_>>(),
+            [false, true, false, true, true]
+        );
+        assert_eq!(store.group_commit_stats().commits - before.commits, 1);
+        let records = store.read(|tx| tx.audit_tail(10)).unwrap();
+        let links: Vec<_> = records
+            .iter()
+            .map(|r| {
+                (
+                    r.seq,
+                    r.subject.as_str(),
+                    r.prev_hash.as_str(),
+                    r.hash.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            links,
+            [
+                (1, "a", "genesis", "genesis>a"),
+                (2, "b", "genesis>a", "genesis>a>b"),
+                (3, "c", "genesis>a>b", "genesis>a>b>c"),
+            ]
+        );
+        // The next transaction reads the head it did not write.
+        store.write(|tx| audited(tx, "d")).unwrap();
+        let last = store.read(|tx| tx.audit_tail(1)).unwrap();
+        assert_eq!(last[0].prev_hash, "genesis>a>b>c");
+        assert_eq!(last[0].seq, 4);
+    }
+
     #[test]
     fn a_write_that_panics_loses_its_batch_and_the_next_write_works() {
         let dir = tempfile::tempdir().unwrap();
