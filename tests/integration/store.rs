@@ -292,6 +292,58 @@ fn exercise(url: &DatabaseUrl) {
     assert_eq!(records.len(), 40);
     assert_eq!(records.last().map(|r| r.hash.clone()), Some(verified.head));
     assert_eq!(records[0].prev_hash, tamga::audit::GENESIS_HASH);
+
+    // Shared transactions with refused members: every third write appends an entry and counts
+    // an event, then fails. What it wrote is undone (its savepoint), the others' work stays,
+    // and the chain carried from member to member still verifies.
+    let before = store.group_commit_stats();
+    std::thread::scope(|s| {
+        for worker in 0..16 {
+            let store = Arc::clone(&store);
+            s.spawn(move || {
+                for i in 0..12 {
+                    let refused = (worker + i) % 3 == 0;
+                    let subject =
+                        format!("{}-{worker}-{i}", if refused { "refused" } else { "kept" });
+                    let entry = AuditEntry {
+                        at: Utc::now().naive_utc(),
+                        actor: format!("worker-{worker}"),
+                        action: "test.grouped".to_owned(),
+                        subject: subject.clone(),
+                        details: serde_json::json!({"i": i}),
+                    };
+                    let result = store.write(|tx| -> Result<(), StoreError> {
+                        tx.append_audit(&entry)?;
+                        tx.record_rate_event("test", &subject, t(12, 0))?;
+                        if refused {
+                            return Err(StoreError::Corrupt {
+                                table: "test",
+                                message: "refused".to_owned(),
+                            });
+                        }
+                        Ok(())
+                    });
+                    assert_eq!(result.is_err(), refused, "{subject}: {result:?}");
+                }
+            });
+        }
+    });
+    let kept = (0..16)
+        .flat_map(|w| (0..12).map(move |i| (w + i) % 3 != 0))
+        .filter(|k| *k)
+        .count();
+    let after = store.group_commit_stats();
+    assert_eq!(after.writes - before.writes, kept as u64);
+    let verified = tamga::audit::verify(&store).unwrap();
+    assert_eq!(verified.entries, 40 + kept as i64);
+    let records = store.read(|tx| tx.audit_records(40, 1000)).unwrap();
+    assert_eq!(records.len(), kept);
+    assert!(records.iter().all(|r| r.subject.starts_with("kept-")));
+    let counted: i64 = store
+        .read(|tx| tx.table_counts())
+        .unwrap()
+        .rate_limit_events;
+    assert_eq!(counted, kept as i64, "a refused member's event was undone");
 }
 
 #[test]
