@@ -143,7 +143,8 @@ impl Registrar {
         let at = db_time(self.clock.now());
         let completed = self.store.write(
             |tx| -> Result<Completion, RaError> {
-                let marked = tx.mark_certificates_issued(&signed, at)?;
+                let marked_certs = tx.mark_certificates_issued(&signed, at)?;
+                let marked = marked_certs.len();
                 if marked == 0 {
                     // Completed meanwhile by another process: nothing to record.
                     return Ok(Completion::Already);
@@ -157,25 +158,47 @@ impl Registrar {
                         ),
                     }));
                 }
-                // A re-issue: the pair it replaces stops being valid in this very transaction,
-                // so there is never a moment with no valid pair, nor with two; or, revoked
-                // meanwhile for another reason, it voids the re-issue.
-                let mut app = tx
-                    .application(application_id)?
-                    .ok_or(RaError::ApplicationNotFound)?;
-                let superseded = match &app.replaces_application_id {
-                    Some(old) => match super::lineage::supersede(tx, old, application_id, at)? {
-                        super::lineage::Replaced::Superseded(serials) => Some(serials),
-                        super::lineage::Replaced::Void { serial, reason } => {
-                            super::lineage::void_reissue(tx, application_id, &serial, &reason, at)?;
-                            return Ok(Completion::Void { serial, reason });
-                        }
-                    },
-                    None => None,
+                // An application known to replace nothing (its lineage never changes) is
+                // marked issued and read back in one statement.
+                let (app, superseded) = if known.is_some_and(|k| k.replaces_application_id.is_none())
+                {
+                    let app = tx
+                        .set_application_status_returning(
+                            application_id,
+                            ApplicationStatus::Issued,
+                            at,
+                        )?
+                        .ok_or(RaError::ApplicationNotFound)?;
+                    (app, None)
+                } else {
+                    // A re-issue: the pair it replaces stops being valid in this very
+                    // transaction, so there is never a moment with no valid pair, nor with
+                    // two; or, revoked meanwhile for another reason, it voids the re-issue.
+                    let mut app = tx
+                        .application(application_id)?
+                        .ok_or(RaError::ApplicationNotFound)?;
+                    let superseded = match &app.replaces_application_id {
+                        Some(old) => match super::lineage::supersede(tx, old, application_id, at)?
+                        {
+                            super::lineage::Replaced::Superseded(serials) => Some(serials),
+                            super::lineage::Replaced::Void { serial, reason } => {
+                                super::lineage::void_reissue(
+                                    tx,
+                                    application_id,
+                                    &serial,
+                                    &reason,
+                                    at,
+                                )?;
+                                return Ok(Completion::Void { serial, reason });
+                            }
+                        },
+                        None => None,
+                    };
+                    tx.set_application_status(application_id, ApplicationStatus::Issued, at)?;
+                    app.status = ApplicationStatus::Issued;
+                    app.updated_at = at;
+                    (app, superseded)
                 };
-                tx.set_application_status(application_id, ApplicationStatus::Issued, at)?;
-                app.status = ApplicationStatus::Issued;
-                app.updated_at = at;
                 tx.append_audit(&AuditEntry {
                     at,
                     actor: actor.to_owned(),
@@ -186,7 +209,8 @@ impl Registrar {
                         "issuer": self.issuer.id(),
                     }),
                 })?;
-                let certs = tx.certificates_of_application(application_id)?;
+                // The application's pair is the rows it reserved, all marked just now.
+                let certs = marked_certs;
                 let issued: Vec<serde_json::Value> = certs
                     .iter()
                     .map(|c| {

@@ -65,8 +65,10 @@ pub struct Application {
     pub through_pages: bool,
 }
 
+// `None` is written as NULL, not DEFAULT (no nullable column has another default): the
+// insert is then the same statement every time, and prepared once.
 #[derive(Queryable, Selectable, Insertable)]
-#[diesel(table_name = applications)]
+#[diesel(table_name = applications, treat_none_as_default_value = false)]
 struct ApplicationRow {
     id: String,
     status: String,
@@ -178,9 +180,8 @@ row_decoders!(ApplicationQuery, applications, ApplicationRow => Application, fir
 impl Tx<'_> {
     /// Insert a new application.
     pub fn insert_application(&mut self, app: &Application) -> Result<(), StoreError> {
-        diesel::insert_into(applications::table)
-            .values(ApplicationRow::from(app))
-            .execute(self.conn)?;
+        let insert = diesel::insert_into(applications::table).values(ApplicationRow::from(app));
+        native!(self.conn, |c| insert.execute(c))?;
         Ok(())
     }
 
@@ -260,6 +261,35 @@ impl Tx<'_> {
             ))
             .execute(self.conn);
         touched_the_row(updated)
+    }
+
+    /// [`Tx::set_application_status`], returning the application as it now is (`None`: no
+    /// application has `id`). On PostgreSQL one statement (`UPDATE … RETURNING`).
+    pub fn set_application_status_returning(
+        &mut self,
+        id: &str,
+        status: ApplicationStatus,
+        at: NaiveDateTime,
+    ) -> Result<Option<Application>, StoreError> {
+        let update = diesel::update(applications::table.find(id)).set((
+            applications::status.eq(status.as_str()),
+            applications::updated_at.eq(at),
+        ));
+        match &mut *self.conn {
+            super::DbConnection::Pg(c) => {
+                let row: Option<ApplicationRow> = update
+                    .returning(ApplicationRow::as_returning())
+                    .get_result(c)
+                    .optional()?;
+                row.map(Application::try_from).transpose()
+            }
+            super::DbConnection::Sqlite(c) => {
+                if update.execute(c)? == 0 {
+                    return Ok(None);
+                }
+                self.application(id)
+            }
+        }
     }
 
     /// The application created with the consent token `jti`, if any.

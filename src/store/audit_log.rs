@@ -11,8 +11,10 @@ use super::schema::*;
 use super::{StoreError, Tx};
 
 /// One entry of the hash-chained audit log.
+// Every field written as it is (the derive's default wraps each in "value or DEFAULT"), so
+// that the insert is the same statement every time, and prepared once.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
-#[diesel(table_name = audit_log)]
+#[diesel(table_name = audit_log, treat_none_as_default_value = false)]
 pub struct AuditRecord {
     /// Position in the chain, from 1.
     pub seq: i64,
@@ -65,7 +67,9 @@ impl Tx<'_> {
     /// SQLite): the head is read, hashed over and extended under the lock, so the chain never
     /// forks. The head this transaction wrote last is kept in the [`Tx`] and not read again
     /// (a member of a shared transaction passes it to the next; one rolled back to its
-    /// savepoint does not). Call it inside [`super::Store::write`] together with the state change it records.
+    /// savepoint does not). In a shared transaction the entry is inserted with every kept
+    /// member's, in one statement just before the commit (`insert_pending_audit`): nothing
+    /// in the transaction reads the log but this head. Call it inside [`super::Store::write`] together with the state change it records.
     pub(crate) fn append_chained(
         &mut self,
         entry: &AuditEntry,
@@ -95,9 +99,13 @@ impl Tx<'_> {
             hash: String::new(),
         };
         record.hash = chain.hash(&record);
-        diesel::insert_into(audit_log::table)
-            .values(&record)
-            .execute(self.conn)?;
+        match &mut self.pending_audit {
+            Some(pending) => pending.push(record.clone()),
+            None => {
+                let insert = diesel::insert_into(audit_log::table).values(&record);
+                native!(self.conn, |c| insert.execute(c))?;
+            }
+        }
         self.chain_head = Some((record.seq, record.hash.clone()));
         Ok(record)
     }
@@ -127,3 +135,32 @@ impl Tx<'_> {
             .load(self.conn)?)
     }
 }
+
+/// Insert the audit entries a shared transaction's members appended (in chain order), in one
+/// statement on PostgreSQL.
+pub(super) fn insert_pending_audit(
+    conn: &mut super::DbConnection,
+    records: &[AuditRecord],
+) -> diesel::QueryResult<()> {
+    match conn {
+        super::DbConnection::Pg(c) => {
+            for chunk in records.chunks(PENDING_AUDIT_ROWS_PER_INSERT) {
+                diesel::insert_into(audit_log::table)
+                    .values(chunk)
+                    .execute(c)?;
+            }
+        }
+        super::DbConnection::Sqlite(c) => {
+            for record in records {
+                diesel::insert_into(audit_log::table)
+                    .values(record)
+                    .execute(c)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Rows per insert statement of pending entries: 8 columns each, well under PostgreSQL's
+/// 65,535 bind parameters.
+const PENDING_AUDIT_ROWS_PER_INSERT: usize = 1_000;

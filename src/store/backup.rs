@@ -97,6 +97,7 @@ impl Store {
             backend: self.backend,
             audit_locked: false,
             chain_head: None,
+            pending_audit: None,
         }
         .facts();
         let _ = conn.batch_execute("ROLLBACK");
@@ -142,6 +143,7 @@ impl SqliteFile {
             backend: Backend::Sqlite,
             audit_locked: false,
             chain_head: None,
+            pending_audit: None,
         };
         f(&mut tx)
     }

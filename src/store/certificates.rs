@@ -64,8 +64,10 @@ pub struct Certificate {
     pub revocation_seq: Option<i64>,
 }
 
-#[derive(Queryable, Selectable, Insertable)]
-#[diesel(table_name = certificates)]
+// `None` is written as NULL, not DEFAULT (no nullable column has another default): the
+// insert is then the same statement every time, and prepared once.
+#[derive(Queryable, QueryableByName, Selectable, Insertable)]
+#[diesel(table_name = certificates, treat_none_as_default_value = false)]
 struct CertificateRow {
     serial: String,
     issuer_id: String,
@@ -203,23 +205,30 @@ pub struct KeysStanding {
 impl Tx<'_> {
     /// Reserve or record a certificate row.
     pub fn insert_certificate(&mut self, cert: &Certificate) -> Result<(), StoreError> {
-        diesel::insert_into(certificates::table)
-            .values(CertificateRow::from(cert))
-            .execute(self.conn)?;
+        let insert = diesel::insert_into(certificates::table).values(CertificateRow::from(cert));
+        native!(self.conn, |c| insert.execute(c))?;
         Ok(())
     }
 
     /// Reserve or record several certificate rows (an application's pair): on PostgreSQL in
     /// one statement, one round trip.
     pub fn insert_certificates(&mut self, certs: &[Certificate]) -> Result<(), StoreError> {
-        match &mut *self.conn {
-            DbConnection::Pg(c) => {
+        match (&mut *self.conn, certs) {
+            // A pair, the usual case, as a fixed-size array: the same statement every time,
+            // prepared once.
+            (DbConnection::Pg(c), [auth, sign]) => {
+                let rows = [CertificateRow::from(auth), CertificateRow::from(sign)];
+                diesel::insert_into(certificates::table)
+                    .values(rows)
+                    .execute(c)?;
+            }
+            (DbConnection::Pg(c), _) => {
                 let rows: Vec<CertificateRow> = certs.iter().map(CertificateRow::from).collect();
                 diesel::insert_into(certificates::table)
                     .values(rows)
                     .execute(c)?;
             }
-            DbConnection::Sqlite(_) => {
+            (DbConnection::Sqlite(_), _) => {
                 for cert in certs {
                     self.insert_certificate(cert)?;
                 }
@@ -292,43 +301,53 @@ impl Tx<'_> {
         touched_one(updated)
     }
 
-    /// [`Tx::mark_certificate_issued`] for each `(serial, der)`; returns how many were still
-    /// reserved and are now issued. On PostgreSQL one statement marks them all (one round
-    /// trip, in a shared transaction's serial run).
+    /// [`Tx::mark_certificate_issued`] for each `(serial, der)`; returns the certificates that
+    /// were still reserved and are now issued, by kind (AUTH first). On PostgreSQL one statement marks
+    /// and returns them all (one round trip, in a shared transaction's serial run).
     pub fn mark_certificates_issued(
         &mut self,
         signed: &[(String, Vec<u8>)],
         at: NaiveDateTime,
-    ) -> Result<usize, StoreError> {
-        match &mut *self.conn {
+    ) -> Result<Vec<Certificate>, StoreError> {
+        let rows: Vec<CertificateRow> = match &mut *self.conn {
             DbConnection::Pg(c) => {
                 use diesel::sql_types::{Array, Binary, Text, Timestamp};
                 let (serials, ders): (Vec<&str>, Vec<&[u8]>) = signed
                     .iter()
                     .map(|(serial, der)| (serial.as_str(), der.as_slice()))
                     .unzip();
-                Ok(diesel::sql_query(
+                diesel::sql_query(
                     "UPDATE certificates AS c SET der = v.der, status = $1, issued_at = $2 \
                      FROM unnest($3::text[], $4::bytea[]) AS v (serial, der) \
-                     WHERE c.serial = v.serial AND c.status = $5",
+                     WHERE c.serial = v.serial AND c.status = $5 RETURNING c.*",
                 )
                 .bind::<Text, _>(CertificateStatus::Issued.as_str())
                 .bind::<Timestamp, _>(at)
                 .bind::<Array<Text>, _>(serials)
                 .bind::<Array<Binary>, _>(ders)
                 .bind::<Text, _>(CertificateStatus::Reserved.as_str())
-                .execute(c)?)
+                .load(c)?
             }
             DbConnection::Sqlite(_) => {
-                let mut marked = 0;
+                let mut marked = Vec::with_capacity(signed.len());
                 for (serial, der) in signed {
                     if self.mark_certificate_issued(serial, der, at)? {
-                        marked += 1;
+                        marked.push(serial.as_str());
                     }
                 }
-                Ok(marked)
+                certificates::table
+                    .filter(certificates::serial.eq_any(marked))
+                    .select(CertificateRow::as_select())
+                    .load(self.conn)?
             }
-        }
+        };
+        let mut certs = rows
+            .into_iter()
+            .map(Certificate::try_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        // As `certificates_of_application` orders them.
+        certs.sort_by(|a, b| a.kind.as_str().cmp(b.kind.as_str()));
+        Ok(certs)
     }
 
     /// The revocation state of one certificate, read cheaply (OCSP's status source).

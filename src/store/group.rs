@@ -12,6 +12,11 @@
 //! arrived while the previous commit was in flight. A long write (`Store::write_alone`) first
 //! commits the open batch and then runs in a transaction of its own.
 //!
+//! A member's audit entries are kept with the batch and inserted, every kept member's in chain
+//! order, just before the commit; the chain's head passes from member to member (nothing in a
+//! write transaction reads the log but its head). On PostgreSQL a kept member's savepoint is
+//! left open until the commit (`keep_member`): one round trip less in the batch's series.
+//!
 //! What the members of one batch see is exactly what serial transactions would have seen:
 //! they run one after another on one connection, each reading what the earlier ones wrote,
 //! so unique indexes, counted limits and the audit chain hold across a batch as they do
@@ -100,6 +105,8 @@ pub(super) struct OpenBatch {
     lost: bool,
     /// The audit chain's head as the last kept member left it (see `Tx::append_chained`).
     chain_head: Option<(i64, String)>,
+    /// The audit entries of the kept members, inserted just before the commit.
+    pending_audit: Vec<super::AuditRecord>,
 }
 
 /// How a batch ended, for the members that wait on it.
@@ -199,7 +206,10 @@ impl Group {
             let _ = <DbConnection as Connection>::TransactionManager::rollback_transaction(conn);
             Err(Arc::new(StoreError::BatchLost))
         } else {
-            <DbConnection as Connection>::TransactionManager::commit_transaction(conn)
+            super::audit_log::insert_pending_audit(conn, &batch.pending_audit)
+                .and_then(|()| {
+                    <DbConnection as Connection>::TransactionManager::commit_transaction(conn)
+                })
                 .map_err(|e| Arc::new(StoreError::from(e)))
         };
         if result.is_ok() && batch.kept > 0 {
@@ -236,6 +246,7 @@ impl Baton<'_> {
             kept: 0,
             lost: false,
             chain_head: None,
+            pending_audit: Vec::new(),
         }
     }
 
@@ -273,14 +284,18 @@ impl Baton<'_> {
                     conn: &mut *conn,
                     backend,
                     audit_locked: backend == super::Backend::Postgres,
-                    chain_head: batch.chain_head.take(),
+                    chain_head: batch.chain_head.clone(),
+                    pending_audit: Some(Vec::new()),
                 };
                 let result = catch_unwind(AssertUnwindSafe(|| f(&mut tx)));
-                // The head a member moved is the batch's only if its work is kept.
+                // The head a member moved, and the entries it appended, are the batch's only
+                // if its work is kept; otherwise the head stays where the member found it.
                 let chain_head = tx.chain_head.take();
+                let appended = tx.pending_audit.take().unwrap_or_default();
                 match result {
                     Ok(Ok(value)) => {
                         batch.chain_head = chain_head;
+                        batch.pending_audit.extend(appended);
                         match keep_member(conn, backend) {
                             Ok(()) => (Ok(value), true),
                             Err(e) => {

@@ -518,6 +518,7 @@ impl Store {
             backend: self.backend,
             audit_locked: false,
             chain_head: None,
+            pending_audit: None,
         };
         f(&mut tx)
     }
@@ -560,6 +561,10 @@ pub struct Tx<'c> {
     /// append in the same transaction (the next member of a shared one) need not read it
     /// back: under the chain's lock nobody else moves it. `None`: read it.
     chain_head: Option<(i64, String)>,
+    /// In a shared transaction, the audit entries this member appended, not yet inserted:
+    /// the batch inserts every kept member's entries in one statement before it commits
+    /// (`None`: each is inserted at once).
+    pending_audit: Option<Vec<AuditRecord>>,
 }
 
 impl Tx<'_> {

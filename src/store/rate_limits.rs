@@ -72,8 +72,9 @@ impl Tx<'_> {
     }
 
     /// Count one action of `scope` for `subject` at `at` if fewer than `limit` were counted
-    /// at or after `since`; returns whether it was counted. One statement: the count and the
-    /// insert are one round trip (call it under [`Tx::lock_rate_subject`]).
+    /// at or after `since`; returns whether it was counted. One statement (`INSERT … SELECT
+    /// … WHERE (SELECT COUNT(*) …) < limit`, prepared once per connection): the count and the
+    /// insert are one round trip. Call it under [`Tx::lock_rate_subject`].
     pub fn record_rate_event_within(
         &mut self,
         scope: &str,
@@ -82,26 +83,28 @@ impl Tx<'_> {
         limit: i64,
         at: NaiveDateTime,
     ) -> Result<bool, StoreError> {
-        use diesel::sql_types::{BigInt, Text, Timestamp};
-        const SQL: &str = "INSERT INTO rate_limit_events (id, scope, subject, at) \
-             SELECT $1, $2, $3, $4 WHERE (SELECT COUNT(*) FROM rate_limit_events \
-             WHERE scope = $2 AND subject = $3 AND at >= $5) < $6";
-        let sqlite_sql;
-        let sql = match self.backend {
-            super::Backend::Postgres => SQL,
-            // SQLite's numbered parameters are `?N`.
-            super::Backend::Sqlite => {
-                sqlite_sql = SQL.replace('$', "?");
-                sqlite_sql.as_str()
-            }
-        };
-        let inserted = diesel::sql_query(sql)
-            .bind::<Text, _>(uuid::Uuid::new_v4().to_string())
-            .bind::<Text, _>(scope)
-            .bind::<Text, _>(subject)
-            .bind::<Timestamp, _>(at)
-            .bind::<Timestamp, _>(since)
-            .bind::<BigInt, _>(limit)
+        use diesel::sql_types::{Text, Timestamp};
+        let counted = rate_limit_events::table
+            .filter(rate_limit_events::scope.eq(scope))
+            .filter(rate_limit_events::subject.eq(subject))
+            .filter(rate_limit_events::at.ge(since))
+            .count()
+            .single_value();
+        let row = diesel::select((
+            uuid::Uuid::new_v4().to_string().into_sql::<Text>(),
+            scope.into_sql::<Text>(),
+            subject.into_sql::<Text>(),
+            at.into_sql::<Timestamp>(),
+        ))
+        .filter(counted.lt(limit));
+        let inserted = diesel::insert_into(rate_limit_events::table)
+            .values(row)
+            .into_columns((
+                rate_limit_events::id,
+                rate_limit_events::scope,
+                rate_limit_events::subject,
+                rate_limit_events::at,
+            ))
             .execute(self.conn)?;
         Ok(inserted == 1)
     }

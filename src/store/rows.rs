@@ -24,6 +24,19 @@ where
     rows.into_iter().map(T::try_from).collect()
 }
 
+/// Runs `$body` with `$c` bound to the connection of the database's own backend, not
+/// diesel's two-backend connection, whose dialect marks every derived insert unsafe to keep
+/// prepared: on the native connection, a statement of the issuance path is parsed and
+/// planned once per connection, not on every call (PostgreSQL).
+macro_rules! native {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match &mut *$conn {
+            super::DbConnection::Pg($c) => $body,
+            super::DbConnection::Sqlite($c) => $body,
+        }
+    };
+}
+
 /// Declares, for a table whose rows decode into a domain type, the boxed query type and the
 /// two private `Tx` methods every query of that table ends with: the first row decoded, and
 /// every row decoded.
