@@ -69,7 +69,8 @@ impl Tx<'_> {
     /// (a member of a shared transaction passes it to the next; one rolled back to its
     /// savepoint does not). In a shared transaction the entry is inserted with every kept
     /// member's, in one statement just before the commit (`insert_pending_audit`): nothing
-    /// in the transaction reads the log but this head. Call it inside [`super::Store::write`] together with the state change it records.
+    /// in the transaction reads the log but this head. Call it inside
+    /// [`super::Store::write`] together with the state change it records.
     pub(crate) fn append_chained(
         &mut self,
         entry: &AuditEntry,

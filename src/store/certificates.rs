@@ -302,8 +302,9 @@ impl Tx<'_> {
     }
 
     /// [`Tx::mark_certificate_issued`] for each `(serial, der)`; returns the certificates that
-    /// were still reserved and are now issued, by kind (AUTH first). On PostgreSQL one statement marks
-    /// and returns them all (one round trip, in a shared transaction's serial run).
+    /// were still reserved and are now issued, by kind (AUTH first). On PostgreSQL one
+    /// statement marks and returns them all (one round trip, in a shared transaction's serial
+    /// run).
     pub fn mark_certificates_issued(
         &mut self,
         signed: &[(String, Vec<u8>)],

@@ -5,7 +5,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::*;
-use super::{DbConnection, StoreError, Tx};
+use super::{StoreError, Tx};
 
 impl Tx<'_> {
     /// Record a consent token id as used. Returns `false` if it was already used (a replay);
@@ -24,16 +24,10 @@ impl Tx<'_> {
             used_consent_tokens::used_at.eq(used_at),
         );
         let insert = diesel::insert_into(used_consent_tokens::table).values(row);
-        let inserted = match &mut *self.conn {
-            DbConnection::Sqlite(c) => insert
-                .on_conflict(used_consent_tokens::jti)
-                .do_nothing()
-                .execute(c)?,
-            DbConnection::Pg(c) => insert
-                .on_conflict(used_consent_tokens::jti)
-                .do_nothing()
-                .execute(c)?,
-        };
+        let inserted = native!(self.conn, |c| insert
+            .on_conflict(used_consent_tokens::jti)
+            .do_nothing()
+            .execute(c))?;
         Ok(inserted == 1)
     }
 
