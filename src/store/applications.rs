@@ -67,7 +67,7 @@ pub struct Application {
 
 // `None` is written as NULL, not DEFAULT (no nullable column has another default): the
 // insert is then the same statement every time, and prepared once.
-#[derive(Queryable, Selectable, Insertable)]
+#[derive(Queryable, QueryableByName, Selectable, Insertable)]
 #[diesel(table_name = applications, treat_none_as_default_value = false)]
 struct ApplicationRow {
     id: String,
@@ -271,22 +271,19 @@ impl Tx<'_> {
         status: ApplicationStatus,
         at: NaiveDateTime,
     ) -> Result<Option<Application>, StoreError> {
-        let update = diesel::update(applications::table.find(id)).set((
-            applications::status.eq(status.as_str()),
-            applications::updated_at.eq(at),
-        ));
         match &mut *self.conn {
             super::DbConnection::Pg(c) => {
-                let row: Option<ApplicationRow> = update
-                    .returning(ApplicationRow::as_returning())
-                    .get_result(c)
-                    .optional()?;
+                let row: Option<ApplicationRow> = SetStatusPg {
+                    id,
+                    status: status.as_str(),
+                    at,
+                }
+                .get_result(c)
+                .optional()?;
                 row.map(Application::try_from).transpose()
             }
-            super::DbConnection::Sqlite(c) => {
-                if update.execute(c)? == 0 {
-                    return Ok(None);
-                }
+            super::DbConnection::Sqlite(_) => {
+                self.set_application_status(id, status, at)?;
                 self.application(id)
             }
         }
@@ -310,5 +307,45 @@ impl Tx<'_> {
             .set(applications::access_token_hash.eq(hash))
             .execute(self.conn);
         touched_the_row(updated)
+    }
+}
+
+/// `UPDATE applications SET status, updated_at WHERE id RETURNING *`, as a query of its own:
+/// unlike diesel's updates it is kept prepared on each connection, so PostgreSQL parses and
+/// plans it once.
+struct SetStatusPg<'a> {
+    id: &'a str,
+    status: &'a str,
+    at: NaiveDateTime,
+}
+
+/// The statement cache's key for [`SetStatusPg`] (one SQL text whatever the values).
+struct SetStatusPgId;
+
+impl diesel::query_builder::QueryId for SetStatusPg<'_> {
+    type QueryId = SetStatusPgId;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl diesel::query_builder::Query for SetStatusPg<'_> {
+    type SqlType = diesel::sql_types::Untyped;
+}
+
+impl<Conn> RunQueryDsl<Conn> for SetStatusPg<'_> {}
+
+impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for SetStatusPg<'_> {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    ) -> QueryResult<()> {
+        use diesel::sql_types::{Text, Timestamp};
+        out.push_sql("UPDATE applications SET status = ");
+        out.push_bind_param::<Text, str>(self.status)?;
+        out.push_sql(", updated_at = ");
+        out.push_bind_param::<Timestamp, _>(&self.at)?;
+        out.push_sql(" WHERE id = ");
+        out.push_bind_param::<Text, str>(self.id)?;
+        out.push_sql(" RETURNING *");
+        Ok(())
     }
 }

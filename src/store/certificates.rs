@@ -312,22 +312,11 @@ impl Tx<'_> {
     ) -> Result<Vec<Certificate>, StoreError> {
         let rows: Vec<CertificateRow> = match &mut *self.conn {
             DbConnection::Pg(c) => {
-                use diesel::sql_types::{Array, Binary, Text, Timestamp};
-                let (serials, ders): (Vec<&str>, Vec<&[u8]>) = signed
+                let (serials, ders) = signed
                     .iter()
                     .map(|(serial, der)| (serial.as_str(), der.as_slice()))
                     .unzip();
-                diesel::sql_query(
-                    "UPDATE certificates AS c SET der = v.der, status = $1, issued_at = $2 \
-                     FROM unnest($3::text[], $4::bytea[]) AS v (serial, der) \
-                     WHERE c.serial = v.serial AND c.status = $5 RETURNING c.*",
-                )
-                .bind::<Text, _>(CertificateStatus::Issued.as_str())
-                .bind::<Timestamp, _>(at)
-                .bind::<Array<Text>, _>(serials)
-                .bind::<Array<Binary>, _>(ders)
-                .bind::<Text, _>(CertificateStatus::Reserved.as_str())
-                .load(c)?
+                MarkIssuedPg { at, serials, ders }.load(c)?
             }
             DbConnection::Sqlite(_) => {
                 let mut marked = Vec::with_capacity(signed.len());
@@ -452,5 +441,50 @@ impl Tx<'_> {
                 ))
                 .execute(conn)
         })
+    }
+}
+
+/// `UPDATE certificates … FROM unnest(serials, ders) … RETURNING c.*`: marks the reserved
+/// certificates among `serials` issued with their DER. Written as a query of its own, as
+/// diesel has no `UPDATE … FROM`; unlike `sql_query` and diesel's updates it is kept
+/// prepared on each connection, so PostgreSQL parses and plans it once.
+struct MarkIssuedPg<'a> {
+    at: NaiveDateTime,
+    serials: Vec<&'a str>,
+    ders: Vec<&'a [u8]>,
+}
+
+/// The statement cache's key for [`MarkIssuedPg`] (one SQL text whatever the values).
+struct MarkIssuedPgId;
+
+impl diesel::query_builder::QueryId for MarkIssuedPg<'_> {
+    type QueryId = MarkIssuedPgId;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl diesel::query_builder::Query for MarkIssuedPg<'_> {
+    type SqlType = diesel::sql_types::Untyped;
+}
+
+impl<Conn> RunQueryDsl<Conn> for MarkIssuedPg<'_> {}
+
+impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for MarkIssuedPg<'_> {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    ) -> QueryResult<()> {
+        use diesel::sql_types::{Array, Binary, Text, Timestamp};
+        out.push_sql("UPDATE certificates AS c SET der = v.der, status = ");
+        out.push_bind_param::<Text, str>(CertificateStatus::Issued.as_str())?;
+        out.push_sql(", issued_at = ");
+        out.push_bind_param::<Timestamp, _>(&self.at)?;
+        out.push_sql(" FROM unnest(");
+        out.push_bind_param::<Array<Text>, _>(&self.serials)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Binary>, _>(&self.ders)?;
+        out.push_sql(") AS v (serial, der) WHERE c.serial = v.serial AND c.status = ");
+        out.push_bind_param::<Text, str>(CertificateStatus::Reserved.as_str())?;
+        out.push_sql(" RETURNING c.*");
+        Ok(())
     }
 }
