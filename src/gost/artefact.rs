@@ -79,7 +79,9 @@ impl SignedArtefact {
     pub fn crl(der: &[u8]) -> Result<SignedArtefact, GostError> {
         let crl = CertificateList::from_der(der)?;
         if crl.tbs_cert_list.signature != crl.signature_algorithm {
-            return Err(GostError::Malformed("the CRL's two signature algorithms differ"));
+            return Err(GostError::Malformed(
+                "the CRL's two signature algorithms differ",
+            ));
         }
         Self::parts(ArtefactKind::Crl, der)
     }
@@ -90,9 +92,9 @@ impl SignedArtefact {
         if response.response_status != OcspResponseStatus::Successful {
             return Err(GostError::Malformed("the OCSP response is not successful"));
         }
-        let bytes = response
-            .response_bytes
-            .ok_or(GostError::Malformed("the OCSP response has no response bytes"))?;
+        let bytes = response.response_bytes.ok_or(GostError::Malformed(
+            "the OCSP response has no response bytes",
+        ))?;
         if bytes.response_type != OCSP_BASIC {
             return Err(GostError::Malformed("the OCSP response is not a basic one"));
         }

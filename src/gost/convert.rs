@@ -42,13 +42,15 @@ impl GostPublicKey {
     /// Checks a decoded SubjectPublicKeyInfo in NCA's or the TC26 form.
     pub fn from_spki(info: &SubjectPublicKeyInfoOwned) -> Result<GostPublicKey, GostError> {
         let algorithm = &info.algorithm;
-        let (form, size) = oid::key_algorithm(&algorithm.oid)
-            .ok_or(GostError::NotGost(algorithm.oid))?;
+        let (form, size) =
+            oid::key_algorithm(&algorithm.oid).ok_or(GostError::NotGost(algorithm.oid))?;
         let oids = size.oids(form);
         let parameters = algorithm
             .parameters
             .as_ref()
-            .ok_or(GostError::KeyParameters("the key algorithm has no parameters"))?;
+            .ok_or(GostError::KeyParameters(
+                "the key algorithm has no parameters",
+            ))?;
         let parameters: KeyParameters = parameters.decode_as()?;
         if parameters.param_set != oids.param_set {
             return Err(GostError::UnknownParameterSet(parameters.param_set));
@@ -168,12 +170,10 @@ pub fn engine_signature(
     signature: &BitString,
 ) -> Result<(KeySize, Vec<u8>), GostError> {
     let (form, size) = signature_algorithm(algorithm)?;
-    let bytes = signature
-        .as_bytes()
-        .ok_or(GostError::SignatureLength {
-            expected: size.signature_len(),
-            found: signature.raw_bytes().len(),
-        })?;
+    let bytes = signature.as_bytes().ok_or(GostError::SignatureLength {
+        expected: size.signature_len(),
+        found: signature.raw_bytes().len(),
+    })?;
     if bytes.len() != size.signature_len() {
         return Err(GostError::SignatureLength {
             expected: size.signature_len(),
@@ -223,11 +223,7 @@ pub fn verify(
 /// Signs `tbs` with a GOST private key (read by OpenSSL through the engine) and returns the
 /// signature value in `form`: the engine's bytes for TC26, reversed for NCA. The digest
 /// follows from the key's size; the key must be parameter set A of its size.
-pub fn sign<T: HasPrivate>(
-    key: &PKeyRef<T>,
-    tbs: &[u8],
-    form: Form,
-) -> Result<Vec<u8>, GostError> {
+pub fn sign<T: HasPrivate>(key: &PKeyRef<T>, tbs: &[u8], form: Form) -> Result<Vec<u8>, GostError> {
     engine_ready()?;
     let public = GostPublicKey::from_der(&key.public_key_to_der()?)?;
     let size = public.size();

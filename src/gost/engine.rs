@@ -44,7 +44,10 @@ impl fmt::Display for Configuration {
                 write!(f, "OPENSSL_CONF={}", PathBuf::from(path).display())
             }
             Configuration::NotWritten(why) => {
-                write!(f, "OpenSSL's default (the shipped configuration could not be written: {why})")
+                write!(
+                    f,
+                    "OpenSSL's default (the shipped configuration could not be written: {why})"
+                )
             }
             Configuration::NotInitialised => {
                 f.write_str("whatever OpenSSL read before the GOST initialisation ran")
@@ -193,19 +196,17 @@ impl Drop for ShippedFile {
 const PROBE_MESSAGE: &[u8] = b"tamga: GOST R 34.10-2012 512-bit probe";
 
 /// The probe's public key (TC26 form, paramSetA), DER.
-const PROBE_SPKI: &str = concat!(
+const PROBE_SPKI: &str =
     "3081aa302106082a85030701010102301506092a850307010201020106082a8503070101020303818400048180\
      e11056d27d9aeaf6dd2dc9bf011f51639280f900fea139a1f0b665341526f63e80dd81c87a9b3969401a7eb02a\
      854879102030e28041cc3d582daf8024a7b29a3a09c6023ffa7ed0f9becdf2003694996369a5740a492612de3b\
-     ea97a64a72b745bca1fe31ca7c834e5c50eaed924ec08988e24bc18a127c2a814085e1c88e4d",
-);
+     ea97a64a72b745bca1fe31ca7c834e5c50eaed924ec08988e24bc18a127c2a814085e1c88e4d";
 
 /// The probe's signature, in the engine's byte order.
-const PROBE_SIGNATURE: &str = concat!(
+const PROBE_SIGNATURE: &str =
     "444c8e2947e19abdefb527a507c87552a82f84dab91adb9206c6c4d7845513839dc3a3bf01b343975b35f0fdd8\
      948e1a8f5943b9e8f51aa073450ea89372a64b35194a3dabaff56ae599a48e0909c14470ee56f68c0d2bb5fc5f\
-     ae29d22bf44a174d0ceb958dc305dc1fa61970eb0aa813f1ebb5d630617e494547e5348c8893",
-);
+     ae29d22bf44a174d0ceb958dc305dc1fa61970eb0aa813f1ebb5d630617e494547e5348c8893";
 
 /// The bytes of a hex constant of this file (a bad one gives no bytes, and the probe fails).
 fn hex_bytes(text: &str) -> Vec<u8> {

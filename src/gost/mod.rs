@@ -39,8 +39,8 @@ mod tests;
 
 pub use artefact::{certificate_key, subject_public_key_info, ArtefactKind, SignedArtefact};
 pub use convert::{
-    engine_signature, reverse_signature, sign, signature_algorithm,
-    signature_algorithm_identifier, spki_to_nca, spki_to_tc26, verify, GostPublicKey,
+    engine_signature, reverse_signature, sign, signature_algorithm, signature_algorithm_identifier,
+    spki_to_nca, spki_to_tc26, verify, GostPublicKey,
 };
 pub use engine::{
     available, configuration, init, support, Configuration, GostSupport, OPENSSL_CONFIG,

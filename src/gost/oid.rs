@@ -33,8 +33,7 @@ pub const TC26_PARAM_SET_512_A: ObjectIdentifier =
 /// TC26: `id-tc26-gost3411-12-512`, Streebog-512.
 pub const TC26_DIGEST_512: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.643.7.1.1.2.3");
 /// TC26: `id-tc26-signwithdigest-gost3410-12-512` (no parameters).
-pub const TC26_SIGNATURE_512: ObjectIdentifier =
-    ObjectIdentifier::new_unwrap("1.2.643.7.1.1.3.3");
+pub const TC26_SIGNATURE_512: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.643.7.1.1.3.3");
 /// TC26: `id-tc26-gost3410-12-256`, a GOST R 34.10-2012 256-bit public key.
 pub const TC26_KEY_256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.643.7.1.1.1.1");
 /// TC26: `id-tc26-gost-3410-2012-256-paramSetA`.
@@ -43,8 +42,7 @@ pub const TC26_PARAM_SET_256_A: ObjectIdentifier =
 /// TC26: `id-tc26-gost3411-12-256`, Streebog-256.
 pub const TC26_DIGEST_256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.643.7.1.1.2.2");
 /// TC26: `id-tc26-signwithdigest-gost3410-12-256` (no parameters).
-pub const TC26_SIGNATURE_256: ObjectIdentifier =
-    ObjectIdentifier::new_unwrap("1.2.643.7.1.1.3.2");
+pub const TC26_SIGNATURE_256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.643.7.1.1.3.2");
 
 /// Which encoding of GOST keys and signatures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

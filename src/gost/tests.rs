@@ -35,7 +35,10 @@ fn spki(key: ObjectIdentifier, parameters: &[ObjectIdentifier], point_len: usize
     for p in parameters {
         sequence.add(*p).unwrap();
     }
-    let point = OctetString::new(vec![7u8; point_len]).unwrap().to_der().unwrap();
+    let point = OctetString::new(vec![7u8; point_len])
+        .unwrap()
+        .to_der()
+        .unwrap();
     SubjectPublicKeyInfoOwned {
         algorithm: AlgorithmIdentifierOwned {
             oid: key,
@@ -88,7 +91,10 @@ fn the_oid_tables_pair_each_form_and_size() {
         for form in [Form::Nca, Form::Tc26] {
             let oids = size.oids(form);
             assert_eq!(oid::key_algorithm(&oids.key), Some((form, size)));
-            assert_eq!(oid::signature_algorithm(&oids.signature), Some((form, size)));
+            assert_eq!(
+                oid::signature_algorithm(&oids.signature),
+                Some((form, size))
+            );
         }
         assert_eq!(size.signature_len(), 2 * size.coordinate_len());
     }
@@ -112,8 +118,13 @@ fn the_nca_ca_key_maps_to_tc26_and_back_byte_for_byte() {
     let tc26 = spki_to_tc26(&nca).unwrap();
     let decoded = SubjectPublicKeyInfoOwned::from_der(&tc26).unwrap();
     assert_eq!(decoded.algorithm.oid, TC26_KEY_512);
-    let parameters: SequenceOf<ObjectIdentifier, 2> =
-        decoded.algorithm.parameters.as_ref().unwrap().decode_as().unwrap();
+    let parameters: SequenceOf<ObjectIdentifier, 2> = decoded
+        .algorithm
+        .parameters
+        .as_ref()
+        .unwrap()
+        .decode_as()
+        .unwrap();
     let parameters: Vec<_> = parameters.iter().copied().collect();
     assert_eq!(parameters, [TC26_PARAM_SET_512_A, TC26_DIGEST_512]);
     let original = SubjectPublicKeyInfoOwned::from_der(&nca).unwrap();
@@ -169,9 +180,15 @@ fn nca_ocsp_responses_verify_against_their_responder_which_verifies_against_the_
         let response = SignedArtefact::ocsp_response(der).unwrap();
         assert_eq!(response.kind(), ArtefactKind::OcspResponse);
         let [responder] = response.certificates() else {
-            panic!("one responder certificate: {}", response.certificates().len());
+            panic!(
+                "one responder certificate: {}",
+                response.certificates().len()
+            );
         };
-        assert_verifies_and_tampering_fails(&response, &subject_public_key_info(responder).unwrap());
+        assert_verifies_and_tampering_fails(
+            &response,
+            &subject_public_key_info(responder).unwrap(),
+        );
         let responder = SignedArtefact::certificate(responder).unwrap();
         assert_verifies_and_tampering_fails(&responder, &subject_public_key_info(NCA_CA).unwrap());
         // A response is not signed by the CA itself.
