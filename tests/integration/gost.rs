@@ -271,6 +271,81 @@ fn gost_signatures_we_make_verify_with_our_code_and_the_openssl_command() {
     }
 }
 
+/// A CSR and a self-signed certificate that `openssl req` with the engine makes (the TC26
+/// form) verify as `SignedArtefact`s — the CSR with its own key — and fail with a byte of
+/// their TBS changed.
+#[test]
+fn gost_csrs_and_certificates_openssl_makes_verify_as_artefacts() {
+    if !gost_ready("gost_csrs_and_certificates_openssl_makes_verify_as_artefacts") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = openssl_gost(
+        dir.path(),
+        &[
+            "genpkey",
+            "-algorithm",
+            "gost2012_512",
+            "-pkeyopt",
+            "paramset:A",
+            "-out",
+            "gost.pem",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    for (name, extra) in [
+        ("req.der", &[][..]),
+        ("cert.der", &["-x509", "-days", "1"][..]),
+    ] {
+        let mut args = vec![
+            "req",
+            "-new",
+            "-key",
+            "gost.pem",
+            "-subj",
+            "/CN=GOST test",
+            "-md_gost12_512",
+            "-outform",
+            "DER",
+            "-out",
+            name,
+        ];
+        args.extend_from_slice(extra);
+        let out = openssl_gost(dir.path(), &args);
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    let csr = std::fs::read(dir.path().join("req.der")).unwrap();
+    let csr = SignedArtefact::csr(&csr).unwrap();
+    assert_eq!(csr.form_and_size().unwrap(), (Form::Tc26, KeySize::Bits512));
+    csr.verify_own().unwrap();
+    let certificate = std::fs::read(dir.path().join("cert.der")).unwrap();
+    let artefact = SignedArtefact::certificate(&certificate).unwrap();
+    artefact.verify_by(&certificate).unwrap();
+    for artefact in [&csr, &artefact] {
+        let mut tbs = artefact.tbs().to_vec();
+        let last = tbs.len() - 1;
+        tbs[last] ^= 1;
+        let key = match artefact.kind() {
+            gost::ArtefactKind::Csr => csr_key(&csr),
+            _ => gost::subject_public_key_info(&certificate).unwrap(),
+        };
+        assert!(matches!(
+            gost::verify(&tbs, artefact.algorithm(), artefact.signature(), &key),
+            Err(GostError::BadSignature)
+        ));
+    }
+}
+
+/// A CSR's key: the certificate request's SubjectPublicKeyInfo (DER).
+fn csr_key(csr: &SignedArtefact) -> Vec<u8> {
+    use der::{Decode, Encode};
+    x509_cert::request::CertReqInfo::from_der(csr.tbs())
+        .unwrap()
+        .public_key
+        .to_der()
+        .unwrap()
+}
+
 /// Runs `gost_child_process` alone in a fresh copy of this test binary, with `case` and the
 /// environment `setup` makes (OPENSSL_CONF removed first; TMPDIR is `dir`).
 fn child(dir: &Path, case: &str, setup: impl FnOnce(&mut Command)) -> Output {
