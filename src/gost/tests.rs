@@ -1,6 +1,6 @@
 #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
 
-use der::asn1::{BitString, Null, ObjectIdentifier, OctetString, SequenceOf};
+use der::asn1::{BitString, ObjectIdentifier, OctetString, SequenceOf};
 use der::{Any, Decode, Encode};
 use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 
@@ -272,7 +272,6 @@ fn wrong_lengths_parameter_sets_and_sizes_are_refused_precisely() {
         verify(crl.tbs(), &algorithm, crl.signature(), &ca),
         Err(GostError::SignatureParameters(_))
     ));
-    algorithm.parameters = Some(Any::encode_from(&Null).unwrap());
     // Not GOST at all.
     let rsa = AlgorithmIdentifierOwned {
         oid: const_oid::db::rfc5912::SHA_256_WITH_RSA_ENCRYPTION,
@@ -293,4 +292,21 @@ fn the_probe_finds_the_engine() {
     }
     assert!(available());
     assert_eq!(support(), &GostSupport::Available);
+}
+
+/// A point of the right length that is not on the curve is refused by OpenSSL when the key
+/// is read, before any signature is checked.
+#[test]
+fn a_point_off_the_curve_is_refused() {
+    if !engine("a_point_off_the_curve_is_refused") {
+        return;
+    }
+    let off_curve = spki(NCA_KEY_512, &[NCA_PARAM_SET_512_A, NCA_DIGEST_512], 128);
+    let key = GostPublicKey::from_der(&off_curve).unwrap();
+    assert!(matches!(key.to_openssl(), Err(GostError::KeyRejected(_))));
+    let crl = SignedArtefact::crl(NCA_CRL).unwrap();
+    assert!(matches!(
+        crl.verify(&off_curve),
+        Err(GostError::KeyRejected(_))
+    ));
 }
