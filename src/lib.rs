@@ -3,7 +3,7 @@
 //!
 //! The crate is split by authority (see `docs/architecture.md`, which also says which module
 //! may import which): the ground floor ([`vocab`], [`error_code`], [`clock`], [`input`],
-//! [`key_identity`], [`email`], [`pkcs12`], [`cms`]); [`config`], [`csr`] and [`digital_id`]; [`store`] (the only module that
+//! [`key_identity`], [`email`], [`pkcs12`], [`cms`], [`gost`]); [`config`], [`csr`] and [`digital_id`]; [`store`] (the only module that
 //! touches the database); [`ca`] (the CA hierarchy and its keys), [`audit`] (the hash-chained
 //! log) and [`notify`]; [`ra`], [`crl`] and [`ocsp`]; [`api`] (HTTP routes); [`dev`]
 //! (development only) and [`enroll`] (the citizen's client); [`cli`] (the `tamga` command).
@@ -24,6 +24,7 @@ pub mod digital_id;
 pub mod email;
 pub mod enroll;
 pub mod error_code;
+pub mod gost;
 pub mod input;
 pub mod key_identity;
 pub mod notify;

@@ -120,8 +120,9 @@ pub fn main() -> ExitCode {
     // OpenSSL is initialised by us, first, and without its exit-time clean-up: libpq shares
     // it, and a clean-up that runs while a pooled PostgreSQL connection is still closing its
     // TLS session crashes the process after its work is done (exit by SIGSEGV, seen on
-    // commands that load no key before they open the database).
-    openssl::init();
+    // commands that load no key before they open the database). Its configuration loads the
+    // gost engine (`gost::init`); without the engine, GOST is unavailable and the rest works.
+    crate::gost::init();
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,

@@ -230,6 +230,8 @@ fn err(e: impl std::fmt::Display) -> Failure {
 
 /// Run the client.
 pub fn main() -> ExitCode {
+    // First, before any other use of OpenSSL: its configuration loads the gost engine.
+    crate::gost::init();
     let cli = Cli::parse();
     let result = match &cli.command {
         Some(Command::Resume(args)) => resume(&cli.common, args),

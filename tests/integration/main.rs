@@ -25,6 +25,7 @@ mod crl_dates;
 mod enroll;
 mod enroll_client;
 mod faults;
+mod gost;
 mod hsm;
 mod http_caching;
 mod identity;
