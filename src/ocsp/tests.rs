@@ -583,7 +583,9 @@ fn gost_request(h: &Hierarchy, serial: &[u8], nonce: Option<&[u8]>) -> Vec<u8> {
 const NCA_GOST_OCSP: &[u8] =
     include_bytes!("../../tests/data/nca-gost-2015/ocsp_response_individual_good.der");
 
-/// The GOST issuing CA's delegated responder signs in NCA's form through its key: a `good`
+/// A GOST SIGN certificate of the GOST issuing CA, the CA and its responder certificates verify
+/// with the `openssl` command and the engine; the CA's delegated responder signs in NCA's form
+/// through its key: a `good`
 /// answer, a `revoked` one and one with a nonce each verify with our code and with the
 /// `openssl` command and the engine against the responder certificate they carry (which
 /// verifies so against the GOST issuing CA, which verifies so against the GOST root), fail
@@ -609,6 +611,23 @@ fn gost_ocsp_responses_verify_independently_with_ncas_structure() {
     test_ca::assert_openssl_verifies_gost(
         &crate::gost::SignedArtefact::certificate(issuing_cert).unwrap(),
         &root_key,
+    );
+    // A citizen's GOST SIGN certificate from this CA.
+    let holder = crate::gost::generate(crate::gost::KeySize::Bits512).unwrap();
+    let request = crate::ca::ApprovedRequest::for_test(
+        "application-1",
+        crate::vocab::CertificateKind::Sign,
+        crate::ca::VerifiedSubject::new("900101300007", "ТЕСТОВ", "ТЕСТ", None, None),
+        crate::key_identity::KeyIdentity::for_test(&holder.public_key_to_der().unwrap()),
+        crate::csr::SubjectKeyType::Rsa(2048),
+        1,
+    );
+    let issuer = ca.issuer();
+    let prepared = issuer.prepare(&request, chrono::Utc::now()).unwrap();
+    let sign_cert = issuer.sign(prepared.tbs()).unwrap();
+    test_ca::assert_openssl_verifies_gost(
+        &crate::gost::SignedArtefact::certificate(&sign_cert).unwrap(),
+        &issuing_key,
     );
     let nca = crate::gost::SignedArtefact::ocsp_response(NCA_GOST_OCSP).unwrap();
     let nca_responder = x509_cert::Certificate::from_der(&nca.certificates()[0]).unwrap();
