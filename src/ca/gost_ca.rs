@@ -195,7 +195,6 @@ fn sign(tbs: TbsCertificate, key: &PKey<Private>) -> Result<Vec<u8>, CaError> {
     Ok(cert.to_der()?)
 }
 
-#[allow(clippy::too_many_arguments)]
 fn tbs(
     serial: SerialNumber,
     issuer: Name,

@@ -618,7 +618,7 @@ impl Issuer {
 
 #[cfg(test)]
 mod gost_tests {
-    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
 
     use super::*;
     use crate::ca::VerifiedSubject;
@@ -630,7 +630,7 @@ mod gost_tests {
     const NCA_SIGN: &[u8] =
         include_bytes!("../../tests/data/nca-gost-2015/individual_gost2015_sign.cer");
 
-    fn extension_of<'a>(cert: &'a X509Certificate, oid: ObjectIdentifier) -> &'a Extension {
+    fn extension_of(cert: &X509Certificate, oid: ObjectIdentifier) -> &Extension {
         cert.tbs_certificate
             .extensions
             .iter()

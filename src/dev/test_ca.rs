@@ -4,7 +4,7 @@
 //! Owns only test set-up. Must never: be compiled outside `cfg(test)`, or hold assertions of
 //! its own (each test says what it checks).
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use std::sync::Arc;
 
