@@ -320,3 +320,29 @@ fn issuer_id_checks() {
     assert!(check_issuer_id("a/b").is_err());
     assert!(check_issuer_id("").is_err());
 }
+
+#[test]
+fn gost_ca_keys_live_in_files_and_come_with_a_gost_responder() {
+    let message = |toml: &str| {
+        validated(toml)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    };
+    let gost = "[ca]\nissuing_key_type = \"gost2015-512\"\nocsp_key_type = \"gost2015-512\"\n";
+    assert!(validated(gost).is_ok(), "{}", message(gost));
+    let m = message("[ca]\nissuing_key_type = \"gost2015-512\"\n");
+    assert!(m.starts_with("ca.ocsp_key_type"), "{m}");
+    assert!(m.contains("GOST"), "{m}");
+    let m = message("[ca]\nocsp_key_type = \"gost2015-512\"\n");
+    assert!(m.starts_with("ca.ocsp_key_type"), "{m}");
+    // A token key (the module must be a file for the token settings to pass).
+    let token = format!(
+        "{gost}[ca.issuing_key]\nkind = \"pkcs11\"\nmodule = \"{}\"\ntoken_label = \"t\"\n\
+         key_label = \"k\"\npin_env = \"PIN\"\n",
+        std::env::current_exe().unwrap_or_default().display()
+    );
+    let m = message(&token);
+    assert!(m.starts_with("ca.issuing_key_type"), "{m}");
+    assert!(m.contains("PKCS#11"), "{m}");
+}

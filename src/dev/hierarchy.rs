@@ -4,7 +4,8 @@
 //! the production builders of [`crate::ca::build`] and the keys by the ceremony's generator
 //! ([`crate::ca::ceremony::NewCaKey`], a file or a token object); only the file layout and the
 //! marker that says the root is a development root (`root.development`, which production
-//! refuses) are made here.
+//! refuses) are made here. A GOST `[ca] issuing_key_type` (`gost2015-512`) gets a GOST root
+//! and issuing CA in NCA's form instead ([`crate::ca::init_gost_hierarchy`]).
 //!
 //! Everything is written first into a staging directory inside `[ca] dir` and then renamed
 //! into place, so an interrupted run leaves either nothing or a complete hierarchy (and a
@@ -113,6 +114,22 @@ fn generate_into(
 ) -> Result<(), CaError> {
     let not_before = now - BACKDATE;
 
+    if ca.issuing_key_type.is_gost() {
+        // A GOST issuing CA under a GOST root, in NCA's form (`ca::gost_ca`).
+        crate::ca::init_gost_hierarchy(
+            files,
+            crate::ca::gost_ca::GOST_ISSUING_DEV_NAME,
+            &crate::ca::GostUrls {
+                public_url,
+                cps_url,
+                root_id: "root",
+            },
+            chrono::Duration::days(i64::from(ca.ocsp_validity_days)),
+            now,
+        )?;
+        return write_digital_id_key(files);
+    }
+
     let root_key = generate_key(ROOT_KEY_TYPE)?;
     let root_name = utf8_name("ҚР ТҮБІРЛІК КУӘЛАНДЫРУШЫ ОРТАЛЫҒЫ (RSA) DEV")?;
     let root_signer = SigningKey::File {
@@ -161,8 +178,6 @@ fn generate_into(
         chrono::Duration::days(i64::from(ca.ocsp_validity_days)),
     )?;
 
-    let digital_id_key = generate_key(KeyType::EcP256)?;
-
     write_key(&files.root_key, &root_key)?;
     write_cert(&files.root_cert, &root_cert)?;
     write_new(
@@ -174,13 +189,18 @@ fn generate_into(
     write_cert(&files.issuing_cert, &issuing_cert)?;
     ocsp.write(&files.ocsp_key)?;
     write_cert(&files.ocsp_cert, &ocsp_cert)?;
+    write_digital_id_key(files)
+}
+
+/// The development Digital ID key pair: a fresh EC P-256 key and its public key.
+fn write_digital_id_key(files: &HierarchyFiles) -> Result<(), CaError> {
+    let digital_id_key = generate_key(KeyType::EcP256)?;
     write_key(&files.digital_id_key, &digital_id_key)?;
     write_new(
         &files.digital_id_pub,
         &digital_id_key.public_key_to_pem()?,
         0o644,
-    )?;
-    Ok(())
+    )
 }
 
 fn write_key(path: &Path, key: &PKey<Private>) -> Result<(), CaError> {
