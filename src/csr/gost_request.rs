@@ -241,3 +241,6 @@ pub(super) fn check_point(key: &GostPublicKey) -> Result<(), CsrError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
