@@ -6,7 +6,8 @@
 //! SHA-256. Every place that stores, blocks or compares a key (`certificates.spki_sha256`,
 //! `blocked_keys`, `key_reused`, `key_blocked`, `same_key_for_auth_and_sign`) uses this value,
 //! so that a compressed point, explicit curve parameters or a missing NULL name the same key
-//! as its canonical encoding. Also [`non_canonical`]: why submitted bytes differ from the
+//! as its canonical encoding. A GOST R 34.10-2015 key's canonical encoding is NCA's form
+//! ([`KeyIdentity::of_gost`]: the same key in the TC26 form is the same key). Also [`non_canonical`]: why submitted bytes differ from the
 //! canonical encoding. Must never: decide whether a key is acceptable (sizes, curves, weak
 //! keys belong to `csr::key`), or touch the database.
 
@@ -138,7 +139,20 @@ impl KeyIdentity {
         })
     }
 
-    /// The identity of the key in a DER SubjectPublicKeyInfo, canonical or not.
+    /// The identity of a GOST R 34.10-2015 key from its SubjectPublicKeyInfo in NCA's form as
+    /// `gost::GostPublicKey::to_der(Form::Nca)` writes it, whichever form it arrived in. This
+    /// module imports no other: the caller (`csr`), which decoded and checked the key with
+    /// `gost`, hands over that encoding.
+    pub(crate) fn of_gost(nca_der: Vec<u8>) -> KeyIdentity {
+        let sha256_hex = hex::encode(openssl::sha::sha256(&nca_der));
+        KeyIdentity {
+            canonical_der: nca_der,
+            sha256_hex,
+        }
+    }
+
+    /// The identity of the key in a DER SubjectPublicKeyInfo, canonical or not (RSA and EC;
+    /// a GOST key, which OpenSSL cannot read in NCA's form, is `Undecodable` here).
     pub fn of_spki_der(der: &[u8]) -> Result<KeyIdentity, KeyIdentityError> {
         let key = PKey::public_key_from_der(der).map_err(|_| KeyIdentityError::Undecodable)?;
         Self::of_key(&key)

@@ -251,10 +251,10 @@ pub async fn revoke(
         (status = 408, description = "`body_timeout`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
         (status = 409, description = "`already_reissued`, `key_reused` (a key certified before, the current ones included), `key_blocked`, `consent_token_replayed`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
         (status = 413, description = "`body_too_large` (limit 64 KiB)", body = super::types::ProblemDocument, content_type = "application/problem+json"),
-        (status = 422, description = "`cms_algorithm_not_allowed`, `email_invalid`, `language_invalid`, `storage_type_invalid`, `csr_signature_invalid`, `csr_signature_algorithm_not_allowed`, `csr_email_mismatch`, `key_algorithm_not_allowed`, `key_too_small`, `key_weak`, `key_encoding_invalid`, `same_key_for_auth_and_sign`, `iin_invalid`, `name_invalid`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, description = "`cms_algorithm_not_allowed`, `email_invalid`, `language_invalid`, `storage_type_invalid`, `csr_signature_invalid`, `csr_signature_algorithm_not_allowed`, `csr_email_mismatch`, `key_algorithm_not_allowed`, `key_too_small`, `key_weak`, `key_encoding_invalid`, `gost_key_not_for_auth`, `gost_parameter_set_unknown`, `gost_point_invalid`, `same_key_for_auth_and_sign`, `iin_invalid`, `name_invalid`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
         (status = 429, description = "`rate_limited_iin` (a re-issue counts as an application)", body = super::types::ProblemDocument, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds until the request can succeed"))),
-        (status = 503, description = "`database_unavailable`, `database_error`, `signing_key_unavailable`; with `Retry-After`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "`database_unavailable`, `database_error`, `signing_key_unavailable`, `gost_unavailable`; with `Retry-After`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
     )
 )]
 pub async fn reissue(

@@ -234,6 +234,9 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | ErrorCode::KeyTooSmall
         | ErrorCode::KeyWeak
         | ErrorCode::KeyEncodingInvalid
+        | ErrorCode::GostKeyNotForAuth
+        | ErrorCode::GostParameterSetUnknown
+        | ErrorCode::GostPointInvalid
         | ErrorCode::CsrSignatureAlgorithmNotAllowed
         | ErrorCode::SameKeyForAuthAndSign
         | ErrorCode::RevocationReasonInvalid
@@ -246,7 +249,8 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::ServiceUnavailable
         | ErrorCode::DatabaseUnavailable
         | ErrorCode::DatabaseError
-        | ErrorCode::SigningKeyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        | ErrorCode::SigningKeyUnavailable
+        | ErrorCode::GostUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         ErrorCode::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

@@ -29,6 +29,9 @@ pub enum SubjectKeyType {
     EcP256,
     /// ECDSA on P-384.
     EcP384,
+    /// GOST R 34.10-2015 of this size, parameter set A (SIGN requests only); the key is
+    /// carried in NCA's form.
+    Gost(crate::gost::KeySize),
 }
 
 impl SubjectKeyType {
@@ -36,11 +39,19 @@ impl SubjectKeyType {
     pub fn is_rsa(self) -> bool {
         matches!(self, SubjectKeyType::Rsa(_))
     }
+
+    /// The size of a GOST key; `None` for RSA and EC.
+    pub fn gost_size(self) -> Option<crate::gost::KeySize> {
+        match self {
+            SubjectKeyType::Gost(size) => Some(size),
+            _ => None,
+        }
+    }
 }
 
 /// What [`check_key`] accepts, for refusals.
 pub(super) const ACCEPTED_KEYS: &str =
-    "only RSA (2048/3072/4096) and ECDSA (P-256/P-384) keys are accepted";
+    "only RSA (2048/3072/4096) and ECDSA (P-256/P-384) keys are accepted (and GOST R 34.10-2015 keys in SIGN requests)";
 
 /// The key policy: types and sizes of SPEC §2, then weak-key checks.
 pub fn check_key(key: &PKey<Public>) -> Result<SubjectKeyType, CsrError> {

@@ -1,13 +1,19 @@
 //! PKCS#10 certification requests: size limit, PEM or base64 DER, parse, proof of possession
 //! (a signature with SHA-256 or stronger), and the key policy of SPEC §2 ([`key`]: types and
-//! sizes, the canonical encoding of RFC 3279 / RFC 5480, weak keys). What survives is a
-//! [`ValidatedCsr`]: the public key as its [`KeyIdentity`] and, at most, an e-mail address.
+//! sizes, the canonical encoding of RFC 3279 / RFC 5480, weak keys). A SIGN request
+//! ([`validate_sign`]) may also carry a GOST R 34.10-2015 key in NCA's form or the TC26 form
+//! (`gost_request`: checked through `gost`, handed on in NCA's form); every other request
+//! ([`validate`]) is refused one (`gost_key_not_for_auth`). What survives is a
+//! [`ValidatedCsr`]: the public key as its [`KeyIdentity`], its type and, at most, an e-mail
+//! address.
 //! Knows nothing of applications, the RA or the CA: it answers "is this request acceptable,
-//! and what does it carry". Must never: accept a key in a non-canonical encoding (the
-//! certificate would copy it, and its identity would depend on bytes), or a signature whose
-//! hash is weaker than SHA-256.
+//! and what does it carry". Must never: accept an RSA or EC key in a non-canonical encoding
+//! (the certificate would copy it, and its identity would depend on bytes; a GOST key is
+//! re-encoded in NCA's form, in the certificate and in its identity alike), or a signature
+//! whose hash is weaker than SHA-256 (a GOST key's: Streebog of its size).
 
 mod direct;
+mod gost_request;
 pub mod key;
 
 use base64::engine::general_purpose::STANDARD;
@@ -52,6 +58,22 @@ pub enum CsrError {
     /// parameters, a compressed or hybrid point, RSA without NULL parameters).
     #[error("the public key's encoding is not accepted: {0}")]
     KeyEncodingInvalid(String),
+    /// A GOST key in a request other than SIGN: NCA certifies GOST keys for signing only (its
+    /// AUTH keys are RSA).
+    #[error("a GOST R 34.10-2015 key is certified only in the SIGN request: NCA's AUTH keys are RSA (here RSA or EC)")]
+    GostKeyNotForAuth,
+    /// A GOST key on a curve other than parameter set A of its size, or whose parameters name
+    /// another digest than the Streebog of its size.
+    #[error("unknown GOST parameter set: {0}")]
+    GostParameterSetUnknown(String),
+    /// A GOST public key point of the wrong length, outside the field, off its curve or of
+    /// small order.
+    #[error("the GOST public key point is not valid: {0}")]
+    GostPointInvalid(String),
+    /// OpenSSL's gost engine is not loaded in this server: GOST requests cannot be checked
+    /// (the reason is logged, not sent).
+    #[error("GOST keys cannot be checked by this server now (its OpenSSL has no gost engine); RSA and EC keys are accepted")]
+    GostUnavailable,
 }
 
 impl CsrError {
@@ -65,6 +87,10 @@ impl CsrError {
             CsrError::KeyTooSmall(_) => ErrorCode::KeyTooSmall,
             CsrError::KeyWeak(_) => ErrorCode::KeyWeak,
             CsrError::KeyEncodingInvalid(_) => ErrorCode::KeyEncodingInvalid,
+            CsrError::GostKeyNotForAuth => ErrorCode::GostKeyNotForAuth,
+            CsrError::GostParameterSetUnknown(_) => ErrorCode::GostParameterSetUnknown,
+            CsrError::GostPointInvalid(_) => ErrorCode::GostPointInvalid,
+            CsrError::GostUnavailable => ErrorCode::GostUnavailable,
         }
     }
 }
@@ -89,7 +115,9 @@ impl ValidatedCsr {
     pub fn der(&self) -> &[u8] {
         &self.der
     }
-    /// The SubjectPublicKeyInfo, DER (the canonical encoding: the request carried exactly it).
+    /// The SubjectPublicKeyInfo, DER, as the certificate carries it: the canonical encoding
+    /// (an RSA or EC request carried exactly it); a GOST key in NCA's form, whichever form
+    /// the request was in.
     pub fn spki_der(&self) -> &[u8] {
         self.identity.canonical_der()
     }
@@ -97,7 +125,7 @@ impl ValidatedCsr {
     pub fn identity(&self) -> &KeyIdentity {
         &self.identity
     }
-    /// The key's type.
+    /// The key's type (for a GOST key, [`SubjectKeyType::Gost`] with its size).
     pub fn key_type(&self) -> SubjectKeyType {
         self.key_type
     }
@@ -131,8 +159,19 @@ fn decode(text: &str) -> Result<Vec<u8>, CsrError> {
         .map_err(|_| malformed("neither PEM nor base64 DER"))
 }
 
-/// Check one CSR completely.
+/// Check one CSR completely, for a key that is not a SIGN key (AUTH, a CA's): RSA or EC; a
+/// GOST key is refused (`gost_key_not_for_auth`).
 pub fn validate(text: &str) -> Result<ValidatedCsr, CsrError> {
+    validate_for(text, false)
+}
+
+/// Check one SIGN CSR completely: RSA, EC, or a GOST R 34.10-2015 key (512 or 256 bits,
+/// parameter set A) in NCA's form or the TC26 form.
+pub fn validate_sign(text: &str) -> Result<ValidatedCsr, CsrError> {
+    validate_for(text, true)
+}
+
+fn validate_for(text: &str, gost_allowed: bool) -> Result<ValidatedCsr, CsrError> {
     if text.len() > MAX_CSR_LEN {
         return Err(CsrError::Malformed(format!(
             "larger than {MAX_CSR_LEN} bytes"
@@ -146,6 +185,20 @@ pub fn validate(text: &str) -> Result<ValidatedCsr, CsrError> {
         .public_key
         .to_der()
         .map_err(|e| CsrError::Malformed(e.to_string()))?;
+    if crate::gost::oid::key_algorithm(&parsed.info.public_key.algorithm.oid).is_some() {
+        // A key Tamga never certifies here is named as such first, as below.
+        if !gost_allowed {
+            return Err(CsrError::GostKeyNotForAuth);
+        }
+        let checked = gost_request::check(&der, &parsed)?;
+        let email = requested_email(&parsed)?;
+        return Ok(ValidatedCsr {
+            der,
+            identity: checked.identity,
+            key_type: checked.key_type,
+            email,
+        });
+    }
     // What every client sends (a canonical RSA or named-curve key, signed with PKCS#1 v1.5 or
     // ECDSA) is read by the strict DER parser above alone, and its signature checked over the
     // exact bytes it read: OpenSSL's request and key decoders cost more than the rest of the

@@ -85,6 +85,12 @@ impl GostPublicKey {
         self.size
     }
 
+    /// The point as carried (the same in both forms): x then y, each of the size's
+    /// coordinate length, little-endian.
+    pub fn point(&self) -> &[u8] {
+        &self.point
+    }
+
     /// The key as a SubjectPublicKeyInfo in `form`: the algorithm and parameter OIDs of that
     /// form, the key's bits unchanged.
     pub fn to_spki(&self, form: Form) -> Result<SubjectPublicKeyInfoOwned, GostError> {

@@ -52,7 +52,7 @@ impl ApplicationForm {
         let language = Language::parse(&self.language).ok_or(RaError::LanguageInvalid)?;
         let storage = Storage::parse(&self.storage).ok_or(RaError::StorageTypeInvalid)?;
         let auth = csr::validate(&self.auth_csr)?;
-        let sign = csr::validate(&self.sign_csr)?;
+        let sign = csr::validate_sign(&self.sign_csr)?;
         for req in [&auth, &sign] {
             if let Some(requested) = req.email() {
                 // Both normalised: an A-label in the CSR matches the form's U-label domain.

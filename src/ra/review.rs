@@ -34,7 +34,7 @@ impl Registrar {
             });
         }
         let auth = csr::validate(&STANDARD.encode(&app.auth_csr))?;
-        let sign = csr::validate(&STANDARD.encode(&app.sign_csr))?;
+        let sign = csr::validate_sign(&STANDARD.encode(&app.sign_csr))?;
         let storage = Storage::parse(&app.storage).ok_or(RaError::StorageTypeInvalid)?;
         let now = self.clock.now();
         let at = db_time(now);

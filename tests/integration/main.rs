@@ -27,6 +27,7 @@ mod enroll_client;
 mod faults;
 mod gost;
 mod gost_ca;
+mod gost_csr;
 mod hsm;
 mod http_caching;
 mod identity;

@@ -431,10 +431,10 @@ fn check_origin(state: &AppState, req: &HttpRequest) -> Result<(), ApiError> {
         (status = 408, description = "`body_timeout`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
         (status = 409, description = "`consent_token_replayed` (the session's token was used for another request), `key_reused`, `key_blocked`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
         (status = 413, description = "`body_too_large` (limit 64 KiB)", body = super::types::ProblemDocument, content_type = "application/problem+json"),
-        (status = 422, description = "`agreement_not_accepted`, `agreement_version_mismatch`, `email_invalid`, `language_invalid`, `storage_type_invalid` (any storage but `pkcs12`: the local agent keeps its keys in files), `csr_signature_invalid`, `csr_signature_algorithm_not_allowed`, `csr_email_mismatch`, `key_algorithm_not_allowed`, `key_too_small`, `key_weak`, `key_encoding_invalid`, `same_key_for_auth_and_sign`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, description = "`agreement_not_accepted`, `agreement_version_mismatch`, `email_invalid`, `language_invalid`, `storage_type_invalid` (any storage but `pkcs12`: the local agent keeps its keys in files), `csr_signature_invalid`, `csr_signature_algorithm_not_allowed`, `csr_email_mismatch`, `key_algorithm_not_allowed`, `key_too_small`, `key_weak`, `key_encoding_invalid`, `gost_key_not_for_auth`, `gost_parameter_set_unknown`, `gost_point_invalid`, `same_key_for_auth_and_sign`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
         (status = 429, description = "`rate_limited_iin`, `rate_limited_client`", body = super::types::ProblemDocument, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds until the request can succeed"))),
-        (status = 503, description = "`database_unavailable`, `database_error`, `signing_key_unavailable`; with `Retry-After`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "`database_unavailable`, `database_error`, `signing_key_unavailable`, `gost_unavailable`; with `Retry-After`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
     )
 )]
 pub async fn create_application(

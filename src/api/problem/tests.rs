@@ -177,7 +177,11 @@ fn next_csr(e: &CsrError) -> CsrError {
         CsrError::KeyAlgorithmNotAllowed(_) => CsrError::KeyTooSmall("x".to_owned()),
         CsrError::KeyTooSmall(_) => CsrError::KeyWeak("x".to_owned()),
         CsrError::KeyWeak(_) => CsrError::KeyEncodingInvalid("x".to_owned()),
-        CsrError::KeyEncodingInvalid(_) => first_csr(),
+        CsrError::KeyEncodingInvalid(_) => CsrError::GostKeyNotForAuth,
+        CsrError::GostKeyNotForAuth => CsrError::GostParameterSetUnknown("x".to_owned()),
+        CsrError::GostParameterSetUnknown(_) => CsrError::GostPointInvalid("x".to_owned()),
+        CsrError::GostPointInvalid(_) => CsrError::GostUnavailable,
+        CsrError::GostUnavailable => first_csr(),
     }
 }
 
