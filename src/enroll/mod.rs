@@ -1149,12 +1149,21 @@ mod tests {
             crate::gost::private_key_size(&key),
             Some(crate::gost::KeySize::Bits512)
         );
-        assert_eq!(super::container_name("sign", &key, "ab12"), "GOST512_ab12.p12");
+        assert_eq!(
+            super::container_name("sign", &key, "ab12"),
+            "GOST512_ab12.p12"
+        );
         let ec = super::generate_sign(super::KeyType::EcP256, None).unwrap();
-        assert_eq!(super::container_name("sign", &ec, "ab12"), "ECDSA256_ab12.p12");
+        assert_eq!(
+            super::container_name("sign", &ec, "ab12"),
+            "ECDSA256_ab12.p12"
+        );
         // The request is NCA's form, and its signature proves the key.
         let pem = super::csr(&key, Some("citizen@example.kz")).unwrap();
-        assert!(pem.starts_with("-----BEGIN CERTIFICATE REQUEST-----\n"), "{pem}");
+        assert!(
+            pem.starts_with("-----BEGIN CERTIFICATE REQUEST-----\n"),
+            "{pem}"
+        );
         let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
         let der = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, body).unwrap();
         let request = crate::gost::SignedArtefact::csr(&der).unwrap();

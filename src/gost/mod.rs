@@ -56,8 +56,8 @@ pub use engine::{
     OPENSSL_CONFIG,
 };
 pub use keygen::{generate, private_scalar};
-pub use private_key::{private_key_from_info, private_key_info, private_key_size};
 pub use oid::{Form, KeySize};
+pub use private_key::{private_key_from_info, private_key_info, private_key_size};
 pub use request::{certification_request, certification_request_with_email};
 
 use der::asn1::ObjectIdentifier;

@@ -50,9 +50,7 @@ pub fn private_key_from_info(der: &[u8]) -> Result<PKey<Private>, GostError> {
     engine_ready()?;
     let info = PrivateKeyInfo::from_der(der)?;
     if info.version != 0 {
-        return Err(GostError::KeyParameters(
-            "a PKCS#8 version other than 0",
-        ));
+        return Err(GostError::KeyParameters("a PKCS#8 version other than 0"));
     }
     let (_, size) = key_algorithm(&info.algorithm)?;
     let raw = info.private_key.as_bytes();
