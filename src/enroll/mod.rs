@@ -1095,6 +1095,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
 
     use super::check_password;
+    use openssl::pkey::PKey;
 
     /// The wait is said once: the server's detail names it, or `Retry-After` does.
     #[test]
@@ -1157,6 +1158,19 @@ mod tests {
         assert_eq!(
             super::container_name("sign", &ec, "ab12"),
             "ECDSA256_ab12.p12"
+        );
+        // A pending application keeps it as the other keys, encrypted PKCS#8, read back whole.
+        let pending = key
+            .private_key_to_pem_pkcs8_passphrase(
+                openssl::symm::Cipher::aes_256_cbc(),
+                b"Secret2026",
+            )
+            .unwrap();
+        let read = PKey::private_key_from_pem_passphrase(&pending, b"Secret2026").unwrap();
+        assert!(read.public_eq(&key));
+        assert_eq!(
+            crate::gost::private_key_info(&read, crate::gost::Form::Nca).unwrap(),
+            crate::gost::private_key_info(&key, crate::gost::Form::Nca).unwrap()
         );
         // The request is NCA's form, and its signature proves the key.
         let pem = super::csr(&key, Some("citizen@example.kz")).unwrap();
