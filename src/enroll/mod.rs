@@ -12,7 +12,9 @@
 //!
 //! Owns: the password policy, local key generation, CSRs, which containers it writes (through
 //! [`crate::pkcs12`]: modern PBES2/AES-256 with the chain by default, NCA's own 3DES/RC2
-//! container with `--legacy-p12`), their names, and writing them both or none
+//! container with `--legacy-p12`; a GOST SIGN key of `--sign-key-type gost2015-512`, made and
+//! requested through [`crate::gost`], always in NCA's container with NCA's PKCS#8, as NCA
+//! writes `GOST512_<ski>.p12`: [`gost_container`]), their names, and writing them both or none
 //! (`make_containers`, `write_new_files`: the command line and the agent share them). Must
 //! never: send or write a private key unencrypted (a pending application's keys are kept as
 //! password-encrypted PKCS#8 until its certificates arrive; the agent's under its own
@@ -25,6 +27,7 @@ use std::io::{IsTerminal, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -38,6 +41,7 @@ use openssl::symm::Cipher;
 use openssl::x509::extension::SubjectAlternativeName;
 use openssl::x509::{X509NameBuilder, X509ReqBuilder, X509};
 
+use crate::gost::{self, Form, GostPublicKey, KeySize};
 use crate::pkcs12::{self, Contents, Protection};
 
 pub mod agent;
@@ -118,6 +122,25 @@ impl std::fmt::Display for KeyType {
     }
 }
 
+/// Key algorithms of a SIGN key that differs from the AUTH key's (`--sign-key-type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SignKeyType {
+    /// GOST R 34.10-2015, 512 bits (TC26 parameter set A), in NCA's form: made through
+    /// OpenSSL's gost engine, requested in NCA's form, written as NCA's `GOST512_<ski>.p12`.
+    #[value(name = "gost2015-512")]
+    Gost2015_512,
+}
+
+/// The SIGN key type as the command line names it (`gost2015-512`).
+impl std::fmt::Display for SignKeyType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.to_possible_value() {
+            Some(value) => f.write_str(value.get_name()),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Options shared by submitting and resuming.
 #[derive(Debug, Args)]
 pub struct Common {
@@ -178,9 +201,15 @@ pub struct SubmitArgs {
     /// Key storage.
     #[arg(long, default_value = "pkcs12", value_parser = ["pkcs12"])]
     pub storage: String,
-    /// Key algorithm of both key pairs.
+    /// Key algorithm of both key pairs (of the AUTH pair alone with --sign-key-type).
     #[arg(long, value_enum, default_value = "rsa2048")]
     pub key_type: KeyType,
+    /// Key algorithm of the SIGN pair, when it is not --key-type's: `gost2015-512` makes a
+    /// GOST R 34.10-2015 512-bit key (OpenSSL's gost engine is needed), requests it in NCA's
+    /// form and writes it as NCA does, `GOST512_<ski>.p12` in NCA's own container (whatever
+    /// --legacy-p12 says; the AUTH container follows it as usual).
+    #[arg(long, value_enum)]
+    pub sign_key_type: Option<SignKeyType>,
     /// The user-agreement version shown to (and accepted by) the citizen.
     #[arg(long, default_value = "2026-1")]
     pub agreement_version: String,
@@ -320,6 +349,32 @@ fn read_password(common: &Common) -> Result<String, Failure> {
     Ok(password)
 }
 
+/// The SIGN key: of `sign_key_type` when given, else of `key_type` as the AUTH key.
+fn generate_sign(
+    key_type: KeyType,
+    sign_key_type: Option<SignKeyType>,
+) -> Result<PKey<Private>, Failure> {
+    match sign_key_type {
+        None => generate(key_type),
+        Some(SignKeyType::Gost2015_512) => gost::generate(KeySize::Bits512).map_err(err),
+    }
+}
+
+/// Where `--sign-key-type` asks for a key this process cannot make (no gost engine), the
+/// refusal that stops the run before anything is asked, made, sent or written.
+fn check_sign_key_type(sign_key_type: Option<SignKeyType>) -> Result<(), Failure> {
+    match (sign_key_type, gost::support()) {
+        (Some(t @ SignKeyType::Gost2015_512), gost::GostSupport::Unavailable(why)) => {
+            Err(err(format!(
+                "--sign-key-type {t}: GOST keys need OpenSSL's gost engine, which this \
+                 process does not have ({why}); install it (Debian: apt-get install \
+                 libengine-gost-openssl) or leave --sign-key-type out"
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
 fn generate(key_type: KeyType) -> Result<PKey<Private>, Failure> {
     let key = match key_type {
         KeyType::Rsa2048 => PKey::from_rsa(Rsa::generate(2048).map_err(err)?),
@@ -332,7 +387,12 @@ fn generate(key_type: KeyType) -> Result<PKey<Private>, Failure> {
     key.map_err(err)
 }
 
+/// The certification request (PEM) of `key`, with `email` as its subjectAltName: a GOST key's
+/// in NCA's form, any other key's as OpenSSL writes it.
 fn csr(key: &PKey<Private>, email: Option<&str>) -> Result<String, Failure> {
+    if gost::private_key_size(key).is_some() {
+        return gost_csr(key, email);
+    }
     let mut b = X509ReqBuilder::new().map_err(err)?;
     let mut name = X509NameBuilder::new().map_err(err)?;
     // The CA takes the subject from the consent token; this one only labels the request.
@@ -352,6 +412,16 @@ fn csr(key: &PKey<Private>, email: Option<&str>) -> Result<String, Failure> {
     b.sign(key, MessageDigest::sha256()).map_err(err)?;
     let pem = b.build().to_pem().map_err(err)?;
     String::from_utf8(pem).map_err(err)
+}
+
+/// The certification request (PEM) of a GOST key in NCA's form, with `email` as its
+/// subjectAltName.
+fn gost_csr(key: &PKey<Private>, email: Option<&str>) -> Result<String, Failure> {
+    // As the other requests: the CA takes the subject from the consent token.
+    let subject = x509_cert::name::Name::from_str("CN=tamga-enroll").map_err(err)?;
+    let der =
+        gost::certification_request_with_email(&subject, key, Form::Nca, email).map_err(err)?;
+    Ok(crate::pem::encode("CERTIFICATE REQUEST", &der))
 }
 
 /// Write a new file with mode 0600 (never replacing one).
@@ -537,6 +607,7 @@ fn submit(common: &Common, args: &SubmitArgs) -> Result<(), Failure> {
             "--token or --token-file is required (see --help)".to_owned(),
         ));
     }
+    check_sign_key_type(args.sign_key_type)?;
     // The password is checked before any key is generated or anything is sent.
     let password = read_password(common)?;
     let token = match (&args.token, &args.token_file) {
@@ -570,12 +641,18 @@ fn apply(
     password: &str,
     token: &str,
 ) -> Result<(), Failure> {
-    eprintln!(
-        "Generating the AUTH and SIGN key pairs ({}) on this machine…",
-        args.key_type
-    );
+    match args.sign_key_type {
+        None => eprintln!(
+            "Generating the AUTH and SIGN key pairs ({}) on this machine…",
+            args.key_type
+        ),
+        Some(sign) => eprintln!(
+            "Generating the AUTH ({}) and SIGN ({sign}) key pairs on this machine…",
+            args.key_type
+        ),
+    }
     let auth_key = generate(args.key_type)?;
-    let sign_key = generate(args.key_type)?;
+    let sign_key = generate_sign(args.key_type, args.sign_key_type)?;
     let request = ApplicationRequest {
         agreement_version: args.agreement_version.clone(),
         agreement_accepted: true,
@@ -740,7 +817,16 @@ fn poll_and_write(
                         },
                     )?;
                     PKey::private_key_from_pem_passphrase(&pem, password.as_bytes()).map_err(|_| {
-                        Failure::Usage("this password does not open the pending keys".to_owned())
+                        match gost::support() {
+                            gost::GostSupport::Available => Failure::Usage(
+                                "this password does not open the pending keys".to_owned(),
+                            ),
+                            // A GOST key (--sign-key-type) reads only through the engine.
+                            gost::GostSupport::Unavailable(why) => Failure::Usage(format!(
+                                "this password does not open the pending keys, or one is a \
+                                 GOST key and OpenSSL's gost engine is missing ({why})"
+                            )),
+                        }
                     })
                 };
                 let (auth, sign) = (load("auth")?, load("sign")?);
@@ -812,7 +898,7 @@ fn write_containers(
 
 /// Why the containers could not be made or written.
 #[derive(Debug)]
-enum ContainerError {
+pub enum ContainerError {
     /// Not exactly one `auth` and one `sign` certificate (AUTH first).
     Incomplete(String),
     /// The certificate of this kind does not carry the key held for it.
@@ -846,9 +932,12 @@ impl From<ContainerError> for Failure {
 }
 
 /// A container made in memory, not yet written: its file name and bytes.
-struct Container {
-    file: String,
-    bytes: Vec<u8>,
+#[derive(Debug)]
+pub struct Container {
+    /// Its file name (`AUTH_RSA256_<ski>.p12`, `GOST512_<ski>.p12`, …).
+    pub file: String,
+    /// The PKCS#12 container.
+    pub bytes: Vec<u8>,
 }
 
 /// How the containers are protected: NCA's legacy container, or the modern one with
@@ -863,12 +952,14 @@ fn protection(legacy: bool, iterations: u32) -> Protection {
 
 /// The file name of the container of `kind` whose key is `key` and certificate's subject key
 /// identifier is `ski` (hex): `AUTH_RSA256_<ski>.p12` and `RSA256_<ski>.p12`, or
-/// `AUTH_ECDSA256_…` and `ECDSA256_…` for EC keys, as NCA names them.
+/// `AUTH_ECDSA256_…` and `ECDSA256_…` for EC keys, or `GOST512_<ski>.p12` for a GOST 2015
+/// 512-bit key, as NCA names them.
 fn container_name(kind: &str, key: &PKey<Private>, ski: &str) -> String {
-    let algorithm = if key.id() == openssl::pkey::Id::EC {
-        "ECDSA256"
-    } else {
-        "RSA256"
+    let algorithm = match gost::private_key_size(key) {
+        Some(KeySize::Bits512) => "GOST512",
+        Some(KeySize::Bits256) => "GOST256",
+        None if key.id() == openssl::pkey::Id::EC => "ECDSA256",
+        None => "RSA256",
     };
     if kind == "auth" {
         format!("AUTH_{algorithm}_{ski}.p12")
@@ -908,6 +999,11 @@ fn make_containers(
         let x509 = X509::from_pem(pem.as_bytes())
             .map_err(|e| other(&format!("the {kind} certificate: {e}")))?;
         let key = if *kind == "auth" { auth_key } else { sign_key };
+        if gost::private_key_size(key).is_some() {
+            let cert_der = x509.to_der().map_err(|e| other(&e))?;
+            made.push(gost_container(kind, password, &cert_der, key)?);
+            continue;
+        }
         let public = x509.public_key().map_err(|e| other(&e))?;
         if !public.public_eq(key) {
             return Err(ContainerError::KeyMismatch((*kind).to_owned()));
@@ -928,6 +1024,45 @@ fn make_containers(
         });
     }
     Ok(made)
+}
+
+/// The container of a GOST key and its certificate (DER) of `kind`, written as NCA writes
+/// its own `GOST512_<ski>.p12`: NCA's container ([`Protection::Legacy`]: 3DES key bag,
+/// RC2-40 certificate safe, SHA-1 MAC, 1024 iterations, 20-byte salts, no chain), the bags
+/// named by the SKI, and the key as NCA's PKCS#8 ([`gost::private_key_info`] in
+/// [`Form::Nca`]), whatever protection the other container has: NCA's software, the only
+/// one that reads a key under NCA's OIDs, reads this container. The certificate, in either
+/// form, must carry `key`.
+pub fn gost_container(
+    kind: &str,
+    password: &str,
+    certificate: &[u8],
+    key: &PKey<Private>,
+) -> Result<Container, ContainerError> {
+    let other = |what: &str, e: &dyn std::fmt::Display| {
+        ContainerError::Other(format!("the {kind} {what}: {e}"))
+    };
+    let held = key
+        .public_key_to_der()
+        .map_err(|e| other("key", &e))
+        .and_then(|spki| GostPublicKey::from_der(&spki).map_err(|e| other("key", &e)))?;
+    let certified = gost::certificate_key(certificate).map_err(|e| other("certificate", &e))?;
+    if !held.same_key(&certified) {
+        return Err(ContainerError::KeyMismatch(kind.to_owned()));
+    }
+    let pkcs8 = gost::private_key_info(key, Form::Nca).map_err(|e| other("key", &e))?;
+    let ski = pkcs12::subject_key_id(certificate).map_err(|e| other("certificate", &e))?;
+    let contents = Contents {
+        private_key: &pkcs8,
+        certificate,
+        chain: &[],
+    };
+    let bytes = pkcs12::encode(&contents, password, Protection::Legacy)
+        .map_err(|e| other("container", &e))?;
+    Ok(Container {
+        file: container_name(kind, key, &hex::encode(ski)),
+        bytes,
+    })
 }
 
 /// Write `containers` into `out` as new files of mode 0600: both or none. A name that exists
@@ -960,6 +1095,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
 
     use super::check_password;
+    use openssl::pkey::PKey;
 
     /// The wait is said once: the server's detail names it, or `Retry-After` does.
     #[test]
@@ -982,6 +1118,74 @@ mod tests {
     fn key_types_read_as_their_flag_values() {
         assert_eq!(super::KeyType::Rsa2048.to_string(), "rsa2048");
         assert_eq!(super::KeyType::EcP256.to_string(), "ec-p256");
+        assert_eq!(super::SignKeyType::Gost2015_512.to_string(), "gost2015-512");
+    }
+
+    /// `--sign-key-type gost2015-512` makes the SIGN key a GOST one, named `GOST512_<ski>` and
+    /// requested in NCA's form; without it the SIGN key is of `--key-type`, as the AUTH key.
+    #[test]
+    fn the_sign_key_type() {
+        use clap::Parser;
+        let parse = |extra: &[&str]| {
+            super::Cli::try_parse_from([&["tamga-enroll", "--token", "t"][..], extra].concat())
+        };
+        assert_eq!(parse(&[]).unwrap().submit.sign_key_type, None);
+        let gost = parse(&["--sign-key-type", "gost2015-512", "--key-type", "ec-p256"]).unwrap();
+        assert_eq!(
+            gost.submit.sign_key_type,
+            Some(super::SignKeyType::Gost2015_512)
+        );
+        assert_eq!(gost.submit.key_type, super::KeyType::EcP256);
+        for bad in ["gost2015-256", "rsa2048", "GOST"] {
+            assert!(parse(&["--sign-key-type", bad]).is_err(), "{bad}");
+        }
+        assert!(super::check_sign_key_type(None).is_ok());
+        if !crate::gost::engine_for_test("the_sign_key_type") {
+            assert!(super::check_sign_key_type(gost.submit.sign_key_type).is_err());
+            return;
+        }
+        super::check_sign_key_type(gost.submit.sign_key_type).unwrap();
+        let key = super::generate_sign(super::KeyType::EcP256, gost.submit.sign_key_type).unwrap();
+        assert_eq!(
+            crate::gost::private_key_size(&key),
+            Some(crate::gost::KeySize::Bits512)
+        );
+        assert_eq!(
+            super::container_name("sign", &key, "ab12"),
+            "GOST512_ab12.p12"
+        );
+        let ec = super::generate_sign(super::KeyType::EcP256, None).unwrap();
+        assert_eq!(
+            super::container_name("sign", &ec, "ab12"),
+            "ECDSA256_ab12.p12"
+        );
+        // A pending application keeps it as the other keys, encrypted PKCS#8, read back whole.
+        let pending = key
+            .private_key_to_pem_pkcs8_passphrase(
+                openssl::symm::Cipher::aes_256_cbc(),
+                b"Secret2026",
+            )
+            .unwrap();
+        let read = PKey::private_key_from_pem_passphrase(&pending, b"Secret2026").unwrap();
+        assert!(read.public_eq(&key));
+        assert_eq!(
+            crate::gost::private_key_info(&read, crate::gost::Form::Nca).unwrap(),
+            crate::gost::private_key_info(&key, crate::gost::Form::Nca).unwrap()
+        );
+        // The request is NCA's form, and its signature proves the key.
+        let pem = super::csr(&key, Some("citizen@example.kz")).unwrap();
+        assert!(
+            pem.starts_with("-----BEGIN CERTIFICATE REQUEST-----\n"),
+            "{pem}"
+        );
+        let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        let der = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, body).unwrap();
+        let request = crate::gost::SignedArtefact::csr(&der).unwrap();
+        assert_eq!(
+            request.form_and_size().unwrap(),
+            (crate::gost::Form::Nca, crate::gost::KeySize::Bits512)
+        );
+        request.verify_own().unwrap();
     }
 
     /// A code this client does not know (a newer server's) is read, not refused: the citizen

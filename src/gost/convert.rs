@@ -41,25 +41,7 @@ impl GostPublicKey {
 
     /// Checks a decoded SubjectPublicKeyInfo in NCA's or the TC26 form.
     pub fn from_spki(info: &SubjectPublicKeyInfoOwned) -> Result<GostPublicKey, GostError> {
-        let algorithm = &info.algorithm;
-        let (form, size) =
-            oid::key_algorithm(&algorithm.oid).ok_or(GostError::NotGost(algorithm.oid))?;
-        let oids = size.oids(form);
-        let parameters = algorithm
-            .parameters
-            .as_ref()
-            .ok_or(GostError::KeyParameters(
-                "the key algorithm has no parameters",
-            ))?;
-        let parameters: KeyParameters = parameters.decode_as()?;
-        if parameters.param_set != oids.param_set {
-            return Err(GostError::UnknownParameterSet(parameters.param_set));
-        }
-        if let Some(digest) = parameters.digest {
-            if digest != oids.digest {
-                return Err(GostError::DigestMismatch(digest));
-            }
-        }
+        let (form, size) = key_algorithm(&info.algorithm)?;
         let bits = info
             .subject_public_key
             .as_bytes()
@@ -89,6 +71,12 @@ impl GostPublicKey {
     /// coordinate length, little-endian.
     pub fn point(&self) -> &[u8] {
         &self.point
+    }
+
+    /// Whether `other` is the same key, in whichever form either was read: the same size and
+    /// the same point.
+    pub fn same_key(&self, other: &GostPublicKey) -> bool {
+        self.size == other.size && self.point == other.point
     }
 
     /// The key as a SubjectPublicKeyInfo in `form`: the algorithm and parameter OIDs of that
@@ -129,6 +117,33 @@ pub fn key_algorithm_identifier(
         oid: oids.key,
         parameters: Some(Any::encode_from(&parameters)?),
     })
+}
+
+/// The form and size of a GOST key AlgorithmIdentifier (a public key's or a PKCS#8 private
+/// key's), checked: a key algorithm of one of the two forms, parameter set A of its size, and
+/// the digest (when named) of its size.
+pub(super) fn key_algorithm(
+    algorithm: &AlgorithmIdentifierOwned,
+) -> Result<(Form, KeySize), GostError> {
+    let (form, size) =
+        oid::key_algorithm(&algorithm.oid).ok_or(GostError::NotGost(algorithm.oid))?;
+    let oids = size.oids(form);
+    let parameters = algorithm
+        .parameters
+        .as_ref()
+        .ok_or(GostError::KeyParameters(
+            "the key algorithm has no parameters",
+        ))?;
+    let parameters: KeyParameters = parameters.decode_as()?;
+    if parameters.param_set != oids.param_set {
+        return Err(GostError::UnknownParameterSet(parameters.param_set));
+    }
+    if let Some(digest) = parameters.digest {
+        if digest != oids.digest {
+            return Err(GostError::DigestMismatch(digest));
+        }
+    }
+    Ok((form, size))
 }
 
 /// A SubjectPublicKeyInfo (DER) of either form, in the TC26 form.

@@ -36,7 +36,7 @@ struct PrivateKeyInfo {
 }
 
 /// The order of `size`'s parameter set A.
-fn order(size: KeySize) -> Result<BigNum, GostError> {
+pub(super) fn order(size: KeySize) -> Result<BigNum, GostError> {
     Ok(BigNum::from_hex_str(match size {
         KeySize::Bits512 => ORDER_512_A,
         KeySize::Bits256 => ORDER_256_A,

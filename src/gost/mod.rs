@@ -11,7 +11,9 @@
 //! signature algorithm, signature value and the signer's key in either form, and [`sign`],
 //! which returns a signature in either form; new private keys of parameter set A
 //! ([`generate`], without the engine's `paramset` control the `openssl` crate cannot pass);
-//! the signed parts of whole certificates, CRLs,
+//! private keys as PKCS#8 in NCA's form (its key OIDs, the scalar in an inner OCTET STRING, as
+//! in NCA's `GOST512_<ski>.p12`) and the engine's ([`private_key_info`],
+//! [`private_key_from_info`]); the signed parts of whole certificates, CRLs,
 //! OCSP responses and CSRs ([`SignedArtefact`]); PKCS#10 requests for a GOST key in either
 //! form ([`certification_request`]; NCA's form of a request is inferred from how NCA signs
 //! its other artefacts: no CSR of NCA's software is at hand).
@@ -39,6 +41,7 @@ mod convert;
 mod engine;
 mod keygen;
 pub mod oid;
+mod private_key;
 mod request;
 #[cfg(test)]
 mod tests;
@@ -54,6 +57,7 @@ pub use engine::{
 };
 pub use keygen::{generate, private_scalar};
 pub use oid::{Form, KeySize};
+pub use private_key::{private_key_from_info, private_key_info, private_key_size};
 pub use request::{certification_request, certification_request_with_email};
 
 use der::asn1::ObjectIdentifier;

@@ -33,7 +33,7 @@ const CHILD_ENV: &str = "TAMGA_TEST_GOST_CHILD";
 
 /// Whether GOST works in this process (initialised as the binaries do it); otherwise the
 /// test reports itself skipped, or fails where `TAMGA_TEST_REQUIRE_GOST` is set.
-fn gost_ready(test: &str) -> bool {
+pub(crate) fn gost_ready(test: &str) -> bool {
     let support = gost::support();
     tool_present(
         support.is_available(),
@@ -45,7 +45,7 @@ fn gost_ready(test: &str) -> bool {
 
 /// An `openssl` command run in `dir` with the shipped configuration (written there), so that
 /// it loads the engine whatever the caller's environment says.
-fn openssl_gost(dir: &Path, args: &[&str]) -> Output {
+pub(crate) fn openssl_gost(dir: &Path, args: &[&str]) -> Output {
     let conf = dir.join("openssl-gost.cnf");
     std::fs::write(&conf, gost::OPENSSL_CONFIG).unwrap();
     Command::new("openssl")
@@ -59,7 +59,13 @@ fn openssl_gost(dir: &Path, args: &[&str]) -> Output {
 
 /// Whether `openssl dgst` with the engine verifies `signature` (engine byte order) over
 /// `tbs` with `key` (a SubjectPublicKeyInfo, DER, TC26 form); its output is checked too.
-fn openssl_verifies(dir: &Path, size: KeySize, tbs: &[u8], signature: &[u8], key: &[u8]) -> bool {
+pub(crate) fn openssl_verifies(
+    dir: &Path,
+    size: KeySize,
+    tbs: &[u8],
+    signature: &[u8],
+    key: &[u8],
+) -> bool {
     std::fs::write(dir.join("tbs.der"), tbs).unwrap();
     std::fs::write(dir.join("signature.bin"), signature).unwrap();
     std::fs::write(dir.join("key.der"), key).unwrap();

@@ -28,6 +28,7 @@ mod faults;
 mod gost;
 mod gost_ca;
 mod gost_csr;
+mod gost_enroll;
 mod hsm;
 mod http_caching;
 mod identity;
