@@ -463,7 +463,9 @@ const NCA_GOST_CRL: &[u8] = include_bytes!("../../tests/data/nca-gost-2015/nca_g
 /// key in the TC26 form, the signature reversed), fail with a byte flipped, and carry the
 /// structural fields of NCA's CRL: its signature algorithm (NULL parameters) in both places,
 /// version 2, its issuer's name as encoded, its CRL extensions (CRL number, AKI), reason codes
-/// on entries; the restore path recognises them as the CA's.
+/// on entries; the restore path recognises them as the CA's. Intended differences: ours carry
+/// the CRL extensions every CRL of ours has beside NCA's two (the delta's indicator, the full
+/// CRL's freshestCRL), and 20-octet random serials stand where NCA lists its SKI-derived ones.
 #[test]
 fn gost_full_and_delta_crls_verify_independently_with_ncas_structure() {
     let Some(ca) =

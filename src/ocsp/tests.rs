@@ -591,7 +591,8 @@ const NCA_GOST_OCSP: &[u8] =
 /// verifies so against the GOST issuing CA, which verifies so against the GOST root), fail
 /// with a byte flipped, and carry the structural fields of NCA's response (its signature
 /// algorithm with NULL parameters, one responder certificate with NCA's key encoding, the
-/// nonce echoed).
+/// nonce echoed). Intended differences from NCA's responses: our ResponderID is by key (NCA's
+/// by name), and ours carry no private response extension (NCA's have one it names `valid`).
 #[test]
 fn gost_ocsp_responses_verify_independently_with_ncas_structure() {
     let Some(ca) = test_ca::gost_ca("gost_ocsp_responses_verify_independently_with_ncas_structure")
