@@ -552,6 +552,44 @@ fn gost_full_and_delta_crls_verify_independently_with_ncas_structure() {
                 .next()
         };
         assert_eq!(reason_id(entry), reason_id(nca_entry));
+        // GnuTLS reads the TC26 form (signed again with the same keys) of the CRL and of the
+        // issuing CA certificate; not with a byte of the CRL's signature changed.
+        if test_ca::certtool_present(
+            "gost_full_and_delta_crls_verify_independently_with_ncas_structure",
+        ) {
+            let issuing_pem = test_ca::in_tc26_form(
+                issuing.der(),
+                &test_ca::file_key(ca.hierarchy.root_key().unwrap()),
+            );
+            let issuing_key = test_ca::file_key(ca.hierarchy.issuing());
+            let crl_pem = test_ca::in_tc26_form(&stored.der, &issuing_key);
+            let args = [
+                "--verify-crl",
+                "--load-ca-certificate",
+                "ca.pem",
+                "--infile",
+                "crl.pem",
+            ];
+            let (good, said) = test_ca::certtool(
+                &args,
+                &[("ca.pem", &issuing_pem), ("crl.pem", &crl_pem)],
+                "Verified",
+            );
+            assert!(good, "{said}");
+            let mut der = openssl::x509::X509Crl::from_pem(crl_pem.as_bytes())
+                .unwrap()
+                .to_der()
+                .unwrap();
+            let last = der.len() - 1;
+            der[last] ^= 1;
+            let tampered = crate::pem::encode("X509 CRL", &der);
+            let (good, said) = test_ca::certtool(
+                &args,
+                &[("ca.pem", &issuing_pem), ("crl.pem", &tampered)],
+                "Verified",
+            );
+            assert!(!good, "{said}");
+        }
         // What a restore checks: signed by the issuing CA; a flipped byte is not.
         assert!(issuing.signed_crl(&stored.der));
         let mut tampered = stored.der.clone();
