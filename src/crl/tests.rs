@@ -463,7 +463,9 @@ const NCA_GOST_CRL: &[u8] = include_bytes!("../../tests/data/nca-gost-2015/nca_g
 /// key in the TC26 form, the signature reversed), fail with a byte flipped, and carry the
 /// structural fields of NCA's CRL: its signature algorithm (NULL parameters) in both places,
 /// version 2, its issuer's name as encoded, its CRL extensions (CRL number, AKI), reason codes
-/// on entries; the restore path recognises them as the CA's.
+/// on entries; the restore path recognises them as the CA's. Intended differences: ours carry
+/// the CRL extensions every CRL of ours has beside NCA's two (the delta's indicator, the full
+/// CRL's freshestCRL), and 20-octet random serials stand where NCA lists its SKI-derived ones.
 #[test]
 fn gost_full_and_delta_crls_verify_independently_with_ncas_structure() {
     let Some(ca) =
@@ -550,6 +552,44 @@ fn gost_full_and_delta_crls_verify_independently_with_ncas_structure() {
                 .next()
         };
         assert_eq!(reason_id(entry), reason_id(nca_entry));
+        // GnuTLS reads the TC26 form (signed again with the same keys) of the CRL and of the
+        // issuing CA certificate; not with a byte of the CRL's signature changed.
+        if test_ca::certtool_present(
+            "gost_full_and_delta_crls_verify_independently_with_ncas_structure",
+        ) {
+            let issuing_pem = test_ca::in_tc26_form(
+                issuing.der(),
+                &test_ca::file_key(ca.hierarchy.root_key().unwrap()),
+            );
+            let issuing_key = test_ca::file_key(ca.hierarchy.issuing());
+            let crl_pem = test_ca::in_tc26_form(&stored.der, &issuing_key);
+            let args = [
+                "--verify-crl",
+                "--load-ca-certificate",
+                "ca.pem",
+                "--infile",
+                "crl.pem",
+            ];
+            let (good, said) = test_ca::certtool(
+                &args,
+                &[("ca.pem", &issuing_pem), ("crl.pem", &crl_pem)],
+                "Verified",
+            );
+            assert!(good, "{said}");
+            let mut der = openssl::x509::X509Crl::from_pem(crl_pem.as_bytes())
+                .unwrap()
+                .to_der()
+                .unwrap();
+            let last = der.len() - 1;
+            der[last] ^= 1;
+            let tampered = crate::pem::encode("X509 CRL", &der);
+            let (good, said) = test_ca::certtool(
+                &args,
+                &[("ca.pem", &issuing_pem), ("crl.pem", &tampered)],
+                "Verified",
+            );
+            assert!(!good, "{said}");
+        }
         // What a restore checks: signed by the issuing CA; a flipped byte is not.
         assert!(issuing.signed_crl(&stored.der));
         let mut tampered = stored.der.clone();

@@ -591,7 +591,8 @@ const NCA_GOST_OCSP: &[u8] =
 /// verifies so against the GOST issuing CA, which verifies so against the GOST root), fail
 /// with a byte flipped, and carry the structural fields of NCA's response (its signature
 /// algorithm with NULL parameters, one responder certificate with NCA's key encoding, the
-/// nonce echoed).
+/// nonce echoed). Intended differences from NCA's responses: our ResponderID is by key (NCA's
+/// by name), and ours carry no private response extension (NCA's have one it names `valid`).
 #[test]
 fn gost_ocsp_responses_verify_independently_with_ncas_structure() {
     let Some(ca) = test_ca::gost_ca("gost_ocsp_responses_verify_independently_with_ncas_structure")
@@ -629,6 +630,28 @@ fn gost_ocsp_responses_verify_independently_with_ncas_structure() {
         &crate::gost::SignedArtefact::certificate(&sign_cert).unwrap(),
         &issuing_key,
     );
+    // GnuTLS verifies the TC26 form (signed again with the same keys) of the chain: the
+    // SIGN certificate, the issuing CA, the root.
+    if test_ca::certtool_present("gost_ocsp_responses_verify_independently_with_ncas_structure") {
+        let root_file_key = test_ca::file_key(h.root_key().unwrap());
+        let issuing_file_key = test_ca::file_key(h.issuing());
+        let root_pem = test_ca::in_tc26_form(h.root().der(), &root_file_key);
+        let issuing_pem = test_ca::in_tc26_form(issuing_cert, &root_file_key);
+        let sign_pem = test_ca::in_tc26_form(&sign_cert, &issuing_file_key);
+        let chain = format!("{sign_pem}{issuing_pem}");
+        let (good, said) = test_ca::certtool(
+            &[
+                "--verify",
+                "--load-ca-certificate",
+                "root.pem",
+                "--infile",
+                "chain.pem",
+            ],
+            &[("root.pem", &root_pem), ("chain.pem", &chain)],
+            "Verified. The certificate is trusted",
+        );
+        assert!(good, "{said}");
+    }
     let nca = crate::gost::SignedArtefact::ocsp_response(NCA_GOST_OCSP).unwrap();
     let nca_responder = x509_cert::Certificate::from_der(&nca.certificates()[0]).unwrap();
     let revoked = CertState::Revoked {
