@@ -418,3 +418,97 @@ impl Drop for BackgroundScript {
         let _ = self.child.wait();
     }
 }
+
+/// The README's GOST walkthrough ("Try it with a GOST signing key"), run as written against a
+/// server started as the README says: the client writes an RSA AUTH container and a
+/// `GOST512_` SIGN container, `openssl` with the engine opens the GOST one with the password,
+/// and the GOST CA's responder answers `good`, then `revoked`. The response the walkthrough
+/// keeps is checked here, through the converter, against its responder certificate, which
+/// is checked against the GOST issuing CA, which certified the SIGN certificate.
+#[test]
+fn the_readme_gost_walkthrough_works_as_written() {
+    if !crate::gost::gost_ready("the_readme_gost_walkthrough_works_as_written") {
+        return;
+    }
+    let _ports = README_PORTS.lock().unwrap_or_else(|e| e.into_inner());
+    let blocks = sh_blocks(&["Try it with a GOST signing key"]);
+    assert!(blocks.len() >= 3, "{blocks:?}");
+    let dir = tempfile::tempdir().unwrap();
+    // The walkthrough runs in the repository, where config/openssl-gost.cnf is.
+    std::fs::create_dir_all(dir.path().join("config")).unwrap();
+    std::fs::copy(
+        format!("{}/config/openssl-gost.cnf", env!("CARGO_MANIFEST_DIR")),
+        dir.path().join("config/openssl-gost.cnf"),
+    )
+    .unwrap();
+    let server = readme_server(dir.path());
+    let script = blocks
+        .join("\n")
+        .replace(
+            "cargo run -q --bin tamga-enroll --",
+            &tamga_bin()
+                .with_file_name("tamga-enroll")
+                .display()
+                .to_string(),
+        )
+        .replace(
+            "cargo run -q --bin tamga --",
+            &tamga_bin().display().to_string(),
+        );
+    assert!(
+        !script.contains("cargo "),
+        "every command is runnable here: {script}"
+    );
+    let mut bash = Command::new("bash");
+    bash.current_dir(dir.path())
+        .args(["-euo", "pipefail", "-c", &script])
+        .env_remove("OPENSSL_CONF");
+    for (key, _) in std::env::vars() {
+        if key.starts_with("TAMGA_") {
+            bash.env_remove(key);
+        }
+    }
+    let out = bash.output().unwrap();
+    drop(server);
+    let shown = text(&out);
+    assert!(out.status.success(), "the walkthrough failed:\n{shown}");
+    for expected in [
+        "AUTH_RSA256_",
+        "GOST512_",
+        "ҰЛТТЫҚ КУӘЛАНДЫРУШЫ ОРТАЛЫҚ (GOST) DEV",
+        "sign.pem: good",
+        "\"status\":\"revoked\"",
+        "sign.pem: revoked",
+    ] {
+        assert!(
+            shown.contains(expected),
+            "{expected:?} missing from:\n{shown}"
+        );
+    }
+    let containers = p12s(&dir.path().join("gost-keys"));
+    assert_eq!(containers.len(), 2, "{containers:?}");
+    // The `good` answer, checked as NCA's software would check it.
+    use tamga::gost::SignedArtefact;
+    let pem_der = |path: &Path| {
+        let pem = std::fs::read(path).unwrap();
+        openssl::x509::X509::from_pem(&pem).unwrap().to_der().unwrap()
+    };
+    let ca = pem_der(&dir.path().join("certs-dev/nca_gost_dev.pem"));
+    let sign = pem_der(&dir.path().join("sign.pem"));
+    SignedArtefact::certificate(&sign)
+        .unwrap()
+        .verify_by(&ca)
+        .unwrap();
+    let response = std::fs::read(dir.path().join("gost-ocsp.der")).unwrap();
+    let response = SignedArtefact::ocsp_response(&response).unwrap();
+    let responder = response
+        .certificates()
+        .first()
+        .expect("the GOST responder's certificate is in its answer")
+        .clone();
+    response.verify_by(&responder).unwrap();
+    SignedArtefact::certificate(&responder)
+        .unwrap()
+        .verify_by(&ca)
+        .unwrap();
+}
