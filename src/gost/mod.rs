@@ -12,7 +12,9 @@
 //! which returns a signature in either form; new private keys of parameter set A
 //! ([`generate`], without the engine's `paramset` control the `openssl` crate cannot pass);
 //! the signed parts of whole certificates, CRLs,
-//! OCSP responses and CSRs ([`SignedArtefact`]).
+//! OCSP responses and CSRs ([`SignedArtefact`]); PKCS#10 requests for a GOST key in either
+//! form ([`certification_request`]; NCA's form of a request is inferred from how NCA signs
+//! its other artefacts: no CSR of NCA's software is at hand).
 //!
 //! NCA's form: key `1.2.398.3.10.1.1.2.2` with parameters `{…2.2.1, 1.2.398.3.10.1.3.3}`
 //! (TC26 512-bit paramSetA, Streebog-512), signature `1.2.398.3.10.1.1.2.3.2` with NULL
@@ -37,6 +39,7 @@ mod convert;
 mod engine;
 mod keygen;
 pub mod oid;
+mod request;
 #[cfg(test)]
 mod tests;
 
@@ -51,6 +54,7 @@ pub use engine::{
 };
 pub use keygen::{generate, private_scalar};
 pub use oid::{Form, KeySize};
+pub use request::{certification_request, certification_request_with_email};
 
 use der::asn1::ObjectIdentifier;
 
