@@ -415,6 +415,17 @@ pub enum DevCommand {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Benchmark baseline: GOST R 34.10-2015 512-bit signatures per second through OpenSSL's
+    /// gost engine, on several threads at once; print JSON. Needs no configuration or
+    /// database.
+    BenchGost {
+        /// Threads signing at once (the number of cores, for a ceiling).
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Seconds to sign for.
+        #[arg(long, default_value_t = 3.0)]
+        seconds: f64,
+    },
     /// Benchmark: time the weak-RSA-key checks per key (2048/3072/4096 bits) against one RSA
     /// public and one private operation; print JSON. Needs no configuration or database.
     BenchKeys {
@@ -466,6 +477,9 @@ pub enum CsrKeyArg {
     /// RSA-2048.
     #[value(name = "rsa2048")]
     Rsa2048,
+    /// EC P-256 AUTH, GOST R 34.10-2015 512-bit SIGN (NCA's form).
+    #[value(name = "gost2015-512")]
+    Gost2015_512,
 }
 
 /// `--purpose` values.

@@ -24,6 +24,7 @@ pub(super) fn dev(config: &ValidConfig, command: DevCommand) -> Result<(), Failu
             let key = match csr_key {
                 CsrKeyArg::EcP256 => crate::dev::bench::CsrKey::EcP256,
                 CsrKeyArg::Rsa2048 => crate::dev::bench::CsrKey::Rsa2048,
+                CsrKeyArg::Gost2015_512 => crate::dev::bench::CsrKey::Gost2015_512,
             };
             let wanted = first.saturating_add(applications);
             let pool = match &csr_pool {
@@ -59,6 +60,14 @@ pub(super) fn dev(config: &ValidConfig, command: DevCommand) -> Result<(), Failu
         DevCommand::SeedRevoked { count, out } => {
             crate::dev::bench::seed_revoked(config, count, &out)
                 .map_err(|e| Failure::Internal(anyhow::anyhow!("{e}")))
+        }
+        DevCommand::BenchGost { threads, seconds } => {
+            let report = crate::dev::bench::gost_signing_ceiling(threads, seconds)
+                .map_err(|e| Failure::Refused(format!("dev bench-gost: {e}")))?;
+            out!(
+                "{}",
+                serde_json::to_string(&report).map_err(|e| Failure::Internal(e.into()))?
+            )
         }
         DevCommand::BenchKeys { keys } => {
             let report = crate::dev::bench::key_checks(keys)

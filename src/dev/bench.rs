@@ -91,6 +91,10 @@ pub enum CsrKey {
     EcP256,
     /// RSA-2048, what the default client (`tamga-enroll`) sends (tens of ms per key to make).
     Rsa2048,
+    /// NCA's GOST individual: an EC P-256 AUTH CSR and a GOST R 34.10-2015 512-bit SIGN CSR
+    /// in NCA's form (`tamga-enroll --sign-key-type gost2015-512`, with an EC AUTH key so that
+    /// the row measures the GOST path, not RSA key checks).
+    Gost2015_512,
 }
 
 impl CsrKey {
@@ -99,6 +103,15 @@ impl CsrKey {
         match self {
             CsrKey::EcP256 => "ec-p256",
             CsrKey::Rsa2048 => "rsa2048",
+            CsrKey::Gost2015_512 => "gost2015-512",
+        }
+    }
+
+    /// A pair of CSRs (auth, sign) with fresh keys of this type, DER.
+    fn pair_der(self) -> Result<DerPair, String> {
+        match self {
+            CsrKey::Gost2015_512 => Ok((CsrKey::EcP256.csr_der()?, gost_sign_csr_der()?)),
+            _ => Ok((self.csr_der()?, self.csr_der()?)),
         }
     }
 
@@ -113,6 +126,7 @@ impl CsrKey {
             CsrKey::Rsa2048 => {
                 PKey::from_rsa(openssl::rsa::Rsa::generate(2048).map_err(e)?).map_err(e)?
             }
+            CsrKey::Gost2015_512 => return gost_sign_csr_der(),
         };
         let mut b = X509ReqBuilder::new().map_err(e)?;
         b.set_pubkey(&key).map_err(e)?;
@@ -143,7 +157,7 @@ impl CsrKey {
                             if i >= count {
                                 break;
                             }
-                            out.push((i, (self.csr_der()?, self.csr_der()?)));
+                            out.push((i, self.pair_der()?));
                         }
                         Ok(out)
                     })
@@ -154,6 +168,77 @@ impl CsrKey {
         made.sort_by_key(|(i, _)| *i);
         Ok(made.into_iter().map(|(_, pair)| pair).collect())
     }
+}
+
+/// A SIGN CSR with a fresh GOST R 34.10-2015 512-bit key, in NCA's form, DER.
+fn gost_sign_csr_der() -> Result<Vec<u8>, String> {
+    let key = crate::gost::generate(crate::gost::KeySize::Bits512).map_err(|e| e.to_string())?;
+    let subject = x509_cert::name::Name::default();
+    crate::gost::certification_request(&subject, &key, crate::gost::Form::Nca)
+        .map_err(|e| e.to_string())
+}
+
+/// What `tamga dev bench-gost` measured.
+#[derive(Debug, serde::Serialize)]
+pub struct GostSigning {
+    /// Threads that signed at once.
+    pub threads: usize,
+    /// Seconds they signed for.
+    pub seconds: f64,
+    /// Signatures made by all of them.
+    pub signatures: u64,
+    /// Signatures per second, all threads together.
+    pub signatures_per_second: f64,
+}
+
+/// The GOST signing ceiling, the baseline of `bench/issuance`'s GOST row: raw GOST R
+/// 34.10-2015 512-bit signatures (Streebog-512, through the engine, OpenSSL's `Signer` as the
+/// CA's key signs) on `threads` threads at once for `seconds`, each thread with a key of its
+/// own signing a 1 KiB message (about a certificate's TBS). `openssl speed` does not time
+/// engine signatures.
+pub fn gost_signing_ceiling(threads: usize, seconds: f64) -> Result<GostSigning, String> {
+    if !crate::gost::available() {
+        return Err(format!(
+            "GOST is unavailable: {:?} (apt-get install libengine-gost-openssl)",
+            crate::gost::support()
+        ));
+    }
+    let digest = MessageDigest::from_name(crate::gost::KeySize::Bits512.digest_name())
+        .ok_or("OpenSSL has no Streebog-512")?;
+    let threads = threads.max(1);
+    let duration = std::time::Duration::from_secs_f64(seconds.clamp(0.1, 600.0));
+    let message = [0x5a_u8; 1024];
+    let keys = (0..threads)
+        .map(|_| crate::gost::generate(crate::gost::KeySize::Bits512).map_err(|e| e.to_string()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let start = std::time::Instant::now();
+    let counts = std::thread::scope(|scope| {
+        let handles: Vec<_> = keys
+            .iter()
+            .map(|key| {
+                scope.spawn(move || -> Result<Vec<u64>, String> {
+                    let mut made = 0_u64;
+                    while start.elapsed() < duration {
+                        let mut signer = openssl::sign::Signer::new(digest, key)
+                            .map_err(|e| e.to_string())?;
+                        signer.update(&message).map_err(|e| e.to_string())?;
+                        signer.sign_to_vec().map_err(|e| e.to_string())?;
+                        made += 1;
+                    }
+                    Ok(vec![made])
+                })
+            })
+            .collect();
+        join_workers(handles, "GOST signing")
+    })?;
+    let elapsed = start.elapsed().as_secs_f64();
+    let signatures: u64 = counts.iter().sum();
+    Ok(GostSigning {
+        threads,
+        seconds: elapsed,
+        signatures,
+        signatures_per_second: signatures as f64 / elapsed,
+    })
 }
 
 /// PEM of a DER CSR.
