@@ -32,8 +32,10 @@ pub struct HierarchyFiles {
     /// Development Digital ID public key (SubjectPublicKeyInfo PEM).
     pub digital_id_pub: PathBuf,
     /// The marker beside the root key of a development root (`ca init`); production refuses
-    /// to start while it is there.
+    /// to start while it is there. `root.development` for the root `root`,
+    /// `<root_id>.development` for another.
     pub dev_root_marker: PathBuf,
+    root_id: String,
     issuer_id: String,
     /// Whether the issuing key is a file here (not in a PKCS#11 token).
     issuing_key_is_file: bool,
@@ -42,19 +44,29 @@ pub struct HierarchyFiles {
 }
 
 impl HierarchyFiles {
-    /// The layout for issuing CA `issuer_id` in `dir`.
+    /// The layout for issuing CA `issuer_id` in `dir`, under the root `root`
+    /// ([`HierarchyFiles::with_root`] with the root id `root`).
     pub fn new(dir: &Path, issuer_id: &str) -> HierarchyFiles {
+        HierarchyFiles::with_root(dir, "root", issuer_id)
+    }
+
+    /// The layout for issuing CA `issuer_id` in `dir` under the root `root_id`: the root's
+    /// certificate `<root_id>.pem` and key `<root_id>.key.pem`, the rest as [`HierarchyFiles::new`]
+    /// names them.
+    pub fn with_root(dir: &Path, root_id: &str, issuer_id: &str) -> HierarchyFiles {
         HierarchyFiles {
             dir: dir.to_path_buf(),
-            root_cert: dir.join("root.pem"),
-            root_key: dir.join("root.key.pem"),
+            root_cert: dir.join(format!("{root_id}.pem")),
+            root_key: dir.join(format!("{root_id}.key.pem")),
             issuing_cert: dir.join(format!("{issuer_id}.pem")),
             issuing_key: dir.join(format!("{issuer_id}.key.pem")),
             ocsp_cert: dir.join(format!("ocsp_{issuer_id}.pem")),
             ocsp_key: dir.join(format!("ocsp_{issuer_id}.key.pem")),
             digital_id_key: dir.join("digital_id_dev.key.pem"),
             digital_id_pub: dir.join("digital_id_dev.pub.pem"),
-            dev_root_marker: dir.join(super::ceremony::DEV_ROOT_MARKER),
+            // `root.development` (`ceremony::DEV_ROOT_MARKER`) for the root `root`.
+            dev_root_marker: dir.join(format!("{root_id}.development")),
+            root_id: root_id.to_owned(),
             issuer_id: issuer_id.to_owned(),
             issuing_key_is_file: true,
             ocsp_key_is_file: true,
@@ -75,7 +87,7 @@ impl HierarchyFiles {
         HierarchyFiles {
             issuing_key_is_file: self.issuing_key_is_file,
             ocsp_key_is_file: self.ocsp_key_is_file,
-            ..HierarchyFiles::new(dir, &self.issuer_id)
+            ..HierarchyFiles::with_root(dir, &self.root_id, &self.issuer_id)
         }
     }
 
@@ -224,6 +236,36 @@ mod tests {
             .collect();
         names.sort();
         names
+    }
+
+    #[test]
+    fn a_layout_under_another_root_names_only_the_root_files_after_it() {
+        let dir = Path::new("/ca");
+        let legacy = HierarchyFiles::new(dir, "nca_gost_dev");
+        let gost = HierarchyFiles::with_root(dir, "root_gost", "nca_gost_dev");
+        assert_eq!(legacy.root_cert, dir.join("root.pem"));
+        assert_eq!(legacy.root_key, dir.join("root.key.pem"));
+        assert_eq!(
+            legacy.dev_root_marker,
+            dir.join(crate::ca::ceremony::DEV_ROOT_MARKER)
+        );
+        assert_eq!(gost.root_cert, dir.join("root_gost.pem"));
+        assert_eq!(gost.root_key, dir.join("root_gost.key.pem"));
+        assert_eq!(gost.dev_root_marker, dir.join("root_gost.development"));
+        for (a, b) in [
+            (&legacy.issuing_cert, &gost.issuing_cert),
+            (&legacy.issuing_key, &gost.issuing_key),
+            (&legacy.ocsp_cert, &gost.ocsp_cert),
+            (&legacy.ocsp_key, &gost.ocsp_key),
+            (&legacy.digital_id_key, &gost.digital_id_key),
+            (&legacy.digital_id_pub, &gost.digital_id_pub),
+        ] {
+            assert_eq!(a, b);
+        }
+        assert_eq!(gost.issuing_cert, dir.join("nca_gost_dev.pem"));
+        // A staging copy keeps the root's id.
+        let staged = gost.in_dir(Path::new("/staging"));
+        assert_eq!(staged.root_cert, Path::new("/staging/root_gost.pem"));
     }
 
     #[test]
