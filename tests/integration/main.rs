@@ -29,6 +29,7 @@ mod gost;
 mod hsm;
 mod http_caching;
 mod identity;
+mod issuers;
 mod keys;
 mod limits;
 mod load;
