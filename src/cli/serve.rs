@@ -82,6 +82,17 @@ pub(super) fn serve(config: ValidConfig) -> Result<(), Failure> {
         issuer = services.issuer.id(),
         "starting"
     );
+    match crate::gost::support() {
+        crate::gost::GostSupport::Available => tracing::info!(
+            openssl = %crate::gost::configuration(),
+            "GOST R 34.10-2015 available (OpenSSL's gost engine)"
+        ),
+        crate::gost::GostSupport::Unavailable(why) => tracing::warn!(
+            openssl = %crate::gost::configuration(),
+            "GOST R 34.10-2015 unavailable, RSA and EC only: {why} \
+             (apt-get install libengine-gost-openssl)"
+        ),
+    }
     if generated {
         record_hierarchy_generated(
             &services.store,

@@ -524,6 +524,7 @@ fn ber_lengths_are_followed() {
 /// where `TAMGA_TEST_REQUIRE_OPENSSL` is set.
 fn openssl_cli(test: &str) -> bool {
     let present = Command::new("openssl")
+        .env_remove("OPENSSL_CONF")
         .arg("version")
         .output()
         .is_ok_and(|o| o.status.success());
@@ -554,6 +555,7 @@ fn write_pem(dir: &Path, name: &str, holder: &Holder) {
 /// `openssl cms -sign -binary -in content.bin -outform DER` with `args`, in `dir`.
 fn cli_sign(dir: &Path, args: &[&str]) -> Vec<u8> {
     let out = Command::new("openssl")
+        .env_remove("OPENSSL_CONF")
         .current_dir(dir)
         .args([
             "cms",

@@ -88,17 +88,9 @@ impl GostPublicKey {
     /// The key as a SubjectPublicKeyInfo in `form`: the algorithm and parameter OIDs of that
     /// form, the key's bits unchanged.
     pub fn to_spki(&self, form: Form) -> Result<SubjectPublicKeyInfoOwned, GostError> {
-        let oids = self.size.oids(form);
-        let parameters = KeyParameters {
-            param_set: oids.param_set,
-            digest: oids.digest_in_key_parameters.then_some(oids.digest),
-        };
         let point = OctetString::new(self.point.clone())?.to_der()?;
         Ok(SubjectPublicKeyInfoOwned {
-            algorithm: AlgorithmIdentifierOwned {
-                oid: oids.key,
-                parameters: Some(Any::encode_from(&parameters)?),
-            },
+            algorithm: key_algorithm_identifier(self.size, form)?,
             subject_public_key: BitString::from_bytes(&point)?,
         })
     }
@@ -114,6 +106,23 @@ impl GostPublicKey {
         PKey::public_key_from_der(&self.to_der(Form::Tc26)?)
             .map_err(|e| GostError::KeyRejected(e.to_string()))
     }
+}
+
+/// The key AlgorithmIdentifier of `size` in `form`: the key OID with its parameter set A and,
+/// where that form names it, the digest (public keys and PKCS#8 private keys alike).
+pub fn key_algorithm_identifier(
+    size: KeySize,
+    form: Form,
+) -> Result<AlgorithmIdentifierOwned, GostError> {
+    let oids = size.oids(form);
+    let parameters = KeyParameters {
+        param_set: oids.param_set,
+        digest: oids.digest_in_key_parameters.then_some(oids.digest),
+    };
+    Ok(AlgorithmIdentifierOwned {
+        oid: oids.key,
+        parameters: Some(Any::encode_from(&parameters)?),
+    })
 }
 
 /// A SubjectPublicKeyInfo (DER) of either form, in the TC26 form.
@@ -250,7 +259,7 @@ fn digest(size: KeySize) -> Result<MessageDigest, GostError> {
 }
 
 /// Whether the engine works here, as an error when it does not.
-fn engine_ready() -> Result<(), GostError> {
+pub(super) fn engine_ready() -> Result<(), GostError> {
     match engine::support() {
         engine::GostSupport::Available => Ok(()),
         engine::GostSupport::Unavailable(why) => Err(GostError::EngineUnavailable(why.clone())),

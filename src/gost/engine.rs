@@ -9,37 +9,60 @@
 use std::ffi::OsString;
 use std::fmt;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use openssl::hash::MessageDigest;
 use openssl::pkey::PKey;
 use openssl::sign::Verifier;
 
-/// The OpenSSL configuration Tamga ships (`config/openssl-gost.cnf`): it loads the gost engine
-/// from OpenSSL's engines directory with `default_algorithms = ALL`, and nothing else.
+/// The OpenSSL configuration Tamga ships (`config/openssl-gost.cnf`), on its own: it loads the
+/// gost engine from OpenSSL's engines directory, and nothing else. The test processes cargo
+/// starts read it as it is (`.cargo/config.toml`); the binaries add it to the system's own
+/// configuration ([`shipped_configuration`]).
 pub const OPENSSL_CONFIG: &str = include_str!("../../config/openssl-gost.cnf");
+
+/// The engine's sections, named so that they do not meet a system configuration's own.
+const ENGINES_SECTION: &str = "tamga_engines";
+const GOST_SECTION: &str = "tamga_gost_engine";
+const INIT_SECTION: &str = "tamga_openssl_init";
+
+/// Which algorithms the engine is made the default for: its key methods (GOST keys are read,
+/// made, sign and verify) and its digests (Streebog). Not its ciphers: nothing here encrypts
+/// with GOST ciphers.
+const DEFAULT_ALGORITHMS: &str = "PKEY, DIGESTS";
 
 /// Which configuration OpenSSL was initialised with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Configuration {
-    /// The shipped one ([`OPENSSL_CONFIG`]), written to a file of our own for OpenSSL to read
-    /// and removed again once read; `OPENSSL_CONF` is unset again after.
-    Shipped,
+    /// The shipped one: the system's configuration (the file named here, where OpenSSL's
+    /// directory has one) with the engine added, or the engine alone; written to a file of our
+    /// own for OpenSSL to read and removed again once read; `OPENSSL_CONF` is unset again after.
+    Shipped {
+        /// The system configuration included, if there is one.
+        system: Option<PathBuf>,
+    },
     /// The operator's: `OPENSSL_CONF` was set, and is used as it is. GOST works if it loads
     /// the gost engine.
     Operator(OsString),
     /// The shipped one could not be written (the reason); OpenSSL started with its default
     /// configuration, without the engine.
     NotWritten(String),
-    /// [`init`] was not called first: OpenSSL started however the process started it.
+    /// [`init`] has not run: OpenSSL starts, or started, however the process starts it.
     NotInitialised,
 }
 
 impl fmt::Display for Configuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Configuration::Shipped => f.write_str("the shipped OpenSSL configuration"),
+            Configuration::Shipped { system: Some(path) } => write!(
+                f,
+                "the system's OpenSSL configuration {} with the gost engine added",
+                path.display()
+            ),
+            Configuration::Shipped { system: None } => {
+                f.write_str("the shipped OpenSSL configuration (the gost engine alone)")
+            }
             Configuration::Operator(path) => {
                 write!(f, "OPENSSL_CONF={}", PathBuf::from(path).display())
             }
@@ -50,7 +73,7 @@ impl fmt::Display for Configuration {
                 )
             }
             Configuration::NotInitialised => {
-                f.write_str("whatever OpenSSL read before the GOST initialisation ran")
+                f.write_str("whatever OpenSSL read without the GOST initialisation")
             }
         }
     }
@@ -74,16 +97,19 @@ impl GostSupport {
 
 static CONFIGURATION: OnceLock<Configuration> = OnceLock::new();
 static SUPPORT: OnceLock<GostSupport> = OnceLock::new();
+static NOT_INITIALISED: Configuration = Configuration::NotInitialised;
 
 /// Initialises OpenSSL, once per process, with the gost engine loaded: with the operator's
-/// configuration when `OPENSSL_CONF` is set, else with the shipped one. Returns whether GOST
-/// works.
+/// configuration when `OPENSSL_CONF` is set, else with the system's configuration and the
+/// engine added ([`shipped_configuration`]). Returns whether GOST works.
 ///
-/// It must be the process's first use of OpenSSL (and, when `OPENSSL_CONF` is not set, run
-/// while the process has one thread: it sets and unsets the variable); a later call does
-/// nothing more. Like `openssl::init`, which it calls, it leaves out OpenSSL's exit-time
-/// clean-up. A missing engine is no error: OpenSSL starts without it, RSA and EC work, and the
-/// answer is [`GostSupport::Unavailable`].
+/// Only a binary's `main` calls it, as its first use of OpenSSL and while the process has one
+/// thread: when `OPENSSL_CONF` is not set, it sets the variable for OpenSSL to read and
+/// removes it again (tests get the variable from cargo instead, and ask [`support`]). A later
+/// call does nothing more. Like `openssl::init`, which it calls, it leaves out OpenSSL's
+/// exit-time clean-up. A missing engine is no error: OpenSSL starts without it (the shipped
+/// configuration turns off `config_diagnostics`, which would make that fatal), RSA and EC
+/// work, and the answer is [`GostSupport::Unavailable`].
 pub fn init() -> &'static GostSupport {
     CONFIGURATION.get_or_init(|| {
         let configuration = match std::env::var_os("OPENSSL_CONF") {
@@ -91,20 +117,30 @@ pub fn init() -> &'static GostSupport {
                 openssl::init();
                 Configuration::Operator(path)
             }
-            None => match ShippedFile::write() {
-                Ok(file) => {
-                    std::env::set_var("OPENSSL_CONF", &file.path);
-                    openssl::init();
-                    // Read: child processes must not inherit a path that is about to go.
-                    std::env::remove_var("OPENSSL_CONF");
-                    drop(file);
-                    Configuration::Shipped
+            None => {
+                let system = system_configuration();
+                let text = shipped_configuration(
+                    system
+                        .as_ref()
+                        .map(|(path, text)| (path.as_path(), text.as_str())),
+                );
+                match ShippedFile::write(&text) {
+                    Ok(file) => {
+                        std::env::set_var("OPENSSL_CONF", &file.path);
+                        openssl::init();
+                        // Read: child processes must not inherit a path that is about to go.
+                        std::env::remove_var("OPENSSL_CONF");
+                        drop(file);
+                        Configuration::Shipped {
+                            system: system.map(|(path, _)| path),
+                        }
+                    }
+                    Err(e) => {
+                        openssl::init();
+                        Configuration::NotWritten(e.to_string())
+                    }
                 }
-                Err(e) => {
-                    openssl::init();
-                    Configuration::NotWritten(e.to_string())
-                }
-            },
+            }
         };
         // A configuration that names an engine OpenSSL cannot load leaves its complaint on
         // this thread's error queue; it is reported through `support`, not by the next call.
@@ -114,9 +150,10 @@ pub fn init() -> &'static GostSupport {
     support()
 }
 
-/// Which configuration OpenSSL was initialised with.
+/// Which configuration OpenSSL was initialised with ([`Configuration::NotInitialised`] until
+/// [`init`] has run).
 pub fn configuration() -> &'static Configuration {
-    CONFIGURATION.get_or_init(|| Configuration::NotInitialised)
+    CONFIGURATION.get().unwrap_or(&NOT_INITIALISED)
 }
 
 /// Whether GOST works in this process (probed once, at the first call). Without [`init`]
@@ -130,23 +167,101 @@ pub fn available() -> bool {
     support().is_available()
 }
 
+/// The system's OpenSSL configuration, as OpenSSL would read it without `OPENSSL_CONF`:
+/// `openssl.cnf` in OpenSSL's directory (`openssl version -d`), with its text. None where
+/// there is none or it cannot be read. Calls no OpenSSL function that initialises it.
+fn system_configuration() -> Option<(PathBuf, String)> {
+    // "OPENSSLDIR: \"/usr/lib/ssl\"" — a constant of the library, read without initialising.
+    let dir = openssl::version::dir();
+    let dir = dir.strip_prefix("OPENSSLDIR: ")?.trim().trim_matches('"');
+    let path = PathBuf::from(dir).join("openssl.cnf");
+    let text = std::fs::read_to_string(&path).ok()?;
+    Some((path, text))
+}
+
+/// The configuration the binaries start OpenSSL with.
+///
+/// Without a system configuration: [`OPENSSL_CONFIG`], the engine alone. With one (its path
+/// and text): that file included as it is, then
+/// - `config_diagnostics = 0`, so that an engine OpenSSL cannot find does not make its start
+///   fail (GOST is then reported unavailable; a system file may have turned diagnostics on);
+/// - the engine added to the initialisation section the system's `openssl_conf` names (to its
+///   `engines` section when it has one), or, where it names none, an initialisation section of
+///   our own with the engine alone;
+/// - the engine's sections.
+///
+/// A section named again in a later part of OpenSSL's configuration is added to, not
+/// replaced, and a later value of a name replaces the earlier one: so the system's settings
+/// stay, and only those named here change.
+pub fn shipped_configuration(system: Option<(&Path, &str)>) -> String {
+    let Some((path, text)) = system else {
+        return OPENSSL_CONFIG.to_owned();
+    };
+    let sections = top_level_values(text);
+    let value = |section: &str, name: &str| {
+        sections
+            .iter()
+            .find(|(s, n, _)| s == section && n == name)
+            .map(|(_, _, v)| v.clone())
+    };
+    let mut out = format!(
+        "# Written by tamga at start: the system's OpenSSL configuration with the gost engine\n\
+         # added (config/openssl-gost.cnf explains it).\n\
+         .include {}\n\
+         [default]\n\
+         config_diagnostics = 0\n",
+        path.display()
+    );
+    match value("default", "openssl_conf") {
+        None => out.push_str(&format!(
+            "openssl_conf = {INIT_SECTION}\n[{INIT_SECTION}]\nengines = {ENGINES_SECTION}\n\
+             [{ENGINES_SECTION}]\ngost = {GOST_SECTION}\n"
+        )),
+        Some(init) => match value(&init, "engines") {
+            None => out.push_str(&format!(
+                "[{init}]\nengines = {ENGINES_SECTION}\n[{ENGINES_SECTION}]\ngost = {GOST_SECTION}\n"
+            )),
+            Some(engines) => out.push_str(&format!("[{engines}]\ngost = {GOST_SECTION}\n")),
+        },
+    }
+    out.push_str(&format!(
+        "[{GOST_SECTION}]\ndefault_algorithms = {DEFAULT_ALGORITHMS}\n"
+    ));
+    out
+}
+
+/// The `name = value` lines of an OpenSSL configuration file's own text (not of the files it
+/// includes), with their section (`default` before the first): enough to find which sections
+/// its `openssl_conf` and `engines` name.
+fn top_level_values(text: &str) -> Vec<(String, String, String)> {
+    let mut section = "default".to_owned();
+    let mut values = Vec::new();
+    for line in text.lines() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            section = name.trim().to_owned();
+        } else if let Some((name, value)) = line.split_once('=') {
+            let name = name.trim();
+            if !name.starts_with('.') {
+                values.push((section.clone(), name.to_owned(), value.trim().to_owned()));
+            }
+        }
+    }
+    values
+}
+
 /// The probe: the Streebog-512 digest, a GOST 2012-512 public key (TC26 paramSetA) and a
 /// signature by its private key over [`PROBE_MESSAGE`], all made once with
 /// `openssl genpkey -algorithm gost2012_512 -pkeyopt paramset:A` and
 /// `openssl dgst -md_gost12_512 -sign`.
 fn probe() -> GostSupport {
-    let Some(digest) = MessageDigest::from_name("md_gost12_512") else {
+    if MessageDigest::from_name("md_gost12_512").is_none() {
         return GostSupport::Unavailable(format!(
             "OpenSSL has no Streebog-512 digest: the gost engine is not loaded ({})",
             configuration()
         ));
-    };
-    let outcome = (|| -> Result<bool, openssl::error::ErrorStack> {
-        let key = PKey::public_key_from_der(&hex_bytes(PROBE_SPKI))?;
-        let mut verifier = Verifier::new(digest, &key)?;
-        verifier.update(PROBE_MESSAGE)?;
-        verifier.verify(&hex_bytes(PROBE_SIGNATURE))
-    })();
+    }
+    let outcome = probe_signature(PROBE_MESSAGE);
     drop(openssl::error::ErrorStack::get());
     match outcome {
         Ok(true) => GostSupport::Available,
@@ -160,15 +275,25 @@ fn probe() -> GostSupport {
     }
 }
 
+/// Whether the probe's signature verifies over `message` with the probe's key.
+fn probe_signature(message: &[u8]) -> Result<bool, openssl::error::ErrorStack> {
+    let digest =
+        MessageDigest::from_name("md_gost12_512").ok_or_else(openssl::error::ErrorStack::get)?;
+    let key = PKey::public_key_from_der(&hex_bytes(PROBE_SPKI))?;
+    let mut verifier = Verifier::new(digest, &key)?;
+    verifier.update(message)?;
+    verifier.verify(&hex_bytes(PROBE_SIGNATURE))
+}
+
 /// The shipped configuration in a file of our own, removed when dropped.
 struct ShippedFile {
     path: PathBuf,
 }
 
 impl ShippedFile {
-    /// Writes [`OPENSSL_CONFIG`] to a new file (mode 0600, a name no one else has) in the
-    /// temporary directory. Nothing here may call OpenSSL: it runs before its initialisation.
-    fn write() -> std::io::Result<ShippedFile> {
+    /// Writes `text` to a new file (mode 0600, a name no one else has) in the temporary
+    /// directory. Nothing here may call OpenSSL: it runs before its initialisation.
+    fn write(text: &str) -> std::io::Result<ShippedFile> {
         let name = format!(
             "tamga-openssl-{}-{:016x}.cnf",
             std::process::id(),
@@ -181,7 +306,7 @@ impl ShippedFile {
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
         let mut file = options.open(&path)?;
         let file_guard = ShippedFile { path };
-        file.write_all(OPENSSL_CONFIG.as_bytes())?;
+        file.write_all(text.as_bytes())?;
         Ok(file_guard)
     }
 }
@@ -211,4 +336,60 @@ const PROBE_SIGNATURE: &str =
 /// The bytes of a hex constant of this file (a bad one gives no bytes, and the probe fails).
 fn hex_bytes(text: &str) -> Vec<u8> {
     hex::decode(text).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_probe_is_a_real_signature_that_fails_on_another_message() {
+        // Its key is NCA's curve in the TC26 form, whatever the engine says.
+        let key = super::super::GostPublicKey::from_der(&hex_bytes(PROBE_SPKI)).unwrap();
+        assert_eq!(key.size(), super::super::KeySize::Bits512);
+        assert_eq!(key.form(), super::super::Form::Tc26);
+        if !super::super::engine_for_test(
+            "the_probe_is_a_real_signature_that_fails_on_another_message",
+        ) {
+            return;
+        }
+        assert!(probe_signature(PROBE_MESSAGE).unwrap());
+        assert!(!probe_signature(b"tamga: another message").unwrap_or(false));
+    }
+
+    #[test]
+    fn without_a_system_file_the_shipped_configuration_is_the_engine_alone() {
+        assert_eq!(shipped_configuration(None), OPENSSL_CONFIG);
+        assert!(OPENSSL_CONFIG.contains(&format!("default_algorithms = {DEFAULT_ALGORITHMS}")));
+        assert!(OPENSSL_CONFIG.contains(&format!("[{GOST_SECTION}]")));
+    }
+
+    #[test]
+    fn the_engine_joins_the_section_the_system_names() {
+        let path = Path::new("/etc/ssl/openssl.cnf");
+        // Debian's shape: an init section without engines.
+        let debian = "HOME = .\nopenssl_conf = openssl_init # comment\n[openssl_init]\n\
+                      providers = provider_sect\n[provider_sect]\ndefault = default_sect\n";
+        let text = shipped_configuration(Some((path, debian)));
+        assert!(text.contains(".include /etc/ssl/openssl.cnf\n[default]\nconfig_diagnostics = 0\n"));
+        assert!(text.contains("[openssl_init]\nengines = tamga_engines\n"));
+        assert!(!text.contains("openssl_conf ="), "{text}");
+        // An init section with engines of its own keeps them and gains gost.
+        let engines =
+            "openssl_conf = init\n[init]\nengines = my_engines\n[my_engines]\npkcs11 = p\n";
+        let text = shipped_configuration(Some((path, engines)));
+        assert!(
+            text.contains("[my_engines]\ngost = tamga_gost_engine\n"),
+            "{text}"
+        );
+        assert!(!text.contains("[init]"), "{text}");
+        // No openssl_conf (a name in another section does not count): our own.
+        let none = "[req]\nopenssl_conf = not_this_one\n";
+        let text = shipped_configuration(Some((path, none)));
+        assert!(
+            text.contains("[default]\nconfig_diagnostics = 0\nopenssl_conf = tamga_openssl_init\n")
+        );
+        assert!(text.contains("[tamga_openssl_init]\nengines = tamga_engines\n"));
+    }
 }

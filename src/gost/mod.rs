@@ -9,7 +9,9 @@
 //! OIDs mapped, the key's bits kept) and signature values (NCA's bytes are the engine's in
 //! reverse: [`reverse_signature`]); [`verify`] of any GOST-signed structure from its TBS bytes,
 //! signature algorithm, signature value and the signer's key in either form, and [`sign`],
-//! which returns a signature in either form; the signed parts of whole certificates, CRLs,
+//! which returns a signature in either form; new private keys of parameter set A
+//! ([`generate`], without the engine's `paramset` control the `openssl` crate cannot pass);
+//! the signed parts of whole certificates, CRLs,
 //! OCSP responses and CSRs ([`SignedArtefact`]).
 //!
 //! NCA's form: key `1.2.398.3.10.1.1.2.2` with parameters `{…2.2.1, 1.2.398.3.10.1.3.3}`
@@ -33,21 +35,41 @@
 mod artefact;
 mod convert;
 mod engine;
+mod keygen;
 pub mod oid;
 #[cfg(test)]
 mod tests;
 
 pub use artefact::{certificate_key, subject_public_key_info, ArtefactKind, SignedArtefact};
 pub use convert::{
-    engine_signature, reverse_signature, sign, signature_algorithm, signature_algorithm_identifier,
-    spki_to_nca, spki_to_tc26, verify, GostPublicKey,
+    engine_signature, key_algorithm_identifier, reverse_signature, sign, signature_algorithm,
+    signature_algorithm_identifier, spki_to_nca, spki_to_tc26, verify, GostPublicKey,
 };
 pub use engine::{
-    available, configuration, init, support, Configuration, GostSupport, OPENSSL_CONFIG,
+    available, configuration, init, shipped_configuration, support, Configuration, GostSupport,
+    OPENSSL_CONFIG,
 };
+pub use keygen::{generate, private_scalar};
 pub use oid::{Form, KeySize};
 
 use der::asn1::ObjectIdentifier;
+
+/// For the crate's unit tests that need GOST: whether the gost engine works in this process
+/// (cargo starts it with `OPENSSL_CONF` at the shipped configuration; [`init`], which may set
+/// the variable, is for a binary's single-threaded start only). When it does not, the test
+/// says it is skipped, or fails where `TAMGA_TEST_REQUIRE_GOST` is set (CI).
+#[cfg(test)]
+pub(crate) fn engine_for_test(test: &str) -> bool {
+    let support = support();
+    if !support.is_available() {
+        assert!(
+            std::env::var_os("TAMGA_TEST_REQUIRE_GOST").is_none(),
+            "TAMGA_TEST_REQUIRE_GOST is set but GOST is unavailable: {support:?}"
+        );
+        eprintln!("SKIPPED {test}: {support:?} (apt-get install libengine-gost-openssl)");
+    }
+    support.is_available()
+}
 
 /// Why a GOST key, signature or artefact was refused.
 #[derive(Debug, thiserror::Error)]

@@ -14,18 +14,8 @@ const NCA_OCSP_GOOD: &[u8] =
 const NCA_OCSP_REVOKED: &[u8] =
     include_bytes!("../../tests/data/nca-gost-2015/ocsp_response_revoked.der");
 
-/// Whether the gost engine works in this process (initialised here as the binaries do); when
-/// it does not, the test says it is skipped, or fails where `TAMGA_TEST_REQUIRE_GOST` is set.
 fn engine(test: &str) -> bool {
-    let support = init();
-    if !support.is_available() {
-        assert!(
-            std::env::var_os("TAMGA_TEST_REQUIRE_GOST").is_none(),
-            "TAMGA_TEST_REQUIRE_GOST is set but GOST is unavailable: {support:?}"
-        );
-        eprintln!("SKIPPED {test}: {support:?} (apt-get install libengine-gost-openssl)");
-    }
-    support.is_available()
+    super::engine_for_test(test)
 }
 
 /// A SubjectPublicKeyInfo with the key algorithm `key`, the parameter OIDs `parameters` and
@@ -281,17 +271,6 @@ fn wrong_lengths_parameter_sets_and_sizes_are_refused_precisely() {
         verify(crl.tbs(), &rsa, crl.signature(), &ca),
         Err(GostError::NotGost(_))
     ));
-}
-
-/// The probe's key, signature and message agree, and the probe says so when the engine is
-/// loaded.
-#[test]
-fn the_probe_finds_the_engine() {
-    if !engine("the_probe_finds_the_engine") {
-        return;
-    }
-    assert!(available());
-    assert_eq!(support(), &GostSupport::Available);
 }
 
 /// A point of the right length that is not on the curve is refused by OpenSSL when the key

@@ -8,13 +8,13 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
 use crate::enroll::{body, fresh_iin, Env};
-use crate::support::{client, free_port, openssl, tamga_bin};
+use crate::support::{client, free_port, openssl};
 
 const ORIGIN: &str = "http://127.0.0.1:8080";
 /// Allowed too: used to show that keys bound by one page are not another's.
@@ -60,7 +60,7 @@ impl Answer {
 /// its keys in `state`; wait until it answers.
 fn start_agent(state: &Path, allow: &[&Path]) -> Agent {
     let port = free_port();
-    let mut cmd = Command::new(tamga_bin().with_file_name("tamga-enroll"));
+    let mut cmd = crate::support::tamga_enroll();
     cmd.args(["agent", "--origin", ORIGIN, "--origin", OTHER])
         .args(["--port", &port.to_string()])
         .arg("--state-dir")
@@ -157,7 +157,7 @@ fn make_keys(agent: &Agent, key_type: &str) -> (String, String, String) {
 fn assert_csr_verifies(dir: &Path, pem: &str, algorithm: &str) {
     let file = dir.join("check.csr");
     std::fs::write(&file, pem).unwrap();
-    let out = Command::new("openssl")
+    let out = crate::support::openssl_command()
         .args(["req", "-in"])
         .arg(&file)
         .args(["-verify", "-noout", "-text"])
@@ -484,7 +484,7 @@ fn container_contents(dir: &Path, file: &Path) -> (String, String) {
         "the container's key is its certificate's"
     );
     // The wrong password opens nothing.
-    let wrong = Command::new("openssl")
+    let wrong = crate::support::openssl_command()
         .current_dir(dir)
         .args([
             "pkcs12",

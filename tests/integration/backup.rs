@@ -34,7 +34,7 @@ fn serials(created: &Value) -> Vec<String> {
 /// `openssl ocsp` status of `serial` as `base`'s responder answers it: good, revoked or unknown.
 fn ocsp_status(dir: &Path, base: &str, serial: &str) -> String {
     let url = format!("{base}/ocsp");
-    let out = Command::new("openssl")
+    let out = crate::support::openssl_command()
         .current_dir(dir)
         .args(["ocsp", "-issuer", "certs-dev/nca_rsa_dev.pem"])
         .args(["-VAfile", "certs-dev/ocsp_nca_rsa_dev.pem", "-url", &url])
@@ -54,7 +54,7 @@ fn ocsp_status(dir: &Path, base: &str, serial: &str) -> String {
 /// `openssl ocsp` text of `base`'s answer for `serial` (status, reason and revocation time).
 fn ocsp_text(dir: &Path, base: &str, serial: &str) -> String {
     let url = format!("{base}/ocsp");
-    let out = Command::new("openssl")
+    let out = crate::support::openssl_command()
         .current_dir(dir)
         .args(["ocsp", "-issuer", "certs-dev/nca_rsa_dev.pem"])
         .args(["-VAfile", "certs-dev/ocsp_nca_rsa_dev.pem", "-url", &url])

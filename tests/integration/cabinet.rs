@@ -545,7 +545,7 @@ fn operator_revokes(env: &Env, serial: &str, reason: &str) {
 /// What `openssl ocsp` says about `serial` (the answer's signature checked).
 fn ocsp(env: &Env, serial: &str) -> String {
     let url = format!("{}/ocsp", env.server.base);
-    let out = std::process::Command::new("openssl")
+    let out = crate::support::openssl_command()
         .current_dir(env.dir())
         .args(["ocsp", "-issuer", "certs-dev/nca_rsa_dev.pem"])
         .args(["-VAfile", "certs-dev/ocsp_nca_rsa_dev.pem", "-url", &url])
@@ -579,7 +579,7 @@ fn next_full_crl(env: &Env) -> String {
     assert_eq!(resp.status(), 200);
     let file = format!("full{}.crl", next());
     std::fs::write(env.dir().join(&file), resp.bytes().unwrap()).unwrap();
-    let out = std::process::Command::new("openssl")
+    let out = crate::support::openssl_command()
         .current_dir(env.dir())
         .args(["crl", "-inform", "DER", "-in", &file, "-noout", "-text"])
         .args(["-CAfile", "certs-dev/nca_rsa_dev.pem"])

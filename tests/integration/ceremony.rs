@@ -276,7 +276,7 @@ fn the_key_ceremony_end_to_end_with_softhsm() {
         std::fs::write(server.join(&leaf), cert["pem"].as_str().unwrap()).unwrap();
         let verified = verify_chain_to(server, "pki/root.pem", "chain.pem", &[&leaf]);
         assert!(verified.contains(&format!("{leaf}: OK")), "{verified}");
-        let out = std::process::Command::new("openssl")
+        let out = crate::support::openssl_command()
             .current_dir(server)
             .args(["ocsp", "-issuer", "pki/nca_rsa.pem", "-cert", &leaf])
             .args(["-url", &format!("{}/ocsp", srv.base)])
@@ -501,7 +501,7 @@ fn fetch_crl(dir: &Path, url: &str, file: &str) {
 /// `openssl ocsp` about the issuing CA certificate, answered by the root's responses that
 /// the server holds.
 fn ask_root_ocsp(dir: &Path, base: &str) -> String {
-    let out = std::process::Command::new("openssl")
+    let out = crate::support::openssl_command()
         .current_dir(dir)
         .args([
             "ocsp",
@@ -624,7 +624,7 @@ fn the_root_machine_holding_only_the_root_signs_its_crl_and_ocsp() {
             &format!("{}/crl/nca_rsa.crl", srv.base),
             "issuing.crl.pem",
         );
-        let out = std::process::Command::new("openssl")
+        let out = crate::support::openssl_command()
             .current_dir(server)
             .args(["verify", "-crl_check_all", "-CAfile", "pki/root.pem"])
             .args(["-untrusted", "pki/nca_rsa.pem"])

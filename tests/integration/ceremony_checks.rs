@@ -10,7 +10,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use super::ceremony::{audit_actions, audit_entries, field, tamga_ok, token_key, write_config};
 use crate::support::{openssl, run, softhsm_available, softhsm_token, tamga, text, Server};
@@ -48,7 +48,7 @@ fn root_machine(dir: &Path, extra: &str, init: &[&str]) {
 /// openssl (production has no development key).
 fn server_machine(dir: &Path) {
     let key = dir.join("digital-id.key.pem");
-    let out = Command::new("openssl")
+    let out = crate::support::openssl_command()
         .args([
             "genpkey",
             "-algorithm",
@@ -256,7 +256,7 @@ fn openssl_issuing(root: &Path, server: &Path, csr: &str, out: &str, start: &str
          subjectKeyIdentifier = hash\nauthorityKeyIdentifier = keyid\n",
     )
     .unwrap();
-    let result = Command::new("openssl")
+    let result = crate::support::openssl_command()
         .current_dir(&work)
         .args([
             "ca",

@@ -6,21 +6,15 @@
 //! terminal, without a server, and what `--help` says of `--language`.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use crate::enroll::{assert_reference_extensions, claims, fresh_iin, lint, Env};
-use crate::support::{
-    free_port, openssl, run, tamga, tamga_bin, text, tool_present, verify_chain, x509_text,
-};
+use crate::support::{free_port, openssl, run, tamga, text, tool_present, verify_chain, x509_text};
 use tamga::pkcs12::{self, Decoded};
 
-fn enroll_bin() -> PathBuf {
-    tamga_bin().with_file_name("tamga-enroll")
-}
-
 pub(crate) fn client(env: &Env, args: &[&str]) -> Output {
-    Command::new(enroll_bin())
+    crate::support::tamga_enroll()
         .current_dir(env.dir())
         .args(["--server", &env.server.base])
         .args(args)
@@ -67,7 +61,7 @@ fn p12_encryption(dir: &Path, file: &str, legacy: bool) -> String {
 
 /// `openssl pkcs12 -info` prints what it found on stderr.
 fn p12_info(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("openssl")
+    let out = crate::support::openssl_command()
         .current_dir(dir)
         .args(args)
         .output()
@@ -208,7 +202,7 @@ fn check_container(dir: &Path, file: &str, legacy: bool) {
         "localKeyID = SKI: {shown}"
     );
     // The wrong password opens nothing.
-    let wrong = Command::new("openssl")
+    let wrong = crate::support::openssl_command()
         .current_dir(dir)
         .args(pkcs12_args(file, legacy, &["-info", "-noout"]))
         .args(["-passin", "pass:Wrong2026"])
@@ -454,7 +448,7 @@ fn tamga_enroll_polls_a_pending_application_and_resumes_after_approval() {
 
 #[test]
 fn tamga_enroll_help_names_the_client_not_the_server() {
-    let out = run(Command::new(enroll_bin()).arg("--help"));
+    let out = run(crate::support::tamga_enroll().arg("--help"));
     let shown = text(&out);
     assert!(out.status.success(), "{shown}");
     let headline = shown.lines().next().unwrap_or_default();
@@ -468,7 +462,7 @@ fn tamga_enroll_help_names_the_client_not_the_server() {
 /// `--language` says what it sets: the language of the server's e-mails, not this client's.
 #[test]
 fn tamga_enroll_help_says_language_is_the_emails() {
-    let out = run(Command::new(enroll_bin()).arg("--help"));
+    let out = run(crate::support::tamga_enroll().arg("--help"));
     let shown = text(&out);
     let language = shown
         .split("--language <LANGUAGE>")
@@ -499,7 +493,7 @@ fn tamga_enroll_without_a_terminal_asks_for_a_password_file() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("token.txt"), "a.b.c").unwrap();
     let closed = format!("http://127.0.0.1:{}", free_port());
-    let out = Command::new(enroll_bin())
+    let out = crate::support::tamga_enroll()
         .current_dir(dir.path())
         .args([
             "--server",
@@ -535,7 +529,7 @@ fn tamga_enroll_checks_the_server_before_generating_keys() {
     std::fs::write(dir.path().join("password.txt"), "Secret2026\n").unwrap();
     let closed = format!("http://127.0.0.1:{}", free_port());
     let started = std::time::Instant::now();
-    let out = Command::new(enroll_bin())
+    let out = crate::support::tamga_enroll()
         .current_dir(dir.path())
         .args(["--server", &closed, "--token-file", "token.txt"])
         .args(["--password-file", "password.txt", "--out", "keys"])
@@ -555,7 +549,7 @@ fn tamga_enroll_checks_the_server_before_generating_keys() {
         "fails fast"
     );
     // A --server that is no URL is a usage error.
-    let out = Command::new(enroll_bin())
+    let out = crate::support::tamga_enroll()
         .current_dir(dir.path())
         .args(["--server", "127.0.0.1:8080", "--token-file", "token.txt"])
         .args(["--password-file", "password.txt", "--out", "keys"])

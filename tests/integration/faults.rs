@@ -6,7 +6,6 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -169,7 +168,7 @@ fn a_postgres_outage_gives_503_keeps_presigned_ocsp_and_recovers_without_restart
         assert!(out.contains("Response verify OK"), "{out}");
         assert!(out.contains(&format!("{auth}: good")), "{out}");
         assert!(!out.contains("WARNING"), "{out}");
-        let again = Command::new("openssl")
+        let again = crate::support::openssl_command()
             .current_dir(&dir_path)
             .args([
                 "ocsp",

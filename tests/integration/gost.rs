@@ -34,7 +34,7 @@ const CHILD_ENV: &str = "TAMGA_TEST_GOST_CHILD";
 /// Whether GOST works in this process (initialised as the binaries do it); otherwise the
 /// test reports itself skipped, or fails where `TAMGA_TEST_REQUIRE_GOST` is set.
 fn gost_ready(test: &str) -> bool {
-    let support = gost::init();
+    let support = gost::support();
     tool_present(
         support.is_available(),
         "TAMGA_TEST_REQUIRE_GOST",
@@ -433,8 +433,17 @@ fn gost_child_process() {
     match case.to_str().unwrap() {
         "shipped" => {
             assert_eq!(support, &gost::GostSupport::Available);
-            assert_eq!(gost::configuration(), &gost::Configuration::Shipped);
+            // The system's configuration is kept, with the engine added to it.
+            assert!(
+                matches!(
+                    gost::configuration(),
+                    gost::Configuration::Shipped { system: Some(_) }
+                ),
+                "{:?}",
+                gost::configuration()
+            );
             assert_eq!(std::env::var_os("OPENSSL_CONF"), None);
+            tls_starts();
             let ca = gost::subject_public_key_info(NCA_CA).unwrap();
             SignedArtefact::crl(NCA_CRL).unwrap().verify(&ca).unwrap();
         }
@@ -448,7 +457,14 @@ fn gost_child_process() {
             assert!(!support.is_available(), "{support:?}");
         }
         "no-engine" => {
-            assert_eq!(gost::configuration(), &gost::Configuration::Shipped);
+            assert!(
+                matches!(gost::configuration(), gost::Configuration::Shipped { .. }),
+                "{:?}",
+                gost::configuration()
+            );
+            // The engine OpenSSL could not load must not have failed its start: a TLS context
+            // (which asks OpenSSL to have read its configuration) still builds.
+            tls_starts();
             assert!(!gost::available(), "{support:?}");
             let ca = gost::subject_public_key_info(NCA_CA).unwrap();
             let crl = SignedArtefact::crl(NCA_CRL).unwrap();
@@ -460,6 +476,17 @@ fn gost_child_process() {
         }
         other => panic!("unknown case {other}"),
     }
+}
+
+/// A TLS client and server context build: OpenSSL's start, configuration included, succeeded.
+fn tls_starts() {
+    use openssl::ssl::{SslAcceptor, SslConnector, SslMethod};
+    SslConnector::builder(SslMethod::tls_client())
+        .unwrap()
+        .build();
+    SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server())
+        .unwrap()
+        .build();
 }
 
 /// An RSA and an EC key are made, sign and verify.
@@ -475,4 +502,65 @@ fn rsa_and_ec_sign_and_verify() {
         verifier.update(b"data").unwrap();
         assert!(verifier.verify(&signature).unwrap());
     }
+}
+
+/// The configuration the binaries start OpenSSL with, written over a system file of its own
+/// (which names its own initialisation section, defines an OID name there and turns
+/// `config_diagnostics` on), read by the `openssl` command: the system file's settings stay
+/// (the OID name is known), the engine is added (Streebog is listed), and with the engine
+/// missing OpenSSL still starts, where the system file alone with the engine would be fatal.
+#[test]
+fn gost_the_shipped_configuration_keeps_the_systems_and_adds_the_engine() {
+    if !gost_ready("gost_the_shipped_configuration_keeps_the_systems_and_adds_the_engine") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let system = dir.path().join("system.cnf");
+    let system_text = "openssl_conf = system_init\nconfig_diagnostics = 1\n\
+                       [system_init]\noid_section = system_oids\n\
+                       [system_oids]\ntamgaProbe = 1.2.398.99.1\n";
+    std::fs::write(&system, system_text).unwrap();
+    let shipped = dir.path().join("shipped.cnf");
+    std::fs::write(
+        &shipped,
+        gost::shipped_configuration(Some((&system, system_text))),
+    )
+    .unwrap();
+    let empty = dir.path().join("no-engines-here");
+    let run = |conf: &Path, engines: Option<&Path>, args: &[&str]| {
+        let mut cmd = Command::new("openssl");
+        cmd.current_dir(dir.path())
+            .env("OPENSSL_CONF", conf)
+            .env_remove("OPENSSL_ENGINES")
+            .args(args);
+        if let Some(engines) = engines {
+            cmd.env("OPENSSL_ENGINES", engines);
+        }
+        cmd.output().unwrap()
+    };
+    let oid = ["asn1parse", "-genstr", "OID:tamgaProbe"];
+    let out = run(&shipped, None, &oid);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains(":tamgaProbe"), "{}", text(&out));
+    let out = run(&shipped, None, &["list", "-digest-algorithms"]);
+    assert!(
+        text(&out).to_lowercase().contains("streebog"),
+        "{}",
+        text(&out)
+    );
+    // Without the engine: the system's settings still apply, and OpenSSL starts.
+    let out = run(&shipped, Some(&empty), &oid);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains(":tamgaProbe"), "{}", text(&out));
+    // The same sections with the system's diagnostics left on fail to start: the line that
+    // turns them off is what keeps a missing engine harmless.
+    let strict = dir.path().join("strict.cnf");
+    std::fs::write(
+        &strict,
+        std::fs::read_to_string(&shipped)
+            .unwrap()
+            .replace("config_diagnostics = 0", "config_diagnostics = 1"),
+    )
+    .unwrap();
+    assert!(!run(&strict, Some(&empty), &oid).status.success());
 }

@@ -69,7 +69,7 @@ fn enrollment_with_ecdsa_issuing_key_in_softhsm() {
         let verified = verify_chain(dir, "chain.pem", &["leaf.pem"]);
         assert!(verified.contains("leaf.pem: OK"), "{verified}");
         // The responder's RSA key in the token signs OCSP answers openssl accepts.
-        let out = Command::new("openssl")
+        let out = crate::support::openssl_command()
             .current_dir(dir)
             .args([
                 "ocsp",
@@ -212,7 +212,7 @@ fn a_token_that_disappears_is_reported_and_signing_recovers() {
     )
     .unwrap();
     let ocsp = |extra: &[&str]| {
-        let out = Command::new("openssl")
+        let out = crate::support::openssl_command()
             .current_dir(&dir)
             .args([
                 "ocsp",

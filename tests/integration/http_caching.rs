@@ -234,21 +234,17 @@ fn ocsp_get_is_conditional_takes_a_trailing_slash_base_url_and_unknown_is_short_
         );
     }
     // openssl's client at the trailing-slash URL (it POSTs to `/ocsp/`).
-    let out = crate::support::run(
-        std::process::Command::new("openssl")
-            .current_dir(&dir)
-            .args([
-                "ocsp",
-                "-issuer",
-                "certs-dev/nca_rsa_dev.pem",
-                "-VAfile",
-                "certs-dev/ocsp_nca_rsa_dev.pem",
-                "-url",
-                &format!("{base}/ocsp/"),
-                "-cert",
-                &sign,
-            ]),
-    );
+    let out = crate::support::run(crate::support::openssl_command().current_dir(&dir).args([
+        "ocsp",
+        "-issuer",
+        "certs-dev/nca_rsa_dev.pem",
+        "-VAfile",
+        "certs-dev/ocsp_nca_rsa_dev.pem",
+        "-url",
+        &format!("{base}/ocsp/"),
+        "-cert",
+        &sign,
+    ]));
     let shown = text(&out);
     assert!(
         shown.contains("Response verify OK") && shown.contains(&format!("{sign}: good")),

@@ -2,7 +2,6 @@
 //! a thousand hostile requests, and two instances on one PostgreSQL.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -26,7 +25,7 @@ pub fn ocsp(dir: &Path, base: &str, args: &[&str]) -> String {
         &url,
     ];
     all.extend_from_slice(args);
-    let out = Command::new("openssl")
+    let out = crate::support::openssl_command()
         .current_dir(dir)
         .args(&all)
         .output()
@@ -149,7 +148,7 @@ fn ocsp_answers(env: Env) {
     );
     // An issuer we do not operate (the responder certificate is no CA; the root is answered
     // for, with its own responses: see root_ocsp.rs).
-    let out = Command::new("openssl")
+    let out = crate::support::openssl_command()
         .current_dir(&dir)
         .args([
             "ocsp",
@@ -201,7 +200,7 @@ fn ocsp_answers(env: Env) {
                 assert!(resp.headers().contains_key(h), "{name}: no {h}");
             }
             std::fs::write(dir.join("get.der"), resp.bytes().unwrap()).unwrap();
-            let verified = Command::new("openssl")
+            let verified = crate::support::openssl_command()
                 .current_dir(&dir)
                 .args([
                     "ocsp",

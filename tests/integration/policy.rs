@@ -497,7 +497,7 @@ fn reissue_issuing_adds_the_policies_to_an_older_hierarchy_with_the_same_key() {
 /// `openssl verify -explicit_policy -policy OID` of `cert` up to the development root; returns
 /// whether it succeeded and what it printed.
 fn openssl_explicit_policy(dir: &Path, cert: &str, policy: &str) -> (bool, String) {
-    let out = Command::new("openssl")
+    let out = crate::support::openssl_command()
         .current_dir(dir)
         .args(["verify", "-explicit_policy", "-policy", policy])
         .args(["-CAfile", DEV_ROOT, "-untrusted", DEV_ISSUING, cert])

@@ -86,8 +86,10 @@ fn the_readme_walkthrough_works_as_written() {
     let mut runs = Vec::new();
     for run in 1..=2 {
         let mut bash = Command::new("bash");
+        // As a reader runs it: OpenSSL configured by the binaries themselves.
         bash.current_dir(dir.path())
-            .args(["-euo", "pipefail", "-c", &script]);
+            .args(["-euo", "pipefail", "-c", &script])
+            .env_remove("OPENSSL_CONF");
         for (key, _) in std::env::vars() {
             if key.starts_with("TAMGA_") {
                 bash.env_remove(key);
@@ -177,6 +179,7 @@ fn readme_server(dir: &Path) -> ReadmeServer {
     let mut server = Command::new(tamga_bin());
     server
         .current_dir(dir)
+        .env_remove("OPENSSL_CONF")
         .arg("serve")
         .stdout(Stdio::null())
         .stderr(Stdio::null());
@@ -368,6 +371,7 @@ impl BackgroundScript {
             .args(["-euo", "pipefail", "-c", script])
             .env("HOME", home)
             .env_remove("XDG_STATE_HOME")
+            .env_remove("OPENSSL_CONF")
             .stdin(Stdio::null())
             .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
             .stderr(Stdio::from(

@@ -114,7 +114,7 @@ fn verify(dir: &Path, extra: &[&str], cert: &str) -> String {
     ];
     args.extend_from_slice(extra);
     args.push(cert);
-    let out = std::process::Command::new("openssl")
+    let out = crate::support::openssl_command()
         .current_dir(dir)
         .args(&args)
         .output()
@@ -291,7 +291,7 @@ fn revocation_and_crls(env: Env) {
     )
     .unwrap();
     for file in ["full.crl", "delta.crl"] {
-        let out = std::process::Command::new("openssl")
+        let out = crate::support::openssl_command()
             .current_dir(&dir)
             .args([
                 "crl",

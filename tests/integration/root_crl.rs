@@ -3,7 +3,6 @@
 //! certificates; and the offline-root workflow (`ca root-crl`, `crl import`).
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::enroll::{body, claims, csr, fresh_iin, lint_with, Env};
@@ -54,7 +53,7 @@ fn lint_root_crl(dir: &Path) {
 }
 
 fn verify_all(dir: &Path, leaf: &str) -> String {
-    let out = Command::new("openssl")
+    let out = crate::support::openssl_command()
         .current_dir(dir)
         .args([
             "verify",

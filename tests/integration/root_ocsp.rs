@@ -32,7 +32,7 @@ fn ask_about_issuing(dir: &Path, base: &str, extra: &[&str]) -> String {
         &url,
         "-no_nonce",
     ]);
-    let out = Command::new("openssl")
+    let out = crate::support::openssl_command()
         .current_dir(dir)
         .args(&args)
         .output()
@@ -150,7 +150,7 @@ fn foreign_serial_response(root_dir: &Path, out: &Path) {
     )
     .unwrap();
     let run_openssl = |args: &[&str]| {
-        let out = Command::new("openssl")
+        let out = crate::support::openssl_command()
             .current_dir(root_dir)
             .args(args)
             .output()

@@ -22,11 +22,21 @@ pub fn tamga(dir: &Path) -> Command {
         }
     }
     cmd.env("RUST_LOG", "warn");
+    // cargo points the test process's OpenSSL at the gost engine's configuration alone; the
+    // binary starts OpenSSL itself, as it does for an operator (see `gost::init`).
+    cmd.env_remove("OPENSSL_CONF");
     // A test directory with its own SoftHSM2 token (see `softhsm_hierarchy`).
     let softhsm_conf = dir.join("softhsm2.conf");
     if softhsm_conf.exists() {
         cmd.env("SOFTHSM2_CONF", softhsm_conf);
     }
+    cmd
+}
+
+/// The `tamga-enroll` binary as a citizen runs it: it starts OpenSSL itself (see `tamga`).
+pub fn tamga_enroll() -> Command {
+    let mut cmd = Command::new(tamga_bin().with_file_name("tamga-enroll"));
+    cmd.env_remove("OPENSSL_CONF");
     cmd
 }
 
@@ -201,9 +211,18 @@ fn psql(url: &str, sql: &str) {
     assert!(out.status.success(), "psql {sql}: {}", text(&out));
 }
 
+/// The `openssl` command with the system's configuration, as a user runs it: without the
+/// `OPENSSL_CONF` cargo gives the test process (the gost engine's configuration alone, which
+/// would leave out the system's defaults, such as the extensions of `req -x509`).
+pub fn openssl_command() -> Command {
+    let mut cmd = Command::new("openssl");
+    cmd.env_remove("OPENSSL_CONF");
+    cmd
+}
+
 /// Run the `openssl` CLI, asserting success; returns stdout.
 pub fn openssl(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("openssl")
+    let out = openssl_command()
         .current_dir(dir)
         .args(args)
         .output()

@@ -11,7 +11,7 @@ use serde_json::Value;
 use tamga::digital_id;
 
 use crate::enroll::{body, claims, csr, fresh_iin};
-use crate::support::{answers_version, openssl, run, tamga, tamga_bin, text, tool_present, Server};
+use crate::support::{answers_version, openssl, run, tamga, text, tool_present, Server};
 
 /// Set in CI: the tests fail instead of skipping when `curl` is missing.
 const REQUIRE_CURL: &str = "TAMGA_TEST_REQUIRE_CURL";
@@ -224,16 +224,12 @@ fn assert_refused(answer: &Answer, status: u16, code: &str) {
 
 /// What `openssl s_client` prints about a handshake with `base`.
 fn s_client(pki: &TestPki, dir: &Path, base: &str) -> String {
-    let out = run(Command::new("openssl")
+    let out = run(crate::support::openssl_command()
         .current_dir(dir)
         .args(["s_client", "-connect", base.trim_start_matches("https://")])
         .args(["-CAfile", &pki.path("server-ca.pem")])
         .stdin(std::process::Stdio::null()));
     text(&out)
-}
-
-fn enroll_bin() -> PathBuf {
-    tamga_bin().with_file_name("tamga-enroll")
 }
 
 #[test]
@@ -406,7 +402,7 @@ fn mtls_admits_only_the_portal_to_the_api_and_everyone_to_public_routes() {
             Some("application/ocsp-response")
         );
         std::fs::write(dir.join("ocsp-response.der"), &answer.body).unwrap();
-        let out = run(Command::new("openssl").current_dir(dir).args([
+        let out = run(crate::support::openssl_command().current_dir(dir).args([
             "ocsp",
             "-respin",
             "ocsp-response.der",
@@ -458,7 +454,7 @@ fn mtls_admits_only_the_portal_to_the_api_and_everyone_to_public_routes() {
     std::fs::write(dir.join("password.txt"), "Secret2026\n").unwrap();
     std::fs::write(dir.join("token.txt"), minted(dir, &claims(&fresh_iin()))).unwrap();
     let enroll = |extra: &[&str], out: &str| {
-        run(Command::new(enroll_bin())
+        run(crate::support::tamga_enroll()
             .current_dir(dir)
             .args(["--server", &base, "--ca-cert", &pki.path("server-ca.pem")])
             .args([
@@ -494,7 +490,7 @@ fn mtls_admits_only_the_portal_to_the_api_and_everyone_to_public_routes() {
         .collect();
     assert_eq!(files.len(), 2);
     // Without trusting the server's CA, the client refuses the server.
-    let untrusted = run(Command::new(enroll_bin())
+    let untrusted = run(crate::support::tamga_enroll()
         .current_dir(dir)
         .args(["--server", &base, "--token-file", "token.txt"])
         .args(["--password-file", "password.txt", "--out", "never"]));
