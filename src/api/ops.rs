@@ -136,14 +136,14 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     .await;
     let (database, issuing, ocsp, (root_crl, root_ocsp), crl, (crl_publication, issuers)) =
         match result {
-        Ok(checks) => checks,
-        Err(e) => {
-            tracing::warn!(error = %e, "readiness check did not finish");
-            return HttpResponse::ServiceUnavailable()
+            Ok(checks) => checks,
+            Err(e) => {
+                tracing::warn!(error = %e, "readiness check did not finish");
+                return HttpResponse::ServiceUnavailable()
                 .insert_header((header::RETRY_AFTER, "5"))
                 .json(serde_json::json!({ "status": "not_ready", "checks": { "database": "failed" } }));
-        }
-    };
+            }
+        };
     for (what, err) in [
         ("database", database.as_ref().err().map(ToString::to_string)),
         (
@@ -195,7 +195,12 @@ fn crl_publication_state(
         "failing"
     } else if healths
         .iter()
-        .zip(newest.iter().copied().chain(std::iter::repeat((None, None))))
+        .zip(
+            newest
+                .iter()
+                .copied()
+                .chain(std::iter::repeat((None, None))),
+        )
         .any(|(h, (full, delta))| h.newest_is_degraded(full, delta))
     {
         "degraded"
@@ -226,8 +231,8 @@ fn crl_state(state: &AppState) -> (&'static str, Vec<(Option<i64>, Option<i64>)>
                         .metrics
                         .crl_expires_in((full.next_update - now).num_seconds());
                 }
-                let expired = full.next_update <= now
-                    || delta.as_ref().is_some_and(|d| d.next_update <= now);
+                let expired =
+                    full.next_update <= now || delta.as_ref().is_some_and(|d| d.next_update <= now);
                 let these = (Some(full.crl_number), delta.map(|d| d.crl_number));
                 (if expired { "expired" } else { "ok" }, these)
             }

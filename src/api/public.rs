@@ -37,9 +37,9 @@ impl CrlCache {
     /// Keep `crl` unless a newer one is kept already.
     fn offer(&self, id: &str, delta: bool, crl: &std::sync::Arc<StoredCrl>) {
         if let Ok(mut slots) = self.slots.write() {
-            let slot = slots.entry((id.to_owned(), delta)).or_insert_with(|| {
-                std::sync::Arc::clone(crl)
-            });
+            let slot = slots
+                .entry((id.to_owned(), delta))
+                .or_insert_with(|| std::sync::Arc::clone(crl));
             if slot.crl_number < crl.crl_number {
                 *slot = std::sync::Arc::clone(crl);
             }

@@ -254,7 +254,10 @@ pub(crate) fn keep_roots_fresh(s: &AppState) -> Vec<(String, String)> {
             )
         };
         if let Err(e) = fresh {
-            failures.push((format!("the CRL of the root {}", root.root_id()), e.to_string()));
+            failures.push((
+                format!("the CRL of the root {}", root.root_id()),
+                e.to_string(),
+            ));
         }
     }
     ops::root_crl_state(s);
@@ -263,9 +266,13 @@ pub(crate) fn keep_roots_fresh(s: &AppState) -> Vec<(String, String)> {
             continue;
         };
         let issuing_cert = crate::ca::HierarchyFiles::for_config(&view).issuing_cert;
-        if let Err(e) =
-            crate::ocsp::root::keep_fresh(&s.store, issuer.hierarchy(), &issuing_cert, now, validity)
-        {
+        if let Err(e) = crate::ocsp::root::keep_fresh(
+            &s.store,
+            issuer.hierarchy(),
+            &issuing_cert,
+            now,
+            validity,
+        ) {
             failures.push((
                 format!("the root OCSP responses for {}", view.issuer_id),
                 e.to_string(),

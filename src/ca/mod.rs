@@ -35,8 +35,8 @@ use crate::vocab::KeyType;
 pub(crate) use approved::VerifiedSubject;
 pub use approved::{ApprovedRequest, PreparedCertificate, ToBeSigned};
 pub use build::OID_POLICY_CA;
-pub(crate) use files::{read_cert, read_private_key, write_new};
 pub use files::HierarchyFiles;
+pub(crate) use files::{read_cert, read_private_key, write_new};
 pub use issue::{
     Issuer, OID_NCA_INDIVIDUAL, OID_NCA_REMOTE_DIGITAL_ID, OID_POLICY_AUTH, OID_POLICY_SIGN,
 };

@@ -55,10 +55,7 @@ pub(super) fn config_check(config: &ValidConfig) -> Result<(), Failure> {
     // The further issuers (`[[ca.issuers]]`): each by id and root, and whether it is loaded.
     for view in cfg.ca.per_issuer().iter().skip(1) {
         let state = if crate::ca::issuers::skipped(view, false) {
-            format!(
-                "degraded: {}",
-                crate::ca::issuers::not_loaded_reason()
-            )
+            format!("degraded: {}", crate::ca::issuers::not_loaded_reason())
         } else {
             let files = HierarchyFiles::for_config(view);
             if files.issuing_cert.exists() {

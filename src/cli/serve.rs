@@ -153,7 +153,9 @@ pub(super) fn serve(config: ValidConfig) -> Result<(), Failure> {
             cfg.ocsp.clone(),
             Arc::clone(&services.clock),
         )
-        .map_err(|e| Failure::Internal(anyhow::anyhow!("OCSP responder of {}: {e}", view.issuer_id)))?;
+        .map_err(|e| {
+            Failure::Internal(anyhow::anyhow!("OCSP responder of {}: {e}", view.issuer_id))
+        })?;
         responder
             .prime()
             .map_err(|e| Failure::Internal(anyhow::anyhow!("OCSP responder: {e}")))?;

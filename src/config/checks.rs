@@ -452,9 +452,12 @@ pub(super) fn check_issuers(ca: &CaConfig, ocsp: &OcspConfig) -> Result<(), Conf
             return Err(at(format!("the issuer id `{}` is used twice", entry.id)));
         }
         issuer_ids.push(&entry.id);
-        check_key_config(key, &entry.issuing_key).map_err(|e| at(format!("issuing_key: {}", message_of(e))))?;
-        check_key_config(key, &entry.ocsp_key).map_err(|e| at(format!("ocsp_key: {}", message_of(e))))?;
-        check_key_config(key, &entry.root_key).map_err(|e| at(format!("root_key: {}", message_of(e))))?;
+        check_key_config(key, &entry.issuing_key)
+            .map_err(|e| at(format!("issuing_key: {}", message_of(e))))?;
+        check_key_config(key, &entry.ocsp_key)
+            .map_err(|e| at(format!("ocsp_key: {}", message_of(e))))?;
+        check_key_config(key, &entry.root_key)
+            .map_err(|e| at(format!("root_key: {}", message_of(e))))?;
         match roots.iter().find(|(id, _)| *id == entry.root_id) {
             Some((_, k)) if **k != entry.root_key => {
                 return Err(at(format!(
@@ -466,7 +469,9 @@ pub(super) fn check_issuers(ca: &CaConfig, ocsp: &OcspConfig) -> Result<(), Conf
             None => roots.push((&entry.root_id, &entry.root_key)),
         }
         if !(1..=3650).contains(&entry.ocsp_validity_days) {
-            return Err(at("ocsp_validity_days must be between 1 and 3650 days".to_owned()));
+            return Err(at(
+                "ocsp_validity_days must be between 1 and 3650 days".to_owned()
+            ));
         }
         if ocsp.renew_before.0.as_secs() >= u64::from(entry.ocsp_validity_days) * 86_400 {
             return Err(at(

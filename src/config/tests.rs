@@ -336,7 +336,11 @@ fn further_issuers_load_as_views_of_ca_and_are_checked() -> Result<(), ConfigErr
         .collect();
     assert_eq!(
         ids,
-        [("nca_rsa_dev", "root"), ("second", "root_two"), ("third", "root")]
+        [
+            ("nca_rsa_dev", "root"),
+            ("second", "root_two"),
+            ("third", "root")
+        ]
     );
     assert!(views.iter().all(|v| v.further_issuers().is_empty()));
     assert!(views.iter().all(|v| v.dir == c.get().ca.dir));

@@ -741,7 +741,12 @@ impl Responders {
         let Ok(request) = OcspRequest::from_der(der) else {
             return Some(first);
         };
-        let Some(id) = request.tbs_request.request_list.first().map(|r| &r.req_cert) else {
+        let Some(id) = request
+            .tbs_request
+            .request_list
+            .first()
+            .map(|r| &r.req_cert)
+        else {
             return Some(first);
         };
         self.iter()

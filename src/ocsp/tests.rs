@@ -601,5 +601,8 @@ fn several_issuers_are_answered_each_by_its_own_responder() {
         responders.respond(b"junk").outcome,
         Outcome::Error("malformed_request")
     );
-    assert_eq!(responders.get("second").map(Responder::issuer_id), Some("second"));
+    assert_eq!(
+        responders.get("second").map(Responder::issuer_id),
+        Some("second")
+    );
 }

@@ -70,7 +70,11 @@ fn reserved_tbs(row: &Certificate) -> Result<ToBeSigned, CaError> {
     if row.status != CertificateStatus::Reserved {
         return Err(CaError::NotReserved(row.serial.clone()));
     }
-    Ok(ToBeSigned::reserved(&row.issuer_id, &row.serial, &row.tbs_der))
+    Ok(ToBeSigned::reserved(
+        &row.issuer_id,
+        &row.serial,
+        &row.tbs_der,
+    ))
 }
 
 impl Registrar {

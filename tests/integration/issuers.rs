@@ -4,10 +4,9 @@
 //! for each issuer with that issuer's delegated responder (checked with the `openssl` CLI).
 
 use std::path::Path;
-use std::process::Command;
 
 use crate::enroll::Env;
-use crate::support::{openssl, run, tamga, text};
+use crate::support::{openssl, openssl_command, run, tamga, text};
 
 /// The second issuer and its root.
 const SECOND: &str = "nca_rsa2_dev";
@@ -47,7 +46,7 @@ fn ocsp(dir: &Path, base: &str, issuer: &str, va: &str, args: &[&str]) -> String
     let url = format!("{base}/ocsp");
     let mut all = vec!["ocsp", "-issuer", issuer, "-VAfile", va, "-url", &url];
     all.extend_from_slice(args);
-    let out = Command::new("openssl")
+    let out = openssl_command()
         .current_dir(dir)
         .args(&all)
         .output()
@@ -84,7 +83,10 @@ fn two_issuers_under_two_roots_serve_their_certificates_crls_and_ocsp() {
     ] {
         let served = fetch(&env, path);
         let pem = std::fs::read(certs.join(file)).unwrap();
-        let on_disk = openssl::x509::X509::from_pem(&pem).unwrap().to_der().unwrap();
+        let on_disk = openssl::x509::X509::from_pem(&pem)
+            .unwrap()
+            .to_der()
+            .unwrap();
         assert_eq!(served, on_disk, "{path} is not {file}");
     }
     assert_eq!(env.server.get("/ca/root_three.crt").status(), 404);
@@ -101,7 +103,7 @@ fn two_issuers_under_two_roots_serve_their_certificates_crls_and_ocsp() {
         ],
     );
     assert!(chained.contains(": OK"), "{chained}");
-    let wrong = Command::new("openssl")
+    let wrong = openssl_command()
         .current_dir(&dir)
         .args([
             "verify",
@@ -114,7 +116,13 @@ fn two_issuers_under_two_roots_serve_their_certificates_crls_and_ocsp() {
     assert!(!wrong.status.success(), "{}", text(&wrong));
     let second_text = openssl(
         &dir,
-        &["x509", "-in", "certs-dev/nca_rsa2_dev.pem", "-noout", "-text"],
+        &[
+            "x509",
+            "-in",
+            "certs-dev/nca_rsa2_dev.pem",
+            "-noout",
+            "-text",
+        ],
     );
     assert!(
         second_text.contains(&format!("/crl/{SECOND_ROOT}.crl")),
@@ -137,9 +145,11 @@ fn two_issuers_under_two_roots_serve_their_certificates_crls_and_ocsp() {
     for (name, signer) in pairs {
         let der = fetch(&env, &format!("/crl/{name}"));
         let file = save(&dir, name, &der);
-        let out = Command::new("openssl")
+        let out = openssl_command()
             .current_dir(&dir)
-            .args(["crl", "-inform", "DER", "-in", &file, "-noout", "-CAfile", signer])
+            .args([
+                "crl", "-inform", "DER", "-in", &file, "-noout", "-CAfile", signer,
+            ])
             .output()
             .unwrap();
         assert!(
@@ -159,7 +169,11 @@ fn two_issuers_under_two_roots_serve_their_certificates_crls_and_ocsp() {
     let auth = created["certificates"][0]["pem"].as_str().unwrap();
     std::fs::write(dir.join("auth.pem"), auth).unwrap();
     let chain = created["chain_pem"].as_str().unwrap();
-    assert_eq!(chain.matches("BEGIN CERTIFICATE").count(), 2, "{iin}: {chain}");
+    assert_eq!(
+        chain.matches("BEGIN CERTIFICATE").count(),
+        2,
+        "{iin}: {chain}"
+    );
     let base = env.server.base.clone();
     let first = ocsp(
         &dir,
@@ -224,7 +238,9 @@ fn two_issuers_under_two_roots_serve_their_certificates_crls_and_ocsp() {
     assert!(check.status.success(), "{}", text(&check));
     let said = text(&check);
     assert!(
-        said.contains(&format!("issuer        {SECOND} (root {SECOND_ROOT}, rsa2048): present")),
+        said.contains(&format!(
+            "issuer        {SECOND} (root {SECOND_ROOT}, rsa2048): present"
+        )),
         "{said}"
     );
 }
@@ -238,10 +254,7 @@ fn an_issuer_entry_with_a_clashing_id_is_refused_by_name() {
             "[[ca.issuers]]\nid = \"nca_rsa_dev\"\nroot_id = \"root_two\"\n",
             "the issuer id `nca_rsa_dev` is used twice",
         ),
-        (
-            "[[ca.issuers]]\nid = \"second\"\n",
-            "`root_id` is missing",
-        ),
+        ("[[ca.issuers]]\nid = \"second\"\n", "`root_id` is missing"),
         (
             "[[ca.issuers]]\nid = \"root_two\"\nroot_id = \"root\"\n\
              [[ca.issuers]]\nid = \"third\"\nroot_id = \"root_two\"\n",
