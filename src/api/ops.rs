@@ -184,11 +184,14 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
+/// The numbers of an issuer's newest full and delta CRL, where it has them.
+type CrlNumbers = (Option<i64>, Option<i64>);
+
 /// This instance's CRL publication for /readyz, over every issuer's publisher (`newest`: the
 /// numbers of each one's newest full and delta CRL, in the same order).
 fn crl_publication_state(
     publishers: &[crate::crl::CrlPublisher],
-    newest: &[(Option<i64>, Option<i64>)],
+    newest: &[CrlNumbers],
 ) -> &'static str {
     let healths: Vec<_> = publishers.iter().map(|p| p.health()).collect();
     if healths.iter().any(|h| h.failing_since.is_some()) {
@@ -212,7 +215,7 @@ fn crl_publication_state(
 /// Every issuer's newest CRLs for /readyz — the worst of them: `expired`, then `missing`,
 /// then `ok` — and the numbers of each one's newest full and delta CRL (in the order of
 /// `issuers`), updating the expiry gauge with `[ca]`'s issuer's on the way.
-fn crl_state(state: &AppState) -> (&'static str, Vec<(Option<i64>, Option<i64>)>) {
+fn crl_state(state: &AppState) -> (&'static str, Vec<CrlNumbers>) {
     let now = state.clock.now().naive_utc();
     let mut worst = "ok";
     let mut numbers = Vec::new();

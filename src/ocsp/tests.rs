@@ -520,7 +520,8 @@ fn a_revocation_known_only_by_serial_answers_revoked() {
     );
 }
 
-/// The responder key hash (ResponderID byKey) of a successful answer.
+/// The responder key hash (ResponderID byKey) of a successful answer; empty for a responder
+/// named by name (never ours).
 fn responder_key_hash(der: &[u8]) -> Vec<u8> {
     let response = OcspResponse::from_der(der).unwrap();
     assert_eq!(response.response_status, OcspResponseStatus::Successful);
@@ -528,7 +529,7 @@ fn responder_key_hash(der: &[u8]) -> Vec<u8> {
         BasicOcspResponse::from_der(response.response_bytes.unwrap().response.as_bytes()).unwrap();
     match basic.tbs_response_data.responder_id {
         ResponderId::ByKey(hash) => hash.as_bytes().to_vec(),
-        ResponderId::ByName(_) => panic!("responder named, not keyed"),
+        ResponderId::ByName(_) => Vec::new(),
     }
 }
 
