@@ -32,7 +32,18 @@ pub enum KeyType {
     /// ECDSA on NIST P-384.
     #[serde(rename = "ec-p384")]
     EcP384,
+    /// GOST R 34.10-2015 (= GOST R 34.10-2012), 512 bits, on TC26's 512-bit parameter set A:
+    /// NCA's GOST keys. OpenSSL holds them only through its gost engine; they sign and verify
+    /// through `gost::sign`/`gost::verify` (NCA's form), never through [`KeyType::digest`],
+    /// and only in files (no PKCS#11 token here has GOST R 34.10-2012-512 mechanisms).
+    #[serde(rename = "gost2015-512")]
+    Gost2015_512,
 }
+
+/// OpenSSL's `NID_id_GostR3410_2012_512` (`gost2012_512`, OID `1.2.643.7.1.1.1.2`): the key
+/// type the gost engine gives a GOST R 34.10-2012 512-bit key. openssl-sys does not name it;
+/// the number is fixed in OpenSSL's object table (`obj_mac.h`).
+const NID_GOST2012_512: i32 = 980;
 
 impl KeyType {
     /// Whether this is an RSA key type.
@@ -40,16 +51,31 @@ impl KeyType {
         matches!(self, KeyType::Rsa2048 | KeyType::Rsa3072 | KeyType::Rsa4096)
     }
 
-    /// The digest a key of this type signs with.
-    pub fn digest(self) -> MessageDigest {
+    /// Whether this is a GOST key type (signed and verified through the `gost` module).
+    pub fn is_gost(self) -> bool {
+        matches!(self, KeyType::Gost2015_512)
+    }
+
+    /// The digest a key of this type signs with through OpenSSL's `Signer`: none for GOST,
+    /// whose signatures are made and checked by `gost::sign`/`gost::verify` only (Streebog of
+    /// the key's size, and NCA's byte order).
+    pub fn digest(self) -> Option<MessageDigest> {
         match self {
-            KeyType::EcP384 => MessageDigest::sha384(),
-            _ => MessageDigest::sha256(),
+            KeyType::Rsa2048 | KeyType::Rsa3072 | KeyType::Rsa4096 | KeyType::EcP256 => {
+                Some(MessageDigest::sha256())
+            }
+            KeyType::EcP384 => Some(MessageDigest::sha384()),
+            KeyType::Gost2015_512 => None,
         }
     }
 
     /// Identify the type of an existing key, if it is one we support.
     pub fn of<T: openssl::pkey::HasPublic>(key: &PKey<T>) -> Option<KeyType> {
+        // The engine's GOST keys: the parameter set (A) is checked where the key is used
+        // (`gost::GostPublicKey`).
+        if key.id() == openssl::pkey::Id::from_raw(NID_GOST2012_512) {
+            return Some(KeyType::Gost2015_512);
+        }
         if let Ok(rsa) = key.rsa() {
             return match rsa.n().num_bits() {
                 2048 => Some(KeyType::Rsa2048),
@@ -75,6 +101,7 @@ impl fmt::Display for KeyType {
             KeyType::Rsa4096 => "rsa4096",
             KeyType::EcP256 => "ec-p256",
             KeyType::EcP384 => "ec-p384",
+            KeyType::Gost2015_512 => "gost2015-512",
         })
     }
 }
@@ -360,6 +387,22 @@ mod tests {
             let wire = serde_json::to_value(reason).ok();
             assert_eq!(wire, Some(serde_json::Value::from(reason.as_str())));
         }
+        for key_type in [
+            KeyType::Rsa2048,
+            KeyType::Rsa3072,
+            KeyType::Rsa4096,
+            KeyType::EcP256,
+            KeyType::EcP384,
+            KeyType::Gost2015_512,
+        ] {
+            let wire = serde_json::to_value(key_type).ok();
+            assert_eq!(wire, Some(serde_json::Value::from(key_type.to_string())));
+            let back: Option<KeyType> = serde_json::from_value(key_type.to_string().into()).ok();
+            assert_eq!(back, Some(key_type));
+            // GOST signs through the gost module only, never with OpenSSL's digest of a type.
+            assert_eq!(key_type.digest().is_none(), key_type.is_gost());
+        }
+        assert_eq!(KeyType::Gost2015_512.to_string(), "gost2015-512");
         for kind in [CertificateKind::Auth, CertificateKind::Sign] {
             let wire = serde_json::to_value(kind).ok();
             assert_eq!(wire, Some(serde_json::Value::from(kind.as_str())));

@@ -57,6 +57,26 @@ pub struct ApprovedRequest {
 }
 
 impl ApprovedRequest {
+    /// A request for a key given as its identity (tests of profiles whose keys the RA's
+    /// parsing does not give yet).
+    #[cfg(test)]
+    pub(crate) fn for_test(
+        application_id: &str,
+        kind: CertificateKind,
+        subject: VerifiedSubject,
+        key: KeyIdentity,
+        key_type: SubjectKeyType,
+        validity_years: u32,
+    ) -> Self {
+        ApprovedRequest {
+            application_id: application_id.to_owned(),
+            kind,
+            subject,
+            key,
+            key_type,
+            validity_years,
+        }
+    }
     /// The request for the certificate of `kind` of application `application_id`.
     pub(crate) fn new(
         application_id: &str,

@@ -60,7 +60,7 @@ pub struct IssuingUrls<'a> {
     pub root_id: &'a str,
 }
 
-/// Generate a fresh key pair of `key_type`.
+/// Generate a fresh key pair of `key_type` (a GOST key through the engine).
 pub fn generate_key(key_type: KeyType) -> Result<PKey<Private>, CaError> {
     let rsa =
         |bits| -> Result<PKey<Private>, CaError> { Ok(PKey::from_rsa(Rsa::generate(bits)?)?) };
@@ -74,6 +74,8 @@ pub fn generate_key(key_type: KeyType) -> Result<PKey<Private>, CaError> {
         KeyType::Rsa4096 => rsa(4096),
         KeyType::EcP256 => ec(Nid::X9_62_PRIME256V1),
         KeyType::EcP384 => ec(Nid::SECP384R1),
+        // Through the engine: TC26's 512-bit parameter set A, NCA's curve.
+        KeyType::Gost2015_512 => Ok(crate::gost::generate(crate::gost::KeySize::Bits512)?),
     }
 }
 

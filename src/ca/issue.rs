@@ -30,7 +30,6 @@ use x509_cert::{Certificate as X509Certificate, TbsCertificate, Version};
 use super::approved::{ApprovedRequest, PreparedCertificate, ToBeSigned};
 use super::{CaError, Hierarchy};
 use crate::vocab::CertificateKind;
-use crate::vocab::KeyType;
 
 /// Extended key usage: individual (natural person).
 pub const OID_NCA_INDIVIDUAL: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.398.3.3.4.1.1");
@@ -41,15 +40,21 @@ pub const OID_NCA_REMOTE_DIGITAL_ID: ObjectIdentifier =
 pub const OID_POLICY_SIGN: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.398.3.3.2.3");
 /// Certificate policy of authentication certificates.
 pub const OID_POLICY_AUTH: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.398.3.3.2.4");
+/// Certificate policy of NCA's GOST test hierarchy: its GOST issuing CA and an individual's
+/// GOST SIGN certificate both carry it; our GOST SIGN certificates and GOST issuing CA too.
+pub const OID_POLICY_GOST: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.398.3.3.2");
+/// NCA's private extension naming where the holder keeps the key (the key store type).
+pub const OID_NCA_KEY_STORE: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.398.3.3.5");
+/// The key store type "PKCS#12 file", the value NCA's reference GOST SIGN certificate carries
+/// in [`OID_NCA_KEY_STORE`].
+pub const OID_NCA_KEY_STORE_PKCS12: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.2.398.3.3.5.1.1");
 
 const OID_CN: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.3");
 const OID_SURNAME: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.4");
 const OID_SERIAL_NUMBER: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.5");
 const OID_COUNTRY: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.6");
 const OID_GIVEN_NAME: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.42");
-const OID_SHA256_WITH_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.11");
-const OID_ECDSA_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
-const OID_ECDSA_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.3");
 const OID_QT_CPS: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.2.1");
 const OID_KP_CLIENT_AUTH: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.2");
 const OID_KP_EMAIL_PROTECTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.4");
@@ -60,11 +65,20 @@ const OID_AD_CA_ISSUERS: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.
 /// whose clock is a little behind accepts them.
 const BACKDATE: Duration = Duration::from_secs(5 * 60);
 
+/// The issuing CA's public key, decoded once: every new signature is verified with it.
+enum IssuerPublicKey {
+    /// An RSA or EC key, as OpenSSL reads it.
+    OpenSsl(openssl::pkey::PKey<openssl::pkey::Public>),
+    /// A GOST key: the certificate's SubjectPublicKeyInfo in NCA's form, DER (OpenSSL cannot
+    /// read NCA's OIDs; `gost::verify` maps it).
+    Gost(Vec<u8>),
+}
+
 /// The issuing CA, ready to build and sign end-entity certificates.
 pub struct Issuer {
     hierarchy: Arc<Hierarchy>,
-    /// The issuing CA's public key, decoded once: every new signature is verified with it.
-    issuer_public_key: openssl::pkey::PKey<openssl::pkey::Public>,
+    /// The issuing CA's public key: every new signature is verified with it.
+    issuer_public_key: IssuerPublicKey,
     issuer_name: Name,
     authority_key_id: Vec<u8>,
     signature_algorithm: AlgorithmIdentifierOwned,
@@ -160,22 +174,13 @@ impl Issuer {
             .subject_key_id()
             .map(|id| id.as_slice().to_vec())
             .ok_or(CaError::MissingSubjectKeyId)?;
-        let signature_algorithm = match issuing.key_type() {
-            KeyType::Rsa2048 | KeyType::Rsa3072 | KeyType::Rsa4096 => AlgorithmIdentifierOwned {
-                oid: OID_SHA256_WITH_RSA,
-                parameters: Some(Any::null()),
-            },
-            KeyType::EcP256 => AlgorithmIdentifierOwned {
-                oid: OID_ECDSA_SHA256,
-                parameters: None,
-            },
-            KeyType::EcP384 => AlgorithmIdentifierOwned {
-                oid: OID_ECDSA_SHA384,
-                parameters: None,
-            },
-        };
+        let signature_algorithm = super::signature_algorithm(issuing.key_type());
         let id = issuing.id().to_owned();
-        let issuer_public_key = issuing.certificate().x509().public_key()?;
+        let issuer_public_key = if issuing.key_type().is_gost() {
+            IssuerPublicKey::Gost(cert.tbs_certificate.subject_public_key_info.to_der()?)
+        } else {
+            IssuerPublicKey::OpenSsl(issuing.certificate().x509().public_key()?)
+        };
         Ok(Issuer {
             hierarchy,
             issuer_public_key,
@@ -254,13 +259,47 @@ impl Issuer {
         req: &ApprovedRequest,
         now: DateTime<Utc>,
     ) -> Result<PreparedCertificate, CaError> {
-        let (serial, serial_hex) = random_serial()?;
         let not_before =
             DateTime::<Utc>::from_timestamp(now.timestamp(), 0).ok_or(CaError::Time)? - BACKDATE;
         let years = i64::from(req.validity_years());
         let not_after = not_before + chrono::Duration::days(365 * years + years / 4);
         let spki = SubjectPublicKeyInfoOwned::from_der(req.spki_der())?;
-        let ski = openssl::sha::sha1(spki.subject_public_key.raw_bytes()).to_vec();
+        let issuer_is_gost = self.hierarchy.issuing().key_type().is_gost();
+        let key_is_gost = crate::gost::oid::key_algorithm(&spki.algorithm.oid).is_some();
+        let (serial, serial_hex, spki, extensions) = match (issuer_is_gost, key_is_gost) {
+            (false, false) => {
+                let (serial, serial_hex) = random_serial()?;
+                let ski = openssl::sha::sha1(spki.subject_public_key.raw_bytes()).to_vec();
+                let extensions = self.extensions(req, ski)?;
+                (serial, serial_hex, spki, extensions)
+            }
+            (true, true) if req.kind() == CertificateKind::Sign => {
+                // The key as NCA's certificates carry it, whichever form the request used.
+                let spki = crate::gost::GostPublicKey::from_spki(&spki)?
+                    .to_spki(crate::gost::Form::Nca)?;
+                let (serial, serial_hex) = super::gost_ca::random_serial_20()?;
+                let ski = super::gost_ca::key_identifier(&spki);
+                let extensions = self.gost_sign_extensions(req, ski)?;
+                (serial, serial_hex, spki, extensions)
+            }
+            (true, true) => {
+                return Err(CaError::Gost(
+                    "a GOST key is certified for signing only (NCA's AUTH key is RSA)".to_owned(),
+                ))
+            }
+            (true, false) => {
+                return Err(CaError::Gost(format!(
+                    "the GOST issuing CA {} certifies GOST SIGN keys only",
+                    self.id()
+                )))
+            }
+            (false, true) => {
+                return Err(CaError::Gost(format!(
+                    "the issuing CA {} is not a GOST CA: a GOST key is certified by one",
+                    self.id()
+                )))
+            }
+        };
 
         let tbs = TbsCertificate {
             version: Version::V3,
@@ -275,7 +314,7 @@ impl Issuer {
             subject_public_key_info: spki,
             issuer_unique_id: None,
             subject_unique_id: None,
-            extensions: Some(self.extensions(req, ski)?),
+            extensions: Some(extensions),
         };
         let tbs_der = tbs.to_der()?;
         Ok(PreparedCertificate {
@@ -404,6 +443,126 @@ impl Issuer {
         Ok(exts)
     }
 
+    /// The extensions of a GOST SIGN certificate, after NCA's reference certificate (the
+    /// individual's GOST 2015-512 signing certificate in NCA's SDK test container
+    /// `GOST512_8ff06211dc82beb00253ffa000f1de84abef454f.p12`, a copy in
+    /// `tests/data/nca-gost-2015/individual_gost2015_sign.cer`), in its order: keyUsage
+    /// (critical: digitalSignature, nonRepudiation, keyEncipherment), certificatePolicies
+    /// ([`OID_POLICY_GOST`] with the CPS), AIA (OCSP, then caIssuers), CRL distribution point,
+    /// freshestCRL, extendedKeyUsage (emailProtection, individual), subject key identifier
+    /// (SHA-1 of the subjectPublicKey bits), authority key identifier (key id), and NCA's key
+    /// store extension `1.2.398.3.3.5` = `SEQUENCE { 1.2.398.3.3.5.1.1 }` (a PKCS#12 file).
+    /// With the subject (CN, SURNAME, SERIALNUMBER `IIN…`, C, GIVENNAME), the key in NCA's form
+    /// (`1.2.398.3.10.1.1.2.2` with `{…2.2.1, 1.2.398.3.10.1.3.3}`), the signature algorithm
+    /// `1.2.398.3.10.1.1.2.3.2` with NULL parameters and a 20-octet serial, as NCA's.
+    ///
+    /// Intended differences from NCA's certificate:
+    /// - the extended key usage adds [`OID_NCA_REMOTE_DIGITAL_ID`] (the holder was identified
+    ///   remotely through Digital ID), as our RSA certificates do;
+    /// - a subjectAltName rfc822Name when the application gave an e-mail address (NCA's has
+    ///   none), as our RSA certificates do;
+    /// - the serial is 20 random octets with the top bit cleared, not the SKI with its top bit
+    ///   cleared: the key is the applicant's choice, and a serial it chose would take away
+    ///   the randomness that makes a collision on the to-be-signed bytes impractical;
+    /// - the key store extension always says PKCS#12 file: the only GOST keys Tamga
+    ///   certifies are made by `tamga-enroll` into a PKCS#12 container (NCA's value for a
+    ///   token is not known here);
+    /// - the URLs are ours (`/ocsp`, `/ca/<id>.crt`, `/crl/<id>.crl`, `/crl/<id>-delta.crl`).
+    fn gost_sign_extensions(
+        &self,
+        req: &ApprovedRequest,
+        ski: Vec<u8>,
+    ) -> Result<Vec<Extension>, CaError> {
+        use const_oid::AssociatedOid;
+        let distribution_point = |url: &str| -> Result<DistributionPoint, CaError> {
+            Ok(DistributionPoint {
+                distribution_point: Some(DistributionPointName::FullName(vec![uri(url)?])),
+                reasons: None,
+                crl_issuer: None,
+            })
+        };
+        // `SEQUENCE OF OBJECT IDENTIFIER`, as NCA's: `30 0a 06 08 2a 83 0e 03 03 05 01 01`.
+        let key_store = vec![OID_NCA_KEY_STORE_PKCS12];
+        let mut exts = vec![
+            extension(
+                KeyUsage::OID,
+                true,
+                &KeyUsage(
+                    KeyUsages::DigitalSignature
+                        | KeyUsages::NonRepudiation
+                        | KeyUsages::KeyEncipherment,
+                ),
+            )?,
+            extension(
+                CertificatePolicies::OID,
+                false,
+                &CertificatePolicies(vec![PolicyInformation {
+                    policy_identifier: OID_POLICY_GOST,
+                    policy_qualifiers: Some(vec![PolicyQualifierInfo {
+                        policy_qualifier_id: OID_QT_CPS,
+                        qualifier: Some(Any::from(&ia5(&self.cps_url)?)),
+                    }]),
+                }]),
+            )?,
+            extension(
+                AuthorityInfoAccessSyntax::OID,
+                false,
+                &AuthorityInfoAccessSyntax(vec![
+                    AccessDescription {
+                        access_method: OID_AD_OCSP,
+                        access_location: uri(&self.ocsp_url)?,
+                    },
+                    AccessDescription {
+                        access_method: OID_AD_CA_ISSUERS,
+                        access_location: uri(&self.ca_issuers_url)?,
+                    },
+                ]),
+            )?,
+            extension(
+                CrlDistributionPoints::OID,
+                false,
+                &CrlDistributionPoints(vec![distribution_point(&self.crl_url)?]),
+            )?,
+            extension(
+                FreshestCrl::OID,
+                false,
+                &FreshestCrl(vec![distribution_point(&self.delta_crl_url)?]),
+            )?,
+            extension(
+                ExtendedKeyUsage::OID,
+                false,
+                &ExtendedKeyUsage(vec![
+                    OID_KP_EMAIL_PROTECTION,
+                    OID_NCA_INDIVIDUAL,
+                    OID_NCA_REMOTE_DIGITAL_ID,
+                ]),
+            )?,
+            extension(
+                SubjectKeyIdentifier::OID,
+                false,
+                &SubjectKeyIdentifier(OctetString::new(ski)?),
+            )?,
+            extension(
+                AuthorityKeyIdentifier::OID,
+                false,
+                &AuthorityKeyIdentifier {
+                    key_identifier: Some(OctetString::new(self.authority_key_id.clone())?),
+                    authority_cert_issuer: None,
+                    authority_cert_serial_number: None,
+                },
+            )?,
+            extension(OID_NCA_KEY_STORE, false, &key_store)?,
+        ];
+        if let Some(email) = req.email() {
+            exts.push(extension(
+                SubjectAltName::OID,
+                false,
+                &SubjectAltName(vec![GeneralName::Rfc822Name(ia5(email)?)]),
+            )?);
+        }
+        Ok(exts)
+    }
+
     /// Whether the issuing key can sign now (for a token key: a logged-in session is there
     /// or can be opened). Checked before an application is accepted, so that an HSM outage
     /// refuses applications instead of leaving them half-issued.
@@ -432,14 +591,275 @@ impl Issuer {
         }
         // The signature must verify with the issuing certificate's key (OpenSSL, not the
         // signer: a token or key that signs wrongly is caught here).
-        let mut verifier = openssl::sign::Verifier::new(
-            self.hierarchy.issuing().key_type().digest(),
+        let verified = match (
             &self.issuer_public_key,
-        )?;
-        verifier.update(tbs_der)?;
-        if !verifier.verify(&signature)? {
+            self.hierarchy.issuing().key_type().digest(),
+        ) {
+            (IssuerPublicKey::OpenSsl(public), Some(digest)) => {
+                let mut verifier = openssl::sign::Verifier::new(digest, public)?;
+                verifier.update(tbs_der)?;
+                verifier.verify(&signature)?
+            }
+            (IssuerPublicKey::Gost(spki), None) => {
+                match crate::gost::verify(
+                    tbs_der,
+                    &self.signature_algorithm,
+                    &BitString::from_bytes(&signature)?,
+                    spki,
+                ) {
+                    Ok(()) => true,
+                    Err(crate::gost::GostError::BadSignature) => false,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            _ => false,
+        };
+        if !verified {
             return Err(CaError::SignatureCheck(prepared.serial().to_owned()));
         }
         Ok(der)
+    }
+}
+
+#[cfg(test)]
+mod gost_tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
+
+    use super::*;
+    use crate::ca::VerifiedSubject;
+    use crate::csr::SubjectKeyType;
+    use crate::gost::{self, Form, KeySize, SignedArtefact};
+    use crate::key_identity::KeyIdentity;
+
+    /// NCA's reference GOST SIGN certificate (the one in NCA's SDK test container).
+    const NCA_SIGN: &[u8] =
+        include_bytes!("../../tests/data/nca-gost-2015/individual_gost2015_sign.cer");
+
+    fn extension_of(cert: &X509Certificate, oid: ObjectIdentifier) -> &Extension {
+        cert.tbs_certificate
+            .extensions
+            .iter()
+            .flatten()
+            .find(|e| e.extn_id == oid)
+            .unwrap_or_else(|| panic!("no extension {oid}"))
+    }
+
+    fn decoded<'a, T: Decode<'a>>(cert: &'a X509Certificate, oid: ObjectIdentifier) -> T {
+        T::from_der(extension_of(cert, oid).extn_value.as_bytes()).unwrap()
+    }
+
+    /// A GOST SIGN certificate issued through `prepare`/`sign` for a key given in the TC26
+    /// form (as the engine and `openssl req` write it), and the issuing CA certificate.
+    fn issue_gost_sign(test: &str) -> Option<(Vec<u8>, Vec<u8>, Vec<u8>)> {
+        let (_dir, _, hierarchy) = crate::ca::gost_ca::test_hierarchy(test)?;
+        let hierarchy = Arc::new(hierarchy);
+        let issuer = Issuer::new(
+            Arc::clone(&hierarchy),
+            "http://ca.test",
+            "http://ca.test/cps",
+        )
+        .unwrap();
+        let key = gost::generate(KeySize::Bits512).unwrap();
+        let tc26 = key.public_key_to_der().unwrap();
+        let request = ApprovedRequest::for_test(
+            "application-1",
+            CertificateKind::Sign,
+            VerifiedSubject::new("900101300007", "ТЕСТОВ", "ТЕСТ", Some("ТЕСТОВИЧ"), None),
+            KeyIdentity::for_test(&tc26),
+            SubjectKeyType::EcP256,
+            1,
+        );
+        let prepared = issuer.prepare(&request, Utc::now()).unwrap();
+        let der = issuer.sign(prepared.tbs()).unwrap();
+        let nca_key = gost::spki_to_nca(&tc26).unwrap();
+        Some((
+            der,
+            hierarchy.issuing().certificate().der().to_vec(),
+            nca_key,
+        ))
+    }
+
+    /// A GOST SIGN certificate has the profile of NCA's reference certificate: the same
+    /// signature algorithm and key encoding (NCA's OIDs, NULL parameters), the same subject
+    /// attributes, extensions in the same order with the same criticality and the same values
+    /// but for the intended differences (`Issuer::gost_sign_extensions`); it verifies with the
+    /// GOST issuing CA, and a flipped byte does not.
+    #[test]
+    fn a_gost_sign_certificate_follows_ncas_reference_certificate() {
+        let Some((der, ca_der, nca_key)) =
+            issue_gost_sign("a_gost_sign_certificate_follows_ncas_reference_certificate")
+        else {
+            return;
+        };
+        let ours = X509Certificate::from_der(&der).unwrap();
+        let theirs = X509Certificate::from_der(NCA_SIGN).unwrap();
+        let (o, t) = (&ours.tbs_certificate, &theirs.tbs_certificate);
+
+        // Algorithms and encodings, byte for byte.
+        assert_eq!(o.signature.to_der().unwrap(), t.signature.to_der().unwrap());
+        assert_eq!(
+            ours.signature_algorithm.to_der().unwrap(),
+            theirs.signature_algorithm.to_der().unwrap()
+        );
+        assert_eq!(
+            o.subject_public_key_info.algorithm.to_der().unwrap(),
+            t.subject_public_key_info.algorithm.to_der().unwrap()
+        );
+        assert_eq!(o.subject_public_key_info.to_der().unwrap(), nca_key);
+        assert_eq!(o.version, t.version);
+        assert_eq!(ours.signature.raw_bytes().len(), 128);
+        // The serial's form: 20 octets, positive (the top bit clear).
+        assert_eq!(
+            o.serial_number.as_bytes().len(),
+            t.serial_number.as_bytes().len()
+        );
+        assert!(o.serial_number.as_bytes()[0] < 0x80);
+        // UTCTime validity, as NCA's.
+        assert!(matches!(o.validity.not_before, Time::UtcTime(_)));
+        assert!(matches!(t.validity.not_before, Time::UtcTime(_)));
+        // The subject's attribute types and value types in NCA's order.
+        let shape = |name: &Name| -> Vec<(ObjectIdentifier, der::Tag)> {
+            name.0
+                .iter()
+                .flat_map(|rdn| rdn.0.iter())
+                .map(|atv| (atv.oid, der::Tagged::tag(&atv.value)))
+                .collect()
+        };
+        assert_eq!(shape(&o.subject), shape(&t.subject));
+        assert_eq!(
+            o.issuer,
+            X509Certificate::from_der(&ca_der)
+                .unwrap()
+                .tbs_certificate
+                .subject
+        );
+
+        // Extensions: the same, in the same order, with the same criticality (no e-mail was
+        // given, so no subjectAltName).
+        let listed = |tbs: &TbsCertificate| -> Vec<(ObjectIdentifier, bool)> {
+            tbs.extensions
+                .iter()
+                .flatten()
+                .map(|e| (e.extn_id, e.critical))
+                .collect()
+        };
+        assert_eq!(listed(o), listed(t));
+        use const_oid::AssociatedOid;
+        for same in [KeyUsage::OID, OID_NCA_KEY_STORE] {
+            assert_eq!(
+                extension_of(&ours, same).extn_value,
+                extension_of(&theirs, same).extn_value,
+                "{same}"
+            );
+        }
+        let policies = |c: &X509Certificate| -> Vec<(ObjectIdentifier, Vec<ObjectIdentifier>)> {
+            let p: CertificatePolicies = decoded(c, CertificatePolicies::OID);
+            p.0.iter()
+                .map(|i| {
+                    let qualifiers = i.policy_qualifiers.iter().flatten();
+                    (
+                        i.policy_identifier,
+                        qualifiers.map(|q| q.policy_qualifier_id).collect(),
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(policies(&ours), policies(&theirs));
+        assert_eq!(policies(&ours)[0].0, OID_POLICY_GOST);
+        let methods = |c: &X509Certificate| -> Vec<ObjectIdentifier> {
+            let aia: AuthorityInfoAccessSyntax = decoded(c, AuthorityInfoAccessSyntax::OID);
+            aia.0.iter().map(|a| a.access_method).collect()
+        };
+        assert_eq!(methods(&ours), methods(&theirs));
+        // EKU: NCA's, and the Digital ID identification (an intended difference).
+        let ours_eku: ExtendedKeyUsage = decoded(&ours, ExtendedKeyUsage::OID);
+        let theirs_eku: ExtendedKeyUsage = decoded(&theirs, ExtendedKeyUsage::OID);
+        let mut expected = theirs_eku.0.clone();
+        expected.push(OID_NCA_REMOTE_DIGITAL_ID);
+        assert_eq!(ours_eku.0, expected);
+        // SKI: the SHA-1 of the subjectPublicKey bits for both; AKI: the key id alone, the
+        // issuing CA's SKI.
+        for c in [&ours, &theirs] {
+            let ski: SubjectKeyIdentifier = decoded(c, SubjectKeyIdentifier::OID);
+            let bits = c
+                .tbs_certificate
+                .subject_public_key_info
+                .subject_public_key
+                .raw_bytes();
+            assert_eq!(ski.0.as_bytes(), openssl::sha::sha1(bits).as_slice());
+            let aki: AuthorityKeyIdentifier = decoded(c, AuthorityKeyIdentifier::OID);
+            assert!(
+                aki.authority_cert_issuer.is_none() && aki.authority_cert_serial_number.is_none()
+            );
+        }
+        let ca = X509Certificate::from_der(&ca_der).unwrap();
+        let ca_ski: SubjectKeyIdentifier = decoded(&ca, SubjectKeyIdentifier::OID);
+        let aki: AuthorityKeyIdentifier = decoded(&ours, AuthorityKeyIdentifier::OID);
+        assert_eq!(aki.key_identifier, Some(ca_ski.0));
+
+        // It verifies with the issuing CA (and NCA's with NCA's CA, by the same code in
+        // `gost`'s tests); a flipped byte of its TBS or signature does not.
+        let artefact = SignedArtefact::certificate(&der).unwrap();
+        artefact.verify_by(&ca_der).unwrap();
+        assert_eq!(
+            artefact.form_and_size().unwrap(),
+            (Form::Nca, KeySize::Bits512)
+        );
+        let ca_key = gost::subject_public_key_info(&ca_der).unwrap();
+        let mut tbs = artefact.tbs().to_vec();
+        let middle = tbs.len() / 2;
+        tbs[middle] ^= 1;
+        assert!(gost::verify(&tbs, artefact.algorithm(), artefact.signature(), &ca_key).is_err());
+        let mut signature = artefact.signature().raw_bytes().to_vec();
+        signature[0] ^= 1;
+        let signature = BitString::from_bytes(&signature).unwrap();
+        assert!(gost::verify(artefact.tbs(), artefact.algorithm(), &signature, &ca_key).is_err());
+    }
+
+    /// The GOST issuing CA refuses what is not a GOST SIGN key: a GOST key for AUTH (NCA's
+    /// AUTH key is RSA), an RSA key.
+    #[test]
+    fn the_gost_issuer_certifies_gost_sign_keys_only() {
+        let Some((_dir, _, hierarchy)) =
+            crate::ca::gost_ca::test_hierarchy("the_gost_issuer_certifies_gost_sign_keys_only")
+        else {
+            return;
+        };
+        let issuer =
+            Issuer::new(Arc::new(hierarchy), "http://ca.test", "http://ca.test/cps").unwrap();
+        let key = gost::generate(KeySize::Bits512).unwrap();
+        let gost_key = KeyIdentity::for_test(&key.public_key_to_der().unwrap());
+        let rsa = openssl::rsa::Rsa::generate(2048).unwrap();
+        let rsa = openssl::pkey::PKey::from_rsa(rsa).unwrap();
+        let rsa_key = KeyIdentity::for_test(&rsa.public_key_to_der().unwrap());
+        let subject = || VerifiedSubject::new("900101300007", "ТЕСТОВ", "ТЕСТ", None, None);
+        for (kind, key) in [
+            (CertificateKind::Auth, &gost_key),
+            (CertificateKind::Sign, &rsa_key),
+        ] {
+            let request = ApprovedRequest::for_test(
+                "a",
+                kind,
+                subject(),
+                key.clone(),
+                SubjectKeyType::Rsa(2048),
+                1,
+            );
+            let outcome = issuer.prepare(&request, Utc::now());
+            assert!(
+                matches!(outcome, Err(CaError::Gost(_))),
+                "{kind:?}: {outcome:?}"
+            );
+        }
+        // The one it takes.
+        let request = ApprovedRequest::for_test(
+            "a",
+            CertificateKind::Sign,
+            subject(),
+            gost_key,
+            SubjectKeyType::Rsa(2048),
+            1,
+        );
+        assert!(issuer.prepare(&request, Utc::now()).is_ok());
     }
 }

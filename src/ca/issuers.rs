@@ -26,10 +26,7 @@ pub struct Issuers {
 
 /// Whether a CA key of `key_type` makes GOST signatures.
 fn is_gost_ca(key_type: KeyType) -> bool {
-    match key_type {
-        KeyType::Rsa2048 | KeyType::Rsa3072 | KeyType::Rsa4096 => false,
-        KeyType::EcP256 | KeyType::EcP384 => false,
-    }
+    key_type.is_gost()
 }
 
 /// Whether a subject key is GOST (certified by a GOST CA, as NCA does).

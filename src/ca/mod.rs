@@ -5,7 +5,9 @@
 //! delegated OCSP responder certificate and key, and the development Digital ID key pair;
 //! the one signing abstraction [`SigningKey`] (a key file, or a PKCS#11 token object through
 //! [`pkcs11`]) that certificates, CRLs and OCSP responses all go through; the building of CA
-//! certificates (`build`: keys, the issuing CA under the root, the OCSP responder); the steps
+//! certificates (`build`: keys, the issuing CA under the root, the OCSP responder; `gost_ca`:
+//! the same for GOST CAs in NCA's form, built as DER and signed by `gost::sign`, and a whole
+//! development GOST hierarchy, [`init_gost_hierarchy`]); the steps
 //! of the production key ceremony (`ceremony`) and the development root's marker; what it
 //! signs and returns ([`ApprovedRequest`], [`PreparedCertificate`], [`ToBeSigned`]), its own
 //! types, not the RA's or the store's rows. Must never: sign anything that did not come
@@ -17,6 +19,7 @@ mod approved;
 pub(crate) mod build;
 pub mod ceremony;
 mod files;
+pub mod gost_ca;
 mod issue;
 pub mod issuers;
 pub mod pkcs11;
@@ -37,8 +40,10 @@ pub use approved::{ApprovedRequest, PreparedCertificate, ToBeSigned};
 pub use build::OID_POLICY_CA;
 pub use files::HierarchyFiles;
 pub(crate) use files::{read_cert, read_private_key, write_new};
+pub use gost_ca::{init_gost_hierarchy, GostUrls};
 pub use issue::{
-    Issuer, OID_NCA_INDIVIDUAL, OID_NCA_REMOTE_DIGITAL_ID, OID_POLICY_AUTH, OID_POLICY_SIGN,
+    Issuer, OID_NCA_INDIVIDUAL, OID_NCA_KEY_STORE, OID_NCA_KEY_STORE_PKCS12,
+    OID_NCA_REMOTE_DIGITAL_ID, OID_POLICY_AUTH, OID_POLICY_GOST, OID_POLICY_SIGN,
 };
 pub use issuers::Issuers;
 pub use revocation::{Serial, SerialError};
@@ -120,6 +125,25 @@ pub enum CaError {
     /// A PKCS#11 operation was refused (wrong PIN, ambiguous label, generation failed).
     #[error("PKCS#11: {0}")]
     Pkcs11(String),
+    /// A GOST key, certificate or signature was refused, or GOST work was asked of a path
+    /// that cannot do it (what and why).
+    #[error("GOST: {0}")]
+    Gost(String),
+}
+
+impl From<crate::gost::GostError> for CaError {
+    fn from(e: crate::gost::GostError) -> Self {
+        use crate::gost::GostError;
+        match e {
+            // Like a token that went away: the key cannot sign in this process now.
+            GostError::EngineUnavailable(why) => {
+                CaError::KeyUnavailable(format!("GOST is unavailable: {why}"))
+            }
+            GostError::OpenSsl(e) => CaError::Crypto(e),
+            GostError::Der(e) => CaError::Der(e),
+            e => CaError::Gost(e.to_string()),
+        }
+    }
 }
 
 /// A CA certificate, parsed and in its DER encoding.
@@ -141,6 +165,71 @@ impl CaCertificate {
     /// The DER encoding, as served at `/ca/…`.
     pub fn der(&self) -> &[u8] {
         &self.der
+    }
+
+    /// Whether the CRL `crl_der` (DER) is signed by this certificate's key: OpenSSL for RSA
+    /// and EC, `gost` for a GOST key (which OpenSSL cannot read in NCA's form). Any failure
+    /// (a CRL that does not parse, a key of another algorithm) is a no.
+    pub fn signed_crl(&self, crl_der: &[u8]) -> bool {
+        match gost_certificate_key(self) {
+            Ok(Some(spki)) => crate::gost::SignedArtefact::crl(crl_der)
+                .and_then(|crl| crl.verify(&spki))
+                .is_ok(),
+            Ok(None) => {
+                let verified = openssl::x509::X509Crl::from_der(crl_der)
+                    .and_then(|crl| {
+                        let key = self.cert.public_key()?;
+                        crl.verify(&key)
+                    })
+                    .unwrap_or(false);
+                drop(openssl::error::ErrorStack::get());
+                verified
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Whether `signature` over `data` verifies with this certificate's key, as
+    /// [`signature_algorithm`] of its type makes them (GOST: NCA's form, through `gost`).
+    /// Any failure (a key of no type Tamga signs with, an unreadable signature) is a no.
+    pub fn verifies_signature(&self, data: &[u8], signature: &[u8]) -> bool {
+        let Some(key_type) = self.key_type() else {
+            return false;
+        };
+        let verified = match key_type.digest() {
+            Some(digest) => self
+                .cert
+                .public_key()
+                .and_then(|public| {
+                    let mut verifier = Verifier::new(digest, &public)?;
+                    verifier.update(data)?;
+                    verifier.verify(signature)
+                })
+                .unwrap_or(false),
+            None => crate::gost::subject_public_key_info(&self.der)
+                .and_then(|spki| {
+                    let bits = der::asn1::BitString::from_bytes(signature)?;
+                    crate::gost::verify(data, &signature_algorithm(key_type), &bits, &spki)
+                })
+                .is_ok(),
+        };
+        drop(openssl::error::ErrorStack::get());
+        verified
+    }
+
+    /// The type of this certificate's key, if it is one Tamga signs with (GOST: in NCA's
+    /// form only).
+    pub fn key_type(&self) -> Option<KeyType> {
+        match gost_certificate_key(self) {
+            Ok(Some(_)) => Some(KeyType::Gost2015_512),
+            Ok(None) => self
+                .cert
+                .public_key()
+                .ok()
+                .and_then(|k| KeyType::of(&k))
+                .filter(|t| !t.is_gost()),
+            Err(_) => None,
+        }
     }
 }
 
@@ -169,14 +258,19 @@ pub enum SigningKey {
 }
 
 impl SigningKey {
-    /// Sign `data` with the digest `key_type` calls for; DER ECDSA signatures for EC keys.
+    /// Sign `data` with the digest `key_type` calls for; DER ECDSA signatures for EC keys;
+    /// for GOST keys NCA's form (`gost::sign` with `Form::Nca`: Streebog-512, the engine's
+    /// signature bytes reversed), what X.509 carries under [`signature_algorithm`].
     pub fn sign(&self, key_type: KeyType, data: &[u8]) -> Result<Vec<u8>, CaError> {
         match self {
-            SigningKey::File { key, .. } => {
-                let mut signer = Signer::new(key_type.digest(), key)?;
-                signer.update(data)?;
-                Ok(signer.sign_to_vec()?)
-            }
+            SigningKey::File { key, .. } => match key_type.digest() {
+                Some(digest) => {
+                    let mut signer = Signer::new(digest, key)?;
+                    signer.update(data)?;
+                    Ok(signer.sign_to_vec()?)
+                }
+                None => Ok(crate::gost::sign(key, data, crate::gost::Form::Nca)?),
+            },
             SigningKey::Pkcs11(key) => key.sign(data),
         }
     }
@@ -207,9 +301,16 @@ impl SigningKey {
         key_type: KeyType,
     ) -> Result<X509, CaError> {
         use der::{Decode, Encode};
+        let Some(digest) = key_type.digest() else {
+            return Err(CaError::Gost(
+                "OpenSSL's certificate builder cannot write NCA's GOST form: a GOST CA \
+                 certificate is built as DER (ca::gost_ca)"
+                    .to_owned(),
+            ));
+        };
         match self {
             SigningKey::File { key, .. } => {
-                builder.sign(key, key_type.digest())?;
+                builder.sign(key, digest)?;
                 Ok(builder.build())
             }
             SigningKey::Pkcs11(_) => {
@@ -218,7 +319,7 @@ impl SigningKey {
                 } else {
                     key_type
                 })?;
-                builder.sign(&placeholder, key_type.digest())?;
+                builder.sign(&placeholder, digest)?;
                 let mut cert = x509_cert::Certificate::from_der(&builder.build().to_der()?)?;
                 let tbs = cert.tbs_certificate.to_der()?;
                 let signature = self.sign(key_type, &tbs)?;
@@ -272,7 +373,7 @@ impl IssuerKey {
     }
 
     /// The AlgorithmIdentifier of this key's signatures (sha256WithRSAEncryption,
-    /// ecdsa-with-SHA256 or ecdsa-with-SHA384).
+    /// ecdsa-with-SHA256, ecdsa-with-SHA384, or NCA's GOST 2015-512 with NULL parameters).
     pub fn signature_algorithm(&self) -> spki::AlgorithmIdentifierOwned {
         signature_algorithm(self.key_type)
     }
@@ -299,15 +400,32 @@ impl IssuerKey {
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<IssuerKey, CaError> {
         let cert_path = &self.cert_path;
-        let public = self.cert.cert.public_key()?;
-        let cert = build::issue_ocsp_responder(
-            &public,
-            issuing.cert.x509(),
-            &issuing.key,
-            issuing.key_type,
-            now - chrono::Duration::minutes(5),
-            validity,
-        )?;
+        let not_before = now - chrono::Duration::minutes(5);
+        let cert = match (&issuing.key, issuing.key_type) {
+            (SigningKey::File { key, .. }, KeyType::Gost2015_512) => {
+                let der = gost_ca::issue_ocsp_responder(
+                    &crate::gost::subject_public_key_info(self.cert.der())?,
+                    &gost_ca::GostSigner {
+                        cert_der: issuing.cert.der(),
+                        key,
+                    },
+                    not_before,
+                    validity,
+                )?;
+                X509::from_der(&der)?
+            }
+            _ => {
+                let public = self.cert.cert.public_key()?;
+                build::issue_ocsp_responder(
+                    &public,
+                    issuing.cert.x509(),
+                    &issuing.key,
+                    issuing.key_type,
+                    not_before,
+                    validity,
+                )?
+            }
+        };
         let tmp = cert_path.with_extension("pem.tmp");
         let _ = std::fs::remove_file(&tmp);
         files::write_new(&tmp, &cert.to_pem()?, 0o644)?;
@@ -324,9 +442,36 @@ impl IssuerKey {
         })
     }
 
-    /// Sign `data` with this key, with the digest its type calls for.
+    /// Sign `data` with this key, with the digest its type calls for (GOST: NCA's form).
     pub fn sign(&self, data: &[u8]) -> Result<Vec<u8>, CaError> {
         self.key.sign(self.key_type, data)
+    }
+
+    /// Whether `signature` (as [`IssuerKey::sign`] makes it) over `data` verifies with the
+    /// key of this certificate: OpenSSL for RSA and EC, `gost::verify` for GOST (the
+    /// certificate's key in NCA's form, OpenSSL cannot read it).
+    pub fn verifies(&self, data: &[u8], signature: &[u8]) -> Result<bool, CaError> {
+        match self.key_type.digest() {
+            Some(digest) => {
+                let public = self.cert.cert.public_key()?;
+                let mut verifier = Verifier::new(digest, &public)?;
+                verifier.update(data)?;
+                Ok(verifier.verify(signature)?)
+            }
+            None => {
+                let spki = crate::gost::subject_public_key_info(self.cert.der())?;
+                match crate::gost::verify(
+                    data,
+                    &self.signature_algorithm(),
+                    &der::asn1::BitString::from_bytes(signature)?,
+                    &spki,
+                ) {
+                    Ok(()) => Ok(true),
+                    Err(crate::gost::GostError::BadSignature) => Ok(false),
+                    Err(e) => Err(e.into()),
+                }
+            }
+        }
     }
 
     /// Prove the key works: sign a fresh random challenge and verify the signature against
@@ -335,10 +480,7 @@ impl IssuerKey {
         let mut challenge = [0u8; 32];
         openssl::rand::rand_bytes(&mut challenge)?;
         let signature = self.sign(&challenge)?;
-        let public = self.cert.cert.public_key()?;
-        let mut verifier = Verifier::new(self.key_type.digest(), &public)?;
-        verifier.update(&challenge)?;
-        if verifier.verify(&signature)? {
+        if self.verifies(&challenge, &signature)? {
             Ok(())
         } else {
             Err(CaError::Invalid {
@@ -352,7 +494,9 @@ impl IssuerKey {
     }
 }
 
-/// The AlgorithmIdentifier of signatures made by a key of `key_type`.
+/// The AlgorithmIdentifier of signatures made by a key of `key_type`: for GOST NCA's
+/// (`1.2.398.3.10.1.1.2.3.2`, Streebog-512 with GOST R 34.10-2015 512-bit, NULL parameters, as
+/// in NCA's certificates, CRLs and OCSP responses).
 pub fn signature_algorithm(key_type: KeyType) -> spki::AlgorithmIdentifierOwned {
     let (oid, parameters) = match key_type {
         KeyType::Rsa2048 | KeyType::Rsa3072 | KeyType::Rsa4096 => {
@@ -360,6 +504,12 @@ pub fn signature_algorithm(key_type: KeyType) -> spki::AlgorithmIdentifierOwned 
         }
         KeyType::EcP256 => ("1.2.840.10045.4.3.2", None),
         KeyType::EcP384 => ("1.2.840.10045.4.3.3", None),
+        KeyType::Gost2015_512 => {
+            return spki::AlgorithmIdentifierOwned {
+                oid: crate::gost::oid::NCA_SIGNATURE_512,
+                parameters: Some(der::asn1::Any::null()),
+            }
+        }
     };
     spki::AlgorithmIdentifierOwned {
         oid: const_oid::ObjectIdentifier::new_unwrap(oid),
@@ -465,24 +615,47 @@ impl Hierarchy {
             message: "the root key is needed to reissue the issuing CA certificate".to_owned(),
         })?;
         let old = self.issuing.cert.x509();
-        let public = old.public_key()?;
         let not_before = now - chrono::Duration::hours(1);
-        let cert = build::build_issuing(
-            old.subject_name(),
-            &public,
-            &build::RootSigner {
-                cert: root.cert.x509(),
-                key: &root.key,
-                key_type: root.key_type,
-            },
-            &build::IssuingUrls {
-                public_url,
-                cps_url,
-                root_id: &self.root_id,
-            },
-            not_before,
-            build::add_years(not_before, build::ISSUING_VALIDITY_YEARS),
-        )?;
+        let not_after = build::add_years(not_before, build::ISSUING_VALIDITY_YEARS);
+        let cert = match (&root.key, root.key_type) {
+            (SigningKey::File { key, .. }, KeyType::Gost2015_512) => {
+                use der::Decode;
+                let old_der = x509_cert::Certificate::from_der(self.issuing.cert.der())?;
+                let root_id = self.root_id.clone();
+                let der = gost_ca::build_issuing(
+                    old_der.tbs_certificate.subject,
+                    &crate::gost::subject_public_key_info(self.issuing.cert.der())?,
+                    &gost_ca::GostSigner {
+                        cert_der: root.cert.der(),
+                        key,
+                    },
+                    &gost_ca::GostUrls {
+                        public_url,
+                        cps_url,
+                        root_id: &root_id,
+                    },
+                    not_before,
+                    not_after,
+                )?;
+                X509::from_der(&der)?
+            }
+            _ => build::build_issuing(
+                old.subject_name(),
+                &*old.public_key()?,
+                &build::RootSigner {
+                    cert: root.cert.x509(),
+                    key: &root.key,
+                    key_type: root.key_type,
+                },
+                &build::IssuingUrls {
+                    public_url,
+                    cps_url,
+                    root_id: &self.root_id,
+                },
+                not_before,
+                not_after,
+            )?,
+        };
         let serial = old
             .serial_number()
             .to_bn()
@@ -525,18 +698,52 @@ fn load_key_pair(
     key_config: &KeyConfig,
 ) -> Result<IssuerKey, CaError> {
     let cert = CaCertificate::new(files::read_cert(cert_path)?)?;
-    let public = cert.cert.public_key()?;
-    let key_type = KeyType::of(&public).ok_or_else(|| CaError::Invalid {
+    let invalid = |message: String| CaError::Invalid {
         path: cert_path.to_path_buf(),
-        message: "unsupported key type (RSA 2048/3072/4096 or EC P-256/P-384 expected)".to_owned(),
-    })?;
+        message,
+    };
+    // A GOST certificate carries its key in NCA's form, which OpenSSL cannot read.
+    let gost_spki = gost_certificate_key(&cert).map_err(invalid)?;
+    let public = match gost_spki {
+        Some(_) => None,
+        None => Some(cert.cert.public_key()?),
+    };
+    let key_type = match &public {
+        Some(public) => KeyType::of(public)
+            .filter(|t| !t.is_gost())
+            .ok_or_else(|| {
+                invalid(
+                    "unsupported key type (RSA 2048/3072/4096, EC P-256/P-384 or GOST \
+                     2015-512 in NCA's form expected)"
+                        .to_owned(),
+                )
+            })?,
+        None => KeyType::Gost2015_512,
+    };
     let key = match pkcs11::Pkcs11Location::from_config(id, key_config)? {
         Some(location) => {
             SigningKey::Pkcs11(Arc::new(pkcs11::Pkcs11Key::open(location, key_type)?))
         }
         None => {
+            if let (Some(_), crate::gost::GostSupport::Unavailable(why)) =
+                (&gost_spki, crate::gost::support())
+            {
+                // The engine reads the key file: without it, say why rather than "not a key".
+                return Err(crate::gost::GostError::EngineUnavailable(why.clone()).into());
+            }
             let key = files::read_private_key(key_path)?;
-            if !public.public_eq(&key) {
+            let belongs = match (&public, &gost_spki) {
+                (Some(public), _) => public.public_eq(&key),
+                // The file key (TC26 form, as the engine writes it) in NCA's form is the
+                // certificate's key exactly.
+                (None, Some(spki)) => key
+                    .public_key_to_der()
+                    .ok()
+                    .and_then(|der| crate::gost::spki_to_nca(&der).ok())
+                    .is_some_and(|nca| nca == *spki),
+                (None, None) => false,
+            };
+            if !belongs {
                 return Err(CaError::Invalid {
                     path: key_path.to_path_buf(),
                     message: format!(
@@ -565,9 +772,48 @@ fn load_key_pair(
     Ok(pair)
 }
 
+/// The SubjectPublicKeyInfo (DER, as carried) of a certificate whose key is GOST, checked: NCA's
+/// form, 512 bits, parameter set A; `None` for a key of another algorithm. What is wrong, as
+/// text, for a GOST key of another form or size.
+fn gost_certificate_key(cert: &CaCertificate) -> Result<Option<Vec<u8>>, String> {
+    use der::{Decode, Encode};
+    let parsed = x509_cert::Certificate::from_der(cert.der()).map_err(|e| e.to_string())?;
+    let spki = parsed.tbs_certificate.subject_public_key_info;
+    if crate::gost::oid::key_algorithm(&spki.algorithm.oid).is_none() {
+        return Ok(None);
+    }
+    let key = crate::gost::GostPublicKey::from_spki(&spki).map_err(|e| e.to_string())?;
+    if (key.form(), key.size()) != (crate::gost::Form::Nca, crate::gost::KeySize::Bits512) {
+        return Err(format!(
+            "a GOST CA certificate carries a GOST 2015-512 key in NCA's form (this one: {:?}, \
+             {:?})",
+            key.form(),
+            key.size()
+        ));
+    }
+    spki.to_der().map(Some).map_err(|e| e.to_string())
+}
+
+/// Whether a certificate's signature is GOST (NCA's or TC26's algorithm).
+fn gost_signed(cert: &CaCertificate) -> Result<bool, CaError> {
+    use der::Decode;
+    let parsed = x509_cert::Certificate::from_der(cert.der())?;
+    Ok(crate::gost::oid::signature_algorithm(&parsed.signature_algorithm.oid).is_some())
+}
+
 fn signed_by(child: &CaCertificate, parent: &CaCertificate, path: &Path) -> Result<(), CaError> {
-    let parent_key = parent.cert.public_key()?;
-    if child.cert.verify(&parent_key)? {
+    let verified = if gost_signed(child)? {
+        let artefact = crate::gost::SignedArtefact::certificate(child.der())?;
+        match artefact.verify_by(parent.der()) {
+            Ok(()) => true,
+            Err(e @ crate::gost::GostError::EngineUnavailable(_)) => return Err(e.into()),
+            Err(_) => false,
+        }
+    } else {
+        let parent_key = parent.cert.public_key()?;
+        child.cert.verify(&parent_key)?
+    };
+    if verified {
         Ok(())
     } else {
         Err(CaError::Invalid {
@@ -676,6 +922,12 @@ pub fn check_hierarchy_files(ca: &CaConfig, mode: Mode) -> Result<(), HierarchyP
         CaError::KeyUnavailable(_) => HierarchyProblem::KeyUnavailable(e.to_string()),
         e => HierarchyProblem::Files(e.to_string()),
     })
+}
+
+/// The type of a CA certificate's key, if Tamga signs with keys of that type (a GOST key in
+/// NCA's form included, which OpenSSL cannot read).
+pub fn certificate_key_type(cert: &openssl::x509::X509Ref) -> Option<KeyType> {
+    CaCertificate::new(cert.to_owned()).ok()?.key_type()
 }
 
 /// An X.509 name as `CN=…, C=…` in UTF-8, in the order the certificate lists it.

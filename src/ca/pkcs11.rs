@@ -290,6 +290,7 @@ impl Pkcs11Key {
     /// Open the key at `location`, of `key_type` (taken from its certificate). Opens one
     /// session to prove the token, the PIN and the key are there.
     pub fn open(location: Pkcs11Location, key_type: KeyType) -> Result<Pkcs11Key, CaError> {
+        refuse_gost(&location, key_type)?;
         let module = Module::get(&location.module)?;
         let key = Pkcs11Key {
             location,
@@ -381,7 +382,14 @@ impl Pkcs11Key {
     /// operation in the token. Returns what X.509 carries: the PKCS#1 v1.5 signature, or a
     /// DER ECDSA-Sig-Value.
     pub fn sign(&self, data: &[u8]) -> Result<Vec<u8>, CaError> {
-        let digest = openssl::hash::hash(self.key_type.digest(), data)?;
+        refuse_gost(&self.location, self.key_type)?;
+        let Some(digest) = self.key_type.digest() else {
+            return Err(CaError::Pkcs11(format!(
+                "{}: no digest",
+                self.location.describe()
+            )));
+        };
+        let digest = openssl::hash::hash(digest, data)?;
         let (mechanism, input) = if self.key_type.is_rsa() {
             let mut input = SHA256_DIGEST_INFO.to_vec();
             input.extend_from_slice(&digest);
@@ -451,6 +459,7 @@ fn labelled(location: &Pkcs11Location) -> Result<(Session, Vec<ObjectHandle>), C
 /// token object, private, sensitive, never extractable, usable only for signing. Refuses
 /// when an object with the label exists. Returns the public key.
 pub fn generate(location: &Pkcs11Location, key_type: KeyType) -> Result<PKey<Public>, CaError> {
+    refuse_gost(location, key_type)?;
     let (session, existing) = labelled(location)?;
     if !existing.is_empty() {
         return Err(CaError::Pkcs11(format!(
@@ -493,6 +502,10 @@ pub fn generate(location: &Pkcs11Location, key_type: KeyType) -> Result<PKey<Pub
             public.push(Attribute::PublicExponent(vec![0x01, 0x00, 0x01]));
             Mechanism::RsaPkcsKeyPairGen
         }
+        KeyType::Gost2015_512 => {
+            // `refuse_gost` above: never reached.
+            return Err(gost_refused(location));
+        }
         KeyType::EcP256 | KeyType::EcP384 => {
             let params = if key_type == KeyType::EcP256 {
                 P256_PARAMS.to_vec()
@@ -507,6 +520,24 @@ pub fn generate(location: &Pkcs11Location, key_type: KeyType) -> Result<PKey<Pub
         .generate_key_pair(&mechanism, &public, &private)
         .map_err(|e| CaError::Pkcs11(format!("{}: key generation: {e}", location.describe())))?;
     public_key(&session, location, public_handle, key_type)
+}
+
+/// Why a GOST key is never a token key here.
+fn gost_refused(location: &Pkcs11Location) -> CaError {
+    CaError::Pkcs11(format!(
+        "{}: a GOST R 34.10-2015 (gost2015-512) CA key cannot live in a PKCS#11 token: SoftHSM2 \
+         and the tokens Tamga supports have no GOST R 34.10-2012-512 mechanisms; keep it in a \
+         file (`kind = \"file\"`)",
+        location.describe()
+    ))
+}
+
+/// Refuses a GOST key type for a token key ([`gost_refused`]).
+fn refuse_gost(location: &Pkcs11Location, key_type: KeyType) -> Result<(), CaError> {
+    if key_type.is_gost() {
+        return Err(gost_refused(location));
+    }
+    Ok(())
 }
 
 /// Destroy every object of the token at `location` labelled with its key label (a key being

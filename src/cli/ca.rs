@@ -152,6 +152,8 @@ pub(super) fn ca_request_issuing(
     let name = name.unwrap_or_else(|| {
         let algorithm = if cfg.ca.issuing_key_type.is_rsa() {
             "RSA"
+        } else if cfg.ca.issuing_key_type.is_gost() {
+            "GOST"
         } else {
             "ECDSA"
         };
@@ -438,10 +440,7 @@ pub(super) fn describe(cert: &openssl::x509::X509Ref, key_location: &str) -> ser
         .digest(openssl::hash::MessageDigest::sha256())
         .map(hex::encode_upper)
         .unwrap_or_default();
-    let key_type = cert
-        .public_key()
-        .ok()
-        .and_then(|k| KeyType::of(&k))
+    let key_type = crate::ca::certificate_key_type(cert)
         .map(|t| t.to_string())
         .unwrap_or_else(|| "unsupported".to_owned());
     serde_json::json!({

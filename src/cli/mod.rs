@@ -29,7 +29,7 @@ use crate::crl::{CrlKind, CrlPublisher};
 use crate::digital_id::{self, TrustedKeys};
 use crate::ra::Registrar;
 use crate::store::Store;
-use crate::vocab::{KeyType, RevocationReason};
+use crate::vocab::RevocationReason;
 
 /// `println!` that returns a write error (stdout closed: `tamga certs list | head -1`) as
 /// [`Failure::Output`] instead of panicking; use as `out!(…)?`.

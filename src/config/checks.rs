@@ -3,6 +3,8 @@
 
 use std::net::SocketAddr;
 
+use crate::vocab::KeyType;
+
 use super::*;
 
 /// Every duration key with its value and the longest value it accepts. Every bound is far
@@ -112,6 +114,12 @@ pub fn validate(mut config: Config, source: Source) -> Result<ValidConfig, Confi
     check_key_config("ca.issuing_key", &config.ca.issuing_key)?;
     check_key_config("ca.ocsp_key", &config.ca.ocsp_key)?;
     check_key_config("ca.root_key", &config.ca.root_key)?;
+    check_key_types(
+        ("ca.issuing_key_type", config.ca.issuing_key_type),
+        ("ca.ocsp_key_type", config.ca.ocsp_key_type),
+        &config.ca.issuing_key,
+        &config.ca.ocsp_key,
+    )?;
     if !(1..=3650).contains(&config.ca.ocsp_validity_days) {
         return Err(invalid(
             "ca.ocsp_validity_days",
@@ -337,6 +345,46 @@ pub(super) fn check_url(key: &'static str, raw: &str) -> Result<String, ConfigEr
         ));
     }
     Ok(raw.trim_end_matches('/').to_owned())
+}
+
+/// The key types of one issuing CA and its OCSP responder: a GOST (`gost2015-512`) key lives
+/// in a file (no PKCS#11 token here has GOST R 34.10-2012-512 mechanisms), and a GOST issuing
+/// CA has a GOST responder, an RSA or EC one an RSA or EC responder (a responder's
+/// certificate is built in its issuing CA's form).
+pub(super) fn check_key_types(
+    (issuing_name, issuing): (&'static str, KeyType),
+    (ocsp_name, ocsp): (&'static str, KeyType),
+    issuing_key: &KeyConfig,
+    ocsp_key: &KeyConfig,
+) -> Result<(), ConfigError> {
+    for (name, key_type, config) in [
+        (issuing_name, issuing, issuing_key),
+        (ocsp_name, ocsp, ocsp_key),
+    ] {
+        if key_type.is_gost() && config.kind == KeyKind::Pkcs11 {
+            return Err(invalid(
+                name,
+                format!(
+                    "a {key_type} key lives in a file: PKCS#11 tokens (SoftHSM2 included) have \
+                     no GOST R 34.10-2012-512 mechanisms"
+                ),
+            ));
+        }
+    }
+    if issuing.is_gost() != ocsp.is_gost() {
+        return Err(invalid(
+            ocsp_name,
+            format!(
+                "a {issuing} issuing CA needs {} OCSP responder key (this one: {ocsp})",
+                if issuing.is_gost() {
+                    "a GOST (gost2015-512)"
+                } else {
+                    "an RSA or EC"
+                }
+            ),
+        ));
+    }
+    Ok(())
 }
 
 pub(super) fn check_key_config(key: &'static str, k: &KeyConfig) -> Result<(), ConfigError> {

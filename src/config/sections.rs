@@ -271,11 +271,20 @@ impl CaConfig {
         self.issuers.as_deref().unwrap_or(&[])
     }
 
-    /// The further issuers of a configuration whose file does not list any: none, in either
-    /// mode.
+    /// The further issuers of a configuration whose file does not list any: in dev mode the
+    /// development GOST issuing CA `nca_gost_dev` under the GOST root `root_gost` (GOST
+    /// 2015-512 keys, in files), as NCA runs a GOST CA beside its RSA one; none in production.
     pub fn default_issuers(mode: super::Mode) -> Vec<IssuerConfig> {
-        let _ = mode;
-        Vec::new()
+        match mode {
+            super::Mode::Dev => vec![IssuerConfig {
+                id: "nca_gost_dev".to_owned(),
+                root_id: "root_gost".to_owned(),
+                issuing_key_type: KeyType::Gost2015_512,
+                ocsp_key_type: KeyType::Gost2015_512,
+                ..IssuerConfig::default()
+            }],
+            super::Mode::Production => Vec::new(),
+        }
     }
 }
 

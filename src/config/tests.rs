@@ -322,6 +322,32 @@ fn issuer_id_checks() {
 }
 
 #[test]
+fn gost_ca_keys_live_in_files_and_come_with_a_gost_responder() {
+    let message = |toml: &str| {
+        validated(toml)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    };
+    let gost = "[ca]\nissuing_key_type = \"gost2015-512\"\nocsp_key_type = \"gost2015-512\"\n";
+    assert!(validated(gost).is_ok(), "{}", message(gost));
+    let m = message("[ca]\nissuing_key_type = \"gost2015-512\"\n");
+    assert!(m.starts_with("ca.ocsp_key_type"), "{m}");
+    assert!(m.contains("GOST"), "{m}");
+    let m = message("[ca]\nocsp_key_type = \"gost2015-512\"\n");
+    assert!(m.starts_with("ca.ocsp_key_type"), "{m}");
+    // A token key (the module must be a file for the token settings to pass).
+    let token = format!(
+        "{gost}[ca.issuing_key]\nkind = \"pkcs11\"\nmodule = \"{}\"\ntoken_label = \"t\"\n\
+         key_label = \"k\"\npin_env = \"PIN\"\n",
+        std::env::current_exe().unwrap_or_default().display()
+    );
+    let m = message(&token);
+    assert!(m.starts_with("ca.issuing_key_type"), "{m}");
+    assert!(m.contains("PKCS#11"), "{m}");
+}
+
+#[test]
 fn further_issuers_load_as_views_of_ca_and_are_checked() -> Result<(), ConfigError> {
     use crate::vocab::KeyType;
     let c = validated(
@@ -350,14 +376,31 @@ fn further_issuers_load_as_views_of_ca_and_are_checked() -> Result<(), ConfigErr
     );
     assert_eq!(views.get(2).map(|v| v.ocsp_validity_days), Some(20));
 
-    // Today's files: one issuer, under `root`.
-    let one = validated("")?;
+    // Today's files in production: one issuer, under `root`.
+    let one = validated("mode = \"production\"\n")?;
     let views = one.get().ca.per_issuer();
     assert_eq!(views.len(), 1);
     assert_eq!(
         views.first().map(|v| v.root_id.as_str()),
         Some(FIRST_ROOT_ID)
     );
+    // In dev mode, without [[ca.issuers]]: the development GOST issuer beside it.
+    let dev = validated("")?;
+    let views = dev.get().ca.per_issuer();
+    let ids: Vec<(&str, &str, KeyType)> = views
+        .iter()
+        .map(|v| (v.issuer_id.as_str(), v.root_id.as_str(), v.issuing_key_type))
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            ("nca_rsa_dev", "root", KeyType::Rsa2048),
+            ("nca_gost_dev", "root_gost", KeyType::Gost2015_512)
+        ]
+    );
+    // An empty list says: no further issuer.
+    let none = validated("[ca]\nissuers = []\n")?;
+    assert_eq!(none.get().ca.per_issuer().len(), 1);
 
     let message = |toml: &str| {
         validated(toml)

@@ -161,21 +161,14 @@ pub fn verify(
     let parsed = CertificateList::from_der(&der).map_err(|e| malformed(e.to_string()))?;
     let issuing = hierarchy.issuing();
     let candidates = [
-        (
-            issuing.id(),
-            issuing.certificate().der(),
-            issuing.certificate().x509(),
-        ),
-        (ROOT_ID, hierarchy.root().der(), hierarchy.root().x509()),
+        (issuing.id(), issuing.certificate()),
+        (ROOT_ID, hierarchy.root()),
     ];
     let mut issuer_id = None;
-    for (id, cert_der, x509) in candidates {
-        let cert =
-            x509_cert::Certificate::from_der(cert_der).map_err(|e| malformed(e.to_string()))?;
-        let key = x509.public_key().map_err(|e| malformed(e.to_string()))?;
-        if parsed.tbs_cert_list.issuer == cert.tbs_certificate.subject
-            && crl.verify(&key).unwrap_or(false)
-        {
+    for (id, ca_cert) in candidates {
+        let cert = x509_cert::Certificate::from_der(ca_cert.der())
+            .map_err(|e| malformed(e.to_string()))?;
+        if parsed.tbs_cert_list.issuer == cert.tbs_certificate.subject && ca_cert.signed_crl(&der) {
             issuer_id = Some(id.to_owned());
             break;
         }

@@ -186,11 +186,7 @@ pub fn verify(root_cert: &CaCertificate, bytes: &[u8]) -> Result<RootCrl, RootCr
     let der = crl
         .to_der()
         .map_err(|e| RootCrlError::Malformed(e.to_string()))?;
-    let root_key = root_cert
-        .x509()
-        .public_key()
-        .map_err(|e| RootCrlError::Malformed(e.to_string()))?;
-    if !crl.verify(&root_key).unwrap_or(false) {
+    if !root_cert.signed_crl(&der) {
         return Err(RootCrlError::NotSignedByRoot);
     }
     let parsed =

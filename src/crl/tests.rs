@@ -1,4 +1,9 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use std::sync::Arc;
 
@@ -448,4 +453,148 @@ fn revocations_known_only_by_serial_are_listed_by_full_and_delta_crls() {
         })
         .unwrap();
     assert!(orphans.iter().chain([&later]).all(|s| changed.contains(s)));
+}
+
+/// NCA's CRL of its test GOST CA: the structure a GOST CRL of ours is compared with.
+const NCA_GOST_CRL: &[u8] = include_bytes!("../../tests/data/nca-gost-2015/nca_gost2022_test.crl");
+
+/// A GOST issuing CA's full and delta CRLs are signed in NCA's form through its key, verify
+/// with our code and with the `openssl` command and the engine (the TBS unchanged, the CA's
+/// key in the TC26 form, the signature reversed), fail with a byte flipped, and carry the
+/// structural fields of NCA's CRL: its signature algorithm (NULL parameters) in both places,
+/// version 2, its issuer's name as encoded, its CRL extensions (CRL number, AKI), reason codes
+/// on entries; the restore path recognises them as the CA's. Intended differences: ours carry
+/// the CRL extensions every CRL of ours has beside NCA's two (the delta's indicator, the full
+/// CRL's freshestCRL), and 20-octet random serials stand where NCA lists its SKI-derived ones.
+#[test]
+fn gost_full_and_delta_crls_verify_independently_with_ncas_structure() {
+    let Some(ca) =
+        test_ca::gost_ca("gost_full_and_delta_crls_verify_independently_with_ncas_structure")
+    else {
+        return;
+    };
+    let store = ca.store();
+    let now = Utc::now().naive_utc();
+    let revoke = |serial: &str| {
+        let mut row = revoked_row(serial.to_owned(), now + chrono::Duration::days(30), 0);
+        row.issuer_id = "nca_gost_dev".into();
+        row.kind = CertificateKind::Sign;
+        row.revocation_reason = Some("keyCompromise".into());
+        store
+            .write(|tx| -> Result<(), StoreError> {
+                let mut row = row.clone();
+                row.revocation_seq = Some(tx.next_revocation_seq()?);
+                tx.insert_certificate(&row)?;
+                Ok(())
+            })
+            .unwrap();
+    };
+    let publisher = CrlPublisher::new(
+        store.clone(),
+        ca.issuer(),
+        Arc::new(SystemClock),
+        CrlConfig::default(),
+    );
+    // One revocation before the full CRL, one after it (the delta's).
+    let in_full = format!("7{:039X}", 0x1234_5678u64);
+    let in_delta = format!("7{:039X}", 0x8765_4321u64);
+    revoke(&in_full);
+    publisher.publish(CrlKind::Full, true).unwrap().unwrap();
+    revoke(&in_delta);
+    publisher.publish(CrlKind::Delta, true).unwrap().unwrap();
+    let issuing = ca.hierarchy.issuing().certificate();
+    let ca_key = crate::gost::subject_public_key_info(issuing.der()).unwrap();
+    let ca_subject = x509_cert::Certificate::from_der(issuing.der())
+        .unwrap()
+        .tbs_certificate
+        .subject;
+    let nca = x509_cert::crl::CertificateList::from_der(NCA_GOST_CRL).unwrap();
+    let extension_ids =
+        |crl: &x509_cert::crl::CertificateList| -> Vec<const_oid::ObjectIdentifier> {
+            crl.tbs_cert_list
+                .crl_extensions
+                .iter()
+                .flatten()
+                .map(|e| e.extn_id)
+                .collect()
+        };
+    for (delta, listed) in [(false, &in_full), (true, &in_delta)] {
+        let stored = store
+            .read(|tx| tx.latest_crl("nca_gost_dev", delta))
+            .unwrap()
+            .unwrap();
+        let artefact = crate::gost::SignedArtefact::crl(&stored.der).unwrap();
+        test_ca::assert_openssl_verifies_gost(&artefact, &ca_key);
+        let ours = x509_cert::crl::CertificateList::from_der(&stored.der).unwrap();
+        use der::Encode;
+        assert_eq!(
+            ours.signature_algorithm.to_der().unwrap(),
+            nca.signature_algorithm.to_der().unwrap()
+        );
+        assert_eq!(ours.tbs_cert_list.signature, ours.signature_algorithm);
+        assert_eq!(ours.tbs_cert_list.version, nca.tbs_cert_list.version);
+        assert_eq!(ours.tbs_cert_list.issuer, ca_subject);
+        let ours_ids = extension_ids(&ours);
+        for id in extension_ids(&nca) {
+            assert!(ours_ids.contains(&id), "{id} missing (delta: {delta})");
+        }
+        let entries = ours.tbs_cert_list.revoked_certificates.unwrap_or_default();
+        let [entry] = &entries[..] else {
+            panic!("one entry: {entries:?}");
+        };
+        assert_eq!(hex::encode_upper(entry.serial_number.as_bytes()), *listed);
+        let nca_entry = &nca.tbs_cert_list.revoked_certificates.as_ref().unwrap()[0];
+        let reason_id = |e: &x509_cert::crl::RevokedCert| {
+            e.crl_entry_extensions
+                .iter()
+                .flatten()
+                .map(|x| x.extn_id)
+                .next()
+        };
+        assert_eq!(reason_id(entry), reason_id(nca_entry));
+        // GnuTLS reads the TC26 form (signed again with the same keys) of the CRL and of the
+        // issuing CA certificate; not with a byte of the CRL's signature changed.
+        if test_ca::certtool_present(
+            "gost_full_and_delta_crls_verify_independently_with_ncas_structure",
+        ) {
+            let issuing_pem = test_ca::in_tc26_form(
+                issuing.der(),
+                &test_ca::file_key(ca.hierarchy.root_key().unwrap()),
+            );
+            let issuing_key = test_ca::file_key(ca.hierarchy.issuing());
+            let crl_pem = test_ca::in_tc26_form(&stored.der, &issuing_key);
+            let args = [
+                "--verify-crl",
+                "--load-ca-certificate",
+                "ca.pem",
+                "--infile",
+                "crl.pem",
+            ];
+            let (good, said) = test_ca::certtool(
+                &args,
+                &[("ca.pem", &issuing_pem), ("crl.pem", &crl_pem)],
+                "Verified",
+            );
+            assert!(good, "{said}");
+            let mut der = openssl::x509::X509Crl::from_pem(crl_pem.as_bytes())
+                .unwrap()
+                .to_der()
+                .unwrap();
+            let last = der.len() - 1;
+            der[last] ^= 1;
+            let tampered = crate::pem::encode("X509 CRL", &der);
+            let (good, said) = test_ca::certtool(
+                &args,
+                &[("ca.pem", &issuing_pem), ("crl.pem", &tampered)],
+                "Verified",
+            );
+            assert!(!good, "{said}");
+        }
+        // What a restore checks: signed by the issuing CA; a flipped byte is not.
+        assert!(issuing.signed_crl(&stored.der));
+        let mut tampered = stored.der.clone();
+        let last = tampered.len() - 1;
+        tampered[last] ^= 1;
+        assert!(!issuing.signed_crl(&tampered));
+    }
 }

@@ -4,7 +4,8 @@
 //! the production builders of [`crate::ca::build`] and the keys by the ceremony's generator
 //! ([`crate::ca::ceremony::NewCaKey`], a file or a token object); only the file layout and the
 //! marker that says the root is a development root (`root.development`, which production
-//! refuses) are made here.
+//! refuses) are made here. A GOST `[ca] issuing_key_type` (`gost2015-512`) gets a GOST root
+//! and issuing CA in NCA's form instead ([`crate::ca::init_gost_hierarchy`]).
 //!
 //! Everything is written first into a staging directory inside `[ca] dir` and then renamed
 //! into place, so an interrupted run leaves either nothing or a complete hierarchy (and a
@@ -153,6 +154,47 @@ fn generate_further(
     now: DateTime<Utc>,
     written: &mut Vec<std::path::PathBuf>,
 ) -> Result<(), CaError> {
+    if ca.issuing_key_type.is_gost() {
+        // A GOST issuing CA under a GOST root of its own, in NCA's form (`ca::gost_ca`).
+        if files.root_cert.exists() {
+            return Err(CaError::Invalid {
+                path: files.root_cert.clone(),
+                message: format!(
+                    "a development GOST issuing CA is generated with a GOST root of its own: \
+                     give {} a root_id no other issuer uses",
+                    ca.issuer_id
+                ),
+            });
+        }
+        let own = [
+            &files.dev_root_marker,
+            &files.root_key,
+            &files.root_cert,
+            &files.issuing_key,
+            &files.issuing_cert,
+            &files.ocsp_key,
+            &files.ocsp_cert,
+        ];
+        let before: Vec<bool> = own.iter().map(|p| p.exists()).collect();
+        let made = crate::ca::init_gost_hierarchy(
+            files,
+            crate::ca::gost_ca::GOST_ISSUING_DEV_NAME,
+            &crate::ca::GostUrls {
+                public_url,
+                cps_url,
+                root_id: &ca.root_id,
+            },
+            chrono::Duration::days(i64::from(ca.ocsp_validity_days)),
+            now,
+        );
+        // What it wrote is taken away again by the caller when it failed.
+        for (path, existed) in own.iter().zip(before) {
+            if !existed && path.exists() {
+                written.push((*path).clone());
+            }
+        }
+        return made;
+    }
     let not_before = now - BACKDATE;
     let (root_key, root_cert) = if files.root_cert.exists() && files.root_key.exists() {
         (
@@ -325,6 +367,22 @@ fn generate_into(
 ) -> Result<(), CaError> {
     let not_before = now - BACKDATE;
 
+    if ca.issuing_key_type.is_gost() {
+        // A GOST issuing CA under a GOST root, in NCA's form (`ca::gost_ca`).
+        crate::ca::init_gost_hierarchy(
+            files,
+            crate::ca::gost_ca::GOST_ISSUING_DEV_NAME,
+            &crate::ca::GostUrls {
+                public_url,
+                cps_url,
+                root_id: &ca.root_id,
+            },
+            chrono::Duration::days(i64::from(ca.ocsp_validity_days)),
+            now,
+        )?;
+        return write_digital_id_key(files);
+    }
+
     let root_key = generate_key(ROOT_KEY_TYPE)?;
     let root_name = utf8_name("ҚР ТҮБІРЛІК КУӘЛАНДЫРУШЫ ОРТАЛЫҒЫ (RSA) DEV")?;
     let root_signer = SigningKey::File {
@@ -374,8 +432,6 @@ fn generate_into(
         chrono::Duration::days(i64::from(ca.ocsp_validity_days)),
     )?;
 
-    let digital_id_key = generate_key(KeyType::EcP256)?;
-
     write_key(&files.root_key, &root_key)?;
     write_cert(&files.root_cert, &root_cert)?;
     write_new(
@@ -387,13 +443,18 @@ fn generate_into(
     write_cert(&files.issuing_cert, &issuing_cert)?;
     ocsp.write(&files.ocsp_key)?;
     write_cert(&files.ocsp_cert, &ocsp_cert)?;
+    write_digital_id_key(files)
+}
+
+/// The development Digital ID key pair: a fresh EC P-256 key and its public key.
+fn write_digital_id_key(files: &HierarchyFiles) -> Result<(), CaError> {
+    let digital_id_key = generate_key(KeyType::EcP256)?;
     write_key(&files.digital_id_key, &digital_id_key)?;
     write_new(
         &files.digital_id_pub,
         &digital_id_key.public_key_to_pem()?,
         0o644,
-    )?;
-    Ok(())
+    )
 }
 
 fn write_key(path: &Path, key: &PKey<Private>) -> Result<(), CaError> {

@@ -33,7 +33,7 @@ use super::{
 };
 use crate::ca::{signature_algorithm, CaCertificate, CaError, Hierarchy, IssuerKey, Serial};
 use crate::store::{db_time, AuditEntry, RevocationEntry, RootOcspResponse, Store, StoreError};
-use crate::vocab::{KeyType, RevocationReason};
+use crate::vocab::RevocationReason;
 
 /// Longest validity of a root-signed response (CA/Browser Forum BR 4.9.10: at most twelve
 /// months for responses about subordinate CA certificates).
@@ -516,8 +516,8 @@ pub fn verify(
     now: DateTime<Utc>,
 ) -> Result<Vec<VerifiedResponse>, RootOcspError> {
     let issuer = RootIssuer::new(root, None)?;
-    let root_public = root.x509().public_key().map_err(CaError::from)?;
-    let key_type = KeyType::of(&root_public)
+    let key_type = root
+        .key_type()
         .ok_or_else(|| RootOcspError::Malformed("the root key type is not supported".into()))?;
     let algorithm = signature_algorithm(key_type);
     let root_key_hash = openssl::sha::sha1(&root_key_bits(root)?).to_vec();
@@ -544,14 +544,10 @@ pub fn verify(
         };
         let tbs = data.to_der().map_err(|e| malformed(&e.to_string()))?;
         let signature_ok = basic.signature_algorithm.oid == algorithm.oid
-            && basic.signature.as_bytes().is_some_and(|sig| {
-                openssl::sign::Verifier::new(key_type.digest(), &root_public)
-                    .and_then(|mut v| {
-                        v.update(&tbs)?;
-                        v.verify(sig)
-                    })
-                    .unwrap_or(false)
-            });
+            && basic
+                .signature
+                .as_bytes()
+                .is_some_and(|sig| root.verifies_signature(&tbs, sig));
         if !by_root || !signature_ok {
             return Err(RootOcspError::NotSignedByRoot(index));
         }

@@ -520,6 +520,202 @@ fn a_revocation_known_only_by_serial_answers_revoked() {
     );
 }
 
+/// A source that answers one state for every serial.
+struct Fixed(CertState);
+
+impl StatusSource for Fixed {
+    fn status(&self, _issuer: &str, _serial: &str) -> Result<CertState, StoreError> {
+        Ok(self.0.clone())
+    }
+
+    fn revocation_mark(&self) -> Result<i64, StoreError> {
+        Ok(0)
+    }
+
+    fn changed_between(&self, _after: i64, _upto: i64) -> Result<Vec<String>, StoreError> {
+        Ok(Vec::new())
+    }
+}
+
+/// A request (x509-ocsp types) for the serial `serial` of `h`'s issuing CA, its CertID hashed
+/// with SHA-256, with the nonce `nonce` if any.
+fn gost_request(h: &Hierarchy, serial: &[u8], nonce: Option<&[u8]>) -> Vec<u8> {
+    use x509_ocsp::{Request, TbsRequest};
+    let issuing = x509_cert::Certificate::from_der(h.issuing().certificate().der()).unwrap();
+    let tbs = &issuing.tbs_certificate;
+    let id = CertId {
+        hash_algorithm: spki::AlgorithmIdentifierOwned {
+            oid: const_oid::db::rfc5912::ID_SHA_256,
+            parameters: Some(der::Any::null()),
+        },
+        issuer_name_hash: OctetString::new(openssl::sha::sha256(&tbs.subject.to_der().unwrap()))
+            .unwrap(),
+        issuer_key_hash: OctetString::new(openssl::sha::sha256(
+            tbs.subject_public_key_info.subject_public_key.raw_bytes(),
+        ))
+        .unwrap(),
+        serial_number: x509_cert::serial_number::SerialNumber::new(serial).unwrap(),
+    };
+    let request_extensions = nonce.map(|n| {
+        vec![Extension {
+            extn_id: OID_NONCE,
+            critical: false,
+            extn_value: OctetString::new(OctetString::new(n).unwrap().to_der().unwrap()).unwrap(),
+        }]
+    });
+    OcspRequest {
+        tbs_request: TbsRequest {
+            version: x509_ocsp::Version::V1,
+            requestor_name: None,
+            request_list: vec![Request {
+                req_cert: id,
+                single_request_extensions: None,
+            }],
+            request_extensions,
+        },
+        optional_signature: None,
+    }
+    .to_der()
+    .unwrap()
+}
+
+/// NCA's OCSP response (good, with a nonce): the structure ours are compared with.
+const NCA_GOST_OCSP: &[u8] =
+    include_bytes!("../../tests/data/nca-gost-2015/ocsp_response_individual_good.der");
+
+/// A GOST SIGN certificate of the GOST issuing CA, the CA and its responder certificates verify
+/// with the `openssl` command and the engine; the CA's delegated responder signs in NCA's form
+/// through its key: a `good`
+/// answer, a `revoked` one and one with a nonce each verify with our code and with the
+/// `openssl` command and the engine against the responder certificate they carry (which
+/// verifies so against the GOST issuing CA, which verifies so against the GOST root), fail
+/// with a byte flipped, and carry the structural fields of NCA's response (its signature
+/// algorithm with NULL parameters, one responder certificate with NCA's key encoding, the
+/// nonce echoed). Intended differences from NCA's responses: our ResponderID is by key (NCA's
+/// by name), and ours carry no private response extension (NCA's have one it names `valid`).
+#[test]
+fn gost_ocsp_responses_verify_independently_with_ncas_structure() {
+    let Some(ca) = test_ca::gost_ca("gost_ocsp_responses_verify_independently_with_ncas_structure")
+    else {
+        return;
+    };
+    let h = &ca.hierarchy;
+    let responder_cert = h.ocsp_responder().certificate().der();
+    let issuing_cert = h.issuing().certificate().der();
+    let issuing_key = crate::gost::subject_public_key_info(issuing_cert).unwrap();
+    let root_key = crate::gost::subject_public_key_info(h.root().der()).unwrap();
+    let responder_key = crate::gost::subject_public_key_info(responder_cert).unwrap();
+    test_ca::assert_openssl_verifies_gost(
+        &crate::gost::SignedArtefact::certificate(responder_cert).unwrap(),
+        &issuing_key,
+    );
+    test_ca::assert_openssl_verifies_gost(
+        &crate::gost::SignedArtefact::certificate(issuing_cert).unwrap(),
+        &root_key,
+    );
+    // A citizen's GOST SIGN certificate from this CA.
+    let holder = crate::gost::generate(crate::gost::KeySize::Bits512).unwrap();
+    let request = crate::ca::ApprovedRequest::for_test(
+        "application-1",
+        crate::vocab::CertificateKind::Sign,
+        crate::ca::VerifiedSubject::new("900101300007", "ТЕСТОВ", "ТЕСТ", None, None),
+        crate::key_identity::KeyIdentity::for_test(&holder.public_key_to_der().unwrap()),
+        crate::csr::SubjectKeyType::Rsa(2048),
+        1,
+    );
+    let issuer = ca.issuer();
+    let prepared = issuer.prepare(&request, chrono::Utc::now()).unwrap();
+    let sign_cert = issuer.sign(prepared.tbs()).unwrap();
+    test_ca::assert_openssl_verifies_gost(
+        &crate::gost::SignedArtefact::certificate(&sign_cert).unwrap(),
+        &issuing_key,
+    );
+    // GnuTLS verifies the TC26 form (signed again with the same keys) of the chain: the
+    // SIGN certificate, the issuing CA, the root.
+    if test_ca::certtool_present("gost_ocsp_responses_verify_independently_with_ncas_structure") {
+        let root_file_key = test_ca::file_key(h.root_key().unwrap());
+        let issuing_file_key = test_ca::file_key(h.issuing());
+        let root_pem = test_ca::in_tc26_form(h.root().der(), &root_file_key);
+        let issuing_pem = test_ca::in_tc26_form(issuing_cert, &root_file_key);
+        let sign_pem = test_ca::in_tc26_form(&sign_cert, &issuing_file_key);
+        let chain = format!("{sign_pem}{issuing_pem}");
+        let (good, said) = test_ca::certtool(
+            &[
+                "--verify",
+                "--load-ca-certificate",
+                "root.pem",
+                "--infile",
+                "chain.pem",
+            ],
+            &[("root.pem", &root_pem), ("chain.pem", &chain)],
+            "Verified. The certificate is trusted",
+        );
+        assert!(good, "{said}");
+    }
+    let nca = crate::gost::SignedArtefact::ocsp_response(NCA_GOST_OCSP).unwrap();
+    let nca_responder = x509_cert::Certificate::from_der(&nca.certificates()[0]).unwrap();
+    let revoked = CertState::Revoked {
+        at: chrono::Utc::now().naive_utc() - chrono::Duration::hours(1),
+        reason: Some(RevocationReason::KeyCompromise),
+        invalidity: None,
+    };
+    let serial = [0x7f, 0x01, 0x02, 0x03];
+    let nonce = [0x5a; 16];
+    for (state, nonce, status) in [
+        (CertState::Good, None, "good"),
+        (revoked, None, "revoked"),
+        (CertState::Good, Some(&nonce[..]), "good"),
+    ] {
+        let responder = default_responder(h, Arc::new(Fixed(state)));
+        let answer = responder.respond(&gost_request(h, &serial, nonce));
+        assert_eq!(answer.statuses, vec![status], "{:?}", answer.outcome);
+        let artefact = crate::gost::SignedArtefact::ocsp_response(&answer.der).unwrap();
+        assert_eq!(artefact.certificates(), [responder_cert.to_vec()]);
+        test_ca::assert_openssl_verifies_gost(&artefact, &responder_key);
+        // NCA's structure: the algorithm (NULL parameters), the responder's key encoding.
+        assert_eq!(
+            artefact.algorithm().to_der().unwrap(),
+            nca.algorithm().to_der().unwrap()
+        );
+        let ours_responder = x509_cert::Certificate::from_der(&artefact.certificates()[0]).unwrap();
+        assert_eq!(
+            ours_responder
+                .tbs_certificate
+                .subject_public_key_info
+                .algorithm
+                .to_der()
+                .unwrap(),
+            nca_responder
+                .tbs_certificate
+                .subject_public_key_info
+                .algorithm
+                .to_der()
+                .unwrap()
+        );
+        let basic = BasicOcspResponse::from_der(
+            OcspResponse::from_der(&answer.der)
+                .unwrap()
+                .response_bytes
+                .unwrap()
+                .response
+                .as_bytes(),
+        )
+        .unwrap();
+        let echoed = basic
+            .tbs_response_data
+            .response_extensions
+            .iter()
+            .flatten()
+            .find(|e| e.extn_id == OID_NONCE)
+            .map(|e| {
+                OctetString::from_der(e.extn_value.as_bytes())
+                    .unwrap()
+                    .into_bytes()
+            });
+        assert_eq!(echoed.as_deref(), nonce);
+    }
+}
+
 /// The responder key hash (ResponderID byKey) of a successful answer; empty for a responder
 /// named by name (never ours).
 fn responder_key_hash(der: &[u8]) -> Vec<u8> {

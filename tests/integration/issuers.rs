@@ -273,3 +273,58 @@ fn an_issuer_entry_with_a_clashing_id_is_refused_by_name() {
         assert!(said.contains(expected), "{toml}: {said}");
     }
 }
+
+#[test]
+fn the_development_defaults_serve_a_gost_issuer_beside_the_rsa_one() {
+    let test = "the_development_defaults_serve_a_gost_issuer_beside_the_rsa_one";
+    let support = tamga::gost::support();
+    if !crate::support::tool_present(
+        support.is_available(),
+        "TAMGA_TEST_REQUIRE_GOST",
+        test,
+        &format!("GOST is unavailable ({support:?}); apt-get install libengine-gost-openssl"),
+    ) {
+        return;
+    }
+    use der::Decode;
+    let env = Env::sqlite();
+    let certs = env.dir().join("certs-dev");
+    for file in [
+        "root_gost.pem",
+        "root_gost.key.pem",
+        "root_gost.development",
+        "nca_gost_dev.pem",
+        "ocsp_nca_gost_dev.pem",
+    ] {
+        assert!(certs.join(file).is_file(), "{file} was not generated");
+    }
+    let issuing = fetch(&env, "/ca/nca_gost_dev.crt");
+    let root = fetch(&env, "/ca/root_gost.crt");
+    let issuing = x509_cert::Certificate::from_der(&issuing).unwrap();
+    let root = x509_cert::Certificate::from_der(&root).unwrap();
+    assert_eq!(
+        issuing.tbs_certificate.issuer, root.tbs_certificate.subject,
+        "the GOST issuing CA is under the GOST root"
+    );
+    // Its CRLs, named for it and issued under its name; the GOST root's CRL under the root's.
+    for (name, signer) in [
+        ("nca_gost_dev.crl", &issuing),
+        ("nca_gost_dev-delta.crl", &issuing),
+        ("root_gost.crl", &root),
+    ] {
+        let der = fetch(&env, &format!("/crl/{name}"));
+        let crl = x509_cert::crl::CertificateList::from_der(&der).unwrap();
+        assert_eq!(
+            crl.tbs_cert_list.issuer, signer.tbs_certificate.subject,
+            "{name}"
+        );
+    }
+    let ready: serde_json::Value = env.server.get("/readyz").json().unwrap();
+    assert_eq!(ready["status"], "ready", "{ready}");
+    assert_eq!(ready["checks"]["issuers"]["nca_gost_dev"], "ok", "{ready}");
+    assert_eq!(ready["checks"]["issuers"]["nca_rsa_dev"], "ok", "{ready}");
+    // An RSA holder's pair still comes from the RSA issuer alone.
+    let (_, created) = env.enroll_holder(None);
+    let chain = created["chain_pem"].as_str().unwrap();
+    assert_eq!(chain.matches("BEGIN CERTIFICATE").count(), 2, "{chain}");
+}

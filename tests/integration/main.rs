@@ -26,6 +26,7 @@ mod enroll;
 mod enroll_client;
 mod faults;
 mod gost;
+mod gost_ca;
 mod hsm;
 mod http_caching;
 mod identity;

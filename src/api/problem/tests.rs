@@ -76,7 +76,8 @@ fn next_ca(e: &CaError) -> CaError {
         CaError::TbsMismatch(_) => CaError::SignatureCheck("01".to_owned()),
         CaError::SignatureCheck(_) => CaError::KeyUnavailable("token gone".to_owned()),
         CaError::KeyUnavailable(_) => CaError::Pkcs11("wrong PIN".to_owned()),
-        CaError::Pkcs11(_) => first_ca(),
+        CaError::Pkcs11(_) => CaError::Gost("not a GOST SIGN key".to_owned()),
+        CaError::Gost(_) => first_ca(),
     }
 }
 
