@@ -53,8 +53,9 @@ pub use gate::Admission;
 pub use metrics::Metrics;
 pub use portal::revocation_json;
 pub use public::CrlCache;
+pub(crate) use upkeep::keep_roots_fresh;
 
-use crate::ca::{Hierarchy, Issuer};
+use crate::ca::{Hierarchy, Issuer, Issuers};
 use crate::clock::Clock;
 use crate::config::ValidConfig;
 use crate::crl::CrlPublisher;
@@ -67,7 +68,7 @@ use crate::store::Store;
 pub struct AppState {
     /// The database.
     pub store: Store,
-    /// The CA hierarchy.
+    /// The CA hierarchy of `[ca]`'s issuer (the first of `issuers`).
     pub hierarchy: Arc<Hierarchy>,
     /// The checked configuration.
     pub config: Arc<ValidConfig>,
@@ -77,16 +78,18 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// The trusted Digital ID keys.
     pub trusted_keys: Arc<TrustedKeys>,
-    /// The issuing CA.
+    /// `[ca]`'s issuing CA (the first of `issuers`).
     pub issuer: Arc<Issuer>,
+    /// Every issuing CA this instance operates (`[ca]` and `[[ca.issuers]]`).
+    pub issuers: Arc<Issuers>,
     /// The registration authority.
     pub registrar: Registrar,
-    /// The CRL publisher.
-    pub crl: CrlPublisher,
+    /// The CRL publisher of every issuer, in the order of `issuers`.
+    pub crls: Arc<Vec<CrlPublisher>>,
     /// The newest CRLs read from the database.
     pub crl_cache: Arc<CrlCache>,
-    /// The OCSP responder.
-    pub ocsp: Arc<crate::ocsp::Responder>,
+    /// The OCSP responders of every issuer.
+    pub ocsp: Arc<crate::ocsp::Responders>,
     /// The outbox's delivery.
     pub mailer: Arc<crate::notify::Mailer>,
     /// Client certificates and the flood guard (one per process, shared by every worker).

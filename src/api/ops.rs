@@ -61,6 +61,12 @@ pub struct Checks {
     /// The OCSP responder: `ok`, or `degraded` (it cannot read the database: pre-signed
     /// answers are served until their nextUpdate, the rest gets `tryLater`).
     ocsp: &'static str,
+    /// Each issuing CA by its id (`[ca]`'s and every `[[ca.issuers]]` entry): `ok`, `failed`
+    /// (its issuing or OCSP key cannot sign: `issuing_key` or `ocsp_key` says `failed` too),
+    /// or `degraded` (configured but not loaded: a GOST issuer without the gost engine; the
+    /// other issuers keep working, and the instance stays ready).
+    #[schema(value_type = Object)]
+    issuers: std::collections::BTreeMap<String, &'static str>,
 }
 
 fn check_label(ok: bool) -> &'static str {
@@ -71,21 +77,41 @@ fn check_label(ok: bool) -> &'static str {
     }
 }
 
-/// Ready when this instance can do its core job: the database answers and the issuing and
-/// OCSP keys can sign. Parts that every instance shares (CRLs, the root CRL) and a degraded
+/// Ready when this instance can do its core job: the database answers and every issuer's
+/// issuing and OCSP keys can sign. Parts that every instance shares (CRLs, the root CRL) and a degraded
 /// OCSP responder are reported in `checks` with status 200: taking every instance out of the
 /// load balancer over one of them would also take OCSP out.
 #[utoipa::path(get, path = "/readyz", tag = "operations", responses(
-    (status = 200, description = "Ready: database and keys usable; `checks` also reports `root_crl`, `root_ocsp`, `crl`, `crl_publication` and `ocsp`, which may be degraded", body = Readiness),
-    (status = 503, description = "Not ready (database, issuing_key or ocsp_key failed); the body names the failing check", body = Readiness),
+    (status = 200, description = "Ready: database and every issuer's keys usable; `checks` also reports `root_crl`, `root_ocsp`, `crl`, `crl_publication` and `ocsp`, which may be degraded, and each issuer under `issuers` (`degraded`: a GOST issuer not loaded, the gost engine missing)", body = Readiness),
+    (status = 503, description = "Not ready (database, or an issuer's issuing_key or ocsp_key failed); the body names the failing check", body = Readiness),
 ))]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let state = state.into_inner();
     let checks = Arc::clone(&state);
     let result = super::blocking(&state, move || {
         let database = checks.store.ping();
-        let issuing = checks.hierarchy.issuing().self_test();
-        let ocsp = checks.hierarchy.ocsp_responder().self_test();
+        // Every issuer's keys: the first failure of each kind is reported (and logged).
+        let mut issuing = Ok(());
+        let mut ocsp = Ok(());
+        let mut issuers = std::collections::BTreeMap::new();
+        for issuer in checks.issuers.iter() {
+            let h = issuer.hierarchy();
+            let own_issuing = h.issuing().self_test();
+            let own_ocsp = h.ocsp_responder().self_test();
+            issuers.insert(
+                issuer.id().to_owned(),
+                check_label(own_issuing.is_ok() && own_ocsp.is_ok()),
+            );
+            if issuing.is_ok() {
+                issuing = own_issuing;
+            }
+            if ocsp.is_ok() {
+                ocsp = own_ocsp;
+            }
+        }
+        for (id, _) in checks.issuers.unavailable() {
+            issuers.insert(id.clone(), "degraded");
+        }
         // Without the database the root CRL's state is unknown; asking would only wait for
         // the pool timeout a second time.
         let (root_crl, root_ocsp, (crl, newest_crl)) = if database.is_ok() {
@@ -95,28 +121,29 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
                 crl_state(&checks),
             )
         } else {
-            ("unknown", "unknown", ("unknown", (None, None)))
+            ("unknown", "unknown", ("unknown", Vec::new()))
         };
-        let crl_publication = crl_publication_state(&checks.crl.health(), newest_crl);
+        let crl_publication = crl_publication_state(&checks.crls, &newest_crl);
         Ok::<_, ApiError>((
             database,
             issuing,
             ocsp,
             (root_crl, root_ocsp),
             crl,
-            crl_publication,
+            (crl_publication, issuers),
         ))
     })
     .await;
-    let (database, issuing, ocsp, (root_crl, root_ocsp), crl, crl_publication) = match result {
-        Ok(checks) => checks,
-        Err(e) => {
-            tracing::warn!(error = %e, "readiness check did not finish");
-            return HttpResponse::ServiceUnavailable()
+    let (database, issuing, ocsp, (root_crl, root_ocsp), crl, (crl_publication, issuers)) =
+        match result {
+            Ok(checks) => checks,
+            Err(e) => {
+                tracing::warn!(error = %e, "readiness check did not finish");
+                return HttpResponse::ServiceUnavailable()
                 .insert_header((header::RETRY_AFTER, "5"))
                 .json(serde_json::json!({ "status": "not_ready", "checks": { "database": "failed" } }));
-        }
-    };
+            }
+        };
     for (what, err) in [
         ("database", database.as_ref().err().map(ToString::to_string)),
         (
@@ -145,6 +172,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             } else {
                 "ok"
             },
+            issuers,
         },
     };
     if ready {
@@ -156,44 +184,75 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-/// This instance's CRL publication for /readyz.
+/// The numbers of an issuer's newest full and delta CRL, where it has them.
+type CrlNumbers = (Option<i64>, Option<i64>);
+
+/// This instance's CRL publication for /readyz, over every issuer's publisher (`newest`: the
+/// numbers of each one's newest full and delta CRL, in the same order).
 fn crl_publication_state(
-    health: &crate::crl::CrlHealth,
-    (newest_full, newest_delta): (Option<i64>, Option<i64>),
+    publishers: &[crate::crl::CrlPublisher],
+    newest: &[CrlNumbers],
 ) -> &'static str {
-    if health.failing_since.is_some() {
+    let healths: Vec<_> = publishers.iter().map(|p| p.health()).collect();
+    if healths.iter().any(|h| h.failing_since.is_some()) {
         "failing"
-    } else if health.newest_is_degraded(newest_full, newest_delta) {
+    } else if healths
+        .iter()
+        .zip(
+            newest
+                .iter()
+                .copied()
+                .chain(std::iter::repeat((None, None))),
+        )
+        .any(|(h, (full, delta))| h.newest_is_degraded(full, delta))
+    {
         "degraded"
     } else {
         "ok"
     }
 }
 
-/// The issuing CA's newest CRLs for /readyz, and the numbers of the newest full and delta CRL,
-/// updating the expiry gauge on the way.
-fn crl_state(state: &AppState) -> (&'static str, (Option<i64>, Option<i64>)) {
-    let id = state.issuer.id();
-    let latest = state.store.read(|tx| {
-        Ok::<_, crate::store::StoreError>((
-            tx.latest_crl_info(id, false)?,
-            tx.latest_crl_info(id, true)?,
-        ))
-    });
+/// Every issuer's newest CRLs for /readyz — the worst of them: `expired`, then `missing`,
+/// then `ok` — and the numbers of each one's newest full and delta CRL (in the order of
+/// `issuers`), updating the expiry gauge with `[ca]`'s issuer's on the way.
+fn crl_state(state: &AppState) -> (&'static str, Vec<CrlNumbers>) {
     let now = state.clock.now().naive_utc();
-    match latest {
-        Ok((Some(full), delta)) => {
-            state
-                .metrics
-                .crl_expires_in((full.next_update - now).num_seconds());
-            let expired =
-                full.next_update <= now || delta.as_ref().is_some_and(|d| d.next_update <= now);
-            let numbers = (Some(full.crl_number), delta.map(|d| d.crl_number));
-            (if expired { "expired" } else { "ok" }, numbers)
+    let mut worst = "ok";
+    let mut numbers = Vec::new();
+    for (n, issuer) in state.issuers.iter().enumerate() {
+        let id = issuer.id();
+        let latest = state.store.read(|tx| {
+            Ok::<_, crate::store::StoreError>((
+                tx.latest_crl_info(id, false)?,
+                tx.latest_crl_info(id, true)?,
+            ))
+        });
+        let (label, these) = match latest {
+            Ok((Some(full), delta)) => {
+                if n == 0 {
+                    state
+                        .metrics
+                        .crl_expires_in((full.next_update - now).num_seconds());
+                }
+                let expired =
+                    full.next_update <= now || delta.as_ref().is_some_and(|d| d.next_update <= now);
+                let these = (Some(full.crl_number), delta.map(|d| d.crl_number));
+                (if expired { "expired" } else { "ok" }, these)
+            }
+            Ok((None, _)) => ("missing", (None, None)),
+            Err(_) => return ("unknown", Vec::new()),
+        };
+        let rank = |l: &str| match l {
+            "expired" => 2,
+            "missing" => 1,
+            _ => 0,
+        };
+        if rank(label) > rank(worst) {
+            worst = label;
         }
-        Ok((None, _)) => ("missing", (None, None)),
-        Err(_) => ("unknown", (None, None)),
+        numbers.push(these);
     }
+    (worst, numbers)
 }
 
 /// The root CRL's state for /readyz, updating its expiry gauge on the way.
@@ -253,7 +312,7 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiErro
 
 /// `GET /ca/root.crt` and `GET /ca/{issuer_id}.crt`: DER certificates.
 #[utoipa::path(get, path = "/ca/{file}", tag = "public",
-    params(("file" = String, Path, description = "`root.crt` or `{issuer_id}.crt`", example = "root.crt")),
+    params(("file" = String, Path, description = "`root.crt` (the root of the first issuer), `{root_id}.crt` (another issuer's root) or `{issuer_id}.crt`, for every issuer", example = "root.crt")),
     responses(
         (status = 200, description = "The certificate, DER", body = super::types::Der, content_type = "application/pkix-cert"),
         (status = 404, description = "`ca_certificate_not_found`", body = super::types::ProblemDocument, content_type = "application/problem+json"),
@@ -262,17 +321,20 @@ pub async fn ca_certificate(
     state: web::Data<AppState>,
     file: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let hierarchy = &state.hierarchy;
     let name = file.as_str();
-    let cert = match name.strip_suffix(".crt") {
-        Some("root") => hierarchy.root(),
-        Some(id) if id == hierarchy.issuing().id() => hierarchy.issuing().certificate(),
-        _ => {
-            return Err(ApiError::NotFound {
-                code: crate::error_code::ErrorCode::CaCertificateNotFound,
-                detail: format!("no CA certificate named {name}"),
-            })
-        }
+    let id = name.strip_suffix(".crt").unwrap_or_default();
+    // An issuing CA by its id, or a root by its (`root` for `[ca]`'s).
+    let cert = match state.issuers.get(id) {
+        Some(issuer) => issuer.hierarchy().issuing().certificate(),
+        None => match state.issuers.root(id) {
+            Some(h) => h.root(),
+            None => {
+                return Err(ApiError::NotFound {
+                    code: crate::error_code::ErrorCode::CaCertificateNotFound,
+                    detail: format!("no CA certificate named {name}"),
+                })
+            }
+        },
     };
     Ok(HttpResponse::Ok()
         .content_type(PKIX_CERT)

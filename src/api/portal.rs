@@ -134,15 +134,27 @@ fn application_json(
         .iter()
         .map(certificate_json)
         .collect::<Result<Vec<_>, _>>()?;
+    // The chain of each issuing CA that signed one of the certificates (the AUTH and SIGN
+    // certificates may come from two: RSA and GOST), issuing CA then root, once each.
     let chain_pem = if certificates.is_empty() {
         None
     } else {
-        Some(
-            state
-                .issuer
-                .chain_pem()
-                .map_err(|e| ApiError::Internal(format!("chain: {e}")))?,
-        )
+        let mut ids: Vec<&str> = Vec::new();
+        for c in certs {
+            if !ids.contains(&c.issuer_id.as_str()) {
+                ids.push(&c.issuer_id);
+            }
+        }
+        let mut pem = String::new();
+        for id in ids {
+            let issuer = state.issuers.get(id).unwrap_or(&state.issuer);
+            pem.push_str(
+                &issuer
+                    .chain_pem()
+                    .map_err(|e| ApiError::Internal(format!("chain: {e}")))?,
+            );
+        }
+        Some(pem)
     };
     Ok(ApplicationResponse {
         id: app.id.clone(),

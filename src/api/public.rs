@@ -1,6 +1,7 @@
 //! Public endpoints for relying parties: CRLs (`/crl/…`), with `304 Not Modified` to
 //! `If-None-Match` and `If-Modified-Since` (see `conditional`).
 
+use std::collections::HashMap;
 use std::sync::RwLock;
 
 use actix_web::http::header;
@@ -17,19 +18,39 @@ const PKIX_CRL: &str = "application/pkix-crl";
 const FULL_MAX_AGE: i64 = 600;
 const DELTA_MAX_AGE: i64 = 60;
 
-/// The newest full and delta CRL this instance has read, keyed by CRL number: each request
-/// asks the database only for the newest number, and reads the bytes only when it changed.
+/// The newest full and delta CRL of each issuer, and each root's CRL, this instance has read,
+/// keyed by the id it is served under and whether it is a delta; each request asks the
+/// database only for the newest number, and reads the bytes only when it changed.
 #[derive(Debug, Default)]
 pub struct CrlCache {
-    full: RwLock<Option<std::sync::Arc<StoredCrl>>>,
-    delta: RwLock<Option<std::sync::Arc<StoredCrl>>>,
-    root: RwLock<Option<std::sync::Arc<StoredCrl>>>,
+    slots: RwLock<HashMap<(String, bool), std::sync::Arc<StoredCrl>>>,
+}
+
+impl CrlCache {
+    fn get(&self, id: &str, delta: bool) -> Option<std::sync::Arc<StoredCrl>> {
+        self.slots
+            .read()
+            .ok()
+            .and_then(|slots| slots.get(&(id.to_owned(), delta)).cloned())
+    }
+
+    /// Keep `crl` unless a newer one is kept already.
+    fn offer(&self, id: &str, delta: bool, crl: &std::sync::Arc<StoredCrl>) {
+        if let Ok(mut slots) = self.slots.write() {
+            let slot = slots
+                .entry((id.to_owned(), delta))
+                .or_insert_with(|| std::sync::Arc::clone(crl));
+            if slot.crl_number < crl.crl_number {
+                *slot = std::sync::Arc::clone(crl);
+            }
+        }
+    }
 }
 
 /// `GET /crl/{issuer_id}.crl` and `GET /crl/{issuer_id}-delta.crl`.
 #[utoipa::path(get, path = "/crl/{file}", tag = "public",
     params(
-        ("file" = String, Path, description = "`root.crl`, `{issuer_id}.crl` (full) or `{issuer_id}-delta.crl`", example = "root.crl"),
+        ("file" = String, Path, description = "`root.crl` (the root of the first issuer), `{root_id}.crl` (another issuer's root), `{issuer_id}.crl` (full) or `{issuer_id}-delta.crl`, for every issuer", example = "root.crl"),
         ("If-None-Match" = Option<String>, Header, description = "Entity tags (or `*`) of CRLs the client holds: `304` if one is the newest CRL's `ETag` (weak comparison)"),
         ("If-Modified-Since" = Option<String>, Header, description = "HTTP date: `304` if the newest CRL's thisUpdate (`Last-Modified`) is not later, at second precision; ignored when `If-None-Match` is sent, and when it is not a valid date or later than the server's clock"),
     ),
@@ -56,40 +77,33 @@ pub async fn crl(
     req: HttpRequest,
     file: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let own = state.issuer.id().to_owned();
     let name = file.into_inner();
-    let root = name == "root.crl";
-    let issuer = if root {
-        crate::crl::root::ROOT_ID
-    } else {
-        own.as_str()
+    let not_found = || ApiError::NotFound {
+        code: crate::error_code::ErrorCode::CrlNotFound,
+        detail: format!("no CRL named {name}"),
     };
-    let delta = match name.strip_suffix(".crl") {
-        Some(n) if n == issuer => false,
-        Some(n) if n.strip_suffix("-delta") == Some(issuer) && !root => true,
-        _ => {
-            return Err(ApiError::NotFound {
-                code: crate::error_code::ErrorCode::CrlNotFound,
-                detail: format!("no CRL named {name}"),
-            })
-        }
+    let stem = name.strip_suffix(".crl").ok_or_else(not_found)?;
+    // An issuer's full or delta CRL, or a root's (ids of issuers and roots never clash, and
+    // none ends in `-delta`: `config::checks`).
+    let (issuer, delta) = if state.issuers.get(stem).is_some() {
+        (stem.to_owned(), false)
+    } else if let Some(base) = stem
+        .strip_suffix("-delta")
+        .filter(|b| state.issuers.get(b).is_some())
+    {
+        (base.to_owned(), true)
+    } else if state.issuers.root(stem).is_some() {
+        (stem.to_owned(), false)
+    } else {
+        return Err(not_found());
     };
     let state = state.into_inner();
     let reader = std::sync::Arc::clone(&state);
+    let id = issuer.clone();
     let current = super::blocking(
         &state,
         move || -> Result<Option<std::sync::Arc<StoredCrl>>, ApiError> {
-            let id = if root {
-                crate::crl::root::ROOT_ID
-            } else {
-                reader.issuer.id()
-            };
-            let slot = match (root, delta) {
-                (true, _) => &reader.crl_cache.root,
-                (false, true) => &reader.crl_cache.delta,
-                (false, false) => &reader.crl_cache.full,
-            };
-            let cached = || slot.read().ok().and_then(|guard| guard.clone());
+            let cached = || reader.crl_cache.get(&id, delta);
             // With the database out of reach, the CRL this instance last read is still a
             // signed CRL (its expiry is checked below); a newer one may exist, as it may for
             // any relying party's cached copy. Do not wait for the pool timeout to say so.
@@ -98,7 +112,7 @@ pub async fn crl(
                     return Ok(Some(c));
                 }
             }
-            let newest = match reader.store.read(|tx| tx.latest_crl_info(id, delta)) {
+            let newest = match reader.store.read(|tx| tx.latest_crl_info(&id, delta)) {
                 Ok(newest) => newest,
                 Err(e) if e.is_unavailable() => match cached() {
                     Some(c) => return Ok(Some(c)),
@@ -112,12 +126,10 @@ pub async fn crl(
             if let Some(c) = cached().filter(|c| c.crl_number == newest.crl_number) {
                 return Ok(Some(c));
             }
-            let loaded = reader.store.read(|tx| tx.latest_crl(id, delta))?;
+            let loaded = reader.store.read(|tx| tx.latest_crl(&id, delta))?;
             let loaded = loaded.map(std::sync::Arc::new);
-            if let (Some(l), Ok(mut guard)) = (&loaded, slot.write()) {
-                if guard.as_ref().is_none_or(|c| c.crl_number < l.crl_number) {
-                    *guard = Some(std::sync::Arc::clone(l));
-                }
+            if let Some(l) = &loaded {
+                reader.crl_cache.offer(&id, delta, l);
             }
             Ok(loaded)
         },

@@ -62,7 +62,9 @@ pub struct ApplicationResponse {
     pub created_at: String,
     /// Issued certificates, AUTH first (empty until issued).
     pub certificates: Vec<IssuedCertificate>,
-    /// The CA chain (issuing CA, then root), PEM, once issued.
+    /// The CA chain (issuing CA, then root), PEM, once issued: for each issuing CA that signed
+    /// one of the certificates (AUTH and SIGN may come from two, RSA and GOST), in the order
+    /// of `certificates`, each once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chain_pem: Option<String>,
     /// For a re-issue: the application whose pair this one replaces (revoked `superseded`

@@ -112,8 +112,7 @@ fn spawn_responder_renewal(state: &AppState) {
         loop {
             tick.tick().await;
             let s = renewal.clone();
-            let validity = chrono::Duration::days(i64::from(s.config.get().ca.ocsp_validity_days));
-            match web::block(move || s.ocsp.renew_if_due(&s.hierarchy, validity)).await {
+            match web::block(move || s.ocsp.renew_if_due()).await {
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => {
                     tracing::error!(error = %e, "renewing the OCSP responder certificate failed")
@@ -175,10 +174,10 @@ fn spawn_mail(state: &AppState) {
     });
 }
 
-/// The root CRL and the root-signed OCSP responses for the issuing CA kept fresh (where the
-/// root key is: development), and the issuing CA's full and delta CRLs published when due.
+/// Every root's CRL and the root-signed OCSP responses for every issuing CA kept fresh (where
+/// the root key is: development), and every issuing CA's full and delta CRLs published when
+/// due.
 fn spawn_crl_publication(state: &AppState) {
-    let crl = state.crl.clone();
     let root_state = state.clone();
     actix_web::rt::spawn(async move {
         let mut tick = actix_web::rt::time::interval(CRL_POLL);
@@ -187,61 +186,100 @@ fn spawn_crl_publication(state: &AppState) {
             if root_state.store.unreachable() {
                 continue;
             }
-            let publisher = crl.clone();
             let s = root_state.clone();
-            let root = web::block(move || {
-                let cfg = s.config.get();
-                let fresh = crate::crl::root::keep_fresh(
-                    &s.store,
-                    &s.hierarchy,
-                    s.config.public_url(),
-                    s.clock.now(),
-                    cfg.crl.root_validity.chrono(),
-                );
-                ops::root_crl_state(&s);
-                let issuing_cert = crate::ca::HierarchyFiles::for_config(&cfg.ca).issuing_cert;
-                let ocsp = crate::ocsp::root::keep_fresh(
-                    &s.store,
-                    &s.hierarchy,
-                    &issuing_cert,
-                    s.clock.now(),
-                    cfg.crl.root_validity.chrono(),
-                );
-                (fresh, ocsp)
-            })
-            .await;
-            if let Ok((crl, ocsp)) = root {
-                if let Err(e) = crl {
-                    tracing::warn!(error = %e, "keeping the root CRL fresh failed");
-                }
-                if let Err(e) = ocsp {
-                    tracing::warn!(error = %e, "keeping the root OCSP responses fresh failed");
+            let root = web::block(move || keep_roots_fresh(&s)).await;
+            if let Ok(failures) = root {
+                for (what, e) in failures {
+                    tracing::warn!(error = %e, "keeping {what} fresh failed");
                 }
             }
-            let health_of = crl.clone();
-            match web::block(move || publisher.publish_due()).await {
-                Ok(Ok(_)) => root_state
-                    .metrics
-                    .crl_publication(&health_of.health(), false),
-                Ok(Err(e)) => {
-                    let health = health_of.health();
-                    root_state.metrics.crl_publication(&health, true);
-                    // Every 2 s while it lasts would drown the log: the first failure, then
-                    // one line about every five minutes.
-                    if health.consecutive_failures % 150 == 1 {
-                        tracing::error!(
-                            error = %e,
-                            failures = health.consecutive_failures,
-                            "CRL publication failed; retrying (see /readyz; tamga crl check)"
-                        );
-                    } else {
-                        tracing::debug!(error = %e, "CRL publication failed again");
+            for (n, publisher) in root_state.crls.iter().enumerate() {
+                let health_of = publisher.clone();
+                let publisher = publisher.clone();
+                let first = n == 0;
+                match web::block(move || publisher.publish_due()).await {
+                    Ok(Ok(_)) if first => root_state
+                        .metrics
+                        .crl_publication(&health_of.health(), false),
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => {
+                        let health = health_of.health();
+                        if first {
+                            root_state.metrics.crl_publication(&health, true);
+                        }
+                        // Every 2 s while it lasts would drown the log: the first failure,
+                        // then one line about every five minutes.
+                        if health.consecutive_failures % 150 == 1 {
+                            tracing::error!(
+                                error = %e,
+                                issuer = health_of.issuer_id(),
+                                failures = health.consecutive_failures,
+                                "CRL publication failed; retrying (see /readyz; tamga crl check)"
+                            );
+                        } else {
+                            tracing::debug!(error = %e, "CRL publication failed again");
+                        }
                     }
+                    Err(e) => tracing::warn!(error = %e, "CRL publication did not run"),
                 }
-                Err(e) => tracing::warn!(error = %e, "CRL publication did not run"),
             }
         }
     });
+}
+
+/// One turn of the roots' upkeep: each root's CRL, and each issuing CA's root-signed OCSP
+/// responses, where this machine holds the root key. Returns what failed.
+pub(crate) fn keep_roots_fresh(s: &AppState) -> Vec<(String, String)> {
+    let cfg = s.config.get();
+    let now = s.clock.now();
+    let validity = cfg.crl.root_validity.chrono();
+    let mut failures = Vec::new();
+    for root in s.issuers.roots() {
+        let fresh = if root.root_id() == crate::crl::root::ROOT_ID {
+            crate::crl::root::keep_fresh(&s.store, root, s.config.public_url(), now, validity)
+        } else {
+            let serials: Vec<String> = s
+                .issuers
+                .iter()
+                .filter(|i| i.hierarchy().root_id() == root.root_id())
+                .filter_map(|i| crate::ocsp::root::issuing_serial(i.hierarchy()).ok())
+                .collect();
+            crate::crl::root::keep_fresh_further(
+                &s.store,
+                root,
+                &serials,
+                s.config.public_url(),
+                now,
+                validity,
+            )
+        };
+        if let Err(e) = fresh {
+            failures.push((
+                format!("the CRL of the root {}", root.root_id()),
+                e.to_string(),
+            ));
+        }
+    }
+    ops::root_crl_state(s);
+    for view in cfg.ca.per_issuer() {
+        let Some(issuer) = s.issuers.get(&view.issuer_id) else {
+            continue;
+        };
+        let issuing_cert = crate::ca::HierarchyFiles::for_config(&view).issuing_cert;
+        if let Err(e) = crate::ocsp::root::keep_fresh(
+            &s.store,
+            issuer.hierarchy(),
+            &issuing_cert,
+            now,
+            validity,
+        ) {
+            failures.push((
+                format!("the root OCSP responses for {}", view.issuer_id),
+                e.to_string(),
+            ));
+        }
+    }
+    failures
 }
 
 /// Completing issuance that was postponed (key unavailable) or interrupted.

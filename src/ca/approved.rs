@@ -144,18 +144,25 @@ impl ApprovedRequest {
 /// needs, whether just prepared or read back from where the caller stored them.
 #[derive(Debug, Clone)]
 pub struct ToBeSigned {
+    issuer_id: String,
     serial: String,
     der: Vec<u8>,
 }
 
 impl ToBeSigned {
-    /// TBS bytes stored earlier with their reserved serial (crash recovery). The signature
-    /// checks them again: issuer and algorithm must be this CA's.
-    pub fn reserved(serial: &str, der: &[u8]) -> ToBeSigned {
+    /// TBS bytes stored earlier with their reserved serial, for the issuing CA `issuer_id`
+    /// (crash recovery). The signature checks them again: issuer and algorithm must be this
+    /// CA's.
+    pub fn reserved(issuer_id: &str, serial: &str, der: &[u8]) -> ToBeSigned {
         ToBeSigned {
+            issuer_id: issuer_id.to_owned(),
             serial: serial.to_owned(),
             der: der.to_vec(),
         }
+    }
+    /// The id of the issuing CA that is to sign it.
+    pub fn issuer_id(&self) -> &str {
+        &self.issuer_id
     }
     /// The reserved serial, upper-case hex.
     pub fn serial(&self) -> &str {

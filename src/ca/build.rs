@@ -55,6 +55,9 @@ pub struct IssuingUrls<'a> {
     pub public_url: &'a str,
     /// The id-qt-cps qualifier of NCA's CA policy.
     pub cps_url: &'a str,
+    /// The id of the root that signs it: its CRL is `{public_url}/crl/{root_id}.crl`, its
+    /// certificate `{public_url}/ca/{root_id}.crt`.
+    pub root_id: &'a str,
 }
 
 /// Generate a fresh key pair of `key_type` (a GOST key through the engine).
@@ -147,8 +150,8 @@ fn append_key_identifiers(b: &mut X509Builder, issuer: &X509Ref) -> Result<(), C
 /// `not_after`: CA with pathlen 0, keyCertSign and cRLSign, SKI/AKI, the certificate policies
 /// of [`issuing_ca_policies`] (so a relying party that requires an explicit policy accepts the
 /// certificates it issues), and — so that strict relying parties find revocation data for it —
-/// a CRL distribution point `{public_url}/crl/root.crl` and AIA OCSP `{public_url}/ocsp` and
-/// caIssuers `{public_url}/ca/root.crt`.
+/// a CRL distribution point `{public_url}/crl/{root_id}.crl` and AIA OCSP `{public_url}/ocsp`
+/// and caIssuers `{public_url}/ca/{root_id}.crt`.
 ///
 /// The one issuing-CA profile: the development hierarchy, `ca reissue-issuing` and the
 /// production ceremony (`root sign-issuing`) all build the certificate here; the key is
@@ -165,8 +168,8 @@ pub fn build_issuing(
     b.append_extension(BasicConstraints::new().critical().ca().pathlen(0).build()?)?;
     b.append_extension(ca_key_usage()?)?;
     append_key_identifiers(&mut b, root.cert)?;
-    b.append_extension(root_crl_distribution_point(urls.public_url)?)?;
-    b.append_extension(root_ca_issuers(urls.public_url)?)?;
+    b.append_extension(root_crl_distribution_point(urls.public_url, urls.root_id)?)?;
+    b.append_extension(root_ca_issuers(urls.public_url, urls.root_id)?)?;
     b.append_extension(issuing_ca_policies(urls.cps_url)?)?;
     root.key.sign_x509(b, root.key_type)
 }
@@ -234,12 +237,12 @@ fn from_der_extension(oid: &str, value: &impl der::Encode) -> Result<X509Extensi
     Ok(X509Extension::new_from_der(&oid, false, &bytes)?)
 }
 
-fn root_crl_distribution_point(public_url: &str) -> Result<X509Extension, CaError> {
+fn root_crl_distribution_point(public_url: &str, root_id: &str) -> Result<X509Extension, CaError> {
     use x509_cert::ext::pkix::crl::dp::DistributionPoint;
     use x509_cert::ext::pkix::name::DistributionPointName;
     let dp = x509_cert::ext::pkix::CrlDistributionPoints(vec![DistributionPoint {
         distribution_point: Some(DistributionPointName::FullName(vec![uri(&format!(
-            "{public_url}/crl/root.crl"
+            "{public_url}/crl/{root_id}.crl"
         ))?])),
         reasons: None,
         crl_issuer: None,
@@ -249,7 +252,7 @@ fn root_crl_distribution_point(public_url: &str) -> Result<X509Extension, CaErro
 
 /// The issuing CA's AIA: OCSP `{public_url}/ocsp` (answered with responses the root signed
 /// offline) and caIssuers `{public_url}/ca/root.crt`.
-fn root_ca_issuers(public_url: &str) -> Result<X509Extension, CaError> {
+fn root_ca_issuers(public_url: &str, root_id: &str) -> Result<X509Extension, CaError> {
     let aia = x509_cert::ext::pkix::AuthorityInfoAccessSyntax(vec![
         x509_cert::ext::pkix::AccessDescription {
             access_method: const_oid::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1"),
@@ -257,7 +260,7 @@ fn root_ca_issuers(public_url: &str) -> Result<X509Extension, CaError> {
         },
         x509_cert::ext::pkix::AccessDescription {
             access_method: const_oid::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.2"),
-            access_location: uri(&format!("{public_url}/ca/root.crt"))?,
+            access_location: uri(&format!("{public_url}/ca/{root_id}.crt"))?,
         },
     ]);
     from_der_extension("1.3.6.1.5.5.7.1.1", &aia)

@@ -73,12 +73,13 @@ impl HierarchyFiles {
         }
     }
 
-    /// The layout `[ca]` describes: key files only for keys that are not in a token.
+    /// The layout `[ca]` describes (or a view of one of its issuers,
+    /// `CaConfig::per_issuer`): key files only for keys that are not in a token.
     pub fn for_config(ca: &CaConfig) -> HierarchyFiles {
         HierarchyFiles {
             issuing_key_is_file: ca.issuing_key.kind == KeyKind::File,
             ocsp_key_is_file: ca.ocsp_key.kind == KeyKind::File,
-            ..HierarchyFiles::new(&ca.dir, &ca.issuer_id)
+            ..HierarchyFiles::with_root(&ca.dir, &ca.root_id, &ca.issuer_id)
         }
     }
 

@@ -196,6 +196,11 @@ impl Issuer {
         })
     }
 
+    /// The hierarchy this issuing CA belongs to (its root and OCSP responder).
+    pub fn hierarchy(&self) -> &Arc<Hierarchy> {
+        &self.hierarchy
+    }
+
     /// The issuing CA's id.
     pub fn id(&self) -> &str {
         self.hierarchy.issuing().id()
@@ -313,7 +318,7 @@ impl Issuer {
         };
         let tbs_der = tbs.to_der()?;
         Ok(PreparedCertificate {
-            tbs: ToBeSigned::reserved(&serial_hex, &tbs_der),
+            tbs: ToBeSigned::reserved(self.id(), &serial_hex, &tbs_der),
             issuer_id: self.id().to_owned(),
             application_id: req.application_id().to_owned(),
             kind: req.kind(),

@@ -21,6 +21,7 @@ pub mod ceremony;
 mod files;
 pub mod gost_ca;
 mod issue;
+pub mod issuers;
 pub mod pkcs11;
 mod revocation;
 mod time;
@@ -37,13 +38,14 @@ use crate::vocab::KeyType;
 pub(crate) use approved::VerifiedSubject;
 pub use approved::{ApprovedRequest, PreparedCertificate, ToBeSigned};
 pub use build::OID_POLICY_CA;
-pub(crate) use files::write_new;
 pub use files::HierarchyFiles;
+pub(crate) use files::{read_cert, read_private_key, write_new};
 pub use gost_ca::{init_gost_hierarchy, GostUrls};
 pub use issue::{
     Issuer, OID_NCA_INDIVIDUAL, OID_NCA_KEY_STORE, OID_NCA_KEY_STORE_PKCS12,
     OID_NCA_REMOTE_DIGITAL_ID, OID_POLICY_AUTH, OID_POLICY_GOST, OID_POLICY_SIGN,
 };
+pub use issuers::Issuers;
 pub use revocation::{Serial, SerialError};
 pub use time::{carried_invalidity_date, TimeOutOfRange, X509Time};
 
@@ -518,6 +520,7 @@ pub fn signature_algorithm(key_type: KeyType) -> spki::AlgorithmIdentifierOwned 
 /// The loaded CA hierarchy of this instance.
 #[derive(Debug)]
 pub struct Hierarchy {
+    root_id: String,
     root: CaCertificate,
     root_key: Option<IssuerKey>,
     issuing: IssuerKey,
@@ -558,7 +561,7 @@ impl Hierarchy {
         // file, or in the token `[ca.root_key]` names); the online server has none.
         let root_key = if ca.root_key.kind == KeyKind::Pkcs11 || files.root_key.exists() {
             Some(load_key_pair(
-                "root",
+                &ca.root_id,
                 &files.root_cert,
                 &files.root_key,
                 &ca.root_key,
@@ -571,6 +574,7 @@ impl Hierarchy {
             Mode::Production => None,
         };
         Ok(Hierarchy {
+            root_id: ca.root_id.clone(),
             root,
             root_key,
             issuing,
@@ -579,6 +583,11 @@ impl Hierarchy {
         })
     }
 
+    /// The id of the root (`root` for `[ca]`'s issuer): its files, `/ca/<id>.crt` and
+    /// `/crl/<id>.crl`.
+    pub fn root_id(&self) -> &str {
+        &self.root_id
+    }
     /// The root CA certificate.
     pub fn root(&self) -> &CaCertificate {
         &self.root
@@ -600,11 +609,11 @@ impl Hierarchy {
         cps_url: &str,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<X509, CaError> {
+        let files = HierarchyFiles::for_config(ca);
         let root = self.root_key.as_ref().ok_or_else(|| CaError::Invalid {
-            path: ca.dir.join("root.key.pem"),
+            path: files.root_key.clone(),
             message: "the root key is needed to reissue the issuing CA certificate".to_owned(),
         })?;
-        let files = HierarchyFiles::new(&ca.dir, &ca.issuer_id);
         let old = self.issuing.cert.x509();
         let not_before = now - chrono::Duration::hours(1);
         let not_after = build::add_years(not_before, build::ISSUING_VALIDITY_YEARS);
@@ -612,11 +621,7 @@ impl Hierarchy {
             (SigningKey::File { key, .. }, KeyType::Gost2015_512) => {
                 use der::Decode;
                 let old_der = x509_cert::Certificate::from_der(self.issuing.cert.der())?;
-                let root_id = files
-                    .root_cert
-                    .file_stem()
-                    .map(|s| s.to_string_lossy().into_owned())
-                    .unwrap_or_else(|| "root".to_owned());
+                let root_id = self.root_id.clone();
                 let der = gost_ca::build_issuing(
                     old_der.tbs_certificate.subject,
                     &crate::gost::subject_public_key_info(self.issuing.cert.der())?,
@@ -645,6 +650,7 @@ impl Hierarchy {
                 &build::IssuingUrls {
                     public_url,
                     cps_url,
+                    root_id: &self.root_id,
                 },
                 not_before,
                 not_after,

@@ -40,7 +40,7 @@ pub(super) fn ca_init(config: &ValidConfig, args: &CaInit) -> Result<(), Failure
         )));
     }
     let clock = SystemClock;
-    let outcome = match crate::dev::hierarchy::init(
+    let outcomes = match crate::dev::hierarchy::init_all(
         &cfg.ca,
         config.public_url(),
         config.cps_url(),
@@ -54,25 +54,64 @@ pub(super) fn ca_init(config: &ValidConfig, args: &CaInit) -> Result<(), Failure
         Err(e) => return Err(Failure::Internal(e.into())),
     };
     let hierarchy = load_hierarchy(config)?;
+    // The further issuers (`[[ca.issuers]]`), loaded as `serve` loads them.
+    let mut further = Vec::new();
+    for view in cfg.ca.per_issuer().iter().skip(1) {
+        if crate::ca::issuers::skipped(view, false) {
+            continue;
+        }
+        let h = Hierarchy::load(view, cfg.mode).map_err(|e| {
+            Failure::Internal(anyhow::anyhow!(
+                "loading the hierarchy of {}: {e}",
+                view.issuer_id
+            ))
+        })?;
+        further.push(h);
+    }
     match Store::open(config.database(), &cfg.database) {
         Ok(store) => {
-            // One actor for both entries (and at most one warning without $USER/$LOGNAME).
+            // One actor for every entry (and at most one warning without $USER/$LOGNAME).
             let actor = operator_actor(args.operator.clone());
             record_hierarchy_generated(&store, &hierarchy, &clock, &actor)?;
             record_development_root(&store, &hierarchy, &cfg.ca, &actor)?;
+            for h in &further {
+                record_hierarchy_generated(&store, h, &clock, &actor)?;
+            }
         }
         Err(e) => tracing::warn!(error = %e, "the database is unavailable: generation not audited"),
     }
-    out!(
-        "{} development CA hierarchy in {}",
-        if outcome.replaced {
-            "Replaced the"
-        } else {
-            "Generated a"
-        },
-        outcome.files.dir.display()
-    )?;
-    print_described(&describe_hierarchy(&hierarchy, &outcome.files, cfg.mode))?;
+    let mut described = outcomes
+        .made
+        .iter()
+        .zip(std::iter::once(&hierarchy).chain(&further));
+    if let Some((outcome, h)) = described.next() {
+        out!(
+            "{} development CA hierarchy in {}",
+            if outcome.replaced {
+                "Replaced the"
+            } else {
+                "Generated a"
+            },
+            outcome.files.dir.display()
+        )?;
+        print_described(&describe_hierarchy(h, &outcome.files, cfg.mode))?;
+    }
+    for (outcome, h) in described {
+        out!(
+            "{} development issuing CA {} under the root {}",
+            if outcome.replaced {
+                "Replaced the"
+            } else {
+                "Generated the"
+            },
+            h.issuing().id(),
+            h.root_id()
+        )?;
+        print_described(&describe_hierarchy(h, &outcome.files, cfg.mode))?;
+    }
+    for (id, why) in &outcomes.skipped {
+        out!("Skipped the issuing CA {id}: {why}")?;
+    }
     Ok(())
 }
 
@@ -172,6 +211,7 @@ pub(super) fn ca_install_issuing(
     let urls = crate::ca::build::IssuingUrls {
         public_url: config.public_url(),
         cps_url: config.cps_url(),
+        root_id: crate::config::FIRST_ROOT_ID,
     };
     let installed = ceremony::install_issuing(&cfg.ca, &bytes, force, &urls, SystemClock.now())
         .map_err(ceremony_failure)?;
@@ -316,14 +356,47 @@ pub(super) fn ca_show(config: &ValidConfig, json: bool) -> Result<(), Failure> {
         warn_root_crl_expiry(&store);
     }
     let described = describe_hierarchy(&hierarchy, &files, cfg.mode);
+    // The further issuers (`[[ca.issuers]]`) that are loaded here, each with its root.
+    let mut further = Vec::new();
+    for view in cfg.ca.per_issuer().iter().skip(1) {
+        if crate::ca::issuers::skipped(view, false) {
+            continue;
+        }
+        let h = Hierarchy::load(view, cfg.mode).map_err(|e| {
+            Failure::Internal(anyhow::anyhow!(
+                "loading the hierarchy of {}: {e}",
+                view.issuer_id
+            ))
+        })?;
+        let described = describe_hierarchy(&h, &HierarchyFiles::for_config(view), cfg.mode);
+        further.push((view.issuer_id.clone(), view.root_id.clone(), described));
+    }
     if json {
-        let doc: serde_json::Map<String, serde_json::Value> = described
+        let mut doc: serde_json::Map<String, serde_json::Value> = described
             .into_iter()
             .map(|(role, d)| (role.to_owned(), d))
             .collect();
+        if !further.is_empty() {
+            let issuers: serde_json::Map<String, serde_json::Value> = further
+                .into_iter()
+                .map(|(id, root_id, described)| {
+                    let mut one: serde_json::Map<String, serde_json::Value> = described
+                        .into_iter()
+                        .map(|(role, d)| (role.to_owned(), d))
+                        .collect();
+                    one.insert("root_id".to_owned(), serde_json::Value::String(root_id));
+                    (id, serde_json::Value::Object(one))
+                })
+                .collect();
+            doc.insert("issuers".to_owned(), serde_json::Value::Object(issuers));
+        }
         out!("{:#}", serde_json::Value::Object(doc))?;
     } else {
         print_described(&described)?;
+        for (id, root_id, described) in &further {
+            out!("issuer {id} (root {root_id}):")?;
+            print_described(described)?;
+        }
     }
     Ok(())
 }

@@ -52,6 +52,25 @@ pub(super) fn config_check(config: &ValidConfig) -> Result<(), Failure> {
     out!("  database      {}", config.database().redacted())?;
     out!("  issuer_id     {}", cfg.ca.issuer_id)?;
     out!("  CA hierarchy  {hierarchy}")?;
+    // The further issuers (`[[ca.issuers]]`): each by id and root, and whether it is loaded.
+    for view in cfg.ca.per_issuer().iter().skip(1) {
+        let state = if crate::ca::issuers::skipped(view, false) {
+            format!("degraded: {}", crate::ca::issuers::not_loaded_reason())
+        } else {
+            let files = HierarchyFiles::for_config(view);
+            if files.issuing_cert.exists() {
+                "present".to_owned()
+            } else {
+                "absent; `tamga serve` will generate it (dev mode)".to_owned()
+            }
+        };
+        out!(
+            "  issuer        {} (root {}, {}): {state}",
+            view.issuer_id,
+            view.root_id,
+            view.issuing_key_type
+        )?;
+    }
     for warning in config.warnings() {
         out!("warning: {warning}")?;
     }

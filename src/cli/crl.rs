@@ -148,11 +148,17 @@ pub(super) fn crl_check(
     // Each certificate has at most one repairable defect: what was not repaired is left.
     let left = found.len() - repaired.len();
     if !repaired.is_empty() {
-        for kind in [CrlKind::Full, CrlKind::Delta] {
-            services
-                .crl
-                .publish(kind, true)
-                .map_err(|e| Failure::Internal(anyhow::anyhow!("publishing the CRL: {e}")))?;
+        // New CRLs of every issuer whose revocations were repaired.
+        for publisher in services
+            .crls
+            .iter()
+            .filter(|p| repaired.iter().any(|d| d.issuer_id == p.issuer_id()))
+        {
+            for kind in [CrlKind::Full, CrlKind::Delta] {
+                publisher
+                    .publish(kind, true)
+                    .map_err(|e| Failure::Internal(anyhow::anyhow!("publishing the CRL: {e}")))?;
+            }
         }
     }
     let verdict = if left == 0 {
@@ -198,14 +204,18 @@ pub(super) fn crl_check(
 pub(super) fn crl_publish(config: &ValidConfig, json: bool) -> Result<(), Failure> {
     let services = Services::open(config, Arc::new(SystemClock))?;
     let mut published = Vec::new();
-    for kind in [CrlKind::Full, CrlKind::Delta] {
-        let info = services
-            .crl
+    // Every issuing CA's full and delta CRL (`[ca]`'s first).
+    for (publisher, kind) in services
+        .crls
+        .iter()
+        .flat_map(|p| [(p, CrlKind::Full), (p, CrlKind::Delta)])
+    {
+        let info = publisher
             .publish(kind, true)
             .map_err(|e| Failure::Internal(anyhow::anyhow!("publishing the CRL: {e}")))?;
         if let Some(info) = info {
             published.push(serde_json::json!({
-                "issuer": services.crl.issuer_id(),
+                "issuer": publisher.issuer_id(),
                 "kind": if kind == CrlKind::Full { "full" } else { "delta" },
                 "crl_number": info.crl_number,
                 "this_update": info.this_update.and_utc().to_rfc3339(),

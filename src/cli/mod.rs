@@ -22,7 +22,7 @@ use std::sync::Arc;
 use clap::Parser;
 
 use crate::api::{self, AppState, CrlCache, Metrics};
-use crate::ca::{Hierarchy, HierarchyFiles, Issuer};
+use crate::ca::{Hierarchy, HierarchyFiles, Issuer, Issuers};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{self, LogFormat, Mode, ValidConfig};
 use crate::crl::{CrlKind, CrlPublisher};

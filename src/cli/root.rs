@@ -109,6 +109,7 @@ pub(super) fn root_sign_issuing(
     let urls = IssuingUrls {
         public_url: config.public_url(),
         cps_url: config.cps_url(),
+        root_id: crate::config::FIRST_ROOT_ID,
     };
     let signed =
         ceremony::sign_issuing(&root, &text, name, validity_years, &urls, SystemClock.now())

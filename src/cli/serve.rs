@@ -7,55 +7,64 @@ use super::*;
 /// them.
 pub(super) struct Services {
     pub(super) store: Store,
+    /// `[ca]`'s hierarchy.
     pub(super) hierarchy: Arc<Hierarchy>,
+    /// `[ca]`'s issuing CA.
     pub(super) issuer: Arc<Issuer>,
+    /// Every issuing CA (`[ca]`'s first).
+    pub(super) issuers: Arc<Issuers>,
     pub(super) registrar: Registrar,
-    pub(super) crl: CrlPublisher,
+    /// Every issuing CA's CRL publisher, in the order of `issuers`.
+    pub(super) crls: Vec<CrlPublisher>,
     pub(super) clock: Arc<dyn Clock>,
 }
 
 impl Services {
     pub(super) fn open(config: &ValidConfig, clock: Arc<dyn Clock>) -> Result<Services, Failure> {
         let cfg = config.get();
-        let hierarchy = Hierarchy::load(&cfg.ca, cfg.mode)
+        let issuers = Issuers::load(&cfg.ca, cfg.mode, config.public_url(), config.cps_url())
             .map_err(|e| Failure::Internal(anyhow::anyhow!("loading the CA hierarchy: {e}")))?;
+        for (id, why) in issuers.unavailable() {
+            tracing::warn!(issuer = %id, "{why}");
+        }
         let store = Store::open(config.database(), &cfg.database).map_err(|e| {
             Failure::Internal(anyhow::anyhow!(
                 "opening {}: {e}",
                 config.database().redacted()
             ))
         })?;
-        let hierarchy = Arc::new(hierarchy);
-        let issuer = Arc::new(
-            Issuer::new(
-                Arc::clone(&hierarchy),
-                config.public_url(),
-                config.cps_url(),
-            )
-            .map_err(|e| Failure::Internal(anyhow::anyhow!("issuing CA: {e}")))?,
-        );
+        let issuers = Arc::new(issuers);
+        let issuer = Arc::clone(issuers.first());
+        let hierarchy = Arc::clone(issuer.hierarchy());
         let registrar = Registrar::new(
             store.clone(),
             Arc::clone(&issuer),
             Arc::clone(&clock),
             &cfg.ra.agreement_version,
         )
+        .with_issuers(Arc::clone(&issuers))
         .with_iin_limits(crate::ra::IinLimits {
             applications_per_day: cfg.limits.applications_per_iin_per_day,
             revocations_per_day: cfg.limits.revocations_per_iin_per_day,
         });
-        let crl = CrlPublisher::new(
-            store.clone(),
-            Arc::clone(&issuer),
-            Arc::clone(&clock),
-            cfg.crl.clone(),
-        );
+        let crls: Vec<CrlPublisher> = issuers
+            .iter()
+            .map(|i| {
+                CrlPublisher::new(
+                    store.clone(),
+                    Arc::clone(i),
+                    Arc::clone(&clock),
+                    cfg.crl.clone(),
+                )
+            })
+            .collect();
         Ok(Services {
             store,
             hierarchy,
             issuer,
+            issuers,
             registrar,
-            crl,
+            crls,
             clock,
         })
     }
@@ -64,7 +73,7 @@ impl Services {
 pub(super) fn serve(config: ValidConfig) -> Result<(), Failure> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let cfg = config.get();
-    let generated = ensure_dev_hierarchy(&config, clock.as_ref())?;
+    let (generated, further_generated) = ensure_dev_hierarchy(&config, clock.as_ref())?;
     let services = Services::open(&config, clock)?;
     tracing::info!(
         mode = %cfg.mode,
@@ -93,6 +102,16 @@ pub(super) fn serve(config: ValidConfig) -> Result<(), Failure> {
         )?;
         record_development_root(&services.store, &services.hierarchy, &cfg.ca, "system")?;
     }
+    for id in &further_generated {
+        if let Some(issuer) = services.issuers.get(id) {
+            record_hierarchy_generated(
+                &services.store,
+                issuer.hierarchy(),
+                services.clock.as_ref(),
+                "system",
+            )?;
+        }
+    }
     let metrics = Metrics::new().map_err(|e| Failure::Internal(anyhow::anyhow!("metrics: {e}")))?;
     let trusted_keys = trusted_keys(&config, &services.hierarchy)?;
     if trusted_keys.is_empty() {
@@ -114,53 +133,42 @@ pub(super) fn serve(config: ValidConfig) -> Result<(), Failure> {
     // Relying parties should find CRLs from the first request on; but a CRL that cannot be
     // made must not keep the server (and its OCSP responder) down: the failure is logged,
     // reported on /readyz and in the metrics, and retried by the publication task.
-    if let Err(e) = services.crl.publish_due() {
-        tracing::error!(
-            error = %e,
-            "publishing CRLs failed at start-up; serving anyway (see /readyz; tamga crl check)"
-        );
+    for publisher in &services.crls {
+        if let Err(e) = publisher.publish_due() {
+            tracing::error!(
+                error = %e,
+                issuer = publisher.issuer_id(),
+                "publishing CRLs failed at start-up; serving anyway (see /readyz; tamga crl check)"
+            );
+        }
     }
-    if let Err(e) = crate::crl::root::keep_fresh(
-        &services.store,
-        &services.hierarchy,
-        config.public_url(),
-        services.clock.now(),
-        cfg.crl.root_validity.chrono(),
-    ) {
-        tracing::error!(error = %e, "publishing the root CRL failed at start-up; serving anyway (see /readyz)");
+    let mut responders = Vec::new();
+    for view in cfg.ca.per_issuer() {
+        let Some(issuer) = services.issuers.get(&view.issuer_id) else {
+            continue; // not loaded (reported above)
+        };
+        let responder = crate::ocsp::Responder::new(
+            issuer.hierarchy(),
+            Arc::new(services.store.clone()),
+            cfg.ocsp.clone(),
+            Arc::clone(&services.clock),
+        )
+        .map_err(|e| {
+            Failure::Internal(anyhow::anyhow!("OCSP responder of {}: {e}", view.issuer_id))
+        })?;
+        responder
+            .prime()
+            .map_err(|e| Failure::Internal(anyhow::anyhow!("OCSP responder: {e}")))?;
+        let validity = chrono::Duration::days(i64::from(view.ocsp_validity_days));
+        responders.push((Arc::clone(issuer.hierarchy()), validity, responder));
     }
-    // Where the root key is (development), the root-signed OCSP responses for the issuing CA
-    // are made before the first request too, as the root CRL is, rather than by the first
-    // turn of the publication task while requests are already being answered.
-    let issuing_cert = crate::ca::HierarchyFiles::for_config(&cfg.ca).issuing_cert;
-    if let Err(e) = crate::ocsp::root::keep_fresh(
-        &services.store,
-        &services.hierarchy,
-        &issuing_cert,
-        services.clock.now(),
-        cfg.crl.root_validity.chrono(),
-    ) {
-        tracing::error!(error = %e, "signing the root's OCSP responses failed at start-up; serving anyway (see /readyz)");
-    }
-    if services.hierarchy.root_key().is_none() {
-        warn_root_crl_expiry(&services.store);
-    }
-    let responder = crate::ocsp::Responder::new(
-        &services.hierarchy,
-        Arc::new(services.store.clone()),
-        cfg.ocsp.clone(),
-        Arc::clone(&services.clock),
-    )
-    .map_err(|e| Failure::Internal(anyhow::anyhow!("OCSP responder: {e}")))?;
-    responder
-        .prime()
-        .map_err(|e| Failure::Internal(anyhow::anyhow!("OCSP responder: {e}")))?;
-    let validity = chrono::Duration::days(i64::from(cfg.ca.ocsp_validity_days));
-    if responder
-        .renew_if_due(&services.hierarchy, validity)
+    let responders = crate::ocsp::Responders::new(responders)
+        .ok_or_else(|| Failure::Internal(anyhow::anyhow!("no OCSP responder")))?;
+    for id in responders
+        .renew_if_due()
         .map_err(|e| Failure::Internal(anyhow::anyhow!("renewing the OCSP responder: {e}")))?
     {
-        tracing::info!("the OCSP responder certificate was renewed at start-up");
+        tracing::info!(issuer = %id, "the OCSP responder certificate was renewed at start-up");
     }
     let mailer = crate::notify::Mailer::new(
         services.store.clone(),
@@ -173,7 +181,7 @@ pub(super) fn serve(config: ValidConfig) -> Result<(), Failure> {
     let state = AppState {
         admission,
         mailer: Arc::new(mailer),
-        ocsp: Arc::new(responder),
+        ocsp: Arc::new(responders),
         store: services.store,
         hierarchy: services.hierarchy,
         config: Arc::new(config),
@@ -181,10 +189,20 @@ pub(super) fn serve(config: ValidConfig) -> Result<(), Failure> {
         clock: services.clock,
         trusted_keys: Arc::new(trusted_keys),
         issuer: services.issuer,
+        issuers: services.issuers,
         registrar: services.registrar,
-        crl: services.crl,
+        crls: Arc::new(services.crls),
         crl_cache: Arc::new(CrlCache::default()),
     };
+    // Every root's CRL and the root-signed OCSP responses for every issuing CA, before the
+    // first request (where the root key is here: development), as the publication task keeps
+    // them; a failure is logged and reported on /readyz, and retried by that task.
+    for (what, e) in api::keep_roots_fresh(&state) {
+        tracing::error!(error = %e, "publishing {what} failed at start-up; serving anyway (see /readyz)");
+    }
+    if state.hierarchy.root_key().is_none() {
+        warn_root_crl_expiry(&state.store);
+    }
     actix_web::rt::System::new()
         .block_on(api::run(state))
         .map_err(|e| Failure::Internal(anyhow::anyhow!("HTTP server: {e}")))
@@ -215,15 +233,57 @@ pub(super) fn trusted_keys(
     })
 }
 
-/// In dev mode, generate the hierarchy when `[ca] dir` has none. Returns whether it did.
+/// In dev mode, generate the hierarchy when `[ca] dir` has none, and the hierarchy of each
+/// `[[ca.issuers]]` entry none of whose own files are there. Returns whether it generated
+/// `[ca]`'s and the ids of the further issuers it generated.
 pub(super) fn ensure_dev_hierarchy(
     config: &ValidConfig,
     clock: &dyn Clock,
-) -> Result<bool, Failure> {
+) -> Result<(bool, Vec<String>), Failure> {
     let cfg = config.get();
     if cfg.mode != Mode::Dev {
-        return Ok(false);
+        return Ok((false, Vec::new()));
     }
+    let generated = ensure_first_dev_hierarchy(config, clock)?;
+    let mut further = Vec::new();
+    for view in cfg.ca.per_issuer().iter().skip(1) {
+        let files = HierarchyFiles::for_config(view);
+        let own = [&files.issuing_cert, &files.ocsp_cert];
+        if own.iter().any(|p| p.exists()) {
+            continue;
+        }
+        if crate::ca::issuers::skipped(view, false) {
+            tracing::warn!(
+                issuer = %view.issuer_id,
+                "not generating the development hierarchy of a GOST issuer: {}",
+                crate::ca::issuers::not_loaded_reason()
+            );
+            continue;
+        }
+        tracing::info!(issuer = %view.issuer_id, root = %view.root_id,
+            "generating the development hierarchy of a further issuer");
+        crate::dev::hierarchy::init_further(
+            view,
+            config.public_url(),
+            config.cps_url(),
+            false,
+            false,
+            clock.now(),
+        )
+        .map_err(|e| {
+            Failure::Internal(anyhow::anyhow!(
+                "generating the CA hierarchy of {}: {e}",
+                view.issuer_id
+            ))
+        })?;
+        further.push(view.issuer_id.clone());
+    }
+    Ok((generated, further))
+}
+
+/// `[ca]`'s part of [`ensure_dev_hierarchy`]. Returns whether it generated it.
+fn ensure_first_dev_hierarchy(config: &ValidConfig, clock: &dyn Clock) -> Result<bool, Failure> {
+    let cfg = config.get();
     let files = HierarchyFiles::for_config(&cfg.ca);
     if files.all().iter().any(|p| p.exists()) {
         return Ok(false);

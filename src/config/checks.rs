@@ -56,7 +56,10 @@ pub(super) fn invalid(key: &'static str, message: impl Into<String>) -> ConfigEr
 
 /// Check every value, without opening anything: the files, keys, tokens and mail settings the
 /// values name are checked by the commands that use them (`tamga config check` and `serve`).
-pub fn validate(config: Config, source: Source) -> Result<ValidConfig, ConfigError> {
+pub fn validate(mut config: Config, source: Source) -> Result<ValidConfig, ConfigError> {
+    if config.ca.issuers.is_none() {
+        config.ca.issuers = Some(CaConfig::default_issuers(config.mode));
+    }
     let bind: SocketAddr = config.server.bind.parse().map_err(|_| {
         invalid(
             "server.bind",
@@ -123,6 +126,7 @@ pub fn validate(config: Config, source: Source) -> Result<ValidConfig, ConfigErr
             "must be between 1 and 3650 days",
         ));
     }
+    check_issuers(&config.ca, &config.ocsp)?;
     let cps_url = if config.ca.cps_url.is_empty() {
         format!("{public_url}/cps")
     } else {
@@ -427,19 +431,107 @@ pub(super) fn check_key_config(key: &'static str, k: &KeyConfig) -> Result<(), C
 }
 
 pub(super) fn check_issuer_id(id: &str) -> Result<(), ConfigError> {
+    url_safe_id(id).map_err(|message| invalid("ca.issuer_id", message))?;
+    if id == FIRST_ROOT_ID {
+        return Err(invalid(
+            "ca.issuer_id",
+            format!("`{id}` is reserved (it would clash with /ca/root.crt)"),
+        ));
+    }
+    Ok(())
+}
+
+/// An id that names files in `[ca] dir` and URLs (`/ca/<id>.crt`, `/crl/<id>.crl`): 1-64
+/// characters of a-z, 0-9, `_` and `-`, not ending in `-delta` (a delta CRL's URL).
+fn url_safe_id(id: &str) -> Result<(), String> {
     let ok_chars = id
         .bytes()
         .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
     if id.is_empty() || id.len() > 64 || !ok_chars {
-        return Err(invalid(
-            "ca.issuer_id",
-            format!("`{id}` must be 1-64 characters of a-z, 0-9, `_` and `-`"),
+        return Err(format!(
+            "`{id}` must be 1-64 characters of a-z, 0-9, `_` and `-`"
         ));
     }
-    if id == "root" || id.ends_with("-delta") {
+    if id.ends_with("-delta") {
+        return Err(format!(
+            "`{id}` is reserved (it would clash with delta CRL URLs)"
+        ));
+    }
+    Ok(())
+}
+
+/// The message of an `Invalid` error, without its key.
+fn message_of(e: ConfigError) -> String {
+    match e {
+        ConfigError::Invalid { message, .. } => message,
+        other => other.to_string(),
+    }
+}
+
+/// `[[ca.issuers]]`: every id URL-safe and unique among the issuers and the roots (they share
+/// `/ca/…` and `/crl/…`, and the files of `[ca] dir`); every root id URL-safe and never an
+/// issuer's id; issuers under one root agree on where its key lives; each entry's keys and
+/// responder validity checked as `[ca]`'s are.
+pub(super) fn check_issuers(ca: &CaConfig, ocsp: &OcspConfig) -> Result<(), ConfigError> {
+    let key = "ca.issuers";
+    let mut issuer_ids = vec![ca.issuer_id.as_str()];
+    let mut roots: Vec<(&str, &KeyConfig)> = vec![(FIRST_ROOT_ID, &ca.root_key)];
+    for (n, entry) in ca.further_issuers().iter().enumerate() {
+        let at = |message: String| {
+            let name = if entry.id.is_empty() {
+                format!("entry {}", n + 1)
+            } else {
+                format!("entry {} (`{}`)", n + 1, entry.id)
+            };
+            invalid(key, format!("{name}: {message}"))
+        };
+        if entry.id.is_empty() {
+            return Err(at("`id` is missing".to_owned()));
+        }
+        url_safe_id(&entry.id).map_err(|m| at(format!("id {m}")))?;
+        if entry.root_id.is_empty() {
+            return Err(at(
+                "`root_id` is missing (`root` for the root of [ca], or a root of its own)"
+                    .to_owned(),
+            ));
+        }
+        url_safe_id(&entry.root_id).map_err(|m| at(format!("root_id {m}")))?;
+        if issuer_ids.contains(&entry.id.as_str()) {
+            return Err(at(format!("the issuer id `{}` is used twice", entry.id)));
+        }
+        issuer_ids.push(&entry.id);
+        check_key_config(key, &entry.issuing_key)
+            .map_err(|e| at(format!("issuing_key: {}", message_of(e))))?;
+        check_key_config(key, &entry.ocsp_key)
+            .map_err(|e| at(format!("ocsp_key: {}", message_of(e))))?;
+        check_key_config(key, &entry.root_key)
+            .map_err(|e| at(format!("root_key: {}", message_of(e))))?;
+        match roots.iter().find(|(id, _)| *id == entry.root_id) {
+            Some((_, k)) if **k != entry.root_key => {
+                return Err(at(format!(
+                    "root_key differs from the root_key of another issuer under the root `{}`",
+                    entry.root_id
+                )))
+            }
+            Some(_) => {}
+            None => roots.push((&entry.root_id, &entry.root_key)),
+        }
+        if !(1..=3650).contains(&entry.ocsp_validity_days) {
+            return Err(at(
+                "ocsp_validity_days must be between 1 and 3650 days".to_owned()
+            ));
+        }
+        if ocsp.renew_before.0.as_secs() >= u64::from(entry.ocsp_validity_days) * 86_400 {
+            return Err(at(
+                "ocsp.renew_before must be shorter than its ocsp_validity_days, or the responder is renewed forever"
+                    .to_owned(),
+            ));
+        }
+    }
+    if let Some((root, _)) = roots.iter().find(|(r, _)| issuer_ids.contains(r)) {
         return Err(invalid(
-            "ca.issuer_id",
-            format!("`{id}` is reserved (it would clash with /ca/root.crt or delta CRL URLs)"),
+            key,
+            format!("`{root}` is both a root id and an issuer id: they share /ca/ and /crl/ URLs"),
         ));
     }
     Ok(())

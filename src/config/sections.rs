@@ -180,6 +180,112 @@ pub struct CaConfig {
     /// Where the root's private key lives, on the offline root machine only (`tamga root
     /// …`): `root.key.pem` in `dir`, or a token object. The online server has no root key.
     pub root_key: KeyConfig,
+    /// `[[ca.issuers]]`: further issuing CAs this instance operates beside the one the fields
+    /// above describe (which is always the first, under the root `root`). Which of them
+    /// certifies a key follows from the key's type (see `ca::Issuers::for_subject_key`).
+    /// Absent from the file: the mode's default, filled in by `config::validate`
+    /// ([`CaConfig::default_issuers`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuers: Option<Vec<IssuerConfig>>,
+    /// The id of the root this `[ca]` chains to: `root` for `[ca]` itself; another root's id
+    /// in the view [`CaConfig::per_issuer`] gives of an entry of `issuers`. Not a key of the
+    /// file.
+    #[serde(skip)]
+    pub root_id: String,
+}
+
+/// The root id of `[ca]`'s own issuer: its files are `root.pem`/`root.key.pem`, its
+/// certificate `/ca/root.crt` and its CRL `/crl/root.crl`.
+pub const FIRST_ROOT_ID: &str = "root";
+
+/// `[[ca.issuers]]`: one further issuing CA, with the same settings `[ca]` has for its own
+/// (`dir` and `cps_url` are shared). Its files in `[ca] dir` are `<root_id>.pem` (and
+/// `<root_id>.key.pem` where the root key is here), `<id>.pem`, `<id>.key.pem`,
+/// `ocsp_<id>.pem` and `ocsp_<id>.key.pem`; its URLs `/ca/<id>.crt`, `/crl/<id>.crl`,
+/// `/crl/<id>-delta.crl`, and for its root `/ca/<root_id>.crt` and `/crl/<root_id>.crl`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IssuerConfig {
+    /// Short id of the issuing CA, used in every URL that names it (unique among issuers and
+    /// roots).
+    pub id: String,
+    /// Id of the root it chains to: `root` (the root of `[ca]`) or a root of its own.
+    pub root_id: String,
+    /// Key type of a newly generated issuing CA.
+    pub issuing_key_type: KeyType,
+    /// Key type of a newly generated OCSP responder.
+    pub ocsp_key_type: KeyType,
+    /// Validity of the delegated OCSP responder certificate, in days.
+    pub ocsp_validity_days: u32,
+    /// Where the issuing CA's private key lives.
+    pub issuing_key: KeyConfig,
+    /// Where the OCSP responder's private key lives.
+    pub ocsp_key: KeyConfig,
+    /// Where the root's private key lives (development and the offline root machine only).
+    pub root_key: KeyConfig,
+}
+
+impl Default for IssuerConfig {
+    fn default() -> Self {
+        IssuerConfig {
+            id: String::new(),
+            root_id: String::new(),
+            issuing_key_type: KeyType::Rsa2048,
+            ocsp_key_type: KeyType::EcP256,
+            ocsp_validity_days: 30,
+            issuing_key: KeyConfig::default(),
+            ocsp_key: KeyConfig::default(),
+            root_key: KeyConfig::default(),
+        }
+    }
+}
+
+impl CaConfig {
+    /// Every issuing CA of this instance, each described as a `[ca]` of its own: the first is
+    /// `[ca]` itself (root `root`), then each `[[ca.issuers]]` entry in order, with `[ca]`'s
+    /// `dir` and `cps_url`. A view has no `issuers` of its own.
+    pub fn per_issuer(&self) -> Vec<CaConfig> {
+        let first = CaConfig {
+            issuers: Some(Vec::new()),
+            ..self.clone()
+        };
+        std::iter::once(first)
+            .chain(self.further_issuers().iter().map(|i| CaConfig {
+                dir: self.dir.clone(),
+                issuer_id: i.id.clone(),
+                issuing_key_type: i.issuing_key_type,
+                ocsp_key_type: i.ocsp_key_type,
+                ocsp_validity_days: i.ocsp_validity_days,
+                cps_url: self.cps_url.clone(),
+                issuing_key: i.issuing_key.clone(),
+                ocsp_key: i.ocsp_key.clone(),
+                root_key: i.root_key.clone(),
+                issuers: Some(Vec::new()),
+                root_id: i.root_id.clone(),
+            }))
+            .collect()
+    }
+
+    /// The `[[ca.issuers]]` entries (none while unset).
+    pub fn further_issuers(&self) -> &[IssuerConfig] {
+        self.issuers.as_deref().unwrap_or(&[])
+    }
+
+    /// The further issuers of a configuration whose file does not list any: in dev mode the
+    /// development GOST issuing CA `nca_gost_dev` under the GOST root `root_gost` (GOST
+    /// 2015-512 keys, in files), as NCA runs a GOST CA beside its RSA one; none in production.
+    pub fn default_issuers(mode: super::Mode) -> Vec<IssuerConfig> {
+        match mode {
+            super::Mode::Dev => vec![IssuerConfig {
+                id: "nca_gost_dev".to_owned(),
+                root_id: "root_gost".to_owned(),
+                issuing_key_type: KeyType::Gost2015_512,
+                ocsp_key_type: KeyType::Gost2015_512,
+                ..IssuerConfig::default()
+            }],
+            super::Mode::Production => Vec::new(),
+        }
+    }
 }
 
 /// Where a CA private key lives: a PEM file in `[ca] dir` (development), or an object in a
@@ -225,6 +331,8 @@ impl Default for CaConfig {
             issuing_key: KeyConfig::default(),
             ocsp_key: KeyConfig::default(),
             root_key: KeyConfig::default(),
+            issuers: None,
+            root_id: FIRST_ROOT_ID.to_owned(),
         }
     }
 }

@@ -346,3 +346,106 @@ fn gost_ca_keys_live_in_files_and_come_with_a_gost_responder() {
     assert!(m.starts_with("ca.issuing_key_type"), "{m}");
     assert!(m.contains("PKCS#11"), "{m}");
 }
+
+#[test]
+fn further_issuers_load_as_views_of_ca_and_are_checked() -> Result<(), ConfigError> {
+    use crate::vocab::KeyType;
+    let c = validated(
+        "[ca]\nissuer_id = \"nca_rsa_dev\"\n\
+         [[ca.issuers]]\nid = \"second\"\nroot_id = \"root_two\"\nissuing_key_type = \"ec-p384\"\n\
+         [[ca.issuers]]\nid = \"third\"\nroot_id = \"root\"\nocsp_validity_days = 20\n",
+    )?;
+    let views = c.get().ca.per_issuer();
+    let ids: Vec<(&str, &str)> = views
+        .iter()
+        .map(|v| (v.issuer_id.as_str(), v.root_id.as_str()))
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            ("nca_rsa_dev", "root"),
+            ("second", "root_two"),
+            ("third", "root")
+        ]
+    );
+    assert!(views.iter().all(|v| v.further_issuers().is_empty()));
+    assert!(views.iter().all(|v| v.dir == c.get().ca.dir));
+    assert_eq!(
+        views.get(1).map(|v| v.issuing_key_type),
+        Some(KeyType::EcP384)
+    );
+    assert_eq!(views.get(2).map(|v| v.ocsp_validity_days), Some(20));
+
+    // Today's files in production: one issuer, under `root`.
+    let one = validated("mode = \"production\"\n")?;
+    let views = one.get().ca.per_issuer();
+    assert_eq!(views.len(), 1);
+    assert_eq!(
+        views.first().map(|v| v.root_id.as_str()),
+        Some(FIRST_ROOT_ID)
+    );
+    // In dev mode, without [[ca.issuers]]: the development GOST issuer beside it.
+    let dev = validated("")?;
+    let views = dev.get().ca.per_issuer();
+    let ids: Vec<(&str, &str, KeyType)> = views
+        .iter()
+        .map(|v| (v.issuer_id.as_str(), v.root_id.as_str(), v.issuing_key_type))
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            ("nca_rsa_dev", "root", KeyType::Rsa2048),
+            ("nca_gost_dev", "root_gost", KeyType::Gost2015_512)
+        ]
+    );
+    // An empty list says: no further issuer.
+    let none = validated("[ca]\nissuers = []\n")?;
+    assert_eq!(none.get().ca.per_issuer().len(), 1);
+
+    let message = |toml: &str| {
+        validated(toml)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    };
+    for (toml, expected) in [
+        ("[[ca.issuers]]\nroot_id = \"r\"\n", "entry 1: `id` is missing"),
+        ("[[ca.issuers]]\nid = \"x\"\n", "entry 1 (`x`): `root_id` is missing"),
+        (
+            "[[ca.issuers]]\nid = \"nca_rsa_dev\"\nroot_id = \"r\"\n",
+            "the issuer id `nca_rsa_dev` is used twice",
+        ),
+        (
+            "[[ca.issuers]]\nid = \"x\"\nroot_id = \"r\"\n[[ca.issuers]]\nid = \"x\"\nroot_id = \"r\"\n",
+            "entry 2 (`x`): the issuer id `x` is used twice",
+        ),
+        ("[[ca.issuers]]\nid = \"x/y\"\nroot_id = \"r\"\n", "id `x/y` must be 1-64"),
+        ("[[ca.issuers]]\nid = \"x-delta\"\nroot_id = \"r\"\n", "is reserved"),
+        ("[[ca.issuers]]\nid = \"x\"\nroot_id = \"R\"\n", "root_id `R` must be 1-64"),
+        (
+            "[[ca.issuers]]\nid = \"x\"\nroot_id = \"nca_rsa_dev\"\n",
+            "`nca_rsa_dev` is both a root id and an issuer id",
+        ),
+        (
+            "[[ca.issuers]]\nid = \"x\"\nroot_id = \"root\"\n[ca.issuers.root_key]\nkind = \"pkcs11\"\n",
+            "root_key",
+        ),
+        (
+            "[[ca.issuers]]\nid = \"x\"\nroot_id = \"r\"\nocsp_validity_days = 0\n",
+            "ocsp_validity_days must be between 1 and 3650 days",
+        ),
+        (
+            "[[ca.issuers]]\nid = \"x\"\nroot_id = \"r\"\nocsp_validity_days = 5\n",
+            "ocsp.renew_before must be shorter than its ocsp_validity_days",
+        ),
+        (
+            "[[ca.issuers]]\nid = \"x\"\nroot_id = \"r\"\n[ca.issuers.issuing_key]\nmodule = \"/m.so\"\n",
+            "issuing_key: module, token_label",
+        ),
+    ] {
+        let m = message(toml);
+        assert!(m.starts_with("ca.issuers: "), "{toml}: {m}");
+        assert!(m.contains(expected), "{toml}: {m}");
+    }
+    Ok(())
+}

@@ -153,13 +153,13 @@ impl RootCrl {
         }
     }
 
-    /// The audit entry of `action` on it by `actor`, at `at`.
-    fn audited(&self, action: &str, actor: &str, at: NaiveDateTime) -> AuditEntry {
+    /// The audit entry of `action` on it (a CRL of the root `root_id`) by `actor`, at `at`.
+    fn audited(&self, action: &str, root_id: &str, actor: &str, at: NaiveDateTime) -> AuditEntry {
         AuditEntry {
             at,
             actor: actor.to_owned(),
             action: action.to_owned(),
-            subject: ROOT_ID.to_owned(),
+            subject: root_id.to_owned(),
             details: serde_json::json!({
                 "crl_number": self.number,
                 "next_update": self.next_update.and_utc().to_rfc3339(),
@@ -235,12 +235,23 @@ pub fn import(
     now: DateTime<Utc>,
     actor: &str,
 ) -> Result<(), RootCrlError> {
+    import_as(store, crl, ROOT_ID, now, actor)
+}
+
+/// [`import`] for the root `root_id` (`root`, or the root of a `[[ca.issuers]]` entry).
+fn import_as(
+    store: &Store,
+    crl: &RootCrl,
+    root_id: &str,
+    now: DateTime<Utc>,
+    actor: &str,
+) -> Result<(), RootCrlError> {
     if crl.next_update <= now.naive_utc() {
         return Err(RootCrlError::Expired(crl.next_update));
     }
     store.write(|tx| -> Result<(), RootCrlError> {
-        tx.lock_crl_issuer(ROOT_ID)?;
-        let published = tx.last_crl_number(ROOT_ID)?.unwrap_or(0);
+        tx.lock_crl_issuer(root_id)?;
+        let published = tx.last_crl_number(root_id)?.unwrap_or(0);
         if crl.number <= published {
             return Err(RootCrlError::NotNewer {
                 found: crl.number,
@@ -248,8 +259,8 @@ pub fn import(
             });
         }
         let at = db_time(now);
-        tx.insert_crl(&crl.stored(ROOT_ID, at))?;
-        tx.append_audit(&crl.audited("crl.root_published", actor, at))?;
+        tx.insert_crl(&crl.stored(root_id, at))?;
+        tx.append_audit(&crl.audited("crl.root_published", root_id, actor, at))?;
         Ok(())
     })
 }
@@ -311,7 +322,7 @@ pub fn record_signed(
         if tx.crl(SIGNED_ID, crl.number)?.is_none() {
             tx.insert_crl(&crl.stored(SIGNED_ID, at))?;
         }
-        tx.append_audit(&crl.audited("root.crl_signed", actor, at))?;
+        tx.append_audit(&crl.audited("root.crl_signed", ROOT_ID, actor, at))?;
         Ok(())
     })
 }
@@ -326,28 +337,72 @@ pub fn keep_fresh(
     now: DateTime<Utc>,
     validity: chrono::Duration,
 ) -> Result<Option<CrlInfo>, RootCrlError> {
+    keep_fresh_as(store, hierarchy, None, public_url, now, validity)
+}
+
+/// [`keep_fresh`] for the root of a `[[ca.issuers]]` entry other than `root`, published under
+/// its own id (`/crl/<root_id>.crl`): it lists the revoked CA certificates among
+/// `issuing_serials` (the issuing CA certificates under it), since the authority's
+/// revocations do not record which root revoked them.
+pub fn keep_fresh_further(
+    store: &Store,
+    hierarchy: &Hierarchy,
+    issuing_serials: &[String],
+    public_url: &str,
+    now: DateTime<Utc>,
+    validity: chrono::Duration,
+) -> Result<Option<CrlInfo>, RootCrlError> {
+    keep_fresh_as(
+        store,
+        hierarchy,
+        Some(issuing_serials),
+        public_url,
+        now,
+        validity,
+    )
+}
+
+fn keep_fresh_as(
+    store: &Store,
+    hierarchy: &Hierarchy,
+    only: Option<&[String]>,
+    public_url: &str,
+    now: DateTime<Utc>,
+    validity: chrono::Duration,
+) -> Result<Option<CrlInfo>, RootCrlError> {
     let Some(root_key) = hierarchy.root_key() else {
         return Ok(None);
     };
+    let root_id = match only {
+        None => ROOT_ID,
+        Some(_) => hierarchy.root_id(),
+    };
     let (latest, revoked) = store.read(|tx| -> Result<_, crate::store::StoreError> {
-        Ok((
-            tx.latest_crl_info(ROOT_ID, false)?,
-            tx.authority_revocations()?.len(),
-        ))
+        let mut revoked = tx.authority_revocations()?;
+        if let Some(serials) = only {
+            revoked.retain(|r| serials.contains(&r.serial));
+        }
+        Ok((tx.latest_crl_info(root_id, false)?, revoked))
     })?;
     let due = match &latest {
         None => true,
         Some(l) => {
             now.naive_utc() - l.this_update >= validity / 2
-                || l.covered_seq != i64::try_from(revoked).unwrap_or(i64::MAX)
+                || l.covered_seq != i64::try_from(revoked.len()).unwrap_or(i64::MAX)
         }
     };
     if !due {
         return Ok(None);
     }
-    let der = sign_next(store, root_key, public_url, None, now, validity)?;
+    let der = match only {
+        None => sign_next(store, root_key, public_url, None, now, validity)?,
+        Some(_) => {
+            let last = store.read(|tx| tx.last_crl_number(root_id))?.unwrap_or(0);
+            sign(root_key, public_url, last + 1, revoked, now, validity)?
+        }
+    };
     let crl = verify(hierarchy.root(), &der)?;
-    match import(store, &crl, now, "system") {
+    match import_as(store, &crl, root_id, now, "system") {
         Ok(()) => Ok(Some(CrlInfo {
             crl_number: crl.number,
             this_update: crl.this_update,

@@ -379,6 +379,20 @@ impl Responder {
         Ok(Parsed { ids, nonce })
     }
 
+    /// Whether `id` names this responder's issuing CA as issuer.
+    fn serves(&self, id: &CertId) -> bool {
+        self.issuer.by_alg.iter().any(|(oid, name, key)| {
+            *oid == id.hash_algorithm.oid
+                && name.as_slice() == id.issuer_name_hash.as_bytes()
+                && key.as_slice() == id.issuer_key_hash.as_bytes()
+        })
+    }
+
+    /// The id of the issuing CA it answers for.
+    pub fn issuer_id(&self) -> &str {
+        &self.issuer_id
+    }
+
     /// Whether the last invalidation poll failed (the database is out of reach).
     pub fn degraded(&self) -> bool {
         self.degraded.load(Ordering::Relaxed)
@@ -661,6 +675,141 @@ impl Responder {
         let current = self.source.revocation_mark()?;
         self.cache.invalidate(&[], current);
         Ok(())
+    }
+}
+
+/// One issuer's responder, with its hierarchy (the responder certificate is renewed by its
+/// issuing CA) and the validity of a renewed responder certificate.
+struct IssuerResponder {
+    hierarchy: Arc<Hierarchy>,
+    renewal_validity: chrono::Duration,
+    responder: Responder,
+}
+
+/// The OCSP responders of every issuing CA this instance operates, behind the one `/ocsp`
+/// URL: a request goes to the responder of the issuer its first CertID names — by the
+/// issuer's name and key hashes, or, for an issuing CA's own certificate, by its root's and
+/// its serial — each answering with its own delegated responder; a request naming no issuer
+/// of ours, or several issuers at once, is answered by `[ca]`'s responder (`unauthorized`).
+/// With one issuer the request goes straight to it, parsed once.
+pub struct Responders {
+    list: Vec<IssuerResponder>,
+}
+
+impl std::fmt::Debug for Responders {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.list.iter().map(|r| &r.responder))
+            .finish()
+    }
+}
+
+impl Responders {
+    /// Every issuer's responder: `(hierarchy, validity of a renewed responder certificate,
+    /// responder)`, `[ca]`'s first. `None` when the list is empty.
+    pub fn new(list: Vec<(Arc<Hierarchy>, chrono::Duration, Responder)>) -> Option<Responders> {
+        if list.is_empty() {
+            return None;
+        }
+        Some(Responders {
+            list: list
+                .into_iter()
+                .map(|(hierarchy, renewal_validity, responder)| IssuerResponder {
+                    hierarchy,
+                    renewal_validity,
+                    responder,
+                })
+                .collect(),
+        })
+    }
+
+    /// Every responder, `[ca]`'s first.
+    pub fn iter(&self) -> impl Iterator<Item = &Responder> {
+        self.list.iter().map(|r| &r.responder)
+    }
+
+    /// The responder of the issuer with id `issuer_id`.
+    pub fn get(&self, issuer_id: &str) -> Option<&Responder> {
+        self.iter().find(|r| r.issuer_id == issuer_id)
+    }
+
+    fn pick(&self, der: &[u8]) -> Option<&Responder> {
+        let first = self.list.first().map(|r| &r.responder)?;
+        if self.list.len() == 1 || der.len() > MAX_REQUEST_LEN {
+            return Some(first);
+        }
+        let Ok(request) = OcspRequest::from_der(der) else {
+            return Some(first);
+        };
+        let Some(id) = request
+            .tbs_request
+            .request_list
+            .first()
+            .map(|r| &r.req_cert)
+        else {
+            return Some(first);
+        };
+        self.iter()
+            .find(|r| r.serves(id))
+            .or_else(|| self.iter().find(|r| r.root.names_issuing(id)))
+            .or(Some(first))
+    }
+
+    /// [`Responder::cached`] of the responder the request names.
+    pub fn cached(&self, der: &[u8]) -> Option<Answer> {
+        self.pick(der)?.cached(der)
+    }
+
+    /// [`Responder::respond`] of the responder the request names.
+    pub fn respond(&self, der: &[u8]) -> Answer {
+        match self.pick(der) {
+            Some(r) => r.respond(der),
+            None => error_answer(OcspResponseStatus::InternalError, "internal_error"),
+        }
+    }
+
+    /// [`Responder::invalidate_changed`] of every responder; the first failure, after all
+    /// ran.
+    pub fn invalidate_changed(&self) -> Result<usize, StoreError> {
+        let mut changed = 0;
+        let mut failed = None;
+        for r in self.iter() {
+            match r.invalidate_changed() {
+                Ok(n) => changed += n,
+                Err(e) => failed = failed.or(Some(e)),
+            }
+        }
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(changed),
+        }
+    }
+
+    /// [`Responder::poll_overdue`] of every responder.
+    pub fn poll_overdue(&self) {
+        self.iter().for_each(Responder::poll_overdue);
+    }
+
+    /// Whether any responder is degraded (they share the database).
+    pub fn degraded(&self) -> bool {
+        self.iter().any(Responder::degraded)
+    }
+
+    /// [`Responder::prime`] of every responder.
+    pub fn prime(&self) -> Result<(), StoreError> {
+        self.iter().try_for_each(Responder::prime)
+    }
+
+    /// [`Responder::renew_if_due`] of every responder, by its own issuing CA; the ids of those
+    /// renewed.
+    pub fn renew_if_due(&self) -> Result<Vec<String>, CaError> {
+        let mut renewed = Vec::new();
+        for r in &self.list {
+            if r.responder.renew_if_due(&r.hierarchy, r.renewal_validity)? {
+                renewed.push(r.responder.issuer_id.clone());
+            }
+        }
+        Ok(renewed)
     }
 }
 

@@ -144,6 +144,14 @@ impl RootIssuer {
         })
     }
 
+    /// Whether `id` names this root as issuer and the current issuing CA certificate as the
+    /// certificate asked about (a request [`super::Responders`] sends to this issuer's
+    /// responder).
+    pub(super) fn names_issuing(&self, id: &CertId) -> bool {
+        self.matches(id).is_some()
+            && self.issuing_serial.as_deref() == Some(super::serial_hex(id).as_str())
+    }
+
     /// The algorithm OID of `id` if it names the root as issuer.
     fn matches(&self, id: &CertId) -> Option<ObjectIdentifier> {
         let params_ok = id

@@ -715,3 +715,91 @@ fn gost_ocsp_responses_verify_independently_with_ncas_structure() {
         assert_eq!(echoed.as_deref(), nonce);
     }
 }
+
+/// The responder key hash (ResponderID byKey) of a successful answer; empty for a responder
+/// named by name (never ours).
+fn responder_key_hash(der: &[u8]) -> Vec<u8> {
+    let response = OcspResponse::from_der(der).unwrap();
+    assert_eq!(response.response_status, OcspResponseStatus::Successful);
+    let basic =
+        BasicOcspResponse::from_der(response.response_bytes.unwrap().response.as_bytes()).unwrap();
+    match basic.tbs_response_data.responder_id {
+        ResponderId::ByKey(hash) => hash.as_bytes().to_vec(),
+        ResponderId::ByName(_) => Vec::new(),
+    }
+}
+
+#[test]
+fn several_issuers_are_answered_each_by_its_own_responder() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = CaConfig {
+        dir: dir.path().join("ca"),
+        issuers: Some(vec![crate::config::IssuerConfig {
+            id: "second".to_owned(),
+            root_id: "root_two".to_owned(),
+            ..crate::config::IssuerConfig::default()
+        }]),
+        ..CaConfig::default()
+    };
+    crate::dev::hierarchy::init_all(
+        &ca,
+        "http://ca.test",
+        "http://ca.test/cps",
+        false,
+        chrono::Utc::now(),
+    )
+    .unwrap();
+    let hierarchies: Vec<Arc<Hierarchy>> = ca
+        .per_issuer()
+        .iter()
+        .map(|view| Arc::new(Hierarchy::load(view, Mode::Dev).unwrap()))
+        .collect();
+    assert_eq!(hierarchies[1].root_id(), "root_two");
+    assert_ne!(
+        hierarchies[0].root().der(),
+        hierarchies[1].root().der(),
+        "the second issuer has a root of its own"
+    );
+    let responders = Responders::new(
+        hierarchies
+            .iter()
+            .map(|h| {
+                (
+                    Arc::clone(h),
+                    chrono::Duration::days(30),
+                    default_responder(h, Slow::new(None)),
+                )
+            })
+            .collect(),
+    )
+    .unwrap();
+    for h in &hierarchies {
+        let answer = responders.respond(&request(h, 1));
+        assert_eq!(answer.statuses, ["good"], "{}", h.issuing().id());
+        let own = openssl::sha::sha1(&h.ocsp_responder().public_key_bits().unwrap()).to_vec();
+        assert_eq!(responder_key_hash(&answer.der), own, "{}", h.issuing().id());
+        // The pre-signed answer is found the same way.
+        let cached = responders.cached(&request(h, 1)).unwrap();
+        assert_eq!(cached.der, answer.der);
+    }
+    // A CertID naming one issuer with the other's key is no issuer of ours.
+    let mut req = OpensslRequest::new().unwrap();
+    let id = OcspCertId::from_cert(
+        MessageDigest::sha1(),
+        hierarchies[0].ocsp_responder().certificate().x509(),
+        hierarchies[1].ocsp_responder().certificate().x509(),
+    )
+    .unwrap();
+    req.add_id(id).unwrap();
+    let foreign = responders.respond(&req.to_der().unwrap());
+    assert_eq!(foreign.outcome, Outcome::Error("unauthorized"));
+    // Junk is malformed, whichever responder reads it.
+    assert_eq!(
+        responders.respond(b"junk").outcome,
+        Outcome::Error("malformed_request")
+    );
+    assert_eq!(
+        responders.get("second").map(Responder::issuer_id),
+        Some("second")
+    );
+}

@@ -343,7 +343,7 @@ impl Registrar {
         session_token: Option<&str>,
         request: Reissue<'_>,
     ) -> Result<Submitted, RaError> {
-        self.issuer.key_ready()?;
+        self.first_issuer().key_ready()?;
         let now = self.clock.now();
         let (sign_cert, sign_der) = self
             .store

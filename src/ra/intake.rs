@@ -70,7 +70,7 @@ impl Registrar {
         through_pages: bool,
     ) -> Result<Submitted, RaError> {
         // An HSM that cannot sign now refuses the application before anything is written.
-        self.issuer.key_ready()?;
+        self.first_issuer().key_ready()?;
         let used = self.store.read(|tx| -> Result<bool, RaError> {
             // A used token makes no new application (it is a repeat or a replay): the
             // per-IIN limit is not for it.

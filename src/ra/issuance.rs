@@ -70,7 +70,11 @@ fn reserved_tbs(row: &Certificate) -> Result<ToBeSigned, CaError> {
     if row.status != CertificateStatus::Reserved {
         return Err(CaError::NotReserved(row.serial.clone()));
     }
-    Ok(ToBeSigned::reserved(&row.serial, &row.tbs_der))
+    Ok(ToBeSigned::reserved(
+        &row.issuer_id,
+        &row.serial,
+        &row.tbs_der,
+    ))
 }
 
 impl Registrar {
@@ -89,7 +93,7 @@ impl Registrar {
         .into_iter()
         .map(|(kind, csr)| {
             let request = approved_request(app, kind, csr, form.storage)?;
-            Ok(self.issuer.prepare(&request, now)?)
+            Ok(self.issuer_for(csr).prepare(&request, now)?)
         })
         .collect()
     }
@@ -137,8 +141,17 @@ impl Registrar {
             self.void_if_replaced_pair_revoked(application_id)?;
         }
         let mut signed = Vec::with_capacity(prepared.len());
+        let mut issuer_ids: Vec<&str> = Vec::new();
         for p in prepared.iter().map(AsRef::as_ref) {
-            signed.push((p.serial().to_owned(), self.issuer.sign(p)?));
+            // Each certificate by the issuer its TBS was prepared for; one not loaded here
+            // (a GOST issuer without the engine) cannot sign now: the application waits.
+            let issuer = self.issuers.get(p.issuer_id()).ok_or_else(|| {
+                CaError::KeyUnavailable(format!("the issuing CA {} is not loaded", p.issuer_id()))
+            })?;
+            signed.push((p.serial().to_owned(), issuer.sign(p)?));
+            if !issuer_ids.contains(&issuer.id()) {
+                issuer_ids.push(issuer.id());
+            }
         }
         let at = db_time(self.clock.now());
         let completed = self.store.write(
@@ -206,7 +219,8 @@ impl Registrar {
                     subject: application_id.to_owned(),
                     details: serde_json::json!({
                         "serials": signed.iter().map(|(s, _)| s.as_str()).collect::<Vec<_>>(),
-                        "issuer": self.issuer.id(),
+                        "issuer": issuer_ids.first().copied().unwrap_or_default(),
+                        "issuers": issuer_ids,
                     }),
                 })?;
                 // The application's pair is the rows it reserved, all marked just now.
@@ -243,7 +257,7 @@ impl Registrar {
                             "certificates": issued,
                             "resume_url": format!(
                                 "{}/enroll/resume?application={}",
-                                self.issuer.public_url(),
+                                self.first_issuer().public_url(),
                                 app.id
                             ),
                         }),

@@ -40,7 +40,7 @@ pub use invalidity::{InvalidityDate, RevocationDefect};
 pub use limits::IinLimits;
 pub use revoke::Revoker;
 
-use crate::ca::{CaError, Issuer};
+use crate::ca::{CaError, Issuer, Issuers};
 use crate::clock::Clock;
 use crate::csr::CsrError;
 use crate::error_code::ErrorCode;
@@ -258,7 +258,9 @@ impl RaError {
 #[derive(Debug, Clone)]
 pub struct Registrar {
     store: Store,
-    issuer: Arc<Issuer>,
+    /// Every issuing CA; which one certifies a key follows from its type
+    /// ([`Issuers::for_subject_key`]).
+    issuers: Arc<Issuers>,
     clock: Arc<dyn Clock>,
     agreement_version: String,
     limits: IinLimits,
@@ -275,7 +277,7 @@ fn new_access_token() -> Result<String, RaError> {
 }
 
 impl Registrar {
-    /// The RA over `store`, issuing through `issuer`.
+    /// The RA over `store`, issuing through `issuer` alone (see [`Registrar::with_issuers`]).
     pub fn new(
         store: Store,
         issuer: Arc<Issuer>,
@@ -284,11 +286,29 @@ impl Registrar {
     ) -> Self {
         Registrar {
             store,
-            issuer,
+            issuers: Arc::new(Issuers::single(issuer)),
             clock,
             agreement_version: agreement_version.to_owned(),
             limits: IinLimits::default(),
         }
+    }
+
+    /// The same RA issuing through every issuer of `issuers`, each certificate by the one its
+    /// key calls for.
+    pub fn with_issuers(mut self, issuers: Arc<Issuers>) -> Self {
+        self.issuers = issuers;
+        self
+    }
+
+    /// `[ca]`'s issuing CA: its key is checked before an application is taken, and the links
+    /// of messages start at its `public_url`.
+    fn first_issuer(&self) -> &Arc<Issuer> {
+        self.issuers.first()
+    }
+
+    /// The issuing CA that certifies the key of `csr`.
+    fn issuer_for(&self, csr: &crate::csr::ValidatedCsr) -> &Arc<Issuer> {
+        self.issuers.for_subject_key(csr.key_type())
     }
 
     /// The same RA with per-IIN limits.

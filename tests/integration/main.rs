@@ -32,6 +32,7 @@ mod gost_enroll;
 mod hsm;
 mod http_caching;
 mod identity;
+mod issuers;
 mod keys;
 mod limits;
 mod load;
