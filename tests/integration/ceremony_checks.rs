@@ -429,17 +429,29 @@ fn ca_init_records_one_actor_and_warns_once_without_a_login_name() {
         })
         .collect();
     assert_eq!(
-        actors,
-        [
-            (
-                "ca.hierarchy_generated".to_owned(),
-                "operator:unknown".to_owned()
-            ),
-            (
-                "ca.development_root".to_owned(),
-                "operator:unknown".to_owned()
-            ),
-        ]
+        actors.get(..2),
+        Some(
+            &[
+                (
+                    "ca.hierarchy_generated".to_owned(),
+                    "operator:unknown".to_owned()
+                ),
+                (
+                    "ca.development_root".to_owned(),
+                    "operator:unknown".to_owned()
+                ),
+            ][..]
+        )
+    );
+    // And the development GOST issuer's hierarchy where the engine is there, by the same actor.
+    let further: Vec<&(String, String)> = actors.get(2..).unwrap_or_default().iter().collect();
+    let expected = usize::from(tamga::gost::available());
+    assert_eq!(further.len(), expected, "{actors:?}");
+    assert!(
+        further.iter().all(
+            |(action, actor)| action == "ca.hierarchy_generated" && actor == "operator:unknown"
+        ),
+        "{actors:?}"
     );
     let named = tempfile::tempdir().unwrap();
     let out = run(tamga(named.path())
