@@ -33,6 +33,7 @@ fn is_gost_ca(key_type: KeyType) -> bool {
 fn is_gost_subject(key: SubjectKeyType) -> bool {
     match key {
         SubjectKeyType::Rsa(_) | SubjectKeyType::EcP256 | SubjectKeyType::EcP384 => false,
+        SubjectKeyType::Gost(_) => true,
     }
 }
 
@@ -144,13 +145,13 @@ impl Issuers {
 
     /// The issuer that certifies a subject key of `key`: a GOST key goes to the first GOST
     /// issuing CA, every other key to the first issuing CA that is not GOST — `[ca]`'s own,
-    /// unless that is GOST. Without an issuer of the key's family, `[ca]`'s issuer (the RA
-    /// refuses keys it cannot certify before they get here).
-    pub fn for_subject_key(&self, key: SubjectKeyType) -> &Arc<Issuer> {
+    /// unless that is GOST. None where no issuer of the key's family is loaded (no GOST
+    /// issuer is configured, or it is not loaded without the engine): an RSA CA never
+    /// certifies a GOST key, nor a GOST CA an RSA or EC one.
+    pub fn for_subject_key(&self, key: SubjectKeyType) -> Option<&Arc<Issuer>> {
         let gost = is_gost_subject(key);
         self.iter()
             .find(|i| is_gost_ca(i.hierarchy().issuing().key_type()) == gost)
-            .unwrap_or(&self.first)
     }
 
     /// The issuer named by `cert`: its issuer name is the issuing CA's subject and its

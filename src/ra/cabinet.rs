@@ -403,6 +403,7 @@ impl Registrar {
             sign_csr: request.sign_csr,
         }
         .check(&old.agreement_version)?;
+        self.issuers_for(&form)?;
         let (application, access_token, prepared) =
             match self.accept_reissue(&old, &sign_cert, &jti, consent.as_ref(), &form) {
                 Ok(accepted) => accepted,

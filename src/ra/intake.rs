@@ -84,6 +84,7 @@ impl Registrar {
             Ok(false)
         })?;
         let form = form.check(&self.agreement_version)?;
+        self.issuers_for(&form)?;
         if used {
             return self
                 .repeated(consent, &form)?

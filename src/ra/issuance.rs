@@ -93,7 +93,7 @@ impl Registrar {
         .into_iter()
         .map(|(kind, csr)| {
             let request = approved_request(app, kind, csr, form.storage)?;
-            Ok(self.issuer_for(csr).prepare(&request, now)?)
+            Ok(self.issuer_for(csr)?.prepare(&request, now)?)
         })
         .collect()
     }

@@ -306,9 +306,29 @@ impl Registrar {
         self.issuers.first()
     }
 
-    /// The issuing CA that certifies the key of `csr`.
-    fn issuer_for(&self, csr: &crate::csr::ValidatedCsr) -> &Arc<Issuer> {
-        self.issuers.for_subject_key(csr.key_type())
+    /// The issuing CA that certifies the key of `csr`. A GOST key without a GOST issuer
+    /// loaded here is refused `gost_unavailable`, as without the engine; an RSA or EC key
+    /// without an RSA or EC issuer (a configuration `config check` refuses) is an internal
+    /// error.
+    fn issuer_for(&self, csr: &crate::csr::ValidatedCsr) -> Result<&Arc<Issuer>, RaError> {
+        let key = csr.key_type();
+        self.issuers.for_subject_key(key).ok_or_else(|| {
+            if key.gost_size().is_some() {
+                RaError::Csr(CsrError::GostUnavailable)
+            } else {
+                RaError::Ca(CaError::Invalid {
+                    path: std::path::PathBuf::from("[ca]"),
+                    message: "no issuing CA for RSA or EC keys is loaded".to_owned(),
+                })
+            }
+        })
+    }
+
+    /// Both requests of a checked form have an issuer here (before anything is written).
+    fn issuers_for(&self, form: &form::CheckedForm) -> Result<(), RaError> {
+        self.issuer_for(&form.auth)?;
+        self.issuer_for(&form.sign)?;
+        Ok(())
     }
 
     /// The same RA with per-IIN limits.

@@ -39,11 +39,11 @@ impl Registrar {
         let now = self.clock.now();
         let at = db_time(now);
         let prepared = vec![
-            self.issuer_for(&auth).prepare(
+            self.issuer_for(&auth)?.prepare(
                 &approved_request(&app, CertificateKind::Auth, &auth, storage)?,
                 now,
             )?,
-            self.issuer_for(&sign).prepare(
+            self.issuer_for(&sign)?.prepare(
                 &approved_request(&app, CertificateKind::Sign, &sign, storage)?,
                 now,
             )?,
