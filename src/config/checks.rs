@@ -506,6 +506,13 @@ pub(super) fn check_issuers(ca: &CaConfig, ocsp: &OcspConfig) -> Result<(), Conf
             .map_err(|e| at(format!("ocsp_key: {}", message_of(e))))?;
         check_key_config(key, &entry.root_key)
             .map_err(|e| at(format!("root_key: {}", message_of(e))))?;
+        check_key_types(
+            ("issuing_key_type", entry.issuing_key_type),
+            ("ocsp_key_type", entry.ocsp_key_type),
+            &entry.issuing_key,
+            &entry.ocsp_key,
+        )
+        .map_err(|e| at(message_of(e)))?;
         match roots.iter().find(|(id, _)| *id == entry.root_id) {
             Some((_, k)) if **k != entry.root_key => {
                 return Err(at(format!(

@@ -449,3 +449,34 @@ fn further_issuers_load_as_views_of_ca_and_are_checked() -> Result<(), ConfigErr
     }
     Ok(())
 }
+
+#[test]
+fn a_further_gost_issuer_keeps_its_keys_in_files_and_has_a_gost_responder() {
+    let refused = |toml: &str| match validated(toml) {
+        Err(ConfigError::Invalid { key, message }) => format!("{key}: {message}"),
+        other => panic!("accepted or refused otherwise: {other:?}"),
+    };
+    let token = refused(
+        "[[ca.issuers]]\nid = \"g\"\nroot_id = \"root_g\"\nissuing_key_type = \"gost2015-512\"\n\
+         ocsp_key_type = \"gost2015-512\"\n[ca.issuers.issuing_key]\nkind = \"pkcs11\"\n\
+         module = \"/usr/lib/softhsm/libsofthsm2.so\"\ntoken_label = \"t\"\nkey_label = \"k\"\n\
+         pin_env = \"PIN\"\n",
+    );
+    assert!(
+        token.contains("entry 1 (`g`)") && token.contains("GOST R 34.10-2012-512"),
+        "{token}"
+    );
+    let responder = refused(
+        "[[ca.issuers]]\nid = \"g\"\nroot_id = \"root_g\"\nissuing_key_type = \"gost2015-512\"\n\
+         ocsp_key_type = \"ec-p256\"\n",
+    );
+    assert!(
+        responder.contains("entry 1 (`g`)") && responder.contains("GOST (gost2015-512)"),
+        "{responder}"
+    );
+    assert!(validated(
+        "[[ca.issuers]]\nid = \"g\"\nroot_id = \"root_g\"\nissuing_key_type = \"gost2015-512\"\n\
+         ocsp_key_type = \"gost2015-512\"\n"
+    )
+    .is_ok());
+}

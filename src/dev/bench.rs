@@ -219,8 +219,8 @@ pub fn gost_signing_ceiling(threads: usize, seconds: f64) -> Result<GostSigning,
                 scope.spawn(move || -> Result<Vec<u64>, String> {
                     let mut made = 0_u64;
                     while start.elapsed() < duration {
-                        let mut signer = openssl::sign::Signer::new(digest, key)
-                            .map_err(|e| e.to_string())?;
+                        let mut signer =
+                            openssl::sign::Signer::new(digest, key).map_err(|e| e.to_string())?;
                         signer.update(&message).map_err(|e| e.to_string())?;
                         signer.sign_to_vec().map_err(|e| e.to_string())?;
                         made += 1;

@@ -986,13 +986,9 @@ fn make_containers(
         )));
     }
     let other = |e: &dyn std::fmt::Display| ContainerError::Other(e.to_string());
+    // An application's two certificates may come from two issuing CAs (RSA AUTH, GOST SIGN):
+    // `chain_pem` holds each one's chain, and each container gets its own certificate's.
     let chain = X509::stack_from_pem(chain_pem.as_bytes())
-        .and_then(|certs| {
-            certs
-                .iter()
-                .map(|c| c.to_der())
-                .collect::<Result<Vec<_>, _>>()
-        })
         .map_err(|e| other(&format!("the chain: {e}")))?;
     let mut made = Vec::new();
     for (kind, pem) in certificates {
@@ -1009,6 +1005,11 @@ fn make_containers(
             return Err(ContainerError::KeyMismatch((*kind).to_owned()));
         }
         let cert_der = x509.to_der().map_err(|e| other(&e))?;
+        let chain = chain_of(&x509, &chain)
+            .iter()
+            .map(|c| c.to_der())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| other(&format!("the chain: {e}")))?;
         let ski = hex::encode(pkcs12::subject_key_id(&cert_der).map_err(|e| other(&e))?);
         // The key as PKCS#8, for an encoder that does not care which algorithm it is.
         let pkcs8 = key.private_key_to_pkcs8().map_err(|e| other(&e))?;
@@ -1024,6 +1025,31 @@ fn make_containers(
         });
     }
     Ok(made)
+}
+
+/// The certificates of `pool` that `leaf` chains to, issuer first, up to a self-issued one:
+/// each is the one whose subject is the previous one's issuer (names compared as OpenSSL
+/// compares them). Those of another issuing CA in the pool are left out.
+fn chain_of<'a>(leaf: &X509, pool: &'a [X509]) -> Vec<&'a X509> {
+    let same = |a: &openssl::x509::X509NameRef, b: &openssl::x509::X509NameRef| {
+        a.try_cmp(b).ok() == Some(std::cmp::Ordering::Equal)
+    };
+    let mut chain: Vec<&X509> = Vec::new();
+    let mut issuer = leaf.issuer_name();
+    while chain.len() < pool.len() {
+        let Some(next) = pool
+            .iter()
+            .find(|c| same(c.subject_name(), issuer) && !chain.iter().any(|d| d == c))
+        else {
+            break;
+        };
+        chain.push(next);
+        if same(next.subject_name(), next.issuer_name()) {
+            break;
+        }
+        issuer = next.issuer_name();
+    }
+    chain
 }
 
 /// The container of a GOST key and its certificate (DER) of `kind`, written as NCA writes

@@ -487,11 +487,33 @@ fn the_readme_gost_walkthrough_works_as_written() {
     }
     let containers = p12s(&dir.path().join("gost-keys"));
     assert_eq!(containers.len(), 2, "{containers:?}");
+    // The AUTH container carries the RSA CA's chain alone, not the GOST CA's.
+    let auth = containers
+        .iter()
+        .find(|c| c.starts_with("AUTH_"))
+        .expect("an AUTH container");
+    let chain = crate::support::openssl(
+        &dir.path().join("gost-keys"),
+        &[
+            "pkcs12",
+            "-in",
+            auth,
+            "-passin",
+            "file:../password.txt",
+            "-nokeys",
+            "-cacerts",
+        ],
+    );
+    assert!(chain.contains("(RSA) DEV"), "{chain}");
+    assert!(!chain.contains("(GOST)"), "{chain}");
     // The `good` answer, checked as NCA's software would check it.
     use tamga::gost::SignedArtefact;
     let pem_der = |path: &Path| {
         let pem = std::fs::read(path).unwrap();
-        openssl::x509::X509::from_pem(&pem).unwrap().to_der().unwrap()
+        openssl::x509::X509::from_pem(&pem)
+            .unwrap()
+            .to_der()
+            .unwrap()
     };
     let ca = pem_der(&dir.path().join("certs-dev/nca_gost_dev.pem"));
     let sign = pem_der(&dir.path().join("sign.pem"));
