@@ -421,7 +421,11 @@ impl Responder {
     /// valid one): no database, no signing, nothing that blocks, so the HTTP worker can answer
     /// it without a thread hop. `None` means "ask [`Responder::respond`]".
     pub fn cached(&self, der: &[u8]) -> Option<Answer> {
-        let parsed = self.parse(der).ok()?;
+        self.cached_parsed(&self.parse(der).ok()?)
+    }
+
+    /// [`Responder::cached`] of a request this responder parsed.
+    fn cached_parsed(&self, parsed: &Parsed) -> Option<Answer> {
         if parsed.nonce.is_some() || parsed.ids.len() != 1 {
             return None;
         }
@@ -433,7 +437,12 @@ impl Responder {
     /// the root gets the root's own response (see `root`), foreign issuers `unauthorized`, a database outage `tryLater` (unless a valid pre-signed answer is
     /// cached), overload of on-demand signing `tryLater`.
     pub fn respond(&self, der: &[u8]) -> Answer {
-        let parsed = match self.parse(der) {
+        self.respond_parsed(der, self.parse(der))
+    }
+
+    /// [`Responder::respond`] with the request (`der`) as this responder parsed it.
+    fn respond_parsed(&self, der: &[u8], parsed: Result<Parsed, Refusal>) -> Answer {
+        let parsed = match parsed {
             Ok(p) => p,
             Err(Refusal::Malformed) => {
                 return error_answer(OcspResponseStatus::MalformedRequest, "malformed_request")
@@ -689,9 +698,12 @@ struct IssuerResponder {
 /// The OCSP responders of every issuing CA this instance operates, behind the one `/ocsp`
 /// URL: a request goes to the responder of the issuer its first CertID names — by the
 /// issuer's name and key hashes, or, for an issuing CA's own certificate, by its root's and
-/// its serial — each answering with its own delegated responder; a request naming no issuer
-/// of ours, or several issuers at once, is answered by `[ca]`'s responder (`unauthorized`).
-/// With one issuer the request goes straight to it, parsed once.
+/// its serial — each answering with its own delegated responder. A request is parsed once on
+/// its common way: each responder in turn reads it as its own or says it is not
+/// (`unauthorized`), and the first that reads it answers from what it read. A request no
+/// issuer of ours reads as its own (another CA's, an issuing CA's own certificate, CertIDs
+/// of several issuers at once) is parsed again to find the root that answers for it, or gets
+/// `unauthorized` from `[ca]`'s responder.
 pub struct Responders {
     list: Vec<IssuerResponder>,
 }
@@ -733,6 +745,19 @@ impl Responders {
         self.iter().find(|r| r.issuer_id == issuer_id)
     }
 
+    /// The responder that answers `der`, with the request as that responder parsed it: the
+    /// first that reads it as its own, or the first that refuses it as malformed; else (no
+    /// issuer of ours names it) [`Responders::pick`]'s choice and its refusal.
+    fn route(&self, der: &[u8]) -> Option<(&Responder, Result<Parsed, Refusal>)> {
+        for r in self.iter() {
+            match r.parse(der) {
+                Err(Refusal::Unauthorized) => continue,
+                parsed => return Some((r, parsed)),
+            }
+        }
+        Some((self.pick(der)?, Err(Refusal::Unauthorized)))
+    }
+
     fn pick(&self, der: &[u8]) -> Option<&Responder> {
         let first = self.list.first().map(|r| &r.responder)?;
         if self.list.len() == 1 || der.len() > MAX_REQUEST_LEN {
@@ -757,13 +782,16 @@ impl Responders {
 
     /// [`Responder::cached`] of the responder the request names.
     pub fn cached(&self, der: &[u8]) -> Option<Answer> {
-        self.pick(der)?.cached(der)
+        match self.route(der)? {
+            (r, Ok(parsed)) => r.cached_parsed(&parsed),
+            (_, Err(_)) => None,
+        }
     }
 
     /// [`Responder::respond`] of the responder the request names.
     pub fn respond(&self, der: &[u8]) -> Answer {
-        match self.pick(der) {
-            Some(r) => r.respond(der),
+        match self.route(der) {
+            Some((r, parsed)) => r.respond_parsed(der, parsed),
             None => error_answer(OcspResponseStatus::InternalError, "internal_error"),
         }
     }
