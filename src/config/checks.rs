@@ -535,6 +535,20 @@ pub(super) fn check_issuers(ca: &CaConfig, ocsp: &OcspConfig) -> Result<(), Conf
             ));
         }
     }
+    // The AUTH certificate is RSA or EC (NCA's AUTH keys are RSA): some issuer must be.
+    if ca.issuing_key_type.is_gost()
+        && ca
+            .further_issuers()
+            .iter()
+            .all(|entry| entry.issuing_key_type.is_gost())
+    {
+        return Err(invalid(
+            key,
+            "every issuing CA is GOST: the AUTH certificate needs an RSA or EC one ([ca] or an \
+             entry of [[ca.issuers]])"
+                .to_owned(),
+        ));
+    }
     if let Some((root, _)) = roots.iter().find(|(r, _)| issuer_ids.contains(r)) {
         return Err(invalid(
             key,

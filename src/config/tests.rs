@@ -329,7 +329,9 @@ fn gost_ca_keys_live_in_files_and_come_with_a_gost_responder() {
             .map(|e| e.to_string())
             .unwrap_or_default()
     };
-    let gost = "[ca]\nissuing_key_type = \"gost2015-512\"\nocsp_key_type = \"gost2015-512\"\n";
+    // `[ca]` GOST, with an RSA issuer beside it for the AUTH certificates.
+    let gost = "[ca]\nissuing_key_type = \"gost2015-512\"\nocsp_key_type = \"gost2015-512\"\n\
+                [[ca.issuers]]\nid = \"rsa\"\nroot_id = \"root_rsa\"\n";
     assert!(validated(gost).is_ok(), "{}", message(gost));
     let m = message("[ca]\nissuing_key_type = \"gost2015-512\"\n");
     assert!(m.starts_with("ca.ocsp_key_type"), "{m}");
@@ -479,4 +481,21 @@ fn a_further_gost_issuer_keeps_its_keys_in_files_and_has_a_gost_responder() {
          ocsp_key_type = \"gost2015-512\"\n"
     )
     .is_ok());
+}
+
+#[test]
+fn some_issuing_ca_certifies_rsa_and_ec_keys() {
+    let only_gost = "[ca]\nissuing_key_type = \"gost2015-512\"\nocsp_key_type = \"gost2015-512\"\n\
+                     issuers = []\n";
+    let refused = validated(only_gost)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        refused.contains("ca.issuers") && refused.contains("every issuing CA is GOST"),
+        "{refused}"
+    );
+    let with_rsa = "[ca]\nissuing_key_type = \"gost2015-512\"\nocsp_key_type = \"gost2015-512\"\n\
+                    [[ca.issuers]]\nid = \"rsa\"\nroot_id = \"root_rsa\"\n";
+    assert!(validated(with_rsa).is_ok());
 }

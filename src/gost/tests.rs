@@ -14,10 +14,6 @@ const NCA_OCSP_GOOD: &[u8] =
 const NCA_OCSP_REVOKED: &[u8] =
     include_bytes!("../../tests/data/nca-gost-2015/ocsp_response_revoked.der");
 
-fn engine(test: &str) -> bool {
-    super::engine_for_test(test)
-}
-
 /// A SubjectPublicKeyInfo with the key algorithm `key`, the parameter OIDs `parameters` and
 /// a point of `point_len` bytes.
 fn spki(key: ObjectIdentifier, parameters: &[ObjectIdentifier], point_len: usize) -> Vec<u8> {
@@ -149,7 +145,7 @@ fn signature_algorithm_identifiers_are_written_as_each_form_writes_them() {
 
 #[test]
 fn nca_crl_verifies_against_the_nca_ca_and_tampering_fails() {
-    if !engine("nca_crl_verifies_against_the_nca_ca_and_tampering_fails") {
+    if !super::engine_for_test("nca_crl_verifies_against_the_nca_ca_and_tampering_fails") {
         return;
     }
     let crl = SignedArtefact::crl(NCA_CRL).unwrap();
@@ -163,7 +159,7 @@ fn nca_crl_verifies_against_the_nca_ca_and_tampering_fails() {
 #[test]
 fn nca_ocsp_responses_verify_against_their_responder_which_verifies_against_the_ca() {
     let test = "nca_ocsp_responses_verify_against_their_responder_which_verifies_against_the_ca";
-    if !engine(test) {
+    if !super::engine_for_test(test) {
         return;
     }
     for der in [NCA_OCSP_GOOD, NCA_OCSP_REVOKED] {
@@ -193,7 +189,7 @@ fn nca_ocsp_responses_verify_against_their_responder_which_verifies_against_the_
 /// number) is refused as a bad signature.
 #[test]
 fn a_tampered_nca_crl_that_still_parses_fails() {
-    if !engine("a_tampered_nca_crl_that_still_parses_fails") {
+    if !super::engine_for_test("a_tampered_nca_crl_that_still_parses_fails") {
         return;
     }
     let crl = SignedArtefact::crl(NCA_CRL).unwrap();
@@ -277,7 +273,7 @@ fn wrong_lengths_parameter_sets_and_sizes_are_refused_precisely() {
 /// is read, before any signature is checked.
 #[test]
 fn a_point_off_the_curve_is_refused() {
-    if !engine("a_point_off_the_curve_is_refused") {
+    if !super::engine_for_test("a_point_off_the_curve_is_refused") {
         return;
     }
     let off_curve = spki(NCA_KEY_512, &[NCA_PARAM_SET_512_A, NCA_DIGEST_512], 128);

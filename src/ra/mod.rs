@@ -307,9 +307,9 @@ impl Registrar {
     }
 
     /// The issuing CA that certifies the key of `csr`. A GOST key without a GOST issuer
-    /// loaded here is refused `gost_unavailable`, as without the engine; an RSA or EC key
-    /// without an RSA or EC issuer (a configuration `config check` refuses) is an internal
-    /// error.
+    /// loaded here is refused `gost_unavailable` (no GOST issuer configured, or not loaded
+    /// without the engine); an RSA or EC key without an RSA or EC issuer (a configuration
+    /// `config check` refuses: every issuing CA GOST) is an internal error.
     fn issuer_for(&self, csr: &crate::csr::ValidatedCsr) -> Result<&Arc<Issuer>, RaError> {
         let key = csr.key_type();
         self.issuers.for_subject_key(key).ok_or_else(|| {
@@ -324,10 +324,13 @@ impl Registrar {
         })
     }
 
-    /// Both requests of a checked form have an issuer here (before anything is written).
+    /// Both requests of a checked form have an issuer here whose key can sign now (checked
+    /// before anything is written: a token that is away refuses the application,
+    /// `signing_key_unavailable`, rather than leave it approved and unsigned).
     fn issuers_for(&self, form: &form::CheckedForm) -> Result<(), RaError> {
-        self.issuer_for(&form.auth)?;
-        self.issuer_for(&form.sign)?;
+        for csr in [&form.auth, &form.sign] {
+            self.issuer_for(csr)?.key_ready()?;
+        }
         Ok(())
     }
 

@@ -72,18 +72,14 @@ fn certtool_verifies(dir: &Path, chain: &str, root: &str) -> (bool, String) {
 #[test]
 fn gost_ca_chain_in_the_tc26_form_verifies_with_certtool() {
     let test = "gost_ca_chain_in_the_tc26_form_verifies_with_certtool";
-    let support = gost::support();
-    if !tool_present(
-        support.is_available(),
-        "TAMGA_TEST_REQUIRE_GOST",
-        test,
-        &format!("GOST is unavailable ({support:?}); apt-get install libengine-gost-openssl"),
-    ) || !tool_present(
-        answers_version("certtool"),
-        "TAMGA_TEST_REQUIRE_GNUTLS",
-        test,
-        "certtool is not installed (apt-get install gnutls-bin)",
-    ) {
+    if !crate::gost::gost_ready(test)
+        || !tool_present(
+            answers_version("certtool"),
+            "TAMGA_TEST_REQUIRE_GNUTLS",
+            test,
+            "certtool is not installed (apt-get install gnutls-bin)",
+        )
+    {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

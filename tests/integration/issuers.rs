@@ -276,14 +276,7 @@ fn an_issuer_entry_with_a_clashing_id_is_refused_by_name() {
 
 #[test]
 fn the_development_defaults_serve_a_gost_issuer_beside_the_rsa_one() {
-    let test = "the_development_defaults_serve_a_gost_issuer_beside_the_rsa_one";
-    let support = tamga::gost::support();
-    if !crate::support::tool_present(
-        support.is_available(),
-        "TAMGA_TEST_REQUIRE_GOST",
-        test,
-        &format!("GOST is unavailable ({support:?}); apt-get install libengine-gost-openssl"),
-    ) {
+    if !crate::gost::gost_ready("the_development_defaults_serve_a_gost_issuer_beside_the_rsa_one") {
         return;
     }
     use der::Decode;
@@ -318,6 +311,12 @@ fn the_development_defaults_serve_a_gost_issuer_beside_the_rsa_one() {
             crl.tbs_cert_list.issuer, signer.tbs_certificate.subject,
             "{name}"
         );
+        // Signed in NCA's GOST form by that CA's key.
+        use der::Encode;
+        tamga::gost::SignedArtefact::crl(&der)
+            .unwrap()
+            .verify_by(&signer.to_der().unwrap())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
     }
     let ready: serde_json::Value = env.server.get("/readyz").json().unwrap();
     assert_eq!(ready["status"], "ready", "{ready}");
