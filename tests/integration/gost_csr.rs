@@ -104,7 +104,8 @@ fn gost_csr_refusals_at_the_portal_name_their_code() {
 /// A server without the engine (OpenSSL's engines directory pointed elsewhere) refuses a
 /// GOST SIGN request with 503 and issues an RSA and EC pair.
 #[test]
-fn gost_csr_without_the_engine_is_gost_unavailable_and_rsa_and_ec_are_issued() {
+fn gost_csr_without_the_engine_is_gost_unavailable_rsa_and_ec_are_issued_and_readiness_is_degraded()
+{
     let nowhere = tempfile::tempdir().unwrap();
     let engines = nowhere.path().join("no-engines-here");
     let env = Env::sqlite_with(&[("OPENSSL_ENGINES", engines.to_str().unwrap())]);
@@ -124,4 +125,14 @@ fn gost_csr_without_the_engine_is_gost_unavailable_and_rsa_and_ec_are_issued() {
         &body(&auth, &sign, None),
     );
     assert_eq!(status, 201, "{created}");
+    // The server is ready for RSA and EC, and says its GOST issuer is not loaded: a degraded
+    // check, still 200.
+    let ready = env.server.get("/readyz");
+    assert_eq!(ready.status(), 200);
+    let ready: serde_json::Value = ready.json().unwrap();
+    assert_eq!(ready["checks"]["issuers"]["nca_rsa_dev"], "ok", "{ready}");
+    assert_eq!(
+        ready["checks"]["issuers"]["nca_gost_dev"], "degraded",
+        "{ready}"
+    );
 }
