@@ -55,19 +55,10 @@ pub(super) fn ca_init(config: &ValidConfig, args: &CaInit) -> Result<(), Failure
     };
     let hierarchy = load_hierarchy(config)?;
     // The further issuers (`[[ca.issuers]]`), loaded as `serve` loads them.
-    let mut further = Vec::new();
-    for view in cfg.ca.per_issuer().iter().skip(1) {
-        if crate::ca::issuers::skipped(view, false) {
-            continue;
-        }
-        let h = Hierarchy::load(view, cfg.mode).map_err(|e| {
-            Failure::Internal(anyhow::anyhow!(
-                "loading the hierarchy of {}: {e}",
-                view.issuer_id
-            ))
-        })?;
-        further.push(h);
-    }
+    let further: Vec<Hierarchy> = further_hierarchies(config)?
+        .into_iter()
+        .map(|(_, h)| h)
+        .collect();
     match Store::open(config.database(), &cfg.database) {
         Ok(store) => {
             // One actor for every entry (and at most one warning without $USER/$LOGNAME).
@@ -358,18 +349,9 @@ pub(super) fn ca_show(config: &ValidConfig, json: bool) -> Result<(), Failure> {
     let described = describe_hierarchy(&hierarchy, &files, cfg.mode);
     // The further issuers (`[[ca.issuers]]`) that are loaded here, each with its root.
     let mut further = Vec::new();
-    for view in cfg.ca.per_issuer().iter().skip(1) {
-        if crate::ca::issuers::skipped(view, false) {
-            continue;
-        }
-        let h = Hierarchy::load(view, cfg.mode).map_err(|e| {
-            Failure::Internal(anyhow::anyhow!(
-                "loading the hierarchy of {}: {e}",
-                view.issuer_id
-            ))
-        })?;
-        let described = describe_hierarchy(&h, &HierarchyFiles::for_config(view), cfg.mode);
-        further.push((view.issuer_id.clone(), view.root_id.clone(), described));
+    for (view, h) in further_hierarchies(config)? {
+        let described = describe_hierarchy(&h, &HierarchyFiles::for_config(&view), cfg.mode);
+        further.push((view.issuer_id, view.root_id, described));
     }
     if json {
         let mut doc: serde_json::Map<String, serde_json::Value> = described
@@ -476,4 +458,26 @@ pub(super) fn print_described(
         }
     }
     Ok(())
+}
+
+/// The further issuers (`[[ca.issuers]]`) this machine can load, each with its view of
+/// `[ca]`, loaded as `serve` loads them: a GOST one is left out without the engine.
+fn further_hierarchies(
+    config: &ValidConfig,
+) -> Result<Vec<(crate::config::CaConfig, Hierarchy)>, Failure> {
+    let cfg = config.get();
+    let mut loaded = Vec::new();
+    for view in cfg.ca.per_issuer().into_iter().skip(1) {
+        if crate::ca::issuers::skipped(&view, false) {
+            continue;
+        }
+        let h = Hierarchy::load(&view, cfg.mode).map_err(|e| {
+            Failure::Internal(anyhow::anyhow!(
+                "loading the hierarchy of {}: {e}",
+                view.issuer_id
+            ))
+        })?;
+        loaded.push((view, h));
+    }
+    Ok(loaded)
 }

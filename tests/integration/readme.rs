@@ -61,21 +61,7 @@ fn the_readme_walkthrough_works_as_written() {
     );
     let dir = tempfile::tempdir().unwrap();
     let server = readme_server(dir.path());
-    let enroll = tamga_bin().with_file_name("tamga-enroll");
-    let script = blocks[1..]
-        .join("\n")
-        .replace(
-            "cargo run -q --bin tamga-enroll --",
-            &enroll.display().to_string(),
-        )
-        .replace(
-            "cargo run -q --bin tamga --",
-            &tamga_bin().display().to_string(),
-        );
-    assert!(
-        !script.contains("cargo "),
-        "every command is runnable here: {script}"
-    );
+    let script = runnable(&blocks[1..]);
     // The address the walkthrough gives `tamga-enroll --email`.
     let email = script
         .split("--email ")
@@ -85,17 +71,7 @@ fn the_readme_walkthrough_works_as_written() {
         .to_owned();
     let mut runs = Vec::new();
     for run in 1..=2 {
-        let mut bash = Command::new("bash");
-        // As a reader runs it: OpenSSL configured by the binaries themselves.
-        bash.current_dir(dir.path())
-            .args(["-euo", "pipefail", "-c", &script])
-            .env_remove("OPENSSL_CONF");
-        for (key, _) in std::env::vars() {
-            if key.starts_with("TAMGA_") {
-                bash.env_remove(key);
-            }
-        }
-        let out = bash.output().unwrap();
+        let out = run_script(dir.path(), &script);
         let shown = text(&out);
         // Each run leaves one AUTH and one SIGN container, its own.
         let containers = p12s(&dir.path().join("keys"));
@@ -161,6 +137,44 @@ fn the_readme_walkthrough_works_as_written() {
             if is_dir { "/" } else { "" }
         );
     }
+}
+
+/// The README's `blocks` as one script, with `cargo run -q --bin X --` replaced by the
+/// binaries this test run built; every command in it runnable here.
+fn runnable(blocks: &[String]) -> String {
+    let script = blocks
+        .join("\n")
+        .replace(
+            "cargo run -q --bin tamga-enroll --",
+            &tamga_bin()
+                .with_file_name("tamga-enroll")
+                .display()
+                .to_string(),
+        )
+        .replace(
+            "cargo run -q --bin tamga --",
+            &tamga_bin().display().to_string(),
+        );
+    assert!(
+        !script.contains("cargo "),
+        "every command is runnable here: {script}"
+    );
+    script
+}
+
+/// `script` run by bash in `dir` as a reader runs it: without the caller's `TAMGA_*`
+/// variables, and with OpenSSL configured by the binaries themselves.
+fn run_script(dir: &Path, script: &str) -> std::process::Output {
+    let mut bash = Command::new("bash");
+    bash.current_dir(dir)
+        .args(["-euo", "pipefail", "-c", script])
+        .env_remove("OPENSSL_CONF");
+    for (key, _) in std::env::vars() {
+        if key.starts_with("TAMGA_") {
+            bash.env_remove(key);
+        }
+    }
+    bash.output().unwrap()
 }
 
 /// `tamga serve` as the README starts it: in `dir` holding a copy of the repository's
@@ -442,33 +456,7 @@ fn the_readme_gost_walkthrough_works_as_written() {
     )
     .unwrap();
     let server = readme_server(dir.path());
-    let script = blocks
-        .join("\n")
-        .replace(
-            "cargo run -q --bin tamga-enroll --",
-            &tamga_bin()
-                .with_file_name("tamga-enroll")
-                .display()
-                .to_string(),
-        )
-        .replace(
-            "cargo run -q --bin tamga --",
-            &tamga_bin().display().to_string(),
-        );
-    assert!(
-        !script.contains("cargo "),
-        "every command is runnable here: {script}"
-    );
-    let mut bash = Command::new("bash");
-    bash.current_dir(dir.path())
-        .args(["-euo", "pipefail", "-c", &script])
-        .env_remove("OPENSSL_CONF");
-    for (key, _) in std::env::vars() {
-        if key.starts_with("TAMGA_") {
-            bash.env_remove(key);
-        }
-    }
-    let out = bash.output().unwrap();
+    let out = run_script(dir.path(), &runnable(&blocks));
     drop(server);
     let shown = text(&out);
     assert!(out.status.success(), "the walkthrough failed:\n{shown}");
